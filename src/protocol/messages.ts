@@ -1,0 +1,60 @@
+/**
+ * The peer protocol's messages as plain data. `codec.ts` turns them into lib0-encoded frames and
+ * back; `PROTOCOL.md` documents every byte. Every frame starts with the protocol version.
+ */
+import type { Slot } from '../crdt/g-counter.js';
+import type { SeqRange } from '../crdt/version-vector.js';
+import type { PageName, ReplicaId } from '../ids.js';
+
+export const PROTOCOL_VERSION = 1;
+/** Largest frame accepted or sent, in bytes. Sync answers are chunked below it. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+export const NONCE_BYTES = 16;
+export const PROOF_BYTES = 32;
+export const MAX_CLUSTER_NAME_BYTES = 128;
+export const MAX_NODE_NAME_BYTES = 256;
+export const MAX_REASON_BYTES = 512;
+
+export type RejectCode =
+  | 'protocol_version' // the peer speaks another protocol version
+  | 'cluster' // another cluster name
+  | 'auth' // the HMAC proof of CLUSTER_SECRET did not match
+  | 'self' // the peer is this very node
+  | 'duplicate' // a connection between these two nodes already exists
+  | 'bad_frame' // a frame failed validation
+  | 'shutting_down';
+
+/** A slot of the replica named by the enclosing message. */
+export interface ReplicaSlot {
+  readonly page: PageName;
+  readonly count: number;
+  readonly seq: number;
+}
+
+export type Message =
+  /** First frame on both sides: who I am, and a challenge for the peer. */
+  | {
+      readonly type: 'hello';
+      readonly cluster: string;
+      readonly replica: ReplicaId;
+      readonly node: string;
+      readonly nonce: Uint8Array;
+    }
+  /** HMAC-SHA256 over the peer's challenge, proving knowledge of CLUSTER_SECRET. */
+  | { readonly type: 'auth'; readonly proof: Uint8Array }
+  /** The connection is refused; the sender closes the socket after it. */
+  | { readonly type: 'reject'; readonly code: RejectCode; readonly reason: string }
+  /** The sender's version vector: the receiver answers with what the sender lacks. */
+  | { readonly type: 'vv'; readonly vv: ReadonlyMap<ReplicaId, number> }
+  /** One chunk of a sync answer (any replicas). Safe to merge on its own; advances nothing. */
+  | { readonly type: 'slots'; readonly round: number; readonly index: number; readonly slots: readonly Slot[] }
+  /** End of a sync answer: `chunks` chunks were sent; once all are merged, `ranges` are covered. */
+  | { readonly type: 'covered'; readonly round: number; readonly chunks: number; readonly ranges: readonly SeqRange[] }
+  /** A live delta: every slot the replica raised in `range`, self-contained. */
+  | { readonly type: 'delta'; readonly range: SeqRange; readonly slots: readonly ReplicaSlot[] }
+  /** A y-protocols awareness update (node presence), relayed across the cluster. */
+  | { readonly type: 'awareness'; readonly update: Uint8Array }
+  | { readonly type: 'ping'; readonly id: number }
+  | { readonly type: 'pong'; readonly id: number };
+
+export type MessageType = Message['type'];

@@ -1,0 +1,113 @@
+/**
+ * The store: one replica's G-Counter state, its version vector and its identity. Implemented by
+ * `SqliteStore` (the real one) and `MemoryStore` (its twin for fast tests of what sits above);
+ * both pass `test/store/store-contract.ts`.
+ */
+import type { Slot } from '../crdt/g-counter.js';
+import type { SeqRange, VersionVector } from '../crdt/version-vector.js';
+import type { PageName, ReplicaId } from '../ids.js';
+
+export interface Increment {
+  readonly page: PageName;
+  /** A positive safe integer. */
+  readonly by: number;
+}
+
+export interface PageCount {
+  readonly page: PageName;
+  readonly count: number;
+}
+
+/** How the replica id was chosen when the store opened. */
+export interface IdentityInfo {
+  readonly replicaId: ReplicaId;
+  /** `created`: a new database; `kept`: same identity as last run; `minted`: new id after possible data loss. */
+  readonly outcome: 'created' | 'kept' | 'minted';
+  /** Human-readable reason when minted (e.g. "identity file missing"). */
+  readonly reason?: string;
+  /** The id this replica had before, when minted. */
+  readonly previous?: ReplicaId;
+  readonly epoch: number;
+}
+
+/** One local commit (or several coalesced): the slots this replica raised in seqs `(after, upTo]`. */
+export interface Delta {
+  readonly range: SeqRange;
+  /** Every slot of `range.replica` raised in the range, with its value as of `range.upTo`. */
+  readonly slots: readonly Slot[];
+}
+
+export interface MergeResult {
+  /** Pages whose total went up, with the new totals. */
+  readonly changed: readonly PageCount[];
+  /** Ranges that advanced the version vector. */
+  readonly advanced: readonly SeqRange[];
+  /** Set when the merge proved this replica went back in time and a new id was minted. */
+  readonly identityChanged?: IdentityInfo;
+}
+
+/** Where to continue reading one replica's slots: after `seq`, or after `(seq, page)`. */
+export interface SlotCursor {
+  readonly seq: number;
+  readonly page?: PageName;
+}
+
+export interface StoreStats {
+  readonly pages: number;
+  readonly slots: number;
+  readonly replicas: number;
+  /** Bytes of the database on disk (0 for the memory twin). */
+  readonly bytes: number;
+}
+
+export interface Store {
+  /** The current replica id: changes only when the store proves it went back in time. */
+  readonly replicaId: ReplicaId;
+  readonly identity: IdentityInfo;
+
+  /**
+   * Counts the increments as one all-or-nothing unit. Units arriving while a commit is pending
+   * are committed together in one transaction under one seq (group commit). Resolves after the
+   * commit with each increment's page total (in input order, a page listed twice gets its final
+   * total twice). Rejects with AppError `counter_overflow` (nothing counted) when a slot or a
+   * page total would pass Number.MAX_SAFE_INTEGER, and `shutting_down` after close().
+   */
+  increment(increments: readonly Increment[]): Promise<PageCount[]>;
+
+  /** The page's total (0 for an unknown page). */
+  count(page: PageName): number;
+  /** Pages in name order (byte order of UTF-8), after `after`, at most `limit`. */
+  listPages(options: { after?: PageName; limit: number }): PageCount[];
+  /** Per replica, how much of its slots this page holds: `{replica → count}` (for per-node breakdown). */
+  pageSlots(page: PageName): Slot[];
+
+  /** The highest seq this replica has committed. Equals `versionVector().get(replicaId) ?? 0`. */
+  localSeq(): number;
+  versionVector(): VersionVector;
+  /** Slots of `replica` after the cursor, ordered by (seq, page), at most `limit`. */
+  slotsAfter(replica: ReplicaId, cursor: SlotCursor, limit: number): Slot[];
+
+  /**
+   * One bounded transaction: max-merges `slots`, then advances the version vector over each of
+   * `ranges` that starts at or below its entry. The caller passes a range only once every slot
+   * of it has been merged (in this call or an earlier one). Slots or ranges of this replica's own
+   * id beyond its local seq prove it went back in time: a new id is minted in the same
+   * transaction (`identityChanged`).
+   */
+  merge(slots: readonly Slot[], ranges: readonly SeqRange[]): MergeResult;
+
+  /** Mints a new replica id now (a peer proved this one went back in time). */
+  rotateIdentity(reason: string): IdentityInfo;
+
+  /** Digest of all counts: equal on nodes that have converged. */
+  digest(): string;
+  stats(): StoreStats;
+
+  /** Called after each local commit with what it raised. Returns an unsubscribe function. */
+  onCommit(listener: (delta: Delta) => void): () => void;
+  /** Called after any commit (local or merge) that raised page totals. */
+  onChange(listener: (changed: readonly PageCount[], origin: 'local' | 'merge') => void): () => void;
+
+  /** Commits what is queued, then closes. Idempotent. */
+  close(): Promise<void>;
+}
