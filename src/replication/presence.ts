@@ -1,0 +1,92 @@
+/**
+ * Node presence over y-protocols awareness. Each node owns one awareness client whose state
+ * describes it; updates are relayed to every session except the one they came from, so a node
+ * sees members it has no direct connection to. Awareness drops a state that was not renewed for
+ * 30 s (it renews its own every 15 s), and a node that stops announces its removal.
+ * Remote states are untrusted JSON: `members()` returns only well-formed ones.
+ */
+import * as awarenessProtocol from 'y-protocols/awareness';
+import * as Y from 'yjs';
+
+export interface NodePresence {
+  readonly name: string;
+  readonly replicaId: string;
+  readonly address?: string;
+  readonly region?: string;
+  readonly version: string;
+  readonly startedAt: number;
+}
+
+export interface Member extends NodePresence {
+  readonly clientId: number;
+  readonly local: boolean;
+}
+
+type AwarenessChange = { added: number[]; updated: number[]; removed: number[] };
+
+export class Presence {
+  private readonly doc = new Y.Doc();
+  private readonly awareness = new awarenessProtocol.Awareness(this.doc);
+  private destroyed = false;
+
+  /** `broadcast(update, origin)` must send the update to every session except `origin`. */
+  constructor(
+    local: NodePresence,
+    private readonly broadcast: (update: Uint8Array, origin: unknown) => void,
+  ) {
+    this.awareness.on('update', (change: AwarenessChange, origin: unknown) => {
+      const clients = [...change.added, ...change.updated, ...change.removed];
+      if (clients.length === 0 || this.destroyed) return;
+      this.broadcast(awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients), origin);
+    });
+    this.awareness.setLocalState({ ...local });
+  }
+
+  /** Applies an update from a peer; throws on a malformed one (the caller drops that peer). */
+  applyRemote(update: Uint8Array, origin: unknown): void {
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, origin);
+  }
+
+  /** Every known state, for a session that just opened. */
+  fullUpdate(): Uint8Array {
+    return awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()]);
+  }
+
+  updateLocal(fields: Partial<NodePresence>): void {
+    const current = this.awareness.getLocalState() ?? {};
+    this.awareness.setLocalState({ ...current, ...fields });
+  }
+
+  members(): Member[] {
+    const out: Member[] = [];
+    for (const [clientId, state] of this.awareness.getStates()) {
+      const member = parseMember(state);
+      if (member !== undefined) out.push({ ...member, clientId, local: clientId === this.awareness.clientID });
+    }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.clientId - b.clientId));
+  }
+
+  /** Announces this node's departure to its peers, then releases the awareness timer. Idempotent. */
+  destroy(): void {
+    if (this.destroyed) return;
+    awarenessProtocol.removeAwarenessStates(this.awareness, [this.awareness.clientID], 'local');
+    this.destroyed = true;
+    this.awareness.destroy();
+    this.doc.destroy();
+  }
+}
+
+function parseMember(state: unknown): NodePresence | undefined {
+  if (typeof state !== 'object' || state === null) return undefined;
+  const s = state as Record<string, unknown>;
+  if (typeof s.name !== 'string' || typeof s.replicaId !== 'string' || typeof s.version !== 'string') return undefined;
+  if (typeof s.startedAt !== 'number' || !Number.isFinite(s.startedAt)) return undefined;
+  return {
+    name: s.name.slice(0, 256),
+    replicaId: s.replicaId.slice(0, 64),
+    version: s.version.slice(0, 64),
+    startedAt: s.startedAt,
+    ...(typeof s.address === 'string' ? { address: s.address.slice(0, 300) } : {}),
+    ...(typeof s.region === 'string' ? { region: s.region.slice(0, 64) } : {}),
+  };
+}
