@@ -13,7 +13,8 @@ export class CombinedDiscovery implements Discovery {
     this.parts = [...parts];
   }
 
-  async resolve(options?: ResolveOptions): Promise<PeerAddress[]> {
+  async resolve(options: ResolveOptions = {}): Promise<PeerAddress[]> {
+    options.signal?.throwIfAborted();
     const answers = await Promise.all(this.parts.map((part) => part.resolve(options)));
     return uniqueSorted(answers.flat());
   }

@@ -2,7 +2,7 @@
  * The in-memory twin of DNS discovery, for tests of what sits above it: the answer (or the
  * failure) is set by hand and can change between resolutions.
  */
-import type { Discovery } from './discovery.js';
+import type { Discovery, ResolveOptions } from './discovery.js';
 import { uniqueSorted, type PeerAddress } from './peer-address.js';
 
 export class MemoryDiscovery implements Discovery {
@@ -26,8 +26,9 @@ export class MemoryDiscovery implements Discovery {
     this.failure = error;
   }
 
-  resolve(): Promise<PeerAddress[]> {
+  resolve(options: ResolveOptions = {}): Promise<PeerAddress[]> {
     this.resolutions += 1;
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return Promise.resolve([...this.peers]);
   }

@@ -4,7 +4,7 @@
  * reached.
  */
 import { AppError } from '../errors.js';
-import type { Discovery } from './discovery.js';
+import type { Discovery, ResolveOptions } from './discovery.js';
 import { formatPeerAddress, parsePeerAddress, uniqueSorted, type PeerAddress } from './peer-address.js';
 
 export { formatPeerAddress, parsePeerAddress, type PeerAddress, type PeerHostPort } from './peer-address.js';
@@ -34,7 +34,8 @@ export class StaticDiscovery implements Discovery {
     this.peers = result.peers;
   }
 
-  resolve(): Promise<PeerAddress[]> {
+  resolve(options: ResolveOptions = {}): Promise<PeerAddress[]> {
+    if (options.signal?.aborted) return Promise.reject(options.signal.reason);
     return Promise.resolve([...this.peers]);
   }
 }

@@ -1,3 +1,5 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CombinedDiscovery } from '../../src/discovery/combined-discovery.js';
 import { DiscoveryLoop, type Discovery, type LoopTimers } from '../../src/discovery/discovery.js';
@@ -204,6 +206,24 @@ describe('DiscoveryLoop', () => {
     expect(seenSignal?.aborted).toBe(true);
     expect(calls).toEqual([]);
     expect(log.warnings()).toEqual([]);
+  });
+
+  it('accepts a pino logger as its log', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const discovery = new MemoryDiscovery();
+    discovery.fail(Object.assign(new Error('queryA ECONNREFUSED app'), { code: 'ECONNREFUSED' }));
+    const loop = new DiscoveryLoop({ discovery, intervalMs: 0, onPeers: () => undefined, log: pino(sink) });
+    loops.push(loop);
+    await loop.tick();
+    await loop.tick();
+    await eventually(() => expect(lines).toHaveLength(1));
+    expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({ level: 40, msg: 'peer discovery failed; keeping the previous peer list' });
   });
 
   it('refuses a negative or fractional interval', () => {
