@@ -1,0 +1,349 @@
+import fc from 'fast-check';
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
+import { describe, expect, it } from 'vitest';
+import type { PageName, ReplicaId } from '../../src/ids.js';
+import { decodeFrame, encodeMessage, MESSAGE_TAGS, ProtocolError, REJECT_CODES } from '../../src/protocol/codec.js';
+import { MAX_FRAME_BYTES, NONCE_BYTES, PROOF_BYTES, PROTOCOL_VERSION, type Message } from '../../src/protocol/messages.js';
+import { messageArb, messageArbs } from './arbitraries.js';
+
+const R1 = '0123456789abcdef0123456789abcdef' as ReplicaId;
+const R2 = 'fedcba9876543210fedcba9876543210' as ReplicaId;
+const page = (name: string) => name as PageName;
+
+// Raw frame building, for frames encodeMessage refuses to produce.
+type Part = { uint: number } | { bytes: Uint8Array } | { text: string } | { raw: number[] };
+const u = (value: number): Part => ({ uint: value });
+const b = (bytes: Uint8Array | number[]): Part => ({ bytes: Uint8Array.from(bytes) });
+const t = (text: string): Part => ({ text });
+const raw = (...bytes: number[]): Part => ({ raw: bytes });
+const rid = (hex: string = R1): Part => b(Buffer.from(hex, 'hex'));
+
+function frame(...parts: Part[]): Uint8Array {
+  const encoder = encoding.createEncoder();
+  for (const part of parts) {
+    if ('uint' in part) encoding.writeVarUint(encoder, part.uint);
+    else if ('bytes' in part) encoding.writeVarUint8Array(encoder, part.bytes);
+    else if ('text' in part) encoding.writeVarUint8Array(encoder, new TextEncoder().encode(part.text));
+    else for (const byte of part.raw) encoding.writeUint8(encoder, byte);
+  }
+  return encoding.toUint8Array(encoder);
+}
+
+const v1 = (tag: keyof typeof MESSAGE_TAGS, ...parts: Part[]) => frame(u(PROTOCOL_VERSION), u(MESSAGE_TAGS[tag]), ...parts);
+
+function decodeError(bytes: Uint8Array): ProtocolError {
+  try {
+    decodeFrame(bytes);
+  } catch (error) {
+    if (error instanceof ProtocolError) return error;
+    throw new Error(`decodeFrame threw something other than ProtocolError: ${String(error)}`, { cause: error });
+  }
+  throw new Error('decodeFrame accepted the frame');
+}
+
+function expectBadFrame(bytes: Uint8Array, pattern?: RegExp): void {
+  const error = decodeError(bytes);
+  expect(error.code).toBe('bad_frame');
+  if (pattern !== undefined) expect(error.message).toMatch(pattern);
+}
+
+function awareness(...entries: Part[][]): Uint8Array {
+  return frame(u(entries.length), ...entries.flat());
+}
+
+describe('round trip', () => {
+  for (const [type, arbitrary] of Object.entries(messageArbs)) {
+    it(`${type}: decode(encode(m)) equals m, and encoding is canonical`, () => {
+      fc.assert(
+        fc.property(arbitrary as fc.Arbitrary<Message>, (message) => {
+          const bytes = encodeMessage(message);
+          const decoded = decodeFrame(bytes);
+          expect(decoded).toEqual(message);
+          expect(encodeMessage(decoded)).toEqual(bytes);
+        }),
+        { numRuns: 200 },
+      );
+    });
+  }
+
+  it('starts every frame with the protocol version and the type tag', () => {
+    fc.assert(
+      fc.property(messageArb, (message) => {
+        const bytes = encodeMessage(message);
+        expect(bytes[0]).toBe(PROTOCOL_VERSION);
+        expect(bytes[1]).toBe(MESSAGE_TAGS[message.type]);
+      }),
+    );
+  });
+
+  it('carries 2^53-1, the largest safe integer, in a varUint of 8 bytes', () => {
+    const max = Number.MAX_SAFE_INTEGER;
+    const bytes = encodeMessage({ type: 'ping', id: max });
+    expect(bytes.byteLength).toBe(2 + 8);
+    expect(decodeFrame(bytes)).toEqual({ type: 'ping', id: max });
+    const delta: Message = { type: 'delta', range: { replica: R1, after: max - 1, upTo: max }, slots: [{ page: page('p'), count: max, seq: max }] };
+    expect(decodeFrame(encodeMessage(delta))).toEqual(delta);
+  });
+
+  it('decoded byte fields do not alias the frame', () => {
+    const nonce = new Uint8Array(NONCE_BYTES).fill(7);
+    const bytes = encodeMessage({ type: 'hello', cluster: 'c', replica: R1, node: 'n', nonce });
+    const decoded = decodeFrame(bytes) as Extract<Message, { type: 'hello' }>;
+    bytes.fill(0);
+    expect(decoded.nonce).toEqual(nonce);
+  });
+
+  it('keeps a leading byte-order mark in a page name', () => {
+    const delta: Message = { type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: page('\ufeffx'), count: 1, seq: 1 }] };
+    expect(decodeFrame(encodeMessage(delta))).toEqual(delta);
+  });
+});
+
+describe('lib0 varUint, and why the codec reads varUints itself', () => {
+  it('lib0 turns a long run of continuation bytes into a non-safe number instead of throwing', () => {
+    const bytes = Uint8Array.from([...new Array(200).fill(0x80), 0x01]);
+    const value = decoding.readVarUint(decoding.createDecoder(bytes));
+    expect(Number.isSafeInteger(value)).toBe(false);
+  });
+
+  it('lib0 accepts an overlong encoding of 0', () => {
+    expect(decoding.readVarUint(decoding.createDecoder(Uint8Array.from([0x80, 0x00])))).toBe(0);
+  });
+
+  it('lib0 reads one byte past the end as undefined, and many as a plain Error', () => {
+    const decoder = decoding.createDecoder(Uint8Array.from([1, 2]));
+    expect(() => decoding.readUint8Array(decoder, 10)).toThrow(/Unexpected end of array/);
+    decoding.readUint8Array(decoder, 2);
+    expect(decoding.readUint8(decoder)).toBeUndefined();
+  });
+
+  it('the codec refuses 2^53, over-long, too-long and unterminated varUints', () => {
+    // 2^53 = 0x20000000000000: seven 0x80 groups then 0x10.
+    expectBadFrame(v1('ping', raw(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x10)), /2\^53/);
+    expectBadFrame(v1('ping', raw(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f)), /2\^53/);
+    expectBadFrame(v1('ping', raw(0x81, 0x00)), /overlong/);
+    expectBadFrame(v1('ping', raw(0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01)), /longer than 8 bytes/);
+    expectBadFrame(v1('ping', raw(0x80)), /ends inside/);
+    expectBadFrame(frame(raw(...new Array(200).fill(0x80), 0x01)), /longer than 8 bytes/);
+  });
+});
+
+describe('framing', () => {
+  it('refuses an empty frame, an unknown tag and trailing bytes', () => {
+    expectBadFrame(new Uint8Array(0), /empty/);
+    expectBadFrame(frame(u(PROTOCOL_VERSION), u(10)), /unknown message type 10/);
+    expectBadFrame(frame(u(PROTOCOL_VERSION), u(2 ** 40)), /unknown message type/);
+    expectBadFrame(v1('ping', u(1), raw(0)), /trailing/);
+  });
+
+  it('reads the version of a frame of another version and throws protocol_version', () => {
+    for (const version of [0, 2, 300, 2 ** 40]) {
+      const error = decodeError(frame(u(version), u(MESSAGE_TAGS.ping), u(1)));
+      expect(error.code).toBe('protocol_version');
+      expect(error.version).toBe(version);
+      expect(error.message).toContain(String(version));
+    }
+    // Even when the rest is garbage in this version's terms.
+    expect(decodeError(frame(u(2), raw(0xff, 0xff))).code).toBe('protocol_version');
+  });
+
+  it('refuses frames larger than MAX_FRAME_BYTES before reading them', () => {
+    const big = new Uint8Array(MAX_FRAME_BYTES + 1);
+    big.set(encodeMessage({ type: 'ping', id: 1 }));
+    expectBadFrame(big, /at most/);
+  });
+
+  it('refuses to encode a message larger than MAX_FRAME_BYTES', () => {
+    const slots = Array.from({ length: 5000 }, (_, i) => ({ page: page(`${i}`.padEnd(250, 'x')), count: 1, seq: 1 }));
+    expect(() => encodeMessage({ type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots })).toThrow(ProtocolError);
+  });
+
+  it('every truncation of a valid frame is a bad frame', () => {
+    fc.assert(
+      fc.property(messageArb, (message) => {
+        const bytes = encodeMessage(message);
+        for (let length = 0; length < bytes.byteLength; length++) expectBadFrame(bytes.subarray(0, length));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('a valid frame with any byte appended is a bad frame', () => {
+    fc.assert(
+      fc.property(messageArb, fc.integer({ min: 0, max: 255 }), (message, extra) => {
+        const bytes = encodeMessage(message);
+        expectBadFrame(Uint8Array.from([...bytes, extra]));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('arbitrary bytes decode to a valid message or throw ProtocolError, nothing else', () => {
+    const isValid = (message: Message) => expect(encodeMessage(message)).toBeInstanceOf(Uint8Array);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        try {
+          isValid(decodeFrame(bytes));
+        } catch (error) {
+          expect(error).toBeInstanceOf(ProtocolError);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    // Version and tag right, payload random: reaches every message decoder.
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 9 }), fc.uint8Array({ maxLength: 300 }), (tag, payload) => {
+        try {
+          isValid(decodeFrame(Uint8Array.from([PROTOCOL_VERSION, tag, ...payload])));
+        } catch (error) {
+          expect(error).toBeInstanceOf(ProtocolError);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it('mutated valid frames decode to a valid message or throw ProtocolError', () => {
+    fc.assert(
+      fc.property(messageArb, fc.nat(), fc.integer({ min: 0, max: 255 }), (message, at, byte) => {
+        const bytes = encodeMessage(message);
+        bytes[at % bytes.byteLength] = byte;
+        try {
+          expect(encodeMessage(decodeFrame(bytes))).toEqual(bytes);
+        } catch (error) {
+          expect(error).toBeInstanceOf(ProtocolError);
+        }
+      }),
+      { numRuns: Number(process.env.MUTATION_RUNS ?? 2000) },
+    );
+  });
+});
+
+describe('field validation', () => {
+  const nonce = new Array(NONCE_BYTES).fill(1);
+  const proof = new Array(PROOF_BYTES).fill(2);
+
+  it('hello: replica ids of exactly 16 bytes, nonce of NONCE_BYTES, names within limits and valid UTF-8', () => {
+    expect(decodeFrame(v1('hello', t('c'), rid(), t('n'), b(nonce))).type).toBe('hello');
+    expectBadFrame(v1('hello', t('c'), b(new Array(15).fill(1)), t('n'), b(nonce)), /replica/);
+    expectBadFrame(v1('hello', t('c'), b(new Array(17).fill(1)), t('n'), b(nonce)), /replica/);
+    expectBadFrame(v1('hello', t('c'), rid(), t('n'), b(nonce.slice(1))), /nonce/);
+    expectBadFrame(v1('hello', t('c'), rid(), t('n'), b([...nonce, 1])), /nonce/);
+    expectBadFrame(v1('hello', t('c'.repeat(129)), rid(), t('n'), b(nonce)), /cluster name is 129 bytes/);
+    expectBadFrame(v1('hello', t('c'), rid(), t('n'.repeat(257)), b(nonce)), /node name is 257 bytes/);
+    expectBadFrame(v1('hello', b([0xc3, 0x28]), rid(), t('n'), b(nonce)), /cluster name is not valid UTF-8/);
+    expectBadFrame(v1('hello', t('c'), rid(), b([0xed, 0xa0, 0x80]), b(nonce)), /node name is not valid UTF-8/);
+  });
+
+  it('auth: proof of PROOF_BYTES', () => {
+    expect(decodeFrame(v1('auth', b(proof))).type).toBe('auth');
+    expectBadFrame(v1('auth', b(proof.slice(1))), /proof/);
+    expectBadFrame(v1('auth', b([...proof, 0])), /proof/);
+  });
+
+  it('reject: known codes only, reason within its limit', () => {
+    expect(decodeFrame(v1('reject', u(REJECT_CODES.indexOf('auth')), t('no')))).toEqual({ type: 'reject', code: 'auth', reason: 'no' });
+    expectBadFrame(v1('reject', u(REJECT_CODES.length), t('x')), /unknown reject code/);
+    expectBadFrame(v1('reject', u(0), t('r'.repeat(513))), /reject reason is 513 bytes/);
+  });
+
+  it('vv: no duplicate replicas, seqs ≥ 1, sane counts', () => {
+    expect(decodeFrame(v1('vv', u(2), rid(R1), u(3), rid(R2), u(4)))).toEqual({ type: 'vv', vv: new Map([[R1, 3], [R2, 4]]) });
+    expectBadFrame(v1('vv', u(2), rid(R1), u(3), rid(R1), u(4)), /twice/);
+    expectBadFrame(v1('vv', u(1), rid(R1), u(0)), /seq/);
+    expectBadFrame(v1('vv', u(2 ** 40), rid(R1), u(3)), /does not fit/);
+    expectBadFrame(v1('vv', u(Number.MAX_SAFE_INTEGER), rid(R1), u(3)), /does not fit/);
+  });
+
+  it('slots: u32 round and index, table indexes in range, no duplicate table entries, count and seq ≥ 1', () => {
+    const ok = v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(9));
+    expect(decodeFrame(ok)).toEqual({ type: 'slots', round: 1, index: 0, slots: [{ page: 'p', replica: R1, count: 5, seq: 9 }] });
+    expectBadFrame(v1('slots', u(2 ** 32), u(0), u(0), u(0)), /round/);
+    expectBadFrame(v1('slots', u(0), u(2 ** 32), u(0), u(0)), /chunk index/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(1), u(5), u(9)), /outside the table/);
+    expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R1), u(0)), /twice/);
+    expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R2), u(1), t('p'), u(1), u(5), u(9)), /skips table entry 0/);
+    expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R2), u(1), t('p'), u(0), u(5), u(9)), /unused/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(0), u(9)), /count/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(0)), /seq/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1000), t('p'), u(0), u(5), u(9)), /does not fit/);
+  });
+
+  it('page names: 1–256 bytes of strict UTF-8 without control characters', () => {
+    const withPage = (name: Part) => v1('slots', u(1), u(0), u(1), rid(R1), u(1), name, u(0), u(5), u(9));
+    expect(decodeFrame(withPage(t('é'.repeat(128))))).toMatchObject({ type: 'slots' });
+    expectBadFrame(withPage(t('')), /empty/);
+    expectBadFrame(withPage(t('a'.repeat(257))), /257 bytes/);
+    expectBadFrame(withPage(t('a\nb')), /control/);
+    expectBadFrame(withPage(t('a\u0085b')), /control/);
+    expectBadFrame(withPage(b([0x61, 0xff])), /UTF-8/);
+    expectBadFrame(withPage(b([0xc0, 0xaf])), /UTF-8/); // overlong '/'
+    expectBadFrame(withPage(b([0xed, 0xa0, 0x80])), /UTF-8/); // encoded surrogate
+  });
+
+  it('covered: u32 round and chunks, ranges with 0 ≤ after < upTo', () => {
+    expect(decodeFrame(v1('covered', u(3), u(0), u(1), rid(R1), u(0), u(7)))).toEqual({
+      type: 'covered',
+      round: 3,
+      chunks: 0,
+      ranges: [{ replica: R1, after: 0, upTo: 7 }],
+    });
+    expectBadFrame(v1('covered', u(2 ** 32), u(0), u(0)), /round/);
+    expectBadFrame(v1('covered', u(0), u(2 ** 32), u(0)), /chunks/);
+    expectBadFrame(v1('covered', u(0), u(1), u(1), rid(R1), u(7), u(7)), /after < upTo/);
+    expectBadFrame(v1('covered', u(0), u(1), u(1), rid(R1), u(8), u(7)), /after < upTo/);
+    expectBadFrame(v1('covered', u(0), u(1), u(1), b([1, 2, 3]), u(0), u(7)), /replica/);
+  });
+
+  it('delta: every slot seq lies in (after, upTo]', () => {
+    const delta = (after: number, upTo: number, seq: number) => v1('delta', rid(), u(after), u(upTo), u(1), t('p'), u(1), u(seq));
+    expect(decodeFrame(delta(2, 5, 3))).toMatchObject({ type: 'delta' });
+    expect(decodeFrame(delta(2, 5, 5))).toMatchObject({ type: 'delta' });
+    expectBadFrame(delta(2, 5, 2), /outside its range/);
+    expectBadFrame(delta(2, 5, 6), /outside its range/);
+    expectBadFrame(delta(5, 5, 5), /after < upTo/);
+    expectBadFrame(v1('delta', rid(), u(0), u(1), u(1), t('p'), u(0), u(1)), /count/);
+  });
+
+  it('awareness: a well-formed y-protocols update of JSON objects or null', () => {
+    const entry = (json: string | Uint8Array): Part[] => [u(1), u(2), typeof json === 'string' ? t(json) : b(json)];
+    expect(decodeFrame(v1('awareness', b(awareness(entry('{"a":1}'), entry('null')))))).toMatchObject({ type: 'awareness' });
+    expectBadFrame(v1('awareness', b(awareness(entry('{"a":')))), /not JSON/);
+    expectBadFrame(v1('awareness', b(awareness(entry('[1]')))), /object or null/);
+    expectBadFrame(v1('awareness', b(awareness(entry('5')))), /object or null/);
+    expectBadFrame(v1('awareness', b(awareness(entry(Uint8Array.from([0xff]))))), /UTF-8/);
+    expectBadFrame(v1('awareness', b([...awareness(entry('{}')), 0])), /trailing/);
+    expectBadFrame(v1('awareness', b(frame(u(2 ** 30)))), /does not fit/);
+  });
+
+  it('ping and pong ids are safe integers', () => {
+    expect(decodeFrame(v1('pong', u(0)))).toEqual({ type: 'pong', id: 0 });
+  });
+});
+
+describe('the encoder applies the same rules', () => {
+  const bad: Array<[string, unknown]> = [
+    ['negative ping id', { type: 'ping', id: -1 }],
+    ['fractional ping id', { type: 'ping', id: 1.5 }],
+    ['unsafe ping id', { type: 'ping', id: 2 ** 53 }],
+    ['short nonce', { type: 'hello', cluster: 'c', replica: R1, node: 'n', nonce: new Uint8Array(3) }],
+    ['bad replica', { type: 'hello', cluster: 'c', replica: 'R1', node: 'n', nonce: new Uint8Array(NONCE_BYTES) }],
+    ['lone surrogate', { type: 'hello', cluster: '\ud800', replica: R1, node: 'n', nonce: new Uint8Array(NONCE_BYTES) }],
+    ['long proof', { type: 'auth', proof: new Uint8Array(PROOF_BYTES + 1) }],
+    ['unknown reject code', { type: 'reject', code: 'nope', reason: '' }],
+    ['vv seq 0', { type: 'vv', vv: new Map([[R1, 0]]) }],
+    ['slot count 0', { type: 'slots', round: 0, index: 0, slots: [{ page: 'p', replica: R1, count: 0, seq: 1 }] }],
+    ['bad page', { type: 'slots', round: 0, index: 0, slots: [{ page: '', replica: R1, count: 1, seq: 1 }] }],
+    ['round 2^32', { type: 'covered', round: 2 ** 32, chunks: 0, ranges: [] }],
+    ['empty range', { type: 'covered', round: 0, chunks: 0, ranges: [{ replica: R1, after: 1, upTo: 1 }] }],
+    ['delta seq outside range', { type: 'delta', range: { replica: R1, after: 1, upTo: 2 }, slots: [{ page: 'p', count: 1, seq: 1 }] }],
+    ['awareness garbage', { type: 'awareness', update: Uint8Array.from([1, 2]) }],
+    ['unknown type', { type: 'gossip' }],
+  ];
+  for (const [name, message] of bad) {
+    it(`refuses ${name}`, () => {
+      expect(() => encodeMessage(message as Message)).toThrow(ProtocolError);
+    });
+  }
+});
