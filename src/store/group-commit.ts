@@ -1,0 +1,128 @@
+/**
+ * Group commit, shared by both stores: increments from concurrent callers are queued and
+ * committed together on the next turn of the event loop, in one transaction under one seq.
+ * `planFlush` is the pure part: it checks each unit against the running totals of the flush, so
+ * one unit that would overflow is refused alone while the others commit.
+ */
+import { AppError } from '../errors.js';
+import { pageNameProblem, type PageName } from '../ids.js';
+import type { Increment, PageCount } from './store.js';
+
+export interface PendingUnit {
+  readonly increments: readonly Increment[];
+  resolve(counts: PageCount[]): void;
+  reject(error: Error): void;
+}
+
+export interface PageAddition {
+  /** How much this flush adds to the page (and to this replica's slot of it). */
+  by: number;
+  /** The page's total after the flush. */
+  total: number;
+}
+
+export interface FlushPlan {
+  readonly accepted: PendingUnit[];
+  readonly rejected: { readonly unit: PendingUnit; readonly error: AppError }[];
+  /** Every page the accepted units raise, in first-touched order. */
+  readonly pages: Map<PageName, PageAddition>;
+}
+
+/** Why an increment cannot be counted at all (bad input), or undefined. */
+function incrementProblem(increment: Increment): AppError | undefined {
+  const { page, by } = increment;
+  if (!Number.isSafeInteger(by) || by < 1) return new AppError('bad_increment', `increment of page ${JSON.stringify(page)} must be a positive integer, got ${String(by)}`);
+  const problem = pageNameProblem(page);
+  if (problem !== undefined) return new AppError('bad_page_name', problem);
+  return undefined;
+}
+
+/**
+ * Decides which units of a flush commit. A unit is all-or-nothing: it is refused when any of its
+ * pages' totals would pass Number.MAX_SAFE_INTEGER, counting what earlier units of the same
+ * flush added. A slot never exceeds its page's total, so checking totals covers the slots too.
+ */
+export function planFlush(units: readonly PendingUnit[], currentTotal: (page: PageName) => number): FlushPlan {
+  const pages = new Map<PageName, PageAddition>();
+  const accepted: PendingUnit[] = [];
+  const rejected: { unit: PendingUnit; error: AppError }[] = [];
+  // Additions of the unit being checked, applied to `pages` only once the whole unit passes.
+  const trial = new Map<PageName, number>();
+  for (const unit of units) {
+    trial.clear();
+    let error: AppError | undefined;
+    for (const increment of unit.increments) {
+      error = incrementProblem(increment);
+      if (error !== undefined) break;
+      const { page, by } = increment;
+      const base = pages.get(page)?.total ?? currentTotal(page);
+      const before = base + (trial.get(page) ?? 0);
+      if (by > Number.MAX_SAFE_INTEGER - before) {
+        error = new AppError('counter_overflow', `page ${JSON.stringify(page)} would pass ${Number.MAX_SAFE_INTEGER} views: increment refused`);
+        break;
+      }
+      trial.set(page, (trial.get(page) ?? 0) + by);
+    }
+    if (error !== undefined) {
+      rejected.push({ unit, error });
+      continue;
+    }
+    accepted.push(unit);
+    for (const [page, by] of trial) {
+      const current = pages.get(page);
+      if (current === undefined) pages.set(page, { by, total: currentTotal(page) + by });
+      else {
+        current.by += by;
+        current.total += by;
+      }
+    }
+  }
+  return { accepted, rejected, pages };
+}
+
+/** The answer to one unit: each increment's page total after the flush, in input order. */
+export function unitCounts(unit: PendingUnit, pages: ReadonlyMap<PageName, PageAddition>): PageCount[] {
+  return unit.increments.map(({ page }) => ({ page, count: pages.get(page)?.total ?? 0 }));
+}
+
+/** The queue: `flush` is called with every unit queued since the last flush. */
+export class GroupCommit {
+  private queue: PendingUnit[] = [];
+  private scheduled: ReturnType<typeof setImmediate> | undefined;
+
+  constructor(private readonly flush: (units: PendingUnit[]) => void) {}
+
+  enqueue(increments: readonly Increment[]): Promise<PageCount[]> {
+    return new Promise<PageCount[]>((resolve, reject) => {
+      this.queue.push({ increments, resolve, reject });
+      this.scheduled ??= setImmediate(this.run);
+    });
+  }
+
+  /** Flushes what is queued now, synchronously (close() uses it). */
+  flushNow(): void {
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled);
+    this.run();
+  }
+
+  /** Drops what is queued without committing it (a crash), rejecting each unit with `error`. */
+  drop(error: Error): void {
+    if (this.scheduled !== undefined) clearImmediate(this.scheduled);
+    this.scheduled = undefined;
+    const units = this.queue;
+    this.queue = [];
+    for (const unit of units) unit.reject(error);
+  }
+
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  private readonly run = (): void => {
+    this.scheduled = undefined;
+    if (this.queue.length === 0) return;
+    const units = this.queue;
+    this.queue = [];
+    this.flush(units);
+  };
+}

@@ -1,0 +1,392 @@
+/**
+ * The store's in-memory twin, built on the pure CRDT of src/crdt (the oracle). Same interface,
+ * same group commit and identity rules as SqliteStore, passes the same contract suite, and is
+ * what the replication layer's property tests run on: deterministic (inject `random`), fast, no
+ * I/O. A `MemoryDisk` stands for the database file and the identity file beside it, separately,
+ * so tests can crash and reopen, restore a stale copy of the database, or lose the file.
+ */
+import { applySlots, cloneState, emptyState, stateDigest, allSlots, type GCounterState, type Slot, type SlotValue } from '../crdt/g-counter.js';
+import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
+import { AppError } from '../errors.js';
+import { cryptoRandom, newReplicaId, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
+import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
+import { decideIdentity, type IdentityFile, type IdentityFileContents, type StoredIdentity } from './identity.js';
+import { compareUtf8 } from './page-order.js';
+import type { StoreLogger } from './sqlite-store.js';
+import type { Delta, IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
+
+/** The schema version the memory twin models (the SQLite store's migrations count). */
+export const MEMORY_SCHEMA_VERSION = 1;
+
+const MINT_ATTEMPTS = 16;
+
+/** What the database file holds. Mutated in place by commits, so it survives a crash. */
+export interface MemoryDatabase {
+  schemaVersion: number;
+  state: GCounterState;
+  /** Version vector (entries above 0 only). */
+  vv: Map<ReplicaId, number>;
+  /** Every replica id the database has seen (the SQLite store's interning table). */
+  replicas: Set<ReplicaId>;
+  identity: StoredIdentity | undefined;
+}
+
+/** A frozen copy of the database, to restore later as a stale copy. */
+export interface MemoryDatabaseSnapshot {
+  readonly database: MemoryDatabase;
+}
+
+function emptyDatabase(): MemoryDatabase {
+  return { schemaVersion: 0, state: emptyState(), vv: new Map(), replicas: new Set(), identity: undefined };
+}
+
+function cloneDatabase(database: MemoryDatabase): MemoryDatabase {
+  return {
+    schemaVersion: database.schemaVersion,
+    state: cloneState(database.state),
+    vv: new Map(database.vv),
+    replicas: new Set(database.replicas),
+    identity: database.identity,
+  };
+}
+
+/** The "disk" of one memory store: the database and the identity file, which outlive the store. */
+export class MemoryDisk {
+  database: MemoryDatabase = emptyDatabase();
+  identityFile: IdentityFileContents = undefined;
+
+  snapshotDatabase(): MemoryDatabaseSnapshot {
+    return { database: cloneDatabase(this.database) };
+  }
+
+  /** Replaces the database with a stale copy; the identity file stays as it is. */
+  restoreDatabase(snapshot: MemoryDatabaseSnapshot): void {
+    this.database = cloneDatabase(snapshot.database);
+  }
+
+  deleteIdentityFile(): void {
+    this.identityFile = undefined;
+  }
+
+  writeIdentityFile(identity: StoredIdentity): void {
+    this.identityFile = { replicaId: identity.replicaId, epoch: identity.epoch };
+  }
+}
+
+export interface MemoryStoreOptions {
+  readonly random?: RandomBytes;
+  readonly log?: StoreLogger;
+}
+
+const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
+
+export async function openMemoryStore(disk: MemoryDisk = new MemoryDisk(), options: MemoryStoreOptions = {}): Promise<MemoryStore> {
+  return MemoryStore.open(disk, options);
+}
+
+export class MemoryStore implements Store {
+  private readonly random: RandomBytes;
+  private readonly log: StoreLogger;
+  private readonly db: MemoryDatabase;
+  private readonly groupCommit: GroupCommit;
+  private readonly commitListeners = new Set<(delta: Delta) => void>();
+  private readonly changeListeners = new Set<(changed: readonly PageCount[], origin: 'local' | 'merge') => void>();
+  /** Derived from `db.state`, rebuilt at open: page totals and each replica's slots. */
+  private readonly totals = new Map<PageName, number>();
+  private readonly byReplica = new Map<ReplicaId, Map<PageName, SlotValue>>();
+  /** Page names in UTF-8 order; undefined when a new page invalidated it. */
+  private sortedPages: PageName[] | undefined;
+  private currentIdentity: IdentityInfo;
+  private accepting = true;
+  private open = true;
+  private closing: Promise<void> | undefined;
+
+  /** Opens synchronously (property tests open many); refuses a database newer than the code. */
+  static open(disk: MemoryDisk, options: MemoryStoreOptions = {}): MemoryStore {
+    if (disk.database.schemaVersion > MEMORY_SCHEMA_VERSION) {
+      throw new AppError(
+        'database_too_new',
+        `the database has schema version ${disk.database.schemaVersion}, newer than this code's newest migration ${MEMORY_SCHEMA_VERSION}: run a newer version of distributed-sqlite`,
+      );
+    }
+    disk.database.schemaVersion = MEMORY_SCHEMA_VERSION;
+    return new MemoryStore(disk, options);
+  }
+
+  private constructor(
+    private readonly disk: MemoryDisk,
+    options: MemoryStoreOptions,
+  ) {
+    this.random = options.random ?? cryptoRandom;
+    this.log = options.log ?? silentLogger;
+    this.db = disk.database;
+    for (const slot of allSlots(this.db.state)) this.index(slot.page, slot.replica, slot);
+    for (const [page, slots] of this.db.state) {
+      let total = 0;
+      for (const value of slots.values()) total += value.count;
+      // Like the SQLite store's pages table: a page exists once something raised its total.
+      if (total > 0) this.totals.set(page, total);
+    }
+    this.groupCommit = new GroupCommit((units) => this.flush(units));
+
+    const stored = this.db.identity;
+    const decision = decideIdentity(stored, this.identityFile().read());
+    let identity: IdentityInfo;
+    if (decision.action === 'keep' && stored !== undefined) {
+      identity = { replicaId: stored.replicaId, outcome: 'kept', epoch: decision.epoch };
+    } else {
+      const replicaId = this.mintReplicaId();
+      identity =
+        decision.action === 'mint'
+          ? { replicaId, outcome: 'minted', reason: decision.reason, previous: stored?.replicaId, epoch: decision.epoch }
+          : { replicaId, outcome: 'created', epoch: decision.epoch };
+      this.db.replicas.add(replicaId);
+    }
+    // Database first, then the file (see identity.ts).
+    this.db.identity = { replicaId: identity.replicaId, epoch: identity.epoch };
+    this.identityFile().write(this.db.identity);
+    this.currentIdentity = identity;
+    this.log[identity.outcome === 'minted' ? 'warn' : 'info']({ ...identity }, `store opened: replica id ${identity.outcome}`);
+  }
+
+  get replicaId(): ReplicaId {
+    return this.currentIdentity.replicaId;
+  }
+
+  get identity(): IdentityInfo {
+    return this.currentIdentity;
+  }
+
+  increment(increments: readonly Increment[]): Promise<PageCount[]> {
+    if (!this.accepting) return Promise.reject(new AppError('shutting_down', 'the store is closing'));
+    return this.groupCommit.enqueue(increments);
+  }
+
+  count(page: PageName): number {
+    this.assertOpen();
+    return this.totals.get(page) ?? 0;
+  }
+
+  listPages(options: { after?: PageName; limit: number }): PageCount[] {
+    this.assertOpen();
+    this.sortedPages ??= [...this.totals.keys()].sort(compareUtf8);
+    const pages = this.sortedPages;
+    const after = options.after;
+    let start = 0;
+    if (after !== undefined) {
+      // First page strictly after `after` (binary search).
+      let high = pages.length;
+      while (start < high) {
+        const middle = (start + high) >>> 1;
+        if (compareUtf8(pages[middle] as PageName, after) <= 0) start = middle + 1;
+        else high = middle;
+      }
+    }
+    const limit = Math.max(0, Math.floor(options.limit));
+    return pages.slice(start, start + limit).map((page) => ({ page, count: this.totals.get(page) ?? 0 }));
+  }
+
+  pageSlots(page: PageName): Slot[] {
+    this.assertOpen();
+    const slots = this.db.state.get(page);
+    if (slots === undefined) return [];
+    return [...slots]
+      .map(([replica, value]) => ({ page, replica, count: value.count, seq: value.seq }))
+      .sort((x, y) => compareUtf8(x.replica, y.replica));
+  }
+
+  localSeq(): number {
+    return this.db.vv.get(this.replicaId) ?? 0;
+  }
+
+  versionVector(): VersionVector {
+    this.assertOpen();
+    return new Map(this.db.vv);
+  }
+
+  slotsAfter(replica: ReplicaId, cursor: SlotCursor, limit: number): Slot[] {
+    this.assertOpen();
+    const slots = this.byReplica.get(replica);
+    if (slots === undefined) return [];
+    const out: Slot[] = [];
+    for (const [page, value] of slots) {
+      const after =
+        value.seq > cursor.seq || (cursor.page !== undefined && value.seq === cursor.seq && compareUtf8(page, cursor.page) > 0);
+      if (after) out.push({ page, replica, count: value.count, seq: value.seq });
+    }
+    out.sort((x, y) => x.seq - y.seq || compareUtf8(x.page, y.page));
+    return out.slice(0, Math.max(0, Math.floor(limit)));
+  }
+
+  merge(slots: readonly Slot[], ranges: readonly SeqRange[]): MergeResult {
+    this.assertOpen();
+    const own = this.replicaId;
+    const ownSeq = this.localSeq();
+    // Totals before, for the pages that change (applySlots reports pages whose value went up).
+    const before = new Map<PageName, number>();
+    for (const slot of slots) if (!before.has(slot.page)) before.set(slot.page, this.totals.get(slot.page) ?? 0);
+    for (const slot of slots) this.db.replicas.add(slot.replica);
+    const changedPages = applySlots(this.db.state, slots);
+    for (const slot of slots) {
+      const value = this.db.state.get(slot.page)?.get(slot.replica);
+      if (value !== undefined) this.index(slot.page, slot.replica, value);
+    }
+    const changed: PageCount[] = [];
+    for (const page of changedPages) {
+      let total = 0;
+      for (const value of this.db.state.get(page)?.values() ?? []) total += value.count;
+      if (total > (before.get(page) ?? 0)) {
+        this.setTotal(page, total);
+        changed.push({ page, count: total });
+      }
+    }
+    const advanced: SeqRange[] = [];
+    for (const range of ranges) {
+      this.db.replicas.add(range.replica);
+      if (advance(this.db.vv, range)) advanced.push(range);
+    }
+    let ownSeen = 0;
+    for (const slot of slots) if (slot.replica === own && slot.seq > ownSeen) ownSeen = slot.seq;
+    for (const range of ranges) if (range.replica === own && range.upTo > ownSeen) ownSeen = range.upTo;
+    let identityChanged: IdentityInfo | undefined;
+    if (ownSeen > ownSeq) identityChanged = this.mint(`a peer holds seq ${ownSeen} of this replica, beyond its local seq ${ownSeq}`);
+    if (changed.length > 0) this.emitChange(changed, 'merge');
+    return identityChanged === undefined ? { changed, advanced } : { changed, advanced, identityChanged };
+  }
+
+  rotateIdentity(reason: string): IdentityInfo {
+    this.assertOpen();
+    return this.mint(reason);
+  }
+
+  digest(): string {
+    this.assertOpen();
+    return stateDigest(allSlots(this.db.state));
+  }
+
+  stats(): StoreStats {
+    this.assertOpen();
+    let slots = 0;
+    for (const page of this.db.state.values()) slots += page.size;
+    return { pages: this.totals.size, slots, replicas: this.db.replicas.size, bytes: 0 };
+  }
+
+  onCommit(listener: (delta: Delta) => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  onChange(listener: (changed: readonly PageCount[], origin: 'local' | 'merge') => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.accepting = false;
+      if (this.open) this.groupCommit.flushNow();
+      this.open = false;
+      this.closing = Promise.resolve();
+    }
+    return this.closing;
+  }
+
+  /** A crash: queued increments are lost (rejected with `shutting_down`), committed ones stay. */
+  kill(): void {
+    if (!this.open) return;
+    this.accepting = false;
+    this.open = false;
+    this.groupCommit.drop(new AppError('shutting_down', 'the store was killed'));
+    this.closing ??= Promise.resolve();
+  }
+
+  private flush(units: PendingUnit[]): void {
+    if (!this.open) {
+      for (const unit of units) unit.reject(new AppError('shutting_down', 'the store is closed'));
+      return;
+    }
+    const plan = planFlush(units, (page) => this.totals.get(page) ?? 0);
+    for (const { unit, error } of plan.rejected) unit.reject(error);
+    if (plan.pages.size > 0) {
+      const replica = this.replicaId;
+      const seq = this.localSeq() + 1;
+      const raised: Slot[] = [];
+      for (const [page, { by, total }] of plan.pages) {
+        const count = (this.db.state.get(page)?.get(replica)?.count ?? 0) + by;
+        raised.push({ page, replica, count, seq });
+        this.setTotal(page, total);
+      }
+      applySlots(this.db.state, raised);
+      for (const slot of raised) this.index(slot.page, replica, slot);
+      this.db.vv.set(replica, seq);
+      this.emitCommit({ range: { replica, after: seq - 1, upTo: seq }, slots: raised });
+      this.emitChange(
+        raised.map(({ page }) => ({ page, count: plan.pages.get(page)?.total ?? 0 })),
+        'local',
+      );
+    }
+    for (const unit of plan.accepted) unit.resolve(unitCounts(unit, plan.pages));
+  }
+
+  private identityFile(): IdentityFile {
+    return { read: () => this.disk.identityFile, write: (identity) => this.disk.writeIdentityFile(identity) };
+  }
+
+  private mintReplicaId(): ReplicaId {
+    for (let attempt = 0; attempt < MINT_ATTEMPTS; attempt++) {
+      const id = newReplicaId(this.random);
+      if (!this.db.replicas.has(id)) return id;
+    }
+    throw new AppError('internal', `the random source repeated known replica ids ${MINT_ATTEMPTS} times`);
+  }
+
+  private mint(reason: string): IdentityInfo {
+    const previous = this.replicaId;
+    const replicaId = this.mintReplicaId();
+    this.db.replicas.add(replicaId);
+    const identity: IdentityInfo = { replicaId, outcome: 'minted', reason, previous, epoch: this.currentIdentity.epoch };
+    this.db.identity = { replicaId, epoch: identity.epoch };
+    this.disk.writeIdentityFile(this.db.identity);
+    this.currentIdentity = identity;
+    this.log.warn({ ...identity }, 'replica id minted');
+    return identity;
+  }
+
+  private index(page: PageName, replica: ReplicaId, value: SlotValue): void {
+    let slots = this.byReplica.get(replica);
+    if (slots === undefined) {
+      slots = new Map();
+      this.byReplica.set(replica, slots);
+    }
+    slots.set(page, { count: value.count, seq: value.seq });
+  }
+
+  private setTotal(page: PageName, total: number): void {
+    if (!this.totals.has(page)) this.sortedPages = undefined;
+    this.totals.set(page, total);
+  }
+
+  private emitCommit(delta: Delta): void {
+    for (const listener of this.commitListeners) {
+      try {
+        listener(delta);
+      } catch (error) {
+        this.log.error({ err: error }, 'commit listener failed');
+      }
+    }
+  }
+
+  private emitChange(changed: readonly PageCount[], origin: 'local' | 'merge'): void {
+    for (const listener of this.changeListeners) {
+      try {
+        listener(changed, origin);
+      } catch (error) {
+        this.log.error({ err: error }, 'change listener failed');
+      }
+    }
+  }
+
+  private assertOpen(): void {
+    if (!this.open) throw new AppError('shutting_down', 'the store is closed');
+  }
+}

@@ -1,0 +1,450 @@
+/**
+ * The real store: one replica's G-Counter in a SQLite file (better-sqlite3, WAL). Increments are
+ * group-committed (one transaction and one seq per turn of the event loop); merges from peers
+ * run in one transaction per call (the caller bounds their size); reads are synchronous lookups.
+ */
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
+import { stateDigest, type Slot } from '../crdt/g-counter.js';
+import { AppError, isAppError } from '../errors.js';
+import { cryptoRandom, newReplicaId, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
+import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
+import { decideIdentity, diskIdentityFile, identityFilePath, type IdentityFile, type StoredIdentity } from './identity.js';
+import { BUSY_TIMEOUT_MS, migrate } from './migrate.js';
+import type { Delta, IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
+
+/** The subset of a pino logger the store uses. */
+export interface StoreLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface SqliteStoreOptions {
+  readonly path: string;
+  /** `normal` (default) survives a killed process; `full` also survives power loss. */
+  readonly synchronous?: 'normal' | 'full';
+  /** `external` when Litestream runs: SQLite then never checkpoints the WAL itself. */
+  readonly checkpoints?: 'sqlite' | 'external';
+  readonly random?: RandomBytes;
+  readonly log?: StoreLogger;
+  /** Where the migrations live (default: the package's `migrations/`). */
+  readonly migrationsDirectory?: string;
+}
+
+/** Attempts at drawing a replica id that this database has not seen (only a broken random repeats). */
+const MINT_ATTEMPTS = 16;
+
+const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
+
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
+  mkdirSync(dirname(options.path), { recursive: true });
+  const db = new Database(options.path);
+  try {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    // Litestream needs to be the only one checkpointing, or it can miss WAL frames.
+    if (options.checkpoints === 'external') db.pragma('wal_autocheckpoint = 0');
+    migrate(db, { directory: options.migrationsDirectory });
+    return new SqliteStore(db, options, diskIdentityFile(identityFilePath(options.path)));
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+interface SlotRow {
+  page: PageName;
+  count: number;
+  seq: number;
+}
+
+function prepare(db: Database.Database) {
+  return {
+    identity: db.prepare<[], { replicaId: ReplicaId; epoch: number; replica: number; seq: number }>(
+      'SELECT r.replica_id AS replicaId, m.epoch AS epoch, m.replica AS replica, r.seq AS seq FROM meta m JOIN replicas r ON r.id = m.replica WHERE m.id = 1',
+    ),
+    setMeta: db.prepare<[number, number]>('INSERT INTO meta (id, replica, epoch) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET replica = excluded.replica, epoch = excluded.epoch'),
+    replicas: db.prepare<[], { id: number; replicaId: ReplicaId }>('SELECT id, replica_id AS replicaId FROM replicas'),
+    intern: db.prepare<[ReplicaId], { id: number }>('INSERT INTO replicas (replica_id) VALUES (?) RETURNING id'),
+    vvEntry: db.prepare<[number], number>('SELECT seq FROM replicas WHERE id = ?').pluck(),
+    setVv: db.prepare<[number, number]>('UPDATE replicas SET seq = ? WHERE id = ?'),
+    versionVector: db.prepare<[], { replicaId: ReplicaId; seq: number }>('SELECT replica_id AS replicaId, seq FROM replicas WHERE seq > 0'),
+    total: db.prepare<[PageName], number>('SELECT total FROM pages WHERE page = ?').pluck(),
+    setTotal: db.prepare<[PageName, number]>('INSERT INTO pages (page, total) VALUES (?, ?) ON CONFLICT (page) DO UPDATE SET total = excluded.total'),
+    addToSlot: db.prepare<[PageName, number, number, number], number>(
+      'INSERT INTO slots (page, replica, count, seq) VALUES (?, ?, ?, ?) ON CONFLICT (page, replica) DO UPDATE SET count = count + excluded.count, seq = excluded.seq RETURNING count',
+    ).pluck(),
+    slot: db.prepare<[PageName, number], { count: number; seq: number }>('SELECT count, seq FROM slots WHERE page = ? AND replica = ?'),
+    setSlot: db.prepare<[PageName, number, number, number]>(
+      'INSERT INTO slots (page, replica, count, seq) VALUES (?, ?, ?, ?) ON CONFLICT (page, replica) DO UPDATE SET count = excluded.count, seq = excluded.seq',
+    ),
+    slotsAfterSeq: db.prepare<[number, number, number], SlotRow>('SELECT page, count, seq FROM slots WHERE replica = ? AND seq > ? ORDER BY seq, page LIMIT ?'),
+    slotsAfterPage: db.prepare<[number, number, PageName, number], SlotRow>(
+      'SELECT page, count, seq FROM slots WHERE replica = ? AND (seq, page) > (?, ?) ORDER BY seq, page LIMIT ?',
+    ),
+    pagesFirst: db.prepare<[number], PageCount>('SELECT page, total AS count FROM pages ORDER BY page LIMIT ?'),
+    pagesAfter: db.prepare<[PageName, number], PageCount>('SELECT page, total AS count FROM pages WHERE page > ? ORDER BY page LIMIT ?'),
+    pageSlots: db.prepare<[PageName], Slot>(
+      'SELECT s.page AS page, r.replica_id AS replica, s.count AS count, s.seq AS seq FROM slots s JOIN replicas r ON r.id = s.replica WHERE s.page = ? ORDER BY r.replica_id',
+    ),
+    allSlots: db.prepare<[], { page: PageName; replica: ReplicaId; count: number }>(
+      'SELECT s.page AS page, r.replica_id AS replica, s.count AS count FROM slots s JOIN replicas r ON r.id = s.replica',
+    ),
+    countPages: db.prepare<[], number>('SELECT count(*) FROM pages').pluck(),
+    countSlots: db.prepare<[], number>('SELECT count(*) FROM slots').pluck(),
+    countReplicas: db.prepare<[], number>('SELECT count(*) FROM replicas').pluck(),
+  };
+}
+
+export class SqliteStore implements Store {
+  private readonly statements: ReturnType<typeof prepare>;
+  private readonly random: RandomBytes;
+  private readonly log: StoreLogger;
+  private readonly groupCommit: GroupCommit;
+  private readonly commitListeners = new Set<(delta: Delta) => void>();
+  private readonly changeListeners = new Set<(changed: readonly PageCount[], origin: 'local' | 'merge') => void>();
+  /** replica id → interned integer; reloaded from the database after a failed transaction. */
+  private interned = new Map<ReplicaId, number>();
+  private self: number;
+  private seq: number;
+  private currentIdentity: IdentityInfo;
+  private accepting = true;
+  private open = true;
+  private closing: Promise<void> | undefined;
+
+  /** Use `openSqliteStore`: it sets the pragmas and migrates first. */
+  constructor(
+    private readonly db: Database.Database,
+    private readonly options: SqliteStoreOptions,
+    private readonly identityFile: IdentityFile,
+  ) {
+    this.random = options.random ?? cryptoRandom;
+    this.log = options.log ?? silentLogger;
+    this.statements = prepare(db);
+    this.reloadInterned();
+    this.groupCommit = new GroupCommit((units) => this.flush(units));
+
+    const row = this.statements.identity.get();
+    const stored: StoredIdentity | undefined = row === undefined ? undefined : { replicaId: row.replicaId, epoch: row.epoch };
+    const decision = decideIdentity(stored, identityFile.read());
+    // The database's epoch commits first, the file follows (see identity.ts for why this order).
+    const identity = this.transaction(() => {
+      if (decision.action === 'keep') {
+        if (row === undefined) throw new AppError('internal', 'kept an identity the database does not hold');
+        this.statements.setMeta.run(row.replica, decision.epoch);
+        return { replicaId: row.replicaId, outcome: 'kept', epoch: decision.epoch } satisfies IdentityInfo;
+      }
+      const replicaId = this.mintReplicaId();
+      this.statements.setMeta.run(this.intern(replicaId), decision.epoch);
+      if (decision.action === 'create') return { replicaId, outcome: 'created', epoch: decision.epoch } satisfies IdentityInfo;
+      return { replicaId, outcome: 'minted', reason: decision.reason, previous: stored?.replicaId, epoch: decision.epoch } satisfies IdentityInfo;
+    });
+    identityFile.write({ replicaId: identity.replicaId, epoch: identity.epoch });
+    this.currentIdentity = identity;
+    this.self = this.intern(identity.replicaId);
+    this.seq = this.statements.vvEntry.get(this.self) ?? 0;
+    const level = identity.outcome === 'minted' ? 'warn' : 'info';
+    this.log[level]({ path: options.path, ...identity }, `store opened: replica id ${identity.outcome}`);
+  }
+
+  get replicaId(): ReplicaId {
+    return this.currentIdentity.replicaId;
+  }
+
+  get identity(): IdentityInfo {
+    return this.currentIdentity;
+  }
+
+  increment(increments: readonly Increment[]): Promise<PageCount[]> {
+    if (!this.accepting) return Promise.reject(new AppError('shutting_down', 'the store is closing'));
+    return this.groupCommit.enqueue(increments);
+  }
+
+  count(page: PageName): number {
+    this.assertOpen();
+    return this.statements.total.get(page) ?? 0;
+  }
+
+  listPages(options: { after?: PageName; limit: number }): PageCount[] {
+    this.assertOpen();
+    const limit = Math.max(0, Math.floor(options.limit));
+    if (options.after === undefined) return this.statements.pagesFirst.all(limit);
+    return this.statements.pagesAfter.all(options.after, limit);
+  }
+
+  pageSlots(page: PageName): Slot[] {
+    this.assertOpen();
+    return this.statements.pageSlots.all(page);
+  }
+
+  localSeq(): number {
+    return this.seq;
+  }
+
+  versionVector(): VersionVector {
+    this.assertOpen();
+    const vv = new Map<ReplicaId, number>();
+    for (const { replicaId, seq } of this.statements.versionVector.iterate()) vv.set(replicaId, seq);
+    return vv;
+  }
+
+  slotsAfter(replica: ReplicaId, cursor: SlotCursor, limit: number): Slot[] {
+    this.assertOpen();
+    const id = this.interned.get(replica);
+    if (id === undefined) return [];
+    const rows =
+      cursor.page === undefined
+        ? this.statements.slotsAfterSeq.all(id, cursor.seq, limit)
+        : this.statements.slotsAfterPage.all(id, cursor.seq, cursor.page, limit);
+    return rows.map((row) => ({ page: row.page, replica, count: row.count, seq: row.seq }));
+  }
+
+  merge(slots: readonly Slot[], ranges: readonly SeqRange[]): MergeResult {
+    this.assertOpen();
+    const s = this.statements;
+    const result = this.transaction(() => {
+      const totals = new Map<PageName, number>();
+      for (const slot of slots) {
+        const replica = this.intern(slot.replica);
+        const current = s.slot.get(slot.page, replica);
+        // The same rule as maxSlot: higher count, or equal count and higher seq.
+        if (current !== undefined && !(slot.count > current.count || (slot.count === current.count && slot.seq > current.seq))) continue;
+        s.setSlot.run(slot.page, replica, slot.count, slot.seq);
+        const raised = slot.count - (current?.count ?? 0);
+        if (raised > 0) totals.set(slot.page, (totals.get(slot.page) ?? s.total.get(slot.page) ?? 0) + raised);
+      }
+      for (const [page, total] of totals) s.setTotal.run(page, total);
+
+      // Advance the vv only now that every slot of this call is in (the caller guarantees the
+      // rest of each range was merged earlier).
+      const vv = new Map<ReplicaId, number>();
+      const advanced: SeqRange[] = [];
+      for (const range of ranges) {
+        const replica = this.intern(range.replica);
+        if (!vv.has(range.replica)) vv.set(range.replica, s.vvEntry.get(replica) ?? 0);
+        if (advance(vv, range)) advanced.push(range);
+      }
+      for (const range of advanced) s.setVv.run(range.upTo, this.intern(range.replica));
+
+      // A peer holding more of our own id than we ever committed proves this database went
+      // back in time: stop counting under that id (its slots above stay valid state).
+      const own = this.replicaId;
+      let ownSeen = 0;
+      for (const slot of slots) if (slot.replica === own && slot.seq > ownSeen) ownSeen = slot.seq;
+      for (const range of ranges) if (range.replica === own && range.upTo > ownSeen) ownSeen = range.upTo;
+      let identityChanged: IdentityInfo | undefined;
+      if (ownSeen > this.seq) identityChanged = this.mintInTransaction(`a peer holds seq ${ownSeen} of this replica, beyond its local seq ${this.seq}`);
+      const changed = [...totals].map(([page, count]) => ({ page, count }));
+      return { changed, advanced, identityChanged };
+    });
+    if (result.identityChanged !== undefined) this.adoptIdentity(result.identityChanged);
+    if (result.changed.length > 0) this.emitChange(result.changed, 'merge');
+    return result.identityChanged === undefined ? { changed: result.changed, advanced: result.advanced } : result;
+  }
+
+  rotateIdentity(reason: string): IdentityInfo {
+    this.assertOpen();
+    const identity = this.transaction(() => this.mintInTransaction(reason));
+    this.adoptIdentity(identity);
+    return identity;
+  }
+
+  digest(): string {
+    this.assertOpen();
+    return stateDigest(this.statements.allSlots.iterate());
+  }
+
+  stats(): StoreStats {
+    this.assertOpen();
+    const s = this.statements;
+    return { pages: s.countPages.get() ?? 0, slots: s.countSlots.get() ?? 0, replicas: s.countReplicas.get() ?? 0, bytes: this.fileBytes() };
+  }
+
+  onCommit(listener: (delta: Delta) => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  onChange(listener: (changed: readonly PageCount[], origin: 'local' | 'merge') => void): () => void {
+    this.changeListeners.add(listener);
+    return () => this.changeListeners.delete(listener);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  /** The connection's pragmas, for diagnostics and tests. */
+  pragmas(): { journalMode: string; synchronous: 'normal' | 'full' | 'other'; busyTimeoutMs: number; walAutocheckpoint: number } {
+    this.assertOpen();
+    const level = this.db.pragma('synchronous', { simple: true }) as number;
+    return {
+      journalMode: String(this.db.pragma('journal_mode', { simple: true })),
+      synchronous: level === 1 ? 'normal' : level === 2 ? 'full' : 'other',
+      busyTimeoutMs: this.db.pragma('busy_timeout', { simple: true }) as number,
+      walAutocheckpoint: this.db.pragma('wal_autocheckpoint', { simple: true }) as number,
+    };
+  }
+
+  /**
+   * Test hook: stops as a killed process would. Queued increments are dropped (rejected with
+   * `shutting_down`), committed ones stay; nothing else runs.
+   */
+  kill(): void {
+    if (!this.open) return;
+    this.accepting = false;
+    this.groupCommit.drop(new AppError('shutting_down', 'the store was killed'));
+    this.open = false;
+    this.closing ??= Promise.resolve();
+    this.db.close();
+  }
+
+  private async shutdown(): Promise<void> {
+    this.accepting = false;
+    if (!this.open) return;
+    this.groupCommit.flushNow();
+    this.open = false;
+    this.db.close();
+    this.log.info({ path: this.options.path }, 'store closed');
+  }
+
+  /** One group commit: every accepted unit of `units` under one new seq, in one transaction. */
+  private flush(units: PendingUnit[]): void {
+    if (!this.open) {
+      for (const unit of units) unit.reject(new AppError('shutting_down', 'the store is closed'));
+      return;
+    }
+    const s = this.statements;
+    const self = this.self;
+    const seq = this.seq + 1;
+    let outcome: { plan: ReturnType<typeof planFlush>; raised: Slot[] };
+    try {
+      outcome = this.transaction(() => {
+        const plan = planFlush(units, (page) => s.total.get(page) ?? 0);
+        const raised: Slot[] = [];
+        if (plan.pages.size === 0) return { plan, raised };
+        const replica = this.replicaId;
+        for (const [page, { by, total }] of plan.pages) {
+          const count = s.addToSlot.get(page, self, by, seq) ?? by;
+          s.setTotal.run(page, total);
+          raised.push({ page, replica, count, seq });
+        }
+        s.setVv.run(seq, self);
+        return { plan, raised };
+      });
+    } catch (error) {
+      const failure = isAppError(error) ? error : new AppError('internal', 'committing increments failed', { cause: error });
+      this.log.error({ err: error, units: units.length }, 'group commit failed');
+      for (const unit of units) unit.reject(failure);
+      return;
+    }
+    const { plan, raised } = outcome;
+    for (const { unit, error } of plan.rejected) unit.reject(error);
+    if (raised.length > 0) {
+      this.seq = seq;
+      this.emitCommit({ range: { replica: this.replicaId, after: seq - 1, upTo: seq }, slots: raised });
+      this.emitChange(
+        raised.map(({ page }) => ({ page, count: plan.pages.get(page)?.total ?? 0 })),
+        'local',
+      );
+    }
+    for (const unit of plan.accepted) unit.resolve(unitCounts(unit, plan.pages));
+  }
+
+  /** Runs `body` in an IMMEDIATE transaction; after a failure the interning cache is rebuilt. */
+  private transaction<T>(body: () => T): T {
+    try {
+      return this.db.transaction(body).immediate();
+    } catch (error) {
+      if (this.db.open) this.reloadInterned();
+      throw error;
+    }
+  }
+
+  private reloadInterned(): void {
+    this.interned = new Map(this.statements.replicas.all().map((row) => [row.replicaId, row.id]));
+  }
+
+  private intern(replica: ReplicaId): number {
+    let id = this.interned.get(replica);
+    if (id === undefined) {
+      id = this.statements.intern.get(replica)?.id;
+      if (id === undefined) throw new AppError('internal', `interning replica ${replica} returned no id`);
+      this.interned.set(replica, id);
+    }
+    return id;
+  }
+
+  /** A replica id this database has never seen. */
+  private mintReplicaId(): ReplicaId {
+    for (let attempt = 0; attempt < MINT_ATTEMPTS; attempt++) {
+      const id = newReplicaId(this.random);
+      if (!this.interned.has(id)) return id;
+    }
+    throw new AppError('internal', `the random source repeated known replica ids ${MINT_ATTEMPTS} times`);
+  }
+
+  /** Inside a transaction: switches the database to a new replica id (same epoch). */
+  private mintInTransaction(reason: string): IdentityInfo {
+    const previous = this.replicaId;
+    const replicaId = this.mintReplicaId();
+    const epoch = this.currentIdentity.epoch;
+    this.statements.setMeta.run(this.intern(replicaId), epoch);
+    return { replicaId, outcome: 'minted', reason, previous, epoch };
+  }
+
+  /** After the mint committed: the file follows the database, then memory follows. */
+  private adoptIdentity(identity: IdentityInfo): void {
+    this.self = this.intern(identity.replicaId);
+    this.seq = 0;
+    this.currentIdentity = identity;
+    try {
+      this.identityFile.write({ replicaId: identity.replicaId, epoch: identity.epoch });
+    } catch (error) {
+      // Safe to go on: at the next start the file's other id mints once more.
+      this.log.error({ err: error }, 'writing the identity file failed');
+    }
+    this.log.warn({ ...identity }, 'replica id minted');
+  }
+
+  private emitCommit(delta: Delta): void {
+    for (const listener of this.commitListeners) {
+      try {
+        listener(delta);
+      } catch (error) {
+        this.log.error({ err: error }, 'commit listener failed');
+      }
+    }
+  }
+
+  private emitChange(changed: readonly PageCount[], origin: 'local' | 'merge'): void {
+    for (const listener of this.changeListeners) {
+      try {
+        listener(changed, origin);
+      } catch (error) {
+        this.log.error({ err: error }, 'change listener failed');
+      }
+    }
+  }
+
+  private fileBytes(): number {
+    let bytes = 0;
+    for (const file of [this.options.path, `${this.options.path}-wal`]) {
+      try {
+        bytes += statSync(file).size;
+      } catch {
+        // No WAL file yet (or already checkpointed away).
+      }
+    }
+    return bytes;
+  }
+
+  private assertOpen(): void {
+    if (!this.open) throw new AppError('shutting_down', 'the store is closed');
+  }
+}

@@ -1,0 +1,169 @@
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { PageName } from '../../src/ids.js';
+import { identityFilePath, readIdentityFile, writeIdentityFile } from '../../src/store/identity.js';
+import { migrate, migrateFile } from '../../src/store/migrate.js';
+import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
+import { runStoreContract, type StoreHarness } from './store-contract.js';
+
+const SIDE_FILES = ['-wal', '-shm'];
+
+function sqliteHarness(): StoreHarness {
+  const dir = mkdtempSync(join(tmpdir(), 'store-contract-'));
+  // A folder that does not exist yet: opening creates it.
+  const path = join(dir, 'data', 'counters.db');
+  const copies: string[] = [];
+  return {
+    open: (options) => openSqliteStore({ path, random: options?.random }),
+    snapshotDatabase: async () => {
+      const copy = join(dir, `snapshot-${copies.length}`);
+      copyFileSync(path, copy);
+      for (const side of SIDE_FILES) if (existsSync(path + side)) copyFileSync(path + side, copy + side);
+      copies.push(copy);
+      return copy;
+    },
+    restoreDatabase: async (snapshot) => {
+      const copy = snapshot as string;
+      copyFileSync(copy, path);
+      for (const side of SIDE_FILES) {
+        rmSync(path + side, { force: true });
+        if (existsSync(copy + side)) copyFileSync(copy + side, path + side);
+      }
+    },
+    deleteIdentityFile: async () => rmSync(identityFilePath(path)),
+    writeIdentityFile: async (identity) => writeIdentityFile(identityFilePath(path), identity),
+    makeDatabaseTooNew: async () => {
+      const db = new Database(path);
+      db.pragma('user_version = 99');
+      db.close();
+    },
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+runStoreContract('SqliteStore', async () => sqliteHarness());
+
+describe('SqliteStore', () => {
+  let dir: string;
+  const stores: SqliteStore[] = [];
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sqlite-store-'));
+  });
+
+  afterEach(async () => {
+    for (const store of stores.splice(0)) await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function open(options: Partial<Parameters<typeof openSqliteStore>[0]> = {}): Promise<SqliteStore> {
+    const store = await openSqliteStore({ path: join(dir, 'counters.db'), ...options });
+    stores.push(store);
+    return store;
+  }
+
+  it('sets WAL mode and the pragmas Litestream advises', async () => {
+    const store = await open();
+    expect(store.pragmas()).toEqual({ journalMode: 'wal', synchronous: 'normal', busyTimeoutMs: 5000, walAutocheckpoint: 1000 });
+    await store.close();
+    const external = await open({ synchronous: 'full', checkpoints: 'external' });
+    expect(external.pragmas()).toEqual({ journalMode: 'wal', synchronous: 'full', busyTimeoutMs: 5000, walAutocheckpoint: 0 });
+  });
+
+  it('keeps data across reopen and writes the identity file beside the database', async () => {
+    const store = await open();
+    await store.increment([{ page: 'p' as PageName, by: 41 }]);
+    await store.increment([{ page: 'p' as PageName, by: 1 }]);
+    expect(store.stats().bytes).toBeGreaterThan(0);
+    const digest = store.digest();
+    await store.close();
+    expect(readIdentityFile(identityFilePath(join(dir, 'counters.db')))).toEqual({ replicaId: store.replicaId, epoch: store.identity.epoch });
+    const reopened = await open();
+    expect(reopened.count('p' as PageName)).toBe(42);
+    expect(reopened.digest()).toBe(digest);
+    expect(reopened.localSeq()).toBe(2);
+  });
+
+  it('serves slotsAfter from the (replica, seq, page) index', async () => {
+    const store = await open();
+    await store.close();
+    const db = new Database(join(dir, 'counters.db'), { readonly: true });
+    const plan = db
+      .prepare('EXPLAIN QUERY PLAN SELECT page, count, seq FROM slots WHERE replica = ? AND (seq, page) > (?, ?) ORDER BY seq, page LIMIT ?')
+      .all(1, 0, 'a', 10) as { detail: string }[];
+    db.close();
+    const details = plan.map((row) => row.detail).join('\n');
+    expect(details).toMatch(/USING (COVERING )?INDEX slots_by_replica_seq/);
+    expect(details).not.toMatch(/TEMP B-TREE/);
+  });
+
+  it('rejects every unit of a flush whose transaction fails, and keeps working after', async () => {
+    const store = await open();
+    await store.increment([{ page: 'p' as PageName, by: 1 }]);
+    // Another connection holds the write lock past the busy timeout: the commit fails.
+    const other = new Database(join(dir, 'counters.db'), { timeout: 0 });
+    other.exec('BEGIN IMMEDIATE');
+    // Reach into the store only to shorten its busy timeout, so the test does not wait 5 s.
+    (store as unknown as { db: Database.Database }).db.pragma('busy_timeout = 0');
+    const units = [store.increment([{ page: 'p' as PageName, by: 1 }]), store.increment([{ page: 'q' as PageName, by: 1 }])];
+    const results = await Promise.allSettled(units);
+    other.exec('ROLLBACK');
+    other.close();
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    expect(store.localSeq()).toBe(1);
+    expect(await store.increment([{ page: 'q' as PageName, by: 1 }])).toEqual([{ page: 'q', count: 1 }]);
+    expect(store.localSeq()).toBe(2);
+  });
+});
+
+describe('migrate', () => {
+  let dir: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'migrate-'));
+  });
+
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('creates the schema on a fresh file and is idempotent on a migrated one', () => {
+    const path = join(dir, 'nested', 'fresh.db');
+    expect(migrateFile(path)).toEqual({ from: 0, to: 1 });
+    expect(migrateFile(path)).toEqual({ from: 1, to: 1 });
+    const db = new Database(path, { readonly: true });
+    const tables = (db.prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map(
+      (row) => row.name,
+    );
+    expect(tables).toEqual(['meta', 'pages', 'replicas', 'slots', 'slots_by_replica_seq']);
+    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    const withoutRowid = (name: string) => (db.prepare('SELECT sql FROM sqlite_schema WHERE name = ?').get(name) as { sql: string }).sql;
+    expect(withoutRowid('slots')).toMatch(/WITHOUT ROWID/);
+    expect(withoutRowid('pages')).toMatch(/WITHOUT ROWID/);
+    db.close();
+  });
+
+  it('applies all pending migrations in one transaction, or none', () => {
+    const db = new Database(':memory:');
+    const folder = mkdtempSync(join(dir, 'migrations-'));
+    writeFileSync(join(folder, '0001_a.sql'), 'CREATE TABLE a (x INTEGER);');
+    writeFileSync(join(folder, '0002_b.sql'), 'CREATE TABLE b (x INTEGER); CREATE TABLE a (y INTEGER);');
+    expect(() => migrate(db, { directory: folder })).toThrow(/already exists/);
+    expect(db.pragma('user_version', { simple: true })).toBe(0);
+    expect(db.prepare("SELECT count(*) AS n FROM sqlite_schema WHERE name IN ('a', 'b')").get()).toEqual({ n: 0 });
+    db.close();
+  });
+
+  it('refuses a gap in the numbering', () => {
+    const db = new Database(':memory:');
+    const folder = mkdtempSync(join(dir, 'migrations-'));
+    writeFileSync(join(folder, '0001_a.sql'), 'CREATE TABLE a (x INTEGER);');
+    writeFileSync(join(folder, '0003_c.sql'), 'CREATE TABLE c (x INTEGER);');
+    expect(() => migrate(db, { directory: folder })).toThrow(/out of sequence/);
+    db.close();
+  });
+});
