@@ -1,0 +1,140 @@
+/**
+ * Prometheus metrics, one registry per node (never prom-client's global default: several nodes
+ * may share a process in tests). Other parts add their own metrics to `metrics.registry`
+ * (`new Counter({ registers: [metrics.registry], … })`).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Store } from './store/store.js';
+
+/** Request durations in seconds: from sub-millisecond reads to slow commits. */
+export const HTTP_DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+/** Pages raised per commit. */
+export const COMMIT_PAGES_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 500, 1000, 5000];
+
+export interface Metrics {
+  readonly registry: Registry;
+  /** Records one finished request. `route` is the route pattern, never the raw path. */
+  observeRequest(route: string, method: string, status: number, seconds: number): void;
+  /** Records one accepted increment unit of `views` views (a single POST or a batch). */
+  observeIncrement(units: number, views: number): void;
+  /** Exposes the store's commits and sizes; returns a function that stops watching. */
+  watchStore(store: Store): () => void;
+  /** Prometheus text exposition. */
+  render(): Promise<string>;
+  readonly contentType: string;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean; prefix?: string } = {}): Metrics {
+  const registry = new Registry();
+  const prefix = options.prefix ?? 'dsqlite_';
+  if (options.defaultMetrics === true) collectDefaultMetrics({ register: registry, prefix });
+
+  const requests = new Counter({
+    name: `${prefix}http_requests_total`,
+    help: 'HTTP requests by route pattern, method and status.',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [registry],
+  });
+  const durations = new Histogram({
+    name: `${prefix}http_request_duration_seconds`,
+    help: 'HTTP request duration by route pattern and method.',
+    labelNames: ['route', 'method'] as const,
+    buckets: HTTP_DURATION_BUCKETS_S,
+    registers: [registry],
+  });
+  const units = new Counter({
+    name: `${prefix}increment_requests_total`,
+    help: 'Increment units accepted (one per POST /api/pages/:page/views or POST /api/views); divided by commits this is the mean group-commit size.',
+    registers: [registry],
+  });
+  const views = new Counter({
+    name: `${prefix}views_counted_total`,
+    help: 'Views counted locally (sum of "by").',
+    registers: [registry],
+  });
+  const commits = new Counter({
+    name: `${prefix}store_commits_total`,
+    help: 'Local commits (each one group of increments under one seq).',
+    registers: [registry],
+  });
+  const commitPages = new Histogram({
+    name: `${prefix}store_commit_pages`,
+    help: 'Pages raised per local commit.',
+    buckets: COMMIT_PAGES_BUCKETS,
+    registers: [registry],
+  });
+  const mergedPages = new Counter({
+    name: `${prefix}store_merge_changed_pages_total`,
+    help: 'Page totals raised by merges from peers.',
+    registers: [registry],
+  });
+
+  // Children are looked up once per label set: the labels() hash is not free on the hot path.
+  const requestChildren = new Map<string, Counter.Internal>();
+  const durationChildren = new Map<string, Histogram.Internal<'route' | 'method'>>();
+
+  let watched: Store | undefined;
+  const gauge = (name: string, help: string, read: (s: ReturnType<Store['stats']>) => number): void => {
+    new Gauge({
+      name: `${prefix}${name}`,
+      help,
+      registers: [registry],
+      collect() {
+        if (watched !== undefined) this.set(read(watched.stats()));
+      },
+    });
+  };
+  gauge('store_pages', 'Pages known to this node.', (s) => s.pages);
+  gauge('store_slots', 'G-Counter slots (page × replica) held.', (s) => s.slots);
+  gauge('store_replicas', 'Replicas whose slots are held.', (s) => s.replicas);
+  gauge('store_bytes', 'Bytes of the database on disk.', (s) => s.bytes);
+  new Gauge({
+    name: `${prefix}store_local_seq`,
+    help: "This replica's highest committed seq.",
+    registers: [registry],
+    collect() {
+      if (watched !== undefined) this.set(watched.localSeq());
+    },
+  });
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    observeRequest(route, method, status, seconds) {
+      const key = `${route}\u0000${method}\u0000${status}`;
+      let counter = requestChildren.get(key);
+      if (counter === undefined) {
+        counter = requests.labels(route, method, String(status));
+        requestChildren.set(key, counter);
+      }
+      counter.inc();
+      const durationKey = `${route}\u0000${method}`;
+      let histogram = durationChildren.get(durationKey);
+      if (histogram === undefined) {
+        histogram = durations.labels(route, method);
+        durationChildren.set(durationKey, histogram);
+      }
+      histogram.observe(seconds);
+    },
+    observeIncrement(count, total) {
+      units.inc(count);
+      views.inc(total);
+    },
+    watchStore(store) {
+      watched = store;
+      const offCommit = store.onCommit((delta) => {
+        commits.inc();
+        commitPages.observe(delta.slots.length);
+      });
+      const offChange = store.onChange((changed, origin) => {
+        if (origin === 'merge') mergedPages.inc(changed.length);
+      });
+      return () => {
+        offCommit();
+        offChange();
+        if (watched === store) watched = undefined;
+      };
+    },
+    render: () => registry.metrics(),
+  };
+}

@@ -1,0 +1,225 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_MAX_BODY_BYTES, SETTINGS, flagName, loadConfig, parseHostPort, usage } from '../src/config.js';
+
+const HOST = { hostname: 'box-1' };
+
+function problemsOf(env: Record<string, string>, argv: string[] = []): readonly string[] {
+  try {
+    loadConfig(env, argv, HOST);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig defaults', () => {
+  it('gives the documented defaults for an empty environment', () => {
+    const config = loadConfig({}, [], HOST);
+    expect(config).toMatchObject({
+      port: 8080,
+      host: '::',
+      databasePath: './data/counters.db',
+      nodeName: 'box-1',
+      peers: [],
+      discoveryDns: undefined,
+      discoveryDnsServer: undefined,
+      discoveryIntervalMs: 5000,
+      clusterSecret: '',
+      clusterName: 'distributed-sqlite',
+      logLevel: 'info',
+      corsOrigins: '*',
+      sqliteSynchronous: 'normal',
+      checkpoints: 'sqlite',
+      heartbeatIntervalMs: 1000,
+      heartbeatTimeoutMs: 5000,
+      antiEntropyIntervalMs: 2000,
+      region: undefined,
+      flyAppName: undefined,
+      maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+      warnings: [],
+    });
+    expect(DEFAULT_MAX_BODY_BYTES).toBe(1024 * 1024);
+  });
+
+  it('is frozen, lists included', () => {
+    const config = loadConfig({ PEERS: 'a:1', CORS_ORIGINS: 'https://a.example' }, [], HOST);
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.peers)).toBe(true);
+    expect(Object.isFrozen(config.corsOrigins)).toBe(true);
+  });
+
+  it('derives node name, cluster name, discovery and region from Fly.io variables', () => {
+    const config = loadConfig({ FLY_APP_NAME: 'counters', FLY_MACHINE_ID: '148e21', FLY_REGION: 'ams', CLUSTER_SECRET: 's' }, [], HOST);
+    expect(config.nodeName).toBe('148e21');
+    expect(config.clusterName).toBe('counters');
+    expect(config.discoveryDns).toBe('counters.internal');
+    expect(config.region).toBe('ams');
+    expect(config.flyAppName).toBe('counters');
+  });
+
+  it('lets explicit settings win over Fly.io defaults', () => {
+    const config = loadConfig({ FLY_APP_NAME: 'counters', FLY_MACHINE_ID: 'm', NODE_NAME: 'n1', CLUSTER_NAME: 'c', DISCOVERY_DNS: 'peers.test' }, [], HOST);
+    expect([config.nodeName, config.clusterName, config.discoveryDns]).toEqual(['n1', 'c', 'peers.test']);
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(loadConfig({ PORT: '', PEERS: ' ', LOG_LEVEL: '' }, [], HOST)).toMatchObject({ port: 8080, peers: [], logLevel: 'info' });
+  });
+
+  it('defaults the node name to the host name when nothing else is given', () => {
+    expect(loadConfig({}, []).nodeName.length).toBeGreaterThan(0);
+  });
+});
+
+describe('loadConfig flags', () => {
+  it('accepts --flag value and --flag=value', () => {
+    const config = loadConfig({}, ['--port', '9000', '--database-path=/tmp/x.db', '--log-level', 'debug'], HOST);
+    expect([config.port, config.databasePath, config.logLevel]).toEqual([9000, '/tmp/x.db', 'debug']);
+  });
+
+  it('lets flags win over the environment', () => {
+    expect(loadConfig({ PORT: '1000' }, ['--port=2000'], HOST).port).toBe(2000);
+  });
+
+  it('has a flag for every setting, named after it in lower kebab case', () => {
+    expect(flagName('DATABASE_PATH')).toBe('--database-path');
+    expect(flagName('CLUSTER_SECRET')).toBe('--cluster-secret');
+    for (const setting of SETTINGS) expect(() => loadConfig({}, [`${flagName(setting.env)}=x`], HOST)).not.toThrow(/unknown flag/);
+  });
+
+  it('accepts --litestream alone as true', () => {
+    expect(loadConfig({}, ['--litestream'], HOST).checkpoints).toBe('external');
+    expect(loadConfig({}, ['--litestream', '--port', '1'], HOST)).toMatchObject({ checkpoints: 'external', port: 1 });
+  });
+
+  it('refuses unknown flags, stray arguments and flags without a value', () => {
+    const problems = problemsOf({}, ['--prot', '1', 'oops', '--port']);
+    expect(problems).toContain('unknown flag --prot');
+    expect(problems.some((p) => p.includes('"1"'))).toBe(true);
+    expect(problems.some((p) => p.includes('"oops"'))).toBe(true);
+    expect(problems).toContain('flag --port needs a value');
+  });
+});
+
+describe('loadConfig validation', () => {
+  it('names every problem in one error', () => {
+    const env = {
+      PORT: '70000',
+      LOG_LEVEL: 'loud',
+      PEERS: 'nohost,ok:1,[::1]:0',
+      SQLITE_SYNCHRONOUS: 'off',
+      CORS_ORIGINS: 'example.com',
+      MAX_BODY_BYTES: '-1',
+      HEARTBEAT_INTERVAL_MS: '1.5',
+      LITESTREAM: 'maybe',
+      DISCOVERY_DNS_SERVER: 'dns.example',
+      NODE_NAME: 'has space',
+    };
+    let error: unknown;
+    try {
+      loadConfig(env, [], HOST);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    for (const name of ['PORT', 'LOG_LEVEL', '"nohost"', '"[::1]:0"', 'SQLITE_SYNCHRONOUS', 'CORS_ORIGINS', 'MAX_BODY_BYTES', 'HEARTBEAT_INTERVAL_MS', 'LITESTREAM', 'DISCOVERY_DNS_SERVER', 'NODE_NAME']) {
+      expect(message).toContain(name);
+    }
+    expect((error as ConfigError).problems).toHaveLength(11);
+  });
+
+  it.each([
+    ['PORT', '-1'],
+    ['PORT', 'abc'],
+    ['PORT', '65536'],
+    ['PORT', '80.5'],
+    ['HOST', 'not a host'],
+    ['DATABASE_PATH', ':memory:'],
+    ['DISCOVERY_DNS', 'bad name!'],
+    ['DISCOVERY_INTERVAL_MS', '0'],
+    ['CLUSTER_NAME', 'a/b'],
+    ['LOG_LEVEL', 'verbose'],
+    ['CORS_ORIGINS', 'https://a.example/path'],
+    ['CORS_ORIGINS', 'ftp://a.example'],
+    ['SQLITE_SYNCHRONOUS', 'extra'],
+    ['ANTI_ENTROPY_INTERVAL_MS', '1e3'],
+    ['MAX_BODY_BYTES', '0'],
+    ['MAX_BODY_BYTES', String(1024 ** 3)],
+    ['DISCOVERY_DNS_SERVER', '1.2.3.4:99999'],
+  ])('refuses %s=%s', (key, value) => {
+    const problems = problemsOf({ [key]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain(key);
+  });
+
+  it('accepts port 0 (ephemeral) and the range ends', () => {
+    expect(loadConfig({ PORT: '0' }, [], HOST).port).toBe(0);
+    expect(loadConfig({ PORT: '65535' }, [], HOST).port).toBe(65535);
+  });
+
+  it('requires the heartbeat timeout to exceed the interval', () => {
+    const problems = problemsOf({ HEARTBEAT_INTERVAL_MS: '3000', HEARTBEAT_TIMEOUT_MS: '3000' });
+    expect(problems).toEqual([expect.stringContaining('HEARTBEAT_TIMEOUT_MS')]);
+  });
+
+  it('parses peers, IPv6 in brackets, and drops duplicates and empty entries', () => {
+    const config = loadConfig({ PEERS: ' a.internal:8080, [fdaa::1]:8080,,a.internal:8080,10.0.0.1:1 ', CLUSTER_SECRET: 's' }, [], HOST);
+    expect(config.peers).toEqual(['a.internal:8080', '[fdaa::1]:8080', '10.0.0.1:1']);
+  });
+
+  it.each(['a', 'a:', ':80', 'fdaa::1:80', '[fdaa::1]', '[zz::1]:80', 'a:0', 'a:65536', 'a b:80'])('refuses the peer %j', (peer) => {
+    expect(problemsOf({ PEERS: peer })).toHaveLength(1);
+  });
+
+  it('parses host:port', () => {
+    expect(parseHostPort('[::1]:53')).toEqual({ host: '::1', port: 53 });
+    expect(parseHostPort('127.0.0.1:5300')).toEqual({ host: '127.0.0.1', port: 5300 });
+    expect(parseHostPort('::1:53')).toBeUndefined();
+  });
+
+  it('accepts a DNS server as ip or ip:port', () => {
+    for (const server of ['127.0.0.1', '127.0.0.1:5353', '::1', '[::1]:5353']) {
+      expect(loadConfig({ DISCOVERY_DNS_SERVER: server }, [], HOST).discoveryDnsServer).toBe(server);
+    }
+  });
+
+  it('normalises CORS origins and keeps * as any', () => {
+    expect(loadConfig({ CORS_ORIGINS: '*' }, [], HOST).corsOrigins).toBe('*');
+    expect(loadConfig({ CORS_ORIGINS: 'https://A.example/, http://b.example:8080' }, [], HOST).corsOrigins).toEqual([
+      'https://a.example',
+      'http://b.example:8080',
+    ]);
+  });
+
+  it('reads SQLITE_SYNCHRONOUS and LITESTREAM', () => {
+    expect(loadConfig({ SQLITE_SYNCHRONOUS: 'FULL' }, [], HOST).sqliteSynchronous).toBe('full');
+    expect(loadConfig({ LITESTREAM: '1' }, [], HOST).checkpoints).toBe('external');
+    expect(loadConfig({ LITESTREAM: 'false' }, [], HOST).checkpoints).toBe('sqlite');
+  });
+});
+
+describe('cluster secret', () => {
+  it('warns loudly and uses an empty secret when peers are configured without one', () => {
+    const config = loadConfig({ PEERS: 'a:1' }, [], HOST);
+    expect(config.clusterSecret).toBe('');
+    expect(config.warnings).toEqual([expect.stringContaining('CLUSTER_SECRET')]);
+  });
+
+  it('warns when DNS discovery is on (Fly.io default) without a secret', () => {
+    expect(loadConfig({ FLY_APP_NAME: 'x' }, [], HOST).warnings).toHaveLength(1);
+  });
+
+  it('does not warn with a secret, or for a lone node', () => {
+    expect(loadConfig({ PEERS: 'a:1', CLUSTER_SECRET: 'hunter2' }, [], HOST)).toMatchObject({ clusterSecret: 'hunter2', warnings: [] });
+    expect(loadConfig({}, [], HOST).warnings).toEqual([]);
+  });
+});
+
+describe('usage', () => {
+  it('lists every setting with its flag', () => {
+    const text = usage();
+    for (const setting of SETTINGS) expect(text).toContain(`${setting.env} / ${flagName(setting.env)}`);
+  });
+});

@@ -1,0 +1,167 @@
+/**
+ * Real node processes for tests: `node dist/src/main.js` with PORT=0 on loopback, resolved once
+ * the node logs its `listening` line (the port is read from it, never guessed). The environment
+ * is hermetic: settings from the test runner's own environment (FLY_*, PEERS …) are not passed on.
+ *
+ *   const nodes = new NodeProcesses();
+ *   afterEach(() => nodes.killAll());
+ *   const node = await nodes.start({ env: { DATABASE_PATH: join(dir, 'c.db') } });
+ *   await fetch(`${node.url}/healthz`);
+ *   await node.signal('SIGTERM'); expect((await node.exited).code).toBe(0);
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { SETTINGS } from '../../src/config.js';
+import { MAIN_JS, ROOT, ensureBuilt } from './build.js';
+
+/** How long a node may take to log `listening`. */
+export const LISTEN_TIMEOUT_MS = 20_000;
+/** How long a command (migrate, bad config) may take to exit. */
+export const COMMAND_TIMEOUT_MS = 20_000;
+
+export interface SpawnOptions {
+  /** Settings for the node; PORT=0 and HOST=127.0.0.1 unless given. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly args?: readonly string[];
+  readonly listenTimeoutMs?: number;
+}
+
+export interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+export interface SpawnedNode {
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly port: number;
+  readonly url: string;
+  /** Every JSON log line so far, parsed (non-JSON lines are kept as `{ raw }`). */
+  readonly logs: Array<Record<string, unknown>>;
+  readonly stderr: () => string;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<Exit>;
+  signal(signal: NodeJS.Signals): void;
+}
+
+/** The environment a test node gets: PATH and friends, none of the runner's node settings. */
+export function hermeticEnv(extra: Readonly<Record<string, string | undefined>> = {}): Record<string, string> {
+  const settings = new Set<string>(SETTINGS.map((s) => s.env));
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && !settings.has(key) && !key.startsWith('FLY_') && !key.startsWith('VITEST') && key !== 'NODE_OPTIONS') env[key] = value;
+  }
+  Object.assign(env, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_NAME: 'test-node' });
+  for (const [key, value] of Object.entries(extra)) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
+  return env;
+}
+
+function watchExit(child: ChildProcess): Promise<Exit> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+/** Spawns a node and waits for its `listening` line. Rejects (and kills it) if it exits first. */
+export async function spawnNode(options: SpawnOptions = {}): Promise<SpawnedNode> {
+  ensureBuilt();
+  const child = spawn(process.execPath, [MAIN_JS, ...(options.args ?? [])], {
+    cwd: ROOT,
+    env: hermeticEnv(options.env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = watchExit(child);
+  const logs: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+
+  const listening = new Promise<{ port: number; url: string }>((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error(`node did not log "listening" within ${options.listenTimeoutMs ?? LISTEN_TIMEOUT_MS} ms; stderr: ${stderr}`)), options.listenTimeoutMs ?? LISTEN_TIMEOUT_MS);
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      buffered += chunk;
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) !== -1) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        let entry: Record<string, unknown>;
+        try {
+          entry = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          entry = { raw: line };
+        }
+        logs.push(entry);
+        if (entry.msg === 'listening' && typeof entry.port === 'number' && typeof entry.url === 'string') {
+          clearTimeout(timer);
+          resolve({ port: entry.port, url: `http://127.0.0.1:${entry.port}` });
+        }
+      }
+    });
+    void exited.then((exit) => {
+      clearTimeout(timer);
+      reject(new Error(`node exited (code ${exit.code}, signal ${exit.signal}) before listening; stderr: ${stderr}; stdout: ${JSON.stringify(logs)}`));
+    });
+  });
+
+  try {
+    const { port, url } = await listening;
+    return {
+      child,
+      pid: child.pid as number,
+      port,
+      url,
+      logs,
+      stderr: () => stderr,
+      exited,
+      signal: (signal) => {
+        if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      },
+    };
+  } catch (error) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+    throw error;
+  }
+}
+
+export interface CommandResult extends Exit {
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs `node dist/src/main.js <args>` to completion (migrate, bad configuration …). */
+export async function runCommand(args: readonly string[], env: Readonly<Record<string, string | undefined>> = {}): Promise<CommandResult> {
+  ensureBuilt();
+  const child = spawn(process.execPath, [MAIN_JS, ...args], { cwd: ROOT, env: hermeticEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), COMMAND_TIMEOUT_MS);
+  const exit = await watchExit(child);
+  clearTimeout(timer);
+  // Let the pipes drain: 'exit' may come before the last output.
+  await Promise.all([child.stdout, child.stderr].map((s) => (s === null || s.readableEnded || s.closed ? undefined : new Promise((r) => s.once('close', r)))));
+  return { ...exit, stdout, stderr };
+}
+
+/** Tracks spawned nodes so afterEach can kill whatever a test left running. */
+export class NodeProcesses {
+  private readonly nodes = new Set<SpawnedNode>();
+
+  async start(options: SpawnOptions = {}): Promise<SpawnedNode> {
+    const node = await spawnNode(options);
+    this.nodes.add(node);
+    void node.exited.then(() => this.nodes.delete(node));
+    return node;
+  }
+
+  async killAll(): Promise<void> {
+    const nodes = [...this.nodes];
+    for (const node of nodes) node.signal('SIGKILL');
+    await Promise.all(nodes.map((n) => n.exited));
+  }
+}
