@@ -130,12 +130,13 @@ export class DnsDiscovery implements Discovery {
       return await this.lookup(resolver);
     } catch (error) {
       signal?.throwIfAborted();
-      if (timedOut) {
+      const code = errorCode(error) ?? 'EUNKNOWN';
+      // Our deadline and c-ares's own retries end at about the same moment: one message for both.
+      if (timedOut || code === 'ETIMEOUT') {
         throw new DnsDiscoveryError('ETIMEOUT', `DNS lookup of ${this.name} ${this.via()} gave no answer within ${this.timeoutMs} ms`, {
           cause: error,
         });
       }
-      const code = errorCode(error) ?? 'EUNKNOWN';
       throw new DnsDiscoveryError(code, `DNS lookup of ${this.name} ${this.via()} failed: ${code}`, { cause: error });
     } finally {
       clearTimeout(deadline);
