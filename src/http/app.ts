@@ -1,0 +1,47 @@
+/**
+ * The koa app as a value: `createApp` wires middleware and routes and never listens. Tests drive
+ * `app.callback()` through node:http on port 0; `node.ts` mounts it on the real server.
+ */
+import Koa from 'koa';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Store } from '../store/store.js';
+import type { ClusterStatusSource } from './cluster-status.js';
+import { corsMiddleware } from './cors.js';
+import { errorMiddleware } from './error-middleware.js';
+import { createRouter, type Readiness } from './routes.js';
+
+export interface AppDeps {
+  readonly store: Store;
+  readonly cluster: ClusterStatusSource;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly corsOrigins: '*' | readonly string[];
+  readonly maxBodyBytes: number;
+  readonly version: string;
+  /** Defaults to always `ready`. */
+  readonly readiness?: () => Readiness;
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  // Every error is turned into a response by errorMiddleware; koa's own stderr printing is off.
+  app.silent = true;
+  app.on('error', (error: unknown) => deps.log.error({ err: error }, 'koa error'));
+
+  const router = createRouter({
+    store: deps.store,
+    cluster: deps.cluster,
+    metrics: deps.metrics,
+    log: deps.log,
+    maxBodyBytes: deps.maxBodyBytes,
+    version: deps.version,
+    readiness: deps.readiness ?? (() => 'ready'),
+  });
+
+  app.use(errorMiddleware(deps.log, deps.metrics));
+  app.use(corsMiddleware(deps.corsOrigins));
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}

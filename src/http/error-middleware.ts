@@ -1,0 +1,69 @@
+/**
+ * The one place errors become responses: AppError → its status and `{"error": {"code","message"}}`;
+ * anything else → 500 `internal`, logged with its stack, message hidden. Unmatched routes become
+ * 404 `not_found`, a known path with the wrong method 405 `method_not_allowed` (Allow kept).
+ * It also records each request's route, status and duration in the metrics.
+ */
+import type { Middleware } from 'koa';
+import { AppError, errorBody, isAppError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+/** Label for requests no route matched: keeps metric cardinality bounded whatever paths arrive. */
+export const UNMATCHED_ROUTE = '(unmatched)';
+
+/** Koa and its helpers throw http-errors with `status` and `expose`; keep their 4xx meaning. */
+const CODE_BY_STATUS: Readonly<Record<number, ErrorCode>> = {
+  400: 'bad_request',
+  403: 'forbidden_origin',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'body_too_large',
+  415: 'unsupported_media_type',
+};
+
+export function toAppError(error: unknown): AppError {
+  if (isAppError(error)) return error;
+  const status = (error as { status?: unknown } | null)?.status;
+  const expose = (error as { expose?: unknown } | null)?.expose;
+  if (typeof status === 'number' && expose === true) {
+    const code = CODE_BY_STATUS[status];
+    if (code !== undefined) return new AppError(code, (error as Error).message, { cause: error });
+  }
+  return new AppError('internal', 'internal error', { cause: error });
+}
+
+export function errorMiddleware(log: Logger, metrics: Metrics): Middleware {
+  return async function handleErrors(ctx, next) {
+    const started = performance.now();
+    try {
+      await next();
+      if (ctx.body === undefined || ctx.body === null) {
+        if (ctx.status === 404) throw new AppError('not_found', `no route for ${ctx.method} ${ctx.path}`);
+        if (ctx.status === 405) throw new AppError('method_not_allowed', `${ctx.method} is not allowed here (allowed: ${String(ctx.response.get('Allow'))})`);
+      }
+    } catch (caught) {
+      const error = toAppError(caught);
+      if (error.status >= 500 && error.code !== 'shutting_down' && error.code !== 'not_ready') {
+        log.error({ err: error.cause ?? error, method: ctx.method, path: ctx.path }, 'request failed');
+      }
+      if (ctx.headerSent || !ctx.writable) {
+        ctx.res.destroy();
+      } else {
+        ctx.status = error.status;
+        ctx.body = errorBody(error);
+        // A refused body may still be arriving: do not keep the connection for another request.
+        if (error.code === 'body_too_large') ctx.set('Connection', 'close');
+      }
+    } finally {
+      const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
+      metrics.observeRequest(
+        typeof route === 'string' ? route : UNMATCHED_ROUTE,
+        KNOWN_METHODS.has(ctx.method) ? ctx.method : 'OTHER',
+        ctx.status,
+        (performance.now() - started) / 1000,
+      );
+    }
+  };
+}

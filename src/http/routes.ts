@@ -1,0 +1,137 @@
+/**
+ * The routes of DESIGN.md §5. Handlers validate everything, then call the store; they never see
+ * SQLite or sockets. The increment path is kept lean: no body read when none is declared, no
+ * per-request closures, one store call.
+ */
+import type { Context } from 'koa';
+import { Router } from '@koa/router';
+import { AppError } from '../errors.js';
+import type { PageName } from '../ids.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Store } from '../store/store.js';
+import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
+import type { ClusterStatusSource } from './cluster-status.js';
+import { HOME_PAGE, renderHomePage } from './page.js';
+
+export const DEFAULT_PAGE_LIMIT = 100;
+export const MAX_PAGE_LIMIT = 1000;
+
+export type Readiness = 'starting' | 'ready' | 'shutting_down';
+
+export interface RouteDeps {
+  readonly store: Store;
+  readonly cluster: ClusterStatusSource;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly maxBodyBytes: number;
+  readonly version: string;
+  /** `ready` once the database is open and migrated; `shutting_down` once stop() began. */
+  readonly readiness: () => Readiness;
+}
+
+// The raw (still percent-encoded) page segment: the router's own decoding hides malformed
+// escapes by passing them through verbatim, which would count "%E0%A4%A" as a page.
+const PAGE_SEGMENT = /^\/api\/pages\/([^/]+)/;
+
+/** The `:page` of the path, decoded strictly; a malformed escape or a bad name is a 400. */
+export function pageFromPath(path: string): PageName {
+  const raw = PAGE_SEGMENT.exec(path)?.[1];
+  if (raw === undefined) throw new AppError('bad_page_name', 'the path has no page name');
+  let decoded = raw;
+  if (raw.includes('%')) {
+    try {
+      decoded = decodeURIComponent(raw);
+    } catch {
+      throw new AppError('bad_page_name', 'the page name in the path has a malformed percent-encoding');
+    }
+  }
+  return checkPageName(decoded);
+}
+
+const NO_STORE = 'no-store';
+
+export function createRouter(deps: RouteDeps): Router {
+  const { store, cluster, metrics, maxBodyBytes } = deps;
+  const router = new Router();
+
+  router.post('/api/pages/:page/views', async (ctx: Context) => {
+    const page = pageFromPath(ctx.path);
+    const by = hasNoBody(ctx.req) ? 1 : incrementBy(await readJsonBody(ctx.req, maxBodyBytes));
+    const counts = await store.increment([{ page, by }]);
+    metrics.observeIncrement(1, by);
+    ctx.body = { page, count: (counts[0] as { count: number }).count };
+  });
+
+  router.post('/api/views', async (ctx: Context) => {
+    const body = await readJsonBody(ctx.req, maxBodyBytes);
+    if (body === undefined) throw new AppError('bad_request', 'the body must be a JSON object like {"views": [{"page": "home", "by": 1}]}');
+    const increments = batchIncrements(body);
+    const counts = await store.increment(increments);
+    let views = 0;
+    for (const increment of increments) views += increment.by;
+    metrics.observeIncrement(1, views);
+    ctx.body = { pages: counts.map((c) => ({ page: c.page, count: c.count })) };
+  });
+
+  router.get('/api/pages/:page', (ctx: Context) => {
+    const page = pageFromPath(ctx.path);
+    ctx.set('Cache-Control', NO_STORE);
+    ctx.body = { page, count: store.count(page) };
+  });
+
+  router.get('/api/pages', (ctx: Context) => {
+    const limit = parseLimit(ctx.query.limit);
+    const afterText = ctx.query.after;
+    if (Array.isArray(afterText)) throw new AppError('bad_request', 'give "after" at most once');
+    const after = afterText === undefined ? undefined : checkPageName(afterText, 'after');
+    // One more than asked tells whether a next page exists without an extra query.
+    const rows = store.listPages({ ...(after !== undefined ? { after } : {}), limit: limit + 1 });
+    const pages = rows.slice(0, limit).map((r) => ({ page: r.page, count: r.count }));
+    ctx.set('Cache-Control', NO_STORE);
+    ctx.body = { pages, next: rows.length > limit ? (pages[pages.length - 1] as { page: string }).page : null };
+  });
+
+  router.get('/api/cluster', (ctx: Context) => {
+    ctx.set('Cache-Control', NO_STORE);
+    ctx.body = cluster.status();
+  });
+
+  router.get('/healthz', (ctx: Context) => {
+    ctx.set('Cache-Control', NO_STORE);
+    ctx.body = { status: 'ok' };
+  });
+
+  router.get('/readyz', (ctx: Context) => {
+    const state = deps.readiness();
+    if (state === 'shutting_down') throw new AppError('shutting_down', 'the node is shutting down');
+    if (state !== 'ready') throw new AppError('not_ready', 'the database is not open yet');
+    ctx.set('Cache-Control', NO_STORE);
+    ctx.body = { status: 'ready' };
+  });
+
+  router.get('/metrics', async (ctx: Context) => {
+    ctx.type = metrics.contentType;
+    ctx.body = await metrics.render();
+  });
+
+  router.get('/', async (ctx: Context) => {
+    const page = HOME_PAGE as PageName;
+    // HEAD (link checkers, monitors) shows the page without counting a view.
+    const count = ctx.method === 'HEAD' ? store.count(page) : ((await store.increment([{ page, by: 1 }]))[0] as { count: number }).count;
+    if (ctx.method !== 'HEAD') metrics.observeIncrement(1, 1);
+    const status = cluster.status();
+    ctx.set('Cache-Control', NO_STORE);
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.body = renderHomePage({ page, count, node: status.node, membership: status.membership });
+  });
+
+  return router;
+}
+
+function parseLimit(value: string | string[] | undefined): number {
+  if (value === undefined) return DEFAULT_PAGE_LIMIT;
+  const limit = typeof value === 'string' && /^\d{1,7}$/.test(value) ? Number(value) : Number.NaN;
+  if (!(limit >= 1 && limit <= MAX_PAGE_LIMIT)) throw new AppError('bad_request', `limit must be a whole number from 1 to ${MAX_PAGE_LIMIT}`);
+  return limit;
+}
