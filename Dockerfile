@@ -1,0 +1,59 @@
+# syntax=docker/dockerfile:1
+# distributed-sqlite: one node per Fly Machine, backed up by Litestream (see docs/DEPLOY.md).
+#
+# Stages:
+#   deps   production node_modules (better-sqlite3 compiled here if no prebuilt binary fits,
+#          so the compilers never reach the final image; the Litestream binary comes with
+#          @flydotio/litestream)
+#   build  every dependency, then the TypeScript build (dist/)
+#   final  Node 20 slim + deps' node_modules + dist/ + migrations/ + run.sh + litestream.yml,
+#          run as the unprivileged `node` user (run.sh drops to it after preparing /data)
+ARG NODE_VERSION=20
+
+FROM node:${NODE_VERSION}-slim AS base
+WORKDIR /app
+ENV NODE_ENV=production
+
+FROM base AS toolchain
+# Needed only when better-sqlite3 has to compile its native addon.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+
+FROM toolchain AS deps
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM toolchain AS build
+COPY package.json package-lock.json ./
+# NODE_ENV=production would make npm ci skip the devDependencies the build needs.
+RUN NODE_ENV=development npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+FROM base AS final
+# Litestream is a Go binary: it needs the system CA bundle to reach S3 over TLS (Node carries its own).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json litestream.yml run.sh ./
+COPY migrations ./migrations
+# `litestream` on PATH for `fly ssh console` (generations, snapshots, restore -o); run.sh finds
+# the same binary itself. Fails the build if the platform binary is missing.
+RUN ln -s "/app/node_modules/@flydotio/litestream-$(node -p 'process.platform + "-" + process.arch')/litestream" /usr/local/bin/litestream \
+ && litestream version \
+ && mkdir -p /data \
+ && chown node:node /data
+ENV DATABASE_PATH=/data/counters.db \
+    HOST=:: \
+    PORT=8080 \
+    RUN_AS_USER=node
+VOLUME /data
+EXPOSE 8080
+# Starts as root only to chown the mounted volume (Fly mounts it root-owned), then run.sh drops
+# to RUN_AS_USER before touching the database. Set RUN_AS_USER= and `USER node` to skip that
+# on platforms whose volumes are already writable by the user.
+CMD ["./run.sh"]

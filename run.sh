@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Starts one distributed-sqlite node, with Litestream when REPLICA_URL is set.
+#
+#   REPLICA_URL unset: migrate DATABASE_PATH, then exec the node (no backup). Same script for local use.
+#   REPLICA_URL set:   check it; if DATABASE_PATH is missing, restore this node's backup when one
+#                      exists (else RESTORE_FROM's, else start empty and bootstrap from peers);
+#                      migrate; then exec `litestream replicate -exec node` with LITESTREAM=1.
+#
+# Litestream becomes the main process: it forwards SIGTERM/SIGINT to the node, waits for it to
+# exit, ships the last WAL pages and exits. So a stop loses no acknowledged increment.
+#
+# Environment (besides the node's own, see README):
+#   DATABASE_PATH                 the node's SQLite file (./data/counters.db)
+#   REPLICA_URL                   s3://bucket/prefix, gcs://…, abs://…, sftp://…, file:///abs/dir;
+#                                 each node writes under REPLICA_URL/NODE_ID
+#   NODE_ID                       derived, not read: FLY_MACHINE_ID, else NODE_NAME, else the host name
+#   RESTORE_FROM                  a NODE_ID whose backup seeds a node that has none of its own
+#                                 (disaster recovery: see docs/DEPLOY.md)
+#   LITESTREAM_SYNC_INTERVAL      how often WAL is shipped (10s): the recovery point of a full-cluster loss
+#   LITESTREAM_ENDPOINT           S3 endpoint (default AWS_ENDPOINT_URL_S3, which `fly storage create` sets)
+#   LITESTREAM_REGION             S3 region (default AWS_REGION)
+#   LITESTREAM_FORCE_PATH_STYLE   true for stores that need path-style requests (MinIO)
+#   LITESTREAM_ACCESS_KEY_ID / LITESTREAM_SECRET_ACCESS_KEY, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+#   RUN_AS_USER                   when started as root (Fly mounts volumes root-owned): chown the
+#                                 database folder to this user and drop to it before anything else
+#   LITESTREAM_BIN, NODE_BIN      override the binaries
+#
+# Exit status: 2 = bad configuration (message says which setting), 1 = a step failed,
+# otherwise the node's (or Litestream's) own.
+set -euo pipefail
+
+readonly DEFAULT_SYNC_INTERVAL=10s
+readonly EXIT_BAD_CONFIG=2
+
+say() { printf 'run.sh: %s\n' "$*" >&2; }
+fail() { say "error: $*"; exit 1; }
+bad_config() { say "error: $*"; exit "$EXIT_BAD_CONFIG"; }
+
+if [ "$#" -gt 0 ]; then
+  bad_config "takes no arguments; configure it with environment variables (see the top of run.sh)"
+fi
+
+APP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly APP_DIR
+readonly MAIN="$APP_DIR/dist/src/main.js"
+readonly CONFIG="$APP_DIR/litestream.yml"
+
+# Same default as src/config.ts; made absolute so the node and Litestream name the same file
+# whatever directory each resolves relative paths against.
+DATABASE_PATH=$(realpath -m -- "${DATABASE_PATH:-./data/counters.db}")
+export DATABASE_PATH
+DATA_DIR=$(dirname -- "$DATABASE_PATH")
+readonly DATA_DIR
+
+# Fly.io mounts volumes owned by root. Start as root only long enough to hand the database folder
+# to the unprivileged user, then run everything else (restore included) as that user.
+if [ "$(id -u)" = 0 ] && [ -n "${RUN_AS_USER:-}" ]; then
+  id -u -- "$RUN_AS_USER" >/dev/null 2>&1 || bad_config "RUN_AS_USER=$RUN_AS_USER is not a user on this system"
+  mkdir -p -- "$DATA_DIR"
+  chown -R -- "$RUN_AS_USER:$(id -gn -- "$RUN_AS_USER")" "$DATA_DIR"
+  say "dropping root: continuing as $RUN_AS_USER (owner of $DATA_DIR)"
+  export HOME
+  HOME=$(getent passwd "$RUN_AS_USER" | cut -d: -f6)
+  exec setpriv --reuid="$(id -u -- "$RUN_AS_USER")" --regid="$(id -g -- "$RUN_AS_USER")" --init-groups \
+    -- "$BASH" "${BASH_SOURCE[0]}"
+fi
+
+NODE_BIN=${NODE_BIN:-$(command -v node || true)}
+[ -n "$NODE_BIN" ] || fail "node is not on PATH (set NODE_BIN)"
+[ -f "$MAIN" ] || fail "$MAIN is missing: build first (npm run build)"
+mkdir -p -- "$DATA_DIR" || fail "cannot create the database folder $DATA_DIR"
+
+migrate() {
+  say "migrating $DATABASE_PATH"
+  "$NODE_BIN" "$MAIN" migrate || fail "migration of $DATABASE_PATH failed (see above); not starting"
+}
+
+if [ -z "${REPLICA_URL:-}" ]; then
+  say "REPLICA_URL is not set: running the node without Litestream (no backup of $DATABASE_PATH)"
+  migrate
+  say "starting the node"
+  exec "$NODE_BIN" "$MAIN"
+fi
+
+# --- Litestream from here on ------------------------------------------------------------------
+
+# Litestream 0.3.13 reads no query string and its URL parser is lenient, so check the shape here
+# and name the setting in the message rather than fail later inside Litestream.
+REPLICA_URL=${REPLICA_URL%/}
+case "$REPLICA_URL" in
+  *[[:space:]?#]*) bad_config "REPLICA_URL must not contain spaces, '?' or '#', got '$REPLICA_URL'" ;;
+  s3://[!/]* | gcs://[!/]* | abs://[!/]* | sftp://[!/]*) ;;
+  file:///?*) ;;
+  *) bad_config "REPLICA_URL must be s3://BUCKET[/PREFIX], gcs://…, abs://…, sftp://… or file:///ABSOLUTE/DIR, got '$REPLICA_URL'" ;;
+esac
+export REPLICA_URL
+
+# The backup path of this node. One writer per path, so it comes from the machine, never from a
+# setting shared by every machine of the app.
+NODE_ID=${FLY_MACHINE_ID:-${NODE_NAME:-${HOSTNAME:-$(uname -n)}}}
+[[ "$NODE_ID" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ ]] \
+  || bad_config "the backup name (FLY_MACHINE_ID, else NODE_NAME, else the host name) must be letters, digits, '.', '_' or '-', got '$NODE_ID'"
+export NODE_ID
+
+RESTORE_FROM=${RESTORE_FROM:-}
+if [ -n "$RESTORE_FROM" ] && ! [[ "$RESTORE_FROM" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ ]]; then
+  bad_config "RESTORE_FROM must be a backup name (a machine id or node name), got '$RESTORE_FROM'"
+fi
+
+export LITESTREAM_SYNC_INTERVAL=${LITESTREAM_SYNC_INTERVAL:-$DEFAULT_SYNC_INTERVAL}
+[[ "$LITESTREAM_SYNC_INTERVAL" =~ ^[0-9]+(ms|s|m|h)$ ]] \
+  || bad_config "LITESTREAM_SYNC_INTERVAL must be a duration like 500ms, 10s or 1m, got '$LITESTREAM_SYNC_INTERVAL'"
+export LITESTREAM_ENDPOINT=${LITESTREAM_ENDPOINT:-${AWS_ENDPOINT_URL_S3:-}}
+export LITESTREAM_REGION=${LITESTREAM_REGION:-${AWS_REGION:-}}
+export LITESTREAM_FORCE_PATH_STYLE=${LITESTREAM_FORCE_PATH_STYLE:-}
+case "$LITESTREAM_FORCE_PATH_STYLE" in
+  '' | true | false) ;;
+  *) bad_config "LITESTREAM_FORCE_PATH_STYLE must be true or false, got '$LITESTREAM_FORCE_PATH_STYLE'" ;;
+esac
+if [[ "$REPLICA_URL" == s3://* ]] && [ -z "${LITESTREAM_ACCESS_KEY_ID:-${AWS_ACCESS_KEY_ID:-}}" ]; then
+  say "warning: no LITESTREAM_ACCESS_KEY_ID or AWS_ACCESS_KEY_ID; Litestream will try the instance's own credentials"
+fi
+
+# The platform binary from @flydotio/litestream, not its npm wrapper (node_modules/.bin), which
+# runs it through spawnSync and would not pass SIGTERM on.
+if [ -z "${LITESTREAM_BIN:-}" ]; then
+  platform=$("$NODE_BIN" -p 'process.platform + "-" + process.arch')
+  LITESTREAM_BIN="$APP_DIR/node_modules/@flydotio/litestream-$platform/litestream"
+  [ -x "$LITESTREAM_BIN" ] || LITESTREAM_BIN=$(command -v litestream || true)
+fi
+[ -n "$LITESTREAM_BIN" ] && [ -x "$LITESTREAM_BIN" ] \
+  || fail "the litestream binary was not found (npm install @flydotio/litestream, or set LITESTREAM_BIN)"
+
+# Restores the backup named $1 (a NODE_ID) into DATABASE_PATH if one exists; succeeds either way
+# and leaves the file missing when there was none. Any other failure (credentials, network) stops
+# the start: starting empty beside an unreadable backup would hide the problem.
+restore_from() {
+  NODE_ID="$1" "$LITESTREAM_BIN" restore -config "$CONFIG" -if-replica-exists "$DATABASE_PATH" \
+    || fail "could not read the backup at $REPLICA_URL/$1 (see Litestream's message above); not starting"
+}
+
+say "backup of $DATABASE_PATH: $REPLICA_URL/$NODE_ID, synced every $LITESTREAM_SYNC_INTERVAL"
+if [ -e "$DATABASE_PATH" ]; then
+  say "$DATABASE_PATH exists: not restoring"
+else
+  # A WAL without its database is worthless, and SQLite would replay it onto a restored file.
+  # Litestream's shadow folder describes the lost file too.
+  meta_dir="$DATA_DIR/.$(basename -- "$DATABASE_PATH")-litestream"
+  for leftover in "$DATABASE_PATH-wal" "$DATABASE_PATH-shm" "$meta_dir"; do
+    if [ -e "$leftover" ]; then
+      say "removing $leftover, left over from a database that is gone"
+      rm -rf -- "$leftover"
+    fi
+  done
+
+  say "$DATABASE_PATH is missing: looking for a backup at $REPLICA_URL/$NODE_ID"
+  restore_from "$NODE_ID"
+  if [ -e "$DATABASE_PATH" ]; then
+    say "restored $DATABASE_PATH from $REPLICA_URL/$NODE_ID; the node will mint a new replica id and heal from peers"
+  elif [ -n "$RESTORE_FROM" ] && [ "$RESTORE_FROM" != "$NODE_ID" ]; then
+    say "no backup of its own; RESTORE_FROM=$RESTORE_FROM: looking for a backup at $REPLICA_URL/$RESTORE_FROM"
+    restore_from "$RESTORE_FROM"
+    if [ -e "$DATABASE_PATH" ]; then
+      say "restored $DATABASE_PATH from $REPLICA_URL/$RESTORE_FROM; the node will mint a new replica id and heal from peers"
+    else
+      say "no backup at $REPLICA_URL/$RESTORE_FROM either; starting empty, will bootstrap from peers"
+    fi
+  else
+    say "no backup; starting empty, will bootstrap from peers"
+  fi
+fi
+
+migrate
+
+say "starting the node under litestream replicate (LITESTREAM=1: Litestream owns checkpoints)"
+export LITESTREAM=1
+exec "$LITESTREAM_BIN" replicate -config "$CONFIG" -exec "\"$NODE_BIN\" \"$MAIN\""

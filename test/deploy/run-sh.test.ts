@@ -1,0 +1,156 @@
+/**
+ * run.sh's documented modes, with real processes: no REPLICA_URL (node alone), a REPLICA_URL with
+ * no backup yet (start empty, back up), settings it refuses (exit 2 naming the setting), a backup
+ * it cannot read (exit 1), leftovers of a lost database, and RESTORE_FROM.
+ */
+import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../helpers/build.js';
+import { eventually } from '../helpers/eventually.js';
+import { TempDirs } from '../helpers/temp-dir.js';
+import {
+  RunShProcesses,
+  TEST_SYNC_INTERVAL,
+  clusterStatus,
+  countViews,
+  groupGone,
+  listFiles,
+  pageCount,
+  waitForBackupToCatchUp,
+} from './run-sh.js';
+
+const EXIT_BAD_CONFIG = 2;
+
+describe('run.sh', () => {
+  const dirs = new TempDirs();
+  const runs = new RunShProcesses();
+  beforeAll(() => ensureBuilt());
+  afterEach(async () => {
+    await runs.killAll();
+    await dirs.removeAll();
+  });
+  afterAll(() => runs.killAll());
+
+  it('without REPLICA_URL says so, migrates and execs the node itself (no Litestream)', async () => {
+    const dir = await dirs.create('run-sh-plain-');
+    const databasePath = join(dir, 'data', 'counters.db');
+    const run = await runs.start({ DATABASE_PATH: databasePath, NODE_NAME: 'plain' });
+
+    expect(run.output()).toContain('run.sh: REPLICA_URL is not set: running the node without Litestream');
+    expect(run.output()).toContain('"msg":"migrated"');
+    // run.sh exec'd the node: the listening process is run.sh's own pid.
+    expect(run.nodePid).toBe(run.pid);
+    await countViews(run.url, { home: 3 });
+    expect(await pageCount(run.url, 'home')).toBe(3);
+
+    run.signal('SIGTERM');
+    expect(await run.exited).toEqual({ code: 0, signal: null });
+    expect(run.output()).not.toContain('litestream');
+  });
+
+  it('with REPLICA_URL and no backup starts empty, runs the node under Litestream and backs up only the database', async () => {
+    const dir = await dirs.create('run-sh-fresh-');
+    const databasePath = join(dir, 'data', 'counters.db');
+    const replicaRoot = join(dir, 'replica');
+    const env = { DATABASE_PATH: databasePath, NODE_NAME: 'fresh', REPLICA_URL: `file://${replicaRoot}/`, LITESTREAM_SYNC_INTERVAL: TEST_SYNC_INTERVAL };
+    const run = await runs.start(env);
+
+    expect(run.output()).toContain(`run.sh: backup of ${databasePath}: file://${replicaRoot}/fresh, synced every ${TEST_SYNC_INTERVAL}`);
+    expect(run.output()).toContain('run.sh: no backup; starting empty, will bootstrap from peers');
+    // Litestream is the main process and the node its child.
+    expect(run.nodePid).not.toBe(run.pid);
+    await countViews(run.url, { home: 5, about: 2 });
+    await waitForBackupToCatchUp(databasePath, `file://${replicaRoot}/fresh`, dir);
+
+    run.signal('SIGTERM');
+    expect(await run.exited).toEqual({ code: 0, signal: null });
+    await groupGone(run.pid);
+    expect(run.output()).toContain('"msg":"stopped"');
+
+    // The backup holds the database and its WAL, nothing else: no identity file.
+    const files = listFiles(join(replicaRoot, 'fresh'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) expect(file).toMatch(/^generations\/[0-9a-f]{16}\/(snapshots\/[0-9a-f]{8}\.snapshot|wal\/[0-9a-f]{8}_[0-9a-f]{8}\.wal)\.lz4$/);
+    expect(existsSync(`${databasePath}-identity.json`)).toBe(true);
+
+    // A second start finds the database and keeps it (and its replica id).
+    const again = await runs.start(env);
+    expect(again.output()).toContain(`run.sh: ${databasePath} exists: not restoring`);
+    expect(await pageCount(again.url, 'home')).toBe(5);
+    again.signal('SIGTERM');
+    expect((await again.exited).code).toBe(0);
+  });
+
+  it.each([
+    ['no scheme', 'backups/here'],
+    ['an unsupported scheme', 'http://bucket/path'],
+    ['an S3 URL without a bucket', 's3://'],
+    ['a relative file URL', 'file://relative/dir'],
+    ['a query string', 's3://bucket/path?endpoint=x'],
+    ['a space', 'file:///tmp/with space'],
+  ])('refuses a REPLICA_URL with %s: exit 2, says why, starts nothing', async (_what, replicaUrl) => {
+    const dir = await dirs.create('run-sh-bad-url-');
+    const databasePath = join(dir, 'counters.db');
+    const result = await runs.runToExit({ DATABASE_PATH: databasePath, NODE_NAME: 'bad', REPLICA_URL: replicaUrl });
+    expect(result.code).toBe(EXIT_BAD_CONFIG);
+    expect(result.output).toContain('run.sh: error: REPLICA_URL must');
+    expect(result.output).toContain(replicaUrl);
+    expect(result.output).not.toContain('listening');
+    expect(existsSync(databasePath)).toBe(false);
+  });
+
+  it.each([
+    ['a backup name that is not a path segment', { NODE_NAME: 'a/b' }, 'the backup name'],
+    ['a malformed sync interval', { LITESTREAM_SYNC_INTERVAL: 'often' }, 'LITESTREAM_SYNC_INTERVAL must'],
+    ['a malformed RESTORE_FROM', { RESTORE_FROM: '../other' }, 'RESTORE_FROM must'],
+    ['a non-boolean path-style flag', { LITESTREAM_FORCE_PATH_STYLE: 'yes please' }, 'LITESTREAM_FORCE_PATH_STYLE must'],
+  ])('refuses %s: exit 2 and names the setting', async (_what, env, message) => {
+    const dir = await dirs.create('run-sh-bad-');
+    const result = await runs.runToExit({ DATABASE_PATH: join(dir, 'counters.db'), NODE_NAME: 'bad', REPLICA_URL: `file://${dir}/replica`, ...env });
+    expect(result.code).toBe(EXIT_BAD_CONFIG);
+    expect(result.output).toContain(`run.sh: error: ${message}`);
+  });
+
+  it('stops with exit 1 when the backup location cannot be read, rather than start empty beside it', async () => {
+    const dir = await dirs.create('run-sh-unreadable-');
+    // A file where the replica folder should be: Litestream cannot list generations there.
+    writeFileSync(join(dir, 'replica'), 'not a folder');
+    const result = await runs.runToExit({ DATABASE_PATH: join(dir, 'data', 'counters.db'), NODE_NAME: 'n', REPLICA_URL: `file://${dir}/replica` });
+    expect(result.code).toBe(1);
+    expect(result.output).toContain(`run.sh: error: could not read the backup at file://${dir}/replica/n`);
+    expect(result.output).not.toContain('listening');
+  });
+
+  it('ships everything at SIGTERM; removes a WAL left without its database; RESTORE_FROM seeds a node with no backup of its own', async () => {
+    const dir = await dirs.create('run-sh-restore-from-');
+    const replicaRoot = join(dir, 'replica');
+    // The default sync interval (10s): only the stop itself ships the views.
+    const common = { REPLICA_URL: `file://${replicaRoot}` };
+
+    // Node "old" counts and is stopped at once: Litestream ships the WAL as it stops.
+    const oldPath = join(dir, 'old', 'counters.db');
+    const old = await runs.start({ ...common, DATABASE_PATH: oldPath, NODE_NAME: 'old' });
+    await countViews(old.url, { home: 7 });
+    const oldId = (await clusterStatus(old.url)).node.replicaId;
+    old.signal('SIGTERM');
+    expect((await old.exited).code).toBe(0);
+
+    // Node "new": its folder holds only a stray WAL; RESTORE_FROM names the old node's backup.
+    const newPath = join(dir, 'new', 'counters.db');
+    mkdirSync(join(dir, 'new'));
+    writeFileSync(`${newPath}-wal`, 'stale frames of a lost database');
+    const fresh = await runs.start({ ...common, DATABASE_PATH: newPath, NODE_NAME: 'new', RESTORE_FROM: 'old' });
+    expect(fresh.output()).toContain(`run.sh: removing ${newPath}-wal, left over from a database that is gone`);
+    expect(fresh.output()).toContain(`run.sh: no backup of its own; RESTORE_FROM=old: looking for a backup at file://${replicaRoot}/old`);
+    expect(fresh.output()).toContain(`run.sh: restored ${newPath} from file://${replicaRoot}/old`);
+    expect(await pageCount(fresh.url, 'home')).toBe(7);
+    const freshId = (await clusterStatus(fresh.url)).node.replicaId;
+    expect(freshId).not.toBe(oldId);
+
+    // It backs up under its own name, never the old node's path.
+    await eventually(() => expect(listFiles(join(replicaRoot, 'new')).length).toBeGreaterThan(0));
+    fresh.signal('SIGTERM');
+    expect((await fresh.exited).code).toBe(0);
+  });
+});
