@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+/**
+ * The process entry, and the only file touching `process` (besides config values read in
+ * config.ts). `main.js` starts a node; `main.js migrate` migrates DATABASE_PATH and exits.
+ * Exit codes: 0 clean stop, 1 failure at start or run, 2 bad configuration (one message naming
+ * every problem on stderr). SIGTERM/SIGINT stop the node gracefully; a second signal forces exit.
+ */
+import { ConfigError, loadConfig, usage, type Config } from './config.js';
+import { createLogger } from './log.js';
+import { startNode } from './node.js';
+import { migrateFile } from './store/migrate.js';
+
+export const EXIT_FAILURE = 1;
+export const EXIT_BAD_CONFIG = 2;
+/** Exit code on a forced exit (second signal): 128 + SIGINT, as shells report it. */
+export const EXIT_FORCED = 130;
+
+async function main(argv: readonly string[]): Promise<void> {
+  const command = argv[0] !== undefined && !argv[0].startsWith('-') ? argv[0] : undefined;
+  const flags = command === undefined ? argv : argv.slice(1);
+  if (flags.includes('--help') || flags.includes('-h')) {
+    process.stdout.write(`${usage()}\n`);
+    return;
+  }
+  if (command !== undefined && command !== 'migrate') {
+    process.stderr.write(`distributed-sqlite: unknown command ${JSON.stringify(command)}\n\n${usage()}\n`);
+    process.exitCode = EXIT_BAD_CONFIG;
+    return;
+  }
+
+  let config: Config;
+  try {
+    config = loadConfig(process.env, flags);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`distributed-sqlite: ${error.message}\n`);
+    process.exitCode = EXIT_BAD_CONFIG;
+    return;
+  }
+  const log = createLogger({ level: config.logLevel, base: { node: config.nodeName } });
+
+  if (command === 'migrate') {
+    const result = migrateFile(config.databasePath);
+    log.info({ database: config.databasePath, from: result.from, to: result.to }, 'migrated');
+    return;
+  }
+
+  const node = await startNode(config, { log });
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(EXIT_FORCED);
+    }
+    log.info({ signal }, 'signal received: stopping');
+    node.stop().then(
+      () => {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        process.exitCode = 0;
+      },
+      (error: unknown) => {
+        log.fatal({ err: error }, 'stop failed');
+        process.exit(EXIT_FAILURE);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`distributed-sqlite: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(EXIT_FAILURE);
+});

@@ -1,0 +1,154 @@
+/**
+ * The real compiled node as a process: concurrency, kill -9 durability, graceful SIGTERM, bad
+ * configuration and the migrate command.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt } from '../helpers/build.js';
+import { eventually } from '../helpers/eventually.js';
+import { NodeProcesses, runCommand } from '../helpers/spawn-node.js';
+import { TempDirs } from '../helpers/temp-dir.js';
+
+const dirs = new TempDirs();
+const nodes = new NodeProcesses();
+
+beforeAll(() => ensureBuilt());
+afterEach(async () => {
+  await nodes.killAll();
+  await dirs.removeAll();
+});
+
+async function increment(url: string, page: string): Promise<number> {
+  const response = await fetch(`${url}/api/pages/${page}/views`, { method: 'POST' });
+  if (response.status !== 200) throw new Error(`status ${response.status}: ${await response.text()}`);
+  return ((await response.json()) as { count: number }).count;
+}
+
+async function count(url: string, page: string): Promise<number> {
+  const response = await fetch(`${url}/api/pages/${page}`);
+  return ((await response.json()) as { count: number }).count;
+}
+
+/** Closed-loop clients: each sends the next increment once the last is answered, until the node goes. */
+function startLoad(url: string, page: string, clients = 16): { readonly acked: number; readonly sent: number; finished: Promise<void> } {
+  const state = { acked: 0, sent: 0, finished: Promise.resolve() };
+  state.finished = Promise.all(
+    Array.from({ length: clients }, async () => {
+      for (;;) {
+        state.sent++;
+        try {
+          await increment(url, page);
+        } catch {
+          return; // Refused or connection gone: the node is stopping.
+        }
+        state.acked++;
+      }
+    }),
+  ).then(() => undefined);
+  return state;
+}
+
+describe('a real node process', () => {
+  it('counts 200 concurrent increments to one page, none lost', async () => {
+    const dir = await dirs.create('node-');
+    const node = await nodes.start({ env: { DATABASE_PATH: join(dir, 'c.db') } });
+    const counts = await Promise.all(Array.from({ length: 200 }, () => increment(node.url, 'hot')));
+    // The store answers every unit of one group commit with the page's total after that commit
+    // (src/store/store.ts), so answers within a group are equal: each is in 1..200, the last is 200.
+    for (const c of counts) expect(c >= 1 && c <= 200).toBe(true);
+    expect(Math.max(...counts)).toBe(200);
+    expect(await count(node.url, 'hot')).toBe(200);
+  });
+
+  it('keeps every acknowledged increment across kill -9 under load', async () => {
+    const dir = await dirs.create('node-');
+    const env = { DATABASE_PATH: join(dir, 'c.db') };
+    const node = await nodes.start({ env });
+    const load = startLoad(node.url, 'durable');
+    await eventually(() => expect(load.acked).toBeGreaterThan(300), { timeoutMs: 20_000 });
+    node.signal('SIGKILL');
+    const exit = await node.exited;
+    await load.finished;
+    expect(exit.signal).toBe('SIGKILL');
+
+    const again = await nodes.start({ env });
+    const final = await count(again.url, 'durable');
+    expect(final).toBeGreaterThanOrEqual(load.acked);
+    expect(final).toBeLessThanOrEqual(load.sent);
+  });
+
+  it('stops cleanly on SIGTERM under load, committing what was queued', async () => {
+    const dir = await dirs.create('node-');
+    const path = join(dir, 'c.db');
+    const node = await nodes.start({ env: { DATABASE_PATH: path } });
+    const load = startLoad(node.url, 'term');
+    await eventually(() => expect(load.acked).toBeGreaterThan(200), { timeoutMs: 20_000 });
+    node.signal('SIGTERM');
+    const exit = await node.exited;
+    await load.finished;
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(node.logs.some((l) => l.msg === 'stopped')).toBe(true);
+
+    const db = new Database(path, { readonly: true });
+    try {
+      const row = db.prepare('SELECT total FROM pages WHERE page = ?').get('term') as { total: number } | undefined;
+      expect(row?.total).toBeGreaterThanOrEqual(load.acked);
+      expect(row?.total).toBeLessThanOrEqual(load.sent);
+    } finally {
+      db.close();
+    }
+  });
+
+  it('exits non-zero on bad configuration with one message naming every problem', async () => {
+    const result = await runCommand(['--port', 'http', '--bogus=1'], { LOG_LEVEL: 'chatty', PEERS: 'nope', CORS_ORIGINS: 'not-an-origin' });
+    expect(result.code).toBe(2);
+    for (const name of ['PORT', '--bogus', 'LOG_LEVEL', 'PEERS', 'CORS_ORIGINS']) expect(result.stderr).toContain(name);
+    expect(result.stderr.match(/bad configuration/g)).toHaveLength(1);
+    expect(result.stdout).toBe('');
+  });
+
+  it('migrates a fresh database with the migrate command and exits 0', async () => {
+    const dir = await dirs.create('node-');
+    const path = join(dir, 'sub', 'fresh.db');
+    const result = await runCommand(['migrate'], { DATABASE_PATH: path });
+    expect(result.code).toBe(0);
+    expect(existsSync(path)).toBe(true);
+    const line = JSON.parse(result.stdout.trim().split('\n').pop() as string) as { msg: string; from: number; to: number };
+    expect(line).toMatchObject({ msg: 'migrated', from: 0 });
+    expect(line.to).toBeGreaterThan(0);
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.pragma('user_version', { simple: true })).toBe(line.to);
+    } finally {
+      db.close();
+    }
+    // Again: nothing to do.
+    const second = await runCommand(['migrate', `--database-path=${path}`]);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain(`"from":${line.to}`);
+  });
+
+  it('refuses an unknown command', async () => {
+    const result = await runCommand(['serve-please']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('unknown command');
+  });
+
+  it('reports readiness, destroys unknown upgrades, and serves on an ephemeral port', async () => {
+    const dir = await dirs.create('node-');
+    const node = await nodes.start({ env: { DATABASE_PATH: join(dir, 'c.db') } });
+    expect(node.port).toBeGreaterThan(0);
+    expect((await fetch(`${node.url}/readyz`)).status).toBe(200);
+    const { request } = await import('node:http');
+    const outcome = await new Promise<string>((resolve) => {
+      const req = request({ host: '127.0.0.1', port: node.port, path: '/not-a-feed', headers: { connection: 'upgrade', upgrade: 'websocket' } });
+      req.on('upgrade', () => resolve('upgraded'));
+      req.on('response', (res) => resolve(`response ${res.statusCode}`));
+      req.on('error', () => resolve('destroyed'));
+      req.end();
+    });
+    expect(outcome).toBe('destroyed');
+  });
+});
