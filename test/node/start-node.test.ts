@@ -1,0 +1,90 @@
+/** startNode in-process: the upgrade dispatcher, the listening line, and an idempotent stop. */
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { startNode, type RunningNode } from '../../src/node.js';
+import { TempDirs } from '../helpers/temp-dir.js';
+
+const dirs = new TempDirs();
+const running: RunningNode[] = [];
+
+afterEach(async () => {
+  await Promise.all(running.splice(0).map((n) => n.stop()));
+  await dirs.removeAll();
+});
+
+async function start(): Promise<{ node: RunningNode; logs: Array<Record<string, unknown>> }> {
+  const dir = await dirs.create('start-node-');
+  const logs: Array<Record<string, unknown>> = [];
+  const log = createLogger({
+    level: 'info',
+    destination: new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        logs.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+        done();
+      },
+    }),
+  });
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: join(dir, 'c.db'), NODE_NAME: 'n1' });
+  const node = await startNode(config, { log });
+  running.push(node);
+  return { node, logs };
+}
+
+function upgrade(port: number, path: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { connection: 'upgrade', upgrade: 'test' } });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve(`upgraded ${res.headers['x-path'] as string}`);
+    });
+    req.on('response', (res) => resolve(`response ${res.statusCode}`));
+    req.on('error', () => resolve('destroyed'));
+    req.end();
+  });
+}
+
+describe('startNode', () => {
+  it('logs one listening line with the actual port and url', async () => {
+    const { node, logs } = await start();
+    const listening = logs.filter((l) => l.msg === 'listening');
+    expect(listening).toHaveLength(1);
+    expect(listening[0]).toMatchObject({ port: node.port, url: `http://127.0.0.1:${node.port}` });
+    expect(node.port).toBeGreaterThan(0);
+    expect(await (await fetch(`${node.url}/healthz`)).json()).toEqual({ status: 'ok' });
+  });
+
+  it('routes upgrades by path and destroys unknown ones', async () => {
+    const { node } = await start();
+    const unmount = node.upgrades.mount('/cluster', (req, socket) => {
+      socket.end(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\nX-Path: ${req.url as string}\r\n\r\n`);
+    });
+    expect(await upgrade(node.port, '/cluster?x=1')).toBe('upgraded /cluster?x=1');
+    expect(await upgrade(node.port, '/elsewhere')).toBe('destroyed');
+    expect(() => node.upgrades.mount('/cluster', () => undefined)).toThrow(/already mounted/);
+    unmount();
+    expect(await upgrade(node.port, '/cluster')).toBe('destroyed');
+  });
+
+  it('stops idempotently: the port closes and the store refuses increments', async () => {
+    const { node, logs } = await start();
+    await fetch(`${node.url}/api/pages/a/views`, { method: 'POST' });
+    const first = node.stop();
+    expect(node.stop()).toBe(first);
+    await first;
+    await node.stop();
+    expect(logs.filter((l) => l.msg === 'stopped')).toHaveLength(1);
+    await expect(fetch(`${node.url}/healthz`)).rejects.toThrow();
+    await expect(node.store.increment([])).rejects.toMatchObject({ code: 'shutting_down' });
+  });
+
+  it('fails to start on a taken port and leaves nothing open', async () => {
+    const { node } = await start();
+    const dir = await dirs.create('start-node-');
+    const config = loadConfig({ PORT: String(node.port), HOST: '127.0.0.1', DATABASE_PATH: join(dir, 'c.db') });
+    await expect(startNode(config, { log: createLogger({ level: 'silent' }) })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+  });
+});
