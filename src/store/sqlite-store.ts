@@ -44,7 +44,9 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   const db = new Database(options.path);
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    db.pragma('journal_mode = WAL');
+    const journalMode = db.pragma('journal_mode = WAL', { simple: true });
+    // Some filesystems cannot do WAL; counting still works there, but Litestream cannot back it up.
+    if (journalMode !== 'wal') (options.log ?? silentLogger).warn({ path: options.path, journalMode }, 'the database is not in WAL mode');
     db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
     // Litestream needs to be the only one checkpointing, or it can miss WAL frames.
     if (options.checkpoints === 'external') db.pragma('wal_autocheckpoint = 0');

@@ -2,6 +2,7 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { PageName } from '../../src/ids.js';
 import { identityFilePath, readIdentityFile, writeIdentityFile } from '../../src/store/identity.js';
@@ -69,7 +70,12 @@ describe('SqliteStore', () => {
     const store = await open();
     expect(store.pragmas()).toEqual({ journalMode: 'wal', synchronous: 'normal', busyTimeoutMs: 5000, walAutocheckpoint: 1000 });
     await store.close();
-    const external = await open({ synchronous: 'full', checkpoints: 'external' });
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    const external = await open({ synchronous: 'full', checkpoints: 'external', log });
+    expect(lines.map((line) => JSON.parse(line) as { msg: string; outcome: string })).toContainEqual(
+      expect.objectContaining({ msg: 'store opened: replica id kept', outcome: 'kept' }),
+    );
     expect(external.pragmas()).toEqual({ journalMode: 'wal', synchronous: 'full', busyTimeoutMs: 5000, walAutocheckpoint: 0 });
   });
 
