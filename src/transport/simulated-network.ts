@@ -1,0 +1,448 @@
+/**
+ * An in-memory network for deterministic tests: no sockets, no timers. The test drives it.
+ *
+ * Every frame sent, and every close, becomes an in-flight event on its connection; nothing moves
+ * until the driver delivers it (`deliver`, `deliverNext`, `deliverAll`, `runUntilQuiet`), drops
+ * it, or duplicates it. Events may be delivered in any order, so a driver can model reordering,
+ * loss and duplication; delivering them oldest first models a healthy link. `autoDeliver` drains
+ * the queue oldest first in microtasks, for tests that just need a working network.
+ *
+ * Faults: `partition` cuts the connections across two groups at once (both ends see `close`) and
+ * refuses dials until `heal`; `crash` is a killed process: its connections' other ends see a
+ * queued close after the frames already on the wire, frames towards it are lost, its own
+ * handlers are never called again, and its address refuses dials until something listens there.
+ *
+ * Handlers run synchronously inside the delivering call; an exception in one propagates to the
+ * driver (a test should see it), unlike the WebSocket transport, which closes that connection.
+ */
+import type { Connection, ConnectionHandlers, Transport } from './transport.js';
+
+/** Guards `deliverAll` against two handlers answering each other forever. */
+export const DEFAULT_MAX_DELIVERY_STEPS = 1_000_000;
+
+export interface SimulatedNetworkOptions {
+  /** Deliver every event oldest first in a microtask, with no faults. */
+  readonly autoDeliver?: boolean;
+  /** Frames larger than this are refused by `send`, as on the real transport. */
+  readonly maxFrameBytes?: number;
+}
+
+export interface InFlight {
+  readonly id: number;
+  readonly kind: 'frame' | 'close';
+  /** Addresses of the sending and receiving nodes. */
+  readonly from: string;
+  readonly to: string;
+  /** The link; both of its ends' `Connection.id`s start with it. */
+  readonly connection: string;
+  readonly size: number;
+}
+
+export interface NetworkStats {
+  readonly framesSent: number;
+  readonly bytesSent: number;
+  readonly framesDelivered: number;
+  readonly bytesDelivered: number;
+  /** Dropped by the driver, cut by a partition or crash, or arriving at a closed end. */
+  readonly framesLost: number;
+  readonly framesDuplicated: number;
+  readonly connectionsOpened: number;
+  readonly dialsRefused: number;
+}
+
+interface Event {
+  readonly id: number;
+  readonly kind: 'frame' | 'close';
+  readonly from: SimulatedConnection;
+  readonly to: SimulatedConnection;
+  readonly bytes: Uint8Array;
+  readonly reason: string;
+  /** The original counts against the sender's buffer; a duplicate does not. */
+  readonly buffered: boolean;
+}
+
+class SimulatedConnection implements Connection {
+  peer!: SimulatedConnection;
+  private handlers: ConnectionHandlers | undefined;
+  private held: Uint8Array[] = [];
+  private isClosed = false;
+  private closeReason = '';
+  private closeReported = false;
+  /** A crashed process: it is gone, so nothing is reported to it any more. */
+  private silenced = false;
+  queuedBytes = 0;
+
+  constructor(
+    readonly id: string,
+    readonly link: string,
+    readonly direction: 'inbound' | 'outbound',
+    readonly localAddress: string,
+    readonly remoteAddress: string,
+    readonly owner: SimulatedTransport,
+    private readonly network: SimulatedNetwork,
+  ) {}
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  attach(handlers: ConnectionHandlers): void {
+    if (this.handlers !== undefined) throw new Error('connection handlers are already attached');
+    this.handlers = handlers;
+    const held = this.held;
+    this.held = [];
+    // Frames that arrived before a remote close are still delivered, then the close; a handler
+    // closing the connection itself stops the rest.
+    const closedBefore = this.isClosed;
+    for (const frame of held) {
+      if (this.silenced || (this.isClosed && !closedBefore)) break;
+      handlers.message(frame);
+    }
+    this.reportClose();
+  }
+
+  send(frame: Uint8Array): void {
+    if (this.isClosed) return;
+    this.network.enqueueFrame(this, frame);
+  }
+
+  bufferedBytes(): number {
+    return this.queuedBytes;
+  }
+
+  close(reason: string): void {
+    if (this.isClosed) return;
+    this.finish(reason);
+    this.network.enqueueClose(this, reason);
+  }
+
+  /** Returns false when the frame was lost because this end is closed. */
+  receive(frame: Uint8Array): boolean {
+    if (this.isClosed) return false;
+    if (this.handlers === undefined) this.held.push(frame);
+    else this.handlers.message(frame);
+    return true;
+  }
+
+  finish(reason: string): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.closeReason = reason;
+    this.reportClose();
+  }
+
+  silence(): void {
+    this.silenced = true;
+    this.isClosed = true;
+    this.held = [];
+  }
+
+  private reportClose(): void {
+    if (!this.isClosed || this.closeReported || this.silenced || this.handlers === undefined) return;
+    this.closeReported = true;
+    this.held = [];
+    this.handlers.close(this.closeReason);
+  }
+}
+
+class SimulatedTransport implements Transport {
+  readonly connections = new Set<SimulatedConnection>();
+  onConnection: ((connection: Connection) => void) | undefined;
+  isClosed = false;
+
+  constructor(
+    readonly address: string,
+    private readonly network: SimulatedNetwork,
+  ) {}
+
+  listen(onConnection: (connection: Connection) => void): void {
+    if (this.isClosed) throw new Error('the transport is closed');
+    this.network.bind(this);
+    this.onConnection = onConnection;
+  }
+
+  dial(address: string): Promise<Connection> {
+    // A microtask, never a timer: the caller sees the same asynchrony as a real dial.
+    return Promise.resolve().then(() => this.network.connect(this, address));
+  }
+
+  close(): Promise<void> {
+    if (!this.isClosed) {
+      this.isClosed = true;
+      this.network.unbind(this);
+      this.onConnection = undefined;
+      for (const connection of [...this.connections]) connection.close('shutting_down: transport closed');
+    }
+    return Promise.resolve();
+  }
+}
+
+export class SimulatedNetwork {
+  private readonly autoDeliver: boolean;
+  private readonly maxFrameBytes: number;
+  private readonly listeners = new Map<string, SimulatedTransport>();
+  private readonly transports = new Set<SimulatedTransport>();
+  /** Unordered address pairs that cannot reach each other, as `a\u0000b` with a < b. */
+  private readonly cut = new Set<string>();
+  private readonly queue: Event[] = [];
+  private nextEventId = 1;
+  private nextLinkId = 1;
+  private drainScheduled = false;
+  private counters = {
+    framesSent: 0,
+    bytesSent: 0,
+    framesDelivered: 0,
+    bytesDelivered: 0,
+    framesLost: 0,
+    framesDuplicated: 0,
+    connectionsOpened: 0,
+    dialsRefused: 0,
+  };
+
+  constructor(options: SimulatedNetworkOptions = {}) {
+    this.autoDeliver = options.autoDeliver ?? false;
+    this.maxFrameBytes = options.maxFrameBytes ?? Number.POSITIVE_INFINITY;
+  }
+
+  /** A new transport for a node at `address` (one per node incarnation). */
+  transport(address: string): Transport {
+    const transport = new SimulatedTransport(address, this);
+    this.transports.add(transport);
+    return transport;
+  }
+
+  /** Events in flight, oldest first. */
+  pending(): InFlight[] {
+    return this.queue.map((event) => ({
+      id: event.id,
+      kind: event.kind,
+      from: event.from.localAddress,
+      to: event.to.localAddress,
+      connection: event.from.link,
+      size: event.bytes.byteLength,
+    }));
+  }
+
+  /** Delivers one event, whatever its place in the queue. Returns false for an unknown id. */
+  deliver(id: number): boolean {
+    const event = this.take(id);
+    if (event === undefined) return false;
+    this.apply(event);
+    return true;
+  }
+
+  /** Delivers the oldest event, if any. */
+  deliverNext(): InFlight | undefined {
+    const first = this.queue[0];
+    if (first === undefined) return undefined;
+    const [described] = this.pending();
+    this.deliver(first.id);
+    return described;
+  }
+
+  /**
+   * Delivers the events pending now, oldest first; events they cause stay queued (one "round").
+   * Returns how many were delivered.
+   */
+  deliverAll(): number {
+    const ids = this.queue.map((event) => event.id);
+    let delivered = 0;
+    for (const id of ids) if (this.deliver(id)) delivered += 1;
+    return delivered;
+  }
+
+  /** Delivers oldest first until nothing is in flight; throws after `maxSteps`. Returns the steps taken. */
+  runUntilQuiet(maxSteps: number = DEFAULT_MAX_DELIVERY_STEPS): number {
+    let steps = 0;
+    while (this.queue.length > 0) {
+      if (steps >= maxSteps) throw new Error(`the network is still busy after ${maxSteps} deliveries (${this.queue.length} in flight)`);
+      this.deliverNext();
+      steps += 1;
+    }
+    return steps;
+  }
+
+  /** Queues a second copy of a frame right behind the original. */
+  duplicate(id: number): boolean {
+    const index = this.queue.findIndex((event) => event.id === id);
+    const event = this.queue[index];
+    if (event === undefined) return false;
+    this.queue.splice(index + 1, 0, { ...event, id: this.nextEventId++, buffered: false });
+    this.counters.framesDuplicated += event.kind === 'frame' ? 1 : 0;
+    this.scheduleDrain();
+    return true;
+  }
+
+  /** Loses an event. Dropping a close leaves the other end half-open, as a lost FIN would. */
+  drop(id: number): boolean {
+    const event = this.take(id);
+    if (event === undefined) return false;
+    if (event.kind === 'frame') this.counters.framesLost += 1;
+    return true;
+  }
+
+  /** Cuts every connection between the groups (both ends see `close` now) and refuses dials across. */
+  partition(groupA: readonly string[], groupB: readonly string[]): void {
+    for (const a of groupA) for (const b of groupB) if (a !== b) this.cut.add(pairKey(a, b));
+    const reason = 'connection lost: network partition';
+    for (const transport of [...this.transports]) {
+      for (const connection of [...transport.connections]) {
+        if (!this.isCut(connection.localAddress, connection.remoteAddress)) continue;
+        this.discardLink(connection.link);
+        for (const end of [connection, connection.peer]) {
+          end.finish(reason);
+          this.forget(end);
+        }
+      }
+    }
+  }
+
+  /** Lifts every partition. Cut connections stay closed; nodes redial. */
+  heal(): void {
+    this.cut.clear();
+  }
+
+  /**
+   * Kills the node at `address`: its listener goes, its connections break. The other ends see a
+   * close queued after the frames already in flight from the crashed node; frames towards it are
+   * lost; the crashed side's handlers are never called again.
+   */
+  crash(address: string): void {
+    this.listeners.delete(address);
+    for (const transport of this.transports) {
+      if (transport.address !== address) continue;
+      transport.onConnection = undefined;
+      transport.isClosed = true;
+      for (const connection of [...transport.connections]) {
+        for (let i = this.queue.length - 1; i >= 0; i--) {
+          const event = this.queue[i]!;
+          if (event.to === connection) {
+            this.queue.splice(i, 1);
+            if (event.kind === 'frame') this.counters.framesLost += 1;
+          }
+        }
+        connection.silence();
+        connection.queuedBytes = 0;
+        this.forget(connection);
+        if (!connection.peer.closed) this.push('close', connection, connection.peer, new Uint8Array(0), 'connection lost: peer crashed', false);
+      }
+      this.transports.delete(transport);
+    }
+  }
+
+  stats(): NetworkStats {
+    return { ...this.counters };
+  }
+
+  // --- used by SimulatedTransport and SimulatedConnection --------------------------------------
+
+  bind(transport: SimulatedTransport): void {
+    const current = this.listeners.get(transport.address);
+    if (current !== undefined && current !== transport) throw new Error(`address ${transport.address} is already in use`);
+    this.listeners.set(transport.address, transport);
+  }
+
+  unbind(transport: SimulatedTransport): void {
+    if (this.listeners.get(transport.address) === transport) this.listeners.delete(transport.address);
+  }
+
+  connect(dialler: SimulatedTransport, address: string): Connection {
+    const refuse = (why: string): never => {
+      this.counters.dialsRefused += 1;
+      throw new Error(`cannot dial ${address}: ${why}`);
+    };
+    if (dialler.isClosed) return refuse('the transport is closed');
+    const listener = this.listeners.get(address);
+    if (listener === undefined || listener.onConnection === undefined) return refuse('connection refused');
+    if (this.isCut(dialler.address, address)) return refuse('unreachable (network partition)');
+    const link = `sim-${this.nextLinkId++}`;
+    const outbound = new SimulatedConnection(`${link}:out`, link, 'outbound', dialler.address, address, dialler, this);
+    const inbound = new SimulatedConnection(`${link}:in`, link, 'inbound', address, dialler.address, listener, this);
+    outbound.peer = inbound;
+    inbound.peer = outbound;
+    dialler.connections.add(outbound);
+    listener.connections.add(inbound);
+    this.counters.connectionsOpened += 1;
+    listener.onConnection(inbound);
+    return outbound;
+  }
+
+  enqueueFrame(from: SimulatedConnection, frame: Uint8Array): void {
+    if (frame.byteLength > this.maxFrameBytes) {
+      throw new RangeError(`frame of ${frame.byteLength} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
+    }
+    this.counters.framesSent += 1;
+    this.counters.bytesSent += frame.byteLength;
+    from.queuedBytes += frame.byteLength;
+    // A copy: the sender may reuse its buffer, as it may with a socket.
+    this.push('frame', from, from.peer, frame.slice(), '', true);
+  }
+
+  enqueueClose(from: SimulatedConnection, reason: string): void {
+    this.forget(from);
+    this.push('close', from, from.peer, new Uint8Array(0), reason, false);
+  }
+
+  // --- internals ---------------------------------------------------------------------------------
+
+  private push(kind: 'frame' | 'close', from: SimulatedConnection, to: SimulatedConnection, bytes: Uint8Array, reason: string, buffered: boolean): void {
+    this.queue.push({ id: this.nextEventId++, kind, from, to, bytes, reason, buffered });
+    this.scheduleDrain();
+  }
+
+  private take(id: number): Event | undefined {
+    const index = this.queue.findIndex((event) => event.id === id);
+    if (index < 0) return undefined;
+    const [event] = this.queue.splice(index, 1);
+    if (event !== undefined && event.buffered) event.from.queuedBytes -= event.bytes.byteLength;
+    return event;
+  }
+
+  private apply(event: Event): void {
+    if (event.kind === 'close') {
+      event.to.finish(event.reason);
+      this.forget(event.to);
+      return;
+    }
+    // Each delivery gets its own copy, so a duplicate never shares a buffer with the original.
+    if (event.to.receive(event.bytes.slice())) {
+      this.counters.framesDelivered += 1;
+      this.counters.bytesDelivered += event.bytes.byteLength;
+    } else {
+      this.counters.framesLost += 1;
+    }
+  }
+
+  /** Removes a link's in-flight events, counting lost frames. */
+  private discardLink(link: string): void {
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const event = this.queue[i]!;
+      if (event.from.link !== link) continue;
+      this.queue.splice(i, 1);
+      if (event.buffered) event.from.queuedBytes -= event.bytes.byteLength;
+      if (event.kind === 'frame') this.counters.framesLost += 1;
+    }
+  }
+
+  /** A closed end no longer belongs to its transport (its transport's close skips it). */
+  private forget(connection: SimulatedConnection): void {
+    connection.owner.connections.delete(connection);
+  }
+
+  private isCut(a: string, b: string): boolean {
+    return this.cut.has(pairKey(a, b));
+  }
+
+  private scheduleDrain(): void {
+    if (!this.autoDeliver || this.drainScheduled) return;
+    this.drainScheduled = true;
+    queueMicrotask(() => {
+      this.drainScheduled = false;
+      this.runUntilQuiet();
+    });
+  }
+}
+
+function pairKey(a: string, b: string): string {
+  return a < b ? `${a}\u0000${b}` : `${b}\u0000${a}`;
+}
