@@ -14,10 +14,16 @@ import type { RandomBytes } from './ids.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createApp } from './http/app.js';
-import { singleNodeStatus, type ClusterStatusSource } from './http/cluster-status.js';
+import { replicationStatus, type ClusterStatusSource } from './http/cluster-status.js';
 import type { Readiness } from './http/routes.js';
 import { UpgradeDispatcher } from './http/upgrade-dispatcher.js';
+import { createDiscovery } from './discovery/create-discovery.js';
+import { DiscoveryLoop } from './discovery/discovery.js';
+import { MAX_FRAME_BYTES } from './protocol/messages.js';
+import { createReplicationMetrics } from './replication/replication-metrics.js';
+import { Replicator } from './replication/replicator.js';
 import { openSqliteStore } from './store/sqlite-store.js';
+import { CLUSTER_PATH, WebSocketTransport } from './transport/websocket-transport.js';
 import type { Store } from './store/store.js';
 
 /** How long stop() lets in-flight requests finish before cutting their connections. */
@@ -91,20 +97,41 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   let port = config.port;
   const address = (): string => `${urlHost(config.host)}:${port}`;
 
-  // ── Replication seam ─────────────────────────────────────────────────────────────────────────
-  // Replication plugs in here, between the store and the HTTP server: build the engine from
-  // `store`, `config` (peers, discovery, secret, intervals), `log` and `metrics.registry`, mount
-  // its WebSocket endpoint with `upgrades.mount('/cluster', …)`, replace `cluster` with its status
-  // source, and push its stop() onto `stopBeforeStore` (it must stop before the store closes).
-  const cluster: ClusterStatusSource = singleNodeStatus(store, () => ({
+  // Replication: peers dial `/cluster` on this server; discovery tells the replicator whom to dial.
+  const transport = new WebSocketTransport({ maxFrameBytes: MAX_FRAME_BYTES, log });
+  upgrades.mount(CLUSTER_PATH, (req, socket, head) => transport.handleUpgrade(req, socket, head));
+  const replicator = new Replicator({
+    store,
+    transport,
+    cluster: config.clusterName,
+    secret: config.clusterSecret,
+    node: { name: config.nodeName, version, startedAt: Date.parse(startedAt), ...(config.region !== undefined ? { region: config.region } : {}) },
+    log,
+    metrics: createReplicationMetrics(metrics.registry),
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+    antiEntropyIntervalMs: config.antiEntropyIntervalMs,
+  });
+  const discovery = new DiscoveryLoop({
+    discovery: createDiscovery({
+      peers: config.peers,
+      dnsName: config.discoveryDns,
+      dnsServer: config.discoveryDnsServer,
+      port: config.port,
+    }),
+    intervalMs: config.discoveryDns === undefined ? 0 : config.discoveryIntervalMs,
+    onPeers: (addresses) => replicator.setPeers(addresses),
+    log,
+  });
+  const cluster: ClusterStatusSource = replicationStatus(store, replicator, () => ({
     name: config.nodeName,
     address: address(),
     ...(config.region !== undefined ? { region: config.region } : {}),
     version,
     startedAt,
   }));
-  const stopBeforeStore: Array<() => Promise<void> | void> = [];
-  // ─────────────────────────────────────────────────────────────────────────────────────────────
+  // Stopped in reverse: discovery first, then replication (before the store closes).
+  const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop(), () => discovery.stop()];
 
   const app = createApp({
     store,
@@ -137,6 +164,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     log.debug({ err: error }, 'client error');
   });
 
+  replicator.start();
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -146,6 +174,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       });
     });
   } catch (error) {
+    await replicator.stop();
     unwatchStore();
     await store.close();
     throw error;
@@ -153,6 +182,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   port = (server.address() as AddressInfo).port;
   const url = `http://${address()}`;
   readiness = 'ready';
+  replicator.updatePresence({ address: address() });
+  discovery.start();
   log.info({ port, url, host: config.host, version, database: config.databasePath, replicaId: store.replicaId }, 'listening');
 
   let stopping: Promise<void> | undefined;
@@ -174,9 +205,10 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
         if (inFlight > 0) log.warn({ inFlight }, 'requests still running after the grace period: closing their connections');
       }
       server.closeAllConnections();
-      await closed;
-      // 3. Replication and other components that use the store.
+      // 3. Replication and other components that use the store. Before waiting for the server:
+      //    upgraded WebSocket connections keep it from closing until they end.
       for (const stopComponent of stopBeforeStore.reverse()) await stopComponent();
+      await closed;
       // 4. Commit what is queued and close the database.
       await store.close();
       unwatchStore();

@@ -75,10 +75,10 @@ export interface PeerStatus {
   /** Since when the peer is in this state (ms since the epoch). */
   readonly since?: number;
   readonly lastSyncAt?: number;
-  /** Seqs the peer had, at its last version vector, that this node lacked. */
+  /** How far behind the peer is: seqs this node has that the peer lacked at its last version vector. */
   readonly lagSeqs?: number;
-  /** Seqs this node has that the peer lacked at its last version vector. */
-  readonly peerLagSeqs?: number;
+  /** How far behind this node is: seqs the peer had at its last version vector that this node lacked. */
+  readonly behindSeqs?: number;
   readonly lastError?: string;
   readonly bytesSent?: number;
   readonly bytesReceived?: number;
@@ -231,6 +231,11 @@ export class Replicator {
     }, delay);
   }
 
+  /** Changes fields of this node's presence (e.g. its address once the server listens). */
+  updatePresence(fields: Partial<NodePresence>): void {
+    this.presence.updateLocal(fields);
+  }
+
   /** True while any sync answer is still being written. */
   busy(): boolean {
     return this.answering.size > 0;
@@ -245,8 +250,8 @@ export class Replicator {
       name: session.peer?.name,
       direction: session.connection.direction,
       lastSyncAt: session.lastSyncAt,
-      lagSeqs: session.peerVv === undefined ? undefined : lagBehind(localVv, session.peerVv),
-      peerLagSeqs: session.peerVv === undefined ? undefined : lagBehind(session.peerVv, localVv),
+      lagSeqs: session.peerVv === undefined ? undefined : lagBehind(session.peerVv, localVv),
+      behindSeqs: session.peerVv === undefined ? undefined : lagBehind(localVv, session.peerVv),
       bytesSent: session.bytesSent,
       bytesReceived: session.bytesReceived,
     });
