@@ -3,14 +3,15 @@
  * same group commit and identity rules as SqliteStore, passes the same contract suite, and is
  * what the replication layer's property tests run on: deterministic (inject `random`), fast, no
  * I/O. A `MemoryDisk` stands for the database file and the identity file beside it, separately,
- * so tests can crash and reopen, restore a stale copy of the database, or lose the file.
+ * so tests can crash and reopen, restore a stale copy of the database, or lose the file. A crash
+ * is dropping the store without close() (or `kill()`): the file keeps its running record.
  */
 import { applySlots, cloneState, emptyState, stateDigest, allSlots, type GCounterState, type Slot, type SlotValue } from '../crdt/g-counter.js';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import { AppError } from '../errors.js';
 import { cryptoRandom, newReplicaId, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
 import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
-import { decideIdentity, type IdentityFile, type IdentityFileContents, type StoredIdentity } from './identity.js';
+import { decideIdentity, identityRecord, type IdentityFile, type IdentityFileContents, type IdentityRecord, type StoredIdentity } from './identity.js';
 import { compareUtf8 } from './page-order.js';
 import type { StoreLogger } from './sqlite-store.js';
 import type { Delta, IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
@@ -68,8 +69,8 @@ export class MemoryDisk {
     this.identityFile = undefined;
   }
 
-  writeIdentityFile(identity: StoredIdentity): void {
-    this.identityFile = { replicaId: identity.replicaId, epoch: identity.epoch };
+  writeIdentityFile(identity: IdentityRecord): void {
+    this.identityFile = identityRecord(identity);
   }
 }
 
@@ -130,7 +131,10 @@ export class MemoryStore implements Store {
     this.groupCommit = new GroupCommit((units) => this.flush(units));
 
     const stored = this.db.identity;
-    const decision = decideIdentity(stored, this.identityFile().read());
+    const decision = decideIdentity(
+      stored === undefined ? undefined : { ...stored, localSeq: this.db.vv.get(stored.replicaId) ?? 0 },
+      this.identityFile().read(),
+    );
     let identity: IdentityInfo;
     if (decision.action === 'keep' && stored !== undefined) {
       identity = { replicaId: stored.replicaId, outcome: 'kept', epoch: decision.epoch };
@@ -142,7 +146,7 @@ export class MemoryStore implements Store {
           : { replicaId, outcome: 'created', epoch: decision.epoch };
       this.db.replicas.add(replicaId);
     }
-    // Database first, then the file (see identity.ts).
+    // Database first, then the file, running: no stop record until close() (see identity.ts).
     this.db.identity = { replicaId: identity.replicaId, epoch: identity.epoch };
     this.identityFile().write(this.db.identity);
     this.currentIdentity = identity;
@@ -284,14 +288,21 @@ export class MemoryStore implements Store {
   close(): Promise<void> {
     if (this.closing === undefined) {
       this.accepting = false;
-      if (this.open) this.groupCommit.flushNow();
+      if (this.open) {
+        this.groupCommit.flushNow();
+        // The clean-stop record, after the last commit (see identity.ts).
+        this.identityFile().write({ replicaId: this.replicaId, epoch: this.currentIdentity.epoch, stoppedAtSeq: this.localSeq() });
+      }
       this.open = false;
       this.closing = Promise.resolve();
     }
     return this.closing;
   }
 
-  /** A crash: queued increments are lost (rejected with `shutting_down`), committed ones stay. */
+  /**
+   * A crash: queued increments are lost (rejected with `shutting_down`), committed ones stay, and
+   * no clean-stop record is written (the next open mints a new id).
+   */
   kill(): void {
     if (!this.open) return;
     this.accepting = false;

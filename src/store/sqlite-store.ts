@@ -11,7 +11,7 @@ import { stateDigest, type Slot } from '../crdt/g-counter.js';
 import { AppError, isAppError } from '../errors.js';
 import { cryptoRandom, newReplicaId, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
 import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
-import { decideIdentity, diskIdentityFile, identityFilePath, type IdentityFile, type StoredIdentity } from './identity.js';
+import { decideIdentity, diskIdentityFile, identityFilePath, type DatabaseIdentity, type IdentityFile } from './identity.js';
 import { BUSY_TIMEOUT_MS, migrate } from './migrate.js';
 import type { Delta, IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
 
@@ -131,7 +131,7 @@ export class SqliteStore implements Store {
     this.groupCommit = new GroupCommit((units) => this.flush(units));
 
     const row = this.statements.identity.get();
-    const stored: StoredIdentity | undefined = row === undefined ? undefined : { replicaId: row.replicaId, epoch: row.epoch };
+    const stored: DatabaseIdentity | undefined = row === undefined ? undefined : { replicaId: row.replicaId, epoch: row.epoch, localSeq: row.seq };
     const decision = decideIdentity(stored, identityFile.read());
     // The database's epoch commits first, the file follows (see identity.ts for why this order).
     const identity = this.transaction(() => {
@@ -145,6 +145,7 @@ export class SqliteStore implements Store {
       if (decision.action === 'create') return { replicaId, outcome: 'created', epoch: decision.epoch } satisfies IdentityInfo;
       return { replicaId, outcome: 'minted', reason: decision.reason, previous: stored?.replicaId, epoch: decision.epoch } satisfies IdentityInfo;
     });
+    // Running: no stop record until close() writes one (a crash from here on mints next time).
     identityFile.write({ replicaId: identity.replicaId, epoch: identity.epoch });
     this.currentIdentity = identity;
     this.self = this.intern(identity.replicaId);
@@ -295,7 +296,8 @@ export class SqliteStore implements Store {
 
   /**
    * Test hook: stops as a killed process would. Queued increments are dropped (rejected with
-   * `shutting_down`), committed ones stay; nothing else runs.
+   * `shutting_down`), committed ones stay; nothing else runs (no clean-stop record, so the next
+   * open mints a new id).
    */
   kill(): void {
     if (!this.open) return;
@@ -311,8 +313,23 @@ export class SqliteStore implements Store {
     if (!this.open) return;
     this.groupCommit.flushNow();
     this.open = false;
+    this.writeStopRecord();
     this.db.close();
     this.log.info({ path: this.options.path }, 'store closed');
+  }
+
+  /**
+   * At a clean stop, after the last commit and before the database closes: the stop record that
+   * lets the next start keep the id (see identity.ts). If it cannot be written the next start
+   * mints, which is safe, so closing goes on.
+   */
+  private writeStopRecord(): void {
+    try {
+      const stoppedAtSeq = this.statements.vvEntry.get(this.self) ?? 0;
+      this.identityFile.write({ replicaId: this.replicaId, epoch: this.currentIdentity.epoch, stoppedAtSeq });
+    } catch (error) {
+      this.log.error({ err: error }, 'writing the clean-stop record failed: the next start will mint a new replica id');
+    }
   }
 
   /** One group commit: every accepted unit of `units` under one new seq, in one transaction. */

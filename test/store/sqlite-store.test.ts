@@ -79,14 +79,17 @@ describe('SqliteStore', () => {
     expect(external.pragmas()).toEqual({ journalMode: 'wal', synchronous: 'full', busyTimeoutMs: 5000, walAutocheckpoint: 0 });
   });
 
-  it('keeps data across reopen and writes the identity file beside the database', async () => {
+  it('keeps data across reopen and writes the identity file beside the database, with a stop record at close', async () => {
     const store = await open();
     await store.increment([{ page: 'p' as PageName, by: 41 }]);
     await store.increment([{ page: 'p' as PageName, by: 1 }]);
     expect(store.stats().bytes).toBeGreaterThan(0);
     const digest = store.digest();
+    const identityPath = identityFilePath(join(dir, 'counters.db'));
+    // While running, no clean-stop record.
+    expect(readIdentityFile(identityPath)).toEqual({ replicaId: store.replicaId, epoch: store.identity.epoch });
     await store.close();
-    expect(readIdentityFile(identityFilePath(join(dir, 'counters.db')))).toEqual({ replicaId: store.replicaId, epoch: store.identity.epoch });
+    expect(readIdentityFile(identityPath)).toEqual({ replicaId: store.replicaId, epoch: store.identity.epoch, stoppedAtSeq: 2 });
     const reopened = await open();
     expect(reopened.count('p' as PageName)).toBe(42);
     expect(reopened.digest()).toBe(digest);

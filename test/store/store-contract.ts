@@ -1,8 +1,8 @@
 /**
  * The store contract: one suite that SqliteStore and MemoryStore both pass. The pure CRDT of
  * src/crdt is the oracle. A harness owns one persistent location (a database and the identity
- * file beside it) and can reopen it, crash the store, restore a stale copy of the database, and
- * tamper with the identity file.
+ * file beside it) and can reopen it, crash the store, restore a stale copy of the database (taken
+ * while stopped or while running), and tamper with the identity file.
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -10,7 +10,7 @@ import { applySlots, emptyState, pageValue, stateDigest, allSlots, type Slot } f
 import type { SeqRange } from '../../src/crdt/version-vector.js';
 import { AppError } from '../../src/errors.js';
 import type { PageName, RandomBytes, ReplicaId } from '../../src/ids.js';
-import type { StoredIdentity } from '../../src/store/identity.js';
+import type { IdentityRecord } from '../../src/store/identity.js';
 import type { Delta, PageCount, Store } from '../../src/store/store.js';
 
 export type KillableStore = Store & { kill(): void };
@@ -18,12 +18,15 @@ export type KillableStore = Store & { kill(): void };
 export interface StoreHarness {
   /** Opens (or reopens) the store at this harness's location. */
   open(options?: { random?: RandomBytes }): Promise<KillableStore>;
-  /** A copy of the database as it is now (the store must be closed). */
+  /**
+   * A copy of the database as it is now: the store closed, or open and between commits (a copy
+   * taken while the node runs).
+   */
   snapshotDatabase(): Promise<unknown>;
   /** Puts a copy back in place of the database (store closed); the identity file stays. */
   restoreDatabase(snapshot: unknown): Promise<void>;
   deleteIdentityFile(): Promise<void>;
-  writeIdentityFile(identity: StoredIdentity): Promise<void>;
+  writeIdentityFile(identity: IdentityRecord): Promise<void>;
   /** Marks the database as written by a newer schema than the code knows. */
   makeDatabaseTooNew(): Promise<void>;
   /** Releases everything (stores still open are closed by the suite first). */
@@ -421,16 +424,86 @@ export function runStoreContract(name: string, createHarness: () => Promise<Stor
         expect(second.localSeq()).toBe(2);
       });
 
-      it('is kept across a crash; queued increments are lost, committed ones stay', async () => {
+      it('is minted after a crash (no clean-stop record); queued increments are lost, committed ones stay', async () => {
         const first = await open();
         await first.increment([{ page: page('p'), by: 2 }]);
         const lost = first.increment([{ page: page('p'), by: 100 }]);
         first.kill();
         expect((await rejection(lost)).code).toBe('shutting_down');
+        // close() after a crash is a no-op: it must not write a clean-stop record either.
+        await first.close();
+        const second = await open();
+        expect(second.identity).toMatchObject({ outcome: 'minted', previous: first.replicaId });
+        expect(second.identity.reason).toMatch(/did not stop cleanly/);
+        expect(second.identity.epoch).toBe(first.identity.epoch + 1);
+        // Every committed count stays, under the old id, with its version-vector entry.
+        expect(second.count(page('p'))).toBe(2);
+        expect(second.pageSlots(page('p'))).toEqual([{ page: 'p', replica: first.replicaId, count: 2, seq: 1 }]);
+        expect(second.versionVector().get(first.replicaId)).toBe(1);
+        expect(second.localSeq()).toBe(0);
+        expect(await second.increment([{ page: page('p'), by: 1 }])).toEqual([{ page: 'p', count: 3 }]);
+        expect(second.localSeq()).toBe(1);
+        // A clean stop after that keeps the new id.
+        await second.close();
+        const third = await open();
+        expect(third.identity).toMatchObject({ outcome: 'kept', replicaId: second.replicaId });
+        expect(third.count(page('p'))).toBe(3);
+      });
+
+      it('is minted after a crash that follows a mid-run mint (the new id is written as running)', async () => {
+        const first = await open();
+        const rotated = first.rotateIdentity('a peer said so');
+        await first.increment([{ page: page('p'), by: 1 }]);
+        first.kill();
+        const second = await open();
+        expect(second.identity).toMatchObject({ outcome: 'minted', previous: rotated.replicaId });
+        expect(second.identity.reason).toMatch(/did not stop cleanly/);
+        expect(second.count(page('p'))).toBe(1);
+      });
+
+      it('is minted when a copy of the database taken mid-run is restored, and counts again under the new id', async () => {
+        const first = await open();
+        const old = first.replicaId;
+        await first.increment([{ page: page('p'), by: 1 }]);
+        await first.increment([{ page: page('p'), by: 2 }, { page: page('q'), by: 5 }]);
+        // Same run, same epoch: only the seq tells this copy from the database that stops.
+        const copy = await harness.snapshotDatabase();
+        await first.increment([{ page: page('p'), by: 4 }]);
+        await first.close();
+        await harness.restoreDatabase(copy);
+
+        const second = await open();
+        expect(second.identity).toMatchObject({ outcome: 'minted', previous: old });
+        expect(second.identity.reason).toMatch(/database is at seq 2 but the node stopped at seq 3/);
+        expect(second.replicaId).not.toBe(old);
+        // Everything in the copy is there.
+        expect(second.count(page('p'))).toBe(3);
+        expect(second.count(page('q'))).toBe(5);
+        expect(second.versionVector().get(old)).toBe(2);
+        expect(second.localSeq()).toBe(0);
+        expect(await second.increment([{ page: page('p'), by: 10 }])).toEqual([{ page: 'p', count: 13 }]);
+        expect(second.pageSlots(page('p'))).toContainEqual({ page: 'p', replica: second.replicaId, count: 10, seq: 1 });
+        // Peers hold the old id's later commit (p = 7 at seq 3): it merges in and the new
+        // increments are not swallowed by it, as they would be under the old id.
+        const result = second.merge([{ page: page('p'), replica: old, count: 7, seq: 3 }], [{ replica: old, after: 2, upTo: 3 }]);
+        expect(result.identityChanged).toBeUndefined();
+        expect(second.count(page('p'))).toBe(17);
+        expect(second.versionVector().get(old)).toBe(3);
+      });
+
+      it('is kept when a copy taken after the last commit (same seq) is restored', async () => {
+        const first = await open();
+        await first.increment([{ page: page('p'), by: 1 }]);
+        await first.increment([{ page: page('p'), by: 2 }]);
+        const copy = await harness.snapshotDatabase();
+        await first.close();
+        await harness.restoreDatabase(copy);
         const second = await open();
         expect(second.identity).toMatchObject({ outcome: 'kept', replicaId: first.replicaId });
-        expect(second.count(page('p'))).toBe(2);
-        expect(second.localSeq()).toBe(1);
+        expect(second.count(page('p'))).toBe(3);
+        expect(second.localSeq()).toBe(2);
+        expect(await second.increment([{ page: page('p'), by: 1 }])).toEqual([{ page: 'p', count: 4 }]);
+        expect(second.localSeq()).toBe(3);
       });
 
       it('is minted when the identity file is missing, holds another id, or the database is an older copy', async () => {
