@@ -338,11 +338,13 @@ export class Replicator {
     );
     if (target !== undefined) target.session = session;
     this.sessions.add(session);
+    // Hello goes out before attach: attach delivers frames that arrived early (the peer's hello,
+    // on a dialled connection), and answering one sends our auth — which must follow our hello.
+    session.send(session.hello());
     connection.attach({
       message: (frame) => this.onFrame(session, frame, target),
       close: (reason) => this.onClose(session, reason, target),
     });
-    session.send(session.hello());
   }
 
   private onFrame(session: PeerSession, frame: Uint8Array, target: Target | undefined): void {
