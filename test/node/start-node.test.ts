@@ -59,14 +59,14 @@ describe('startNode', () => {
 
   it('routes upgrades by path and destroys unknown ones', async () => {
     const { node } = await start();
-    const unmount = node.upgrades.mount('/cluster', (req, socket) => {
+    const unmount = node.upgrades.mount('/test-upgrade', (req, socket) => {
       socket.end(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\nX-Path: ${req.url as string}\r\n\r\n`);
     });
-    expect(await upgrade(node.port, '/cluster?x=1')).toBe('upgraded /cluster?x=1');
+    expect(await upgrade(node.port, '/test-upgrade?x=1')).toBe('upgraded /test-upgrade?x=1');
     expect(await upgrade(node.port, '/elsewhere')).toBe('destroyed');
-    expect(() => node.upgrades.mount('/cluster', () => undefined)).toThrow(/already mounted/);
+    expect(() => node.upgrades.mount('/test-upgrade', () => undefined)).toThrow(/already mounted/);
     unmount();
-    expect(await upgrade(node.port, '/cluster')).toBe('destroyed');
+    expect(await upgrade(node.port, '/test-upgrade')).toBe('destroyed');
   });
 
   it('stops idempotently: the port closes and the store refuses increments', async () => {
