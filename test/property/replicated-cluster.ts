@@ -1,0 +1,317 @@
+/**
+ * The real replication code under test: one `Replicator` per node over the `MemoryStore` twin and
+ * the `SimulatedNetwork`, all on one manual clock and one seeded random source, so a schedule
+ * replays exactly. Nodes form a full mesh through static peers.
+ *
+ * `variant` plugs in deliberately broken versions, to show the property catches them:
+ * - `advance-over-gap`: the store advances the version vector over any range, gap or not;
+ * - `keep-identity-after-restore`: a restored copy comes back with an identity file that matches
+ *   it (as if the file were backed up with the database), so the node keeps its old replica id.
+ */
+import type { Slot } from '../../src/crdt/g-counter.js';
+import type { SeqRange } from '../../src/crdt/version-vector.js';
+import type { PageName, ReplicaId } from '../../src/ids.js';
+import { Replicator, type Log } from '../../src/replication/replicator.js';
+import { MemoryDisk, MemoryStore, type MemoryDatabaseSnapshot } from '../../src/store/memory-store.js';
+import type { Store } from '../../src/store/store.js';
+import { SimulatedNetwork } from '../../src/transport/simulated-network.js';
+import { ManualTimers } from '../helpers/manual-timers.js';
+import { seededRandom, type SeededRandom } from '../helpers/seeded-random.js';
+import type { ClusterUnderTest, IncrementStep, Page } from './schedule.js';
+
+export type Variant = 'correct' | 'advance-over-gap' | 'keep-identity-after-restore';
+
+const HEARTBEAT_INTERVAL_MS = 1_000;
+const HEARTBEAT_TIMEOUT_MS = 5_000;
+const ANTI_ENTROPY_INTERVAL_MS = 2_000;
+/** Virtual time per settling round, and rounds before giving up. */
+const SETTLE_ROUND_MS = 1_000;
+const SETTLE_MAX_ROUNDS = 120;
+/** Flushes without a frame to deliver while a sync answer is still being written. */
+const MAX_IDLE_FLUSHES = 1_000;
+
+const quiet: Log = { debug() {}, info() {}, warn() {}, error() {} };
+
+interface SimNode {
+  readonly address: string;
+  readonly disk: MemoryDisk;
+  readonly snapshots: MemoryDatabaseSnapshot[];
+  store: MemoryStore | undefined;
+  replicator: Replicator | undefined;
+}
+
+/** Lets microtask-driven work (dials, sync answers, group commits) run to completion. */
+async function flush(): Promise<void> {
+  for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+export class ReplicatedCluster implements ClusterUnderTest {
+  private readonly network = new SimulatedNetwork();
+  private readonly timers = new ManualTimers();
+  private readonly random: SeededRandom;
+  private readonly nodes: SimNode[];
+  /** Ground truth for the vv invariant: per replica, per seq, the slots that commit raised. */
+  private readonly history = new Map<ReplicaId, Map<number, Map<PageName, number>>>();
+
+  constructor(
+    count: number,
+    seed: number,
+    private readonly variant: Variant = 'correct',
+  ) {
+    this.random = seededRandom(seed);
+    this.nodes = Array.from({ length: count }, (_, i) => ({ address: `node${i}:1`, disk: new MemoryDisk(), snapshots: [], store: undefined, replicator: undefined }));
+  }
+
+  async start(): Promise<this> {
+    for (let i = 0; i < this.nodes.length; i++) this.boot(i);
+    await this.flow(Number.POSITIVE_INFINITY);
+    return this;
+  }
+
+  private boot(index: number): void {
+    const node = this.nodes[index]!;
+    const store = MemoryStore.open(node.disk, { random: (n) => this.random.bytes(n) });
+    store.onCommit((delta) => {
+      let commits = this.history.get(delta.range.replica);
+      if (commits === undefined) this.history.set(delta.range.replica, (commits = new Map()));
+      const slots = commits.get(delta.range.upTo) ?? new Map<PageName, number>();
+      for (const slot of delta.slots) slots.set(slot.page, Math.max(slots.get(slot.page) ?? 0, slot.count));
+      commits.set(delta.range.upTo, slots);
+    });
+    const replicator = new Replicator({
+      store: this.variant === 'advance-over-gap' ? advancingOverGaps(store) : store,
+      transport: this.network.transport(node.address),
+      cluster: 'property',
+      secret: 'secret',
+      node: { name: `node${index}`, version: 'test', startedAt: this.timers.now() },
+      log: quiet,
+      timers: this.timers,
+      random: () => this.random.next(),
+      randomBytes: (n) => this.random.bytes(n),
+      heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
+      heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS,
+      antiEntropyIntervalMs: ANTI_ENTROPY_INTERVAL_MS,
+      reconnect: { baseMs: 100, maxMs: 2_000 },
+    });
+    replicator.start();
+    replicator.setPeers(this.nodes.filter((other) => other !== node).map((other) => other.address));
+    node.store = store;
+    node.replicator = replicator;
+  }
+
+  isUp(index: number): boolean {
+    return this.nodes[index]!.store !== undefined;
+  }
+
+  async increment(index: number, page: Page, by: number): Promise<number | undefined> {
+    const [total] = await this.incrementMany([{ node: index, page, by }]);
+    return total;
+  }
+
+  async incrementMany(increments: readonly IncrementStep[]): Promise<Array<number | undefined>> {
+    const results = await Promise.all(
+      increments.map(async ({ node, page, by }) => {
+        const store = this.nodes[node]!.store;
+        if (store === undefined) return undefined;
+        const [result] = await store.increment([{ page: page as PageName, by }]);
+        return result?.count;
+      }),
+    );
+    await flush();
+    return results;
+  }
+
+  inFlight(): number {
+    return this.network.pending().length;
+  }
+
+  async deliver(index: number): Promise<void> {
+    const event = this.network.pending()[index];
+    if (event !== undefined) this.network.deliver(event.id);
+    await flush();
+  }
+
+  /** Delivers up to `count` events oldest first, letting the work they start run in between. */
+  async flow(count: number): Promise<void> {
+    let idle = 0;
+    for (let delivered = 0; delivered < count && idle < MAX_IDLE_FLUSHES; ) {
+      await flush();
+      const event = this.network.pending()[0];
+      if (event === undefined) {
+        if (!this.anyBusy()) return;
+        idle += 1;
+      } else {
+        idle = 0;
+        this.network.deliver(event.id);
+        delivered += 1;
+      }
+    }
+  }
+
+  drop(index: number): void {
+    const event = this.network.pending()[index];
+    if (event !== undefined) this.network.drop(event.id);
+  }
+
+  duplicate(index: number): void {
+    const event = this.network.pending()[index];
+    if (event !== undefined) this.network.duplicate(event.id);
+  }
+
+  partition(groupA: readonly number[], groupB: readonly number[]): void {
+    this.network.partition(
+      groupA.map((i) => this.nodes[i]!.address),
+      groupB.map((i) => this.nodes[i]!.address),
+    );
+  }
+
+  heal(): void {
+    this.network.heal();
+  }
+
+  async tick(ms: number): Promise<void> {
+    // In steps of a heartbeat, so timers interleave with the work they start.
+    for (let passed = 0; passed < ms; passed += HEARTBEAT_INTERVAL_MS) {
+      this.timers.advance(Math.min(HEARTBEAT_INTERVAL_MS, ms - passed));
+      await flush();
+    }
+  }
+
+  async crash(index: number): Promise<void> {
+    const node = this.nodes[index]!;
+    if (node.store === undefined) return;
+    this.network.crash(node.address);
+    await node.replicator!.stop();
+    node.store.kill();
+    node.store = undefined;
+    node.replicator = undefined;
+    await flush();
+  }
+
+  async stop(index: number): Promise<void> {
+    const node = this.nodes[index]!;
+    if (node.store === undefined) return;
+    await node.replicator!.stop();
+    await node.store.close();
+    node.store = undefined;
+    node.replicator = undefined;
+    await flush();
+  }
+
+  async restart(index: number): Promise<void> {
+    if (this.isUp(index)) return;
+    this.boot(index);
+    await flush();
+  }
+
+  snapshot(index: number): void {
+    const node = this.nodes[index]!;
+    if (node.store !== undefined) node.snapshots.push(node.disk.snapshotDatabase());
+  }
+
+  async restoreStale(index: number, pick: number): Promise<Map<string, number> | undefined> {
+    const node = this.nodes[index]!;
+    if (node.snapshots.length === 0) return undefined;
+    const snapshot = node.snapshots[Math.min(node.snapshots.length - 1, Math.floor(pick * node.snapshots.length))]!;
+    // The machine died: what it had on the wire dies with it.
+    for (const event of this.network.pending()) if (event.from === node.address) this.network.drop(event.id);
+    const lost = new Map<string, number>();
+    for (const [page, slots] of node.disk.database.state) {
+      for (const [replica, value] of slots) {
+        let elsewhere = snapshot.database.state.get(page)?.get(replica)?.count ?? 0;
+        for (const other of this.nodes) {
+          if (other !== node) elsewhere = Math.max(elsewhere, other.disk.database.state.get(page)?.get(replica)?.count ?? 0);
+        }
+        if (value.count > elsewhere) lost.set(page, (lost.get(page) ?? 0) + value.count - elsewhere);
+      }
+    }
+    await this.crash(index);
+    node.disk.restoreDatabase(snapshot);
+    if (this.variant === 'keep-identity-after-restore') {
+      // The bug this variant models: an identity file that travelled with the copy.
+      const identity = snapshot.database.identity;
+      if (identity !== undefined) {
+        const seq = snapshot.database.vv.get(identity.replicaId) ?? 0;
+        node.disk.writeIdentityFile({ ...identity, stoppedAtSeq: seq } as Parameters<MemoryDisk['writeIdentityFile']>[0]);
+      }
+    }
+    await this.restart(index);
+    return lost;
+  }
+
+  totals(index: number): Map<string, number> {
+    const store = this.nodes[index]!.store!;
+    return new Map(store.listPages({ limit: 1_000 }).map((p) => [p.page, p.count]));
+  }
+
+  async settle(): Promise<void> {
+    this.network.heal();
+    for (let i = 0; i < this.nodes.length; i++) await this.restart(i);
+    for (let round = 0; round < SETTLE_MAX_ROUNDS; round++) {
+      await this.flow(Number.POSITIVE_INFINITY);
+      if (round > 2 && this.converged()) return;
+      this.timers.advance(SETTLE_ROUND_MS);
+      await flush();
+    }
+  }
+
+  private converged(): boolean {
+    const digests = new Set(this.nodes.map((node) => node.store!.digest()));
+    return digests.size === 1 && this.inFlight() === 0;
+  }
+
+  private anyBusy(): boolean {
+    return this.nodes.some((node) => node.replicator?.busy() ?? false);
+  }
+
+  /**
+   * DESIGN.md §1: if vv[R] = s at a node, every slot of R there is at least what R had written by
+   * its commit s.
+   */
+  checkInvariant(): string | undefined {
+    for (const [index, node] of this.nodes.entries()) {
+      const store = node.store;
+      if (store === undefined) continue;
+      for (const [replica, seq] of store.versionVector()) {
+        const commits = this.history.get(replica);
+        if (commits === undefined) continue;
+        const held = new Map(store.slotsAfter(replica, { seq: 0 }, 1_000_000).map((slot) => [slot.page, slot.count]));
+        for (const [commitSeq, slots] of commits) {
+          if (commitSeq > seq) continue;
+          for (const [page, count] of slots) {
+            if ((held.get(page) ?? 0) < count) {
+              return `node ${index} has vv[${replica.slice(0, 8)}]=${seq} but ${page}=${held.get(page) ?? 0} for it, below the ${count} of its commit ${commitSeq}`;
+            }
+          }
+        }
+      }
+    }
+    return undefined;
+  }
+
+  async dispose(): Promise<void> {
+    for (const node of this.nodes) {
+      await node.replicator?.stop();
+      node.store?.kill();
+      node.store = undefined;
+      node.replicator = undefined;
+    }
+  }
+}
+
+/** The `advance-over-gap` bug: every range is treated as if it started at the receiver's entry. */
+function advancingOverGaps(store: Store): Store {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      if (property === 'merge') {
+        return (slots: readonly Slot[], ranges: readonly SeqRange[]) =>
+          target.merge(
+            slots,
+            ranges.map((range) => ({ ...range, after: 0 })),
+          );
+      }
+      const value = Reflect.get(target, property, receiver) as unknown;
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
