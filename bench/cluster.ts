@@ -1,0 +1,192 @@
+/**
+ * A cluster of real node processes on loopback: node i listens on 127.0.0.(2+i) and every node
+ * on the same port, so PEERS can be written before any node starts. Fresh databases in a temp
+ * directory. `kind` picks our node (dist/src/main.js) or the naive baseline (bench/naive).
+ */
+import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HttpTarget, waitFor } from './http-client.js';
+import type { Child, ProcessSet } from './processes.js';
+
+/** The repository root, from dist/bench/cluster.js. */
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const NODE_MAIN = join(ROOT, 'dist', 'src', 'main.js');
+export const NAIVE_MAIN = join(ROOT, 'dist', 'bench', 'naive', 'naive-node.js');
+export const KOA_MAIN = join(ROOT, 'dist', 'bench', 'koa-ceiling.js');
+
+/** How long a cluster may take until every node sees every other as connected. */
+export const CONNECT_TIMEOUT_MS = 30_000;
+/** Tries at finding one port free on every node address. */
+const PORT_TRIES = 20;
+
+export type ClusterKind = 'ours' | 'naive';
+
+export interface ClusterNode {
+  readonly index: number;
+  readonly name: string;
+  readonly databasePath: string;
+  child: Child;
+  readonly http: HttpTarget;
+}
+
+interface ClusterStatusBody {
+  readonly peers: ReadonlyArray<{ readonly state: string; readonly replicaId?: string }>;
+  readonly digest: string;
+}
+
+export function nodeHost(index: number): string {
+  return `127.0.0.${2 + index}`;
+}
+
+async function portFreeOn(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port free on every host: picked by the kernel on the first, checked on the others. */
+export async function freePortOn(hosts: readonly string[]): Promise<number> {
+  for (let attempt = 0; attempt < PORT_TRIES; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, hosts[0], () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+      });
+    });
+    let free = true;
+    for (const host of hosts.slice(1)) if (!(await portFreeOn(host, port))) free = false;
+    if (free && port !== 0) return port;
+  }
+  throw new Error(`no port free on all of ${hosts.join(', ')}`);
+}
+
+export class Cluster {
+  readonly nodes: ClusterNode[] = [];
+  readonly kind: ClusterKind;
+  private readonly processes: ProcessSet;
+  private readonly port: number;
+  private readonly secret = randomBytes(16).toString('hex');
+  private readonly dir: string;
+  private readonly cpuProf: string;
+  private readonly size: number;
+
+  private constructor(kind: ClusterKind, processes: ProcessSet, dir: string, port: number, cpuProf: string, size: number) {
+    this.size = size;
+    this.kind = kind;
+    this.processes = processes;
+    this.dir = dir;
+    this.port = port;
+    this.cpuProf = cpuProf;
+  }
+
+  static async start(options: { kind: ClusterKind; nodes: number; processes: ProcessSet; dir: string; cpuProf?: string; label: string }): Promise<Cluster> {
+    const hosts = Array.from({ length: options.nodes }, (_, i) => nodeHost(i));
+    const port = await freePortOn(hosts);
+    const cluster = new Cluster(options.kind, options.processes, options.dir, port, options.cpuProf ?? '', options.nodes);
+    try {
+      const children = await Promise.all(hosts.map((_, i) => cluster.spawnNode(i, options.label)));
+      children.forEach((child, i) => {
+        cluster.nodes.push({ index: i, name: `${options.label}-${i}`, databasePath: cluster.databasePath(i, options.label), child, http: new HttpTarget(child.url) });
+      });
+      await cluster.waitConnected();
+      return cluster;
+    } catch (error) {
+      await cluster.stop();
+      await options.processes.stopAll();
+      throw error;
+    }
+  }
+
+  private databasePath(index: number, label: string): string {
+    return join(this.dir, `${label}-${index}.db`);
+  }
+
+  private spawnNode(index: number, label: string, peers = true): Promise<Child> {
+    const peerList = peers ? Array.from({ length: this.size }, (_, i) => i).filter((i) => i !== index).map((i) => `${nodeHost(i)}:${this.port}`) : [];
+    const env: Record<string, string> = {
+      PORT: String(this.port),
+      HOST: nodeHost(index),
+      DATABASE_PATH: this.databasePath(index, label),
+      NODE_NAME: `${label}-${index}`,
+      PEERS: peerList.join(','),
+      CLUSTER_SECRET: this.secret,
+      LOG_LEVEL: 'warn',
+    };
+    const nodeArgs = this.cpuProf !== '' && this.kind === 'ours' ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProf, '--cpu-prof-name', `${label}-${index}-${Date.now()}.cpuprofile`] : [];
+    return this.processes.spawn({ name: `${label}-${index}`, script: this.kind === 'ours' ? NODE_MAIN : NAIVE_MAIN, env, nodeArgs, cwd: ROOT, port: this.port });
+  }
+
+  /** Waits until every node has an open session with every other (GET /api/cluster). */
+  async waitConnected(timeoutMs = CONNECT_TIMEOUT_MS): Promise<void> {
+    await Promise.all(
+      this.nodes.map((node) =>
+        waitFor(`${node.name} to connect to its ${this.nodes.length - 1} peers`, timeoutMs, async () => {
+          const status = await node.http.json<ClusterStatusBody>('/api/cluster');
+          const connected = new Set(status.peers.filter((p) => p.state === 'connected').map((p) => p.replicaId));
+          return connected.size >= this.nodes.length - 1 ? true : undefined;
+        }, 50),
+      ),
+    );
+  }
+
+  async digests(): Promise<string[]> {
+    return Promise.all(this.nodes.map(async (node) => (await node.http.json<ClusterStatusBody>('/api/cluster')).digest));
+  }
+
+  /** Every page's total at one node (GET /api/pages, all pages of the listing). */
+  async totals(node: ClusterNode): Promise<Map<string, number>> {
+    const totals = new Map<string, number>();
+    let after: string | null = null;
+    for (let round = 0; round < 100_000; round++) {
+      const query: string = `/api/pages?limit=1000${after === null ? '' : `&after=${encodeURIComponent(after)}`}`;
+      const body = await node.http.json<{ pages: Array<{ page: string; count: number }>; next: string | null }>(query);
+      for (const p of body.pages) totals.set(p.page, p.count);
+      if (body.next === null) return totals;
+      after = body.next;
+    }
+    throw new Error('page listing did not end');
+  }
+
+  /** Peer bytes sent by every node, summed (`replication_bytes_total{direction="sent"}`). */
+  async bytesSent(): Promise<number> {
+    let sum = 0;
+    for (const node of this.nodes) {
+      const res = await node.http.send('GET', '/metrics');
+      for (const line of res.body.split('\n')) {
+        if (line.startsWith('replication_bytes_total{') && line.includes('direction="sent"')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+    }
+    return sum;
+  }
+
+  /** A metric's value at one node (first sample whose line starts with `prefix`). */
+  async metric(node: ClusterNode, prefix: string): Promise<number | undefined> {
+    const res = await node.http.send('GET', '/metrics');
+    for (const line of res.body.split('\n')) if (line.startsWith(prefix)) return Number(line.slice(line.lastIndexOf(' ') + 1));
+    return undefined;
+  }
+
+  /** Bytes of each node's database files (main file and WAL). */
+  databaseBytes(): number[] {
+    const size = (path: string): number => {
+      try {
+        return statSync(path).size;
+      } catch {
+        return 0;
+      }
+    };
+    return this.nodes.map((n) => size(n.databasePath) + size(`${n.databasePath}-wal`));
+  }
+
+  async stop(): Promise<void> {
+    for (const node of this.nodes) node.http.close();
+    await Promise.all(this.nodes.map((n) => n.child.stop()));
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The benchmark's knobs: every one has a flag (`--rates 100,1000`) and an environment variable
+ * (`BENCH_RATES=100,1000`); flags win. `--quick` picks shorter defaults so the whole run fits in
+ * under a minute; an explicit knob still wins over the quick default. bench/README.md documents
+ * each one; `--help` prints them from this table so the two cannot drift far.
+ */
+
+export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'naive', 'yjs'] as const;
+export type Phase = (typeof PHASES)[number];
+
+export interface Knobs {
+  readonly quick: boolean;
+  readonly nodes: number;
+  /** Open-loop rates, increments per second. */
+  readonly rates: readonly number[];
+  readonly rateDurationMs: number;
+  /** Distinct load pages the open-loop load spreads over. */
+  readonly pages: number;
+  /** Sampled increments per second, inside the rate (each one a single POST on a sample page). */
+  readonly sampleRate: number;
+  /** Sample pages per phase, reused round-robin (the expected count makes each sample unique). */
+  readonly samplePages: number;
+  /** Above this rate the non-sample load goes through POST /api/views batches. */
+  readonly batchAbove: number;
+  readonly batchIntervalMs: number;
+  /** Open requests at most; past it the generator sheds (and reports it) instead of queueing forever. */
+  readonly maxInFlight: number;
+  readonly throughputDurationMs: number;
+  readonly connections: number;
+  /** Views per POST /api/views request in the batch throughput run. */
+  readonly batchSize: number;
+  readonly partitionMs: number;
+  /** Open-loop rate kept up during the partition. */
+  readonly partitionRate: number;
+  /** Distinct pages for the memory phase (RSS measured at 1,000 and at this many). */
+  readonly memoryPages: number;
+  readonly yjsIncrements: readonly number[];
+  /** Pages the Yjs baseline spreads its increments over. */
+  readonly yjsPages: number;
+  readonly phases: readonly Phase[];
+  readonly seed: number;
+  /** Directory for the JSON result. */
+  readonly out: string;
+  /** Directory for `node --cpu-prof` profiles of the node processes; empty: no profiling. */
+  readonly cpuProf: string;
+}
+
+interface KnobSpec {
+  readonly name: keyof Knobs;
+  readonly flag: string;
+  readonly env: string;
+  readonly full: string;
+  readonly quick: string;
+  readonly help: string;
+}
+
+export const KNOBS: readonly KnobSpec[] = [
+  { name: 'nodes', flag: '--nodes', env: 'BENCH_NODES', full: '3', quick: '3', help: 'Node processes in the cluster (2–9).' },
+  { name: 'rates', flag: '--rates', env: 'BENCH_RATES', full: '100,1000,10000', quick: '100,1000,10000', help: 'Open-loop rates, increments/s, comma-separated.' },
+  { name: 'rateDurationMs', flag: '--rate-duration-ms', env: 'BENCH_RATE_DURATION_MS', full: '10000', quick: '3000', help: 'How long each rate runs.' },
+  { name: 'pages', flag: '--pages', env: 'BENCH_PAGES', full: '1000', quick: '1000', help: 'Distinct pages the load spreads over.' },
+  { name: 'sampleRate', flag: '--sample-rate', env: 'BENCH_SAMPLE_RATE', full: '50', quick: '50', help: 'Sampled increments/s (within the rate) whose replication is timed.' },
+  { name: 'samplePages', flag: '--sample-pages', env: 'BENCH_SAMPLE_PAGES', full: '64', quick: '64', help: 'Sample pages per rate (reused round-robin).' },
+  { name: 'batchAbove', flag: '--batch-above', env: 'BENCH_BATCH_ABOVE', full: '2000', quick: '2000', help: 'Rates above this send the non-sample load as POST /api/views batches.' },
+  { name: 'batchIntervalMs', flag: '--batch-interval-ms', env: 'BENCH_BATCH_INTERVAL_MS', full: '5', quick: '5', help: 'Batching window of the open-loop generator.' },
+  { name: 'maxInFlight', flag: '--max-in-flight', env: 'BENCH_MAX_IN_FLIGHT', full: '5000', quick: '5000', help: 'Open requests at most; beyond, sends are shed and counted.' },
+  { name: 'throughputDurationMs', flag: '--throughput-duration-ms', env: 'BENCH_THROUGHPUT_DURATION_MS', full: '10000', quick: '3000', help: 'Duration of each closed-loop throughput run.' },
+  { name: 'connections', flag: '--connections', env: 'BENCH_CONNECTIONS', full: '32', quick: '32', help: 'Keep-alive connections of the closed-loop generator (split over nodes for "all nodes").' },
+  { name: 'batchSize', flag: '--batch-size', env: 'BENCH_BATCH_SIZE', full: '1000', quick: '1000', help: 'Views per request in the batch throughput run (≤ 10,000).' },
+  { name: 'partitionMs', flag: '--partition-ms', env: 'BENCH_PARTITION_MS', full: '8000', quick: '2000', help: 'How long one node is SIGSTOPped under load.' },
+  { name: 'partitionRate', flag: '--partition-rate', env: 'BENCH_PARTITION_RATE', full: '1000', quick: '1000', help: 'Open-loop rate on the other nodes during the partition.' },
+  { name: 'memoryPages', flag: '--memory-pages', env: 'BENCH_MEMORY_PAGES', full: '100000', quick: '100000', help: 'Distinct pages written in the memory phase (RSS at 1,000 vs this).' },
+  { name: 'yjsIncrements', flag: '--yjs-increments', env: 'BENCH_YJS_INCREMENTS', full: '1000,10000,100000', quick: '1000,10000', help: 'Increment counts at which the Yjs Y.Map state is measured.' },
+  { name: 'yjsPages', flag: '--yjs-pages', env: 'BENCH_YJS_PAGES', full: '100', quick: '100', help: 'Pages the Yjs baseline spreads its increments over.' },
+  { name: 'phases', flag: '--phases', env: 'BENCH_PHASES', full: PHASES.join(','), quick: PHASES.join(','), help: `Phases to run: ${PHASES.join(', ')}.` },
+  { name: 'seed', flag: '--seed', env: 'BENCH_SEED', full: '42', quick: '42', help: 'Seed of the page choice.' },
+  { name: 'out', flag: '--out', env: 'BENCH_OUT', full: 'bench/results', quick: 'bench/results', help: 'Directory for the JSON result.' },
+  { name: 'cpuProf', flag: '--cpu-prof', env: 'BENCH_CPU_PROF', full: '', quick: '', help: 'Directory for node --cpu-prof profiles of the cluster nodes (empty: off).' },
+];
+
+export class KnobError extends Error {}
+
+const INTEGER_LIMITS: Partial<Record<keyof Knobs, readonly [number, number]>> = {
+  nodes: [2, 9],
+  rateDurationMs: [500, 600_000],
+  pages: [1, 1_000_000],
+  sampleRate: [1, 1000],
+  samplePages: [1, 1000],
+  batchAbove: [0, 1_000_000],
+  batchIntervalMs: [1, 1000],
+  maxInFlight: [1, 1_000_000],
+  throughputDurationMs: [500, 600_000],
+  connections: [1, 1000],
+  batchSize: [1, 10_000],
+  partitionMs: [100, 600_000],
+  partitionRate: [1, 100_000],
+  memoryPages: [1000, 10_000_000],
+  yjsPages: [1, 100_000],
+  seed: [0, 2 ** 31],
+};
+
+function integer(name: string, text: string, [min, max]: readonly [number, number]): number {
+  const value = /^\d+$/.test(text.trim()) ? Number(text.trim()) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) throw new KnobError(`${name} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+function integerList(name: string, text: string): number[] {
+  const values = text.split(',').map((part) => integer(name, part, [1, 10_000_000]));
+  if (values.length === 0) throw new KnobError(`${name} needs at least one value`);
+  return values;
+}
+
+export function usage(): string {
+  const lines = ['Usage: npm run bench -- [--quick] [--flag value …]', '', 'Knobs (flag / environment variable, default [quick default]):'];
+  lines.push('  --quick / BENCH_QUICK=1  shorter run (under a minute)');
+  for (const k of KNOBS) lines.push(`  ${k.flag} / ${k.env}  ${k.full === '' ? '(empty)' : k.full}${k.quick !== k.full ? ` [${k.quick}]` : ''}  ${k.help}`);
+  return lines.join('\n');
+}
+
+/** Knobs from `argv` (flags) and `env`; throws KnobError naming the first problem. */
+export function parseKnobs(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Knobs {
+  const given = new Map<string, string>();
+  let quick = env.BENCH_QUICK !== undefined && ['1', 'true', 'yes'].includes(env.BENCH_QUICK.toLowerCase());
+  for (const k of KNOBS) {
+    const value = env[k.env];
+    if (value !== undefined && value !== '') given.set(k.flag, value);
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--quick') {
+      quick = true;
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    if (!KNOBS.some((k) => k.flag === flag)) throw new KnobError(`unknown argument ${JSON.stringify(arg)} (see --help)`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new KnobError(`${flag} needs a value`);
+    given.set(flag, value);
+  }
+  const knobs: Record<string, unknown> = { quick };
+  for (const k of KNOBS) {
+    const text = given.get(k.flag) ?? (quick ? k.quick : k.full);
+    if (k.name === 'rates' || k.name === 'yjsIncrements') knobs[k.name] = integerList(k.flag, text);
+    else if (k.name === 'phases') {
+      const phases = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
+      for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new KnobError(`--phases: unknown phase ${JSON.stringify(p)} (known: ${PHASES.join(', ')})`);
+      knobs.phases = phases;
+    } else if (k.name === 'out' || k.name === 'cpuProf') knobs[k.name] = text;
+    else knobs[k.name] = integer(k.flag, text, INTEGER_LIMITS[k.name] ?? [0, Number.MAX_SAFE_INTEGER]);
+  }
+  return Object.freeze(knobs) as unknown as Knobs;
+}

@@ -1,0 +1,91 @@
+/** The markdown table printed on stdout (and pasted into the README's Benchmarks section). */
+import type { BenchResult, RateResult } from './main.js';
+
+const MB = 1024 * 1024;
+
+function n(value: number): string {
+  return Number.isFinite(value) ? value.toLocaleString('en-US') : '–';
+}
+
+function ms(value: number): string {
+  if (!Number.isFinite(value)) return '–';
+  return value < 10 ? value.toFixed(2) : value.toFixed(1);
+}
+
+function mb(bytes: number): string {
+  return Number.isFinite(bytes) ? `${(bytes / MB).toFixed(0)} MB` : '–';
+}
+
+function latencyRow(system: string, r: RateResult): string {
+  return `| ${system} | ${n(r.rate)} | ${n(r.achievedRate)} | ${ms(r.ack.p50)} / ${ms(r.ack.p99)} | **${ms(r.replication.p50)}** | ${ms(r.replication.p95)} | **${ms(r.replication.p99)}** | ${ms(r.replication.max)} | ${ms(r.endToEnd.p99)} | ${n(r.sampleObservations)} (${r.samplesMissing} missing) | ${r.bytesPerIncrement} |`;
+}
+
+export function renderReport(result: BenchResult): string {
+  const m = result.machine;
+  const lines: string[] = [];
+  lines.push(
+    `Measured ${result.startedAt.slice(0, 10)} on ${m.cpus} × ${m.cpuModel}, ${(m.memoryBytes / 1024 ** 3).toFixed(0)} GiB, load average ${m.loadAverageAtStart.join(' / ')} at start and ${result.loadAverageAtEnd.join(' / ')} at end; Node ${m.node}; commit ${m.gitCommit.slice(0, 10)}${m.gitDirty ? ' (dirty tree)' : ''}; ${result.knobs.nodes} nodes; ${result.knobs.quick ? '`--quick`' : 'full run'}, ${(result.elapsedMs / 1000).toFixed(0)} s.`,
+    '',
+  );
+
+  if (result.ours.latency.length > 0 || result.naive !== undefined) {
+    lines.push('**Replication latency** (open loop; ms from the writer\'s HTTP acknowledgement until each other node\'s live feed reports the sampled increment)', '');
+    lines.push('| system | rate /s | acked /s | ack p50 / p99 | repl p50 | p95 | p99 | max | intended→feed p99 | observations | wire bytes / incr |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const r of result.ours.latency) lines.push(latencyRow('G-Counter', r));
+    for (const r of result.naive?.latency ?? []) lines.push(latencyRow('naive', r));
+    lines.push('');
+  }
+
+  if (result.ours.throughput.length > 0) {
+    const koa = result.ours.koaCeiling;
+    lines.push(`**Throughput** (closed loop, autocannon, ${result.knobs.connections} keep-alive connections, ${result.knobs.throughputDurationMs / 1000} s each)`, '');
+    lines.push('| run | requests/s | increments/s | p50 ms | p99 ms | of koa ceiling | errors |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|');
+    if (koa !== undefined) lines.push(`| ${koa.label} | ${n(koa.requestsPerSecond)} | – | ${ms(koa.latencyP50Ms)} | ${ms(koa.latencyP99Ms)} | 100% | ${koa.non2xx + koa.errors} |`);
+    for (const t of result.ours.throughput) {
+      const ratio = koa !== undefined ? `${Math.round((t.requestsPerSecond / koa.requestsPerSecond) * 100)}%` : '–';
+      lines.push(`| ${t.label} | ${n(t.requestsPerSecond)} | ${n(t.incrementsPerSecond)} | ${ms(t.latencyP50Ms)} | ${ms(t.latencyP99Ms)} | ${t.label.startsWith('POST') ? '–' : ratio} | ${t.non2xx + t.errors} |`);
+    }
+    lines.push('');
+  }
+
+  const p = result.ours.partition;
+  const loss = result.ours.loss;
+  const mem = result.ours.memory;
+  lines.push('**Convergence, loss and cost**', '');
+  lines.push('| measure | value |');
+  lines.push('|---|---|');
+  if (p !== undefined) lines.push(`| partition: ${p.stoppedNode} SIGSTOPped ${p.partitionMs / 1000} s while the others took ${n(p.load.acked)} increments | all digests equal **${ms(p.convergeMs)} ms** after SIGCONT |`);
+  if (loss !== undefined) lines.push(`| G-Counter: acknowledged vs final total, every node | ${n(loss.acked)} acked, lost ${loss.lostPerNode.join(' / ')}, ${loss.pagesWrong} wrong pages — **${Math.max(0, ...loss.lostPerNode) === 0 && loss.pagesWrong === 0 ? 'zero lost' : 'LOST INCREMENTS'}** |`);
+  const nl = result.naive?.loss;
+  if (nl !== undefined) lines.push(`| naive: acknowledged vs final total, per node | ${n(nl.acked)} acked, lost ${nl.lostPerNode.map(n).join(' / ')} (**${(nl.lostFraction * 100).toFixed(2)}%**), ${n(nl.pagesDivergent)} pages differ between nodes |`);
+  if (result.ours.peakRssBytes !== undefined) lines.push(`| peak RSS per node (VmHWM) | ${result.ours.peakRssBytes.map(mb).join(' / ')} |`);
+  if (result.ours.databaseBytes !== undefined && result.ours.slots !== undefined) {
+    lines.push(`| database after the run (file + WAL) / slots | ${result.ours.databaseBytes.map(mb).join(' / ')} for ${result.ours.slots.map(n).join(' / ')} slots |`);
+  }
+  if (mem !== undefined) {
+    lines.push(`| RSS at 1,000 → ${n(mem.pages)} pages | ${mem.rssAtFirstBytes.map(mb).join(' / ')} → ${mem.rssAtAllBytes.map(mb).join(' / ')} (×${mem.growth} at most) |`);
+    lines.push(`| database bytes per slot at ${n(mem.pages)} pages (file + WAL) | ${mem.bytesPerSlot} B (${mem.slots.map(n).join(' / ')} slots) |`);
+  }
+  lines.push('');
+
+  if (result.yjs !== undefined && result.yjs.length > 0) {
+    lines.push(`**Yjs \`Y.Map\` counter** (3 replicas, ${result.knobs.yjsPages} pages, \`map[page] = value + 1\`): state grows with increments; a G-Counter slot does not`, '');
+    lines.push('| increments | Y.encodeStateAsUpdate bytes | bytes / increment | update bytes on the wire / increment |');
+    lines.push('|---:|---:|---:|---:|');
+    for (const y of result.yjs) lines.push(`| ${n(y.increments)} | ${n(y.stateBytes)} | ${y.bytesPerIncrement} | ${y.wireBytesPerIncrement} |`);
+    if (mem !== undefined) lines.push('', `G-Counter: ${mem.bytesPerSlot} database bytes per slot, whatever the count.`);
+    lines.push('');
+  }
+
+  if (result.targets.length > 0) {
+    lines.push('**Targets**', '');
+    lines.push('| target | wanted | measured | |');
+    lines.push('|---|---|---|---|');
+    for (const t of result.targets) lines.push(`| ${t.name} | ${t.target} | ${t.measured} | ${t.met ? 'met' : '**missed**'} |`);
+    lines.push('');
+  }
+  for (const problem of result.problems) lines.push(`PROBLEM: ${problem}`);
+  return `${lines.join('\n')}\n`;
+}

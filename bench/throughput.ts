@@ -1,0 +1,78 @@
+/**
+ * Closed-loop throughput with autocannon: `connections` keep-alive connections, each sending its
+ * next request as soon as the previous one is answered, for a fixed duration. The same generator
+ * and settings drive the real node, all nodes at once, the batch endpoint and the no-work koa app,
+ * so the figures compare as ratios on the same machine in the same run.
+ */
+import autocannon from 'autocannon';
+import { round } from './stats.js';
+
+export interface ThroughputResult {
+  readonly label: string;
+  readonly connections: number;
+  readonly durationMs: number;
+  readonly requestsPerSecond: number;
+  /** Increments acknowledged per second (requests × views per request). */
+  readonly incrementsPerSecond: number;
+  readonly requests2xx: number;
+  readonly non2xx: number;
+  readonly errors: number;
+  readonly latencyP50Ms: number;
+  readonly latencyP99Ms: number;
+  readonly latencyMaxMs: number;
+}
+
+export interface Target {
+  readonly url: string;
+  readonly connections: number;
+}
+
+/** Runs one autocannon per target at the same time and sums them. */
+export async function runClosedLoop(options: {
+  label: string;
+  targets: readonly Target[];
+  path: string;
+  durationMs: number;
+  body?: string;
+  viewsPerRequest: number;
+}): Promise<ThroughputResult> {
+  const results = await Promise.all(
+    options.targets.map((t) =>
+      autocannon({
+        url: `${t.url}${options.path}`,
+        connections: t.connections,
+        pipelining: 1,
+        duration: options.durationMs / 1000,
+        method: 'POST',
+        ...(options.body !== undefined ? { body: options.body, headers: { 'content-type': 'application/json' } } : {}),
+        timeout: 30,
+      }),
+    ),
+  );
+  let ok = 0;
+  let non2xx = 0;
+  let errors = 0;
+  let seconds = 0;
+  for (const r of results) {
+    ok += r['2xx'];
+    non2xx += r.non2xx;
+    errors += r.errors + r.timeouts;
+    seconds = Math.max(seconds, r.duration);
+  }
+  // Latency percentiles of several generators: the worst of each is the honest summary.
+  const worst = (pick: (r: (typeof results)[number]) => number): number => round(Math.max(...results.map(pick)), 2);
+  const rps = ok / Math.max(seconds, 0.001);
+  return {
+    label: options.label,
+    connections: options.targets.reduce((s, t) => s + t.connections, 0),
+    durationMs: options.durationMs,
+    requestsPerSecond: Math.round(rps),
+    incrementsPerSecond: Math.round(rps * options.viewsPerRequest),
+    requests2xx: ok,
+    non2xx,
+    errors,
+    latencyP50Ms: worst((r) => r.latency.p50),
+    latencyP99Ms: worst((r) => r.latency.p99),
+    latencyMaxMs: worst((r) => r.latency.max),
+  };
+}
