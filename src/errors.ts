@@ -16,6 +16,7 @@ export const ERRORS = {
   forbidden_origin: { status: 403, expose: true },
   not_ready: { status: 503, expose: true },
   shutting_down: { status: 503, expose: true },
+  too_many_clients: { status: 503, expose: true },
   bad_config: { status: 500, expose: true },
   database_too_new: { status: 500, expose: true },
   bad_frame: { status: 400, expose: true },

@@ -14,6 +14,7 @@ import type { RandomBytes } from './ids.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createApp } from './http/app.js';
+import { LIVE_MAX_HEADER_BYTES, LIVE_PATH, LiveFeed } from './http/live-feed.js';
 import { replicationStatus, type ClusterStatusSource } from './http/cluster-status.js';
 import type { Readiness } from './http/routes.js';
 import { UpgradeDispatcher } from './http/upgrade-dispatcher.js';
@@ -92,7 +93,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   const metrics = createMetrics({ defaultMetrics: true });
   const unwatchStore = metrics.watchStore(store);
   let readiness: Readiness = 'starting';
-  const server: Server = createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS });
+  const server: Server = createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, maxHeaderSize: LIVE_MAX_HEADER_BYTES });
   const upgrades = new UpgradeDispatcher();
   let port = config.port;
   const address = (): string => `${urlHost(config.host)}:${port}`;
@@ -132,6 +133,10 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   }));
   // Stopped in reverse: discovery first, then replication (before the store closes).
   const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop(), () => discovery.stop()];
+  // The live page feed (browsers, `npm run bench`): closed before the store it reads.
+  const liveFeed = new LiveFeed({ store, cluster, log });
+  upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade);
+  stopBeforeStore.push(() => liveFeed.stop());
 
   const app = createApp({
     store,
@@ -174,6 +179,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       });
     });
   } catch (error) {
+    await liveFeed.stop();
     await replicator.stop();
     unwatchStore();
     await store.close();
