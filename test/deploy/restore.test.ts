@@ -24,6 +24,7 @@ import {
   countViews,
   groupGone,
   pageCounts,
+  stopGracefully,
   waitForBackupToCatchUp,
   type RunShProcess,
 } from './run-sh.js';
@@ -125,8 +126,7 @@ describe('restore from a Litestream backup', () => {
     const afterRestore = { home: 2, contact: 1 };
     await countViews(a.url, afterRestore);
     expect(await pageCounts(a.url, PAGES)).toEqual(allPages(addCounts(acknowledged, afterRestore)));
-    a.signal('SIGTERM');
-    expect((await a.exited).code).toBe(0);
+    await stopGracefully(a);
   });
 
   it.skipIf(!replicationWired)('a restored node converges with a peer that kept running, nothing lost on either side', async () => {
@@ -193,8 +193,7 @@ describe('restore from a Litestream backup', () => {
     const oldId = (await clusterStatus(a.url)).node.replicaId;
 
     // Keep a copy of the backup as it stands after phase 1: the "older backup".
-    a.signal('SIGTERM');
-    expect((await a.exited).code).toBe(0);
+    await stopGracefully(a);
     const staleCopy = join(dir, 'stale-backup');
     cpSync(join(replicaRoot, 'a'), staleCopy, { recursive: true });
 

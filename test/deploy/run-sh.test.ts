@@ -14,9 +14,9 @@ import {
   TEST_SYNC_INTERVAL,
   clusterStatus,
   countViews,
-  groupGone,
   listFiles,
   pageCount,
+  stopGracefully,
   waitForBackupToCatchUp,
 } from './run-sh.js';
 
@@ -63,10 +63,7 @@ describe('run.sh', () => {
     await countViews(run.url, { home: 5, about: 2 });
     await waitForBackupToCatchUp(databasePath, `file://${replicaRoot}/fresh`, dir);
 
-    run.signal('SIGTERM');
-    expect(await run.exited).toEqual({ code: 0, signal: null });
-    await groupGone(run.pid);
-    expect(run.output()).toContain('"msg":"stopped"');
+    await stopGracefully(run);
 
     // The backup holds the database and its WAL, nothing else: no identity file.
     const files = listFiles(join(replicaRoot, 'fresh'));
@@ -78,8 +75,7 @@ describe('run.sh', () => {
     const again = await runs.start(env);
     expect(again.output()).toContain(`run.sh: ${databasePath} exists: not restoring`);
     expect(await pageCount(again.url, 'home')).toBe(5);
-    again.signal('SIGTERM');
-    expect((await again.exited).code).toBe(0);
+    await stopGracefully(again);
   });
 
   it.each([
@@ -133,8 +129,7 @@ describe('run.sh', () => {
     const old = await runs.start({ ...common, DATABASE_PATH: oldPath, NODE_NAME: 'old' });
     await countViews(old.url, { home: 7 });
     const oldId = (await clusterStatus(old.url)).node.replicaId;
-    old.signal('SIGTERM');
-    expect((await old.exited).code).toBe(0);
+    await stopGracefully(old);
 
     // Node "new": its folder holds only a stray WAL; RESTORE_FROM names the old node's backup.
     const newPath = join(dir, 'new', 'counters.db');
@@ -150,7 +145,6 @@ describe('run.sh', () => {
 
     // It backs up under its own name, never the old node's path.
     await eventually(() => expect(listFiles(join(replicaRoot, 'new')).length).toBeGreaterThan(0));
-    fresh.signal('SIGTERM');
-    expect((await fresh.exited).code).toBe(0);
+    await stopGracefully(fresh);
   });
 });
