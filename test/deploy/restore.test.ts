@@ -5,16 +5,14 @@
  * acknowledged increment, and converge with a peer that kept running. Then the harder case: the
  * backup is older than what the peers saw of that node, and still nothing is lost.
  *
- * The peer tests need replication wired into the node (PEERS). Until it is, they are reported as
- * SKIPPED with a warning naming them, decided by asking a real node whether it lists its PEERS;
- * the backup-alone test runs regardless.
+ * The peer tests need the node's replication (PEERS); the backup-alone test does not.
  */
 import { cpSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/build.js';
 import { eventually } from '../helpers/eventually.js';
-import { NodeProcesses, spawnNode } from '../helpers/spawn-node.js';
+import { NodeProcesses } from '../helpers/spawn-node.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 import {
   RunShProcesses,
@@ -36,28 +34,6 @@ const CONVERGE_TIMEOUT_MS = 15_000;
 /** Counts for every page of PAGES (0 where none were counted), as pageCounts reports them. */
 function allPages(counts: Readonly<Record<string, number>>): Record<string, number> {
   return Object.fromEntries(PAGES.map((page) => [page, counts[page] ?? 0]));
-}
-
-/** Whether the node replicates: one given PEERS lists that peer in /api/cluster. */
-async function probeReplication(): Promise<boolean> {
-  ensureBuilt();
-  const dirs = new TempDirs();
-  const dir = await dirs.create('restore-probe-');
-  // Port 9 (discard) on loopback: nothing listens, the peer just stays unreachable.
-  const node = await spawnNode({ env: { DATABASE_PATH: join(dir, 'counters.db'), PEERS: '127.0.0.1:9', CLUSTER_SECRET } });
-  try {
-    const status = (await (await fetch(`${node.url}/api/cluster`)).json()) as { peers?: Array<{ address?: string }> };
-    return (status.peers ?? []).some((peer) => peer.address === '127.0.0.1:9');
-  } finally {
-    node.signal('SIGKILL');
-    await node.exited;
-    await dirs.removeAll();
-  }
-}
-
-const replicationWired = await probeReplication();
-if (!replicationWired) {
-  console.warn('test/deploy/restore.test.ts: the node does not replicate yet (PEERS ignored): SKIPPING the peer convergence tests of restore');
 }
 
 describe('restore from a Litestream backup', () => {
@@ -129,7 +105,7 @@ describe('restore from a Litestream backup', () => {
     await stopGracefully(a);
   });
 
-  it.skipIf(!replicationWired)('a restored node converges with a peer that kept running, nothing lost on either side', async () => {
+  it('a restored node converges with a peer that kept running, nothing lost on either side', async () => {
     const dir = await dirs.create('restore-peer-');
     const aDir = join(dir, 'a');
     const aPath = join(aDir, 'counters.db');
@@ -170,7 +146,7 @@ describe('restore from a Litestream backup', () => {
     expect(Object.keys(vv)).toEqual(expect.arrayContaining([oldId, newId]));
   });
 
-  it.skipIf(!replicationWired)('loses nothing when the backup is older than what the peers saw of the node', async () => {
+  it('loses nothing when the backup is older than what the peers saw of the node', async () => {
     const dir = await dirs.create('restore-stale-');
     const aDir = join(dir, 'a');
     const aPath = join(aDir, 'counters.db');
