@@ -32,7 +32,7 @@ export interface Knobs {
   readonly partitionMs: number;
   /** Open-loop rate kept up during the partition. */
   readonly partitionRate: number;
-  /** Distinct pages for the memory phase (RSS measured at 1,000 and at this many). */
+  /** Memory phase: this many increments over 1,000 pages, then as many over as many new pages. */
   readonly memoryPages: number;
   readonly yjsIncrements: readonly number[];
   /** Pages the Yjs baseline spreads its increments over. */
@@ -57,19 +57,19 @@ interface KnobSpec {
 export const KNOBS: readonly KnobSpec[] = [
   { name: 'nodes', flag: '--nodes', env: 'BENCH_NODES', full: '3', quick: '3', help: 'Node processes in the cluster (2–9).' },
   { name: 'rates', flag: '--rates', env: 'BENCH_RATES', full: '100,1000,10000', quick: '100,1000,10000', help: 'Open-loop rates, increments/s, comma-separated.' },
-  { name: 'rateDurationMs', flag: '--rate-duration-ms', env: 'BENCH_RATE_DURATION_MS', full: '10000', quick: '3000', help: 'How long each rate runs.' },
+  { name: 'rateDurationMs', flag: '--rate-duration-ms', env: 'BENCH_RATE_DURATION_MS', full: '10000', quick: '2000', help: 'How long each rate runs.' },
   { name: 'pages', flag: '--pages', env: 'BENCH_PAGES', full: '1000', quick: '1000', help: 'Distinct pages the load spreads over.' },
   { name: 'sampleRate', flag: '--sample-rate', env: 'BENCH_SAMPLE_RATE', full: '50', quick: '50', help: 'Sampled increments/s (within the rate) whose replication is timed.' },
   { name: 'samplePages', flag: '--sample-pages', env: 'BENCH_SAMPLE_PAGES', full: '64', quick: '64', help: 'Sample pages per rate (reused round-robin).' },
   { name: 'batchAbove', flag: '--batch-above', env: 'BENCH_BATCH_ABOVE', full: '2000', quick: '2000', help: 'Rates above this send the non-sample load as POST /api/views batches.' },
   { name: 'batchIntervalMs', flag: '--batch-interval-ms', env: 'BENCH_BATCH_INTERVAL_MS', full: '5', quick: '5', help: 'Batching window of the open-loop generator.' },
   { name: 'maxInFlight', flag: '--max-in-flight', env: 'BENCH_MAX_IN_FLIGHT', full: '5000', quick: '5000', help: 'Open requests at most; beyond, sends are shed and counted.' },
-  { name: 'throughputDurationMs', flag: '--throughput-duration-ms', env: 'BENCH_THROUGHPUT_DURATION_MS', full: '10000', quick: '3000', help: 'Duration of each closed-loop throughput run.' },
+  { name: 'throughputDurationMs', flag: '--throughput-duration-ms', env: 'BENCH_THROUGHPUT_DURATION_MS', full: '10000', quick: '2000', help: 'Duration of each closed-loop throughput run.' },
   { name: 'connections', flag: '--connections', env: 'BENCH_CONNECTIONS', full: '32', quick: '32', help: 'Keep-alive connections of the closed-loop generator (split over nodes for "all nodes").' },
   { name: 'batchSize', flag: '--batch-size', env: 'BENCH_BATCH_SIZE', full: '1000', quick: '1000', help: 'Views per request in the batch throughput run (≤ 10,000).' },
   { name: 'partitionMs', flag: '--partition-ms', env: 'BENCH_PARTITION_MS', full: '8000', quick: '2000', help: 'How long one node is SIGSTOPped under load.' },
   { name: 'partitionRate', flag: '--partition-rate', env: 'BENCH_PARTITION_RATE', full: '1000', quick: '1000', help: 'Open-loop rate on the other nodes during the partition.' },
-  { name: 'memoryPages', flag: '--memory-pages', env: 'BENCH_MEMORY_PAGES', full: '100000', quick: '100000', help: 'Distinct pages written in the memory phase (RSS at 1,000 vs this).' },
+  { name: 'memoryPages', flag: '--memory-pages', env: 'BENCH_MEMORY_PAGES', full: '100000', quick: '100000', help: 'Increments over 1,000 pages, then as many over as many new pages; RSS is read after each.' },
   { name: 'yjsIncrements', flag: '--yjs-increments', env: 'BENCH_YJS_INCREMENTS', full: '1000,10000,100000', quick: '1000,10000', help: 'Increment counts at which the Yjs Y.Map state is measured.' },
   { name: 'yjsPages', flag: '--yjs-pages', env: 'BENCH_YJS_PAGES', full: '100', quick: '100', help: 'Pages the Yjs baseline spreads its increments over.' },
   { name: 'phases', flag: '--phases', env: 'BENCH_PHASES', full: PHASES.join(','), quick: PHASES.join(','), help: `Phases to run: ${PHASES.join(', ')}.` },

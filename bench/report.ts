@@ -17,7 +17,7 @@ function mb(bytes: number): string {
 }
 
 function latencyRow(system: string, r: RateResult): string {
-  return `| ${system} | ${n(r.rate)} | ${n(r.achievedRate)} | ${ms(r.ack.p50)} / ${ms(r.ack.p99)} | **${ms(r.replication.p50)}** | ${ms(r.replication.p95)} | **${ms(r.replication.p99)}** | ${ms(r.replication.max)} | ${ms(r.endToEnd.p99)} | ${n(r.sampleObservations)} (${r.samplesMissing} missing) | ${r.bytesPerIncrement} |`;
+  return `| ${system} | ${n(r.rate)} | ${n(r.achievedRate)} | ${ms(r.ack.p50)} / ${ms(r.ack.p99)} | **${ms(r.replication.p50)}** | ${ms(r.replication.p95)} | **${ms(r.replication.p99)}** | ${ms(r.replication.max)} | ${ms(r.endToEnd.p99)} | ${n(r.sampleObservations)} (${r.samplesMissing} missing, ${r.observedBeforeAck} before ack) | ${r.bytesPerIncrement} |`;
 }
 
 export function renderReport(result: BenchResult): string {
