@@ -1,18 +1,41 @@
 /**
- * The HTML of `GET /`: a plain server-rendered page that works with JavaScript off. Every value
- * placed in it goes through `escapeHtml`, whatever its source (node names come from config and
- * from peers).
+ * The HTML of `GET /` and `GET /pages/:page`: a server-rendered page that works with JavaScript
+ * off (the count, who counted it, the cluster's nodes), which `/assets/live.js` then keeps up to
+ * date from the live feed. Every value placed in the HTML goes through `escapeHtml`, whatever its
+ * source: page names come from the URL, node names from peers. The script mirrors the two view
+ * functions below (`replicaRows`, `clusterRows`) and writes with textContent only.
  */
-import type { MemberStatus, NodeInfo } from './cluster-status.js';
+import type { ClusterStatus, PeerStatus } from './cluster-status.js';
+import { PAGE_SCRIPT_PATH, PAGE_STYLE_PATH } from './page-assets/assets.js';
 
 /** The page `GET /` counts its own views under. */
 export const HOME_PAGE = 'home';
+/** Past this many replicas nobody knows any more, they are shown as one folded row. */
+export const MAX_EARLIER_REPLICA_ROWS = 3;
+/** Characters of a replica id shown for an unknown (earlier) replica. */
+const SHORT_ID_CHARS = 8;
 
-export interface HomePageModel {
+/**
+ * The page's policy: scripts and styles from this node only, no inline code, connections back to
+ * this node only (its live feed). Injected markup could not run even if escaping ever failed.
+ */
+export const PAGE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+export interface PageModel {
   readonly page: string;
   readonly count: number;
-  readonly node: Pick<NodeInfo, 'name' | 'region' | 'version'>;
-  readonly membership: readonly MemberStatus[];
+  /** The page's slots: replica → its part of the count. */
+  readonly replicas: Readonly<Record<string, number>>;
+  readonly status: ClusterStatus;
 }
 
 const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
@@ -21,37 +44,192 @@ export function escapeHtml(value: unknown): string {
   return String(value).replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
 }
 
-export function renderHomePage(model: HomePageModel): string {
-  const members = model.membership
+const NUMBER_FORMAT = new Intl.NumberFormat('en-US');
+
+/** Counts as shown on the page (the script formats the same way). */
+export function formatCount(count: number): string {
+  return NUMBER_FORMAT.format(count);
+}
+
+export interface ReplicaRow {
+  readonly label: string;
+  readonly count: number;
+  /** The replica id; absent on the folded row. */
+  readonly replicaId?: string;
+  /** False for replicas no node claims now (an old id of a restarted or restored node). */
+  readonly known: boolean;
+}
+
+/** Replica id → node name, from membership and peers (membership wins). */
+export function nodeNames(status: ClusterStatus): Map<string, string> {
+  const names = new Map<string, string>();
+  for (const peer of status.peers) if (peer.replicaId !== undefined && peer.name !== undefined) names.set(peer.replicaId, peer.name);
+  for (const member of status.membership) names.set(member.replicaId, member.name);
+  names.set(status.node.replicaId, status.node.name);
+  return names;
+}
+
+/** The per-node breakdown: known replicas by name, unknown ones as "earlier replica" rows (folded past a few). */
+export function replicaRows(replicas: Readonly<Record<string, number>>, status: ClusterStatus): ReplicaRow[] {
+  const names = nodeNames(status);
+  const known: ReplicaRow[] = [];
+  const earlier: ReplicaRow[] = [];
+  for (const [replicaId, count] of Object.entries(replicas)) {
+    const name = names.get(replicaId);
+    if (name !== undefined) known.push({ label: name, count, replicaId, known: true });
+    else earlier.push({ label: `earlier replica ${replicaId.slice(0, SHORT_ID_CHARS)}`, count, replicaId, known: false });
+  }
+  const byCount = (a: ReplicaRow, b: ReplicaRow) => b.count - a.count || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0);
+  known.sort(byCount);
+  earlier.sort(byCount);
+  if (earlier.length > MAX_EARLIER_REPLICA_ROWS) {
+    const count = earlier.reduce((sum, row) => sum + row.count, 0);
+    return [...known, { label: `${earlier.length} earlier replicas`, count, known: false }];
+  }
+  return [...known, ...earlier];
+}
+
+export type NodeState = 'self' | 'live' | 'connecting' | 'unreachable';
+
+export interface NodeRow {
+  readonly name: string;
+  readonly replicaId?: string;
+  readonly state: NodeState;
+  /** The state in words, as shown. */
+  readonly stateText: string;
+  /** Lag, or why it is unreachable. */
+  readonly detail: string;
+}
+
+const STATE_TEXT: Readonly<Record<NodeState, string>> = { self: 'this node', live: 'live', connecting: 'connecting', unreachable: 'unreachable' };
+
+function lagText(peer: PeerStatus | undefined): string {
+  if (peer === undefined || peer.state !== 'connected') return 'reached through other nodes';
+  const behind = peer.lagSeqs ?? 0;
+  const ahead = peer.behindSeqs ?? 0;
+  if (peer.lagSeqs === undefined && peer.behindSeqs === undefined) return 'syncing';
+  if (behind === 0 && ahead === 0) return 'in sync';
+  const parts: string[] = [];
+  if (behind > 0) parts.push(`${formatCount(behind)} ${behind === 1 ? 'change' : 'changes'} behind`);
+  if (ahead > 0) parts.push(`${formatCount(ahead)} ${ahead === 1 ? 'change' : 'changes'} ahead`);
+  return parts.join(', ');
+}
+
+function downText(peer: PeerStatus | undefined): string {
+  return peer?.lastError ?? 'no answer';
+}
+
+/**
+ * The cluster's nodes: this one, every member (live, or unreachable when its link is down), and
+ * peers that are not members (yet, or any more: a stopped node leaves the membership but stays a
+ * peer this node keeps dialling). A peer never reached and with no error yet is `connecting`.
+ */
+export function clusterRows(status: ClusterStatus): NodeRow[] {
+  const peerByReplica = new Map<string, PeerStatus>();
+  for (const peer of status.peers) {
+    if (peer.replicaId === undefined) continue;
+    const seen = peerByReplica.get(peer.replicaId);
+    // One replica can be a peer twice (dialled and dialling): the connected link tells most.
+    if (seen === undefined || (seen.state !== 'connected' && peer.state === 'connected')) peerByReplica.set(peer.replicaId, peer);
+  }
+  const rows: NodeRow[] = [];
+  const shown = new Set<string>([status.node.replicaId]);
+  const row = (name: string, replicaId: string | undefined, state: NodeState, detail: string): NodeRow => ({
+    name,
+    ...(replicaId !== undefined ? { replicaId } : {}),
+    state,
+    stateText: STATE_TEXT[state],
+    detail,
+  });
+  rows.push(row(status.node.name, status.node.replicaId, 'self', status.node.region ?? ''));
+  const others: NodeRow[] = [];
+  for (const member of status.membership) {
+    if (shown.has(member.replicaId)) continue;
+    shown.add(member.replicaId);
+    const peer = peerByReplica.get(member.replicaId);
+    others.push(member.live ? row(member.name, member.replicaId, 'live', lagText(peer)) : row(member.name, member.replicaId, 'unreachable', downText(peer)));
+  }
+  const shownAddresses = new Set<string>();
+  for (const peer of status.peers) {
+    if (peer.state === 'self') continue;
+    if (peer.replicaId !== undefined ? shown.has(peer.replicaId) : shownAddresses.has(peer.address)) continue;
+    if (peer.replicaId !== undefined) shown.add(peer.replicaId);
+    shownAddresses.add(peer.address);
+    const name = peer.name ?? peer.address;
+    if (peer.state === 'connected') others.push(row(name, peer.replicaId, 'live', lagText(peer)));
+    else if (peer.replicaId === undefined && peer.lastError === undefined) others.push(row(name, undefined, 'connecting', peer.address));
+    else others.push(row(name, peer.replicaId, 'unreachable', downText(peer)));
+  }
+  others.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return [...rows, ...others];
+}
+
+function renderReplicaRows(rows: readonly ReplicaRow[]): string {
+  if (rows.length === 0) return '<tr class="empty"><td colspan="2">No views yet.</td></tr>';
+  return rows
     .map(
-      (m) =>
-        `<li data-replica="${escapeHtml(m.replicaId)}">${escapeHtml(m.name)}` +
-        `${m.region !== undefined ? ` <small>(${escapeHtml(m.region)})</small>` : ''}` +
-        ` — ${m.live ? 'live' : 'gone'}</li>`,
+      (r) =>
+        `<tr${r.known ? '' : ' class="earlier"'}${r.replicaId !== undefined ? ` data-replica="${escapeHtml(r.replicaId)}"` : ''}>` +
+        `<th scope="row">${escapeHtml(r.label)}</th><td>${escapeHtml(formatCount(r.count))}</td></tr>`,
+    )
+    .join('\n          ');
+}
+
+function renderNodeRows(rows: readonly NodeRow[]): string {
+  return rows
+    .map(
+      (r) =>
+        `<li data-state="${r.state}"${r.replicaId !== undefined ? ` data-replica="${escapeHtml(r.replicaId)}"` : ''}>` +
+        `<span class="node-name">${escapeHtml(r.name)}</span> ` +
+        `<span class="state">${escapeHtml(r.stateText)}</span> ` +
+        `<span class="detail">${escapeHtml(r.detail)}</span></li>`,
     )
     .join('\n        ');
+}
+
+export function renderPage(model: PageModel): string {
+  const { status } = model;
+  const node = status.node;
   return `<!doctype html>
 <html lang="en">
   <head>
     <meta charset="utf-8">
     <meta name="viewport" content="width=device-width, initial-scale=1">
-    <title>distributed-sqlite</title>
-    <style>
-      body { font-family: system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; line-height: 1.5; }
-      .count { font-size: 3rem; font-weight: bold; font-variant-numeric: tabular-nums; }
-      small { color: #666; }
-    </style>
+    <meta name="color-scheme" content="light dark">
+    <title>${escapeHtml(model.page)} · distributed-sqlite</title>
+    <link rel="icon" href="data:,">
+    <link rel="stylesheet" href="${PAGE_STYLE_PATH}">
+    <script src="${PAGE_SCRIPT_PATH}" defer></script>
   </head>
   <body>
-    <h1>distributed-sqlite</h1>
-    <p>This page has been viewed</p>
-    <p class="count" id="count" data-page="${escapeHtml(model.page)}">${escapeHtml(model.count)}</p>
-    <p>times, counted by a G-Counter in SQLite on every node of the cluster.</p>
-    <h2>Nodes</h2>
-    <ul id="members">
-        ${members}
-    </ul>
-    <p><small>Served by ${escapeHtml(model.node.name)}${model.node.region !== undefined ? ` in ${escapeHtml(model.node.region)}` : ''}, version ${escapeHtml(model.node.version)}.</small></p>
+    <header>
+      <p class="brand">distributed-sqlite</p>
+      <p id="feed-status" class="feed" role="status" data-state="static">Not live: showing the count when the page loaded.</p>
+    </header>
+    <main id="live" data-page="${escapeHtml(model.page)}" data-self="${escapeHtml(node.replicaId)}">
+      <section aria-labelledby="total-heading">
+        <h1 id="total-heading">Views of <q id="page-name">${escapeHtml(model.page)}</q></h1>
+        <p class="total"><output id="count" aria-live="polite" aria-atomic="true">${escapeHtml(formatCount(model.count))}</output> <span>views, counted on every node</span></p>
+      </section>
+      <section aria-labelledby="replicas-heading">
+        <h2 id="replicas-heading">Counted by</h2>
+        <table>
+          <thead><tr><th scope="col">Node</th><th scope="col">Views</th></tr></thead>
+          <tbody id="replicas">
+          ${renderReplicaRows(replicaRows(model.replicas, status))}
+          </tbody>
+        </table>
+      </section>
+      <section aria-labelledby="nodes-heading">
+        <h2 id="nodes-heading">Cluster</h2>
+        <ul id="nodes" class="nodes">
+        ${renderNodeRows(clusterRows(status))}
+        </ul>
+      </section>
+    </main>
+    <footer>
+      <p>Served by <span id="served-by">${escapeHtml(node.name)}</span>${node.region !== undefined ? ` in ${escapeHtml(node.region)}` : ''}, version ${escapeHtml(node.version)}. Each node keeps a G-Counter in SQLite; merges never lose a view.</p>
+    </footer>
   </body>
 </html>
 `;

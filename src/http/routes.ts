@@ -12,7 +12,8 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
 import type { ClusterStatusSource } from './cluster-status.js';
-import { HOME_PAGE, renderHomePage } from './page.js';
+import { HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
+import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
 export const MAX_PAGE_LIMIT = 1000;
@@ -38,6 +39,23 @@ const PAGE_SEGMENT = /^\/api\/pages\/([^/]+)/;
 export function pageFromPath(path: string): PageName {
   const raw = PAGE_SEGMENT.exec(path)?.[1];
   if (raw === undefined) throw new AppError('bad_page_name', 'the path has no page name');
+  let decoded = raw;
+  if (raw.includes('%')) {
+    try {
+      decoded = decodeURIComponent(raw);
+    } catch {
+      throw new AppError('bad_page_name', 'the page name in the path has a malformed percent-encoding');
+    }
+  }
+  return checkPageName(decoded);
+}
+
+// The page's name is the rest of the path, slashes included (`/pages/blog/hello`), decoded strictly.
+const PAGE_PATH = /^\/pages\/(.*)$/;
+
+/** The page of `/pages/<name>`; a malformed escape or a bad name is a 400. */
+export function pageFromPagePath(path: string): PageName {
+  const raw = PAGE_PATH.exec(path)?.[1] ?? '';
   let decoded = raw;
   if (raw.includes('%')) {
     try {
@@ -115,16 +133,38 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.body = await metrics.render();
   });
 
-  router.get('/', async (ctx: Context) => {
-    const page = HOME_PAGE as PageName;
-    // HEAD (link checkers, monitors) shows the page without counting a view.
+  // The page: counts its own view on GET (so it works with JavaScript off), renders the count.
+  // HEAD (link checkers, monitors) shows the page without counting a view.
+  const servePage = async (ctx: Context, page: PageName): Promise<void> => {
     const count = ctx.method === 'HEAD' ? store.count(page) : ((await store.increment([{ page, by: 1 }]))[0] as { count: number }).count;
     if (ctx.method !== 'HEAD') metrics.observeIncrement(1, 1);
-    const status = cluster.status();
+    const replicas: Record<string, number> = {};
+    for (const slot of store.pageSlots(page)) replicas[slot.replica] = slot.count;
     ctx.set('Cache-Control', NO_STORE);
+    ctx.set('Content-Security-Policy', PAGE_CSP);
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    ctx.set('Referrer-Policy', 'no-referrer');
     ctx.type = 'text/html; charset=utf-8';
-    ctx.body = renderHomePage({ page, count, node: status.node, membership: status.membership });
-  });
+    ctx.body = renderPage({ page, count, replicas, status: cluster.status() });
+  };
+
+  router.get('/', (ctx: Context) => servePage(ctx, HOME_PAGE as PageName));
+  router.get('/pages/{*page}', (ctx: Context) => servePage(ctx, pageFromPagePath(ctx.path)));
+
+  for (const [path, asset] of pageAssets()) {
+    router.get(path, (ctx: Context) => {
+      ctx.set('Cache-Control', `public, max-age=${ASSET_MAX_AGE_S}`);
+      ctx.set('X-Content-Type-Options', 'nosniff');
+      ctx.etag = asset.etag;
+      ctx.type = asset.type;
+      ctx.status = 200; // koa judges freshness only on a 2xx response
+      if (ctx.fresh) {
+        ctx.status = 304;
+        return;
+      }
+      ctx.body = asset.body;
+    });
+  }
 
   return router;
 }

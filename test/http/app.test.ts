@@ -209,7 +209,8 @@ describe('status endpoints', () => {
     const first = await call('/');
     expect(first.status).toBe(200);
     expect(first.headers.get('content-type')).toBe('text/html; charset=utf-8');
-    expect(first.body).toContain('id="count" data-page="home">1<');
+    expect(first.body).toContain('data-page="home"');
+    expect(first.body).toContain('<output id="count" aria-live="polite" aria-atomic="true">1</output>');
     expect(first.body).not.toContain('n<1>');
     expect(first.body).toContain('n&lt;1&gt;');
     expect(await call('/')).toMatchObject({ body: expect.stringContaining('>2<') as unknown });
