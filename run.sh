@@ -36,8 +36,15 @@ say() { printf 'run.sh: %s\n' "$*" >&2; }
 fail() { say "error: $*"; exit 1; }
 bad_config() { say "error: $*"; exit "$EXIT_BAD_CONFIG"; }
 
+# `run.sh litestream generations|snapshots|wal|restore [ARGS]` runs that Litestream command on
+# this node's database and backup, with the environment set up exactly as for a start (endpoint,
+# region, backup name), e.g. `fly ssh console -C "/app/run.sh litestream generations"`.
+MODE=start
 if [ "$#" -gt 0 ]; then
-  bad_config "takes no arguments; configure it with environment variables (see the top of run.sh)"
+  case "${1:-} ${2:-}" in
+    'litestream generations' | 'litestream snapshots' | 'litestream wal' | 'litestream restore') MODE=litestream ;;
+    *) bad_config "usage: run.sh [litestream generations|snapshots|wal|restore [ARGS]]; a start is configured with environment variables (see the top of run.sh)" ;;
+  esac
 fi
 
 APP_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -62,7 +69,7 @@ if [ "$(id -u)" = 0 ] && [ -n "${RUN_AS_USER:-}" ]; then
   export HOME
   HOME=$(getent passwd "$RUN_AS_USER" | cut -d: -f6)
   exec setpriv --reuid="$(id -u -- "$RUN_AS_USER")" --regid="$(id -g -- "$RUN_AS_USER")" --init-groups \
-    -- "$BASH" "${BASH_SOURCE[0]}"
+    -- "$BASH" "${BASH_SOURCE[0]}" "$@"
 fi
 
 NODE_BIN=${NODE_BIN:-$(command -v node || true)}
@@ -75,6 +82,9 @@ migrate() {
   "$NODE_BIN" "$MAIN" migrate || fail "migration of $DATABASE_PATH failed (see above); not starting"
 }
 
+if [ -z "${REPLICA_URL:-}" ] && [ "$MODE" = litestream ]; then
+  bad_config "REPLICA_URL is not set: there is no backup to look at"
+fi
 if [ -z "${REPLICA_URL:-}" ]; then
   say "REPLICA_URL is not set: running the node without Litestream (no backup of $DATABASE_PATH)"
   migrate
@@ -130,6 +140,13 @@ if [ -z "${LITESTREAM_BIN:-}" ]; then
 fi
 [ -n "$LITESTREAM_BIN" ] && [ -x "$LITESTREAM_BIN" ] \
   || fail "the litestream binary was not found (npm install @flydotio/litestream, or set LITESTREAM_BIN)"
+
+if [ "$MODE" = litestream ]; then
+  command=$2
+  shift 2
+  say "litestream $command for $DATABASE_PATH, backup $REPLICA_URL/$NODE_ID"
+  exec "$LITESTREAM_BIN" "$command" -config "$CONFIG" "$@" "$DATABASE_PATH"
+fi
 
 # Restores the backup named $1 (a NODE_ID) into DATABASE_PATH if one exists; succeeds either way
 # and leaves the file missing when there was none. Any other failure (credentials, network) stops

@@ -14,6 +14,7 @@ import {
   TEST_SYNC_INTERVAL,
   clusterStatus,
   countViews,
+  dumpDatabase,
   listFiles,
   pageCount,
   stopGracefully,
@@ -70,6 +71,18 @@ describe('run.sh', () => {
     expect(files.length).toBeGreaterThan(0);
     for (const file of files) expect(file).toMatch(/^generations\/[0-9a-f]{16}\/(snapshots\/[0-9a-f]{8}\.snapshot|wal\/[0-9a-f]{8}_[0-9a-f]{8}\.wal)\.lz4$/);
     expect(existsSync(`${databasePath}-identity.json`)).toBe(true);
+
+    // `run.sh litestream …` looks at this node's backup with the start's settings.
+    const generations = await runs.runToExit(env, ['litestream', 'generations']);
+    expect(generations.code, generations.output).toBe(0);
+    expect(generations.output).toMatch(/^file\s+[0-9a-f]{16}\s/m);
+    const copy = join(dir, 'inspected.db');
+    const restored = await runs.runToExit(env, ['litestream', 'restore', '-o', copy]);
+    expect(restored.code, restored.output).toBe(0);
+    expect(dumpDatabase(copy)).toBe(dumpDatabase(databasePath));
+    const usage = await runs.runToExit(env, ['litestream', 'replicate']);
+    expect(usage.code).toBe(EXIT_BAD_CONFIG);
+    expect(usage.output).toContain('run.sh: error: usage: run.sh [litestream generations|snapshots|wal|restore [ARGS]]');
 
     // A second start finds the database and keeps it (and its replica id).
     const again = await runs.start(env);

@@ -84,8 +84,8 @@ function watchExit(child: ChildProcess): Promise<Exit> {
   });
 }
 
-function spawnRunSh(script: string, env: Record<string, string>): { child: ChildProcess; output: () => string; exited: Promise<Exit> } {
-  const child = spawn('bash', [script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+function spawnRunSh(script: string, env: Record<string, string>, args: readonly string[] = []): { child: ChildProcess; output: () => string; exited: Promise<Exit> } {
+  const child = spawn('bash', [script, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
@@ -140,9 +140,9 @@ export class RunShProcesses {
     };
   }
 
-  /** Runs run.sh to its exit (a configuration it refuses). */
-  async runToExit(env: Readonly<Record<string, string | undefined>>, script = join(ROOT, 'run.sh')): Promise<Exit & { output: string }> {
-    const { child, output, exited } = spawnRunSh(script, runShEnv(env));
+  /** Runs run.sh to its exit (a configuration it refuses, a `run.sh litestream …` command). */
+  async runToExit(env: Readonly<Record<string, string | undefined>>, args: readonly string[] = [], script = join(ROOT, 'run.sh')): Promise<Exit & { output: string }> {
+    const { child, output, exited } = spawnRunSh(script, runShEnv(env), args);
     this.groups.add(child);
     const timer = setTimeout(() => killGroup(child), RUN_SH_EXIT_TIMEOUT_MS);
     const exit = await exited;
