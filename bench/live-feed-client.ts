@@ -22,11 +22,14 @@ export class LiveFeedClient {
   /** Frames that did not parse as a page frame (reported, not fatal). */
   badFrames = 0;
   frames = 0;
+  /** True once the server closed the feed (or it failed) before close() was called. */
+  closed = false;
+  private closing = false;
   private readonly opened: Promise<void>;
 
   private constructor(url: string, pages: readonly string[]) {
     this.socket = new WebSocket(url, { perMessageDeflate: false });
-    let initial = new Set(pages);
+    const initial = new Set(pages);
     this.opened = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`live feed ${url.slice(0, 120)} sent no initial frames within ${FEED_OPEN_TIMEOUT_MS} ms`)), FEED_OPEN_TIMEOUT_MS);
       this.socket.once('error', (error) => {
@@ -36,6 +39,9 @@ export class LiveFeedClient {
       this.socket.once('unexpected-response', (_req, res) => {
         clearTimeout(timer);
         reject(new Error(`live feed refused: HTTP ${res.statusCode}`));
+      });
+      this.socket.on('close', () => {
+        if (!this.closing) this.closed = true;
       });
       this.socket.on('message', (data, isBinary) => {
         const at = performance.now();
@@ -62,7 +68,6 @@ export class LiveFeedClient {
         }
       });
     });
-    if (pages.length === 0) initial = new Set();
   }
 
   /** Opens a feed on `baseUrl` (http://host:port) for `pages`; resolves once each page's first frame arrived. */
@@ -108,6 +113,7 @@ export class LiveFeedClient {
   }
 
   close(): void {
+    this.closing = true;
     this.socket.removeAllListeners('message');
     this.socket.on('error', () => {});
     if (this.socket.readyState === WebSocket.OPEN || this.socket.readyState === WebSocket.CONNECTING) this.socket.terminate();

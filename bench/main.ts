@@ -14,7 +14,7 @@ import { waitFor } from './http-client.js';
 import { KnobError, parseKnobs, usage, type Knobs } from './knobs.js';
 import { LiveFeedClient } from './live-feed-client.js';
 import { currentLoad, machineInfo, type MachineInfo } from './machine.js';
-import { runOpenLoop, type OpenLoopResult } from './open-loop.js';
+import { runOpenLoop, SETTLE_TIMEOUT_MS, type OpenLoopResult } from './open-loop.js';
 import { ProcessSet } from './processes.js';
 import { renderReport } from './report.js';
 import { round, seededRandom } from './stats.js';
@@ -87,6 +87,9 @@ export interface MemoryResult {
   readonly pages: number;
   readonly rssAtFirstBytes: number[];
   readonly rssAtAllBytes: number[];
+  /** V8 heap in use (dsqlite_nodejs_heap_size_used_bytes) at the same two readings: JS vs native memory. */
+  readonly heapAtFirstBytes: number[];
+  readonly heapAtAllBytes: number[];
   /** Max over nodes of rss(all pages) / rss(first pages). */
   readonly growth: number;
   readonly slots: number[];
@@ -293,6 +296,10 @@ async function runPartition(cluster: Cluster, knobs: Knobs, acked: Map<string, n
   return { method: 'SIGSTOP', stoppedNode: victim.name, partitionMs: knobs.partitionMs, load, convergeMs };
 }
 
+function heapUsed(cluster: Cluster): Promise<number[]> {
+  return Promise.all(cluster.nodes.map(async (n) => (await cluster.metric(n, 'dsqlite_nodejs_heap_size_used_bytes')) ?? Number.NaN));
+}
+
 /**
  * Memory as pages grow, with the traffic held equal: first `memoryPages` increments over 1,000
  * pages (RSS read), then `memoryPages` increments over `memoryPages` new pages (RSS read again),
@@ -318,15 +325,17 @@ async function runMemory(knobs: Knobs, processes: ProcessSet, dir: string): Prom
     log(`memory: ${knobs.memoryPages} increments over ${MEMORY_FIRST_PAGES} pages`);
     await write(knobs.memoryPages, (i) => `mem-${i % MEMORY_FIRST_PAGES}`);
     const rssAtFirstBytes = cluster.nodes.map((n) => n.child.memory()?.rss ?? Number.NaN);
+    const heapAtFirstBytes = await heapUsed(cluster);
     log(`memory: ${knobs.memoryPages} increments over ${knobs.memoryPages} new pages`);
     await write(knobs.memoryPages, (i) => `mem-new-${i}`);
     const writeMs = round(performance.now() - started, 0);
     const rssAtAllBytes = cluster.nodes.map((n) => n.child.memory()?.rss ?? Number.NaN);
+    const heapAtAllBytes = await heapUsed(cluster);
     const slots = await Promise.all(cluster.nodes.map(async (n) => (await cluster.metric(n, 'dsqlite_store_slots')) ?? Number.NaN));
     const databaseBytes = cluster.databaseBytes();
     const growth = round(Math.max(...rssAtAllBytes.map((r, i) => r / (rssAtFirstBytes[i] as number))), 3);
     const bytesPerSlot = round(databaseBytes.reduce((s, b) => s + b, 0) / slots.reduce((s, b) => s + b, 0), 1);
-    return { pages: MEMORY_FIRST_PAGES + knobs.memoryPages, rssAtFirstBytes, rssAtAllBytes, growth, slots, databaseBytes, bytesPerSlot, writeMs };
+    return { pages: MEMORY_FIRST_PAGES + knobs.memoryPages, rssAtFirstBytes, rssAtAllBytes, heapAtFirstBytes, heapAtAllBytes, growth, slots, databaseBytes, bytesPerSlot, writeMs };
   } finally {
     await cluster.stop();
   }
@@ -409,7 +418,13 @@ async function main(argv: readonly string[]): Promise<number> {
         ours.databaseBytes = cluster.databaseBytes();
         ours.slots = await Promise.all(cluster.nodes.map(async (n) => (await cluster.metric(n, 'dsqlite_store_slots')) ?? Number.NaN));
         if (ours.loss.pagesWrong > 0) problems.push(`LOST INCREMENTS: ${ours.loss.pagesWrong} page totals differ from what was acknowledged (lost per node: ${ours.loss.lostPerNode.join(', ')})`);
-        for (const r of ours.latency) if (r.samplesMissing > 0) problems.push(`${r.samplesMissing} sampled increments at ${r.rate}/s never showed on a peer's live feed within the settle time`);
+        for (const r of ours.latency) {
+          if (r.samplesMissing > 0) {
+            problems.push(
+              `${r.samplesMissing} sample observations at ${r.rate}/s never showed on a peer's live feed within ${SETTLE_TIMEOUT_MS} ms (${r.missingButStored} of them were stored at that node when asked afterwards: the feed did not report them; ${r.feedsClosed} feeds closed during the run)`,
+            );
+          }
+        }
       } finally {
         await cluster.stop();
       }

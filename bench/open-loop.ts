@@ -67,6 +67,13 @@ export interface OpenLoopResult {
   readonly sampleObservations: number;
   /** Sample × node pairs never reported within SETTLE_TIMEOUT_MS. */
   readonly samplesMissing: number;
+  /**
+   * Of the missing ones, how many the node did hold when asked afterwards (GET /api/pages/:page):
+   * those are the feed's misses; the rest never replicated within the settle time.
+   */
+  readonly missingButStored: number;
+  /** Feeds that closed during the run (their later frames are lost to the measurement). */
+  readonly feedsClosed: number;
   /** Observations that arrived before the writer's acknowledgement (counted as 0 ms). */
   readonly observedBeforeAck: number;
   readonly ackCountMismatches: number;
@@ -76,6 +83,8 @@ export interface OpenLoopResult {
 
 interface Sample {
   readonly writer: number;
+  readonly page: string;
+  readonly expected: number;
   readonly intendedAt: number;
   ackAt: number | undefined;
   ok: boolean;
@@ -184,7 +193,7 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
     const page = o.samplePages[sampleIndex % o.samplePages.length] as string;
     const expected = (sampleTargets.get(page) ?? 0) + 1;
     sampleTargets.set(page, expected);
-    const sample: Sample = { writer, intendedAt, ackAt: undefined, ok: true, seen: o.feeds.map(() => undefined), pending: 0 };
+    const sample: Sample = { writer, page, expected, intendedAt, ackAt: undefined, ok: true, seen: o.feeds.map(() => undefined), pending: 0 };
     o.feeds.forEach((feed, node) => {
       if (feed === undefined || node === writer) return;
       sample.pending++;
@@ -249,6 +258,8 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
   const replication: number[] = [];
   const endToEnd: number[] = [];
   let samplesMissing = 0;
+  let missingButStored = 0;
+  const missing: Array<{ node: number; page: string; expected: number }> = [];
   let observedBeforeAck = 0;
   let okSamples = 0;
   for (const sample of samples) {
@@ -259,6 +270,7 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
       const at = sample.seen[node];
       if (at === undefined) {
         samplesMissing++;
+        missing.push({ node, page: sample.page, expected: sample.expected });
         return;
       }
       const afterAck = at - (sample.ackAt as number);
@@ -266,6 +278,15 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
       replication.push(Math.max(0, afterAck));
       endToEnd.push(at - sample.intendedAt);
     });
+  }
+
+  for (const m of missing) {
+    try {
+      const body = await (o.targets[m.node] as HttpTarget).json<{ count: number }>(`/api/pages/${encodeURIComponent(m.page)}`);
+      if (body.count >= m.expected) missingButStored++;
+    } catch {
+      // Unreachable node: counted as not stored.
+    }
   }
 
   return {
@@ -285,6 +306,8 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
     samples: okSamples,
     sampleObservations: replication.length,
     samplesMissing,
+    missingButStored,
+    feedsClosed: o.feeds.filter((f) => f?.closed === true).length,
     observedBeforeAck,
     ackCountMismatches,
     maxScheduleLagMs: Math.round(maxScheduleLagMs * 1000) / 1000,

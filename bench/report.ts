@@ -66,6 +66,7 @@ export function renderReport(result: BenchResult): string {
   }
   if (mem !== undefined) {
     lines.push(`| RSS at 1,000 → ${n(mem.pages)} pages | ${mem.rssAtFirstBytes.map(mb).join(' / ')} → ${mem.rssAtAllBytes.map(mb).join(' / ')} (×${mem.growth} at most) |`);
+    lines.push(`| V8 heap used at 1,000 → ${n(mem.pages)} pages | ${mem.heapAtFirstBytes.map(mb).join(' / ')} → ${mem.heapAtAllBytes.map(mb).join(' / ')} |`);
     lines.push(`| database bytes per slot at ${n(mem.pages)} pages (file + WAL) | ${mem.bytesPerSlot} B (${mem.slots.map(n).join(' / ')} slots) |`);
   }
   lines.push('');
