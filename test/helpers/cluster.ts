@@ -299,13 +299,19 @@ export function connectedTo(status: ClusterStatus, replicaId: string): boolean {
   return status.peers.some((peer) => peer.state === 'connected' && peer.replicaId === replicaId);
 }
 
-/** Waits until every node has an open session with every other. Resolves with the ms it took. */
+/**
+ * Waits until every node has an open session with every other and every address it dials is
+ * settled (connected, or itself): no dial still in flight that could yet replace a session as a
+ * duplicate. Resolves with the ms it took.
+ */
 export async function waitForMesh(nodes: readonly ClusterNode[], timeoutMs = CONVERGENCE_TIMEOUT_MS): Promise<number> {
   const started = performance.now();
   await eventually(
     async () => {
       const statuses = await Promise.all(nodes.map(clusterStatus));
       for (const [i, status] of statuses.entries()) {
+        const unsettled = status.peers.filter((p) => p.state !== 'connected' && p.state !== 'self');
+        if (unsettled.length > 0) throw new Error(`${nodes[i]?.name} has unsettled peers: ${JSON.stringify(unsettled)}`);
         for (const [j, other] of statuses.entries()) {
           if (i !== j && !connectedTo(status, other.node.replicaId)) throw new Error(`${nodes[i]?.name} is not connected to ${nodes[j]?.name}`);
         }
@@ -357,6 +363,8 @@ export interface Load {
   readonly acked: Record<string, number>;
   /** Requests that failed (node killed or stopping): their views may or may not have counted. */
   failed: number;
+  /** Why requests failed, with the node's name (for failure messages). */
+  readonly errors: string[];
   /** Requests answered, all clients together. */
   answered: number;
   /** Asks every client to finish its current request and stop; resolves when all did. */
@@ -384,7 +392,12 @@ export function startLoad(nodes: readonly ClusterNode[], options: LoadOptions): 
   const maxRequests = options.maxRequestsPerClient ?? 2_000;
   const batchEvery = options.batchEvery ?? 7;
   let stopping = false;
-  const load: Omit<Load, 'stop' | 'done'> = { acked: Object.fromEntries(options.pages.map((p) => [p, 0])), failed: 0, answered: 0 };
+  const load: Omit<Load, 'stop' | 'done'> = {
+    acked: Object.fromEntries(options.pages.map((p) => [p, 0])),
+    failed: 0,
+    errors: [],
+    answered: 0,
+  };
   const ack = (page: string, by: number) => {
     load.acked[page] = (load.acked[page] ?? 0) + by;
   };
@@ -408,8 +421,9 @@ export function startLoad(nodes: readonly ClusterNode[], options: LoadOptions): 
             ack(page, by);
           }
           load.answered++;
-        } catch {
+        } catch (error) {
           load.failed++;
+          load.errors.push(`${node.name}: ${error instanceof Error ? `${error.message} ${String(error.cause ?? '')}` : String(error)}`);
           return;
         }
       }

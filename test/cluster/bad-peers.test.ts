@@ -1,0 +1,190 @@
+/**
+ * Bad peers against a running node: nodes of another cluster or with another secret are refused
+ * with the reason visible on both sides and exchange no counts; raw WebSocket clients sending
+ * garbage, truncated, oversized, out-of-range, other-version or text frames lose their own
+ * connection and nothing else. Throughout, the node keeps serving and a real peer stays
+ * connected (the same session, never redialled) and converging.
+ */
+import * as encoding from 'lib0/encoding';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { replicaIdToBytes } from '../../src/ids.js';
+import { encodeMessage } from '../../src/protocol/codec.js';
+import { MAX_FRAME_BYTES } from '../../src/protocol/messages.js';
+import { ensureBuilt } from '../helpers/build.js';
+import { eventually } from '../helpers/eventually.js';
+import {
+  type ClusterNode,
+  CLUSTER_SECRET,
+  clusterStatus,
+  FAST_LIVENESS,
+  increment,
+  logLines,
+  pageCount,
+  peerAt,
+  TestCluster,
+  waitForConvergence,
+  waitForMesh,
+} from '../helpers/cluster.js';
+import { TempDirs } from '../helpers/temp-dir.js';
+import { RawPeer } from './raw-peer.js';
+
+const CLUSTER_NAME = 'counters-test';
+/** WebSocket close codes (RFC 6455 §7.4.1). */
+const CLOSE_UNSUPPORTED_DATA = 1003;
+const CLOSE_MESSAGE_TOO_BIG = 1009;
+const PROTOCOL_VERSION_BYTE = 1;
+const DELTA_TAG = 6;
+
+const dirs = new TempDirs();
+let cluster: TestCluster;
+
+beforeAll(() => ensureBuilt());
+afterEach(async () => {
+  await cluster.destroy();
+  await dirs.removeAll();
+});
+
+/** Starts a and b (a healthy pair) and returns a probe proving b's session with a never broke. */
+async function healthyPair(): Promise<{ a: ClusterNode; b: ClusterNode; stillLinked: () => Promise<void> }> {
+  cluster = new TestCluster(dirs);
+  const [a, b] = (await cluster.startNodes(2, { env: { ...FAST_LIVENESS, CLUSTER_NAME }, names: ['a', 'b'] })) as [ClusterNode, ClusterNode];
+  await waitForMesh([a, b]);
+  const since = peerAt(await clusterStatus(b), a.address)?.since;
+  expect(since).toBeDefined();
+  let round = 0;
+  const stillLinked = async () => {
+    const entry = peerAt(await clusterStatus(b), a.address);
+    expect(entry).toMatchObject({ state: 'connected', since });
+    // …and still converging: a view on each side reaches the other.
+    round++;
+    await Promise.all([increment(a, 'steady'), increment(b, 'steady')]);
+    expect((await waitForConvergence([a, b])).totals.steady).toBe(2 * round);
+    expect((await fetch(`${a.url}/healthz`)).status).toBe(200);
+  };
+  return { a, b, stillLinked };
+}
+
+/** A deterministic byte soup (an LCG), starting with the current protocol version. */
+function garbage(length: number, seed: number): Uint8Array {
+  const out = new Uint8Array(length);
+  let state = seed;
+  for (let i = 0; i < length; i++) {
+    state = (state * 1_103_515_245 + 12_345) % 2 ** 31;
+    out[i] = state & 0xff;
+  }
+  out[0] = PROTOCOL_VERSION_BYTE;
+  return out;
+}
+
+/** A delta frame built by hand, so its values can be what the encoder refuses to write. */
+function handBuiltDelta(replica: Uint8Array, range: { after: number; upTo: number }, slot: { page: string; count: number; seq: number }): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, PROTOCOL_VERSION_BYTE);
+  encoding.writeVarUint(encoder, DELTA_TAG);
+  encoding.writeVarUint8Array(encoder, replica);
+  encoding.writeVarUint(encoder, range.after);
+  encoding.writeVarUint(encoder, range.upTo);
+  encoding.writeVarUint(encoder, 1);
+  encoding.writeVarString(encoder, slot.page);
+  encoding.writeVarUint(encoder, slot.count);
+  encoding.writeVarUint(encoder, slot.seq);
+  return encoding.toUint8Array(encoder);
+}
+
+describe('bad peers', () => {
+  it('refuses a node with another CLUSTER_SECRET and one of another CLUSTER_NAME, with the reason on both sides, counting nothing across', async () => {
+    const { a, b, stillLinked } = await healthyPair();
+    const [wrongSecret, otherCluster] = await Promise.all([
+      cluster.add({ name: 'wrong-secret', host: cluster.allocateHost(), port: a.port, env: { ...FAST_LIVENESS, CLUSTER_NAME, CLUSTER_SECRET: 'not-the-secret', PEERS: a.address } }),
+      cluster.add({ name: 'other-cluster', host: cluster.allocateHost(), port: a.port, env: { ...FAST_LIVENESS, CLUSTER_NAME: 'another-cluster', PEERS: a.address } }),
+    ]);
+    await Promise.all([wrongSecret.start(), otherCluster.start()]);
+    await Promise.all([increment(wrongSecret, 'intruder', 7), increment(otherCluster, 'intruder', 9), increment(a, 'inside', 1)]);
+
+    const refusals = (code: string) => a.logs.filter((line) => line.level === 'warn' && line.code === code).length;
+    const [authBefore, clusterBefore] = [refusals('auth'), refusals('cluster')];
+    // The diallers show why, on the peer entry for a.
+    await eventually(async () => expect(peerAt(await clusterStatus(wrongSecret), a.address)?.lastError).toMatch(/CLUSTER_SECRET/));
+    await eventually(async () => expect(peerAt(await clusterStatus(otherCluster), a.address)?.lastError).toMatch(/cluster "(counters-test|another-cluster)"/));
+    // The listener logs a warning with the code, again at each redial (so after the increments too).
+    await eventually(() => expect(refusals('auth')).toBeGreaterThan(authBefore), { timeoutMs: 15_000 });
+    await eventually(() => expect(refusals('cluster')).toBeGreaterThan(clusterBefore), { timeoutMs: 15_000 });
+
+    expect(await pageCount(a, 'intruder')).toBe(0);
+    expect(await pageCount(b, 'intruder')).toBe(0);
+    expect(await pageCount(wrongSecret, 'inside')).toBe(0);
+    expect(await pageCount(otherCluster, 'inside')).toBe(0);
+    const status = await clusterStatus(a);
+    for (const outsider of await Promise.all([wrongSecret, otherCluster].map(clusterStatus))) {
+      expect(Object.keys(status.versionVector)).not.toContain(outsider.node.replicaId);
+      expect(status.membership.map((m) => m.replicaId)).not.toContain(outsider.node.replicaId);
+      expect(outsider.peers.filter((p) => p.state === 'connected')).toEqual([]);
+    }
+    await stillLinked();
+  });
+
+  it('closes only the offending connection for garbage, truncated, oversized, out-of-range, other-version and text frames', async () => {
+    const { a, stillLinked } = await healthyPair();
+    const closedWith = async (peer: RawPeer) => {
+      const closed = await peer.closed;
+      peer.close();
+      return closed;
+    };
+
+    // Garbage that starts like a frame of this version.
+    let peer = await RawPeer.connect(a.url);
+    peer.send(garbage(64, 42));
+    await closedWith(peer);
+    expect(peer.received.find((m) => m?.type === 'reject')).toMatchObject({ code: 'bad_frame' });
+    await stillLinked();
+
+    // A valid hello cut short.
+    peer = await RawPeer.connect(a.url);
+    const hello = encodeMessage({ type: 'hello', cluster: CLUSTER_NAME, replica: peer.replica, node: 'raw', nonce: peer.nonce });
+    peer.send(hello.slice(0, hello.byteLength - 5));
+    await closedWith(peer);
+    expect(peer.received.find((m) => m?.type === 'reject')).toMatchObject({ code: 'bad_frame', reason: expect.stringMatching(/frame ends inside/) });
+    await stillLinked();
+
+    // One byte over the frame limit: the WebSocket layer refuses it before any decoding.
+    peer = await RawPeer.connect(a.url);
+    const big = new Uint8Array(MAX_FRAME_BYTES + 1);
+    big[0] = PROTOCOL_VERSION_BYTE;
+    peer.send(big);
+    expect((await closedWith(peer)).code).toBe(CLOSE_MESSAGE_TOO_BIG);
+    await stillLinked();
+
+    // Out-of-range values from an authenticated peer: a count past 2^53-1, a slot outside its range.
+    for (const [frame, problem] of [
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { after: 0, upTo: 1 }, { page: 'p', count: 2 ** 53, seq: 1 }), /exceeds 2\^53-1/],
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { after: 0, upTo: 1 }, { page: 'p', count: 5, seq: 9 }), /outside its range/],
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { after: 3, upTo: 2 }, { page: 'p', count: 5, seq: 3 }), /after < upTo/],
+    ] as const) {
+      peer = await RawPeer.connect(a.url);
+      await peer.join(CLUSTER_NAME, CLUSTER_SECRET);
+      peer.send(frame);
+      await closedWith(peer);
+      expect(peer.received.find((m) => m?.type === 'reject')).toMatchObject({ code: 'bad_frame', reason: expect.stringMatching(problem) });
+      expect(await pageCount(a, 'p')).toBe(0);
+    }
+    await stillLinked();
+
+    // A frame of protocol version 2: answered with a reject naming the version problem.
+    peer = await RawPeer.connect(a.url);
+    peer.send(Uint8Array.from([2, 0, 0, 0]));
+    const closed = await closedWith(peer);
+    expect(peer.received.find((m) => m?.type === 'reject')).toMatchObject({ code: 'protocol_version' });
+    expect(closed.reason).toMatch(/protocol_version/);
+    await stillLinked();
+
+    // A text frame.
+    peer = await RawPeer.connect(a.url);
+    peer.send('{"type":"hello"}');
+    expect((await closedWith(peer)).code).toBe(CLOSE_UNSUPPORTED_DATA);
+    await stillLinked();
+
+    // Each refusal was logged as a warning by the node, with its code.
+    expect(logLines(a, { msg: 'closing peer connection', level: 'warn', code: 'bad_frame' }).length).toBeGreaterThanOrEqual(5);
+    expect(logLines(a, { msg: 'closing peer connection', level: 'warn', code: 'protocol_version' })).toHaveLength(1);
+  });
+});

@@ -1,0 +1,77 @@
+/**
+ * A hand-driven peer for abuse tests: a plain `ws` client on a node's `/cluster` that can speak
+ * the handshake correctly (so later frames reach the open phase) and then send anything at all.
+ */
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { newReplicaId, type ReplicaId } from '../../src/ids.js';
+import { authProof } from '../../src/protocol/auth.js';
+import { decodeFrame, encodeMessage } from '../../src/protocol/codec.js';
+import { type Message, NONCE_BYTES } from '../../src/protocol/messages.js';
+import { CLUSTER_PATH } from '../../src/transport/websocket-transport.js';
+import { eventually } from '../helpers/eventually.js';
+
+export interface Closed {
+  readonly code: number;
+  readonly reason: string;
+}
+
+export class RawPeer {
+  readonly replica: ReplicaId = newReplicaId();
+  readonly nonce = new Uint8Array(randomBytes(NONCE_BYTES));
+  /** Every frame the node sent, decoded (undecodable ones as undefined). */
+  readonly received: Array<Message | undefined> = [];
+  readonly closed: Promise<Closed>;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data: Buffer) => {
+      try {
+        this.received.push(decodeFrame(new Uint8Array(data)));
+      } catch {
+        this.received.push(undefined);
+      }
+    });
+    // A socket error (e.g. reset after a close) is part of what these tests provoke.
+    ws.on('error', () => undefined);
+    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString('utf8') })));
+  }
+
+  static async connect(url: string): Promise<RawPeer> {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}${CLUSTER_PATH}`, { perMessageDeflate: false });
+    const peer = new RawPeer(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    return peer;
+  }
+
+  send(frame: Uint8Array | string): void {
+    this.ws.send(frame, { binary: typeof frame !== 'string' });
+  }
+
+  /** The first received message of `type`, waiting for it. */
+  async next<T extends Message['type']>(type: T, timeoutMs = 5_000): Promise<Extract<Message, { type: T }>> {
+    return eventually(
+      () => {
+        const found = this.received.find((m) => m?.type === type);
+        if (found === undefined) throw new Error(`no ${type} frame received (got ${this.received.map((m) => m?.type ?? '?').join(', ')})`);
+        return found as Extract<Message, { type: T }>;
+      },
+      { timeoutMs },
+    );
+  }
+
+  /** Completes the handshake as a legitimate member; resolves once the node sent its version vector. */
+  async join(cluster: string, secret: string): Promise<void> {
+    this.send(encodeMessage({ type: 'hello', cluster, replica: this.replica, node: 'raw-peer', nonce: this.nonce }));
+    const hello = await this.next('hello');
+    const proof = authProof(secret, { cluster, challenge: hello.nonce, responderNonce: this.nonce, prover: this.replica, verifier: hello.replica });
+    this.send(encodeMessage({ type: 'auth', proof }));
+    await this.next('vv');
+  }
+
+  close(): void {
+    this.ws.terminate();
+  }
+}
