@@ -183,7 +183,8 @@ describe.skipIf(!hasChromium)('the page in a real browser', () => {
     await expect.poll(() => feedState(page), { timeout: DOM_TIMEOUT_MS }).toBe('live');
     const port = c.process.port;
     c.process.signal('SIGTERM');
-    await c.process.exited;
+    // A graceful stop with a live page connected: the feed closes it, the node exits cleanly.
+    expect((await c.process.exited).code).toBe(0);
     await expect.poll(() => feedState(page), { timeout: DOM_TIMEOUT_MS }).toBe('offline');
     expect(await page.locator('#feed-status').textContent()).toMatch(/^Offline: reconnecting/);
 
