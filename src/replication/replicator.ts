@@ -33,6 +33,8 @@ export const HEARTBEAT_TIMEOUT_MS = 5_000;
 export const ANTI_ENTROPY_INTERVAL_MS = 2_000;
 /** Past this many bytes queued to a peer, live deltas to it are skipped (anti-entropy catches up). */
 export const MAX_SEND_BUFFER_BYTES = 8 * 1024 * 1024;
+/** Largest group merge: a bigger batch is split, so one transaction never holds the loop long. */
+export const MAX_MERGE_BATCH_SLOTS = 4_000;
 /** Sync chunks sent before letting the event loop run other work. */
 export const SYNC_CHUNKS_PER_TURN = 4;
 
@@ -126,6 +128,10 @@ export class Replicator {
   /** Sessions with a sync answer being written, and the newest vv that arrived meanwhile. */
   private readonly answering = new Map<PeerSession, VersionVector | undefined>();
   private readonly unsubscribe: Array<() => void> = [];
+  /** Merges received and not yet applied (see enqueueMerge). */
+  private readonly mergeQueue: Array<{ session: PeerSession; slots: readonly Slot[]; ranges: readonly SeqRange[]; applied: (() => void) | undefined }> = [];
+  private queuedSlots = 0;
+  private mergeScheduled = false;
   private heartbeatTimer: TimerHandle | undefined;
   private antiEntropyTimer: TimerHandle | undefined;
   private started = false;
@@ -236,9 +242,9 @@ export class Replicator {
     this.presence.updateLocal(fields);
   }
 
-  /** True while any sync answer is still being written. */
+  /** True while a sync answer is still being written or received frames wait to be merged. */
   busy(): boolean {
-    return this.answering.size > 0;
+    return this.answering.size > 0 || this.mergeQueue.length > 0;
   }
 
   status(): ReplicationStatus {
@@ -287,6 +293,8 @@ export class Replicator {
     if (this.antiEntropyTimer !== undefined) this.timers.clearTimeout(this.antiEntropyTimer);
     for (const target of this.targets.values()) if (target.timer !== undefined) this.timers.clearTimeout(target.timer);
     this.presence.destroy();
+    // What peers already sent is applied before the store closes.
+    this.flushMerges();
     for (const session of [...this.sessions]) session.reject('shutting_down', 'the node is stopping');
     await this.transport.close();
   }
@@ -476,19 +484,22 @@ export class Replicator {
         this.answer(session, message.vv);
         return;
       case 'slots':
-        this.merge(message.slots, []);
+        this.enqueueMerge(session, message.slots, []);
         session.chunkArrived(message.round, message.index);
         return;
       case 'covered':
         if (session.roundComplete(message.round, message.chunks)) {
-          this.merge([], message.ranges);
-          session.lastSyncAt = this.timers.now();
-          this.metrics.syncRound('received');
+          // Queued behind the round's chunks, so its ranges advance only after their slots.
+          this.enqueueMerge(session, [], message.ranges, () => {
+            session.lastSyncAt = this.timers.now();
+            this.metrics.syncRound('received');
+          });
         }
         return;
       case 'delta': {
         const replica = message.range.replica;
-        this.merge(
+        this.enqueueMerge(
+          session,
           message.slots.map((slot) => ({ page: slot.page, replica, count: slot.count, seq: slot.seq })),
           [message.range],
         );
@@ -521,12 +532,47 @@ export class Replicator {
     if (theirs > ours) this.identityChanged(this.store.rotateIdentity(`a peer holds seq ${theirs} of this replica, which has only reached ${ours}`));
   }
 
-  private merge(slots: readonly Slot[], ranges: readonly SeqRange[]): MergeResult {
+  /**
+   * Group merge: everything peers sent during one turn of the event loop is merged in one
+   * transaction (at most MAX_MERGE_BATCH_SLOTS slots), as group commit does for local increments.
+   * Order is kept: all slots of the batch are merged before any of its ranges advance the vector,
+   * and a range always comes after the slots that cover it.
+   */
+  private enqueueMerge(session: PeerSession, slots: readonly Slot[], ranges: readonly SeqRange[], applied?: () => void): void {
+    this.mergeQueue.push({ session, slots, ranges, applied });
+    this.queuedSlots += slots.length;
+    if (this.queuedSlots >= MAX_MERGE_BATCH_SLOTS) {
+      this.flushMerges();
+      return;
+    }
+    if (this.mergeScheduled) return;
+    this.mergeScheduled = true;
+    void this.timers.yield().then(() => {
+      this.mergeScheduled = false;
+      this.flushMerges();
+    });
+  }
+
+  private flushMerges(): void {
+    const batch = this.mergeQueue.splice(0);
+    this.queuedSlots = 0;
+    if (batch.length === 0) return;
+    const slots = batch.length === 1 ? batch[0]!.slots : batch.flatMap((item) => item.slots);
+    const ranges = batch.flatMap((item) => item.ranges);
+    let result: MergeResult;
     const started = performance.now();
-    const result = this.store.merge(slots, ranges);
+    try {
+      result = this.store.merge(slots, ranges);
+    } catch (error) {
+      // A store failure is not the peers' fault, but what they sent is not applied: drop them so
+      // the next session resyncs it from their version vectors.
+      this.log.error({ err: error, slots: slots.length }, 'merge failed');
+      for (const session of new Set(batch.map((item) => item.session))) session.close('merge failed on the receiving node');
+      return;
+    }
     this.metrics.merged(slots.length, (performance.now() - started) / 1000);
     if (result.identityChanged !== undefined) this.identityChanged(result.identityChanged);
-    return result;
+    for (const item of batch) item.applied?.();
   }
 
   private identityChanged(info: IdentityInfo): void {
