@@ -277,6 +277,9 @@ export class LiveFeed {
         this.drop(client);
         continue;
       }
+      // Drain normally restarts a stuck client; this retry only guards against a missed one.
+      if (client.stuckSince !== undefined) this.flush(client);
+      if (client.closed) continue;
       // A stuck client may well be alive (just slow): its pong can be queued behind our data.
       if (!client.alive && client.stuckSince === undefined) {
         this.log.debug({}, 'live client did not answer a ping: closing');
@@ -486,7 +489,11 @@ export class LiveFeed {
       client.stuckSince ??= now;
       return false;
     }
-    client.stuckSince = undefined;
+    if (client.stuckSince !== undefined) {
+      // Its pings were queued behind our data: give it a full heartbeat to answer from now.
+      client.stuckSince = undefined;
+      client.alive = true;
+    }
     return true;
   }
 
