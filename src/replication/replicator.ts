@@ -331,6 +331,23 @@ export class Replicator {
     target.timer = this.timers.setTimeout(() => this.dial(target), delay);
   }
 
+  /**
+   * A peer that just connected may be one whose address we are backing off from: it restarted
+   * (perhaps under a new replica id, so its session does not cover the address) and dialled us
+   * first. Dial its address now instead of at the end of a backoff that may have grown to
+   * RECONNECT_MAX_MS, so the address shows connected at once. Matched by replica id or by node
+   * name (stable across restarts); a wrong match costs one dial.
+   */
+  private redialNow(peer: { replica: ReplicaId; name: string }): void {
+    for (const target of this.targets.values()) {
+      if (target.state !== 'disconnected' || target.timer === undefined) continue;
+      if (target.replica !== peer.replica && target.name !== peer.name) continue;
+      this.timers.clearTimeout(target.timer);
+      target.attempts = 0;
+      this.dial(target);
+    }
+  }
+
   private attach(connection: Connection, target: Target | undefined): void {
     if (this.stopped) {
       connection.close('shutting_down: the node is stopping');
@@ -444,6 +461,7 @@ export class Replicator {
       { peer: peer.name, replica: peer.replica, address: session.connection.remoteAddress, direction: session.connection.direction },
       'peer connected',
     );
+    this.redialNow(peer);
     session.send({ type: 'awareness', update: this.presence.fullUpdate() });
     session.send({ type: 'vv', vv: this.store.versionVector() });
   }
