@@ -100,8 +100,10 @@ class WebSocketConnection implements Connection {
     socket.binaryType = 'nodebuffer';
     socket.on('message', (data, isBinary) => this.received(data, isBinary));
     socket.on('error', (error) => {
-      // ws always follows an error with 'close'; keep the cause for the reason.
+      // ws emits 'error' for a peer breaking the WebSocket protocol (a frame over the size
+      // limit, a bad opcode …), always followed by 'close'; keep the cause for the reason.
       this.lastError = error.message;
+      this.log?.warn({ connection: this.id, remote: this.remoteAddress, error: error.message }, 'closing peer connection: WebSocket protocol error');
     });
     socket.on('close', (code, reason) => {
       this.onGone(this);
@@ -155,6 +157,7 @@ class WebSocketConnection implements Connection {
   private received(data: RawData, isBinary: boolean): void {
     if (this.isClosed) return;
     if (!isBinary) {
+      this.log?.warn({ connection: this.id, remote: this.remoteAddress }, 'closing peer connection: text frame');
       this.closeWith(CLOSE_UNSUPPORTED_DATA, 'bad_frame: text frames are not accepted');
       return;
     }
