@@ -186,5 +186,9 @@ describe('bad peers', () => {
     // Each refusal was logged as a warning by the node, with its code.
     expect(logLines(a, { msg: 'closing peer connection', level: 'warn', code: 'bad_frame' }).length).toBeGreaterThanOrEqual(5);
     expect(logLines(a, { msg: 'closing peer connection', level: 'warn', code: 'protocol_version' })).toHaveLength(1);
+    expect(logLines(a, { msg: 'closing peer connection: text frame', level: 'warn' })).toHaveLength(1);
+    expect(logLines(a, { msg: 'closing peer connection: WebSocket protocol error', level: 'warn' })).toEqual([
+      expect.objectContaining({ error: expect.stringMatching(/max payload/i) }),
+    ]);
   });
 });
