@@ -4,7 +4,7 @@
  * deltas over it. The session owns the per-connection state — the peer's identity, our
  * challenge, which chunks of each sync round arrived, traffic counters — and nothing else.
  */
-import type { VersionVector } from '../crdt/version-vector.js';
+import { canAdvance, seqOf, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import type { ReplicaId } from '../ids.js';
 import { authProof, verifyProof } from '../protocol/auth.js';
 import { encodeMessage } from '../protocol/codec.js';
@@ -47,7 +47,11 @@ export class PeerSession {
   readonly localReplica: ReplicaId;
   readonly openedAt: number;
   lastReceivedAt: number;
-  /** The peer's version vector as of its last `vv` message. */
+  /**
+   * What the peer holds, for the lag figures of the status: its last `vv` message, moved on by
+   * the ranges it sent us and the ones we sent it in full since (see `peerHolds`). Never used to
+   * decide what to send: sync answers go by the `vv` message itself.
+   */
   peerVv: VersionVector | undefined;
   lastSyncAt: number | undefined;
   /** Set when a delta was skipped because the send buffer was over its bound. */
@@ -161,6 +165,22 @@ export class PeerSession {
     if (this.phase === 'closed') return;
     this.phase = 'closed';
     this.connection.close(reason);
+  }
+
+  /** Sets the peer's version vector from its `vv` message. */
+  peerVersionVector(vv: VersionVector): void {
+    this.peerVv = new Map(vv);
+  }
+
+  /**
+   * Notes that the peer holds `range`: it sent it (`always`, for the peer's own replica, whose
+   * every seq it holds), or we sent it in full right after what it had. A range past a gap moves
+   * nothing. Without this the lag figures would stay stale until the next anti-entropy round.
+   */
+  peerHolds(range: SeqRange, always = false): void {
+    const vv = this.peerVv as Map<SeqRange['replica'], number> | undefined;
+    if (vv === undefined) return;
+    if (always ? range.upTo > seqOf(vv, range.replica) : canAdvance(vv, range)) vv.set(range.replica, range.upTo);
   }
 
   newRound(): number {

@@ -497,7 +497,7 @@ export class Replicator {
   private onMessage(session: PeerSession, message: Message): void {
     switch (message.type) {
       case 'vv':
-        session.peerVv = message.vv;
+        session.peerVersionVector(message.vv);
         this.checkOwnHistory(message.vv);
         this.answer(session, message.vv);
         return;
@@ -508,6 +508,7 @@ export class Replicator {
       case 'covered':
         if (session.roundComplete(message.round, message.chunks)) {
           // Queued behind the round's chunks, so its ranges advance only after their slots.
+          for (const range of message.ranges) session.peerHolds(range);
           this.enqueueMerge(session, [], message.ranges, () => {
             session.lastSyncAt = this.timers.now();
             this.metrics.syncRound('received');
@@ -521,6 +522,7 @@ export class Replicator {
           message.slots.map((slot) => ({ page: slot.page, replica, count: slot.count, seq: slot.seq })),
           [message.range],
         );
+        session.peerHolds(message.range, replica === session.peer?.replica);
         return;
       }
       case 'awareness':
@@ -629,6 +631,7 @@ export class Replicator {
     }
     if (session.phase !== 'open') return;
     session.send({ type: 'covered', round, chunks: index, ranges: plan.ranges });
+    for (const range of plan.ranges) session.peerHolds(range);
     this.metrics.syncRound('sent');
   }
 
@@ -655,6 +658,7 @@ export class Replicator {
       }
       session.lagging = false;
       session.sendFrame(frame, 'delta');
+      session.peerHolds(delta.range);
     }
   }
 
@@ -670,5 +674,6 @@ export class Replicator {
       session.send({ type: 'slots', round, index: index++, slots: delta.slots.slice(i, i + this.syncChunkSlots) });
     }
     session.send({ type: 'covered', round, chunks: index, ranges: [delta.range] });
+    session.peerHolds(delta.range);
   }
 }
