@@ -43,6 +43,12 @@ describe('a three-node cluster', () => {
       const status = await clusterStatus(node);
       expect(status.peers.find((p) => p.address === node.address)?.state).toBe('self');
     }
+    const links = async () =>
+      Object.fromEntries(
+        (await Promise.all(nodes.map(clusterStatus))).flatMap((s) => s.peers.filter((p) => p.state === 'connected').map((p) => [`${s.node.name}->${p.name}`, p.since])),
+      );
+    const linksBefore = await links();
+    expect(Object.keys(linksBefore)).toHaveLength(6);
 
     const load = startLoad(nodes, { pages: PAGES, clientsPerNode: 4, maxRequestsPerClient: 40 });
     // A few explicit ones too: a big `by` and a batch naming one page twice.
@@ -66,6 +72,8 @@ describe('a three-node cluster', () => {
 
     const converged = await waitForConvergence(nodes);
     expect(converged.totals).toEqual(expected);
+    // The same six sessions carried it all: no link dropped, flapped or was replaced under load.
+    expect(await links()).toEqual(linksBefore);
     reportTiming('three nodes', { meshMs, convergeAfterLoadMs: converged.ms, views: sum(expected) });
 
     // Once converged, nobody is behind anybody: the lag figures agree with the digests.

@@ -10,7 +10,8 @@ import { clusterStatus, FAST_LIVENESS, increment, peerAt, TestCluster, waitForCo
 import { TempDirs } from '../helpers/temp-dir.js';
 import { reportTiming } from './timing.js';
 
-const HEARTBEAT_TIMEOUT_MS = Number(FAST_LIVENESS.HEARTBEAT_TIMEOUT_MS);
+const LIVENESS = { ...FAST_LIVENESS, HEARTBEAT_INTERVAL_MS: '200', HEARTBEAT_TIMEOUT_MS: '1000' };
+const HEARTBEAT_TIMEOUT_MS = Number(LIVENESS.HEARTBEAT_TIMEOUT_MS);
 /** The bound the issue sets for noticing a silent peer. */
 const DETECTION_BOUND_MS = 3 * HEARTBEAT_TIMEOUT_MS;
 
@@ -26,7 +27,7 @@ afterEach(async () => {
 describe('a silent peer', () => {
   it('is shown not connected within 3× the heartbeat timeout, then reconnects and converges after SIGCONT', async () => {
     cluster = new TestCluster(dirs);
-    const nodes = await cluster.startNodes(3, { env: FAST_LIVENESS });
+    const nodes = await cluster.startNodes(3, { env: LIVENESS });
     const [a, b, c] = nodes as [(typeof nodes)[number], (typeof nodes)[number], (typeof nodes)[number]];
     await waitForMesh(nodes);
     await increment(c, 'before', 2);
