@@ -45,6 +45,36 @@ export class Presence {
   /** Applies an update from a peer; throws on a malformed one (the caller drops that peer). */
   applyRemote(update: Uint8Array, origin: unknown): void {
     awarenessProtocol.applyAwarenessUpdate(this.awareness, update, origin);
+    this.dropSuperseded();
+  }
+
+  /**
+   * A node that crashed cannot announce its departure, and when it comes back it is a new
+   * awareness client (often under a new replica id too): its old state would linger as a second,
+   * live-looking member until awareness times it out (30 s). Two states with the same name and
+   * address are two runs of one node, so the one that started earlier is gone: remove it here and,
+   * through the update this emits, everywhere else.
+   */
+  private dropSuperseded(): void {
+    const newest = new Map<string, { clientId: number; startedAt: number }>();
+    const stale: number[] = [];
+    for (const [clientId, state] of this.awareness.getStates()) {
+      const member = parseMember(state);
+      if (member?.address === undefined) continue;
+      const key = `${member.name}\n${member.address}`;
+      const seen = newest.get(key);
+      if (seen === undefined) {
+        newest.set(key, { clientId, startedAt: member.startedAt });
+      } else if (member.startedAt > seen.startedAt) {
+        stale.push(seen.clientId);
+        newest.set(key, { clientId, startedAt: member.startedAt });
+      } else {
+        stale.push(clientId);
+      }
+    }
+    // Never our own state (two nodes configured alike would otherwise remove each other's).
+    const remove = stale.filter((clientId) => clientId !== this.awareness.clientID);
+    if (remove.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, remove, 'superseded');
   }
 
   /** Every known state, for a session that just opened. */
