@@ -57,7 +57,8 @@ describe('graceful stop', () => {
     );
     await load.stop();
     // c's clients ended when it stopped; a's and b's never failed.
-    expect(load.errors.filter((e) => !e.startsWith(`${c.name}:`))).toEqual([]);
+    const unexpected = load.errors.filter((e) => !e.startsWith(`${c.name}:`));
+    expect(unexpected, unexpected.join('\n')).toEqual([]);
 
     const converged = await waitForConvergence([a, b]);
     for (const [page, acked] of Object.entries(load.acked)) expect(converged.totals[page] ?? 0).toBeGreaterThanOrEqual(acked);
