@@ -113,17 +113,6 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     antiEntropyIntervalMs: config.antiEntropyIntervalMs,
   });
-  const discovery = new DiscoveryLoop({
-    discovery: createDiscovery({
-      peers: config.peers,
-      dnsName: config.discoveryDns,
-      dnsServer: config.discoveryDnsServer,
-      port: config.port,
-    }),
-    intervalMs: config.discoveryDns === undefined ? 0 : config.discoveryIntervalMs,
-    onPeers: (addresses) => replicator.setPeers(addresses),
-    log,
-  });
   const cluster: ClusterStatusSource = replicationStatus(store, replicator, () => ({
     name: config.nodeName,
     address: address(),
@@ -131,8 +120,9 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     version,
     startedAt,
   }));
-  // Stopped in reverse: discovery first, then replication (before the store closes).
-  const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop(), () => discovery.stop()];
+  // Stopped in reverse order of this list: whatever was added last first, replication last
+  // (all before the store closes).
+  const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop()];
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
   const liveFeed = new LiveFeed({ store, cluster, log });
   upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade);
@@ -189,6 +179,15 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   const url = `http://${address()}`;
   readiness = 'ready';
   replicator.updatePresence({ address: address() });
+  // Discovery starts once the server listens: peers found by A/AAAA records listen on the bound
+  // port (PORT=0 picks one). config.ts has already validated the DNS settings.
+  const discovery = new DiscoveryLoop({
+    discovery: createDiscovery({ peers: config.peers, dnsName: config.discoveryDns, dnsServer: config.discoveryDnsServer, port }),
+    intervalMs: config.discoveryDns === undefined ? 0 : config.discoveryIntervalMs,
+    onPeers: (addresses) => replicator.setPeers(addresses),
+    log,
+  });
+  stopBeforeStore.push(() => discovery.stop());
   discovery.start();
   log.info({ port, url, host: config.host, version, database: config.databasePath, replicaId: store.replicaId }, 'listening');
 
