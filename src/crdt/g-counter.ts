@@ -5,7 +5,7 @@
  * last raised the slot; since the owner only ever raises a slot, a higher count always comes with
  * a higher seq, so "max by count" and "max by seq" pick the same value.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { PageName, ReplicaId } from '../ids.js';
 
 export interface SlotValue {
@@ -92,16 +92,66 @@ export function slotsOfReplicaAfter(state: GCounterState, replica: ReplicaId, af
 }
 
 /**
+ * The digest of a state is the sum, modulo 2^128, of one term per slot: `count × key(page,
+ * replica)`, the key being 128 bits of SHA-256 (a slot with count 0 adds nothing). A sum needs no
+ * sort and can be kept up to date: a slot going from c1 to c2 moves it by `(c2 - c1) × key`, one
+ * hash per changed slot (a term hashing the count too would need two: measured 0.75 µs against
+ * 1.5–2.6 µs per changed slot). Equal states give equal sums whatever the order or history. Two
+ * different states differ by counts d_i ≠ 0 (|d_i| < 2^53) on some slots, and give equal sums
+ * only if Σ d_i × key_i ≡ 0 (mod 2^128): for independent random keys that has probability at
+ * most 2^-76, the bound for d_i divisible by 2^52 (2^-128 when some d_i is odd). Not a security
+ * property: whoever chooses page names could search for such keys, but no accident finds them.
+ */
+export const DIGEST_BITS = 128;
+
+/**
+ * The slot's key: the first 128 bits of SHA-256 over `${replica.length}:${replica}${page}`
+ * (unambiguous: the replica's length is given, the page is the rest).
+ */
+export function slotDigestKey(page: string, replica: string): bigint {
+  // The hex form of the one-shot hash is cheaper than a Buffer plus two 64-bit reads (measured).
+  return BigInt(`0x${hash('sha256', `${replica.length}:${replica}${page}`, 'hex').slice(0, 32)}`);
+}
+
+/** One slot's term in the digest sum (0n for count 0). `count` is a safe integer. */
+export function slotDigestTerm(page: string, replica: string, count: number): bigint {
+  if (count === 0) return 0n;
+  return BigInt.asUintN(DIGEST_BITS, BigInt(count) * slotDigestKey(page, replica));
+}
+
+/**
+ * What a slot moving from count `before` to `after` adds to the digest sum: `term(after) -
+ * term(before)`, not reduced (0n when the count is unchanged). Add changes with `addToDigest`.
+ */
+export function slotDigestChange(page: string, replica: string, before: number, after: number): bigint {
+  if (before === after) return 0n;
+  return BigInt(after - before) * slotDigestKey(page, replica);
+}
+
+/** `sum + change` modulo 2^128: `change` may be negative or the sum of many changes. */
+export function addToDigest(sum: bigint, change: bigint): bigint {
+  return BigInt.asUintN(DIGEST_BITS, sum + change);
+}
+
+/** The digest sum of the slots, from scratch, in any order. */
+export function digestSum(slots: Iterable<Pick<Slot, 'page' | 'replica' | 'count'>>): bigint {
+  let sum = 0n;
+  for (const slot of slots) if (slot.count > 0) sum += BigInt(slot.count) * slotDigestKey(slot.page, slot.replica);
+  return BigInt.asUintN(DIGEST_BITS, sum);
+}
+
+/** A digest sum as 32 lowercase hex characters. */
+export function formatDigest(sum: bigint): string {
+  return BigInt.asUintN(DIGEST_BITS, sum).toString(16).padStart(DIGEST_BITS / 4, '0');
+}
+
+/**
  * A digest of the counter values, equal on two nodes exactly when they hold the same counts for
- * every (page, replica). Feed it slots in any order.
+ * every (page, replica). Feed it slots in any order. The stores keep the same sum up to date
+ * instead of calling this (it reads every slot); it stays as the reference they are checked against.
  */
 export function stateDigest(slots: Iterable<Pick<Slot, 'page' | 'replica' | 'count'>>): string {
-  const lines: string[] = [];
-  for (const slot of slots) if (slot.count > 0) lines.push(`${JSON.stringify(slot.page)} ${slot.replica} ${slot.count}`);
-  lines.sort(compareStrings);
-  const hash = createHash('sha256');
-  for (const line of lines) hash.update(line).update('\n');
-  return hash.digest('hex').slice(0, 32);
+  return formatDigest(digestSum(slots));
 }
 
 export function compareStrings(a: string, b: string): number {

@@ -6,7 +6,19 @@
  * so tests can crash and reopen, restore a stale copy of the database, or lose the file. A crash
  * is dropping the store without close() (or `kill()`): the file keeps its running record.
  */
-import { applySlots, cloneState, emptyState, stateDigest, allSlots, type GCounterState, type Slot, type SlotValue } from '../crdt/g-counter.js';
+import {
+  addToDigest,
+  allSlots,
+  applySlots,
+  cloneState,
+  digestSum,
+  emptyState,
+  formatDigest,
+  slotDigestChange,
+  type GCounterState,
+  type Slot,
+  type SlotValue,
+} from '../crdt/g-counter.js';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import { AppError } from '../errors.js';
 import { cryptoRandom, newReplicaId, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
@@ -97,6 +109,11 @@ export class MemoryStore implements Store {
   private readonly byReplica = new Map<ReplicaId, Map<PageName, SlotValue>>();
   /** Page names in UTF-8 order; undefined when a new page invalidated it. */
   private sortedPages: PageName[] | undefined;
+  /**
+   * The digest sum of `db.state` (see g-counter.ts), kept up to date so digest() reads no slot.
+   * Changed together with the state: the twin has no transaction to roll back.
+   */
+  private digestSum: bigint;
   private currentIdentity: IdentityInfo;
   private accepting = true;
   private open = true;
@@ -122,6 +139,7 @@ export class MemoryStore implements Store {
     this.log = options.log ?? silentLogger;
     this.db = disk.database;
     for (const slot of allSlots(this.db.state)) this.index(slot.page, slot.replica, slot);
+    this.digestSum = digestSum(allSlots(this.db.state));
     for (const [page, slots] of this.db.state) {
       let total = 0;
       for (const value of slots.values()) total += value.count;
@@ -230,11 +248,19 @@ export class MemoryStore implements Store {
     const before = new Map<PageName, number>();
     for (const slot of slots) if (!before.has(slot.page)) before.set(slot.page, this.totals.get(slot.page) ?? 0);
     for (const slot of slots) this.db.replicas.add(slot.replica);
-    const changedPages = applySlots(this.db.state, slots);
+    // Each slot's count before and after, one slot at a time (a call may list a slot twice).
+    let digestChange = 0n;
+    const changedPages = new Set<PageName>();
     for (const slot of slots) {
-      const value = this.db.state.get(slot.page)?.get(slot.replica);
-      if (value !== undefined) this.index(slot.page, slot.replica, value);
+      const page = this.db.state.get(slot.page);
+      const before = page?.get(slot.replica)?.count ?? 0;
+      for (const changedPage of applySlots(this.db.state, [slot])) changedPages.add(changedPage);
+      const value = (page ?? this.db.state.get(slot.page))?.get(slot.replica);
+      if (value === undefined) continue;
+      this.index(slot.page, slot.replica, value);
+      digestChange += slotDigestChange(slot.page, slot.replica, before, value.count);
     }
+    this.digestSum = addToDigest(this.digestSum, digestChange);
     const changed: PageCount[] = [];
     for (const page of changedPages) {
       let total = 0;
@@ -265,7 +291,7 @@ export class MemoryStore implements Store {
 
   digest(): string {
     this.assertOpen();
-    return stateDigest(allSlots(this.db.state));
+    return formatDigest(this.digestSum);
   }
 
   stats(): StoreStats {
@@ -322,12 +348,15 @@ export class MemoryStore implements Store {
       const replica = this.replicaId;
       const seq = this.localSeq() + 1;
       const raised: Slot[] = [];
+      let digestChange = 0n;
       for (const [page, { by, total }] of plan.pages) {
         const count = (this.db.state.get(page)?.get(replica)?.count ?? 0) + by;
         raised.push({ page, replica, count, seq });
         this.setTotal(page, total);
+        digestChange += slotDigestChange(page, replica, count - by, count);
       }
       applySlots(this.db.state, raised);
+      this.digestSum = addToDigest(this.digestSum, digestChange);
       for (const slot of raised) this.index(slot.page, replica, slot);
       this.db.vv.set(replica, seq);
       this.emitCommit({ range: { replica, after: seq - 1, upTo: seq }, slots: raised });

@@ -4,10 +4,13 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { PageName } from '../../src/ids.js';
+import { stateDigest, type Slot } from '../../src/crdt/g-counter.js';
+import type { PageName, ReplicaId } from '../../src/ids.js';
 import { identityFilePath, readIdentityFile, writeIdentityFile } from '../../src/store/identity.js';
 import { migrate, migrateFile } from '../../src/store/migrate.js';
+import { MemoryDisk, openMemoryStore } from '../../src/store/memory-store.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
+import type { Delta } from '../../src/store/store.js';
 import { runStoreContract, type StoreHarness } from './store-contract.js';
 
 const SIDE_FILES = ['-wal', '-shm'];
@@ -117,14 +120,52 @@ describe('SqliteStore', () => {
     other.exec('BEGIN IMMEDIATE');
     // Reach into the store only to shorten its busy timeout, so the test does not wait 5 s.
     (store as unknown as { db: Database.Database }).db.pragma('busy_timeout = 0');
+    const digest = store.digest();
     const units = [store.increment([{ page: 'p' as PageName, by: 1 }]), store.increment([{ page: 'q' as PageName, by: 1 }])];
     const results = await Promise.allSettled(units);
+    // A merge fails the same way.
+    expect(() => store.merge([{ page: 'p' as PageName, replica: 'a1'.padStart(32, '0') as ReplicaId, count: 9, seq: 1 }], [])).toThrow(/busy|locked/i);
     other.exec('ROLLBACK');
     other.close();
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     expect(store.localSeq()).toBe(1);
+    expect(store.digest()).toBe(digest);
     expect(await store.increment([{ page: 'q' as PageName, by: 1 }])).toEqual([{ page: 'q', count: 1 }]);
     expect(store.localSeq()).toBe(2);
+    expect(store.digest()).toBe(stateDigest([...store.pageSlots('p' as PageName), ...store.pageSlots('q' as PageName)]));
+  });
+
+  it('leaves the digest as it was when a merge rolls back after writing slots', async () => {
+    const store = await open();
+    await store.increment([{ page: 'p' as PageName, by: 2 }]);
+    const digest = store.digest();
+    const good: Slot = { page: 'p' as PageName, replica: 'a1'.padStart(32, '0') as ReplicaId, count: 5, seq: 1 };
+    // The second slot's replica id breaks the schema's CHECK after the first slot was written.
+    expect(() => store.merge([good, { ...good, replica: 'short' as ReplicaId }], [])).toThrow(/CHECK/);
+    expect(store.count('p' as PageName)).toBe(2);
+    expect(store.digest()).toBe(digest);
+    store.merge([good], []);
+    expect(store.digest()).toBe(stateDigest(store.pageSlots('p' as PageName)));
+    expect(store.digest()).not.toBe(digest);
+  });
+
+  it('has the same digest as the memory twin holding the same slots', async () => {
+    const sqlite = await open();
+    const memory = await openMemoryStore(new MemoryDisk());
+    const local: Delta[] = [];
+    sqlite.onCommit((delta) => local.push(delta));
+    await sqlite.increment([{ page: 'p' as PageName, by: 3 }, { page: 'é' as PageName, by: 1 }]);
+    await sqlite.increment([{ page: 'p' as PageName, by: 4 }]);
+    const foreign: Slot[] = [
+      { page: 'p' as PageName, replica: 'b2'.padStart(32, '0') as ReplicaId, count: 11, seq: 3 },
+      { page: '\u{1F600}' as PageName, replica: 'c3'.padStart(32, '0') as ReplicaId, count: 1, seq: 1 },
+    ];
+    sqlite.merge(foreign, []);
+    memory.merge([...foreign].reverse(), []);
+    for (const delta of local.reverse()) memory.merge(delta.slots, []);
+    expect(memory.count('p' as PageName)).toBe(18);
+    expect(memory.digest()).toBe(sqlite.digest());
+    await memory.close();
   });
 });
 
