@@ -7,7 +7,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
-import { addToDigest, formatDigest, slotDigestChange, type Slot } from '../crdt/g-counter.js';
+import { addToDigest, formatDigest, SlotKeyCache, slotDigestChange, type Slot } from '../crdt/g-counter.js';
 import { AppError, isAppError } from '../errors.js';
 import { cryptoRandom, newReplicaId, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
 import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
@@ -36,6 +36,9 @@ export interface SqliteStoreOptions {
 
 /** Attempts at drawing a replica id that this database has not seen (only a broken random repeats). */
 const MINT_ATTEMPTS = 16;
+
+/** Slot keys remembered for the digest (about 0.5 MB at most with short page names). */
+const SLOT_KEY_CACHE_ENTRIES = 4096;
 
 const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
 
@@ -121,6 +124,7 @@ export class SqliteStore implements Store {
    * collects its change and adds it only after the commit (a rollback leaves it untouched).
    */
   private digestSum: bigint;
+  private readonly slotKeys = new SlotKeyCache(SLOT_KEY_CACHE_ENTRIES);
   private accepting = true;
   private open = true;
   private closing: Promise<void> | undefined;
@@ -226,7 +230,7 @@ export class SqliteStore implements Store {
         // The same rule as maxSlot: higher count, or equal count and higher seq.
         if (current !== undefined && !(slot.count > current.count || (slot.count === current.count && slot.seq > current.seq))) continue;
         s.setSlot.run(slot.page, replica, slot.count, slot.seq);
-        digestChange += slotDigestChange(slot.page, slot.replica, current?.count ?? 0, slot.count);
+        digestChange += this.slotKeys.change(slot.page, slot.replica, current?.count ?? 0, slot.count);
         const raised = slot.count - (current?.count ?? 0);
         if (raised > 0) totals.set(slot.page, (totals.get(slot.page) ?? s.total.get(slot.page) ?? 0) + raised);
       }
@@ -374,7 +378,7 @@ export class SqliteStore implements Store {
           const count = s.addToSlot.get(page, self, by, seq) ?? by;
           s.setTotal.run(page, total);
           raised.push({ page, replica, count, seq });
-          digestChange += slotDigestChange(page, replica, count - by, count);
+          digestChange += this.slotKeys.change(page, replica, count - by, count);
         }
         s.setVv.run(seq, self);
         return { plan, raised, digestChange };

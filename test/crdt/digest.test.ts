@@ -17,6 +17,7 @@ import {
   slotDigestChange,
   slotDigestKey,
   slotDigestTerm,
+  SlotKeyCache,
   stateDigest,
   type Slot,
 } from '../../src/crdt/g-counter.js';
@@ -103,6 +104,19 @@ describe('state digest', () => {
         const change = slotDigestChange(p, r, before, after);
         expect(BigInt.asUintN(128, change)).toBe(BigInt.asUintN(128, slotDigestTerm(p, r, after) - slotDigestTerm(p, r, before)));
         expect(slotDigestTerm(p, r, after)).toBe(BigInt.asUintN(128, BigInt(after) * slotDigestKey(p, r)));
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('gives the same changes through the key cache, also past its capacity (when it forgets)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 4 }), fc.array(fc.tuple(page, replica, count, count), { maxLength: 40 }), (capacity, changes) => {
+        const cache = new SlotKeyCache(capacity);
+        for (const [p, r, before, after] of changes) {
+          expect(cache.change(p, r, before, after)).toBe(slotDigestChange(p, r, before, after));
+          expect(cache.key(p, r)).toBe(slotDigestKey(p, r));
+        }
       }),
       { numRuns: RUNS },
     );
