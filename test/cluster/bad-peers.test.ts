@@ -6,11 +6,10 @@
  * connected (the same session, never redialled) and converging.
  */
 import * as encoding from 'lib0/encoding';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { replicaIdToBytes } from '../../src/ids.js';
 import { encodeMessage } from '../../src/protocol/codec.js';
 import { MAX_FRAME_BYTES } from '../../src/protocol/messages.js';
-import { ensureBuilt } from '../helpers/build.js';
 import { eventually } from '../helpers/eventually.js';
 import {
   type ClusterNode,
@@ -21,11 +20,10 @@ import {
   logLines,
   pageCount,
   peerAt,
-  TestCluster,
+  type TestCluster,
+  useClusters,
   waitForConvergence,
-  waitForMesh,
 } from '../helpers/cluster.js';
-import { TempDirs } from '../helpers/temp-dir.js';
 import { RawPeer } from './raw-peer.js';
 
 const CLUSTER_NAME = 'counters-test';
@@ -35,20 +33,12 @@ const CLOSE_MESSAGE_TOO_BIG = 1009;
 const PROTOCOL_VERSION_BYTE = 1;
 const DELTA_TAG = 6;
 
-const dirs = new TempDirs();
-let cluster: TestCluster;
-
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await cluster.destroy();
-  await dirs.removeAll();
-});
+const newCluster = useClusters();
 
 /** Starts a and b (a healthy pair) and returns a probe proving b's session with a never broke. */
-async function healthyPair(): Promise<{ a: ClusterNode; b: ClusterNode; stillLinked: () => Promise<void> }> {
-  cluster = new TestCluster(dirs);
-  const [a, b] = (await cluster.startNodes(2, { env: { ...FAST_LIVENESS, CLUSTER_NAME }, names: ['a', 'b'] })) as [ClusterNode, ClusterNode];
-  await waitForMesh([a, b]);
+async function healthyPair(): Promise<{ cluster: TestCluster; a: ClusterNode; b: ClusterNode; stillLinked: () => Promise<void> }> {
+  const cluster = newCluster();
+  const [a, b] = await cluster.startMesh(2, { env: { ...FAST_LIVENESS, CLUSTER_NAME }, names: ['a', 'b'] });
   const since = peerAt(await clusterStatus(b), a.address)?.since;
   expect(since).toBeDefined();
   let round = 0;
@@ -61,7 +51,7 @@ async function healthyPair(): Promise<{ a: ClusterNode; b: ClusterNode; stillLin
     expect((await waitForConvergence([a, b])).totals.steady).toBe(2 * round);
     expect((await fetch(`${a.url}/healthz`)).status).toBe(200);
   };
-  return { a, b, stillLinked };
+  return { cluster, a, b, stillLinked };
 }
 
 /** A deterministic byte soup (an LCG), starting with the current protocol version. */
@@ -93,7 +83,7 @@ function handBuiltDelta(replica: Uint8Array, range: { after: number; upTo: numbe
 
 describe('bad peers', () => {
   it('refuses a node with another CLUSTER_SECRET and one of another CLUSTER_NAME, with the reason on both sides, counting nothing across', async () => {
-    const { a, b, stillLinked } = await healthyPair();
+    const { cluster, a, b, stillLinked } = await healthyPair();
     const [wrongSecret, otherCluster] = await Promise.all([
       cluster.add({ name: 'wrong-secret', host: cluster.allocateHost(), port: a.port, env: { ...FAST_LIVENESS, CLUSTER_NAME, CLUSTER_SECRET: 'not-the-secret', PEERS: a.address } }),
       cluster.add({ name: 'other-cluster', host: cluster.allocateHost(), port: a.port, env: { ...FAST_LIVENESS, CLUSTER_NAME: 'another-cluster', PEERS: a.address } }),

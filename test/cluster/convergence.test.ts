@@ -3,8 +3,7 @@
  * concurrent increments everywhere converge to the sum acknowledged, and a node killed with
  * SIGKILL under load and restarted on its database loses nothing acknowledged and catches up.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import {
   clusterStatus,
@@ -14,28 +13,20 @@ import {
   logLines,
   startLoad,
   sum,
-  TestCluster,
+  useClusters,
   waitForConvergence,
   waitForMesh,
 } from '../helpers/cluster.js';
-import { TempDirs } from '../helpers/temp-dir.js';
 import { reportTiming } from './timing.js';
 
-const dirs = new TempDirs();
-let cluster: TestCluster;
-
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await cluster.destroy();
-  await dirs.removeAll();
-});
+const newCluster = useClusters();
 
 const PAGES = ['home', 'about', 'blog/first-post', '日本語', 'pricing'];
 
 describe('a three-node cluster', () => {
   it('converges on the sum of every acknowledged increment made concurrently on all nodes', async () => {
-    cluster = new TestCluster(dirs);
-    const nodes = await cluster.startNodes(3, { env: FAST_LIVENESS });
+    // startNodes and waitForMesh apart (not startMesh), to report how long the mesh took to form.
+    const nodes = await newCluster().startNodes(3, { env: FAST_LIVENESS });
     const meshMs = await waitForMesh(nodes);
 
     // Every node sees itself in its own PEERS list and says so.
@@ -52,7 +43,7 @@ describe('a three-node cluster', () => {
 
     const load = startLoad(nodes, { pages: PAGES, clientsPerNode: 4, maxRequestsPerClient: 40 });
     // A few explicit ones too: a big `by` and a batch naming one page twice.
-    const [a, b, c] = nodes as [(typeof nodes)[number], (typeof nodes)[number], (typeof nodes)[number]];
+    const [a, b, c] = nodes;
     await Promise.all([
       increment(a, 'home', 1000),
       incrementBatch(b, [
@@ -98,10 +89,8 @@ describe('a three-node cluster', () => {
   });
 
   it('loses nothing acknowledged when a node is killed with SIGKILL under load and restarted on its database', async () => {
-    cluster = new TestCluster(dirs);
-    const nodes = await cluster.startNodes(3, { env: FAST_LIVENESS });
-    const c = nodes[2]!;
-    await waitForMesh(nodes);
+    const nodes = await newCluster().startMesh(3, { env: FAST_LIVENESS });
+    const c = nodes[2];
 
     const first = startLoad(nodes, { pages: PAGES, clientsPerNode: 3 });
     await eventually(() => expect(first.answered).toBeGreaterThanOrEqual(150), { timeoutMs: 20_000 });

@@ -4,8 +4,7 @@
  * Nodes appear in and vanish from DNS while the cluster runs; each node finds itself in the answer
  * and recognises itself in the handshake.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import {
   type ClusterNode,
@@ -15,26 +14,23 @@ import {
   increment,
   logLines,
   peerAt,
-  TestCluster,
+  useClusters,
   waitForConvergence,
   waitForMesh,
 } from '../helpers/cluster.js';
 import { a, srv, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
-import { TempDirs } from '../helpers/temp-dir.js';
 import { reportTiming } from './timing.js';
 
 const NAME = 'nodes.cluster.test';
-const dirs = new TempDirs();
-let cluster: TestCluster;
 let dns: TestDnsServer | undefined;
 
-beforeAll(() => ensureBuilt());
+// Registered before useClusters: after-hooks run last-registered first, so the nodes are killed
+// before the DNS server they query goes away.
 afterEach(async () => {
-  await cluster.destroy();
   await dns?.stop();
   dns = undefined;
-  await dirs.removeAll();
 });
+const newCluster = useClusters();
 
 async function expectSelf(node: ClusterNode): Promise<void> {
   await eventually(async () => expect(peerAt(await clusterStatus(node), node.address)?.state).toBe('self'));
@@ -42,7 +38,7 @@ async function expectSelf(node: ClusterNode): Promise<void> {
 
 describe('DNS discovery', () => {
   it('finds nodes on one port through A records, picks up a node added later and drops one removed', async () => {
-    cluster = new TestCluster(dirs);
+    const cluster = newCluster();
     dns = await startDnsServer();
     const hosts = [cluster.allocateHost(), cluster.allocateHost(), cluster.allocateHost()];
     const port = await freePortOn(hosts);
@@ -91,7 +87,7 @@ describe('DNS discovery', () => {
   });
 
   it('finds nodes on ports of their own through SRV records', async () => {
-    cluster = new TestCluster(dirs);
+    const cluster = newCluster();
     dns = await startDnsServer();
     const host = cluster.allocateHost();
     const ports = new Set<number>();

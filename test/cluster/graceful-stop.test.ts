@@ -3,31 +3,20 @@
  * gone and its membership entry disappears from every other node at once (not after the 30 s
  * awareness timeout). What it acknowledged before going is kept by the others.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { clusterStatus, FAST_LIVENESS, logLines, peerAt, startLoad, sum, TestCluster, waitForConvergence, waitForMesh } from '../helpers/cluster.js';
-import { TempDirs } from '../helpers/temp-dir.js';
+import { clusterStatus, FAST_LIVENESS, logLines, peerAt, startLoad, sum, useClusters, waitForConvergence } from '../helpers/cluster.js';
 import { reportTiming } from './timing.js';
 
 /** y-protocols forgets a silent member after 30 s; the departure must show far sooner. */
 const DEPARTURE_BOUND_MS = 5_000;
 
-const dirs = new TempDirs();
-let cluster: TestCluster;
-
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await cluster.destroy();
-  await dirs.removeAll();
-});
+const newCluster = useClusters();
 
 describe('graceful stop', () => {
   it('exits 0 under load, and the others drop it from their peers and membership at once', async () => {
-    cluster = new TestCluster(dirs);
-    const nodes = await cluster.startNodes(3, { env: FAST_LIVENESS });
-    const [a, b, c] = nodes as [(typeof nodes)[number], (typeof nodes)[number], (typeof nodes)[number]];
-    await waitForMesh(nodes);
+    const nodes = await newCluster().startMesh(3, { env: FAST_LIVENESS });
+    const [a, b, c] = nodes;
     const leaving = (await clusterStatus(c)).node.replicaId;
     for (const node of [a, b]) {
       await eventually(async () => expect((await clusterStatus(node)).membership.map((m) => m.replicaId)).toContain(leaving));

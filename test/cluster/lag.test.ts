@@ -4,30 +4,19 @@
  * (With three, what a peer got from the third node is only learnt from its next version vector:
  * the three-node test in convergence.test.ts sees those figures settle with anti-entropy.)
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { clusterStatus, FAST_LIVENESS, increment, incrementBatch, TestCluster, waitForConvergence, waitForMesh } from '../helpers/cluster.js';
-import { TempDirs } from '../helpers/temp-dir.js';
+import { clusterStatus, FAST_LIVENESS, increment, incrementBatch, useClusters, waitForConvergence } from '../helpers/cluster.js';
 
 /** Bound for the lag figures to settle once the counts converged (no anti-entropy round in it). */
 const LAG_SETTLES_MS = 2_000;
 
-const dirs = new TempDirs();
-let cluster: TestCluster;
-
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await cluster.destroy();
-  await dirs.removeAll();
-});
+const newCluster = useClusters();
 
 describe('replication lag figures', () => {
   it('return to 0 after live deltas, without waiting for anti-entropy', async () => {
-    cluster = new TestCluster(dirs);
-    const nodes = await cluster.startNodes(2, { env: { ...FAST_LIVENESS, ANTI_ENTROPY_INTERVAL_MS: '60000' } });
-    const [a, b] = nodes as [(typeof nodes)[number], (typeof nodes)[number]];
-    await waitForMesh(nodes);
+    const nodes = await newCluster().startMesh(2, { env: { ...FAST_LIVENESS, ANTI_ENTROPY_INTERVAL_MS: '60000' } });
+    const [a, b] = nodes;
     for (let i = 0; i < 5; i++) await Promise.all([increment(a, 'home'), increment(b, 'home', 2), incrementBatch(b, [{ page: 'docs', by: 3 }])]);
     expect((await waitForConvergence(nodes)).totals).toEqual({ home: 15, docs: 15 });
 

@@ -2,11 +2,9 @@
  * A node back from a long outage (its peers' redial backoff grown to seconds) is shown connected
  * by its peers as soon as it is back — it dials them at start — not when their backoff ends.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { clusterStatus, FAST_LIVENESS, increment, peerAt, TestCluster, waitForConvergence, waitForMesh } from '../helpers/cluster.js';
-import { TempDirs } from '../helpers/temp-dir.js';
+import { clusterStatus, FAST_LIVENESS, increment, peerAt, useClusters, waitForConvergence } from '../helpers/cluster.js';
 import { reportTiming } from './timing.js';
 
 /** Long enough for the peers' backoff (100 ms doubling, jittered) to pass a few seconds. */
@@ -14,21 +12,12 @@ const OUTAGE_MS = 6_000;
 /** From the restarted node listening to its peers showing its address connected. */
 const REJOIN_BOUND_MS = 1_500;
 
-const dirs = new TempDirs();
-let cluster: TestCluster;
-
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await cluster.destroy();
-  await dirs.removeAll();
-});
+const newCluster = useClusters();
 
 describe('a node back after a long outage', () => {
   it('is shown connected by its peers at once, under its new replica id', async () => {
-    cluster = new TestCluster(dirs);
-    const nodes = await cluster.startNodes(3, { env: FAST_LIVENESS });
-    const [a, b, c] = nodes as [(typeof nodes)[number], (typeof nodes)[number], (typeof nodes)[number]];
-    await waitForMesh(nodes);
+    const nodes = await newCluster().startMesh(3, { env: FAST_LIVENESS });
+    const [a, b, c] = nodes;
     await increment(c, 'home', 3);
     await waitForConvergence(nodes);
 

@@ -3,32 +3,22 @@
  * list only c in PEERS, c lists nobody and accepts them. Counts and presence (membership) are
  * relayed by c.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { clusterStatus, connectedTo, FAST_LIVENESS, increment, incrementBatch, logLines, TestCluster, waitForConvergence } from '../helpers/cluster.js';
-import { TempDirs } from '../helpers/temp-dir.js';
+import { clusterStatus, connectedTo, FAST_LIVENESS, increment, incrementBatch, logLines, useClusters, waitForConvergence } from '../helpers/cluster.js';
 import { reportTiming } from './timing.js';
 
-const dirs = new TempDirs();
-let cluster: TestCluster;
-
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await cluster.destroy();
-  await dirs.removeAll();
-});
+const newCluster = useClusters();
 
 describe('nodes that cannot reach each other', () => {
   it('converge through a node both reach, and see each other in the membership', async () => {
-    cluster = new TestCluster(dirs);
-    // Index 2 is c, the hub: a and b dial it; it dials nobody.
-    const nodes = await cluster.startNodes(3, {
+    // Index 2 is c, the hub: a and b dial it; it dials nobody. Not a full mesh, so startNodes, not startMesh.
+    const nodes = await newCluster().startNodes(3, {
       env: FAST_LIVENESS,
       names: ['a', 'b', 'c'],
       perNode: (i, addresses): Record<string, string> => (i === 2 ? {} : { PEERS: addresses[2] as string }),
     });
-    const [a, b, c] = nodes as [(typeof nodes)[number], (typeof nodes)[number], (typeof nodes)[number]];
+    const [a, b, c] = nodes;
     const [ra, rb, rc] = (await Promise.all(nodes.map(clusterStatus))).map((s) => s.node.replicaId) as [string, string, string];
 
     const started = performance.now();

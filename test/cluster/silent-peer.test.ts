@@ -3,11 +3,9 @@
  * keeps its sockets open) is noticed by heartbeats, shown as not connected, and — once it runs
  * again (SIGCONT) — reconnects and catches up with what was counted meanwhile.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { clusterStatus, FAST_LIVENESS, increment, peerAt, TestCluster, waitForConvergence, waitForMesh } from '../helpers/cluster.js';
-import { TempDirs } from '../helpers/temp-dir.js';
+import { clusterStatus, FAST_LIVENESS, increment, peerAt, useClusters, waitForConvergence, waitForMesh } from '../helpers/cluster.js';
 import { reportTiming } from './timing.js';
 
 const LIVENESS = { ...FAST_LIVENESS, HEARTBEAT_INTERVAL_MS: '200', HEARTBEAT_TIMEOUT_MS: '1000' };
@@ -15,21 +13,12 @@ const HEARTBEAT_TIMEOUT_MS = Number(LIVENESS.HEARTBEAT_TIMEOUT_MS);
 /** The bound the issue sets for noticing a silent peer. */
 const DETECTION_BOUND_MS = 3 * HEARTBEAT_TIMEOUT_MS;
 
-const dirs = new TempDirs();
-let cluster: TestCluster;
-
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await cluster.destroy();
-  await dirs.removeAll();
-});
+const newCluster = useClusters();
 
 describe('a silent peer', () => {
   it('is shown not connected within 3× the heartbeat timeout, then reconnects and converges after SIGCONT', async () => {
-    cluster = new TestCluster(dirs);
-    const nodes = await cluster.startNodes(3, { env: LIVENESS });
-    const [a, b, c] = nodes as [(typeof nodes)[number], (typeof nodes)[number], (typeof nodes)[number]];
-    await waitForMesh(nodes);
+    const nodes = await newCluster().startMesh(3, { env: LIVENESS });
+    const [a, b, c] = nodes;
     await increment(c, 'before', 2);
     await waitForConvergence(nodes);
 

@@ -5,19 +5,22 @@
  * ports of their own. A node keeps its address and database across kill -9 and restarts, so its
  * peers find it again where they left it.
  *
- *   const cluster = new TestCluster(dirs);
- *   afterEach(() => cluster.destroy());
- *   const [a, b, c] = await cluster.startMesh(3, { env: FAST_LIVENESS });
+ *   const newCluster = useClusters(); // at file level: builds dist/, cleans up after each test
+ *
+ *   const nodes = await newCluster().startMesh(3, { env: FAST_LIVENESS });
+ *   const [a, b, c] = nodes;
  *   await increment(a, 'home');
- *   await waitForConvergence([a, b, c]);
- *   await c.kill9(); await c.restart();
+ *   await waitForConvergence(nodes);
+ *   await c.kill9(); await c.start();
  */
 import { randomInt } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { afterEach, beforeAll } from 'vitest';
+import { ensureBuilt } from './build.js';
 import { eventually } from './eventually.js';
 import { spawnNode, type Exit, type SpawnedNode } from './spawn-node.js';
-import type { TempDirs } from './temp-dir.js';
+import { TempDirs } from './temp-dir.js';
 
 /**
  * Short loop intervals, so tests see syncs, discovery and reconnects within a second or so. The
@@ -37,6 +40,17 @@ export const CONVERGENCE_TIMEOUT_MS = 15_000;
 const PORT_ATTEMPTS = 5;
 /** Bound on one HTTP request of a test to a node. */
 export const REQUEST_TIMEOUT_MS = 5_000;
+
+/** `[T, T, …]` with `N` elements, so a fixed-size cluster destructures without casts (`T[]` when `N` is not a literal). */
+export type Tuple<T, N extends number, Acc extends T[] = []> = number extends N ? T[] : Acc['length'] extends N ? Acc : Tuple<T, N, [...Acc, T]>;
+
+export interface StartOptions {
+  /** Settings every node gets. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** Each node's own settings, over `env`; see `TestCluster.startNodes`. */
+  readonly perNode?: (index: number, addresses: readonly string[]) => Readonly<Record<string, string>>;
+  readonly names?: readonly string[];
+}
 
 export interface NodeSpec {
   readonly name: string;
@@ -182,17 +196,10 @@ export class TestCluster {
 
   /**
    * Declares `count` nodes on fresh addresses sharing one free port, and starts them all at once.
-   * `env(i, addresses)` gives each node its settings (PEERS …); by default every node lists every
+   * `perNode(i, addresses)` gives each node its own settings (PEERS …); by default every node lists every
    * address, itself included (as a DNS answer would), and recognises itself in the handshake.
    */
-  async startNodes(
-    count: number,
-    options: {
-      env?: Readonly<Record<string, string>>;
-      perNode?: (index: number, addresses: readonly string[]) => Readonly<Record<string, string>>;
-      names?: readonly string[];
-    } = {},
-  ): Promise<ClusterNode[]> {
+  async startNodes<N extends number>(count: N, options: StartOptions = {}): Promise<Tuple<ClusterNode, N>> {
     const hosts = Array.from({ length: count }, () => this.allocateHost());
     for (let attempt = 1; ; attempt++) {
       const port = await freePortOn(hosts);
@@ -209,7 +216,7 @@ export class TestCluster {
       );
       try {
         await Promise.all(nodes.map((node) => node.start()));
-        return nodes;
+        return nodes as Tuple<ClusterNode, N>;
       } catch (error) {
         // The port was taken between the check and the bind: drop these and try another port.
         await Promise.all(nodes.map((node) => node.destroy()));
@@ -219,11 +226,42 @@ export class TestCluster {
     }
   }
 
+  /** `startNodes`, then waits until every node holds a settled session with every other. */
+  async startMesh<N extends number>(count: N, options: StartOptions = {}): Promise<Tuple<ClusterNode, N>> {
+    const nodes = await this.startNodes(count, options);
+    await waitForMesh(nodes);
+    return nodes;
+  }
+
   /** Kills every node still running. Safe to call twice. */
   async destroy(): Promise<void> {
     await Promise.all(this.nodes.map((node) => node.destroy()));
     this.nodes.length = 0;
   }
+}
+
+/**
+ * Registers a test file's hooks: dist/ is built before the first test, and after each test every
+ * cluster made by the returned factory is killed, then its nodes' directories removed (in that
+ * order: a running node still holds its database open). Call it once, at the file's top level;
+ * a test may make as many clusters as it needs.
+ */
+export function useClusters(): () => TestCluster {
+  const dirs = new TempDirs();
+  const clusters: TestCluster[] = [];
+  beforeAll(() => ensureBuilt());
+  afterEach(async () => {
+    try {
+      await Promise.all(clusters.splice(0).map((cluster) => cluster.destroy()));
+    } finally {
+      await dirs.removeAll();
+    }
+  });
+  return () => {
+    const cluster = new TestCluster(dirs);
+    clusters.push(cluster);
+    return cluster;
+  };
 }
 
 // ---- talking to nodes ---------------------------------------------------------------------
