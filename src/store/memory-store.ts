@@ -14,7 +14,7 @@ import {
   digestSum,
   emptyState,
   formatDigest,
-  slotDigestChange,
+  SlotKeyCache,
   type GCounterState,
   type Slot,
   type SlotValue,
@@ -32,6 +32,8 @@ import type { Delta, IdentityInfo, Increment, MergeResult, PageCount, SlotCursor
 export const MEMORY_SCHEMA_VERSION = 1;
 
 const MINT_ATTEMPTS = 16;
+/** Slot keys remembered for the digest, as in the SQLite store. */
+const SLOT_KEY_CACHE_ENTRIES = 4096;
 
 /** What the database file holds. Mutated in place by commits, so it survives a crash. */
 export interface MemoryDatabase {
@@ -114,6 +116,7 @@ export class MemoryStore implements Store {
    * Changed together with the state: the twin has no transaction to roll back.
    */
   private digestSum: bigint;
+  private readonly slotKeys = new SlotKeyCache(SLOT_KEY_CACHE_ENTRIES);
   private currentIdentity: IdentityInfo;
   private accepting = true;
   private open = true;
@@ -258,7 +261,7 @@ export class MemoryStore implements Store {
       const value = (page ?? this.db.state.get(slot.page))?.get(slot.replica);
       if (value === undefined) continue;
       this.index(slot.page, slot.replica, value);
-      digestChange += slotDigestChange(slot.page, slot.replica, before, value.count);
+      digestChange += this.slotKeys.change(slot.page, slot.replica, before, value.count);
     }
     this.digestSum = addToDigest(this.digestSum, digestChange);
     const changed: PageCount[] = [];
@@ -353,7 +356,7 @@ export class MemoryStore implements Store {
         const count = (this.db.state.get(page)?.get(replica)?.count ?? 0) + by;
         raised.push({ page, replica, count, seq });
         this.setTotal(page, total);
-        digestChange += slotDigestChange(page, replica, count - by, count);
+        digestChange += this.slotKeys.change(page, replica, count - by, count);
       }
       applySlots(this.db.state, raised);
       this.digestSum = addToDigest(this.digestSum, digestChange);
