@@ -404,7 +404,7 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * The digest sum from every slot: one scan at open (about 0.6 s at 300,000 slots, most of it
+   * The digest sum from every slot: one scan at open (0.6–0.8 s at 300,000 slots, most of it
    * hashing) instead of one per digest().
    */
   private scanDigestSum(): bigint {
