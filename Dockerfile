@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# distributed-sqlite: one node per Fly Machine, backed up by Litestream (see docs/DEPLOY.md).
+# distributed-sqlite: one node per Fly Machine, backed up by Litestream (see the README, section Deploy).
 #
 # Stages:
 #   deps   production node_modules (better-sqlite3 compiled here if no prebuilt binary fits,

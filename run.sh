@@ -15,7 +15,7 @@
 #                                 each node writes under REPLICA_URL/NODE_ID
 #   NODE_ID                       derived, not read: FLY_MACHINE_ID, else NODE_NAME, else the host name
 #   RESTORE_FROM                  a NODE_ID whose backup seeds a node that has none of its own
-#                                 (disaster recovery: see docs/DEPLOY.md)
+#                                 (disaster recovery: see the README, section Deploy)
 #   LITESTREAM_SYNC_INTERVAL      how often WAL is shipped (10s): the recovery point of a full-cluster loss
 #   LITESTREAM_ENDPOINT           S3 endpoint (default AWS_ENDPOINT_URL_S3, which `fly storage create` sets)
 #   LITESTREAM_REGION             S3 region (default AWS_REGION)
