@@ -26,7 +26,8 @@ import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-co
 import { decideIdentity, identityRecord, type IdentityFile, type IdentityFileContents, type IdentityRecord, type StoredIdentity } from './identity.js';
 import { compareUtf8 } from './page-order.js';
 import type { StoreLogger } from './sqlite-store.js';
-import type { Delta, IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
+import type { IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
+import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 
 /** The schema version the memory twin models (the SQLite store's migrations count). */
 export const MEMORY_SCHEMA_VERSION = 1;
@@ -104,8 +105,7 @@ export class MemoryStore implements Store {
   private readonly log: StoreLogger;
   private readonly db: MemoryDatabase;
   private readonly groupCommit: GroupCommit;
-  private readonly commitListeners = new Set<(delta: Delta) => void>();
-  private readonly changeListeners = new Set<(changed: readonly PageCount[], origin: 'local' | 'merge') => void>();
+  private readonly events: StoreEvents;
   /** Derived from `db.state`, rebuilt at open: page totals and each replica's slots. */
   private readonly totals = new Map<PageName, number>();
   private readonly byReplica = new Map<ReplicaId, Map<PageName, SlotValue>>();
@@ -140,6 +140,7 @@ export class MemoryStore implements Store {
   ) {
     this.random = options.random ?? cryptoRandom;
     this.log = options.log ?? silentLogger;
+    this.events = new StoreEvents(this.log);
     this.db = disk.database;
     for (const slot of allSlots(this.db.state)) this.index(slot.page, slot.replica, slot);
     this.digestSum = digestSum(allSlots(this.db.state));
@@ -283,7 +284,7 @@ export class MemoryStore implements Store {
     for (const range of ranges) if (range.replica === own && range.upTo > ownSeen) ownSeen = range.upTo;
     let identityChanged: IdentityInfo | undefined;
     if (ownSeen > ownSeq) identityChanged = this.mint(`a peer holds seq ${ownSeen} of this replica, beyond its local seq ${ownSeq}`);
-    if (changed.length > 0) this.emitChange(changed, 'merge');
+    if (changed.length > 0) this.events.emitChange(changed, 'merge');
     return identityChanged === undefined ? { changed, advanced } : { changed, advanced, identityChanged };
   }
 
@@ -304,14 +305,12 @@ export class MemoryStore implements Store {
     return { pages: this.totals.size, slots, replicas: this.db.replicas.size, bytes: 0 };
   }
 
-  onCommit(listener: (delta: Delta) => void): () => void {
-    this.commitListeners.add(listener);
-    return () => this.commitListeners.delete(listener);
+  onCommit(listener: CommitListener): () => void {
+    return this.events.onCommit(listener);
   }
 
-  onChange(listener: (changed: readonly PageCount[], origin: 'local' | 'merge') => void): () => void {
-    this.changeListeners.add(listener);
-    return () => this.changeListeners.delete(listener);
+  onChange(listener: ChangeListener): () => void {
+    return this.events.onChange(listener);
   }
 
   close(): Promise<void> {
@@ -362,8 +361,8 @@ export class MemoryStore implements Store {
       this.digestSum = addToDigest(this.digestSum, digestChange);
       for (const slot of raised) this.index(slot.page, replica, slot);
       this.db.vv.set(replica, seq);
-      this.emitCommit({ range: { replica, after: seq - 1, upTo: seq }, slots: raised });
-      this.emitChange(
+      this.events.emitCommit({ range: { replica, after: seq - 1, upTo: seq }, slots: raised });
+      this.events.emitChange(
         raised.map(({ page }) => ({ page, count: plan.pages.get(page)?.total ?? 0 })),
         'local',
       );
@@ -409,25 +408,6 @@ export class MemoryStore implements Store {
     this.totals.set(page, total);
   }
 
-  private emitCommit(delta: Delta): void {
-    for (const listener of this.commitListeners) {
-      try {
-        listener(delta);
-      } catch (error) {
-        this.log.error({ err: error }, 'commit listener failed');
-      }
-    }
-  }
-
-  private emitChange(changed: readonly PageCount[], origin: 'local' | 'merge'): void {
-    for (const listener of this.changeListeners) {
-      try {
-        listener(changed, origin);
-      } catch (error) {
-        this.log.error({ err: error }, 'change listener failed');
-      }
-    }
-  }
 
   private assertOpen(): void {
     if (!this.open) throw new AppError('shutting_down', 'the store is closed');

@@ -13,7 +13,8 @@ import { cryptoRandom, newReplicaId, type PageName, type RandomBytes, type Repli
 import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
 import { decideIdentity, diskIdentityFile, identityFilePath, type DatabaseIdentity, type IdentityFile } from './identity.js';
 import { BUSY_TIMEOUT_MS, migrate } from './migrate.js';
-import type { Delta, IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
+import type { IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
+import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 
 /** The subset of a pino logger the store uses. */
 export interface StoreLogger {
@@ -111,8 +112,7 @@ export class SqliteStore implements Store {
   private readonly random: RandomBytes;
   private readonly log: StoreLogger;
   private readonly groupCommit: GroupCommit;
-  private readonly commitListeners = new Set<(delta: Delta) => void>();
-  private readonly changeListeners = new Set<(changed: readonly PageCount[], origin: 'local' | 'merge') => void>();
+  private readonly events: StoreEvents;
   /** replica id → interned integer; reloaded from the database after a failed transaction. */
   private interned = new Map<ReplicaId, number>();
   private self: number;
@@ -137,6 +137,7 @@ export class SqliteStore implements Store {
   ) {
     this.random = options.random ?? cryptoRandom;
     this.log = options.log ?? silentLogger;
+    this.events = new StoreEvents(this.log);
     this.statements = prepare(db);
     this.reloadInterned();
     this.groupCommit = new GroupCommit((units) => this.flush(units));
@@ -260,7 +261,7 @@ export class SqliteStore implements Store {
     });
     this.digestSum = addToDigest(this.digestSum, result.digestChange);
     if (result.identityChanged !== undefined) this.adoptIdentity(result.identityChanged);
-    if (result.changed.length > 0) this.emitChange(result.changed, 'merge');
+    if (result.changed.length > 0) this.events.emitChange(result.changed, 'merge');
     const { changed, advanced, identityChanged } = result;
     return identityChanged === undefined ? { changed, advanced } : { changed, advanced, identityChanged };
   }
@@ -283,14 +284,12 @@ export class SqliteStore implements Store {
     return { pages: s.countPages.get() ?? 0, slots: s.countSlots.get() ?? 0, replicas: s.countReplicas.get() ?? 0, bytes: this.fileBytes() };
   }
 
-  onCommit(listener: (delta: Delta) => void): () => void {
-    this.commitListeners.add(listener);
-    return () => this.commitListeners.delete(listener);
+  onCommit(listener: CommitListener): () => void {
+    return this.events.onCommit(listener);
   }
 
-  onChange(listener: (changed: readonly PageCount[], origin: 'local' | 'merge') => void): () => void {
-    this.changeListeners.add(listener);
-    return () => this.changeListeners.delete(listener);
+  onChange(listener: ChangeListener): () => void {
+    return this.events.onChange(listener);
   }
 
   close(): Promise<void> {
@@ -394,8 +393,8 @@ export class SqliteStore implements Store {
     for (const { unit, error } of plan.rejected) unit.reject(error);
     if (raised.length > 0) {
       this.seq = seq;
-      this.emitCommit({ range: { replica: this.replicaId, after: seq - 1, upTo: seq }, slots: raised });
-      this.emitChange(
+      this.events.emitCommit({ range: { replica: this.replicaId, after: seq - 1, upTo: seq }, slots: raised });
+      this.events.emitChange(
         raised.map(({ page }) => ({ page, count: plan.pages.get(page)?.total ?? 0 })),
         'local',
       );
@@ -469,25 +468,6 @@ export class SqliteStore implements Store {
     this.log.warn({ ...identity }, 'replica id minted');
   }
 
-  private emitCommit(delta: Delta): void {
-    for (const listener of this.commitListeners) {
-      try {
-        listener(delta);
-      } catch (error) {
-        this.log.error({ err: error }, 'commit listener failed');
-      }
-    }
-  }
-
-  private emitChange(changed: readonly PageCount[], origin: 'local' | 'merge'): void {
-    for (const listener of this.changeListeners) {
-      try {
-        listener(changed, origin);
-      } catch (error) {
-        this.log.error({ err: error }, 'change listener failed');
-      }
-    }
-  }
 
   private fileBytes(): number {
     let bytes = 0;
