@@ -40,6 +40,11 @@ const PAGE_SEGMENT = /^\/api\/pages\/([^/]+)/;
 export function pageFromPath(path: string): PageName {
   const raw = PAGE_SEGMENT.exec(path)?.[1];
   if (raw === undefined) throw new AppError('bad_page_name', 'the path has no page name');
+  return decodePageName(raw);
+}
+
+/** A percent-encoded page name, decoded strictly and checked. */
+function decodePageName(raw: string): PageName {
   let decoded = raw;
   if (raw.includes('%')) {
     try {
@@ -56,16 +61,7 @@ const PAGE_PATH = /^\/pages\/(.*)$/;
 
 /** The page of `/pages/<name>`; a malformed escape or a bad name is a 400. */
 export function pageFromPagePath(path: string): PageName {
-  const raw = PAGE_PATH.exec(path)?.[1] ?? '';
-  let decoded = raw;
-  if (raw.includes('%')) {
-    try {
-      decoded = decodeURIComponent(raw);
-    } catch {
-      throw new AppError('bad_page_name', 'the page name in the path has a malformed percent-encoding');
-    }
-  }
-  return checkPageName(decoded);
+  return decodePageName(PAGE_PATH.exec(path)?.[1] ?? '');
 }
 
 const NO_STORE = 'no-store';
