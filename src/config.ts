@@ -37,6 +37,8 @@ export interface Config {
   readonly antiEntropyIntervalMs: number;
   readonly region: string | undefined;
   readonly flyAppName: string | undefined;
+  /** FLY_PRIVATE_IP: the address others reach this node at, when it listens on a wildcard. */
+  readonly privateIp: string | undefined;
   readonly maxBodyBytes: number;
   /** Problems that do not stop the start but must be logged loudly (e.g. no cluster secret). */
   readonly warnings: readonly string[];
@@ -90,6 +92,7 @@ export const SETTINGS = [
   { env: 'FLY_REGION', default: '(set by Fly.io)', help: 'Region shown in the cluster status.' },
   { env: 'FLY_APP_NAME', default: '(set by Fly.io)', help: 'Defaults DISCOVERY_DNS and CLUSTER_NAME.' },
   { env: 'FLY_MACHINE_ID', default: '(set by Fly.io)', help: 'Defaults NODE_NAME.' },
+  { env: 'FLY_PRIVATE_IP', default: '(set by Fly.io)', help: 'The 6PN address peers reach this node at, shown in the membership when HOST is a wildcard.' },
 ] as const;
 
 type SettingName = (typeof SETTINGS)[number]['env'];
@@ -213,6 +216,8 @@ export function loadConfig(
 
   const region = text('FLY_REGION');
   const flyAppName = text('FLY_APP_NAME');
+  const privateIp = text('FLY_PRIVATE_IP');
+  if (privateIp !== undefined && isIP(privateIp) === 0) problems.push(`${name('FLY_PRIVATE_IP')} must be an IP address, got ${JSON.stringify(privateIp)}`);
   const nodeName = text('NODE_NAME') ?? text('FLY_MACHINE_ID') ?? defaults.hostname ?? osHostname();
   if (nodeName.length > MAX_NAME_LENGTH || !NAME_PATTERN.test(nodeName)) {
     problems.push(`${name('NODE_NAME')} must be 1–${MAX_NAME_LENGTH} letters, digits, dots, dashes or underscores, got ${JSON.stringify(nodeName)}`);
@@ -309,6 +314,7 @@ export function loadConfig(
     antiEntropyIntervalMs,
     region,
     flyAppName,
+    privateIp,
     maxBodyBytes,
     warnings: Object.freeze(warnings),
   });

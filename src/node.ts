@@ -97,6 +97,10 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   const upgrades = new UpgradeDispatcher();
   let port = config.port;
   const address = (): string => `${urlHost(config.host)}:${port}`;
+  // Where peers and browsers reach this node: on Fly.io a wildcard listener is reached at its 6PN
+  // address, which the membership shows (every node there would otherwise say "localhost").
+  const advertised = (): string =>
+    config.privateIp !== undefined && (config.host === '::' || config.host === '0.0.0.0') ? `${urlHost(config.privateIp)}:${port}` : address();
 
   // Replication: peers dial `/cluster` on this server; discovery tells the replicator whom to dial.
   const transport = new WebSocketTransport({ maxFrameBytes: MAX_FRAME_BYTES, log });
@@ -115,7 +119,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   });
   const cluster: ClusterStatusSource = replicationStatus(store, replicator, () => ({
     name: config.nodeName,
-    address: address(),
+    address: advertised(),
     ...(config.region !== undefined ? { region: config.region } : {}),
     version,
     startedAt,
@@ -178,7 +182,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   port = (server.address() as AddressInfo).port;
   const url = `http://${address()}`;
   readiness = 'ready';
-  replicator.updatePresence({ address: address() });
+  replicator.updatePresence({ address: advertised() });
   // Discovery starts once the server listens: peers found by A/AAAA records listen on the bound
   // port (PORT=0 picks one). config.ts has already validated the DNS settings.
   const discovery = new DiscoveryLoop({

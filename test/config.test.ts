@@ -36,6 +36,7 @@ describe('loadConfig defaults', () => {
       antiEntropyIntervalMs: 2000,
       region: undefined,
       flyAppName: undefined,
+      privateIp: undefined,
       maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
       warnings: [],
     });
@@ -56,6 +57,11 @@ describe('loadConfig defaults', () => {
     expect(config.discoveryDns).toBe('counters.internal');
     expect(config.region).toBe('ams');
     expect(config.flyAppName).toBe('counters');
+  });
+
+  it('takes FLY_PRIVATE_IP as the advertised 6PN address and refuses one that is not an IP', () => {
+    expect(loadConfig({ FLY_PRIVATE_IP: 'fdaa:0:1:a7b:1::2' }, [], HOST).privateIp).toBe('fdaa:0:1:a7b:1::2');
+    expect(() => loadConfig({ FLY_PRIVATE_IP: 'not-an-ip' }, [], HOST)).toThrow(/FLY_PRIVATE_IP .*must be an IP address/);
   });
 
   it('lets explicit settings win over Fly.io defaults', () => {
