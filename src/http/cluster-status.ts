@@ -2,8 +2,6 @@
  * What `GET /api/cluster` shows, and the narrow source the HTTP layer reads it from. A single
  * node serves `singleNodeStatus`; replication supplies a richer source with peers and membership.
  */
-import { vectorToObject } from '../crdt/version-vector.js';
-import type { ReplicationStatus } from '../replication/replicator.js';
 import type { Store } from '../store/store.js';
 
 export interface NodeInfo {
@@ -87,43 +85,4 @@ export function singleNodeStatus(store: Store, describe: () => Omit<NodeInfo, 'r
       };
     },
   };
-}
-
-/**
- * Status of a replicating node: its peers (connected or not, since when, last sync, lag) and the
- * membership gossiped by awareness. A member is `live` while its awareness state is fresh, unless
- * this node dials it directly and that link is down (then it shows as unreachable at once rather
- * than after the 30 s awareness timeout).
- */
-export function replicationStatus(
-  store: Store,
-  replication: { status(): ReplicationStatus },
-  describe: () => Omit<NodeInfo, 'replicaId'>,
-): ClusterStatusSource {
-  const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
-  return {
-    status() {
-      const node: NodeInfo = { ...describe(), replicaId: store.replicaId };
-      const replication_ = replication.status();
-      const peers: PeerStatus[] = replication_.peers.map((peer) => dropUndefined({ ...peer, since: iso(peer.since), lastSyncAt: iso(peer.lastSyncAt) }));
-      const connected = new Set(peers.filter((p) => p.state === 'connected').map((p) => p.replicaId));
-      const down = new Set(peers.filter((p) => p.state !== 'connected' && p.replicaId !== undefined).map((p) => p.replicaId));
-      const membership: MemberStatus[] = replication_.membership.map((member) =>
-        dropUndefined({
-          name: member.name,
-          replicaId: member.replicaId,
-          address: member.address,
-          region: member.region,
-          version: member.version,
-          startedAt: iso(member.startedAt),
-          live: member.local || connected.has(member.replicaId) || !down.has(member.replicaId),
-        }),
-      );
-      return { node, peers, versionVector: vectorToObject(store.versionVector()), membership, digest: store.digest() };
-    },
-  };
-}
-
-function dropUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
