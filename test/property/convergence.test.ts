@@ -113,4 +113,41 @@ describe('the property has teeth', () => {
 });
 
 /** Schedules that once broke the code (kept so they never break it again). */
-const REGRESSIONS: Schedule[] = [];
+const REGRESSIONS: Schedule[] = [
+  // A copy of the database taken during the same run, restored after its increment had reached
+  // the peer. With the first identity rule (an epoch bumped per start) the epochs matched, the
+  // node kept its replica id, and its next increment reused seq 1 under that id: the peer, which
+  // already held seq 1, swallowed it. The clean-stop record in the identity file closed it.
+  {
+    nodes: 2,
+    seed: 0,
+    steps: [
+      { kind: 'snapshot', node: 0 },
+      { kind: 'inc', node: 0, page: 'a', by: 1 },
+      { kind: 'flow', count: 40 },
+      { kind: 'restoreStale', node: 0, pick: 0 },
+      { kind: 'inc', node: 0, page: 'a', by: 1 },
+    ],
+  },
+  // A lost delta leaves a gap; the next delta must be merged without advancing the vector, and
+  // anti-entropy must fill the gap (the advance-over-gap variant fails exactly here).
+  {
+    nodes: 2,
+    seed: 0,
+    steps: [
+      { kind: 'inc', node: 0, page: 'a', by: 1 },
+      { kind: 'drop', pick: 0 },
+      { kind: 'inc', node: 0, page: 'b', by: 1 },
+    ],
+  },
+  // Concurrent increments of one page on both nodes before either hears of the other: the
+  // naive scheme's lost update.
+  {
+    nodes: 2,
+    seed: 0,
+    steps: [
+      { kind: 'inc', node: 0, page: 'a', by: 1 },
+      { kind: 'inc', node: 1, page: 'a', by: 1 },
+    ],
+  },
+];
