@@ -17,6 +17,7 @@ import { randomInt } from 'node:crypto';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, beforeAll } from 'vitest';
+import type { ClusterStatus, PeerStatus } from '../../src/http/cluster-status.js';
 import { ensureBuilt } from './build.js';
 import { eventually } from './eventually.js';
 import { spawnNode, type Exit, type SpawnedNode } from './spawn-node.js';
@@ -266,26 +267,8 @@ export function useClusters(): () => TestCluster {
 
 // ---- talking to nodes ---------------------------------------------------------------------
 
-export interface PeerStatus {
-  readonly address: string;
-  readonly replicaId?: string;
-  readonly name?: string;
-  readonly state: 'connected' | 'connecting' | 'disconnected' | 'self';
-  readonly direction?: 'inbound' | 'outbound';
-  readonly since?: string;
-  readonly lastSyncAt?: string;
-  readonly lagSeqs?: number;
-  readonly behindSeqs?: number;
-  readonly lastError?: string;
-}
-
-export interface ClusterStatus {
-  readonly node: { readonly name: string; readonly replicaId: string; readonly address: string };
-  readonly peers: readonly PeerStatus[];
-  readonly versionVector: Readonly<Record<string, number>>;
-  readonly membership: ReadonlyArray<{ readonly name: string; readonly replicaId: string; readonly address?: string; readonly live: boolean }>;
-  readonly digest: string;
-}
+// The JSON of GET /api/cluster, typed by the node's own definition.
+export type { ClusterStatus, PeerStatus } from '../../src/http/cluster-status.js';
 
 async function request(url: string, init?: RequestInit): Promise<Response> {
   return fetch(url, { ...init, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
