@@ -105,13 +105,12 @@ describe('restore from a Litestream backup', () => {
     await stopGracefully(a);
   });
 
-  it('a restored node converges with a peer that kept running, nothing lost on either side', async () => {
-    const dir = await dirs.create('restore-peer-');
+  /** Node B running plainly, and the settings of node A under run.sh backing up to a file replica. */
+  async function backedUpPair(prefix: string) {
+    const dir = await dirs.create(prefix);
     const aDir = join(dir, 'a');
     const aPath = join(aDir, 'counters.db');
     const replicaRoot = join(dir, 'replica');
-    const aBackup = `file://${replicaRoot}/a`;
-
     const b = await nodes.start({ env: { DATABASE_PATH: join(dir, 'b', 'counters.db'), NODE_NAME: 'b', CLUSTER_SECRET } });
     const aEnv = {
       DATABASE_PATH: aPath,
@@ -121,6 +120,11 @@ describe('restore from a Litestream backup', () => {
       CLUSTER_SECRET,
       PEERS: `127.0.0.1:${b.port}`,
     };
+    return { dir, aDir, aPath, replicaRoot, aBackup: `file://${replicaRoot}/a`, aEnv, b };
+  }
+
+  it('a restored node converges with a peer that kept running, nothing lost on either side', async () => {
+    const { dir, aDir, aPath, aBackup, aEnv, b } = await backedUpPair('restore-peer-');
     let a = await runs.start(aEnv);
 
     const onA = { home: 30, about: 10 };
@@ -147,21 +151,7 @@ describe('restore from a Litestream backup', () => {
   });
 
   it('loses nothing when the backup is older than what the peers saw of the node', async () => {
-    const dir = await dirs.create('restore-stale-');
-    const aDir = join(dir, 'a');
-    const aPath = join(aDir, 'counters.db');
-    const replicaRoot = join(dir, 'replica');
-    const aBackup = `file://${replicaRoot}/a`;
-
-    const b = await nodes.start({ env: { DATABASE_PATH: join(dir, 'b', 'counters.db'), NODE_NAME: 'b', CLUSTER_SECRET } });
-    const aEnv = {
-      DATABASE_PATH: aPath,
-      NODE_NAME: 'a',
-      REPLICA_URL: `file://${replicaRoot}`,
-      LITESTREAM_SYNC_INTERVAL: TEST_SYNC_INTERVAL,
-      CLUSTER_SECRET,
-      PEERS: `127.0.0.1:${b.port}`,
-    };
+    const { dir, aDir, aPath, replicaRoot, aBackup, aEnv, b } = await backedUpPair('restore-stale-');
     let a = await runs.start(aEnv);
     const phase1 = { home: 12, about: 3 };
     await countViews(a.url, phase1);
