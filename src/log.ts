@@ -7,6 +7,20 @@ import type { LogLevel } from './config.js';
 
 export type { Logger } from 'pino';
 
+/**
+ * The narrow logging seam every module below the composition root takes (store, replication,
+ * discovery, http): pino's Logger satisfies it, tests pass a recorder or `noLog`.
+ */
+export interface Log {
+  debug(object: object, message?: string): void;
+  info(object: object, message?: string): void;
+  warn(object: object, message?: string): void;
+  error(object: object, message?: string): void;
+}
+
+/** A Log that drops everything. */
+export const noLog: Log = { debug() {}, info() {}, warn() {}, error() {} };
+
 export interface LoggerOptions {
   readonly level: LogLevel;
   /** Where lines go; stdout (synchronously, so nothing is lost on exit) when omitted. */

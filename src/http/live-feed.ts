@@ -24,7 +24,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { AppError, errorBody, isAppError } from '../errors.js';
 import type { PageName } from '../ids.js';
 import type { Logger } from '../log.js';
-import { realTimers, type TimerHandle, type Timers } from '../replication/timers.js';
+import { realTimers, type TimerHandle, type Timers } from '../timers.js';
 import type { PageCount, Store } from '../store/store.js';
 import { checkPageName } from './body.js';
 import type { ClusterStatus, ClusterStatusSource } from './cluster-status.js';

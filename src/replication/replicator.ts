@@ -26,7 +26,7 @@ import { PeerSession } from './peer-session.js';
 import { type Member, Presence, type NodePresence } from './presence.js';
 import { noMetrics, type ReplicationMetrics } from './replication-metrics.js';
 import { planSyncAnswer, SYNC_CHUNK_SLOTS } from './sync-answer.js';
-import { realTimers, type TimerHandle, type Timers } from './timers.js';
+import { realTimers, type TimerHandle, type Timers } from '../timers.js';
 
 export const HEARTBEAT_INTERVAL_MS = 1_000;
 export const HEARTBEAT_TIMEOUT_MS = 5_000;

@@ -2,7 +2,7 @@
  * A manual clock for the replicator's `Timers`: nothing fires until the test advances time, so
  * heartbeats, anti-entropy and reconnect backoff run exactly when a test says so.
  */
-import type { TimerHandle, Timers } from '../../src/replication/timers.js';
+import type { TimerHandle, Timers } from '../../src/timers.js';
 
 interface Scheduled {
   readonly at: number;

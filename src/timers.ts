@@ -1,6 +1,6 @@
 /**
- * Time as a dependency: the replicator reads the clock and schedules through this, so tests can
- * drive every loop by hand (a manual clock) instead of sleeping.
+ * Time as a dependency: the replicator and the live feed read the clock and schedule through this,
+ * so tests can drive every loop by hand (a manual clock) instead of sleeping.
  */
 export type TimerHandle = { readonly __timer: true };
 
