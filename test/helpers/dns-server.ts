@@ -87,6 +87,21 @@ const RCODE_NXDOMAIN = 3;
 
 const TYPE_NAMES = new Map<number, string>(Object.entries(PacketClass.TYPE).map(([name, code]) => [code as number, name]));
 
+// RFC 2782 says of the SRV target: "name compression is not to be used for this field". dns2 3
+// compresses it anyway (`06 node-1 c0 0c`); c-ares 1.34.6 (Node 20) reads that, c-ares 1.34.8
+// (Node 24) rejects the whole answer with EBADRESP. So SRV RDATA is encoded here: priority,
+// weight, port, then the target as literal labels (Name.encode without the message's writer has
+// no table of earlier names, so it never emits a pointer). dns2's writer back-fills RDLENGTH.
+interface RdataCodec {
+  encode(record: Resource, writer: { write(value: number, bits: number): void }): void;
+}
+(PacketClass.Resource as unknown as { SRV: RdataCodec }).SRV.encode = (record, writer) => {
+  writer.write(record.priority ?? 0, 16);
+  writer.write(record.weight ?? 0, 16);
+  writer.write(record.port ?? 0, 16);
+  for (const byte of PacketClass.Name.encode(record.target ?? '')) writer.write(byte, 8);
+};
+
 export async function startDnsServer(options: StartDnsServerOptions = {}): Promise<TestDnsServer> {
   const host = options.host ?? '127.0.0.1';
   const zone = new Map<string, readonly DnsRecord[]>();
