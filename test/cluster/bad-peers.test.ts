@@ -11,19 +11,10 @@ import { replicaIdToBytes } from '../../src/ids.js';
 import { encodeMessage } from '../../src/protocol/codec.js';
 import { MAX_FRAME_BYTES } from '../../src/protocol/messages.js';
 import { eventually } from '../helpers/eventually.js';
-import {
-  type ClusterNode,
-  CLUSTER_SECRET,
-  clusterStatus,
-  FAST_LIVENESS,
-  increment,
-  logLines,
-  pageCount,
-  peerAt,
-  type TestCluster,
-  useClusters,
-  waitForConvergence,
-} from '../helpers/cluster.js';
+import { FAST_LIVENESS, type TestCluster, useClusters } from '../helpers/cluster.js';
+import { type ClusterNode, CLUSTER_SECRET, logLines } from '../helpers/cluster-node.js';
+import { waitForConvergence } from '../helpers/cluster-waits.js';
+import { clusterStatus, increment, pageCount, peerAt } from '../helpers/http-client.js';
 import { RawPeer } from './raw-peer.js';
 
 const CLUSTER_NAME = 'counters-test';

@@ -5,18 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import {
-  clusterStatus,
-  FAST_LIVENESS,
-  increment,
-  incrementBatch,
-  logLines,
-  startLoad,
-  sum,
-  useClusters,
-  waitForConvergence,
-  waitForMesh,
-} from '../helpers/cluster.js';
+import { FAST_LIVENESS, useClusters } from '../helpers/cluster.js';
+import { logLines } from '../helpers/cluster-node.js';
+import { waitForConvergence, waitForMesh } from '../helpers/cluster-waits.js';
+import { clusterStatus, increment, incrementBatch } from '../helpers/http-client.js';
+import { startLoad, sum } from '../helpers/load.js';
 import { reportTiming } from './timing.js';
 
 const newCluster = useClusters();

@@ -6,18 +6,11 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import {
-  type ClusterNode,
-  clusterStatus,
-  FAST_LIVENESS,
-  freePortOn,
-  increment,
-  logLines,
-  peerAt,
-  useClusters,
-  waitForConvergence,
-  waitForMesh,
-} from '../helpers/cluster.js';
+import { FAST_LIVENESS, useClusters } from '../helpers/cluster.js';
+import { type ClusterNode, logLines } from '../helpers/cluster-node.js';
+import { waitForConvergence, waitForMesh } from '../helpers/cluster-waits.js';
+import { clusterStatus, increment, peerAt } from '../helpers/http-client.js';
+import { freePortOn } from '../helpers/loopback-ports.js';
 import { a, srv, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { reportTiming } from './timing.js';
 

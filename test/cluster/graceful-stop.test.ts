@@ -5,7 +5,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { clusterStatus, FAST_LIVENESS, logLines, peerAt, startLoad, sum, useClusters, waitForConvergence } from '../helpers/cluster.js';
+import { FAST_LIVENESS, useClusters } from '../helpers/cluster.js';
+import { logLines } from '../helpers/cluster-node.js';
+import { waitForConvergence } from '../helpers/cluster-waits.js';
+import { clusterStatus, peerAt } from '../helpers/http-client.js';
+import { startLoad, sum } from '../helpers/load.js';
 import { reportTiming } from './timing.js';
 
 /** y-protocols forgets a silent member after 30 s; the departure must show far sooner. */

@@ -6,7 +6,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { clusterStatus, FAST_LIVENESS, increment, incrementBatch, useClusters, waitForConvergence } from '../helpers/cluster.js';
+import { FAST_LIVENESS, useClusters } from '../helpers/cluster.js';
+import { waitForConvergence } from '../helpers/cluster-waits.js';
+import { clusterStatus, increment, incrementBatch } from '../helpers/http-client.js';
 
 /** Bound for the lag figures to settle once the counts converged (no anti-entropy round in it). */
 const LAG_SETTLES_MS = 2_000;

@@ -4,7 +4,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { clusterStatus, FAST_LIVENESS, increment, peerAt, useClusters, waitForConvergence } from '../helpers/cluster.js';
+import { FAST_LIVENESS, useClusters } from '../helpers/cluster.js';
+import { waitForConvergence } from '../helpers/cluster-waits.js';
+import { clusterStatus, increment, peerAt } from '../helpers/http-client.js';
 import { reportTiming } from './timing.js';
 
 /** Long enough for the peers' backoff (100 ms doubling, jittered) to pass a few seconds. */

@@ -5,7 +5,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { clusterStatus, connectedTo, FAST_LIVENESS, increment, incrementBatch, logLines, useClusters, waitForConvergence } from '../helpers/cluster.js';
+import { FAST_LIVENESS, useClusters } from '../helpers/cluster.js';
+import { logLines } from '../helpers/cluster-node.js';
+import { waitForConvergence } from '../helpers/cluster-waits.js';
+import { clusterStatus, connectedTo, increment, incrementBatch } from '../helpers/http-client.js';
 import { reportTiming } from './timing.js';
 
 const newCluster = useClusters();

@@ -5,7 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { clusterStatus, FAST_LIVENESS, increment, peerAt, useClusters, waitForConvergence, waitForMesh } from '../helpers/cluster.js';
+import { FAST_LIVENESS, useClusters } from '../helpers/cluster.js';
+import { waitForConvergence, waitForMesh } from '../helpers/cluster-waits.js';
+import { clusterStatus, increment, peerAt } from '../helpers/http-client.js';
 import { reportTiming } from './timing.js';
 
 const LIVENESS = { ...FAST_LIVENESS, HEARTBEAT_INTERVAL_MS: '200', HEARTBEAT_TIMEOUT_MS: '1000' };
