@@ -5,10 +5,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HttpTarget, waitFor } from './http-client.js';
+import { freePortOn } from './loopback-ports.js';
 import type { Child, ProcessSet } from './processes.js';
 
 /** The repository root, from dist/bench/cluster.js. */
@@ -19,8 +19,6 @@ export const KOA_MAIN = join(ROOT, 'dist', 'bench', 'koa-ceiling.js');
 
 /** How long a cluster may take until every node sees every other as connected. */
 export const CONNECT_TIMEOUT_MS = 30_000;
-/** Tries at finding one port free on every node address. */
-const PORT_TRIES = 20;
 
 export type ClusterKind = 'ours' | 'naive';
 
@@ -39,32 +37,6 @@ interface ClusterStatusBody {
 
 export function nodeHost(index: number): string {
   return `127.0.0.${2 + index}`;
-}
-
-async function portFreeOn(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, host, () => server.close(() => resolve(true)));
-  });
-}
-
-/** A port free on every host: picked by the kernel on the first, checked on the others. */
-export async function freePortOn(hosts: readonly string[]): Promise<number> {
-  for (let attempt = 0; attempt < PORT_TRIES; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, hosts[0], () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-      });
-    });
-    let free = true;
-    for (const host of hosts.slice(1)) if (!(await portFreeOn(host, port))) free = false;
-    if (free && port !== 0) return port;
-  }
-  throw new Error(`no port free on all of ${hosts.join(', ')}`);
 }
 
 export class Cluster {
@@ -171,6 +143,11 @@ export class Cluster {
     const res = await node.http.send('GET', '/metrics');
     for (const line of res.body.split('\n')) if (line.startsWith(prefix)) return Number(line.slice(line.lastIndexOf(' ') + 1));
     return undefined;
+  }
+
+  /** A metric's value at every node, in node order (NaN where a node does not have it). */
+  async metricPerNode(prefix: string): Promise<number[]> {
+    return Promise.all(this.nodes.map(async (n) => (await this.metric(n, prefix)) ?? Number.NaN));
   }
 
   /** Bytes of each node's database files (main file and WAL). */

@@ -12,6 +12,7 @@
 import type { HttpTarget } from './http-client.js';
 import type { LiveFeedClient } from './live-feed-client.js';
 import { roundSummary, summarize, type Summary } from './stats.js';
+import { addTo, type Tally } from './tally.js';
 
 /** After the last send, how long samples may take to show up on every feed. */
 export const SETTLE_TIMEOUT_MS = 15_000;
@@ -38,9 +39,9 @@ export interface OpenLoopOptions {
   readonly maxInFlight: number;
   readonly random: () => number;
   /** Acknowledged increments per page, added to as responses arrive. */
-  readonly acked: Map<string, number>;
+  readonly acked: Tally;
   /** Requests whose outcome is unknown (network error/timeout): their increments may or may not count. */
-  readonly unknown: Map<string, number>;
+  readonly unknown: Tally;
   /** Set `stopped` to end the schedule early (what is left is counted as shed). */
   readonly stopSignal?: { stopped: boolean };
 }
@@ -90,10 +91,6 @@ interface Sample {
   ok: boolean;
   readonly seen: Array<number | undefined>;
   pending: number;
-}
-
-function addTo(map: Map<string, number>, page: string, by: number): void {
-  map.set(page, (map.get(page) ?? 0) + by);
 }
 
 export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {

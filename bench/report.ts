@@ -1,5 +1,5 @@
 /** The markdown table printed on stdout (and pasted into the README's Benchmarks section). */
-import type { BenchResult, RateResult } from './main.js';
+import type { BenchResult, RateResult } from './result.js';
 
 const MB = 1024 * 1024;
 

@@ -76,3 +76,25 @@ export async function runClosedLoop(options: {
     latencyMaxMs: worst((r) => r.latency.max),
   };
 }
+
+/**
+ * Results of closed loops run side by side (one per node, each on its own page) as one: counts
+ * and rates add up, latencies are the worst of each.
+ */
+export function combineResults(label: string, results: readonly ThroughputResult[]): ThroughputResult {
+  const sum = (pick: (r: ThroughputResult) => number): number => results.reduce((s, r) => s + pick(r), 0);
+  const worst = (pick: (r: ThroughputResult) => number): number => Math.max(...results.map(pick));
+  return {
+    label,
+    connections: sum((r) => r.connections),
+    durationMs: results[0]?.durationMs ?? 0,
+    requestsPerSecond: sum((r) => r.requestsPerSecond),
+    incrementsPerSecond: sum((r) => r.incrementsPerSecond),
+    requests2xx: sum((r) => r.requests2xx),
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    latencyP50Ms: worst((r) => r.latencyP50Ms),
+    latencyP99Ms: worst((r) => r.latencyP99Ms),
+    latencyMaxMs: worst((r) => r.latencyMaxMs),
+  };
+}

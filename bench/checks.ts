@@ -1,0 +1,45 @@
+/**
+ * What a run is judged by. Problems fail it (exit code 1): an acknowledged increment lost, a
+ * sampled increment that never reached a peer's live feed. Targets are the project's speed and
+ * cost goals: a missed one is reported, not fatal.
+ */
+import { SETTLE_TIMEOUT_MS } from './open-loop.js';
+import { MEMORY_FIRST_PAGES } from './phases/memory.js';
+import type { BenchResult, TargetResult } from './result.js';
+
+export function findProblems(ours: BenchResult['ours']): string[] {
+  const problems: string[] = [];
+  if (ours.loss !== undefined && ours.loss.pagesWrong > 0) problems.push(`LOST INCREMENTS: ${ours.loss.pagesWrong} page totals differ from what was acknowledged (lost per node: ${ours.loss.lostPerNode.join(', ')})`);
+  for (const r of ours.latency) {
+    if (r.samplesMissing > 0) {
+      problems.push(
+        `${r.samplesMissing} sample observations at ${r.rate}/s never showed on a peer's live feed within ${SETTLE_TIMEOUT_MS} ms (${r.missingButStored} of them were stored at that node when asked afterwards: the feed did not report them; ${r.feedsClosed} feeds closed during the run)`,
+      );
+    }
+  }
+  return problems;
+}
+
+export function checkTargets(result: BenchResult): TargetResult[] {
+  const out: TargetResult[] = [];
+  const at = (rate: number) => result.ours.latency.find((r) => r.rate === rate);
+  const r1k = at(1000);
+  if (r1k !== undefined) {
+    out.push({ name: 'replication p50 at 1,000/s', target: '≤ 1 ms', measured: `${r1k.replication.p50} ms`, met: r1k.replication.p50 <= 1 });
+    out.push({ name: 'replication p99 at 1,000/s', target: '≤ 5 ms', measured: `${r1k.replication.p99} ms`, met: r1k.replication.p99 <= 5 });
+  }
+  const r10k = at(10000);
+  if (r10k !== undefined) out.push({ name: 'replication p99 at 10,000/s', target: '≤ 25 ms', measured: `${r10k.replication.p99} ms`, met: r10k.replication.p99 <= 25 });
+  const one = result.ours.throughput.find((t) => t.label.endsWith('one node') && t.label.startsWith('single'));
+  const koa = result.ours.koaCeiling;
+  if (one !== undefined && koa !== undefined) {
+    const ratio = one.requestsPerSecond / koa.requestsPerSecond;
+    out.push({ name: 'single-increment throughput vs koa ceiling', target: '≥ 80%', measured: `${Math.round(ratio * 100)}%`, met: ratio >= 0.8 });
+  }
+  const batch = result.ours.throughput.find((t) => t.label.startsWith('POST /api/views'));
+  if (batch !== undefined) out.push({ name: 'batch endpoint', target: '≥ 100,000 increments/s', measured: `${batch.incrementsPerSecond.toLocaleString('en-US')}/s`, met: batch.incrementsPerSecond >= 100_000 });
+  const memory = result.ours.memory;
+  if (memory !== undefined) out.push({ name: `RSS at ${memory.pages.toLocaleString('en-US')} vs ${MEMORY_FIRST_PAGES.toLocaleString('en-US')} pages`, target: 'flat (≤ 1.5×)', measured: `${memory.growth}×`, met: memory.growth <= 1.5 });
+  if (result.ours.loss !== undefined) out.push({ name: 'acknowledged increments lost', target: '0', measured: String(Math.max(0, ...result.ours.loss.lostPerNode)), met: result.ours.loss.pagesWrong === 0 });
+  return out;
+}

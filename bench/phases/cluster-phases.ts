@@ -1,0 +1,41 @@
+/**
+ * The phases that share one cluster of our nodes (latency, throughput, partition, in that order),
+ * then the check that it converges with nothing acknowledged lost, and its cost.
+ */
+import { Cluster } from '../cluster.js';
+import { waitConverged } from '../convergence.js';
+import type { Knobs, Phase } from '../knobs.js';
+import { checkLoss } from '../loss-check.js';
+import type { ProcessSet } from '../processes.js';
+import { log } from '../progress.js';
+import type { BenchResult } from '../result.js';
+import type { Tally } from '../tally.js';
+import { runRates } from './latency.js';
+import { runPartition } from './partition.js';
+import { runThroughput } from './throughput.js';
+
+export async function runClusterPhases(knobs: Knobs, phases: ReadonlySet<Phase>, processes: ProcessSet, dir: string, cpuProf: string): Promise<BenchResult['ours']> {
+  const ours: BenchResult['ours'] = { latency: [], throughput: [] };
+  log(`starting ${knobs.nodes} nodes`);
+  const cluster = await Cluster.start({ kind: 'ours', nodes: knobs.nodes, processes, dir, label: 'node', cpuProf });
+  const acked: Tally = new Map();
+  const unknown: Tally = new Map();
+  try {
+    if (phases.has('latency')) ours.latency = await runRates(cluster, knobs, 'ours', acked, unknown);
+    if (phases.has('throughput')) {
+      const { koa, runs } = await runThroughput(cluster, knobs, processes, acked, unknown);
+      ours.koaCeiling = koa;
+      ours.throughput = runs;
+    }
+    if (phases.has('partition')) ours.partition = await runPartition(cluster, knobs, acked, unknown);
+    log('checking: convergence and zero loss');
+    await waitConverged(cluster);
+    ours.loss = await checkLoss(cluster, acked, unknown);
+    ours.peakRssBytes = cluster.nodes.map((n) => n.child.memory()?.peak ?? Number.NaN);
+    ours.databaseBytes = cluster.databaseBytes();
+    ours.slots = await cluster.metricPerNode('dsqlite_store_slots');
+  } finally {
+    await cluster.stop();
+  }
+  return ours;
+}

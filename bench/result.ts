@@ -1,0 +1,82 @@
+/**
+ * The shape of one benchmark run's JSON result (bench/results/<start time>[-quick].json), built by
+ * main.ts from the phases and read by report.ts. Fields are described in bench/README.md.
+ */
+import type { Knobs } from './knobs.js';
+import type { MachineInfo } from './machine.js';
+import type { OpenLoopResult } from './open-loop.js';
+import type { ThroughputResult } from './closed-loop.js';
+import type { YjsPoint } from './yjs-baseline.js';
+
+export interface RateResult extends OpenLoopResult {
+  readonly bytesPerIncrement: number;
+}
+
+export interface LossCheck {
+  readonly acked: number;
+  readonly unknownOutcome: number;
+  /** Per node: sum of the final totals of every page the benchmark wrote. */
+  readonly finalPerNode: readonly number[];
+  /** Per node: acknowledged increments missing from the final totals, summed over pages. */
+  readonly lostPerNode: readonly number[];
+  /** Page totals outside [acked, acked + unknown outcome], summed over nodes. */
+  readonly pagesWrong: number;
+  /** Pages on which the nodes disagree. */
+  readonly pagesDivergent: number;
+  readonly lostFraction: number;
+}
+
+export interface PartitionResult {
+  readonly method: 'SIGSTOP';
+  readonly stoppedNode: string;
+  readonly partitionMs: number;
+  readonly load: OpenLoopResult;
+  /** ms from SIGCONT until every node's /api/cluster digest is equal. */
+  readonly convergeMs: number;
+}
+
+export interface MemoryResult {
+  readonly pages: number;
+  readonly rssAtFirstBytes: number[];
+  readonly rssAtAllBytes: number[];
+  /** V8 heap in use (dsqlite_nodejs_heap_size_used_bytes) at the same two readings: JS vs native memory. */
+  readonly heapAtFirstBytes: number[];
+  readonly heapAtAllBytes: number[];
+  /** Max over nodes of rss(all pages) / rss(first pages). */
+  readonly growth: number;
+  readonly slots: number[];
+  readonly databaseBytes: number[];
+  readonly bytesPerSlot: number;
+  readonly writeMs: number;
+}
+
+export interface TargetResult {
+  readonly name: string;
+  readonly target: string;
+  readonly measured: string;
+  readonly met: boolean;
+}
+
+export interface BenchResult {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly elapsedMs: number;
+  readonly machine: MachineInfo;
+  readonly loadAverageAtEnd: readonly number[];
+  readonly knobs: Knobs;
+  readonly ours: {
+    latency: RateResult[];
+    throughput: ThroughputResult[];
+    koaCeiling?: ThroughputResult;
+    partition?: PartitionResult;
+    loss?: LossCheck;
+    peakRssBytes?: number[];
+    databaseBytes?: number[];
+    slots?: number[];
+    memory?: MemoryResult;
+  };
+  readonly naive?: { latency: RateResult[]; loss: LossCheck };
+  readonly yjs?: YjsPoint[];
+  readonly targets: TargetResult[];
+  readonly problems: string[];
+}
