@@ -1,7 +1,10 @@
 /**
- * A seeded pseudo-random source (mulberry32), so a simulated run — replica ids, nonces, backoff
- * jitter — replays exactly from the seed fast-check reports.
+ * A seeded pseudo-random source, so a simulated run — replica ids, nonces, backoff jitter —
+ * replays exactly from the seed fast-check reports. The generator is the benchmark's mulberry32
+ * (one implementation, tested in test/bench).
  */
+import { seededRandom as mulberry32 } from '../../bench/stats.js';
+
 export interface SeededRandom {
   /** A float in [0, 1). */
   next(): number;
@@ -9,14 +12,7 @@ export interface SeededRandom {
 }
 
 export function seededRandom(seed: number): SeededRandom {
-  let state = seed >>> 0;
-  const next = (): number => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   return {
     next,
     bytes(size) {
