@@ -25,11 +25,17 @@ export function emptyState(): GCounterState {
   return new Map();
 }
 
-/** The larger of two slot values (by count, then seq): commutative, associative, idempotent. */
+/**
+ * The slot rule, the one both stores apply: `next` replaces `current` when its count is higher,
+ * or its count is equal and its seq higher (or there is no current value).
+ */
+export function supersedes(next: SlotValue, current: SlotValue | undefined): boolean {
+  return current === undefined || next.count > current.count || (next.count === current.count && next.seq > current.seq);
+}
+
+/** The larger of two slot values (by `supersedes`): commutative, associative, idempotent. */
 export function maxSlot(a: SlotValue | undefined, b: SlotValue): SlotValue {
-  if (a === undefined) return b;
-  if (b.count > a.count || (b.count === a.count && b.seq > a.seq)) return b;
-  return a;
+  return a === undefined || supersedes(b, a) ? b : a;
 }
 
 /**
@@ -79,16 +85,6 @@ export function pageValue(state: GCounterState, page: PageName): number {
   const slots = state.get(page);
   if (slots !== undefined) for (const value of slots.values()) total += value.count;
   return total;
-}
-
-/** Every slot of `replica` raised after commit `afterSeq`, in seq order. */
-export function slotsOfReplicaAfter(state: GCounterState, replica: ReplicaId, afterSeq: number): Slot[] {
-  const out: Slot[] = [];
-  for (const [page, slots] of state) {
-    const value = slots.get(replica);
-    if (value !== undefined && value.seq > afterSeq) out.push({ page, replica, count: value.count, seq: value.seq });
-  }
-  return out.sort((x, y) => x.seq - y.seq || compareStrings(x.page, y.page));
 }
 
 /**
@@ -189,8 +185,4 @@ export function formatDigest(sum: bigint): string {
  */
 export function stateDigest(slots: Iterable<Pick<Slot, 'page' | 'replica' | 'count'>>): string {
   return formatDigest(digestSum(slots));
-}
-
-export function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }
