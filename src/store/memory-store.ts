@@ -4,7 +4,9 @@
  * what the replication layer's property tests run on: deterministic (inject `random`), fast, no
  * I/O. Its `MemoryDisk` (memory-disk.ts) stands for the database file and the identity file. A
  * crash is dropping the store without close() (or `kill()`): the file keeps its running record.
- * The rules it shares with SqliteStore live in src/crdt (slots, vv) and replica-rules.ts.
+ * The rules it shares with SqliteStore live in src/crdt (slots, vv) and replica-rules.ts. A bit
+ * over 300 lines as one class: it mirrors SqliteStore method for method, which is what makes the
+ * two easy to hold side by side.
  */
 import { addToDigest, allSlots, applySlots, digestSum, formatDigest, SlotKeyCache, type Slot, type SlotValue } from '../crdt/g-counter.js';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';

@@ -2,10 +2,14 @@
  * The real store: one replica's G-Counter in a SQLite file (better-sqlite3, WAL). Increments are
  * group-committed (one transaction and one seq per turn of the event loop); merges from peers
  * run in one transaction per call (the caller bounds their size); reads are synchronous lookups.
+ *
+ * Around it: the file and its pragmas in sqlite-connection.ts, the SQL in sqlite-statements.ts,
+ * the rules it shares with its twin in src/crdt and replica-rules.ts. What stays here (about 370
+ * lines) is one class on purpose: its methods share the interning cache, the digest sum and the
+ * identity, and the orders that keep them true (the digest moves only after a commit, the cache
+ * is rebuilt after a rollback, the database before the identity file) are checked in one place.
  */
-import { mkdirSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import { addToDigest, formatDigest, SlotKeyCache, slotDigestChange, supersedes, type Slot } from '../crdt/g-counter.js';
 import { AppError, isAppError } from '../errors.js';
@@ -13,36 +17,20 @@ import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '.
 import { noLog, type Log } from '../log.js';
 import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
 import { decideIdentity, diskIdentityFile, identityFilePath, type DatabaseIdentity, type IdentityFile } from './identity.js';
-import { BUSY_TIMEOUT_MS, migrate } from './migrate.js';
 import { mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
+import { databaseBytes, openConnection, readPragmas, type ConnectionOptions, type ConnectionPragmas } from './sqlite-connection.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import type { IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 
-export interface SqliteStoreOptions {
-  readonly path: string;
-  /** `normal` (default) survives a killed process; `full` also survives power loss. */
-  readonly synchronous?: 'normal' | 'full';
-  /** `external` when Litestream runs: SQLite then never checkpoints the WAL itself. */
-  readonly checkpoints?: 'sqlite' | 'external';
+export interface SqliteStoreOptions extends ConnectionOptions {
   readonly random?: RandomBytes;
   readonly log?: Log;
-  /** Where the migrations live (default: the package's `migrations/`). */
-  readonly migrationsDirectory?: string;
 }
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
-  mkdirSync(dirname(options.path), { recursive: true });
-  const db = new Database(options.path);
+  const db = openConnection(options, options.log ?? noLog);
   try {
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    const journalMode = db.pragma('journal_mode = WAL', { simple: true });
-    // Some filesystems cannot do WAL; counting still works there, but Litestream cannot back it up.
-    if (journalMode !== 'wal') (options.log ?? noLog).warn({ path: options.path, journalMode }, 'the database is not in WAL mode');
-    db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    // Litestream needs to be the only one checkpointing, or it can miss WAL frames.
-    if (options.checkpoints === 'external') db.pragma('wal_autocheckpoint = 0');
-    migrate(db, { directory: options.migrationsDirectory });
     return new SqliteStore(db, options, diskIdentityFile(identityFilePath(options.path)));
   } catch (error) {
     db.close();
@@ -212,7 +200,7 @@ export class SqliteStore implements Store {
   stats(): StoreStats {
     this.assertOpen();
     const s = this.statements;
-    return { pages: s.countPages.get() ?? 0, slots: s.countSlots.get() ?? 0, replicas: s.countReplicas.get() ?? 0, bytes: this.fileBytes() };
+    return { pages: s.countPages.get() ?? 0, slots: s.countSlots.get() ?? 0, replicas: s.countReplicas.get() ?? 0, bytes: databaseBytes(this.options.path) };
   }
 
   onCommit(listener: CommitListener): () => void {
@@ -229,15 +217,9 @@ export class SqliteStore implements Store {
   }
 
   /** The connection's pragmas, for diagnostics and tests. */
-  pragmas(): { journalMode: string; synchronous: 'normal' | 'full' | 'other'; busyTimeoutMs: number; walAutocheckpoint: number } {
+  pragmas(): ConnectionPragmas {
     this.assertOpen();
-    const level = this.db.pragma('synchronous', { simple: true }) as number;
-    return {
-      journalMode: String(this.db.pragma('journal_mode', { simple: true })),
-      synchronous: level === 1 ? 'normal' : level === 2 ? 'full' : 'other',
-      busyTimeoutMs: this.db.pragma('busy_timeout', { simple: true }) as number,
-      walAutocheckpoint: this.db.pragma('wal_autocheckpoint', { simple: true }) as number,
-    };
+    return readPragmas(this.db);
   }
 
   /**
@@ -391,18 +373,6 @@ export class SqliteStore implements Store {
       this.log.error({ err: error }, 'writing the identity file failed');
     }
     this.log.warn({ ...identity }, 'replica id minted');
-  }
-
-  private fileBytes(): number {
-    let bytes = 0;
-    for (const file of [this.options.path, `${this.options.path}-wal`]) {
-      try {
-        bytes += statSync(file).size;
-      } catch {
-        // No WAL file yet (or already checkpointed away).
-      }
-    }
-    return bytes;
   }
 
   private assertOpen(): void {
