@@ -26,16 +26,13 @@ export function emptyState(): GCounterState {
 }
 
 /**
- * The slot rule, the one both stores apply: `next` replaces `current` when its count is higher,
- * or its count is equal and its seq higher (or there is no current value).
+ * The slot rule, the one place it is written (applySlots and both stores apply it): `next`
+ * replaces `current` when its count is higher, or its count is equal and its seq higher (or
+ * there is no current value). Keeping the larger value this way is commutative, associative and
+ * idempotent.
  */
 export function supersedes(next: SlotValue, current: SlotValue | undefined): boolean {
   return current === undefined || next.count > current.count || (next.count === current.count && next.seq > current.seq);
-}
-
-/** The larger of two slot values (by `supersedes`): commutative, associative, idempotent. */
-export function maxSlot(a: SlotValue | undefined, b: SlotValue): SlotValue {
-  return a === undefined || supersedes(b, a) ? b : a;
 }
 
 /**
@@ -51,11 +48,9 @@ export function applySlots(state: GCounterState, slots: Iterable<Slot>): Set<Pag
       state.set(slot.page, page);
     }
     const current = page.get(slot.replica);
-    const next = maxSlot(current, slot);
-    if (next !== current) {
-      page.set(slot.replica, { count: next.count, seq: next.seq });
-      if (current === undefined || next.count > current.count) changed.add(slot.page);
-    }
+    if (!supersedes(slot, current)) continue;
+    page.set(slot.replica, { count: slot.count, seq: slot.seq });
+    if (current === undefined || slot.count > current.count) changed.add(slot.page);
   }
   return changed;
 }

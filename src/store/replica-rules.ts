@@ -11,7 +11,7 @@ import type { IdentityDecision } from './identity.js';
 import type { IdentityInfo } from './store.js';
 
 /** Attempts at drawing a replica id that this database has not seen (only a broken random repeats). */
-export const MINT_ATTEMPTS = 16;
+const MINT_ATTEMPTS = 16;
 
 /** Slot keys remembered for the digest (about 0.5 MB at most with short page names). */
 export const SLOT_KEY_CACHE_ENTRIES = 4096;
