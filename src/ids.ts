@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { hasLoneSurrogate } from './utf8.js';
 
 declare const replicaBrand: unique symbol;
 declare const pageBrand: unique symbol;
@@ -38,13 +39,12 @@ export function replicaIdFromBytes(bytes: Uint8Array): ReplicaId | undefined {
 // C0 controls, DEL and C1 controls. Lone surrogates cannot survive UTF-8 and are refused too.
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** Why a string is not a page name, or undefined when it is one. */
 export function pageNameProblem(value: unknown): string | undefined {
   if (typeof value !== 'string') return 'page name must be a string';
   if (value.length === 0) return 'page name must not be empty';
-  if (LONE_SURROGATE.test(value)) return 'page name must be valid UTF-8';
+  if (hasLoneSurrogate(value)) return 'page name must be valid UTF-8';
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes > MAX_PAGE_NAME_BYTES) return `page name is ${bytes} bytes of UTF-8; at most ${MAX_PAGE_NAME_BYTES} are allowed`;
   if (CONTROL_CHARACTERS.test(value)) return 'page name must not contain control characters';

@@ -1,15 +1,25 @@
 /**
  * Prometheus metrics, one registry per node (never prom-client's global default: several nodes
  * may share a process in tests). Other parts add their own metrics to `metrics.registry`
- * (`new Counter({ registers: [metrics.registry], … })`).
+ * (`new Counter({ registers: [metrics.registry], … })`). Knows no store: it watches anything of
+ * the `MeteredStore` shape, which the Store interface satisfies (the composition root passes it).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Store } from './store/store.js';
 
 /** Request durations in seconds: from sub-millisecond reads to slow commits. */
 export const HTTP_DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 /** Pages raised per commit. */
 export const COMMIT_PAGES_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 500, 1000, 5000];
+
+/** What the metrics read from a store: its sizes, its local seq, and its commit and merge events. */
+export interface MeteredStore {
+  stats(): { readonly pages: number; readonly slots: number; readonly replicas: number; readonly bytes: number };
+  localSeq(): number;
+  /** After each local commit, with the slots it raised. Returns an unsubscribe function. */
+  onCommit(listener: (commit: { readonly slots: readonly unknown[] }) => void): () => void;
+  /** After any commit that raised page totals. Returns an unsubscribe function. */
+  onChange(listener: (changed: readonly unknown[], origin: 'local' | 'merge') => void): () => void;
+}
 
 export interface Metrics {
   readonly registry: Registry;
@@ -18,7 +28,7 @@ export interface Metrics {
   /** Records one accepted increment unit of `views` views (a single POST or a batch). */
   observeIncrement(units: number, views: number): void;
   /** Exposes the store's commits and sizes; returns a function that stops watching. */
-  watchStore(store: Store): () => void;
+  watchStore(store: MeteredStore): () => void;
   /** Prometheus text exposition. */
   render(): Promise<string>;
   readonly contentType: string;
@@ -73,8 +83,8 @@ export function createMetrics(options: { defaultMetrics?: boolean; prefix?: stri
   const requestChildren = new Map<string, Counter.Internal>();
   const durationChildren = new Map<string, Histogram.Internal<'route' | 'method'>>();
 
-  let watched: Store | undefined;
-  const gauge = (name: string, help: string, read: (s: ReturnType<Store['stats']>) => number): void => {
+  let watched: MeteredStore | undefined;
+  const gauge = (name: string, help: string, read: (s: ReturnType<MeteredStore['stats']>) => number): void => {
     new Gauge({
       name: `${prefix}${name}`,
       help,
@@ -122,9 +132,9 @@ export function createMetrics(options: { defaultMetrics?: boolean; prefix?: stri
     },
     watchStore(store) {
       watched = store;
-      const offCommit = store.onCommit((delta) => {
+      const offCommit = store.onCommit((commit) => {
         commits.inc();
-        commitPages.observe(delta.slots.length);
+        commitPages.observe(commit.slots.length);
       });
       const offChange = store.onChange((changed, origin) => {
         if (origin === 'merge') mergedPages.inc(changed.length);

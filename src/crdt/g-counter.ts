@@ -25,11 +25,14 @@ export function emptyState(): GCounterState {
   return new Map();
 }
 
-/** The larger of two slot values (by count, then seq): commutative, associative, idempotent. */
-export function maxSlot(a: SlotValue | undefined, b: SlotValue): SlotValue {
-  if (a === undefined) return b;
-  if (b.count > a.count || (b.count === a.count && b.seq > a.seq)) return b;
-  return a;
+/**
+ * The slot rule, the one place it is written (applySlots and both stores apply it): `next`
+ * replaces `current` when its count is higher, or its count is equal and its seq higher (or
+ * there is no current value). Keeping the larger value this way is commutative, associative and
+ * idempotent.
+ */
+export function supersedes(next: SlotValue, current: SlotValue | undefined): boolean {
+  return current === undefined || next.count > current.count || (next.count === current.count && next.seq > current.seq);
 }
 
 /**
@@ -45,11 +48,9 @@ export function applySlots(state: GCounterState, slots: Iterable<Slot>): Set<Pag
       state.set(slot.page, page);
     }
     const current = page.get(slot.replica);
-    const next = maxSlot(current, slot);
-    if (next !== current) {
-      page.set(slot.replica, { count: next.count, seq: next.seq });
-      if (current === undefined || next.count > current.count) changed.add(slot.page);
-    }
+    if (!supersedes(slot, current)) continue;
+    page.set(slot.replica, { count: slot.count, seq: slot.seq });
+    if (current === undefined || slot.count > current.count) changed.add(slot.page);
   }
   return changed;
 }
@@ -79,16 +80,6 @@ export function pageValue(state: GCounterState, page: PageName): number {
   const slots = state.get(page);
   if (slots !== undefined) for (const value of slots.values()) total += value.count;
   return total;
-}
-
-/** Every slot of `replica` raised after commit `afterSeq`, in seq order. */
-export function slotsOfReplicaAfter(state: GCounterState, replica: ReplicaId, afterSeq: number): Slot[] {
-  const out: Slot[] = [];
-  for (const [page, slots] of state) {
-    const value = slots.get(replica);
-    if (value !== undefined && value.seq > afterSeq) out.push({ page, replica, count: value.count, seq: value.seq });
-  }
-  return out.sort((x, y) => x.seq - y.seq || compareStrings(x.page, y.page));
 }
 
 /**
@@ -189,8 +180,4 @@ export function formatDigest(sum: bigint): string {
  */
 export function stateDigest(slots: Iterable<Pick<Slot, 'page' | 'replica' | 'count'>>): string {
   return formatDigest(digestSum(slots));
-}
-
-export function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -6,6 +6,7 @@
  * advance it. A range past a gap leaves the entry where it is (anti-entropy fills the gap).
  */
 import type { ReplicaId } from '../ids.js';
+import { compareUtf8 } from '../utf8.js';
 
 export type VersionVector = ReadonlyMap<ReplicaId, number>;
 
@@ -62,5 +63,5 @@ export function mergeVectors(a: VersionVector, b: VersionVector): Map<ReplicaId,
 }
 
 export function vectorToObject(vv: VersionVector): Record<string, number> {
-  return Object.fromEntries([...vv].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  return Object.fromEntries([...vv].sort(([a], [b]) => compareUtf8(a, b)));
 }

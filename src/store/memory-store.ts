@@ -2,99 +2,32 @@
  * The store's in-memory twin, built on the pure CRDT of src/crdt (the oracle). Same interface,
  * same group commit and identity rules as SqliteStore, passes the same contract suite, and is
  * what the replication layer's property tests run on: deterministic (inject `random`), fast, no
- * I/O. A `MemoryDisk` stands for the database file and the identity file beside it, separately,
- * so tests can crash and reopen, restore a stale copy of the database, or lose the file. A crash
- * is dropping the store without close() (or `kill()`): the file keeps its running record.
+ * I/O. Its `MemoryDisk` (memory-disk.ts) stands for the database file and the identity file. A
+ * crash is dropping the store without close() (or `kill()`): the file keeps its running record.
+ * The rules it shares with SqliteStore live in src/crdt (slots, vv) and replica-rules.ts. A bit
+ * over 300 lines as one class: it mirrors SqliteStore method for method, which is what makes the
+ * two easy to hold side by side.
  */
-import {
-  addToDigest,
-  allSlots,
-  applySlots,
-  cloneState,
-  digestSum,
-  emptyState,
-  formatDigest,
-  SlotKeyCache,
-  type GCounterState,
-  type Slot,
-  type SlotValue,
-} from '../crdt/g-counter.js';
+import { addToDigest, allSlots, applySlots, digestSum, formatDigest, SlotKeyCache, type Slot, type SlotValue } from '../crdt/g-counter.js';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import { AppError } from '../errors.js';
-import { cryptoRandom, newReplicaId, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
+import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
+import { noLog, type Log } from '../log.js';
+import { compareUtf8 } from '../utf8.js';
 import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
-import { decideIdentity, identityRecord, type IdentityFile, type IdentityFileContents, type IdentityRecord, type StoredIdentity } from './identity.js';
-import { compareUtf8 } from './page-order.js';
-import type { StoreLogger } from './sqlite-store.js';
+import { decideIdentity, type IdentityFile } from './identity.js';
+import { MEMORY_SCHEMA_VERSION, MemoryDisk, type MemoryDatabase } from './memory-disk.js';
+import { mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
 import type { IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 
-/** The schema version the memory twin models (the SQLite store's migrations count). */
-export const MEMORY_SCHEMA_VERSION = 1;
-
-const MINT_ATTEMPTS = 16;
-/** Slot keys remembered for the digest, as in the SQLite store. */
-const SLOT_KEY_CACHE_ENTRIES = 4096;
-
-/** What the database file holds. Mutated in place by commits, so it survives a crash. */
-export interface MemoryDatabase {
-  schemaVersion: number;
-  state: GCounterState;
-  /** Version vector (entries above 0 only). */
-  vv: Map<ReplicaId, number>;
-  /** Every replica id the database has seen (the SQLite store's interning table). */
-  replicas: Set<ReplicaId>;
-  identity: StoredIdentity | undefined;
-}
-
-/** A frozen copy of the database, to restore later as a stale copy. */
-export interface MemoryDatabaseSnapshot {
-  readonly database: MemoryDatabase;
-}
-
-function emptyDatabase(): MemoryDatabase {
-  return { schemaVersion: 0, state: emptyState(), vv: new Map(), replicas: new Set(), identity: undefined };
-}
-
-function cloneDatabase(database: MemoryDatabase): MemoryDatabase {
-  return {
-    schemaVersion: database.schemaVersion,
-    state: cloneState(database.state),
-    vv: new Map(database.vv),
-    replicas: new Set(database.replicas),
-    identity: database.identity,
-  };
-}
-
-/** The "disk" of one memory store: the database and the identity file, which outlive the store. */
-export class MemoryDisk {
-  database: MemoryDatabase = emptyDatabase();
-  identityFile: IdentityFileContents = undefined;
-
-  snapshotDatabase(): MemoryDatabaseSnapshot {
-    return { database: cloneDatabase(this.database) };
-  }
-
-  /** Replaces the database with a stale copy; the identity file stays as it is. */
-  restoreDatabase(snapshot: MemoryDatabaseSnapshot): void {
-    this.database = cloneDatabase(snapshot.database);
-  }
-
-  deleteIdentityFile(): void {
-    this.identityFile = undefined;
-  }
-
-  writeIdentityFile(identity: IdentityRecord): void {
-    this.identityFile = identityRecord(identity);
-  }
-}
+// The disk is part of the twin's interface: tests build one, crash stores on it and reopen.
+export { MemoryDisk, type MemoryDatabaseSnapshot } from './memory-disk.js';
 
 export interface MemoryStoreOptions {
   readonly random?: RandomBytes;
-  readonly log?: StoreLogger;
+  readonly log?: Log;
 }
-
-const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
 
 export async function openMemoryStore(disk: MemoryDisk = new MemoryDisk(), options: MemoryStoreOptions = {}): Promise<MemoryStore> {
   return MemoryStore.open(disk, options);
@@ -102,7 +35,7 @@ export async function openMemoryStore(disk: MemoryDisk = new MemoryDisk(), optio
 
 export class MemoryStore implements Store {
   private readonly random: RandomBytes;
-  private readonly log: StoreLogger;
+  private readonly log: Log;
   private readonly db: MemoryDatabase;
   private readonly groupCommit: GroupCommit;
   private readonly events: StoreEvents;
@@ -139,7 +72,7 @@ export class MemoryStore implements Store {
     options: MemoryStoreOptions,
   ) {
     this.random = options.random ?? cryptoRandom;
-    this.log = options.log ?? silentLogger;
+    this.log = options.log ?? noLog;
     this.events = new StoreEvents(this.log);
     this.db = disk.database;
     for (const slot of allSlots(this.db.state)) this.index(slot.page, slot.replica, slot);
@@ -157,17 +90,8 @@ export class MemoryStore implements Store {
       stored === undefined ? undefined : { ...stored, localSeq: this.db.vv.get(stored.replicaId) ?? 0 },
       this.identityFile().read(),
     );
-    let identity: IdentityInfo;
-    if (decision.action === 'keep' && stored !== undefined) {
-      identity = { replicaId: stored.replicaId, outcome: 'kept', epoch: decision.epoch };
-    } else {
-      const replicaId = this.mintReplicaId();
-      identity =
-        decision.action === 'mint'
-          ? { replicaId, outcome: 'minted', reason: decision.reason, previous: stored?.replicaId, epoch: decision.epoch }
-          : { replicaId, outcome: 'created', epoch: decision.epoch };
-      this.db.replicas.add(replicaId);
-    }
+    const identity = openedIdentity(decision, stored?.replicaId, () => this.mintReplicaId());
+    this.db.replicas.add(identity.replicaId);
     // Database first, then the file, running: no stop record until close() (see identity.ts).
     this.db.identity = { replicaId: identity.replicaId, epoch: identity.epoch };
     this.identityFile().write(this.db.identity);
@@ -279,11 +203,8 @@ export class MemoryStore implements Store {
       this.db.replicas.add(range.replica);
       if (advance(this.db.vv, range)) advanced.push(range);
     }
-    let ownSeen = 0;
-    for (const slot of slots) if (slot.replica === own && slot.seq > ownSeen) ownSeen = slot.seq;
-    for (const range of ranges) if (range.replica === own && range.upTo > ownSeen) ownSeen = range.upTo;
-    let identityChanged: IdentityInfo | undefined;
-    if (ownSeen > ownSeq) identityChanged = this.mint(`a peer holds seq ${ownSeen} of this replica, beyond its local seq ${ownSeq}`);
+    const wentBack = ownSeqProblem(own, ownSeq, slots, ranges);
+    const identityChanged = wentBack === undefined ? undefined : this.mint(wentBack);
     if (changed.length > 0) this.events.emitChange(changed, 'merge');
     return identityChanged === undefined ? { changed, advanced } : { changed, advanced, identityChanged };
   }
@@ -375,19 +296,13 @@ export class MemoryStore implements Store {
   }
 
   private mintReplicaId(): ReplicaId {
-    for (let attempt = 0; attempt < MINT_ATTEMPTS; attempt++) {
-      const id = newReplicaId(this.random);
-      if (!this.db.replicas.has(id)) return id;
-    }
-    throw new AppError('internal', `the random source repeated known replica ids ${MINT_ATTEMPTS} times`);
+    return mintReplicaId(this.random, (id) => this.db.replicas.has(id));
   }
 
   private mint(reason: string): IdentityInfo {
-    const previous = this.replicaId;
-    const replicaId = this.mintReplicaId();
-    this.db.replicas.add(replicaId);
-    const identity: IdentityInfo = { replicaId, outcome: 'minted', reason, previous, epoch: this.currentIdentity.epoch };
-    this.db.identity = { replicaId, epoch: identity.epoch };
+    const identity = mintedIdentity(this.currentIdentity, this.mintReplicaId(), reason);
+    this.db.replicas.add(identity.replicaId);
+    this.db.identity = { replicaId: identity.replicaId, epoch: identity.epoch };
     this.disk.writeIdentityFile(this.db.identity);
     this.currentIdentity = identity;
     this.log.warn({ ...identity }, 'replica id minted');
@@ -407,7 +322,6 @@ export class MemoryStore implements Store {
     if (!this.totals.has(page)) this.sortedPages = undefined;
     this.totals.set(page, total);
   }
-
 
   private assertOpen(): void {
     if (!this.open) throw new AppError('shutting_down', 'the store is closed');

@@ -64,11 +64,6 @@ export function loadMigrations(directory: string = migrationsDirectory()): Migra
   return migrations;
 }
 
-/** The schema version the code expects (the newest migration's number). */
-export function latestSchemaVersion(options: MigrateOptions = {}): number {
-  return loadMigrations(options.directory).length;
-}
-
 /**
  * Brings `db` to the newest schema in one transaction (all pending migrations or none).
  * Refuses a database newer than the code with AppError `database_too_new`.

@@ -2,59 +2,35 @@
  * The real store: one replica's G-Counter in a SQLite file (better-sqlite3, WAL). Increments are
  * group-committed (one transaction and one seq per turn of the event loop); merges from peers
  * run in one transaction per call (the caller bounds their size); reads are synchronous lookups.
+ *
+ * Around it: the file and its pragmas in sqlite-connection.ts, the SQL in sqlite-statements.ts,
+ * the rules it shares with its twin in src/crdt and replica-rules.ts. What stays here (about 370
+ * lines) is one class on purpose: its methods share the interning cache, the digest sum and the
+ * identity, and the orders that keep them true (the digest moves only after a commit, the cache
+ * is rebuilt after a rollback, the database before the identity file) are checked in one place.
  */
-import { mkdirSync, statSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
-import { addToDigest, formatDigest, SlotKeyCache, slotDigestChange, type Slot } from '../crdt/g-counter.js';
+import { addToDigest, formatDigest, SlotKeyCache, slotDigestChange, supersedes, type Slot } from '../crdt/g-counter.js';
 import { AppError, isAppError } from '../errors.js';
-import { cryptoRandom, newReplicaId, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
+import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
+import { noLog, type Log } from '../log.js';
 import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
 import { decideIdentity, diskIdentityFile, identityFilePath, type DatabaseIdentity, type IdentityFile } from './identity.js';
-import { BUSY_TIMEOUT_MS, migrate } from './migrate.js';
+import { mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
+import { databaseBytes, openConnection, readPragmas, type ConnectionOptions, type ConnectionPragmas } from './sqlite-connection.js';
+import { prepareStatements, type Statements } from './sqlite-statements.js';
 import type { IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 
-/** The subset of a pino logger the store uses. */
-export interface StoreLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-export interface SqliteStoreOptions {
-  readonly path: string;
-  /** `normal` (default) survives a killed process; `full` also survives power loss. */
-  readonly synchronous?: 'normal' | 'full';
-  /** `external` when Litestream runs: SQLite then never checkpoints the WAL itself. */
-  readonly checkpoints?: 'sqlite' | 'external';
+export interface SqliteStoreOptions extends ConnectionOptions {
   readonly random?: RandomBytes;
-  readonly log?: StoreLogger;
-  /** Where the migrations live (default: the package's `migrations/`). */
-  readonly migrationsDirectory?: string;
+  readonly log?: Log;
 }
-
-/** Attempts at drawing a replica id that this database has not seen (only a broken random repeats). */
-const MINT_ATTEMPTS = 16;
-
-/** Slot keys remembered for the digest (about 0.5 MB at most with short page names). */
-const SLOT_KEY_CACHE_ENTRIES = 4096;
-
-const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
-  mkdirSync(dirname(options.path), { recursive: true });
-  const db = new Database(options.path);
+  const db = openConnection(options, options.log ?? noLog);
   try {
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    const journalMode = db.pragma('journal_mode = WAL', { simple: true });
-    // Some filesystems cannot do WAL; counting still works there, but Litestream cannot back it up.
-    if (journalMode !== 'wal') (options.log ?? silentLogger).warn({ path: options.path, journalMode }, 'the database is not in WAL mode');
-    db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
-    // Litestream needs to be the only one checkpointing, or it can miss WAL frames.
-    if (options.checkpoints === 'external') db.pragma('wal_autocheckpoint = 0');
-    migrate(db, { directory: options.migrationsDirectory });
     return new SqliteStore(db, options, diskIdentityFile(identityFilePath(options.path)));
   } catch (error) {
     db.close();
@@ -62,55 +38,10 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   }
 }
 
-interface SlotRow {
-  page: PageName;
-  count: number;
-  seq: number;
-}
-
-function prepare(db: Database.Database) {
-  return {
-    identity: db.prepare<[], { replicaId: ReplicaId; epoch: number; replica: number; seq: number }>(
-      'SELECT r.replica_id AS replicaId, m.epoch AS epoch, m.replica AS replica, r.seq AS seq FROM meta m JOIN replicas r ON r.id = m.replica WHERE m.id = 1',
-    ),
-    setMeta: db.prepare<[number, number]>('INSERT INTO meta (id, replica, epoch) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET replica = excluded.replica, epoch = excluded.epoch'),
-    replicas: db.prepare<[], { id: number; replicaId: ReplicaId }>('SELECT id, replica_id AS replicaId FROM replicas'),
-    intern: db.prepare<[ReplicaId], { id: number }>('INSERT INTO replicas (replica_id) VALUES (?) RETURNING id'),
-    vvEntry: db.prepare<[number], number>('SELECT seq FROM replicas WHERE id = ?').pluck(),
-    setVv: db.prepare<[number, number]>('UPDATE replicas SET seq = ? WHERE id = ?'),
-    versionVector: db.prepare<[], { replicaId: ReplicaId; seq: number }>('SELECT replica_id AS replicaId, seq FROM replicas WHERE seq > 0'),
-    total: db.prepare<[PageName], number>('SELECT total FROM pages WHERE page = ?').pluck(),
-    setTotal: db.prepare<[PageName, number]>('INSERT INTO pages (page, total) VALUES (?, ?) ON CONFLICT (page) DO UPDATE SET total = excluded.total'),
-    addToSlot: db.prepare<[PageName, number, number, number], number>(
-      'INSERT INTO slots (page, replica, count, seq) VALUES (?, ?, ?, ?) ON CONFLICT (page, replica) DO UPDATE SET count = count + excluded.count, seq = excluded.seq RETURNING count',
-    ).pluck(),
-    slot: db.prepare<[PageName, number], { count: number; seq: number }>('SELECT count, seq FROM slots WHERE page = ? AND replica = ?'),
-    setSlot: db.prepare<[PageName, number, number, number]>(
-      'INSERT INTO slots (page, replica, count, seq) VALUES (?, ?, ?, ?) ON CONFLICT (page, replica) DO UPDATE SET count = excluded.count, seq = excluded.seq',
-    ),
-    slotsAfterSeq: db.prepare<[number, number, number], SlotRow>('SELECT page, count, seq FROM slots WHERE replica = ? AND seq > ? ORDER BY seq, page LIMIT ?'),
-    slotsAfterPage: db.prepare<[number, number, PageName, number], SlotRow>(
-      'SELECT page, count, seq FROM slots WHERE replica = ? AND (seq, page) > (?, ?) ORDER BY seq, page LIMIT ?',
-    ),
-    pagesFirst: db.prepare<[number], PageCount>('SELECT page, total AS count FROM pages ORDER BY page LIMIT ?'),
-    pagesAfter: db.prepare<[PageName, number], PageCount>('SELECT page, total AS count FROM pages WHERE page > ? ORDER BY page LIMIT ?'),
-    pageSlots: db.prepare<[PageName], Slot>(
-      'SELECT s.page AS page, r.replica_id AS replica, s.count AS count, s.seq AS seq FROM slots s JOIN replicas r ON r.id = s.replica WHERE s.page = ? ORDER BY r.replica_id',
-    ),
-    // Raw rows: a quarter faster than objects over 300,000 slots (measured).
-    countedSlots: db
-      .prepare<[], [PageName, ReplicaId, number]>('SELECT s.page, r.replica_id, s.count FROM slots s JOIN replicas r ON r.id = s.replica WHERE s.count > 0')
-      .raw(),
-    countPages: db.prepare<[], number>('SELECT count(*) FROM pages').pluck(),
-    countSlots: db.prepare<[], number>('SELECT count(*) FROM slots').pluck(),
-    countReplicas: db.prepare<[], number>('SELECT count(*) FROM replicas').pluck(),
-  };
-}
-
 export class SqliteStore implements Store {
-  private readonly statements: ReturnType<typeof prepare>;
+  private readonly statements: Statements;
   private readonly random: RandomBytes;
-  private readonly log: StoreLogger;
+  private readonly log: Log;
   private readonly groupCommit: GroupCommit;
   private readonly events: StoreEvents;
   /** replica id → interned integer; reloaded from the database after a failed transaction. */
@@ -136,9 +67,9 @@ export class SqliteStore implements Store {
     private readonly identityFile: IdentityFile,
   ) {
     this.random = options.random ?? cryptoRandom;
-    this.log = options.log ?? silentLogger;
+    this.log = options.log ?? noLog;
     this.events = new StoreEvents(this.log);
-    this.statements = prepare(db);
+    this.statements = prepareStatements(db);
     this.reloadInterned();
     this.groupCommit = new GroupCommit((units) => this.flush(units));
 
@@ -147,15 +78,9 @@ export class SqliteStore implements Store {
     const decision = decideIdentity(stored, identityFile.read());
     // The database's epoch commits first, the file follows (see identity.ts for why this order).
     const identity = this.transaction(() => {
-      if (decision.action === 'keep') {
-        if (row === undefined) throw new AppError('internal', 'kept an identity the database does not hold');
-        this.statements.setMeta.run(row.replica, decision.epoch);
-        return { replicaId: row.replicaId, outcome: 'kept', epoch: decision.epoch } satisfies IdentityInfo;
-      }
-      const replicaId = this.mintReplicaId();
-      this.statements.setMeta.run(this.intern(replicaId), decision.epoch);
-      if (decision.action === 'create') return { replicaId, outcome: 'created', epoch: decision.epoch } satisfies IdentityInfo;
-      return { replicaId, outcome: 'minted', reason: decision.reason, previous: stored?.replicaId, epoch: decision.epoch } satisfies IdentityInfo;
+      const opened = openedIdentity(decision, stored?.replicaId, () => this.mintReplicaId());
+      this.statements.setMeta.run(this.intern(opened.replicaId), opened.epoch);
+      return opened;
     });
     // Running: no stop record until close() writes one (a crash from here on mints next time).
     identityFile.write({ replicaId: identity.replicaId, epoch: identity.epoch });
@@ -228,8 +153,7 @@ export class SqliteStore implements Store {
       for (const slot of slots) {
         const replica = this.intern(slot.replica);
         const current = s.slot.get(slot.page, replica);
-        // The same rule as maxSlot: higher count, or equal count and higher seq.
-        if (current !== undefined && !(slot.count > current.count || (slot.count === current.count && slot.seq > current.seq))) continue;
+        if (!supersedes(slot, current)) continue;
         s.setSlot.run(slot.page, replica, slot.count, slot.seq);
         digestChange += this.slotKeys.change(slot.page, slot.replica, current?.count ?? 0, slot.count);
         const raised = slot.count - (current?.count ?? 0);
@@ -248,14 +172,9 @@ export class SqliteStore implements Store {
       }
       for (const range of advanced) s.setVv.run(range.upTo, this.intern(range.replica));
 
-      // A peer holding more of our own id than we ever committed proves this database went
-      // back in time: stop counting under that id (its slots above stay valid state).
-      const own = this.replicaId;
-      let ownSeen = 0;
-      for (const slot of slots) if (slot.replica === own && slot.seq > ownSeen) ownSeen = slot.seq;
-      for (const range of ranges) if (range.replica === own && range.upTo > ownSeen) ownSeen = range.upTo;
-      let identityChanged: IdentityInfo | undefined;
-      if (ownSeen > this.seq) identityChanged = this.mintInTransaction(`a peer holds seq ${ownSeen} of this replica, beyond its local seq ${this.seq}`);
+      // In the same transaction: a merge proving this database went back in time mints.
+      const wentBack = ownSeqProblem(this.replicaId, this.seq, slots, ranges);
+      const identityChanged = wentBack === undefined ? undefined : this.mintInTransaction(wentBack);
       const changed = [...totals].map(([page, count]) => ({ page, count }));
       return { changed, advanced, identityChanged, digestChange };
     });
@@ -281,7 +200,7 @@ export class SqliteStore implements Store {
   stats(): StoreStats {
     this.assertOpen();
     const s = this.statements;
-    return { pages: s.countPages.get() ?? 0, slots: s.countSlots.get() ?? 0, replicas: s.countReplicas.get() ?? 0, bytes: this.fileBytes() };
+    return { pages: s.countPages.get() ?? 0, slots: s.countSlots.get() ?? 0, replicas: s.countReplicas.get() ?? 0, bytes: databaseBytes(this.options.path) };
   }
 
   onCommit(listener: CommitListener): () => void {
@@ -298,15 +217,9 @@ export class SqliteStore implements Store {
   }
 
   /** The connection's pragmas, for diagnostics and tests. */
-  pragmas(): { journalMode: string; synchronous: 'normal' | 'full' | 'other'; busyTimeoutMs: number; walAutocheckpoint: number } {
+  pragmas(): ConnectionPragmas {
     this.assertOpen();
-    const level = this.db.pragma('synchronous', { simple: true }) as number;
-    return {
-      journalMode: String(this.db.pragma('journal_mode', { simple: true })),
-      synchronous: level === 1 ? 'normal' : level === 2 ? 'full' : 'other',
-      busyTimeoutMs: this.db.pragma('busy_timeout', { simple: true }) as number,
-      walAutocheckpoint: this.db.pragma('wal_autocheckpoint', { simple: true }) as number,
-    };
+    return readPragmas(this.db);
   }
 
   /**
@@ -436,22 +349,16 @@ export class SqliteStore implements Store {
     return id;
   }
 
-  /** A replica id this database has never seen. */
+  /** A replica id this database has never seen (every id it has seen is interned). */
   private mintReplicaId(): ReplicaId {
-    for (let attempt = 0; attempt < MINT_ATTEMPTS; attempt++) {
-      const id = newReplicaId(this.random);
-      if (!this.interned.has(id)) return id;
-    }
-    throw new AppError('internal', `the random source repeated known replica ids ${MINT_ATTEMPTS} times`);
+    return mintReplicaId(this.random, (id) => this.interned.has(id));
   }
 
   /** Inside a transaction: switches the database to a new replica id (same epoch). */
   private mintInTransaction(reason: string): IdentityInfo {
-    const previous = this.replicaId;
-    const replicaId = this.mintReplicaId();
-    const epoch = this.currentIdentity.epoch;
-    this.statements.setMeta.run(this.intern(replicaId), epoch);
-    return { replicaId, outcome: 'minted', reason, previous, epoch };
+    const identity = mintedIdentity(this.currentIdentity, this.mintReplicaId(), reason);
+    this.statements.setMeta.run(this.intern(identity.replicaId), identity.epoch);
+    return identity;
   }
 
   /** After the mint committed: the file follows the database, then memory follows. */
@@ -466,19 +373,6 @@ export class SqliteStore implements Store {
       this.log.error({ err: error }, 'writing the identity file failed');
     }
     this.log.warn({ ...identity }, 'replica id minted');
-  }
-
-
-  private fileBytes(): number {
-    let bytes = 0;
-    for (const file of [this.options.path, `${this.options.path}-wal`]) {
-      try {
-        bytes += statSync(file).size;
-      } catch {
-        // No WAL file yet (or already checkpointed away).
-      }
-    }
-    return bytes;
   }
 
   private assertOpen(): void {

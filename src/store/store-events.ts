@@ -3,6 +3,7 @@
  * listener that throws is logged and skipped: a failing subscriber (the live feed, replication)
  * must never undo or block a commit that already happened.
  */
+import type { Log } from '../log.js';
 import type { Delta, PageCount } from './store.js';
 
 export type CommitListener = (delta: Delta) => void;
@@ -12,7 +13,7 @@ export class StoreEvents {
   private readonly commitListeners = new Set<CommitListener>();
   private readonly changeListeners = new Set<ChangeListener>();
 
-  constructor(private readonly log: { error(object: object, message?: string): void }) {}
+  constructor(private readonly log: Pick<Log, 'error'>) {}
 
   onCommit(listener: CommitListener): () => void {
     this.commitListeners.add(listener);

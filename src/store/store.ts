@@ -1,7 +1,7 @@
 /**
  * The store: one replica's G-Counter state, its version vector and its identity. Implemented by
  * `SqliteStore` (the real one) and `MemoryStore` (its twin for fast tests of what sits above);
- * both pass `test/store/store-contract.ts`.
+ * both pass `test/store/store-contract.ts` (its parts in test/store/contract/).
  */
 import type { Slot } from '../crdt/g-counter.js';
 import type { SeqRange, VersionVector } from '../crdt/version-vector.js';

@@ -1,0 +1,56 @@
+/**
+ * The SQL of the SQLite store, every statement prepared once per connection (the schema and its
+ * reasons are in migrations/). Replica ids are interned to small integers (`replicas.id`).
+ */
+import type Database from 'better-sqlite3';
+import type { Slot } from '../crdt/g-counter.js';
+import type { PageName, ReplicaId } from '../ids.js';
+import type { PageCount } from './store.js';
+
+interface SlotRow {
+  page: PageName;
+  count: number;
+  seq: number;
+}
+
+/** Every statement the store runs, prepared once per connection. */
+export function prepareStatements(db: Database.Database) {
+  return {
+    identity: db.prepare<[], { replicaId: ReplicaId; epoch: number; replica: number; seq: number }>(
+      'SELECT r.replica_id AS replicaId, m.epoch AS epoch, m.replica AS replica, r.seq AS seq FROM meta m JOIN replicas r ON r.id = m.replica WHERE m.id = 1',
+    ),
+    setMeta: db.prepare<[number, number]>('INSERT INTO meta (id, replica, epoch) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET replica = excluded.replica, epoch = excluded.epoch'),
+    replicas: db.prepare<[], { id: number; replicaId: ReplicaId }>('SELECT id, replica_id AS replicaId FROM replicas'),
+    intern: db.prepare<[ReplicaId], { id: number }>('INSERT INTO replicas (replica_id) VALUES (?) RETURNING id'),
+    vvEntry: db.prepare<[number], number>('SELECT seq FROM replicas WHERE id = ?').pluck(),
+    setVv: db.prepare<[number, number]>('UPDATE replicas SET seq = ? WHERE id = ?'),
+    versionVector: db.prepare<[], { replicaId: ReplicaId; seq: number }>('SELECT replica_id AS replicaId, seq FROM replicas WHERE seq > 0'),
+    total: db.prepare<[PageName], number>('SELECT total FROM pages WHERE page = ?').pluck(),
+    setTotal: db.prepare<[PageName, number]>('INSERT INTO pages (page, total) VALUES (?, ?) ON CONFLICT (page) DO UPDATE SET total = excluded.total'),
+    addToSlot: db.prepare<[PageName, number, number, number], number>(
+      'INSERT INTO slots (page, replica, count, seq) VALUES (?, ?, ?, ?) ON CONFLICT (page, replica) DO UPDATE SET count = count + excluded.count, seq = excluded.seq RETURNING count',
+    ).pluck(),
+    slot: db.prepare<[PageName, number], { count: number; seq: number }>('SELECT count, seq FROM slots WHERE page = ? AND replica = ?'),
+    setSlot: db.prepare<[PageName, number, number, number]>(
+      'INSERT INTO slots (page, replica, count, seq) VALUES (?, ?, ?, ?) ON CONFLICT (page, replica) DO UPDATE SET count = excluded.count, seq = excluded.seq',
+    ),
+    slotsAfterSeq: db.prepare<[number, number, number], SlotRow>('SELECT page, count, seq FROM slots WHERE replica = ? AND seq > ? ORDER BY seq, page LIMIT ?'),
+    slotsAfterPage: db.prepare<[number, number, PageName, number], SlotRow>(
+      'SELECT page, count, seq FROM slots WHERE replica = ? AND (seq, page) > (?, ?) ORDER BY seq, page LIMIT ?',
+    ),
+    pagesFirst: db.prepare<[number], PageCount>('SELECT page, total AS count FROM pages ORDER BY page LIMIT ?'),
+    pagesAfter: db.prepare<[PageName, number], PageCount>('SELECT page, total AS count FROM pages WHERE page > ? ORDER BY page LIMIT ?'),
+    pageSlots: db.prepare<[PageName], Slot>(
+      'SELECT s.page AS page, r.replica_id AS replica, s.count AS count, s.seq AS seq FROM slots s JOIN replicas r ON r.id = s.replica WHERE s.page = ? ORDER BY r.replica_id',
+    ),
+    // Raw rows: a quarter faster than objects over 300,000 slots (measured).
+    countedSlots: db
+      .prepare<[], [PageName, ReplicaId, number]>('SELECT s.page, r.replica_id, s.count FROM slots s JOIN replicas r ON r.id = s.replica WHERE s.count > 0')
+      .raw(),
+    countPages: db.prepare<[], number>('SELECT count(*) FROM pages').pluck(),
+    countSlots: db.prepare<[], number>('SELECT count(*) FROM slots').pluck(),
+    countReplicas: db.prepare<[], number>('SELECT count(*) FROM replicas').pluck(),
+  };
+}
+
+export type Statements = ReturnType<typeof prepareStatements>;
