@@ -2,10 +2,12 @@
  * Configuration: read once from the environment and the command line, validated as a whole, frozen
  * and passed down. Nothing else reads `process.env`. Every environment variable has a matching
  * flag (`PORT` ↔ `--port 8080` or `--port=8080`); flags win over the environment. Every problem is
- * collected and reported together in one `ConfigError`, so a bad start is fixed in one go.
+ * collected and reported together in one `ConfigError` (errors.ts), so a bad start is fixed in one go.
  */
 import { hostname as osHostname } from 'node:os';
 import { isIP } from 'node:net';
+import { ConfigError } from './errors.js';
+import { formatHostPort, hostnameProblem, hostProblem, ipEndpointProblem, parseHostPort } from './host-port.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type SqliteSynchronous = 'normal' | 'full';
@@ -16,7 +18,7 @@ export interface Config {
   readonly host: string;
   readonly databasePath: string;
   readonly nodeName: string;
-  /** Static peers as `host:port` (IPv6 as `[addr]:port`). */
+  /** Static peers as normalised `host:port` (IPv6 as `[addr]:port`, names lower-cased; see host-port.ts). */
   readonly peers: readonly string[];
   /** Name resolved for peers (A/AAAA on `port`, or SRV); undefined when discovery by DNS is off. */
   readonly discoveryDns: string | undefined;
@@ -42,16 +44,6 @@ export interface Config {
   readonly maxBodyBytes: number;
   /** Problems that do not stop the start but must be logged loudly (e.g. no cluster secret). */
   readonly warnings: readonly string[];
-}
-
-export class ConfigError extends Error {
-  readonly problems: readonly string[];
-
-  constructor(problems: readonly string[]) {
-    super(`bad configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-    this.problems = problems;
-  }
 }
 
 export const DEFAULT_PORT = 8080;
@@ -104,7 +96,6 @@ const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
 // Letters, digits, dots, dashes, underscores: safe in logs, DNS labels and the handshake.
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const HOSTNAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
 
 export function flagName(env: string): string {
   return `--${env.toLowerCase().replaceAll('_', '-')}`;
@@ -158,17 +149,6 @@ function fromEnv(env: Readonly<Record<string, string | undefined>>): Raw {
   return raw;
 }
 
-/** Host and port of `host:port` or `[v6]:port`; undefined when it does not parse. */
-export function parseHostPort(value: string): { host: string; port: number } | undefined {
-  const match = /^\[([0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?)\]:(\d{1,5})$/.exec(value) ?? /^([^:[\]\s]+):(\d{1,5})$/.exec(value);
-  if (match === null) return undefined;
-  const host = match[1] as string;
-  const port = Number(match[2]);
-  if (port < 1 || port > 65535) return undefined;
-  if (value.startsWith('[') ? isIP(host.split('%')[0] as string) !== 6 : isIP(host) === 0 && !HOSTNAME_PATTERN.test(host)) return undefined;
-  return { host, port };
-}
-
 /**
  * Builds the configuration from `env` (normally process.env) and `argv` (the arguments after the
  * script and subcommand). Throws ConfigError naming every problem found.
@@ -208,7 +188,8 @@ export function loadConfig(
   const port = integer('PORT', DEFAULT_PORT, 0, 65535);
 
   const host = text('HOST') ?? DEFAULT_HOST;
-  if (isIP(host) === 0 && !HOSTNAME_PATTERN.test(host)) problems.push(`${name('HOST')} must be an IP address or a host name, got ${JSON.stringify(host)}`);
+  const hostTrouble = hostProblem(host);
+  if (hostTrouble !== undefined) problems.push(`${name('HOST')} must be an IP address or a host name: ${hostTrouble}`);
 
   const databasePath = raw.DATABASE_PATH ?? DEFAULT_DATABASE_PATH;
   if (databasePath.includes('\0')) problems.push(`${name('DATABASE_PATH')} must not contain a NUL character`);
@@ -227,22 +208,21 @@ export function loadConfig(
   for (const entry of (raw.PEERS ?? '').split(',')) {
     const peer = entry.trim();
     if (peer === '') continue;
+    // The rules discovery and the transport apply, so an entry accepted here is one they dial.
     const parsed = parseHostPort(peer);
-    if (parsed === undefined) problems.push(`${name('PEERS')}: ${JSON.stringify(peer)} is not host:port (IPv6 as [addr]:port, port 1–65535)`);
-    else if (!peers.includes(peer)) peers.push(peer);
+    if ('error' in parsed) problems.push(`${name('PEERS')}: ${parsed.error}`);
+    else if (!peers.includes(formatHostPort(parsed))) peers.push(formatHostPort(parsed));
   }
 
   let discoveryDns = text('DISCOVERY_DNS') ?? (flyAppName !== undefined ? `${flyAppName}.internal` : undefined);
-  if (discoveryDns !== undefined && !HOSTNAME_PATTERN.test(discoveryDns)) {
-    problems.push(`${name('DISCOVERY_DNS')} must be a DNS name, got ${JSON.stringify(discoveryDns)}`);
+  const dnsTrouble = discoveryDns === undefined ? undefined : hostnameProblem(discoveryDns);
+  if (dnsTrouble !== undefined) {
+    problems.push(`${name('DISCOVERY_DNS')} must be a DNS name: ${dnsTrouble}`);
     discoveryDns = undefined;
   }
   const discoveryDnsServer = text('DISCOVERY_DNS_SERVER');
-  if (discoveryDnsServer !== undefined) {
-    const parsed = parseHostPort(discoveryDnsServer);
-    const ok = isIP(discoveryDnsServer) !== 0 || (parsed !== undefined && isIP(parsed.host) !== 0);
-    if (!ok) problems.push(`${name('DISCOVERY_DNS_SERVER')} must be an IP address or ip:port ([v6]:port), got ${JSON.stringify(discoveryDnsServer)}`);
-  }
+  const serverTrouble = discoveryDnsServer === undefined ? undefined : ipEndpointProblem(discoveryDnsServer);
+  if (serverTrouble !== undefined) problems.push(`${name('DISCOVERY_DNS_SERVER')}: ${serverTrouble}`);
   const discoveryIntervalMs = integer('DISCOVERY_INTERVAL_MS', DEFAULT_DISCOVERY_INTERVAL_MS, 100, MAX_INTERVAL_MS, ' ms');
 
   const clusterSecret = raw.CLUSTER_SECRET ?? '';

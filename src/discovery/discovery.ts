@@ -6,6 +6,7 @@
  * Self-recognition is not done here: a node may find its own address; the handshake spots it by
  * replica id.
  */
+import type { Log } from '../log.js';
 import type { PeerAddress } from './peer-address.js';
 import { uniqueSorted } from './peer-address.js';
 
@@ -23,12 +24,6 @@ export interface Discovery {
    * unreachable server): the caller then keeps what it knew.
    */
   resolve(options?: ResolveOptions): Promise<PeerAddress[]>;
-}
-
-/** Narrow logger shape (pino's satisfies it). */
-export interface DiscoveryLog {
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
 }
 
 /** Timer functions, injectable so tests control time. */
@@ -51,7 +46,7 @@ export interface DiscoveryLoopOptions {
    * whenever the list changes (not on every tick). May be async; errors are logged.
    */
   readonly onPeers: (addresses: PeerAddress[]) => void | Promise<void>;
-  readonly log: DiscoveryLog;
+  readonly log: Log;
   readonly timers?: LoopTimers;
   /** Clock for `status().lastSuccessAt`, in ms since the epoch. */
   readonly now?: () => number;
@@ -78,7 +73,7 @@ export class DiscoveryLoop {
   private readonly discovery: Discovery;
   private readonly intervalMs: number;
   private readonly onPeers: DiscoveryLoopOptions['onPeers'];
-  private readonly log: DiscoveryLog;
+  private readonly log: Log;
   private readonly timers: LoopTimers;
   private readonly now: () => number;
   private current: PeerAddress[] | undefined;

@@ -13,10 +13,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { isIPv6 } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import { formatHostPort, parseHostPort } from '../host-port.js';
 import type { Connection, ConnectionHandlers, Transport } from './transport.js';
 
 export const CLUSTER_PATH = '/cluster';
@@ -54,17 +54,6 @@ export function truncateUtf8(reason: string, maxBytes: number = MAX_CLOSE_REASON
     bytes += size;
   }
   return out;
-}
-
-/** `host:port` or `[v6]:port` → the WebSocket URL host part, or undefined when malformed. */
-function dialTarget(address: string): string | undefined {
-  const match = /^(\[[^\]]+\]|[^:[\]\s/]+):([0-9]{1,5})$/.exec(address);
-  if (match === null) return undefined;
-  const [, host, portText] = match;
-  const port = Number(portText);
-  if (host === undefined || port < 1 || port > 65_535) return undefined;
-  if (host.startsWith('[') && !isIPv6(host.slice(1, -1))) return undefined;
-  return `${host}:${port}`;
 }
 
 function formatRemote(host: string | undefined, port: number | undefined): string {
@@ -259,10 +248,12 @@ export class WebSocketTransport implements Transport {
 
   dial(address: string): Promise<Connection> {
     if (this.closing !== undefined) return Promise.reject(new Error('the transport is closed'));
-    const target = dialTarget(address);
-    if (target === undefined) return Promise.reject(new Error(`cannot dial "${address}": expected host:port or [v6]:port`));
+    // The rules PEERS and discovery were checked against (host-port.ts); anything else is refused
+    // before touching the network.
+    const target = parseHostPort(address);
+    if ('error' in target) return Promise.reject(new Error(`cannot dial ${target.error}`));
     return new Promise<Connection>((resolve, reject) => {
-      const ws = new WebSocket(`ws://${target}${this.path}`, { perMessageDeflate: false, maxPayload: this.maxFrameBytes });
+      const ws = new WebSocket(`ws://${formatHostPort(target)}${this.path}`, { perMessageDeflate: false, maxPayload: this.maxFrameBytes });
       this.dialling.add(ws);
       let settled = false;
       const fail = (message: string) => {

@@ -172,6 +172,10 @@ describe('WebSocketTransport', () => {
     for (const address of ['', 'host', 'host:', 'host:0', 'host:70000', '::1:80', '[nothex]:80', 'a/b:80', 'http://x:80']) {
       await expect(client.transport.dial(address)).rejects.toThrow(/cannot dial/);
     }
+    // The rules of PEERS and discovery (src/host-port.ts), named in the message.
+    for (const address of ['1.2.3:8080', 'node-:8080', '10.0.0.300:80']) {
+      await expect(client.transport.dial(address)).rejects.toThrow(`cannot dial "${address}"`);
+    }
   });
 
   it('dials IPv6 addresses in brackets', async (context) => {
