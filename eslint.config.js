@@ -61,7 +61,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/store/memory-store.ts', 'src/transport/simulated-network.ts', 'src/discovery/memory-discovery.ts'],
+    files: ['src/store/memory-store.ts', 'src/transport/simulated-network.ts', 'src/transport/simulated-transport.ts', 'src/discovery/memory-discovery.ts'],
     // TEMPORARY: memory-store.ts still imports sqlite-store.ts's logger type; the fix lands from
     // another branch, and this line goes with it.
     ignores: ['src/store/memory-store.ts'],

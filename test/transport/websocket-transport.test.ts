@@ -4,7 +4,8 @@ import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { Connection } from '../../src/transport/transport.js';
-import { MAX_CLOSE_REASON_BYTES, truncateUtf8, WebSocketTransport } from '../../src/transport/websocket-transport.js';
+import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from '../../src/transport/websocket-connection.js';
+import { WebSocketTransport } from '../../src/transport/websocket-transport.js';
 import { eventually } from '../helpers/eventually.js';
 import { Recorder } from './transport-contract.js';
 
