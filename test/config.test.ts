@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_MAX_BODY_BYTES, SETTINGS, flagName, loadConfig, usage } from '../src/config.js';
+import { SETTINGS, flagName, loadConfig, usage } from '../src/config.js';
+import { DEFAULT_MAX_BODY_BYTES } from '../src/settings.js';
 import { ConfigError } from '../src/errors.js';
 import { parsePeerList } from '../src/discovery/static-discovery.js';
 
