@@ -14,6 +14,10 @@
  *
  * Handlers run synchronously inside the delivering call; an exception in one propagates to the
  * driver (a test should see it), unlike the WebSocket transport, which closes that connection.
+ *
+ * Each node's transport and connection ends are in `simulated-transport.ts`. This file stays
+ * whole above 300 lines: the queue, its delivery controls and the faults act on the same events
+ * and counters, and splitting them would spread one bookkeeping rule over several files.
  */
 import { SimulatedConnection, SimulatedTransport, type Wire } from './simulated-transport.js';
 import type { Connection, Transport } from './transport.js';
