@@ -1,11 +1,36 @@
 /**
  * Configuration: read once from the environment and the command line, validated as a whole, frozen
  * and passed down. Nothing else reads `process.env`. Every environment variable has a matching
- * flag (`PORT` ↔ `--port 8080` or `--port=8080`); flags win over the environment. Every problem is
- * collected and reported together in one `ConfigError`, so a bad start is fixed in one go.
+ * flag (`PORT` ↔ `--port 8080` or `--port=8080`); flags win over the environment (the table of
+ * settings and the reading of them: `settings.ts`). Every problem is collected and reported
+ * together in one `ConfigError` (errors.ts), so a bad start is fixed in one go. Addresses follow
+ * the rules of `host-port.ts`, the ones discovery and the transport apply.
  */
 import { hostname as osHostname } from 'node:os';
 import { isIP } from 'node:net';
+import { ConfigError } from './errors.js';
+import { formatHostPort, hostnameProblem, hostProblem, ipEndpointProblem, parseHostPort } from './host-port.js';
+import {
+  DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
+  DEFAULT_CLUSTER_NAME,
+  DEFAULT_DATABASE_PATH,
+  DEFAULT_DISCOVERY_INTERVAL_MS,
+  DEFAULT_HEARTBEAT_INTERVAL_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_HOST,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_PORT,
+  flagName,
+  MAX_INTERVAL_MS,
+  MAX_MAX_BODY_BYTES,
+  MAX_NAME_LENGTH,
+  readRawSettings,
+  type RawSettings,
+  type SettingName,
+} from './settings.js';
+
+// The settings table and usage text are part of what configuration offers its importers.
+export { flagName, SETTINGS, usage } from './settings.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type SqliteSynchronous = 'normal' | 'full';
@@ -16,7 +41,7 @@ export interface Config {
   readonly host: string;
   readonly databasePath: string;
   readonly nodeName: string;
-  /** Static peers as `host:port` (IPv6 as `[addr]:port`). */
+  /** Static peers as normalised `host:port` (IPv6 as `[addr]:port`, names lower-cased; see host-port.ts). */
   readonly peers: readonly string[];
   /** Name resolved for peers (A/AAAA on `port`, or SRV); undefined when discovery by DNS is off. */
   readonly discoveryDns: string | undefined;
@@ -44,130 +69,11 @@ export interface Config {
   readonly warnings: readonly string[];
 }
 
-export class ConfigError extends Error {
-  readonly problems: readonly string[];
-
-  constructor(problems: readonly string[]) {
-    super(`bad configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-    this.problems = problems;
-  }
-}
-
-export const DEFAULT_PORT = 8080;
-export const DEFAULT_HOST = '::';
-export const DEFAULT_DATABASE_PATH = './data/counters.db';
-export const DEFAULT_CLUSTER_NAME = 'distributed-sqlite';
-export const DEFAULT_DISCOVERY_INTERVAL_MS = 5000;
-export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
-export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5000;
-export const DEFAULT_ANTI_ENTROPY_INTERVAL_MS = 2000;
-export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
-/** Upper bound for MAX_BODY_BYTES: a batch of 10,000 views fits comfortably in far less. */
-export const MAX_MAX_BODY_BYTES = 64 * 1024 * 1024;
-/** Upper bound for every *_MS interval: one day. */
-export const MAX_INTERVAL_MS = 24 * 60 * 60 * 1000;
-export const MAX_NAME_LENGTH = 128;
-
-/** Every setting, in the order the README documents them. The flag is the lower-kebab name. */
-export const SETTINGS = [
-  { env: 'PORT', default: String(DEFAULT_PORT), help: 'HTTP port (peers and browsers). 0 picks a free port.' },
-  { env: 'HOST', default: DEFAULT_HOST, help: 'Address to listen on (`::` accepts IPv4 and IPv6).' },
-  { env: 'DATABASE_PATH', default: DEFAULT_DATABASE_PATH, help: 'SQLite file; its directory is created.' },
-  { env: 'NODE_NAME', default: 'FLY_MACHINE_ID, else the host name', help: 'Human name of this node.' },
-  { env: 'PEERS', default: '(none)', help: 'Static peers, comma-separated `host:port` (IPv6: `[addr]:port`).' },
-  { env: 'DISCOVERY_DNS', default: '`${FLY_APP_NAME}.internal` on Fly.io, else off', help: 'Name resolved for peers (A/AAAA on PORT, or SRV).' },
-  { env: 'DISCOVERY_DNS_SERVER', default: 'system resolver', help: 'DNS server to ask, `ip` or `ip:port`.' },
-  { env: 'DISCOVERY_INTERVAL_MS', default: String(DEFAULT_DISCOVERY_INTERVAL_MS), help: 'How often DISCOVERY_DNS is resolved.' },
-  { env: 'CLUSTER_SECRET', default: '(empty, with a warning)', help: 'Secret peers prove they share (HMAC; never sent).' },
-  { env: 'CLUSTER_NAME', default: 'FLY_APP_NAME, else `distributed-sqlite`', help: 'Peers of another cluster are refused.' },
-  { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent.' },
-  { env: 'CORS_ORIGINS', default: '*', help: '`*` or comma-separated origins allowed to call the pages API.' },
-  { env: 'SQLITE_SYNCHRONOUS', default: 'normal', help: '`normal` (safe against a killed process) or `full` (also against power loss).' },
-  { env: 'LITESTREAM', default: 'false', help: 'Set by run.sh when Litestream runs the node: checkpoints are left to it.' },
-  { env: 'HEARTBEAT_INTERVAL_MS', default: String(DEFAULT_HEARTBEAT_INTERVAL_MS), help: 'Ping interval on peer links.' },
-  { env: 'HEARTBEAT_TIMEOUT_MS', default: String(DEFAULT_HEARTBEAT_TIMEOUT_MS), help: 'A peer silent this long is dropped and redialled.' },
-  { env: 'ANTI_ENTROPY_INTERVAL_MS', default: String(DEFAULT_ANTI_ENTROPY_INTERVAL_MS), help: 'Version-vector exchange with a peer.' },
-  { env: 'MAX_BODY_BYTES', default: String(DEFAULT_MAX_BODY_BYTES), help: 'Largest request body accepted (413 beyond).' },
-  { env: 'FLY_REGION', default: '(set by Fly.io)', help: 'Region shown in the cluster status.' },
-  { env: 'FLY_APP_NAME', default: '(set by Fly.io)', help: 'Defaults DISCOVERY_DNS and CLUSTER_NAME.' },
-  { env: 'FLY_MACHINE_ID', default: '(set by Fly.io)', help: 'Defaults NODE_NAME.' },
-  { env: 'FLY_PRIVATE_IP', default: '(set by Fly.io)', help: 'The 6PN address peers reach this node at, shown in the membership when HOST is a wildcard.' },
-] as const;
-
-type SettingName = (typeof SETTINGS)[number]['env'];
-type Raw = Partial<Record<SettingName, string>>;
-
-const SETTING_NAMES: ReadonlySet<string> = new Set(SETTINGS.map((s) => s.env));
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const TRUE_WORDS = new Set(['1', 'true', 'yes', 'on']);
 const FALSE_WORDS = new Set(['0', 'false', 'no', 'off']);
 // Letters, digits, dots, dashes, underscores: safe in logs, DNS labels and the handshake.
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const HOSTNAME_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
-
-export function flagName(env: string): string {
-  return `--${env.toLowerCase().replaceAll('_', '-')}`;
-}
-
-const FLAG_TO_ENV: ReadonlyMap<string, SettingName> = new Map(SETTINGS.map((s) => [flagName(s.env), s.env]));
-/** Flags that may stand alone (`--litestream` means `--litestream=true`). */
-const BOOLEAN_FLAGS: ReadonlySet<SettingName> = new Set(['LITESTREAM']);
-
-/** Parses `--name value` / `--name=value` into settings; unknown flags and stray words are problems. */
-function parseArgv(argv: readonly string[], problems: string[]): Raw {
-  const raw: Raw = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (!arg.startsWith('--')) {
-      problems.push(`unexpected argument ${JSON.stringify(arg)} (settings are flags like --port 8080)`);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const flag = eq === -1 ? arg : arg.slice(0, eq);
-    const env = FLAG_TO_ENV.get(flag);
-    if (env === undefined) {
-      problems.push(`unknown flag ${flag}`);
-      continue;
-    }
-    let value: string;
-    if (eq !== -1) value = arg.slice(eq + 1);
-    else {
-      const next = argv[i + 1];
-      if (next !== undefined && !next.startsWith('--')) {
-        value = next;
-        i++;
-      } else if (BOOLEAN_FLAGS.has(env)) value = 'true';
-      else {
-        problems.push(`flag ${flag} needs a value`);
-        continue;
-      }
-    }
-    raw[env] = value;
-  }
-  return raw;
-}
-
-function fromEnv(env: Readonly<Record<string, string | undefined>>): Raw {
-  const raw: Raw = {};
-  for (const name of SETTING_NAMES) {
-    const value = env[name];
-    // An empty variable counts as unset: deploy tools often template `FOO=` for "no value".
-    if (value !== undefined && value.trim() !== '') raw[name as SettingName] = value;
-  }
-  return raw;
-}
-
-/** Host and port of `host:port` or `[v6]:port`; undefined when it does not parse. */
-export function parseHostPort(value: string): { host: string; port: number } | undefined {
-  const match = /^\[([0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?)\]:(\d{1,5})$/.exec(value) ?? /^([^:[\]\s]+):(\d{1,5})$/.exec(value);
-  if (match === null) return undefined;
-  const host = match[1] as string;
-  const port = Number(match[2]);
-  if (port < 1 || port > 65535) return undefined;
-  if (value.startsWith('[') ? isIP(host.split('%')[0] as string) !== 6 : isIP(host) === 0 && !HOSTNAME_PATTERN.test(host)) return undefined;
-  return { host, port };
-}
 
 /**
  * Builds the configuration from `env` (normally process.env) and `argv` (the arguments after the
@@ -180,7 +86,7 @@ export function loadConfig(
 ): Config {
   const problems: string[] = [];
   const warnings: string[] = [];
-  const raw: Raw = { ...fromEnv(env), ...parseArgv(argv, problems) };
+  const raw: RawSettings = readRawSettings(env, argv, problems);
   const name = (key: SettingName): string => `${key} (${flagName(key)})`;
 
   const integer = (key: SettingName, fallback: number, min: number, max: number, unit = ''): number => {
@@ -208,7 +114,8 @@ export function loadConfig(
   const port = integer('PORT', DEFAULT_PORT, 0, 65535);
 
   const host = text('HOST') ?? DEFAULT_HOST;
-  if (isIP(host) === 0 && !HOSTNAME_PATTERN.test(host)) problems.push(`${name('HOST')} must be an IP address or a host name, got ${JSON.stringify(host)}`);
+  const hostTrouble = hostProblem(host);
+  if (hostTrouble !== undefined) problems.push(`${name('HOST')} must be an IP address or a host name: ${hostTrouble}`);
 
   const databasePath = raw.DATABASE_PATH ?? DEFAULT_DATABASE_PATH;
   if (databasePath.includes('\0')) problems.push(`${name('DATABASE_PATH')} must not contain a NUL character`);
@@ -227,22 +134,21 @@ export function loadConfig(
   for (const entry of (raw.PEERS ?? '').split(',')) {
     const peer = entry.trim();
     if (peer === '') continue;
+    // The rules discovery and the transport apply, so an entry accepted here is one they dial.
     const parsed = parseHostPort(peer);
-    if (parsed === undefined) problems.push(`${name('PEERS')}: ${JSON.stringify(peer)} is not host:port (IPv6 as [addr]:port, port 1–65535)`);
-    else if (!peers.includes(peer)) peers.push(peer);
+    if ('error' in parsed) problems.push(`${name('PEERS')}: ${parsed.error}`);
+    else if (!peers.includes(formatHostPort(parsed))) peers.push(formatHostPort(parsed));
   }
 
   let discoveryDns = text('DISCOVERY_DNS') ?? (flyAppName !== undefined ? `${flyAppName}.internal` : undefined);
-  if (discoveryDns !== undefined && !HOSTNAME_PATTERN.test(discoveryDns)) {
-    problems.push(`${name('DISCOVERY_DNS')} must be a DNS name, got ${JSON.stringify(discoveryDns)}`);
+  const dnsTrouble = discoveryDns === undefined ? undefined : hostnameProblem(discoveryDns);
+  if (dnsTrouble !== undefined) {
+    problems.push(`${name('DISCOVERY_DNS')} must be a DNS name: ${dnsTrouble}`);
     discoveryDns = undefined;
   }
   const discoveryDnsServer = text('DISCOVERY_DNS_SERVER');
-  if (discoveryDnsServer !== undefined) {
-    const parsed = parseHostPort(discoveryDnsServer);
-    const ok = isIP(discoveryDnsServer) !== 0 || (parsed !== undefined && isIP(parsed.host) !== 0);
-    if (!ok) problems.push(`${name('DISCOVERY_DNS_SERVER')} must be an IP address or ip:port ([v6]:port), got ${JSON.stringify(discoveryDnsServer)}`);
-  }
+  const serverTrouble = discoveryDnsServer === undefined ? undefined : ipEndpointProblem(discoveryDnsServer);
+  if (serverTrouble !== undefined) problems.push(`${name('DISCOVERY_DNS_SERVER')}: ${serverTrouble}`);
   const discoveryIntervalMs = integer('DISCOVERY_INTERVAL_MS', DEFAULT_DISCOVERY_INTERVAL_MS, 100, MAX_INTERVAL_MS, ' ms');
 
   const clusterSecret = raw.CLUSTER_SECRET ?? '';
@@ -329,19 +235,4 @@ export function normaliseOrigin(value: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Usage text for `--help`, generated from SETTINGS so it cannot drift. */
-export function usage(): string {
-  const lines = [
-    'Usage: distributed-sqlite [migrate] [--flag value …]',
-    '',
-    '  (no command)  start a node',
-    '  migrate       migrate DATABASE_PATH to the current schema and exit',
-    '',
-    'Settings (environment variable / flag, default):',
-  ];
-  for (const s of SETTINGS) lines.push(`  ${s.env} / ${flagName(s.env)}  [${s.default}]  ${s.help}`);
-  lines.push('', 'Flags win over the environment.');
-  return lines.join('\n');
 }

@@ -1,8 +1,19 @@
 /**
  * The one error catalogue. Every error the service reports carries a stable `code`, an HTTP
  * `status`, and whether its message may be shown to the caller (`expose`): 4xx messages say what
- * to fix; 5xx messages are logged, never shown. The original error stays in `cause`.
+ * to fix; 5xx messages are logged, never shown. The original error stays in `cause`. An entry
+ * with an `exit` code means a start that cannot go on: `main.ts` prints its message alone and
+ * exits with that code. Any other error that stops a start exits with `EXIT_FAILURE` and its stack.
+ *
+ * Subclasses only add structured detail to an entry (`ConfigError` lists every problem); they
+ * never add a code outside this table.
  */
+
+/** Exit code for a failure at start or while running. */
+export const EXIT_FAILURE = 1;
+/** Exit code for bad configuration: one message naming every problem on stderr. */
+export const EXIT_BAD_CONFIG = 2;
+
 export const ERRORS = {
   bad_page_name: { status: 400, expose: true },
   bad_increment: { status: 400, expose: true },
@@ -17,11 +28,18 @@ export const ERRORS = {
   not_ready: { status: 503, expose: true },
   shutting_down: { status: 503, expose: true },
   too_many_clients: { status: 503, expose: true },
-  bad_config: { status: 500, expose: true },
+  /** Configuration (env, flags, or options an adapter was built with) that cannot work. */
+  bad_config: { status: 500, expose: true, exit: EXIT_BAD_CONFIG },
   database_too_new: { status: 500, expose: true },
+  /** A peer's frame that does not decode or validate; closes that connection only. */
   bad_frame: { status: 400, expose: true },
+  /**
+   * Peer discovery could not get an answer (timeout, SERVFAIL, unreachable resolver): the peer
+   * list stands as it was. Logged, never shown; the resolver's own code stays in `cause`.
+   */
+  discovery_failed: { status: 503, expose: false },
   internal: { status: 500, expose: false },
-} as const satisfies Record<string, { status: number; expose: boolean }>;
+} as const satisfies Record<string, { status: number; expose: boolean; exit?: number }>;
 
 export type ErrorCode = keyof typeof ERRORS;
 
@@ -29,13 +47,28 @@ export class AppError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly expose: boolean;
+  /** The process exit code when this error stops a start; undefined for request-level errors. */
+  readonly exit: number | undefined;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'AppError';
+    const entry: { status: number; expose: boolean; exit?: number } = ERRORS[code];
     this.code = code;
-    this.status = ERRORS[code].status;
-    this.expose = ERRORS[code].expose;
+    this.status = entry.status;
+    this.expose = entry.expose;
+    this.exit = entry.exit;
+  }
+}
+
+/** `bad_config` with every problem found, so a bad start is fixed in one go. */
+export class ConfigError extends AppError {
+  readonly problems: readonly string[];
+
+  constructor(problems: readonly string[]) {
+    super('bad_config', `bad configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
   }
 }
 

@@ -5,13 +5,12 @@
  * Exit codes: 0 clean stop, 1 failure at start or run, 2 bad configuration (one message naming
  * every problem on stderr). SIGTERM/SIGINT stop the node gracefully; a second signal forces exit.
  */
-import { ConfigError, loadConfig, usage, type Config } from './config.js';
+import { loadConfig, usage, type Config } from './config.js';
+import { EXIT_BAD_CONFIG, EXIT_FAILURE, isAppError } from './errors.js';
 import { createLogger } from './log.js';
 import { startNode } from './node.js';
 import { migrateFile } from './store/migrate.js';
 
-export const EXIT_FAILURE = 1;
-export const EXIT_BAD_CONFIG = 2;
 /** Exit code on a forced exit (second signal): 128 + SIGINT, as shells report it. */
 export const EXIT_FORCED = 130;
 
@@ -28,15 +27,7 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
 
-  let config: Config;
-  try {
-    config = loadConfig(process.env, flags);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`distributed-sqlite: ${error.message}\n`);
-    process.exitCode = EXIT_BAD_CONFIG;
-    return;
-  }
+  const config: Config = loadConfig(process.env, flags);
   const log = createLogger({ level: config.logLevel, base: { node: config.nodeName } });
 
   if (command === 'migrate') {
@@ -71,6 +62,12 @@ async function main(argv: readonly string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {
+  // A catalogued error that ends a start (bad configuration, from config.ts or an adapter's own
+  // checks): its message says what to fix, so no stack trace.
+  if (isAppError(error) && error.exit !== undefined) {
+    process.stderr.write(`distributed-sqlite: ${error.message}\n`);
+    process.exit(error.exit);
+  }
   process.stderr.write(`distributed-sqlite: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(EXIT_FAILURE);
 });

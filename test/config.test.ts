@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_MAX_BODY_BYTES, SETTINGS, flagName, loadConfig, parseHostPort, usage } from '../src/config.js';
+import { SETTINGS, flagName, loadConfig, usage } from '../src/config.js';
+import { DEFAULT_MAX_BODY_BYTES } from '../src/settings.js';
+import { ConfigError } from '../src/errors.js';
+import { parsePeerList } from '../src/discovery/static-discovery.js';
 
 const HOST = { hostname: 'box-1' };
 
@@ -179,10 +182,36 @@ describe('loadConfig validation', () => {
     expect(problemsOf({ PEERS: peer })).toHaveLength(1);
   });
 
-  it('parses host:port', () => {
-    expect(parseHostPort('[::1]:53')).toEqual({ host: '::1', port: 53 });
-    expect(parseHostPort('127.0.0.1:5300')).toEqual({ host: '127.0.0.1', port: 5300 });
-    expect(parseHostPort('::1:53')).toBeUndefined();
+  it('normalises peers as discovery does, so one peer written two ways is one entry', () => {
+    const config = loadConfig({ PEERS: 'Node-A:1,node-a:1,[0:0::1]:2,[::1]:2', CLUSTER_SECRET: 's' }, [], HOST);
+    expect(config.peers).toEqual(['node-a:1', '[::1]:2']);
+  });
+
+  // Each of these once passed configuration and then failed in discovery at start (exit 1 with a
+  // stack trace): configuration applies the same parser (src/host-port.ts), so they stop here.
+  it.each([
+    ['1.2.3:8080', /not a valid IPv4 address/],
+    ['10.0.0.300:80', /not a valid IPv4 address/],
+    ['256.1.1.1:80', /not a valid IPv4 address/],
+    ['node-:8080', /may only contain letters/],
+    ['-node:8080', /may only contain letters/],
+    ['a..b:80', /empty label/],
+    [`${'a'.repeat(64)}:80`, /longer than 63/],
+    ['node:+80', /not a number/],
+  ])('refuses the peer %j as discovery would, naming it', (peer, message) => {
+    const problems = problemsOf({ PEERS: `ok:1,${peer}` });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain('PEERS');
+    expect(problems[0]).toContain(JSON.stringify(peer));
+    expect(problems[0]).toMatch(message);
+    expect(parsePeerList([peer])).toMatchObject({ errors: [expect.stringMatching(message)] });
+  });
+
+  it('refuses DISCOVERY_DNS and HOST names that discovery or the listener would refuse', () => {
+    expect(problemsOf({ DISCOVERY_DNS: 'app-.internal' })).toEqual([expect.stringContaining('DISCOVERY_DNS')]);
+    expect(problemsOf({ DISCOVERY_DNS: '1.2.3' })).toEqual([expect.stringMatching(/DISCOVERY_DNS.*not a valid IPv4/)]);
+    expect(problemsOf({ HOST: '10.0.0.300' })).toEqual([expect.stringMatching(/HOST.*not a valid IPv4/)]);
+    expect(problemsOf({ DISCOVERY_DNS_SERVER: '1.2.3:53' })).toEqual([expect.stringMatching(/DISCOVERY_DNS_SERVER.*not a valid IPv4/)]);
   });
 
   it('accepts a DNS server as ip or ip:port', () => {

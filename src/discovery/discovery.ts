@@ -6,6 +6,8 @@
  * Self-recognition is not done here: a node may find its own address; the handshake spots it by
  * replica id.
  */
+import type { Log } from '../log.js';
+import { realTimers, type TimerHandle, type Timers } from '../timers.js';
 import type { PeerAddress } from './peer-address.js';
 import { uniqueSorted } from './peer-address.js';
 
@@ -25,23 +27,6 @@ export interface Discovery {
   resolve(options?: ResolveOptions): Promise<PeerAddress[]>;
 }
 
-/** Narrow logger shape (pino's satisfies it). */
-export interface DiscoveryLog {
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-}
-
-/** Timer functions, injectable so tests control time. */
-export interface LoopTimers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realTimers: LoopTimers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
-};
-
 export interface DiscoveryLoopOptions {
   readonly discovery: Discovery;
   /** Pause between the end of one resolution and the start of the next; 0 disables the timer. */
@@ -51,10 +36,9 @@ export interface DiscoveryLoopOptions {
    * whenever the list changes (not on every tick). May be async; errors are logged.
    */
   readonly onPeers: (addresses: PeerAddress[]) => void | Promise<void>;
-  readonly log: DiscoveryLog;
-  readonly timers?: LoopTimers;
-  /** Clock for `status().lastSuccessAt`, in ms since the epoch. */
-  readonly now?: () => number;
+  readonly log: Log;
+  /** The schedule, and the clock for `status().lastSuccessAt` (ms since the epoch). */
+  readonly timers?: Timers;
 }
 
 export interface DiscoveryStatus {
@@ -78,13 +62,12 @@ export class DiscoveryLoop {
   private readonly discovery: Discovery;
   private readonly intervalMs: number;
   private readonly onPeers: DiscoveryLoopOptions['onPeers'];
-  private readonly log: DiscoveryLog;
-  private readonly timers: LoopTimers;
-  private readonly now: () => number;
+  private readonly log: Log;
+  private readonly timers: Timers;
   private current: PeerAddress[] | undefined;
   private lastError: string | undefined;
   private lastSuccessAt: number | undefined;
-  private timer: unknown;
+  private timer: TimerHandle | undefined;
   private inFlight: Promise<void> | undefined;
   private started = false;
   private stopped = false;
@@ -99,7 +82,6 @@ export class DiscoveryLoop {
     this.onPeers = options.onPeers;
     this.log = options.log;
     this.timers = options.timers ?? realTimers;
-    this.now = options.now ?? Date.now;
   }
 
   /**
@@ -164,7 +146,7 @@ export class DiscoveryLoop {
       return;
     }
     if (this.stopped) return;
-    this.lastSuccessAt = this.now();
+    this.lastSuccessAt = this.timers.now();
     if (this.lastError !== undefined) {
       this.log.info({ peers: addresses.length }, 'peer discovery recovered');
       this.lastError = undefined;

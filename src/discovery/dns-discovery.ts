@@ -7,18 +7,11 @@
  * of one server.
  */
 import { promises as dns } from 'node:dns';
-import { isIP, isIPv4, isIPv6 } from 'node:net';
+import { isIP } from 'node:net';
 import { AppError } from '../errors.js';
+import { formatHostPort, hostnameProblem, ipEndpointProblem, MAX_PORT, MIN_PORT } from '../host-port.js';
 import type { Discovery, ResolveOptions } from './discovery.js';
-import {
-  formatPeerAddress,
-  hostnameProblem,
-  MAX_PORT,
-  MIN_PORT,
-  parsePeerAddress,
-  uniqueSorted,
-  type PeerAddress,
-} from './peer-address.js';
+import { uniqueSorted, type PeerAddress } from './peer-address.js';
 
 /**
  * Attempts per query. c-ares doubles the wait on each retry, so 2 tries take at most 3 × the
@@ -44,27 +37,10 @@ export interface DnsDiscoveryOptions {
   readonly timeoutMs: number;
 }
 
-/** A resolution that failed: the answer is unknown, so the previous peer list should stand. */
-export class DnsDiscoveryError extends Error {
-  readonly code: string;
-
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'DnsDiscoveryError';
-    this.code = code;
-  }
-}
-
 /** Why `text` is not a usable DNS server address (`ip`, `ip:port`, `[v6]:port`), or undefined. */
 export function dnsServerProblem(text: string): string | undefined {
-  if (isIP(text) !== 0) return undefined;
-  if (!text.includes(':') || (!text.startsWith('[') && !/^[0-9.]+:/.test(text))) {
-    return `DNS server "${text}" must be an IP address, optionally with a port: 10.0.0.53, 127.0.0.1:5353 or [::1]:5353`;
-  }
-  const parsed = parsePeerAddress(text);
-  if ('error' in parsed) return `DNS server ${parsed.error}`;
-  if (!isIPv4(parsed.host) && !isIPv6(parsed.host)) return `DNS server "${text}" must be an IP address, not a host name`;
-  return undefined;
+  const problem = ipEndpointProblem(text);
+  return problem === undefined ? undefined : `DNS server ${problem}`;
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -131,13 +107,14 @@ export class DnsDiscovery implements Discovery {
     } catch (error) {
       signal?.throwIfAborted();
       const code = errorCode(error) ?? 'EUNKNOWN';
-      // Our deadline and c-ares's own retries end at about the same moment: one message for both.
+      // The answer is unknown, so the previous peer list should stand (`discovery_failed`). Our
+      // deadline and c-ares's own retries end at about the same moment: one message for both.
       if (timedOut || code === 'ETIMEOUT') {
-        throw new DnsDiscoveryError('ETIMEOUT', `DNS lookup of ${this.name} ${this.via()} gave no answer within ${this.timeoutMs} ms`, {
+        throw new AppError('discovery_failed', `DNS lookup of ${this.name} ${this.via()} gave no answer within ${this.timeoutMs} ms`, {
           cause: error,
         });
       }
-      throw new DnsDiscoveryError(code, `DNS lookup of ${this.name} ${this.via()} failed: ${code}`, { cause: error });
+      throw new AppError('discovery_failed', `DNS lookup of ${this.name} ${this.via()} failed: ${code}`, { cause: error });
     } finally {
       clearTimeout(deadline);
       signal?.removeEventListener('abort', onAbort);
@@ -158,7 +135,7 @@ export class DnsDiscovery implements Discovery {
     const services = settledList(srv, NO_SRV).filter((record) => record.port >= MIN_PORT && record.port <= MAX_PORT);
     if (services.length === 0) {
       const hosts = [...settledList(v4, NO_RECORDS), ...settledList(v6, NO_RECORDS)];
-      return uniqueSorted(hosts.map((host) => formatPeerAddress({ host, port: this.port })));
+      return uniqueSorted(hosts.map((host) => formatHostPort({ host, port: this.port })));
     }
 
     const targets = new Map<string, number[]>();
@@ -171,7 +148,7 @@ export class DnsDiscovery implements Discovery {
     const resolved = await Promise.all(
       [...targets].map(async ([target, ports]) => {
         const hosts = isIP(target) !== 0 ? [target] : await resolveHost(resolver, target);
-        return hosts.flatMap((host) => ports.map((port) => formatPeerAddress({ host, port })));
+        return hosts.flatMap((host) => ports.map((port) => formatHostPort({ host, port })));
       }),
     );
     return uniqueSorted(resolved.flat());

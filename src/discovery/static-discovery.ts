@@ -4,10 +4,9 @@
  * reached.
  */
 import { AppError } from '../errors.js';
+import { formatHostPort, parseHostPort } from '../host-port.js';
 import type { Discovery, ResolveOptions } from './discovery.js';
-import { formatPeerAddress, parsePeerAddress, uniqueSorted, type PeerAddress } from './peer-address.js';
-
-export { formatPeerAddress, parsePeerAddress, type PeerAddress, type PeerHostPort } from './peer-address.js';
+import { uniqueSorted, type PeerAddress } from './peer-address.js';
 
 /**
  * Validates every entry; returns the normalised, deduplicated, sorted list, or every problem
@@ -17,9 +16,9 @@ export function parsePeerList(entries: readonly string[]): { peers: PeerAddress[
   const peers: PeerAddress[] = [];
   const errors: string[] = [];
   for (const entry of entries) {
-    const parsed = parsePeerAddress(entry);
+    const parsed = parseHostPort(entry);
     if ('error' in parsed) errors.push(parsed.error);
-    else peers.push(formatPeerAddress(parsed));
+    else peers.push(formatHostPort(parsed));
   }
   return errors.length > 0 ? { errors } : { peers: uniqueSorted(peers) };
 }

@@ -1,7 +1,7 @@
 import { CombinedDiscovery } from '../../src/discovery/combined-discovery.js';
 import { DnsDiscovery } from '../../src/discovery/dns-discovery.js';
 import { MemoryDiscovery } from '../../src/discovery/memory-discovery.js';
-import { parsePeerAddress } from '../../src/discovery/peer-address.js';
+import { parseHostPort } from '../../src/host-port.js';
 import { StaticDiscovery } from '../../src/discovery/static-discovery.js';
 import { srv, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { runDiscoveryContract } from './discovery-contract.js';
@@ -20,7 +20,7 @@ runDiscoveryContract('DnsDiscovery', {
   // Peers on different ports need SRV records; their targets are the IP addresses themselves.
   async make(peers) {
     const records = peers.map((peer) => {
-      const parsed = parsePeerAddress(peer);
+      const parsed = parseHostPort(peer);
       if ('error' in parsed) throw new Error(parsed.error);
       return srv(parsed.host, parsed.port);
     });

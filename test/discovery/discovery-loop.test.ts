@@ -2,24 +2,26 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CombinedDiscovery } from '../../src/discovery/combined-discovery.js';
-import { DiscoveryLoop, type Discovery, type LoopTimers } from '../../src/discovery/discovery.js';
+import { DiscoveryLoop, type Discovery } from '../../src/discovery/discovery.js';
 import { MemoryDiscovery } from '../../src/discovery/memory-discovery.js';
 import { StaticDiscovery } from '../../src/discovery/static-discovery.js';
+import type { TimerHandle, Timers } from '../../src/timers.js';
 import { recordingLog } from './log-recorder.js';
 
-/** Timers a test fires by hand. */
-function manualTimers(): LoopTimers & { pending: Map<number, { callback: () => void; ms: number }>; fireAll(): void } {
-  const pending = new Map<number, { callback: () => void; ms: number }>();
-  let next = 1;
+/** Timers a test fires by hand, on a clock that reads 42. */
+function manualTimers(): Timers & { pending: Map<TimerHandle, { callback: () => void; ms: number }>; fireAll(): void } {
+  const pending = new Map<TimerHandle, { callback: () => void; ms: number }>();
   return {
     pending,
+    now: () => 42,
+    yield: () => Promise.resolve(),
     setTimeout(callback, ms) {
-      const handle = next++;
+      const handle = { __timer: true } as TimerHandle;
       pending.set(handle, { callback, ms });
       return handle;
     },
     clearTimeout(handle) {
-      pending.delete(handle as number);
+      pending.delete(handle);
     },
     fireAll() {
       const due = [...pending.values()];
@@ -50,7 +52,7 @@ afterEach(async () => {
 function makeLoop(discovery: Discovery, intervalMs = 0, timers = manualTimers()) {
   const calls: string[][] = [];
   const log = recordingLog();
-  const loop = new DiscoveryLoop({ discovery, intervalMs, onPeers: (peers) => void calls.push(peers), log, timers, now: () => 42 });
+  const loop = new DiscoveryLoop({ discovery, intervalMs, onPeers: (peers) => void calls.push(peers), log, timers });
   loops.push(loop);
   return { loop, calls, log, timers };
 }

@@ -1,18 +1,25 @@
-import type { DiscoveryLog } from '../../src/discovery/discovery.js';
+import type { Log } from '../../src/log.js';
 
 export interface LogEntry {
-  readonly level: 'info' | 'warn';
+  readonly level: 'debug' | 'info' | 'warn' | 'error';
   readonly fields: Record<string, unknown>;
-  readonly message: string;
+  readonly message: string | undefined;
 }
 
-/** A DiscoveryLog that keeps what it was told, for assertions. */
-export function recordingLog(): DiscoveryLog & { entries: LogEntry[]; warnings(): LogEntry[] } {
+/** A Log that keeps what it was told, for assertions. */
+export function recordingLog(): Log & { entries: LogEntry[]; warnings(): LogEntry[] } {
   const entries: LogEntry[] = [];
+  const record =
+    (level: LogEntry['level']) =>
+    (fields: object, message?: string): void => {
+      entries.push({ level, fields: { ...fields }, message });
+    };
   return {
     entries,
-    info: (fields, message) => entries.push({ level: 'info', fields, message }),
-    warn: (fields, message) => entries.push({ level: 'warn', fields, message }),
+    debug: record('debug'),
+    info: record('info'),
+    warn: record('warn'),
+    error: record('error'),
     warnings: () => entries.filter((entry) => entry.level === 'warn'),
   };
 }

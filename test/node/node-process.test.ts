@@ -109,6 +109,19 @@ describe('a real node process', () => {
     expect(result.stdout).toBe('');
   });
 
+  // These passed configuration and then failed in discovery after the node had started (exit 1
+  // and a stack trace); now configuration applies discovery's own parser.
+  it.each(['1.2.3:8080', 'node-:8080', '10.0.0.300:80'])('refuses PEERS=%s at configuration: exit 2 naming the entry', async (peer) => {
+    const dir = await dirs.create('node-');
+    const databasePath = join(dir, 'counters.db');
+    const result = await runCommand([], { PEERS: `ok:1,${peer}`, CLUSTER_SECRET: 's', DATABASE_PATH: databasePath });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`PEERS (--peers): "${peer}"`);
+    expect(result.stderr).not.toContain('"ok:1"');
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(databasePath)).toBe(false);
+  });
+
   it('migrates a fresh database with the migrate command and exits 0', async () => {
     const dir = await dirs.create('node-');
     const path = join(dir, 'sub', 'fresh.db');

@@ -4,7 +4,8 @@ import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import type { Connection } from '../../src/transport/transport.js';
-import { MAX_CLOSE_REASON_BYTES, truncateUtf8, WebSocketTransport } from '../../src/transport/websocket-transport.js';
+import { MAX_CLOSE_REASON_BYTES, truncateUtf8 } from '../../src/transport/websocket-connection.js';
+import { WebSocketTransport } from '../../src/transport/websocket-transport.js';
 import { eventually } from '../helpers/eventually.js';
 import { Recorder } from './transport-contract.js';
 
@@ -171,6 +172,10 @@ describe('WebSocketTransport', () => {
     const client = await node({ listen: false });
     for (const address of ['', 'host', 'host:', 'host:0', 'host:70000', '::1:80', '[nothex]:80', 'a/b:80', 'http://x:80']) {
       await expect(client.transport.dial(address)).rejects.toThrow(/cannot dial/);
+    }
+    // The rules of PEERS and discovery (src/host-port.ts), named in the message.
+    for (const address of ['1.2.3:8080', 'node-:8080', '10.0.0.300:80']) {
+      await expect(client.transport.dial(address)).rejects.toThrow(`cannot dial "${address}"`);
     }
   });
 

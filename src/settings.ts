@@ -1,0 +1,126 @@
+/**
+ * The settings: every environment variable with its flag, default and help text, and reading them
+ * as given (environment, then flags over it). Validation into a `Config` is `config.ts`.
+ */
+
+export const DEFAULT_PORT = 8080;
+export const DEFAULT_HOST = '::';
+export const DEFAULT_DATABASE_PATH = './data/counters.db';
+export const DEFAULT_CLUSTER_NAME = 'distributed-sqlite';
+export const DEFAULT_DISCOVERY_INTERVAL_MS = 5000;
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5000;
+export const DEFAULT_ANTI_ENTROPY_INTERVAL_MS = 2000;
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** Upper bound for MAX_BODY_BYTES: a batch of 10,000 views fits comfortably in far less. */
+export const MAX_MAX_BODY_BYTES = 64 * 1024 * 1024;
+/** Upper bound for every *_MS interval: one day. */
+export const MAX_INTERVAL_MS = 24 * 60 * 60 * 1000;
+export const MAX_NAME_LENGTH = 128;
+
+/** Every setting, in the order the README documents them. The flag is the lower-kebab name. */
+export const SETTINGS = [
+  { env: 'PORT', default: String(DEFAULT_PORT), help: 'HTTP port (peers and browsers). 0 picks a free port.' },
+  { env: 'HOST', default: DEFAULT_HOST, help: 'Address to listen on (`::` accepts IPv4 and IPv6).' },
+  { env: 'DATABASE_PATH', default: DEFAULT_DATABASE_PATH, help: 'SQLite file; its directory is created.' },
+  { env: 'NODE_NAME', default: 'FLY_MACHINE_ID, else the host name', help: 'Human name of this node.' },
+  { env: 'PEERS', default: '(none)', help: 'Static peers, comma-separated `host:port` (IPv6: `[addr]:port`).' },
+  { env: 'DISCOVERY_DNS', default: '`${FLY_APP_NAME}.internal` on Fly.io, else off', help: 'Name resolved for peers (A/AAAA on PORT, or SRV).' },
+  { env: 'DISCOVERY_DNS_SERVER', default: 'system resolver', help: 'DNS server to ask, `ip` or `ip:port`.' },
+  { env: 'DISCOVERY_INTERVAL_MS', default: String(DEFAULT_DISCOVERY_INTERVAL_MS), help: 'How often DISCOVERY_DNS is resolved.' },
+  { env: 'CLUSTER_SECRET', default: '(empty, with a warning)', help: 'Secret peers prove they share (HMAC; never sent).' },
+  { env: 'CLUSTER_NAME', default: 'FLY_APP_NAME, else `distributed-sqlite`', help: 'Peers of another cluster are refused.' },
+  { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent.' },
+  { env: 'CORS_ORIGINS', default: '*', help: '`*` or comma-separated origins allowed to call the pages API.' },
+  { env: 'SQLITE_SYNCHRONOUS', default: 'normal', help: '`normal` (safe against a killed process) or `full` (also against power loss).' },
+  { env: 'LITESTREAM', default: 'false', help: 'Set by run.sh when Litestream runs the node: checkpoints are left to it.' },
+  { env: 'HEARTBEAT_INTERVAL_MS', default: String(DEFAULT_HEARTBEAT_INTERVAL_MS), help: 'Ping interval on peer links.' },
+  { env: 'HEARTBEAT_TIMEOUT_MS', default: String(DEFAULT_HEARTBEAT_TIMEOUT_MS), help: 'A peer silent this long is dropped and redialled.' },
+  { env: 'ANTI_ENTROPY_INTERVAL_MS', default: String(DEFAULT_ANTI_ENTROPY_INTERVAL_MS), help: 'Version-vector exchange with a peer.' },
+  { env: 'MAX_BODY_BYTES', default: String(DEFAULT_MAX_BODY_BYTES), help: 'Largest request body accepted (413 beyond).' },
+  { env: 'FLY_REGION', default: '(set by Fly.io)', help: 'Region shown in the cluster status.' },
+  { env: 'FLY_APP_NAME', default: '(set by Fly.io)', help: 'Defaults DISCOVERY_DNS and CLUSTER_NAME.' },
+  { env: 'FLY_MACHINE_ID', default: '(set by Fly.io)', help: 'Defaults NODE_NAME.' },
+  { env: 'FLY_PRIVATE_IP', default: '(set by Fly.io)', help: 'The 6PN address peers reach this node at, shown in the membership when HOST is a wildcard.' },
+] as const;
+
+export type SettingName = (typeof SETTINGS)[number]['env'];
+/** Settings as given, before validation: flags over the environment, empty values unset. */
+export type RawSettings = Partial<Record<SettingName, string>>;
+
+const SETTING_NAMES: ReadonlySet<string> = new Set(SETTINGS.map((s) => s.env));
+
+export function flagName(env: string): string {
+  return `--${env.toLowerCase().replaceAll('_', '-')}`;
+}
+
+const FLAG_TO_ENV: ReadonlyMap<string, SettingName> = new Map(SETTINGS.map((s) => [flagName(s.env), s.env]));
+/** Flags that may stand alone (`--litestream` means `--litestream=true`). */
+const BOOLEAN_FLAGS: ReadonlySet<SettingName> = new Set(['LITESTREAM']);
+
+/** Parses `--name value` / `--name=value` into settings; unknown flags and stray words are problems. */
+function parseArgv(argv: readonly string[], problems: string[]): RawSettings {
+  const raw: RawSettings = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (!arg.startsWith('--')) {
+      problems.push(`unexpected argument ${JSON.stringify(arg)} (settings are flags like --port 8080)`);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const env = FLAG_TO_ENV.get(flag);
+    if (env === undefined) {
+      problems.push(`unknown flag ${flag}`);
+      continue;
+    }
+    let value: string;
+    if (eq !== -1) value = arg.slice(eq + 1);
+    else {
+      const next = argv[i + 1];
+      if (next !== undefined && !next.startsWith('--')) {
+        value = next;
+        i++;
+      } else if (BOOLEAN_FLAGS.has(env)) value = 'true';
+      else {
+        problems.push(`flag ${flag} needs a value`);
+        continue;
+      }
+    }
+    raw[env] = value;
+  }
+  return raw;
+}
+
+function fromEnv(env: Readonly<Record<string, string | undefined>>): RawSettings {
+  const raw: RawSettings = {};
+  for (const name of SETTING_NAMES) {
+    const value = env[name];
+    // An empty variable counts as unset: deploy tools often template `FOO=` for "no value".
+    if (value !== undefined && value.trim() !== '') raw[name as SettingName] = value;
+  }
+  return raw;
+}
+
+/**
+ * The settings as given: the environment (normally process.env) with the flags in `argv` over it.
+ * Unknown flags, stray words and flags without a value go to `problems`.
+ */
+export function readRawSettings(env: Readonly<Record<string, string | undefined>>, argv: readonly string[], problems: string[]): RawSettings {
+  return { ...fromEnv(env), ...parseArgv(argv, problems) };
+}
+
+/** Usage text for `--help`, generated from SETTINGS so it cannot drift. */
+export function usage(): string {
+  const lines = [
+    'Usage: distributed-sqlite [migrate] [--flag value …]',
+    '',
+    '  (no command)  start a node',
+    '  migrate       migrate DATABASE_PATH to the current schema and exit',
+    '',
+    'Settings (environment variable / flag, default):',
+  ];
+  for (const s of SETTINGS) lines.push(`  ${s.env} / ${flagName(s.env)}  [${s.default}]  ${s.help}`);
+  lines.push('', 'Flags win over the environment.');
+  return lines.join('\n');
+}
