@@ -1,7 +1,8 @@
 /**
  * The composition root: the only place concrete adapters are chosen. Starts, in order: the store
- * (opened and migrated), metrics, [replication — see the seam below], the HTTP server. `stop()`
- * undoes it in reverse: stop accepting, drain in-flight requests, [stop replication], commit what
+ * (opened and migrated), metrics, the replicator and its WebSocket transport, the live feed, the
+ * HTTP server, then discovery (once the port is bound). `stop()` undoes it in reverse: stop
+ * accepting, drain in-flight requests, stop discovery, the live feed and replication, commit what
  * is queued and close the database, drop metric watchers.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -15,15 +16,14 @@ import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createApp } from './http/app.js';
 import { LIVE_MAX_HEADER_BYTES, LIVE_PATH, LiveFeed } from './http/live-feed.js';
-import type { ClusterStatusSource, MemberStatus, NodeInfo, PeerStatus } from './http/cluster-status.js';
-import { vectorToObject } from './crdt/version-vector.js';
+import type { ClusterStatusSource } from './cluster-status.js';
 import type { Readiness } from './http/routes.js';
 import { UpgradeDispatcher } from './http/upgrade-dispatcher.js';
 import { createDiscovery } from './discovery/create-discovery.js';
 import { DiscoveryLoop } from './discovery/discovery.js';
 import { MAX_FRAME_BYTES } from './protocol/messages.js';
 import { createReplicationMetrics } from './replication/replication-metrics.js';
-import { Replicator, type ReplicationStatus } from './replication/replicator.js';
+import { Replicator } from './replication/replicator.js';
 import { openSqliteStore } from './store/sqlite-store.js';
 import { CLUSTER_PATH, WebSocketTransport } from './transport/websocket-transport.js';
 import type { Store } from './store/store.js';
@@ -118,13 +118,16 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     antiEntropyIntervalMs: config.antiEntropyIntervalMs,
   });
-  const cluster: ClusterStatusSource = replicationStatus(store, replicator, () => ({
-    name: config.nodeName,
-    address: advertised(),
-    ...(config.region !== undefined ? { region: config.region } : {}),
-    version,
-    startedAt,
-  }));
+  const cluster: ClusterStatusSource = {
+    status: () =>
+      replicator.clusterStatus({
+        name: config.nodeName,
+        address: advertised(),
+        ...(config.region !== undefined ? { region: config.region } : {}),
+        version,
+        startedAt,
+      }),
+  };
   // Stopped in reverse order of this list: whatever was added last first, replication last
   // (all before the store closes).
   const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop()];
@@ -228,43 +231,4 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   };
 
   return { port, url, store, metrics, upgrades, stop };
-}
-
-/**
- * Status of a replicating node: its peers (connected or not, since when, last sync, lag) and the
- * membership gossiped by awareness. A member is `live` while its awareness state is fresh, unless
- * this node dials it directly and that link is down (then it shows as unreachable at once rather
- * than after the 30 s awareness timeout).
- */
-export function replicationStatus(
-  store: Store,
-  replication: { status(): ReplicationStatus },
-  describe: () => Omit<NodeInfo, 'replicaId'>,
-): ClusterStatusSource {
-  const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
-  return {
-    status() {
-      const node: NodeInfo = { ...describe(), replicaId: store.replicaId };
-      const replication_ = replication.status();
-      const peers: PeerStatus[] = replication_.peers.map((peer) => dropUndefined({ ...peer, since: iso(peer.since), lastSyncAt: iso(peer.lastSyncAt) }));
-      const connected = new Set(peers.filter((p) => p.state === 'connected').map((p) => p.replicaId));
-      const down = new Set(peers.filter((p) => p.state !== 'connected' && p.replicaId !== undefined).map((p) => p.replicaId));
-      const membership: MemberStatus[] = replication_.membership.map((member) =>
-        dropUndefined({
-          name: member.name,
-          replicaId: member.replicaId,
-          address: member.address,
-          region: member.region,
-          version: member.version,
-          startedAt: iso(member.startedAt),
-          live: member.local || connected.has(member.replicaId) || !down.has(member.replicaId),
-        }),
-      );
-      return { node, peers, versionVector: vectorToObject(store.versionVector()), membership, digest: store.digest() };
-    },
-  };
-}
-
-function dropUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

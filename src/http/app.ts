@@ -6,7 +6,7 @@ import Koa from 'koa';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
-import type { ClusterStatusSource } from './cluster-status.js';
+import type { ClusterStatusSource } from '../cluster-status.js';
 import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
 import { createRouter, type Readiness } from './routes.js';

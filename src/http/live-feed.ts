@@ -27,7 +27,7 @@ import type { Logger } from '../log.js';
 import { realTimers, type TimerHandle, type Timers } from '../timers.js';
 import type { PageCount, Store } from '../store/store.js';
 import { checkPageName } from './body.js';
-import type { ClusterStatus, ClusterStatusSource } from './cluster-status.js';
+import type { ClusterStatus, ClusterStatusSource } from '../cluster-status.js';
 import { cachedStatus } from './status-cache.js';
 
 export const LIVE_PATH = '/api/live';

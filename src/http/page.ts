@@ -5,7 +5,7 @@
  * source: page names come from the URL, node names from peers. The script mirrors the two view
  * functions below (`replicaRows`, `clusterRows`) and writes with textContent only.
  */
-import type { ClusterStatus, PeerStatus } from './cluster-status.js';
+import type { ClusterStatus, PeerStatus } from '../cluster-status.js';
 import { PAGE_SCRIPT_PATH, PAGE_STYLE_PATH } from './page-assets/assets.js';
 
 /** The page `GET /` counts its own views under. */

@@ -11,7 +11,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
-import type { ClusterStatusSource } from './cluster-status.js';
+import type { ClusterStatusSource } from '../cluster-status.js';
 import { HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
 import { cachedStatus } from './status-cache.js';

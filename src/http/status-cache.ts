@@ -6,7 +6,7 @@
  * not make a node spend its time hashing. `/api/cluster` keeps reading the source directly.
  */
 import { performance } from 'node:perf_hooks';
-import type { ClusterStatus, ClusterStatusSource } from './cluster-status.js';
+import type { ClusterStatus, ClusterStatusSource } from '../cluster-status.js';
 
 /** A cached status is reused for at least this long. */
 export const STATUS_MIN_AGE_MS = 1_000;

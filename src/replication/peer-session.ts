@@ -1,15 +1,22 @@
 /**
- * One connection to a peer, from the first frame to close: the handshake (hello → auth, both
- * ways), then the open phase where the replicator exchanges version vectors, sync answers and
- * deltas over it. The session owns the per-connection state — the peer's identity, our
- * challenge, which chunks of each sync round arrived, traffic counters — and nothing else.
+ * One connection to a peer, from the first frame to close. `receive(frame)` is the one door for
+ * what a peer sends: every frame is decoded and validated, checked against the session's state
+ * (handshake first, chunks before the end of their round) and answered when it is the session's
+ * own business (hello → auth, ping → pong) before anything else sees it. What is left comes out as
+ * one `SessionEvent` for the replicator to act on. A frame that fails a check closes this session
+ * with a reason and produces nothing else.
+ *
+ * The session owns the per-connection state — the peer's identity, our challenge, which chunks of
+ * each sync round arrived, what the peer holds, traffic counters — and nothing else.
  */
+import type { Slot } from '../crdt/g-counter.js';
 import { canAdvance, seqOf, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
-import type { ReplicaId } from '../ids.js';
+import type { RandomBytes, ReplicaId } from '../ids.js';
 import { authProof, verifyProof } from '../protocol/auth.js';
-import { encodeMessage } from '../protocol/codec.js';
-import type { Message, RejectCode } from '../protocol/messages.js';
+import { decodeFrame, encodeMessage, ProtocolError } from '../protocol/codec.js';
+import { type Message, NONCE_BYTES, PROTOCOL_VERSION, type RejectCode } from '../protocol/messages.js';
 import type { Connection } from '../transport/transport.js';
+import type { ReplicationMetrics } from './replication-metrics.js';
 
 /**
  * Sync rounds of a peer tracked at once. Past it the oldest is forgotten: that costs only the
@@ -20,11 +27,14 @@ export const MAX_OPEN_ROUNDS = 64;
 
 export type SessionPhase = 'handshake' | 'open' | 'closed';
 
-export interface HandshakeContext {
+export interface SessionContext {
   readonly cluster: string;
   readonly secret: string;
+  /** The replica id to announce; read once, when the session starts. */
   readonly replicaId: () => ReplicaId;
   readonly nodeName: string;
+  readonly randomBytes: RandomBytes;
+  readonly metrics: Pick<ReplicationMetrics, 'frameSent' | 'frameReceived' | 'badFrame'>;
 }
 
 export interface PeerIdentity {
@@ -33,16 +43,44 @@ export interface PeerIdentity {
   readonly nonce: Uint8Array;
 }
 
-/** The result of feeding one handshake frame to the session. */
-export type HandshakeStep =
-  | { readonly kind: 'continue' }
+/** Why a session ended with a reject: sent by us (`by: 'us'`) or received from the peer. */
+export interface SessionEnding {
+  readonly by: 'us' | 'peer';
+  readonly code: RejectCode;
+  readonly reason: string;
+  /** True when it ended before the handshake completed. */
+  readonly inHandshake: boolean;
+}
+
+/** What a received frame leaves for the replicator to do. */
+export type SessionEvent =
+  /** Nothing: a handshake step, a ping answered, a pong, a round that ended incomplete, or a frame after close. */
+  | { readonly kind: 'none' }
+  /** The handshake completed: `peer` is authenticated. */
   | { readonly kind: 'open' }
-  | { readonly kind: 'reject'; readonly code: RejectCode; readonly reason: string }
-  | { readonly kind: 'rejected'; readonly code: RejectCode; readonly reason: string };
+  /** The session ended with a reject (ours: it was sent; the peer's: it was received). The socket is closed. */
+  | ({ readonly kind: 'closed' } & SessionEnding)
+  /** The peer's version vector: answer with what it lacks. */
+  | { readonly kind: 'vv'; readonly vv: VersionVector }
+  /** One chunk of the peer's sync answer: merge it; it advances nothing. */
+  | { readonly kind: 'slots'; readonly slots: readonly Slot[] }
+  /** The end of a sync round whose every chunk arrived: the ranges may advance once merged after those chunks. */
+  | { readonly kind: 'covered'; readonly ranges: readonly SeqRange[] }
+  /** A live delta, its slots named by their replica. */
+  | { readonly kind: 'delta'; readonly range: SeqRange; readonly slots: readonly Slot[] }
+  | { readonly kind: 'awareness'; readonly update: Uint8Array };
+
+const NOTHING: SessionEvent = { kind: 'none' };
+
+/** The close reason of a session the peer refused; also what its dial target shows as last error. */
+export function refusedByPeer(code: RejectCode, reason: string): string {
+  return `refused by peer (${code}): ${reason}`;
+}
 
 export class PeerSession {
-  phase: SessionPhase = 'handshake';
-  peer: PeerIdentity | undefined;
+  private currentPhase: SessionPhase = 'handshake';
+  private identity: PeerIdentity | undefined;
+  private endedWith: SessionEnding | undefined;
   /** The replica id we announced in our hello (the store's may change later). */
   readonly localReplica: ReplicaId;
   readonly openedAt: number;
@@ -52,14 +90,10 @@ export class PeerSession {
    * the ranges it sent us and the ones we sent it in full since (see `peerHolds`). Never used to
    * decide what to send: sync answers go by the `vv` message itself.
    */
-  peerVv: VersionVector | undefined;
+  private heldByPeer: Map<ReplicaId, number> | undefined;
   lastSyncAt: number | undefined;
-  /** Set when a delta was skipped because the send buffer was over its bound. */
-  lagging = false;
   bytesSent = 0;
   bytesReceived = 0;
-  framesSent = 0;
-  framesReceived = 0;
   private nextRound = 1;
   private readonly rounds = new Map<number, Set<number>>();
   private readonly nonce: Uint8Array;
@@ -67,20 +101,31 @@ export class PeerSession {
 
   constructor(
     readonly connection: Connection,
-    private readonly context: HandshakeContext,
+    private readonly context: SessionContext,
     now: number,
-    randomBytes: (size: number) => Uint8Array,
-    nonceBytes: number,
-    private readonly onSent: (type: Message['type'], bytes: number) => void = () => {},
   ) {
     this.openedAt = now;
     this.lastReceivedAt = now;
     this.localReplica = context.replicaId();
-    this.nonce = randomBytes(nonceBytes);
+    this.nonce = context.randomBytes(NONCE_BYTES);
   }
 
-  get id(): string {
-    return this.connection.id;
+  get phase(): SessionPhase {
+    return this.currentPhase;
+  }
+
+  /** The peer as its hello named it (authenticated once the phase is `open`). */
+  get peer(): PeerIdentity | undefined {
+    return this.identity;
+  }
+
+  /** Set when the session ended with a reject, either way. */
+  get ending(): SessionEnding | undefined {
+    return this.endedWith;
+  }
+
+  get peerVv(): VersionVector | undefined {
+    return this.heldByPeer;
   }
 
   /** Our hello: sent first on both sides of every connection. */
@@ -88,66 +133,131 @@ export class PeerSession {
     return { type: 'hello', cluster: this.context.cluster, replica: this.localReplica, node: this.context.nodeName, nonce: this.nonce };
   }
 
-  /** Feeds a frame received during the handshake; says what to do next. */
-  handshake(message: Message): HandshakeStep {
+  /**
+   * Takes one frame from the peer. Decoding, the handshake, ping and round bookkeeping happen
+   * here; the returned event is all the caller acts on. A bad frame closes the session (a
+   * `closed` event), so nothing after this runs on unchecked input.
+   */
+  receive(frame: Uint8Array, now: number): SessionEvent {
+    if (this.currentPhase === 'closed') return NOTHING;
+    this.bytesReceived += frame.byteLength;
+    this.lastReceivedAt = now;
+    let message: Message;
+    try {
+      message = decodeFrame(frame);
+    } catch (error) {
+      this.context.metrics.badFrame();
+      if (error instanceof ProtocolError && error.code === 'protocol_version') {
+        return this.refuse('protocol_version', `this node speaks protocol version ${PROTOCOL_VERSION}, the peer version ${error.version}`);
+      }
+      return this.refuse('bad_frame', error instanceof Error ? error.message : 'undecodable frame');
+    }
+    this.context.metrics.frameReceived(message.type, frame.byteLength);
+    return this.currentPhase === 'handshake' ? this.handshake(message) : this.opened(message);
+  }
+
+  /** A frame during the handshake: hello → auth both ways; nothing else but ping, pong and reject. */
+  private handshake(message: Message): SessionEvent {
     switch (message.type) {
       case 'hello': {
-        if (this.peer !== undefined) return { kind: 'reject', code: 'bad_frame', reason: 'second hello on one connection' };
+        if (this.identity !== undefined) return this.refuse('bad_frame', 'second hello on one connection');
         if (message.cluster !== this.context.cluster) {
-          return { kind: 'reject', code: 'cluster', reason: `this node belongs to cluster "${this.context.cluster}", not "${message.cluster}"` };
+          return this.refuse('cluster', `this node belongs to cluster "${this.context.cluster}", not "${message.cluster}"`);
         }
-        if (message.replica === this.localReplica) return { kind: 'reject', code: 'self', reason: 'connected to itself' };
-        this.peer = { replica: message.replica, name: message.node, nonce: message.nonce };
+        if (message.replica === this.localReplica) return this.refuse('self', 'connected to itself');
+        this.identity = { replica: message.replica, name: message.node, nonce: message.nonce };
         this.send({ type: 'auth', proof: authProof(this.context.secret, this.proofInput('prove')) });
-        return { kind: 'continue' };
+        return NOTHING;
       }
       case 'auth': {
-        if (this.peer === undefined) return { kind: 'reject', code: 'bad_frame', reason: 'auth before hello' };
+        if (this.identity === undefined) return this.refuse('bad_frame', 'auth before hello');
         if (!verifyProof(this.context.secret, this.proofInput('verify'), message.proof)) {
-          return { kind: 'reject', code: 'auth', reason: 'the proof of CLUSTER_SECRET does not match: the nodes have different secrets' };
+          return this.refuse('auth', 'the proof of CLUSTER_SECRET does not match: the nodes have different secrets');
         }
-        this.phase = 'open';
+        this.currentPhase = 'open';
         return { kind: 'open' };
       }
       case 'reject':
-        return { kind: 'rejected', code: message.code, reason: message.reason };
+        return this.refusedByPeer(message.code, message.reason);
       case 'ping':
         this.send({ type: 'pong', id: message.id });
-        return { kind: 'continue' };
+        return NOTHING;
       case 'pong':
-        return { kind: 'continue' };
+        return NOTHING;
       default:
-        return { kind: 'reject', code: 'bad_frame', reason: `"${message.type}" before the handshake finished` };
+        return this.refuse('bad_frame', `"${message.type}" before the handshake finished`);
     }
   }
 
+  /** A frame after the handshake. */
+  private opened(message: Message): SessionEvent {
+    switch (message.type) {
+      case 'vv':
+        this.heldByPeer = new Map(message.vv);
+        return { kind: 'vv', vv: message.vv };
+      case 'slots':
+        this.chunkArrived(message.round, message.index);
+        return { kind: 'slots', slots: message.slots };
+      case 'covered':
+        // A round's ranges count only when every one of its chunks arrived on this session.
+        if (!this.roundComplete(message.round, message.chunks)) return NOTHING;
+        for (const range of message.ranges) this.peerHolds(range);
+        return { kind: 'covered', ranges: message.ranges };
+      case 'delta': {
+        const replica = message.range.replica;
+        this.peerHolds(message.range, replica === this.identity?.replica);
+        return {
+          kind: 'delta',
+          range: message.range,
+          slots: message.slots.map((slot) => ({ page: slot.page, replica, count: slot.count, seq: slot.seq })),
+        };
+      }
+      case 'awareness':
+        return { kind: 'awareness', update: message.update };
+      case 'ping':
+        this.send({ type: 'pong', id: message.id });
+        return NOTHING;
+      case 'pong':
+        return NOTHING;
+      case 'reject':
+        return this.refusedByPeer(message.code, message.reason);
+      case 'hello':
+      case 'auth':
+        return this.refuse('bad_frame', `"${message.type}" after the handshake`);
+    }
+  }
+
+  private refuse(code: RejectCode, reason: string): SessionEvent {
+    this.reject(code, reason);
+    return { kind: 'closed', ...this.endedWith! };
+  }
+
+  private refusedByPeer(code: RejectCode, reason: string): SessionEvent {
+    this.endedWith = { by: 'peer', code, reason, inHandshake: this.currentPhase === 'handshake' };
+    this.close(refusedByPeer(code, reason));
+    return { kind: 'closed', ...this.endedWith };
+  }
+
   private proofInput(role: 'prove' | 'verify') {
-    const peer = this.peer!;
+    const peer = this.identity!;
     return role === 'prove'
       ? { cluster: this.context.cluster, challenge: peer.nonce, responderNonce: this.nonce, prover: this.localReplica, verifier: peer.replica }
       : { cluster: this.context.cluster, challenge: this.nonce, responderNonce: peer.nonce, prover: peer.replica, verifier: this.localReplica };
   }
 
-  /** Encodes and sends; counts bytes. Frames to a closed connection are dropped. */
+  /** Encodes and sends; counts bytes. Frames to a closed session are dropped. */
   send(message: Message): number {
-    if (this.phase === 'closed') return 0;
+    if (this.currentPhase === 'closed') return 0;
     return this.sendFrame(encodeMessage(message), message.type);
   }
 
   /** Sends a frame encoded once for many sessions (a live delta). */
   sendFrame(frame: Uint8Array, type: Message['type']): number {
-    if (this.phase === 'closed') return 0;
+    if (this.currentPhase === 'closed') return 0;
     this.connection.send(frame);
     this.bytesSent += frame.byteLength;
-    this.framesSent += 1;
-    this.onSent(type, frame.byteLength);
+    this.context.metrics.frameSent(type, frame.byteLength);
     return frame.byteLength;
-  }
-
-  received(bytes: number, now: number): void {
-    this.bytesReceived += bytes;
-    this.framesReceived += 1;
-    this.lastReceivedAt = now;
   }
 
   ping(): void {
@@ -156,20 +266,32 @@ export class PeerSession {
 
   /** Sends a reject with its reason, then closes. */
   reject(code: RejectCode, reason: string): void {
-    if (this.phase === 'closed') return;
+    if (this.currentPhase === 'closed') return;
+    this.endedWith = { by: 'us', code, reason, inHandshake: this.currentPhase === 'handshake' };
     this.send({ type: 'reject', code, reason });
     this.close(`${code}: ${reason}`);
   }
 
+  /** Closes the connection. The phase is `closed` before the connection's close handler runs. */
   close(reason: string): void {
-    if (this.phase === 'closed') return;
-    this.phase = 'closed';
+    if (this.currentPhase === 'closed') return;
+    this.currentPhase = 'closed';
     this.connection.close(reason);
   }
 
-  /** Sets the peer's version vector from its `vv` message. */
-  peerVersionVector(vv: VersionVector): void {
-    this.peerVv = new Map(vv);
+  /**
+   * Called from the connection's close handler. True when the session was still open, i.e. the
+   * peer or the link ended it rather than this side.
+   */
+  connectionClosed(): boolean {
+    const wasOpen = this.currentPhase === 'open';
+    this.currentPhase = 'closed';
+    return wasOpen;
+  }
+
+  /** A sync round the peer sent us completed and was merged. */
+  synced(at: number): void {
+    this.lastSyncAt = at;
   }
 
   /**
@@ -178,7 +300,7 @@ export class PeerSession {
    * nothing. Without this the lag figures would stay stale until the next anti-entropy round.
    */
   peerHolds(range: SeqRange, always = false): void {
-    const vv = this.peerVv as Map<SeqRange['replica'], number> | undefined;
+    const vv = this.heldByPeer;
     if (vv === undefined) return;
     if (always ? range.upTo > seqOf(vv, range.replica) : canAdvance(vv, range)) vv.set(range.replica, range.upTo);
   }
@@ -187,8 +309,8 @@ export class PeerSession {
     return this.nextRound++;
   }
 
-  /** Records that chunk `index` of the peer's sync round was merged. */
-  chunkArrived(round: number, index: number): void {
+  /** Records that chunk `index` of the peer's sync round arrived. */
+  private chunkArrived(round: number, index: number): void {
     let chunks = this.rounds.get(round);
     if (chunks === undefined) {
       if (this.rounds.size >= MAX_OPEN_ROUNDS) this.rounds.delete(this.rounds.keys().next().value!);
@@ -199,7 +321,7 @@ export class PeerSession {
   }
 
   /** True when chunks 0..count-1 of the round all arrived; forgets the round either way. */
-  roundComplete(round: number, count: number): boolean {
+  private roundComplete(round: number, count: number): boolean {
     const chunks = this.rounds.get(round);
     this.rounds.delete(round);
     if (count === 0) return true;

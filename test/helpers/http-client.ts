@@ -6,13 +6,13 @@
  *   expect(await pageCount(node, 'home')).toBe(3);
  *   expect(peerAt(await clusterStatus(node), other.address)?.state).toBe('connected');
  */
-import type { ClusterStatus, PeerStatus } from '../../src/http/cluster-status.js';
+import type { ClusterStatus, PeerStatus } from '../../src/cluster-status.js';
 
 /** Bound on one HTTP request of a test to a node. */
 export const REQUEST_TIMEOUT_MS = 5_000;
 
 // The JSON of GET /api/cluster, typed by the node's own definition.
-export type { ClusterStatus, PeerStatus } from '../../src/http/cluster-status.js';
+export type { ClusterStatus, PeerStatus } from '../../src/cluster-status.js';
 
 /** Anything that serves the node's HTTP API at `url` (a ClusterNode, a SpawnedNode). */
 export interface HttpNode {

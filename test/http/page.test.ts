@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.js';
-import { singleNodeStatus, type ClusterStatus } from '../../src/http/cluster-status.js';
+import type { ClusterStatus } from '../../src/cluster-status.js';
+import { singleNodeStatus } from '../../src/http/cluster-status.js';
 import { PAGE_SCRIPT_PATH, PAGE_STYLE_PATH } from '../../src/http/page-assets/assets.js';
 import { PAGE_SCRIPT } from '../../src/http/page-assets/live-script.js';
 import { clusterRows, escapeHtml, PAGE_CSP, renderPage, replicaRows } from '../../src/http/page.js';

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
-import type { ClusterStatus, ClusterStatusSource } from '../../src/http/cluster-status.js';
+import type { ClusterStatus, ClusterStatusSource } from '../../src/cluster-status.js';
 import { cachedStatus } from '../../src/http/status-cache.js';
 
 function countingSource(costMs = 0): ClusterStatusSource & { calls: number } {

@@ -11,7 +11,8 @@
 import type { Slot } from '../../src/crdt/g-counter.js';
 import type { SeqRange } from '../../src/crdt/version-vector.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
-import { Replicator, type Log } from '../../src/replication/replicator.js';
+import type { Log } from '../../src/log.js';
+import { Replicator } from '../../src/replication/replicator.js';
 import { MemoryDisk, MemoryStore, type MemoryDatabaseSnapshot } from '../../src/store/memory-store.js';
 import type { Store } from '../../src/store/store.js';
 import { SimulatedNetwork } from '../../src/transport/simulated-network.js';

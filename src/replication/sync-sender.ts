@@ -1,0 +1,120 @@
+/**
+ * What this node sends its peers' way: sync answers to their version vectors (`slots` chunks,
+ * then `covered`; see sync-answer.ts for why a range is claimed only at the end) and, after each
+ * local commit, the commit's delta to every open session at once. A session whose send buffer is
+ * over its bound is skipped: it falls behind with a gap, and the next anti-entropy round fills it.
+ */
+import type { VersionVector } from '../crdt/version-vector.js';
+import type { Log } from '../log.js';
+import { encodeMessage } from '../protocol/codec.js';
+import type { Message } from '../protocol/messages.js';
+import type { Delta, Store } from '../store/store.js';
+import type { Timers } from '../timers.js';
+import type { PeerSession } from './peer-session.js';
+import type { ReplicationMetrics } from './replication-metrics.js';
+import { planSyncAnswer } from './sync-answer.js';
+
+/** Past this many bytes queued to a peer, live deltas to it are skipped (anti-entropy catches up). */
+export const MAX_SEND_BUFFER_BYTES = 8 * 1024 * 1024;
+/** Sync chunks sent before letting the event loop run other work. */
+export const SYNC_CHUNKS_PER_TURN = 4;
+
+export interface SyncSenderOptions {
+  readonly store: Store;
+  readonly timers: Timers;
+  readonly log: Log;
+  readonly metrics: Pick<ReplicationMetrics, 'syncRound' | 'deltaSkipped'>;
+  readonly maxSendBufferBytes: number;
+  readonly syncChunkSlots: number;
+}
+
+export class SyncSender {
+  /** Sessions with a sync answer being written, and the newest vv that arrived meanwhile. */
+  private readonly answering = new Map<PeerSession, VersionVector | undefined>();
+
+  constructor(private readonly options: SyncSenderOptions) {}
+
+  /** True while a sync answer is still being written. */
+  busy(): boolean {
+    return this.answering.size > 0;
+  }
+
+  /** The session closed: a pending answer stops at its next chunk. */
+  forget(session: PeerSession): void {
+    this.answering.delete(session);
+  }
+
+  /** Writes a sync answer for `peerVv`; a vv arriving meanwhile is answered right after. */
+  answer(session: PeerSession, peerVv: VersionVector): void {
+    if (this.answering.has(session)) {
+      this.answering.set(session, peerVv);
+      return;
+    }
+    this.answering.set(session, undefined);
+    void this.writeAnswer(session, peerVv)
+      .catch((error: unknown) => {
+        this.options.log.error({ err: error, peer: session.peer?.name }, 'sync answer failed');
+        session.close('sync answer failed');
+      })
+      .finally(() => {
+        const next = this.answering.get(session);
+        this.answering.delete(session);
+        if (next !== undefined && session.phase === 'open') this.answer(session, next);
+      });
+  }
+
+  private async writeAnswer(session: PeerSession, peerVv: VersionVector): Promise<void> {
+    const plan = planSyncAnswer(this.options.store, peerVv, this.options.syncChunkSlots);
+    const round = session.newRound();
+    let index = 0;
+    for (const chunk of plan.chunks) {
+      if (session.phase !== 'open') return;
+      session.send({ type: 'slots', round, index: index++, slots: chunk });
+      if (index % SYNC_CHUNKS_PER_TURN === 0) await this.options.timers.yield();
+    }
+    if (session.phase !== 'open') return;
+    session.send({ type: 'covered', round, chunks: index, ranges: plan.ranges });
+    for (const range of plan.ranges) session.peerHolds(range);
+    this.options.metrics.syncRound('sent');
+  }
+
+  /** Pushes a local commit to every open session, encoded once. */
+  push(delta: Delta, sessions: readonly PeerSession[]): void {
+    if (sessions.length === 0) return;
+    if (delta.slots.length > this.options.syncChunkSlots) {
+      // Too big for one frame: send it as a sync round instead, which is chunked.
+      for (const session of sessions) this.pushAsRound(session, delta);
+      return;
+    }
+    const message: Message = {
+      type: 'delta',
+      range: delta.range,
+      slots: delta.slots.map((slot) => ({ page: slot.page, count: slot.count, seq: slot.seq })),
+    };
+    const frame = encodeMessage(message);
+    for (const session of sessions) {
+      if (this.overBound(session)) continue;
+      session.sendFrame(frame, 'delta');
+      session.peerHolds(delta.range);
+    }
+  }
+
+  private pushAsRound(session: PeerSession, delta: Delta): void {
+    if (this.overBound(session)) return;
+    const chunkSlots = this.options.syncChunkSlots;
+    const round = session.newRound();
+    let index = 0;
+    for (let i = 0; i < delta.slots.length; i += chunkSlots) {
+      session.send({ type: 'slots', round, index: index++, slots: delta.slots.slice(i, i + chunkSlots) });
+    }
+    session.send({ type: 'covered', round, chunks: index, ranges: [delta.range] });
+    session.peerHolds(delta.range);
+  }
+
+  /** True (and counted) when the session's send buffer is past its bound: its delta is skipped. */
+  private overBound(session: PeerSession): boolean {
+    if (session.connection.bufferedBytes() <= this.options.maxSendBufferBytes) return false;
+    this.options.metrics.deltaSkipped();
+    return true;
+  }
+}
