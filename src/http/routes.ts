@@ -14,7 +14,6 @@ import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } 
 import type { ClusterStatusSource } from '../cluster-status.js';
 import { HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
-import { cachedStatus } from './status-cache.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
 export const MAX_PAGE_LIMIT = 1000;
@@ -131,9 +130,7 @@ export function createRouter(deps: RouteDeps): Router {
   });
 
   // The page: counts its own view on GET (so it works with JavaScript off), renders the count.
-  // HEAD (link checkers, monitors) shows the page without counting a view. Its cluster list may
-  // be a second old (the live feed refreshes it); computing the status on every view would not do.
-  const pageStatus = cachedStatus(cluster);
+  // HEAD (link checkers, monitors) shows the page without counting a view.
   const servePage = async (ctx: Context, page: PageName): Promise<void> => {
     const count = ctx.method === 'HEAD' ? store.count(page) : ((await store.increment([{ page, by: 1 }]))[0] as { count: number }).count;
     if (ctx.method !== 'HEAD') metrics.observeIncrement(1, 1);
@@ -144,7 +141,7 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.type = 'text/html; charset=utf-8';
-    ctx.body = renderPage({ page, count, replicas, status: pageStatus.status() });
+    ctx.body = renderPage({ page, count, replicas, status: cluster.status() });
   };
 
   router.get('/', (ctx: Context) => servePage(ctx, HOME_PAGE as PageName));

@@ -16,14 +16,8 @@ import { authProof, verifyProof } from '../protocol/auth.js';
 import { decodeFrame, encodeMessage, ProtocolError } from '../protocol/codec.js';
 import { type Message, NONCE_BYTES, PROTOCOL_VERSION, type RejectCode } from '../protocol/messages.js';
 import type { Connection } from '../transport/transport.js';
+import { ReceivedRounds } from './received-rounds.js';
 import type { ReplicationMetrics } from './replication-metrics.js';
-
-/**
- * Sync rounds of a peer tracked at once. Past it the oldest is forgotten: that costs only the
- * version-vector advance of a round that was probably abandoned (a duplicated stray chunk), never
- * a value, and keeps a peer from growing our memory.
- */
-export const MAX_OPEN_ROUNDS = 64;
 
 export type SessionPhase = 'handshake' | 'open' | 'closed';
 
@@ -95,7 +89,7 @@ export class PeerSession {
   bytesSent = 0;
   bytesReceived = 0;
   private nextRound = 1;
-  private readonly rounds = new Map<number, Set<number>>();
+  private readonly rounds = new ReceivedRounds();
   private readonly nonce: Uint8Array;
   private nextPing = 1;
 
@@ -196,11 +190,11 @@ export class PeerSession {
         this.heldByPeer = new Map(message.vv);
         return { kind: 'vv', vv: message.vv };
       case 'slots':
-        this.chunkArrived(message.round, message.index);
+        this.rounds.chunkArrived(message.round, message.index);
         return { kind: 'slots', slots: message.slots };
       case 'covered':
         // A round's ranges count only when every one of its chunks arrived on this session.
-        if (!this.roundComplete(message.round, message.chunks)) return NOTHING;
+        if (!this.rounds.complete(message.round, message.chunks)) return NOTHING;
         for (const range of message.ranges) this.peerHolds(range);
         return { kind: 'covered', ranges: message.ranges };
       case 'delta': {
@@ -307,26 +301,5 @@ export class PeerSession {
 
   newRound(): number {
     return this.nextRound++;
-  }
-
-  /** Records that chunk `index` of the peer's sync round arrived. */
-  private chunkArrived(round: number, index: number): void {
-    let chunks = this.rounds.get(round);
-    if (chunks === undefined) {
-      if (this.rounds.size >= MAX_OPEN_ROUNDS) this.rounds.delete(this.rounds.keys().next().value!);
-      chunks = new Set();
-      this.rounds.set(round, chunks);
-    }
-    chunks.add(index);
-  }
-
-  /** True when chunks 0..count-1 of the round all arrived; forgets the round either way. */
-  private roundComplete(round: number, count: number): boolean {
-    const chunks = this.rounds.get(round);
-    this.rounds.delete(round);
-    if (count === 0) return true;
-    if (chunks === undefined || chunks.size < count) return false;
-    for (let i = 0; i < count; i++) if (!chunks.has(i)) return false;
-    return true;
   }
 }

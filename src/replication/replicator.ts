@@ -1,17 +1,19 @@
 /**
  * The replication engine of one node: it keeps every connected peer's counters converging with
- * ours. This file holds the session lifecycle and the loops; the parts live beside it:
+ * ours. This file wires the parts and runs the loops; the parts live beside it:
  *
  * - peer-directory.ts: the addresses to dial, dialling and redialling with backoff.
+ * - session-table.ts: the session lifecycle (attach → open → close), one session per peer.
  * - peer-session.ts: one connection; `receive(frame)` decodes and checks every frame, runs the
- *   handshake and ping, and returns one event, which `onFrame` below hands to its part.
+ *   handshake and ping, and returns one event.
  * - merge-queue.ts: received slots and ranges, merged in group transactions.
  * - sync-sender.ts: sync answers to a peer's version vector, and live deltas after each commit.
  * - replication-status.ts: peers and membership for `GET /api/cluster`.
  * - presence.ts: node presence over y-protocols awareness.
  *
- * A received frame: transport → `PeerSession.receive` → event → `MergeQueue` (slots, covered,
- * delta) → `Store.merge`, or → `SyncSender.answer` (vv), or → `Presence` (awareness).
+ * A received frame: transport → `SessionTable` → `PeerSession.receive` → event → `apply` below →
+ * `MergeQueue` → `Store.merge` (slots, covered, delta), `SyncSender.answer` (vv) or `Presence`
+ * (awareness).
  *
  * - On open, both sides send their version vector; each answers with what the other lacks.
  * - Anti-entropy (our version vector to every peer every `antiEntropyIntervalMs`) fills the gaps
@@ -19,24 +21,22 @@
  *   other converge through one they both reach.
  * - Heartbeats: a ping every `heartbeatIntervalMs`; a session with no traffic for
  *   `heartbeatTimeoutMs` is closed and its peer redialled.
- * - Two nodes that dial each other keep one connection: the one dialled by the lower replica id.
- * - A bad frame closes that session only.
  */
 import type { ClusterStatus, NodeInfo } from '../cluster-status.js';
 import { seqOf, type VersionVector } from '../crdt/version-vector.js';
-import { cryptoRandom, type RandomBytes, type ReplicaId } from '../ids.js';
+import { cryptoRandom, type RandomBytes } from '../ids.js';
 import type { Log } from '../log.js';
-import type { RejectCode } from '../protocol/messages.js';
 import type { IdentityInfo, Store } from '../store/store.js';
 import { realTimers, type TimerHandle, type Timers } from '../timers.js';
-import type { Connection, Transport } from '../transport/transport.js';
+import type { Transport } from '../transport/transport.js';
 import { type BackoffOptions, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from './backoff.js';
 import { MergeQueue } from './merge-queue.js';
-import { type DialTarget, PeerDirectory } from './peer-directory.js';
-import { PeerSession, type SessionContext, type SessionEvent } from './peer-session.js';
+import { PeerDirectory } from './peer-directory.js';
+import type { PeerSession } from './peer-session.js';
 import { Presence, type NodePresence } from './presence.js';
 import { noMetrics, type ReplicationMetrics } from './replication-metrics.js';
 import { clusterStatus } from './replication-status.js';
+import { type SessionMessage, SessionTable } from './session-table.js';
 import { SYNC_CHUNK_SLOTS } from './sync-answer.js';
 import { MAX_SEND_BUFFER_BYTES, SyncSender } from './sync-sender.js';
 
@@ -75,16 +75,12 @@ export class Replicator {
   private readonly heartbeatIntervalMs: number;
   private readonly heartbeatTimeoutMs: number;
   private readonly antiEntropyIntervalMs: number;
-  private readonly sessionContext: SessionContext;
   private readonly presence: Presence;
   private readonly directory: PeerDirectory;
   private readonly merges: MergeQueue;
   private readonly sender: SyncSender;
 
-  /** Every session from attach to close, open or not. */
-  private readonly sessions = new Set<PeerSession>();
-  /** The one open session per peer replica. */
-  private readonly byReplica = new Map<ReplicaId, PeerSession>();
+  private readonly sessions: SessionTable;
   private readonly unsubscribe: Array<() => void> = [];
   private heartbeatTimer: TimerHandle | undefined;
   private antiEntropyTimer: TimerHandle | undefined;
@@ -103,25 +99,14 @@ export class Replicator {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? HEARTBEAT_TIMEOUT_MS;
     this.antiEntropyIntervalMs = options.antiEntropyIntervalMs ?? ANTI_ENTROPY_INTERVAL_MS;
     const { timers, metrics } = this;
-    this.sessionContext = {
-      cluster: options.cluster,
-      secret: options.secret,
-      replicaId: () => store.replicaId,
-      nodeName: options.node.name,
-      randomBytes: options.randomBytes ?? cryptoRandom,
-      metrics,
-    };
-    this.presence = new Presence({ ...options.node, replicaId: store.replicaId }, (update, origin) => {
-      for (const session of this.openSessions()) if (session !== origin) session.send({ type: 'awareness', update });
-    });
     this.directory = new PeerDirectory({
       transport: this.transport,
       timers,
       random: this.random,
       backoff: options.reconnect ?? { baseMs: RECONNECT_BASE_MS, maxMs: RECONNECT_MAX_MS },
       log,
-      connected: (connection, target) => this.attach(connection, target),
-      covers: (replica) => this.byReplica.has(replica),
+      connected: (connection, target) => this.sessions.attach(connection, target),
+      covers: (replica) => this.sessions.covers(replica),
     });
     this.merges = new MergeQueue({ store, timers, log, metrics, identityChanged: (info) => this.identityChanged(info) });
     this.sender = new SyncSender({
@@ -132,14 +117,38 @@ export class Replicator {
       maxSendBufferBytes: options.maxSendBufferBytes ?? MAX_SEND_BUFFER_BYTES,
       syncChunkSlots: options.syncChunkSlots ?? SYNC_CHUNK_SLOTS,
     });
+    this.sessions = new SessionTable({
+      context: {
+        cluster: options.cluster,
+        secret: options.secret,
+        replicaId: () => store.replicaId,
+        nodeName: options.node.name,
+        randomBytes: options.randomBytes ?? cryptoRandom,
+        metrics,
+      },
+      timers,
+      log,
+      metrics,
+      directory: this.directory,
+      onOpen: (session) => {
+        session.send({ type: 'awareness', update: this.presence.fullUpdate() });
+        session.send({ type: 'vv', vv: this.store.versionVector() });
+      },
+      onMessage: (session, message) => this.apply(session, message),
+      onClose: (session) => this.sender.forget(session),
+    });
+    // Last: setting the local state broadcasts it at once, to the (still empty) session table.
+    this.presence = new Presence({ ...options.node, replicaId: store.replicaId }, (update, origin) => {
+      for (const session of this.sessions.open()) if (session !== origin) session.send({ type: 'awareness', update });
+    });
   }
 
   /** Accepts inbound connections, pushes local commits, starts the loops. */
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.transport.listen((connection) => this.attach(connection, undefined));
-    this.unsubscribe.push(this.store.onCommit((delta) => this.sender.push(delta, [...this.openSessions()])));
+    this.transport.listen((connection) => this.sessions.attach(connection, undefined));
+    this.unsubscribe.push(this.store.onCommit((delta) => this.sender.push(delta, [...this.sessions.open()])));
     this.scheduleHeartbeat();
     this.scheduleAntiEntropy();
   }
@@ -151,23 +160,13 @@ export class Replicator {
 
   /** Pings every session; closes the ones silent for longer than the heartbeat timeout. */
   heartbeatTick(): void {
-    const now = this.timers.now();
-    for (const session of [...this.sessions]) {
-      const silentMs = now - session.lastReceivedAt;
-      if (silentMs > this.heartbeatTimeoutMs) {
-        this.metrics.heartbeatTimeout();
-        this.log.warn({ peer: session.peer?.name, address: session.connection.remoteAddress, silentMs }, 'peer silent, closing');
-        session.close(`heartbeat timeout: no traffic for ${silentMs} ms`);
-      } else {
-        session.ping();
-      }
-    }
+    this.sessions.heartbeat(this.heartbeatTimeoutMs);
   }
 
   /** Sends our version vector to every open session; each answers with what we lack. */
   antiEntropyTick(): void {
     const vv = this.store.versionVector();
-    for (const session of this.openSessions()) session.send({ type: 'vv', vv });
+    for (const session of this.sessions.open()) session.send({ type: 'vv', vv });
   }
 
   private scheduleHeartbeat(): void {
@@ -205,8 +204,8 @@ export class Replicator {
       versionVector: this.store.versionVector(),
       digest: this.store.digest(),
       targets: this.directory.targets(),
-      sessions: this.openSessions(),
-      sessionOf: (replica) => this.byReplica.get(replica),
+      sessions: this.sessions.open(),
+      sessionOf: (replica) => this.sessions.sessionOf(replica),
       members: this.presence.members(),
     });
   }
@@ -222,125 +221,14 @@ export class Replicator {
     this.presence.destroy();
     // What peers already sent is applied before the store closes.
     this.merges.flush();
-    for (const session of [...this.sessions]) session.reject('shutting_down', 'the node is stopping');
+    this.sessions.stop();
     await this.transport.close();
-  }
-
-  // ---- session lifecycle ----------------------------------------------------------------------
-
-  private attach(connection: Connection, target: DialTarget | undefined): void {
-    if (this.stopped) {
-      connection.close('shutting_down: the node is stopping');
-      return;
-    }
-    const session = new PeerSession(connection, this.sessionContext, this.timers.now());
-    if (target !== undefined) this.directory.sessionStarted(target, session);
-    this.sessions.add(session);
-    // Hello goes out before attach: attach delivers frames that arrived early (the peer's hello,
-    // on a dialled connection), and answering one sends our auth — which must follow our hello.
-    session.send(session.hello());
-    connection.attach({
-      message: (frame) => this.onFrame(session, frame, target),
-      close: (reason) => this.onClose(session, reason, target),
-    });
-  }
-
-  private onFrame(session: PeerSession, frame: Uint8Array, target: DialTarget | undefined): void {
-    const event = session.receive(frame, this.timers.now());
-    switch (event.kind) {
-      case 'none':
-        return;
-      case 'closed':
-        this.onEnded(session, event);
-        return;
-      case 'open':
-        this.onOpen(session, target);
-        return;
-      default:
-        try {
-          this.apply(session, event);
-        } catch (error) {
-          // A frame that decoded but could not be applied (a malformed awareness update, or a
-          // store failure): drop this peer, keep serving everyone else.
-          this.log.error({ err: error, peer: session.peer?.name }, 'failed to apply a peer frame');
-          this.refuse(session, 'bad_frame', 'the frame could not be applied');
-        }
-    }
-  }
-
-  /** The session ended with a reject, sent by it or received from the peer: log and count it. */
-  private onEnded(session: PeerSession, event: Extract<SessionEvent, { kind: 'closed' }>): void {
-    const { code, reason } = event;
-    if (event.by === 'us') {
-      this.logRefusal(session, code, reason);
-    } else if (event.inHandshake) {
-      this.metrics.peerRejected(code);
-      this.log.warn({ address: session.connection.remoteAddress, code, reason }, 'peer refused the connection');
-    } else {
-      this.log.warn({ peer: session.peer?.name, code, reason }, 'peer closed the session');
-    }
-  }
-
-  /** Refuses the peer from here (a duplicate, a frame that failed to apply, shutdown). */
-  private refuse(session: PeerSession, code: RejectCode, reason: string): void {
-    this.logRefusal(session, code, reason);
-    session.reject(code, reason);
-  }
-
-  private logRefusal(session: PeerSession, code: RejectCode, reason: string): void {
-    this.metrics.peerRejected(code);
-    const level = code === 'self' || code === 'duplicate' ? 'debug' : 'warn';
-    this.log[level]({ address: session.connection.remoteAddress, peer: session.peer?.name, code, reason }, 'closing peer connection');
-  }
-
-  private onOpen(session: PeerSession, target: DialTarget | undefined): void {
-    const peer = session.peer!;
-    this.directory.identified(target, peer);
-    const existing = this.byReplica.get(peer.replica);
-    if (existing !== undefined && existing !== session) {
-      // Both nodes pick the same survivor: the connection dialled by the lower replica id.
-      const dialer = (s: PeerSession) => (s.connection.direction === 'outbound' ? s.localReplica : s.peer!.replica);
-      if (dialer(session) >= dialer(existing)) {
-        this.refuse(session, 'duplicate', 'these two nodes already have a connection');
-        return;
-      }
-      // Register the survivor first, so the loser's close handler sees the peer still covered.
-      this.byReplica.set(peer.replica, session);
-      this.refuse(existing, 'duplicate', 'these two nodes already have a connection');
-    }
-    this.byReplica.set(peer.replica, session);
-    this.metrics.peersConnected(this.byReplica.size);
-    this.log.info(
-      { peer: peer.name, replica: peer.replica, address: session.connection.remoteAddress, direction: session.connection.direction },
-      'peer connected',
-    );
-    this.directory.sessionOpened(target, peer);
-    session.send({ type: 'awareness', update: this.presence.fullUpdate() });
-    session.send({ type: 'vv', vv: this.store.versionVector() });
-  }
-
-  private onClose(session: PeerSession, reason: string, target: DialTarget | undefined): void {
-    const wasOpen = session.connectionClosed();
-    this.sessions.delete(session);
-    this.sender.forget(session);
-    const peer = session.peer;
-    if (peer !== undefined && this.byReplica.get(peer.replica) === session) {
-      this.byReplica.delete(peer.replica);
-      this.metrics.peersConnected(this.byReplica.size);
-      this.directory.uncovered(peer.replica);
-    }
-    if (wasOpen) this.log.info({ peer: peer?.name, address: session.connection.remoteAddress, reason }, 'peer disconnected');
-    if (target !== undefined) this.directory.sessionClosed(target, session, reason, wasOpen);
-  }
-
-  private *openSessions(): Generator<PeerSession> {
-    for (const session of this.byReplica.values()) if (session.phase === 'open') yield session;
   }
 
   // ---- data -----------------------------------------------------------------------------------
 
   /** Hands a checked message of an open session to its part. */
-  private apply(session: PeerSession, event: Exclude<SessionEvent, { kind: 'none' | 'closed' | 'open' }>): void {
+  private apply(session: PeerSession, event: SessionMessage): void {
     switch (event.kind) {
       case 'vv':
         this.checkOwnHistory(event.vv);
