@@ -4,7 +4,8 @@
  * (handshake first, chunks before the end of their round) and answered when it is the session's
  * own business (hello → auth, ping → pong) before anything else sees it. What is left comes out as
  * one `SessionEvent` for the replicator to act on. A frame that fails a check closes this session
- * with a reason and produces nothing else.
+ * with a reason and produces nothing else. New per-frame checks (a MAC, a claim against what the
+ * peer delivered, a bound on work) belong in `receive`, before the event is returned.
  *
  * The session owns the per-connection state — the peer's identity, our challenge, which chunks of
  * each sync round arrived, what the peer holds, traffic counters — and nothing else.
@@ -172,7 +173,7 @@ export class PeerSession {
         return { kind: 'open' };
       }
       case 'reject':
-        return this.refusedByPeer(message.code, message.reason);
+        return this.peerRefused(message.code, message.reason);
       case 'ping':
         this.send({ type: 'pong', id: message.id });
         return NOTHING;
@@ -214,7 +215,7 @@ export class PeerSession {
       case 'pong':
         return NOTHING;
       case 'reject':
-        return this.refusedByPeer(message.code, message.reason);
+        return this.peerRefused(message.code, message.reason);
       case 'hello':
       case 'auth':
         return this.refuse('bad_frame', `"${message.type}" after the handshake`);
@@ -226,7 +227,7 @@ export class PeerSession {
     return { kind: 'closed', ...this.endedWith! };
   }
 
-  private refusedByPeer(code: RejectCode, reason: string): SessionEvent {
+  private peerRefused(code: RejectCode, reason: string): SessionEvent {
     this.endedWith = { by: 'peer', code, reason, inHandshake: this.currentPhase === 'handshake' };
     this.close(refusedByPeer(code, reason));
     return { kind: 'closed', ...this.endedWith };
