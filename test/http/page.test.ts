@@ -154,7 +154,6 @@ describe('page routes', () => {
       log: silentLogger(),
       corsOrigins: '*',
       maxBodyBytes: 4096,
-      version: '1.0.0',
     });
     server = await serve(app.callback());
     return { store: s, server };
