@@ -8,6 +8,8 @@
  * Plain ES2019 for the browser, no framework, served byte for byte as this file (`assets.ts`).
  * A classic script, not a module: everything lives inside one function. Type-checked by tsc
  * (`tsconfig.browser.json`: checkJs, the DOM library, no Node types) and linted by eslint.
+ * Longer than 300 lines on purpose: the browser loads it as one file (one request, no bundler),
+ * and a third of it is the JSDoc types the checker reads.
  */
 (function () {
   'use strict';
