@@ -11,6 +11,7 @@ import * as encoding from 'lib0/encoding';
 import type { SeqRange } from '../crdt/version-vector.js';
 import { isReplicaId, MAX_PAGE_NAME_BYTES, pageNameProblem, REPLICA_ID_BYTES, replicaIdFromBytes, replicaIdToBytes } from '../ids.js';
 import type { PageName, ReplicaId } from '../ids.js';
+import { hasLoneSurrogate } from '../utf8.js';
 import type { Message, MessageType } from './messages.js';
 import { bad } from './protocol-error.js';
 
@@ -30,7 +31,6 @@ const MAX_VAR_UINT_BYTES = 8;
 
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const UTF8 = new TextEncoder();
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 // ---------------------------------------------------------------------------------------------
 // Rules shared by the writers and the readers.
@@ -61,7 +61,7 @@ export function checkPage(value: unknown): void {
 
 export function checkText(value: unknown, maxBytes: number, what: string): void {
   if (typeof value !== 'string') bad(`${what} must be a string`);
-  if (LONE_SURROGATE.test(value)) bad(`${what} must be valid UTF-8`);
+  if (hasLoneSurrogate(value)) bad(`${what} must be valid UTF-8`);
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes > maxBytes) bad(`${what} is ${bytes} bytes; at most ${maxBytes} are allowed`);
 }
