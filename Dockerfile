@@ -28,7 +28,8 @@ FROM toolchain AS build
 COPY package.json package-lock.json ./
 # NODE_ENV=production would make npm ci skip the devDependencies the build needs.
 RUN NODE_ENV=development npm ci --no-audit --no-fund
-COPY tsconfig.json tsconfig.build.json ./
+COPY tsconfig.json tsconfig.build.json tsconfig.browser.json ./
+COPY scripts ./scripts
 COPY src ./src
 RUN npm run build
 

@@ -23,6 +23,14 @@ export default tseslint.config(
     },
   },
   {
+    // The browser's code (tsconfig.browser.json checks its types): classic scripts, browser globals only.
+    files: ['src/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { window: 'readonly', document: 'readonly', location: 'readonly', WebSocket: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
+    },
+  },
+  {
     files: ['src/main.ts', 'src/config.ts', 'test/**', 'bench/**', 'scripts/**', 'vitest.config.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },

@@ -1,5 +1,6 @@
-// Builds dist/ when it is missing or older than any source file, so `npm start` and `npm test`
-// work on a fresh clone without a separate build step, and skip tsc when nothing changed.
+// Builds dist/ (scripts/build.mjs) when it is missing or older than any source file, so `npm start`
+// and `npm test` work on a fresh clone without a separate build step, and skip tsc when nothing
+// changed. Sources: the TypeScript of src/ and bench/, the browser's .js under src/, the tsconfigs.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,18 +15,16 @@ function newestMtime(dir) {
   for (const entry of readdirSync(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs);
+    else if (entry.name.endsWith('.ts') || entry.name.endsWith('.js')) newest = Math.max(newest, statSync(path).mtimeMs);
   }
   return newest;
 }
 
 const sources = Math.max(
   ...['src', 'bench'].filter((d) => existsSync(join(root, d))).map((d) => newestMtime(join(root, d))),
-  ...['tsconfig.json', 'tsconfig.build.json'].map((f) => statSync(join(root, f)).mtimeMs),
+  ...['tsconfig.json', 'tsconfig.build.json', 'tsconfig.browser.json'].map((f) => statSync(join(root, f)).mtimeMs),
 );
 if (!existsSync(stamp) || statSync(stamp).mtimeMs < sources) {
   process.stderr.write('distributed-sqlite: compiling TypeScript (npm run build)…\n');
-  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], {
-    stdio: 'inherit',
-  });
+  execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit' });
 }

@@ -143,7 +143,6 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     log,
     corsOrigins: config.corsOrigins,
     maxBodyBytes: config.maxBodyBytes,
-    version,
     readiness: () => readiness,
   });
   const handle = app.callback();

@@ -3,7 +3,7 @@
  * `app.callback()` through node:http on port 0; `node.ts` mounts it on the real server.
  */
 import Koa from 'koa';
-import type { Logger } from '../log.js';
+import type { Log } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
@@ -15,10 +15,9 @@ export interface AppDeps {
   readonly store: Store;
   readonly cluster: ClusterStatusSource;
   readonly metrics: Metrics;
-  readonly log: Logger;
+  readonly log: Log;
   readonly corsOrigins: '*' | readonly string[];
   readonly maxBodyBytes: number;
-  readonly version: string;
   /** Defaults to always `ready`. */
   readonly readiness?: () => Readiness;
 }
@@ -33,9 +32,7 @@ export function createApp(deps: AppDeps): Koa {
     store: deps.store,
     cluster: deps.cluster,
     metrics: deps.metrics,
-    log: deps.log,
     maxBodyBytes: deps.maxBodyBytes,
-    version: deps.version,
     readiness: deps.readiness ?? (() => 'ready'),
   });
 

@@ -6,7 +6,7 @@
  */
 import type { Middleware } from 'koa';
 import { AppError, errorBody, isAppError, type ErrorCode } from '../errors.js';
-import type { Logger } from '../log.js';
+import type { Log } from '../log.js';
 import type { Metrics } from '../metrics.js';
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -34,7 +34,7 @@ export function toAppError(error: unknown): AppError {
   return new AppError('internal', 'internal error', { cause: error });
 }
 
-export function errorMiddleware(log: Logger, metrics: Metrics): Middleware {
+export function errorMiddleware(log: Log, metrics: Metrics): Middleware {
   return async function handleErrors(ctx, next) {
     const started = performance.now();
     try {

@@ -7,7 +7,6 @@ import type { Context } from 'koa';
 import { Router } from '@koa/router';
 import { AppError } from '../errors.js';
 import type { PageName } from '../ids.js';
-import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
@@ -24,9 +23,7 @@ export interface RouteDeps {
   readonly store: Store;
   readonly cluster: ClusterStatusSource;
   readonly metrics: Metrics;
-  readonly log: Logger;
   readonly maxBodyBytes: number;
-  readonly version: string;
   /** `ready` once the database is open and migrated; `shutting_down` once stop() began. */
   readonly readiness: () => Readiness;
 }

@@ -193,4 +193,43 @@ describe.skipIf(!hasChromium)('the page in a real browser', () => {
     await json(`${c.process.url}/api/pages/reconnect/views`, { method: 'POST' });
     await expect.poll(() => page.locator('#count').textContent(), { timeout: DOM_TIMEOUT_MS }).toBe('2');
   });
+
+  it('renders the breakdown and the node list as the server renders them', async () => {
+    // The script's replicaRows/clusterRows mirror page.ts: for the same state, the same rows.
+    const name = 'mirror';
+    await json(`${c.process.url}/api/pages/${name}/views`, { method: 'POST' });
+    const { page } = await openPage(context, `${a.process.url}/pages/${name}`);
+    await expect.poll(() => feedState(page), { timeout: DOM_TIMEOUT_MS }).toBe('live');
+    const compare = async (): Promise<{ served: unknown; shown: unknown }> => {
+      // Counts one more view, which the open page then follows live.
+      const html = await (await fetch(`${a.process.url}/pages/${name}`)).text();
+      const served = /<output id="count"[^>]*>([^<]*)<\/output>/.exec(html)?.[1];
+      await page.waitForFunction((text) => document.getElementById('count')?.textContent === text, served, { timeout: DOM_TIMEOUT_MS });
+      return page.evaluate((source) => {
+        const rows = (d: Document) => ({
+          replicas: Array.from(d.querySelectorAll('#replicas tr'), (tr) => [tr.className, tr.getAttribute('data-replica'), tr.textContent]),
+          nodes: Array.from(d.querySelectorAll('#nodes li'), (li) => [
+            li.getAttribute('data-state'),
+            li.getAttribute('data-replica'),
+            li.querySelector('.node-name')?.textContent,
+            li.querySelector('.state')?.textContent,
+          ]),
+        });
+        return { served: rows(new DOMParser().parseFromString(source, 'text/html')), shown: rows(document) };
+      }, html);
+    };
+    // Polled: the server's node list may be a second old while the cluster settles.
+    await expect
+      .poll(
+        async () => {
+          const { served, shown } = await compare();
+          return JSON.stringify(shown) === JSON.stringify(served) ? 'same' : JSON.stringify({ served, shown });
+        },
+        { timeout: DOM_TIMEOUT_MS },
+      )
+      .toBe('same');
+    const { shown } = await compare();
+    expect(JSON.stringify(shown)).toContain('node-a');
+    expect(JSON.stringify(shown)).toContain('node-c');
+  });
 });

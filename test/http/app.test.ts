@@ -49,7 +49,6 @@ async function start(options: { corsOrigins?: '*' | string[]; maxBodyBytes?: num
     log,
     corsOrigins: options.corsOrigins ?? '*',
     maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES,
-    version: '9.9.9',
     readiness: () => readiness.value,
   });
   const server = await serve(app.callback());

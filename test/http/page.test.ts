@@ -3,8 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.js';
 import type { ClusterStatus } from '../../src/cluster-status.js';
 import { singleNodeStatus } from '../../src/http/cluster-status.js';
-import { PAGE_SCRIPT_PATH, PAGE_STYLE_PATH } from '../../src/http/page-assets/assets.js';
-import { PAGE_SCRIPT } from '../../src/http/page-assets/live-script.js';
+import { PAGE_SCRIPT_PATH, PAGE_STYLE_PATH, readPageScript } from '../../src/http/page-assets/assets.js';
 import { clusterRows, escapeHtml, PAGE_CSP, renderPage, replicaRows } from '../../src/http/page.js';
 import type { PageName } from '../../src/ids.js';
 import { silentLogger } from '../../src/log.js';
@@ -12,6 +11,8 @@ import { createMetrics } from '../../src/metrics.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import { rawRequest, serve, type TestServer } from '../helpers/http-server.js';
 import { TempDirs } from '../helpers/temp-dir.js';
+
+const PAGE_SCRIPT = readPageScript();
 
 const SELF = 'a'.repeat(32);
 const B = 'b'.repeat(32);
@@ -154,7 +155,6 @@ describe('page routes', () => {
       log: silentLogger(),
       corsOrigins: '*',
       maxBodyBytes: 4096,
-      version: '1.0.0',
     });
     server = await serve(app.callback());
     return { store: s, server };

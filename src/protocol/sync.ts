@@ -1,0 +1,180 @@
+/**
+ * The sync messages: `vv` (what the sender has), the answer to it in `slots` chunks closed by
+ * `covered`, and the live `delta` pushed after each local commit. Layouts in PROTOCOL.md.
+ */
+import * as encoding from 'lib0/encoding';
+import type { Slot } from '../crdt/g-counter.js';
+import type { SeqRange } from '../crdt/version-vector.js';
+import { replicaIdToBytes, type ReplicaId } from '../ids.js';
+import {
+  checkPage,
+  checkRange,
+  checkReplica,
+  checkSafeUint,
+  checkSlotValue,
+  checkU32,
+  readCount,
+  readPage,
+  readReplica,
+  readSeqRange,
+  readU32,
+  readUint,
+  writeReplica,
+  writeSeqRange,
+  writeText,
+  type MessageLayout,
+} from './fields.js';
+import type { ReplicaSlot } from './messages.js';
+import { bad } from './protocol-error.js';
+
+// The fewest bytes one list element can take (every field takes at least one byte).
+const MIN_REPLICA_BYTES = 1;
+const MIN_VV_ENTRY_BYTES = 2; // replica, seq
+const MIN_SLOT_BYTES = 4; // page, replica index, count, seq
+const MIN_DELTA_SLOT_BYTES = 3; // page, count, seq
+const MIN_RANGE_BYTES = 3; // replica, after, upTo
+
+/** list<(replica, seq: varUint ≥ 1)>, each replica at most once. */
+export const vv: MessageLayout<'vv'> = {
+  write(encoder, message) {
+    encoding.writeVarUint(encoder, message.vv.size);
+    for (const [replica, seq] of message.vv) {
+      checkSafeUint(seq, 1, 'version vector seq');
+      writeReplica(encoder, replica, 'version vector replica');
+      encoding.writeVarUint(encoder, seq);
+    }
+  },
+  read(decoder) {
+    const count = readCount(decoder, 'version vector entry', MIN_VV_ENTRY_BYTES);
+    const vv = new Map<ReplicaId, number>();
+    for (let i = 0; i < count; i++) {
+      const replica = readReplica(decoder, 'version vector replica');
+      const seq = readUint(decoder, 'version vector seq');
+      checkSafeUint(seq, 1, 'version vector seq');
+      // A Map would silently keep the last: refuse rather than guess which the sender meant.
+      if (vv.has(replica)) bad(`version vector names replica ${replica} twice`);
+      vv.set(replica, seq);
+    }
+    return { type: 'vv', vv };
+  },
+};
+
+/**
+ * round: u32, index: u32, list<replica> (the table), list<(page, replica index, count, seq)>.
+ * A chunk names each replica once in a table and refers to it by index: a sync answer has many
+ * pages and few replicas, so this saves ~16 bytes a slot. The table lists replicas in order of
+ * first use and has no unused entries, so a message has one encoding.
+ */
+export const slots: MessageLayout<'slots'> = {
+  write(encoder, message) {
+    checkU32(message.round, 'round');
+    checkU32(message.index, 'chunk index');
+    const table = new Map<ReplicaId, number>();
+    for (const slot of message.slots) {
+      checkReplica(slot.replica, 'slot replica');
+      checkPage(slot.page);
+      checkSlotValue(slot.count, slot.seq);
+      if (!table.has(slot.replica)) table.set(slot.replica, table.size);
+    }
+    encoding.writeVarUint(encoder, message.round);
+    encoding.writeVarUint(encoder, message.index);
+    encoding.writeVarUint(encoder, table.size);
+    for (const replica of table.keys()) encoding.writeVarUint8Array(encoder, replicaIdToBytes(replica));
+    encoding.writeVarUint(encoder, message.slots.length);
+    for (const slot of message.slots) {
+      writeText(encoder, slot.page);
+      encoding.writeVarUint(encoder, table.get(slot.replica)!);
+      encoding.writeVarUint(encoder, slot.count);
+      encoding.writeVarUint(encoder, slot.seq);
+    }
+  },
+  read(decoder) {
+    const round = readU32(decoder, 'round');
+    const index = readU32(decoder, 'chunk index');
+    const tableSize = readCount(decoder, 'replica table entry', MIN_REPLICA_BYTES);
+    const table: ReplicaId[] = [];
+    const seen = new Set<ReplicaId>();
+    for (let i = 0; i < tableSize; i++) {
+      const replica = readReplica(decoder, 'replica table entry');
+      if (seen.has(replica)) bad(`replica table names ${replica} twice`);
+      seen.add(replica);
+      table.push(replica);
+    }
+    const count = readCount(decoder, 'slot', MIN_SLOT_BYTES);
+    const slots: Slot[] = [];
+    let used = 0;
+    for (let i = 0; i < count; i++) {
+      const page = readPage(decoder);
+      const replicaIndex = readUint(decoder, 'slot replica index');
+      const replica = table[replicaIndex];
+      if (replica === undefined) bad(`slot replica index ${replicaIndex} is outside the table of ${table.length}`);
+      // First use in table order: one encoding per message.
+      if (replicaIndex > used) bad(`slot replica index ${replicaIndex} skips table entry ${used}`);
+      if (replicaIndex === used) used += 1;
+      const slotCount = readUint(decoder, 'slot count');
+      const seq = readUint(decoder, 'slot seq');
+      checkSlotValue(slotCount, seq);
+      slots.push({ page, replica, count: slotCount, seq });
+    }
+    if (used !== table.length) bad(`replica table has ${table.length - used} unused entries`);
+    return { type: 'slots', round, index, slots };
+  },
+};
+
+/** round: u32, chunks: u32, list<(replica, after, upTo)> with after < upTo. */
+export const covered: MessageLayout<'covered'> = {
+  write(encoder, message) {
+    checkU32(message.round, 'round');
+    checkU32(message.chunks, 'chunks');
+    encoding.writeVarUint(encoder, message.round);
+    encoding.writeVarUint(encoder, message.chunks);
+    encoding.writeVarUint(encoder, message.ranges.length);
+    for (const range of message.ranges) {
+      checkRange(range, 'covered range');
+      writeSeqRange(encoder, range, 'covered range');
+    }
+  },
+  read(decoder) {
+    const round = readU32(decoder, 'round');
+    const chunks = readU32(decoder, 'chunks');
+    const count = readCount(decoder, 'covered range', MIN_RANGE_BYTES);
+    const ranges: SeqRange[] = [];
+    for (let i = 0; i < count; i++) ranges.push(readSeqRange(decoder, 'covered range'));
+    return { type: 'covered', round, chunks, ranges };
+  },
+};
+
+function checkDeltaSlotSeq(seq: number, range: SeqRange): void {
+  if (seq <= range.after || seq > range.upTo) bad(`delta slot seq ${seq} lies outside its range (${range.after}, ${range.upTo}]`);
+}
+
+/** (replica, after, upTo), list<(page, count, seq)> with every seq inside (after, upTo]. */
+export const delta: MessageLayout<'delta'> = {
+  write(encoder, message) {
+    checkRange(message.range, 'delta range');
+    writeSeqRange(encoder, message.range, 'delta');
+    encoding.writeVarUint(encoder, message.slots.length);
+    for (const slot of message.slots) {
+      checkPage(slot.page);
+      checkSlotValue(slot.count, slot.seq);
+      checkDeltaSlotSeq(slot.seq, message.range);
+      writeText(encoder, slot.page);
+      encoding.writeVarUint(encoder, slot.count);
+      encoding.writeVarUint(encoder, slot.seq);
+    }
+  },
+  read(decoder) {
+    const range = readSeqRange(decoder, 'delta range');
+    const count = readCount(decoder, 'delta slot', MIN_DELTA_SLOT_BYTES);
+    const slots: ReplicaSlot[] = [];
+    for (let i = 0; i < count; i++) {
+      const page = readPage(decoder);
+      const slotCount = readUint(decoder, 'slot count');
+      const seq = readUint(decoder, 'slot seq');
+      checkSlotValue(slotCount, seq);
+      checkDeltaSlotSeq(seq, range);
+      slots.push({ page, count: slotCount, seq });
+    }
+    return { type: 'delta', range, slots };
+  },
+};
