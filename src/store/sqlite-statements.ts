@@ -47,9 +47,15 @@ export function prepareStatements(db: Database.Database) {
     countedSlots: db
       .prepare<[], [PageName, ReplicaId, number]>('SELECT s.page, r.replica_id, s.count FROM slots s JOIN replicas r ON r.id = s.replica WHERE s.count > 0')
       .raw(),
-    countPages: db.prepare<[], number>('SELECT count(*) FROM pages').pluck(),
-    countSlots: db.prepare<[], number>('SELECT count(*) FROM slots').pluck(),
-    countReplicas: db.prepare<[], number>('SELECT count(*) FROM replicas').pluck(),
+    // The one-row counts and digest of migration 0002: read instead of count(*) and a full scan.
+    storedStats: db.prepare<[], { pages: number; slots: number; replicas: number; digest: string | null }>(
+      'SELECT pages, slots, replicas, digest FROM store_stats WHERE id = 1',
+    ),
+    setDigest: db.prepare<[string]>('UPDATE store_stats SET digest = ? WHERE id = 1'),
+    // Only when the row is gone (a hand-edited file): counted once, the triggers keep it from then on.
+    recountStats: db.prepare(
+      'INSERT INTO store_stats (id, pages, slots, replicas, digest) VALUES (1, (SELECT count(*) FROM pages), (SELECT count(*) FROM slots), (SELECT count(*) FROM replicas), NULL) ON CONFLICT (id) DO NOTHING',
+    ),
   };
 }
 
