@@ -5,7 +5,7 @@
  * each one; `--help` prints them from this table so the two cannot drift far.
  */
 
-export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'naive', 'yjs'] as const;
+export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'startup', 'naive', 'yjs'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface Knobs {
@@ -34,6 +34,8 @@ export interface Knobs {
   readonly partitionRate: number;
   /** Memory phase: this many increments over 1,000 pages, then as many over as many new pages. */
   readonly memoryPages: number;
+  /** Startup phase: pages of the database a node is started on and scraped. */
+  readonly startupPages: number;
   readonly yjsIncrements: readonly number[];
   /** Pages the Yjs baseline spreads its increments over. */
   readonly yjsPages: number;
@@ -70,6 +72,7 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'partitionMs', flag: '--partition-ms', env: 'BENCH_PARTITION_MS', full: '8000', quick: '2000', help: 'How long one node is SIGSTOPped under load.' },
   { name: 'partitionRate', flag: '--partition-rate', env: 'BENCH_PARTITION_RATE', full: '1000', quick: '1000', help: 'Open-loop rate on the other nodes during the partition.' },
   { name: 'memoryPages', flag: '--memory-pages', env: 'BENCH_MEMORY_PAGES', full: '100000', quick: '100000', help: 'Increments over 1,000 pages, then as many over as many new pages; RSS is read after each.' },
+  { name: 'startupPages', flag: '--startup-pages', env: 'BENCH_STARTUP_PAGES', full: '1000000', quick: '1000000', help: 'Pages of the database the startup phase starts a node on, then scrapes /metrics (goals: start < 1 s, scrape < 50 ms).' },
   { name: 'yjsIncrements', flag: '--yjs-increments', env: 'BENCH_YJS_INCREMENTS', full: '1000,10000,100000', quick: '1000,10000', help: 'Increment counts at which the Yjs Y.Map state is measured.' },
   { name: 'yjsPages', flag: '--yjs-pages', env: 'BENCH_YJS_PAGES', full: '100', quick: '100', help: 'Pages the Yjs baseline spreads its increments over.' },
   { name: 'phases', flag: '--phases', env: 'BENCH_PHASES', full: PHASES.join(','), quick: PHASES.join(','), help: `Phases to run: ${PHASES.join(', ')}.` },
@@ -95,6 +98,7 @@ const INTEGER_LIMITS: Partial<Record<keyof Knobs, readonly [number, number]>> = 
   partitionMs: [100, 600_000],
   partitionRate: [1, 100_000],
   memoryPages: [1000, 10_000_000],
+  startupPages: [1000, 10_000_000],
   yjsPages: [1, 100_000],
   seed: [0, 2 ** 31],
 };

@@ -18,6 +18,7 @@ import { currentLoad, machineInfo } from './machine.js';
 import { runClusterPhases } from './phases/cluster-phases.js';
 import { runMemory } from './phases/memory.js';
 import { runNaive } from './phases/naive.js';
+import { runStartup } from './phases/startup.js';
 import { ProcessSet } from './processes.js';
 import { log } from './progress.js';
 import { renderReport } from './report.js';
@@ -60,6 +61,7 @@ async function main(argv: readonly string[]): Promise<number> {
       ours = await runClusterPhases(knobs, phases, processes, dir, knobs.cpuProf === '' ? '' : resolve(knobs.cpuProf));
     }
     if (phases.has('memory')) ours.memory = await runMemory(knobs, processes, dir);
+    if (phases.has('startup')) ours.startup = await runStartup(knobs, processes, dir);
     if (phases.has('naive')) naive = await runNaive(knobs, processes, dir);
     if (phases.has('yjs')) {
       log(`yjs: Y.Map counter at ${knobs.yjsIncrements.join(', ')} increments`);

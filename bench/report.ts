@@ -69,6 +69,12 @@ export function renderReport(result: BenchResult): string {
     lines.push(`| V8 heap used at 1,000 → ${n(mem.pages)} pages | ${mem.heapAtFirstBytes.map(mb).join(' / ')} → ${mem.heapAtAllBytes.map(mb).join(' / ')} |`);
     lines.push(`| database bytes per slot at ${n(mem.pages)} pages (file + WAL) | ${mem.bytesPerSlot} B (${mem.slots.map(n).join(' / ')} slots) |`);
   }
+  const st = result.ours.startup;
+  if (st !== undefined) {
+    lines.push(`| node start, spawn → listening: empty database → ${n(st.pages)} pages | ${ms(st.startEmptyMs)} → **${ms(st.startFullMs)} ms** (slowest ${ms(st.startFullMaxMs)} ms; database built in ${n(st.buildMs)} ms) |`);
+    lines.push(`| GET /metrics at ${n(st.pages)} pages | p50 **${ms(st.scrapeP50Ms)} ms**, max ${ms(st.scrapeMaxMs)} ms (${n(st.metricsBytes)} B) |`);
+    lines.push(`| GET /api/cluster at ${n(st.pages)} pages | p50 ${ms(st.clusterP50Ms)} ms (${n(st.clusterBytes)} B) |`);
+  }
   lines.push('');
 
   if (result.yjs !== undefined && result.yjs.length > 0) {

@@ -50,6 +50,26 @@ export interface MemoryResult {
   readonly writeMs: number;
 }
 
+/** The startup phase (bench/phases/startup.ts): costs that must not grow with pages. */
+export interface StartupResult {
+  readonly pages: number;
+  /** dsqlite_store_pages as the started node reports it (equals `pages`). */
+  readonly countedPages: number;
+  /** Building the database through the store, in the benchmark process. */
+  readonly buildMs: number;
+  /** Median ms from spawn to the node's `listening` line, on an empty database. */
+  readonly startEmptyMs: number;
+  /** The same on the database of `pages` pages, and its slowest start. */
+  readonly startFullMs: number;
+  readonly startFullMaxMs: number;
+  /** GET /metrics from the client side at `pages` pages. */
+  readonly scrapeP50Ms: number;
+  readonly scrapeMaxMs: number;
+  readonly metricsBytes: number;
+  readonly clusterP50Ms: number;
+  readonly clusterBytes: number;
+}
+
 export interface TargetResult {
   readonly name: string;
   readonly target: string;
@@ -74,6 +94,7 @@ export interface BenchResult {
     databaseBytes?: number[];
     slots?: number[];
     memory?: MemoryResult;
+    startup?: StartupResult;
   };
   readonly naive?: { latency: RateResult[]; loss: LossCheck };
   readonly yjs?: YjsPoint[];
