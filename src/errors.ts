@@ -28,6 +28,10 @@ export const ERRORS = {
   not_ready: { status: 503, expose: true },
   shutting_down: { status: 503, expose: true },
   too_many_clients: { status: 503, expose: true },
+  // Writes refused, reads still served: the disk has no room, or the database file on disk is no
+  // longer the one the node has open (see src/store/write-health.ts).
+  disk_full: { status: 503, expose: true },
+  database_gone: { status: 503, expose: true },
   /** Configuration (env, flags, or options an adapter was built with) that cannot work. */
   bad_config: { status: 500, expose: true, exit: EXIT_BAD_CONFIG },
   database_too_new: { status: 500, expose: true },

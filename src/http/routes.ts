@@ -117,6 +117,9 @@ export function createRouter(deps: RouteDeps): Router {
     const state = deps.readiness();
     if (state === 'shutting_down') throw new AppError('shutting_down', 'the node is shutting down');
     if (state !== 'ready') throw new AppError('not_ready', 'the database is not open yet');
+    // Reads are still served, but a node that cannot count is not ready (503 with the reason).
+    const blocked = store.writeBlocked();
+    if (blocked !== undefined) throw new AppError(blocked.code, blocked.reason);
     ctx.set('Cache-Control', NO_STORE);
     ctx.body = { status: 'ready' };
   });

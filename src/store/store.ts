@@ -6,6 +6,7 @@
 import type { Slot } from '../crdt/g-counter.js';
 import type { SeqRange, VersionVector } from '../crdt/version-vector.js';
 import type { PageName, ReplicaId } from '../ids.js';
+import type { WriteBlock } from './write-health.js';
 
 export interface Increment {
   readonly page: PageName;
@@ -98,6 +99,14 @@ export interface Store {
 
   /** Mints a new replica id now (a peer proved this one went back in time). */
   rotateIdentity(reason: string): IdentityInfo;
+
+  /**
+   * Why writes are refused now, or undefined: `disk_full` (lifted by itself once there is room)
+   * or `database_gone` (the file was deleted or replaced under the running node). While set,
+   * increment() rejects and merge() and rotateIdentity() throw AppError with that code; reads
+   * go on.
+   */
+  writeBlocked(): WriteBlock | undefined;
 
   /** Digest of all counts: equal on nodes that have converged. */
   digest(): string;
