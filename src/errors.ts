@@ -28,6 +28,8 @@ export const ERRORS = {
   not_ready: { status: 503, expose: true },
   shutting_down: { status: 503, expose: true },
   too_many_clients: { status: 503, expose: true },
+  // A bounded queue is full (group commit, batch bodies in flight): retry shortly.
+  overloaded: { status: 503, expose: true },
   // Writes refused, reads still served: the disk has no room, or the database file on disk is no
   // longer the one the node has open (see src/store/write-health.ts).
   disk_full: { status: 503, expose: true },

@@ -40,6 +40,8 @@ export interface SqliteStoreOptions extends ConnectionOptions {
   readonly log?: Log;
   /** How often `checkWrites()` runs by itself (default WRITE_HEALTH_INTERVAL_MS; 0: only when called). */
   readonly writeHealthIntervalMs?: number;
+  /** Increments waiting for a commit at most (default DEFAULT_MAX_QUEUED_INCREMENTS); past it `overloaded`. */
+  readonly maxQueuedIncrements?: number;
 }
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
@@ -99,7 +101,7 @@ export class SqliteStore implements Store {
     this.events = new StoreEvents(this.log);
     this.statements = prepareStatements(db);
     this.reloadInterned();
-    this.groupCommit = new GroupCommit((units) => this.flush(units));
+    this.groupCommit = new GroupCommit((units) => this.flush(units), { maxQueuedIncrements: options.maxQueuedIncrements });
     this.openedFile = fileIdentity(options.path);
 
     const row = this.statements.identity.get();

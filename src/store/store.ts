@@ -68,10 +68,12 @@ export interface Store {
 
   /**
    * Counts the increments as one all-or-nothing unit. Units arriving while a commit is pending
-   * are committed together in one transaction under one seq (group commit). Resolves after the
-   * commit with each increment's page total (in input order, a page listed twice gets its final
-   * total twice). Rejects with AppError `counter_overflow` (nothing counted) when a slot or a
-   * page total would pass Number.MAX_SAFE_INTEGER, and `shutting_down` after close().
+   * are committed together in one transaction under one seq (group commit; up to
+   * MAX_FLUSH_INCREMENTS per transaction, whole units). Resolves after the commit with each
+   * increment's page total (in input order, a page listed twice gets its final total twice).
+   * Rejects with AppError `counter_overflow` (nothing counted) when a slot or a page total would
+   * pass Number.MAX_SAFE_INTEGER, `overloaded` when the queue holds its bound already,
+   * `disk_full` / `database_gone` while writes are blocked, and `shutting_down` after close().
    */
   increment(increments: readonly Increment[]): Promise<PageCount[]>;
 
