@@ -9,6 +9,9 @@ import type { BenchResult, TargetResult } from './result.js';
 
 export function findProblems(ours: BenchResult['ours']): string[] {
   const problems: string[] = [];
+  for (const f of ours.pressure ?? []) {
+    if (f.acked !== f.counted) problems.push(`pressure (${f.name}): ${f.acked} views acknowledged but ${f.counted} counted`);
+  }
   if (ours.startup !== undefined && ours.startup.countedPages !== ours.startup.pages) {
     problems.push(`startup phase: the node reported ${ours.startup.countedPages} pages, ${ours.startup.pages} were written`);
   }

@@ -5,7 +5,7 @@
  * each one; `--help` prints them from this table so the two cannot drift far.
  */
 
-export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'startup', 'naive', 'yjs'] as const;
+export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'startup', 'pressure', 'naive', 'yjs'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface Knobs {

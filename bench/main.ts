@@ -18,6 +18,7 @@ import { currentLoad, machineInfo } from './machine.js';
 import { runClusterPhases } from './phases/cluster-phases.js';
 import { runMemory } from './phases/memory.js';
 import { runNaive } from './phases/naive.js';
+import { runPressure } from './phases/pressure.js';
 import { runStartup } from './phases/startup.js';
 import { ProcessSet } from './processes.js';
 import { log } from './progress.js';
@@ -62,6 +63,7 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     if (phases.has('memory')) ours.memory = await runMemory(knobs, processes, dir);
     if (phases.has('startup')) ours.startup = await runStartup(knobs, processes, dir);
+    if (phases.has('pressure')) ours.pressure = await runPressure(knobs, processes, dir);
     if (phases.has('naive')) naive = await runNaive(knobs, processes, dir);
     if (phases.has('yjs')) {
       log(`yjs: Y.Map counter at ${knobs.yjsIncrements.join(', ')} increments`);

@@ -69,6 +69,10 @@ export function renderReport(result: BenchResult): string {
     lines.push(`| V8 heap used at 1,000 → ${n(mem.pages)} pages | ${mem.heapAtFirstBytes.map(mb).join(' / ')} → ${mem.heapAtAllBytes.map(mb).join(' / ')} |`);
     lines.push(`| database bytes per slot at ${n(mem.pages)} pages (file + WAL) | ${mem.bytesPerSlot} B (${mem.slots.map(n).join(' / ')} slots) |`);
   }
+  for (const f of result.ours.pressure ?? []) {
+    const extra = Object.entries(f.extra ?? {}).map(([k, v]) => `${k} ${n(v)}`).join(', ');
+    lines.push(`| pressure: ${f.name} | peak RSS **${mb(f.peakRssBytes)}**, slowest /healthz ${ms(f.slowestProbeMs)} ms, ${n(f.acked)} views acked / ${n(f.counted)} counted, ${n(f.refused)} refused (503), ${n(f.failed)} failed, ${n(f.elapsedMs)} ms${extra === '' ? '' : `; ${extra}`} |`);
+  }
   const st = result.ours.startup;
   if (st !== undefined) {
     lines.push(`| node start, spawn → listening: empty database → ${n(st.pages)} pages | ${ms(st.startEmptyMs)} → **${ms(st.startFullMs)} ms** (slowest ${ms(st.startFullMaxMs)} ms; database built in ${n(st.buildMs)} ms) |`);

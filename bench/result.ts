@@ -50,6 +50,24 @@ export interface MemoryResult {
   readonly writeMs: number;
 }
 
+/** One flood of the pressure phase (bench/phases/pressure.ts), on a fresh node. */
+export interface FloodResult {
+  readonly name: string;
+  /** VmHWM of the node at the end of the flood. */
+  readonly peakRssBytes: number;
+  /** The slowest GET /healthz during the flood (one every 50 ms): the longest loop stall seen. */
+  readonly slowestProbeMs: number;
+  readonly elapsedMs: number;
+  /** Views acknowledged with 200, and dsqlite_views_counted_total after (equal: none lost or doubled). */
+  readonly acked: number;
+  readonly counted: number;
+  /** Requests answered 503 (a bound held), and other failures. */
+  readonly refused: number;
+  readonly failed: number;
+  /** Flood-specific figures (sockets held, frames, CPU per change …). */
+  readonly extra?: Readonly<Record<string, number>>;
+}
+
 /** The startup phase (bench/phases/startup.ts): costs that must not grow with pages. */
 export interface StartupResult {
   readonly pages: number;
@@ -95,6 +113,7 @@ export interface BenchResult {
     slots?: number[];
     memory?: MemoryResult;
     startup?: StartupResult;
+    pressure?: FloodResult[];
   };
   readonly naive?: { latency: RateResult[]; loss: LossCheck };
   readonly yjs?: YjsPoint[];
