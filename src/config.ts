@@ -19,6 +19,9 @@ import {
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MEMORY_BUDGET_MB,
+  MAX_MEMORY_BUDGET_MB,
+  MIN_MEMORY_BUDGET_MB,
   DEFAULT_PORT,
   flagName,
   MAX_INTERVAL_MS,
@@ -65,6 +68,8 @@ export interface Config {
   /** FLY_PRIVATE_IP: the address others reach this node at, when it listens on a wildcard. */
   readonly privateIp: string | undefined;
   readonly maxBodyBytes: number;
+  /** What the bounded queues share, MiB (memory-budget.ts derives each bound). */
+  readonly memoryBudgetMb: number;
   /** Problems that do not stop the start but must be logged loudly (e.g. no cluster secret). */
   readonly warnings: readonly string[];
 }
@@ -197,6 +202,7 @@ export function loadConfig(
   }
   const antiEntropyIntervalMs = integer('ANTI_ENTROPY_INTERVAL_MS', DEFAULT_ANTI_ENTROPY_INTERVAL_MS, 10, MAX_INTERVAL_MS, ' ms');
   const maxBodyBytes = integer('MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 64, MAX_MAX_BODY_BYTES, ' bytes');
+  const memoryBudgetMb = integer('MEMORY_BUDGET_MB', DEFAULT_MEMORY_BUDGET_MB, MIN_MEMORY_BUDGET_MB, MAX_MEMORY_BUDGET_MB, ' MiB');
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -222,6 +228,7 @@ export function loadConfig(
     flyAppName,
     privateIp,
     maxBodyBytes,
+    memoryBudgetMb,
     warnings: Object.freeze(warnings),
   });
 }

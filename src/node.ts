@@ -25,6 +25,8 @@ import { MAX_FRAME_BYTES } from './protocol/messages.js';
 import { createReplicationMetrics } from './replication/replication-metrics.js';
 import { Replicator } from './replication/replicator.js';
 import { openSqliteStore } from './store/sqlite-store.js';
+import { memoryBounds } from './memory-budget.js';
+import { MAX_SEND_BUFFER_BYTES } from './replication/sync-sender.js';
 import { CLUSTER_PATH, WebSocketTransport } from './transport/websocket-transport.js';
 import type { Store } from './store/store.js';
 
@@ -81,11 +83,14 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   const startedAt = now().toISOString();
   const version = packageVersion();
   for (const warning of config.warnings) log.warn({ warning }, warning);
+  // Every bound a client or a peer can fill, from MEMORY_BUDGET_MB (memory-budget.ts).
+  const bounds = memoryBounds(config.memoryBudgetMb, { maxPeerSendBufferBytes: MAX_SEND_BUFFER_BYTES });
 
   const store = await openSqliteStore({
     path: config.databasePath,
     synchronous: config.sqliteSynchronous,
     checkpoints: config.checkpoints,
+    maxQueuedIncrements: bounds.maxQueuedIncrements,
     ...(options.random !== undefined ? { random: options.random } : {}),
     log,
   });
@@ -117,6 +122,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     antiEntropyIntervalMs: config.antiEntropyIntervalMs,
+    maxSendBufferBytes: bounds.peerSendBufferBytes,
   });
   const cluster: ClusterStatusSource = {
     status: () =>
@@ -143,6 +149,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     log,
     corsOrigins: config.corsOrigins,
     maxBodyBytes: config.maxBodyBytes,
+    bodyBytesInFlight: bounds.bodyBytesInFlight,
     readiness: () => readiness,
   });
   const handle = app.callback();

@@ -7,6 +7,7 @@ import type { Log } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
+import { BodyBudget, bodyBudgetMiddleware } from './body-budget.js';
 import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
 import { createRouter, type Readiness } from './routes.js';
@@ -18,6 +19,8 @@ export interface AppDeps {
   readonly log: Log;
   readonly corsOrigins: '*' | readonly string[];
   readonly maxBodyBytes: number;
+  /** Request bodies in flight, bytes (see body-budget.ts); default: unbounded. */
+  readonly bodyBytesInFlight?: number;
   /** Defaults to always `ready`. */
   readonly readiness?: () => Readiness;
 }
@@ -38,6 +41,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(errorMiddleware(deps.log, deps.metrics));
   app.use(corsMiddleware(deps.corsOrigins));
+  if (deps.bodyBytesInFlight !== undefined) app.use(bodyBudgetMiddleware(new BodyBudget(deps.bodyBytesInFlight), deps.maxBodyBytes));
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;
