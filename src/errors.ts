@@ -20,6 +20,8 @@ export const ERRORS = {
   bad_request: { status: 400, expose: true },
   bad_json: { status: 400, expose: true },
   body_too_large: { status: 413, expose: true },
+  /** Request line and headers over the route's limit (src/http/server-limits.ts). */
+  headers_too_large: { status: 431, expose: true },
   unsupported_media_type: { status: 415, expose: true },
   counter_overflow: { status: 400, expose: true },
   not_found: { status: 404, expose: true },

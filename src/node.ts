@@ -15,7 +15,8 @@ import type { RandomBytes } from './ids.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createApp } from './http/app.js';
-import { LIVE_MAX_HEADER_BYTES, LIVE_PATH, LiveFeed } from './http/live-feed.js';
+import { LIVE_MAX_HEADER_BYTES, LIVE_PATH, LiveFeed, MAX_LIVE_CLIENTS } from './http/live-feed.js';
+import { clientErrorStatus, headersProblem, MAX_REQUEST_CONNECTIONS, refuseHeaders, serverOptions } from './http/server-limits.js';
 import type { ClusterStatusSource } from './cluster-status.js';
 import type { Readiness } from './http/routes.js';
 import { UpgradeDispatcher } from './http/upgrade-dispatcher.js';
@@ -32,8 +33,7 @@ import type { Store } from './store/store.js';
 
 /** How long stop() lets in-flight requests finish before cutting their connections. */
 export const STOP_GRACE_MS = 10_000;
-/** Idle keep-alive connections are closed after this long (Node's default is 5 s). */
-export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+export { KEEP_ALIVE_TIMEOUT_MS } from './http/server-limits.js';
 
 export interface NodeOptions {
   readonly log: Logger;
@@ -99,7 +99,9 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   const metrics = createMetrics({ defaultMetrics: true });
   const unwatchStore = metrics.watchStore(store);
   let readiness: Readiness = 'starting';
-  const server: Server = createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, maxHeaderSize: LIVE_MAX_HEADER_BYTES });
+  // Timeouts, header limits and the connection cap against slow and greedy clients: server-limits.ts.
+  const server: Server = createServer(serverOptions());
+  server.maxConnections = MAX_LIVE_CLIENTS + MAX_REQUEST_CONNECTIONS;
   const upgrades = new UpgradeDispatcher();
   let port = config.port;
   const address = (): string => `${urlHost(config.host)}:${port}`;
@@ -139,7 +141,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop()];
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
   const liveFeed = new LiveFeed({ store, cluster, log });
-  upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade);
+  upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade, { maxHeaderBytes: LIVE_MAX_HEADER_BYTES });
   stopBeforeStore.push(() => liveFeed.stop());
 
   const app = createApp({
@@ -163,12 +165,16 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       if (readiness === 'shutting_down') server.closeIdleConnections();
       if (inFlight === 0) drained?.();
     });
-    void handle(req, res);
+    // Only the live feed (an upgrade) takes the server's full header size.
+    const tooLarge = headersProblem(req);
+    if (tooLarge !== undefined) refuseHeaders(res, tooLarge);
+    else void handle(req, res);
   });
   server.on('upgrade', upgrades.dispatch);
   server.on('clientError', (error, socket) => {
-    // Malformed HTTP: answer 400 if the socket still can, never crash or log at error level.
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    // Malformed HTTP: answer if the socket still can, never crash or log at error level. A client
+    // too slow for the timeouts of server-limits.ts gets 408, headers past the parser's limit 431.
+    if (socket.writable) socket.end(`HTTP/1.1 ${clientErrorStatus(error)}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     else socket.destroy();
     log.debug({ err: error }, 'client error');
   });

@@ -34,6 +34,12 @@ export function toAppError(error: unknown): AppError {
   return new AppError('internal', 'internal error', { cause: error });
 }
 
+/**
+ * 503s that are the node holding a bound or saying what state it is in: logged where the state
+ * changes (once), not once per refused request, which a flood would turn into a log flood.
+ */
+const EXPECTED_503: ReadonlySet<string> = new Set(['shutting_down', 'not_ready', 'overloaded', 'too_many_clients', 'disk_full', 'database_gone']);
+
 export function errorMiddleware(log: Log, metrics: Metrics): Middleware {
   return async function handleErrors(ctx, next) {
     const started = performance.now();
@@ -45,7 +51,7 @@ export function errorMiddleware(log: Log, metrics: Metrics): Middleware {
       }
     } catch (caught) {
       const error = toAppError(caught);
-      if (error.status >= 500 && error.code !== 'shutting_down' && error.code !== 'not_ready') {
+      if (error.status >= 500 && !EXPECTED_503.has(error.code)) {
         log.error({ err: error.cause ?? error, method: ctx.method, path: ctx.path }, 'request failed');
       }
       if (ctx.headerSent || !ctx.writable) {
@@ -54,7 +60,7 @@ export function errorMiddleware(log: Log, metrics: Metrics): Middleware {
         ctx.status = error.status;
         ctx.body = errorBody(error);
         // A refused body may still be arriving: do not keep the connection for another request.
-        if (error.code === 'body_too_large') ctx.set('Connection', 'close');
+        if (error.code === 'body_too_large' || error.code === 'overloaded') ctx.set('Connection', 'close');
       }
     } finally {
       const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
