@@ -7,6 +7,7 @@
 
 export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'startup', 'pressure', 'naive', 'yjs'] as const;
 export type Phase = (typeof PHASES)[number];
+export const FLOODS: readonly string[] = ['batches', 'fanout', 'live-memory'];
 
 export interface Knobs {
   readonly quick: boolean;
@@ -34,6 +35,8 @@ export interface Knobs {
   readonly partitionRate: number;
   /** Memory phase: this many increments over 1,000 pages, then as many over as many new pages. */
   readonly memoryPages: number;
+  /** Pressure phase: which floods run (batches, fanout, live-memory). */
+  readonly floods: readonly string[];
   /** Startup phase: pages of the database a node is started on and scraped. */
   readonly startupPages: number;
   readonly yjsIncrements: readonly number[];
@@ -72,6 +75,7 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'partitionMs', flag: '--partition-ms', env: 'BENCH_PARTITION_MS', full: '8000', quick: '2000', help: 'How long one node is SIGSTOPped under load.' },
   { name: 'partitionRate', flag: '--partition-rate', env: 'BENCH_PARTITION_RATE', full: '1000', quick: '1000', help: 'Open-loop rate on the other nodes during the partition.' },
   { name: 'memoryPages', flag: '--memory-pages', env: 'BENCH_MEMORY_PAGES', full: '100000', quick: '100000', help: 'Increments over 1,000 pages, then as many over as many new pages; RSS is read after each.' },
+  { name: 'floods', flag: '--floods', env: 'BENCH_FLOODS', full: 'batches,fanout,live-memory', quick: 'batches,fanout,live-memory', help: 'Floods of the pressure phase: batches (64 concurrent maximal batches), fanout (1,000 live sockets, one POST), live-memory (2,000 live sockets × 100 long names).' },
   { name: 'startupPages', flag: '--startup-pages', env: 'BENCH_STARTUP_PAGES', full: '1000000', quick: '1000000', help: 'Pages of the database the startup phase starts a node on, then scrapes /metrics (goals: start < 1 s, scrape < 50 ms).' },
   { name: 'yjsIncrements', flag: '--yjs-increments', env: 'BENCH_YJS_INCREMENTS', full: '1000,10000,100000', quick: '1000,10000', help: 'Increment counts at which the Yjs Y.Map state is measured.' },
   { name: 'yjsPages', flag: '--yjs-pages', env: 'BENCH_YJS_PAGES', full: '100', quick: '100', help: 'Pages the Yjs baseline spreads its increments over.' },
@@ -147,6 +151,11 @@ export function parseKnobs(argv: readonly string[], env: Readonly<Record<string,
   for (const k of KNOBS) {
     const text = given.get(k.flag) ?? (quick ? k.quick : k.full);
     if (k.name === 'rates' || k.name === 'yjsIncrements') knobs[k.name] = integerList(k.flag, text);
+    else if (k.name === 'floods') {
+      const floods = text.split(',').map((f) => f.trim()).filter((f) => f !== '');
+      for (const f of floods) if (!FLOODS.includes(f)) throw new KnobError(`--floods: unknown flood ${JSON.stringify(f)} (known: ${FLOODS.join(', ')})`);
+      knobs.floods = floods;
+    }
     else if (k.name === 'phases') {
       const phases = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
       for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new KnobError(`--phases: unknown phase ${JSON.stringify(p)} (known: ${PHASES.join(', ')})`);

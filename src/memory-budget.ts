@@ -18,13 +18,13 @@ export const MAX_MEMORY_BUDGET_MB = 65_536;
 const QUEUE_SHARE = 0.1;
 export const BYTES_PER_QUEUED_INCREMENT = 200;
 /**
- * Request bodies being read, parsed and committed: 25 %. A parsed JSON batch holds about four
+ * Request bodies being read, parsed and committed: 20 %. A parsed JSON batch holds about four
  * times its bytes (strings and objects), so each body is charged 4× its declared length.
  */
-const BODY_SHARE = 0.25;
+const BODY_SHARE = 0.2;
 export const BODY_EXPANSION = 4;
-/** Live-feed clients and their subscriptions: 25 % (the feed charges each client, see live-feed.ts). */
-const LIVE_SHARE = 0.25;
+/** Live-feed clients and their subscriptions: 30 % (the feed charges each client, see live-feed.ts). */
+const LIVE_SHARE = 0.3;
 /** Peer send buffers: 20 %, spread over up to this many peers (the mesh's size on Fly.io). */
 const PEER_SHARE = 0.2;
 export const BUDGETED_PEERS = 8;

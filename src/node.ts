@@ -140,7 +140,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   // (all before the store closes).
   const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop()];
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
-  const liveFeed = new LiveFeed({ store, cluster, log });
+  const liveFeed = new LiveFeed({ store, cluster, log, maxClientBytes: bounds.liveFeedBytes });
   upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade, { maxHeaderBytes: LIVE_MAX_HEADER_BYTES });
   stopBeforeStore.push(() => liveFeed.stop());
 

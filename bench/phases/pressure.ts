@@ -4,7 +4,9 @@
  * held: peak RSS, the longest /healthz answer during the flood (how long the event loop stalled),
  * how many requests were refused (503) and that every acknowledged view is counted.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import WebSocket from 'ws';
 import { NODE_MAIN, ROOT } from '../cluster.js';
 import { HttpTarget } from '../http-client.js';
 import type { Knobs } from '../knobs.js';
@@ -108,9 +110,140 @@ export async function floodBatches(processes: ProcessSet, dir: string): Promise<
   }
 }
 
-export async function runPressure(_knobs: Knobs, processes: ProcessSet, dir: string): Promise<FloodResult[]> {
+/** Live-feed fan-out: this many sockets follow the same FANOUT_PAGES pages with interval=0. */
+export const FANOUT_SOCKETS = 1_000;
+export const FANOUT_PAGES = 100;
+/** Live-feed memory: this many sockets, each following MEMORY_SOCKET_PAGES long names of its own. */
+export const MEMORY_SOCKETS = 2_000;
+export const MEMORY_SOCKET_PAGES = 100;
+const CLOCK_TICKS_PER_S = 100;
+
+/** CPU time (user + system) a process has used, ms, from /proc/<pid>/stat. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+}
+
+/** Opens a live-feed socket and resolves once `initial` frames (one per page) arrived. */
+function openFeed(url: string, pages: readonly string[], onFrame: () => void): Promise<WebSocket> {
+  const query = pages.map((p) => `page=${encodeURIComponent(p)}`).join('&');
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/api/live?${query}&interval=0`, { perMessageDeflate: false });
+    let initial = 0;
+    ws.on('message', () => {
+      if (initial < pages.length) {
+        initial++;
+        if (initial === pages.length) resolve(ws);
+        return;
+      }
+      onFrame();
+    });
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`live feed refused: HTTP ${res.statusCode}`)));
+  });
+}
+
+async function openFeeds(url: string, count: number, pagesOf: (i: number) => string[], onFrame: () => void): Promise<{ sockets: WebSocket[]; refused: number }> {
+  const sockets: WebSocket[] = [];
+  let refused = 0;
+  // In waves, so the node's accept queue and our own file descriptors are not the bottleneck.
+  for (let i = 0; i < count; i += 100) {
+    const wave = await Promise.allSettled(Array.from({ length: Math.min(100, count - i) }, (_, j) => openFeed(url, pagesOf(i + j), onFrame)));
+    for (const result of wave) {
+      if (result.status === 'fulfilled') sockets.push(result.value);
+      else refused++;
+    }
+  }
+  return { sockets, refused };
+}
+
+/** 1,000 sockets following the same 100 pages, interval=0; one 100-page batch: CPU it costs the node. */
+export async function floodLiveFanout(processes: ProcessSet, dir: string): Promise<FloodResult> {
+  const node = await startNode(processes, dir, 'flood-fanout');
+  const http = new HttpTarget(node.url, 4);
+  const pages = Array.from({ length: FANOUT_PAGES }, (_, i) => `/fanout/${'a-long-page-name-'.repeat(3)}${i}`);
+  let frames = 0;
+  let arrived: (() => void) | undefined;
+  const expected = FANOUT_SOCKETS * FANOUT_PAGES;
+  const { sockets, refused } = await openFeeds(node.url, FANOUT_SOCKETS, () => pages, () => {
+    frames++;
+    if (frames === expected) arrived?.();
+  });
+  try {
+    const prober = probe(node.url);
+    const before = cpuMs(node.pid);
+    const started = performance.now();
+    const done = new Promise<void>((resolve) => (arrived = resolve));
+    const res = await http.send('POST', '/api/views', JSON.stringify({ views: pages.map((page) => ({ page, by: 1 })) }));
+    if (res.status !== 200) throw new Error(`fan-out flood: POST answered ${res.status}`);
+    await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 60_000))]);
+    const elapsedMs = round(performance.now() - started, 0);
+    const cpu = cpuMs(node.pid) - before;
+    const slowestProbeMs = await prober.stop();
+    return {
+      name: `${FANOUT_SOCKETS} live sockets × the same ${FANOUT_PAGES} pages, interval=0, one ${FANOUT_PAGES}-page POST`,
+      peakRssBytes: node.memory()?.peak ?? Number.NaN,
+      slowestProbeMs,
+      elapsedMs,
+      acked: FANOUT_PAGES,
+      counted: await metricValue(http, 'dsqlite_views_counted_total'),
+      refused,
+      failed: 0,
+      extra: { 'node CPU ms for the POST and its fan-out': round(cpu, 0), 'frames delivered': frames, 'frames expected': expected, 'sockets open': sockets.length },
+    };
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    http.close();
+    await node.stop();
+  }
+}
+
+/** 2,000 sockets, each following 100 long page names of its own: RSS per socket. */
+export async function floodLiveMemory(processes: ProcessSet, dir: string): Promise<FloodResult> {
+  const node = await startNode(processes, dir, 'flood-live-memory');
+  const http = new HttpTarget(node.url, 2);
+  const rssBefore = node.memory()?.rss ?? Number.NaN;
+  const started = performance.now();
+  const name = (socket: number, i: number) => `/live-memory/socket-${String(socket).padStart(4, '0')}/${'a-long-page-name-'.repeat(13)}${String(i).padStart(3, '0')}`;
+  const { sockets, refused } = await openFeeds(node.url, MEMORY_SOCKETS, (s) => Array.from({ length: MEMORY_SOCKET_PAGES }, (_, i) => name(s, i)), () => undefined);
+  try {
+    const rssAfter = node.memory()?.rss ?? Number.NaN;
+    const elapsedMs = round(performance.now() - started, 0);
+    const ok = (await http.send('GET', '/healthz')).status === 200;
+    return {
+      name: `${MEMORY_SOCKETS} live sockets × ${MEMORY_SOCKET_PAGES} page names of ~240 bytes of their own`,
+      peakRssBytes: node.memory()?.peak ?? Number.NaN,
+      slowestProbeMs: Number.NaN,
+      elapsedMs,
+      acked: 0,
+      counted: 0,
+      refused,
+      failed: ok ? 0 : 1,
+      extra: { 'sockets open': sockets.length, 'RSS before MB': round(rssBefore / 1048576, 0), 'RSS after MB': round(rssAfter / 1048576, 0), 'KiB per open socket': round((rssAfter - rssBefore) / 1024 / Math.max(1, sockets.length), 1) },
+    };
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    http.close();
+    await node.stop();
+  }
+}
+
+export async function runPressure(knobs: Knobs, processes: ProcessSet, dir: string): Promise<FloodResult[]> {
   const results: FloodResult[] = [];
-  log(`pressure: ${FLOOD_BATCH_CLIENTS} concurrent maximal batches`);
-  results.push(await floodBatches(processes, dir));
+  const only = new Set(knobs.floods);
+  if (only.has('batches')) {
+    log(`pressure: ${FLOOD_BATCH_CLIENTS} concurrent maximal batches`);
+    results.push(await floodBatches(processes, dir));
+  }
+  if (!only.has('fanout') && !only.has('live-memory')) return results;
+  if (only.has('fanout')) {
+    log(`pressure: ${FANOUT_SOCKETS} live sockets on the same ${FANOUT_PAGES} pages, one POST`);
+    results.push(await floodLiveFanout(processes, dir));
+  }
+  if (only.has('live-memory')) {
+    log(`pressure: ${MEMORY_SOCKETS} live sockets × ${MEMORY_SOCKET_PAGES} long page names`);
+    results.push(await floodLiveMemory(processes, dir));
+  }
   return results;
 }
