@@ -146,7 +146,8 @@ export class DiscoveryLoop {
       return;
     }
     if (this.stopped) return;
-    this.lastSuccessAt = this.timers.now();
+    // Shown to people: wall time (the schedule itself runs on the monotonic clock).
+    this.lastSuccessAt = this.timers.wallTime(this.timers.now());
     if (this.lastError !== undefined) {
       this.log.info({ peers: addresses.length }, 'peer discovery recovered');
       this.lastError = undefined;

@@ -111,7 +111,8 @@ export class PageSubscriptions<S extends PageSubscriber> {
     if (message === undefined) {
       const replicas: Record<string, number> = {};
       for (const slot of this.store.pageSlots(page)) replicas[slot.replica] = slot.count;
-      const at = this.changedAt.get(page) ?? this.timers.now();
+      // `at` is shown: wall time of the change (pacing uses the monotonic readings).
+      const at = Math.round(this.timers.wallTime(this.changedAt.get(page) ?? this.timers.now()));
       message = Buffer.from(JSON.stringify({ type: 'page', page, count: this.store.count(page), replicas, at }), 'utf8');
       // Cached only while two or more listen: the cache never outgrows the shared subscriptions.
       if ((this.byPage.get(page)?.size ?? 0) >= 2) this.messages.set(page, message);

@@ -207,6 +207,7 @@ export class Replicator {
       sessions: this.sessions.open(),
       sessionOf: (replica) => this.sessions.sessionOf(replica),
       members: this.presence.members(),
+      wallTime: (monotonic) => this.timers.wallTime(monotonic),
     });
   }
 
