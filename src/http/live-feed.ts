@@ -29,6 +29,7 @@ import type { ClusterStatusSource } from '../cluster-status.js';
 import { LiveClient, type LiveMessages } from './live-client.js';
 import { parseLiveQuery, type LiveQuery } from './live-query.js';
 import { PageSubscriptions } from './page-subscriptions.js';
+import { claimedReplicas } from './replica-fold.js';
 
 export { LIVE_MAX_HEADER_BYTES } from './live-query.js';
 
@@ -126,6 +127,7 @@ export class LiveFeed {
   private readonly cluster: ClusterBroadcast<LiveClient>;
   private readonly messages: LiveMessages = { page: (page) => this.pages.message(page), cluster: () => this.cluster.message() };
   private upgrading = 0;
+  private claimed: { readonly at: number; readonly ids: ReadonlySet<string> } | undefined;
   private unsubscribe: (() => void) | undefined;
   private heartbeatTimer: TimerHandle | undefined;
   private clusterTimer: TimerHandle | undefined;
@@ -141,7 +143,7 @@ export class LiveFeed {
     this.stuckTimeoutMs = options.stuckTimeoutMs ?? STUCK_TIMEOUT_MS;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? LIVE_HEARTBEAT_INTERVAL_MS;
     this.clusterIntervalMs = options.clusterIntervalMs ?? CLUSTER_UPDATE_INTERVAL_MS;
-    this.pages = new PageSubscriptions(options.store, this.timers);
+    this.pages = new PageSubscriptions(options.store, this.timers, () => this.claimedReplicas(options.cluster));
     this.cluster = new ClusterBroadcast({ source: options.cluster, log: this.log });
     this.unsubscribe = options.store.onChange((changed) => this.onChange(changed));
   }
@@ -189,6 +191,13 @@ export class LiveFeed {
       this.accept(ws, socket, query, charge);
     });
   };
+
+  /** The ids the cluster claims, read from its status at most once per cluster interval. */
+  private claimedReplicas(cluster: ClusterStatusSource): ReadonlySet<string> {
+    const now = this.timers.now();
+    if (this.claimed === undefined || now - this.claimed.at >= this.clusterIntervalMs) this.claimed = { at: now, ids: claimedReplicas(cluster.status()) };
+    return this.claimed.ids;
+  }
 
   stats(): LiveFeedStats {
     let stuck = 0;

@@ -11,6 +11,7 @@
  * only one client follows gains nothing from a cache, and 2,000 clients × 100 pages of their own
  * held 200,000 cached messages), and a page name is held once however many clients follow it.
  */
+import { foldPageReplicas } from './replica-fold.js';
 import type { PageName } from '../ids.js';
 import type { PageCount, Store } from '../store/store.js';
 import type { Timers } from '../timers.js';
@@ -33,6 +34,8 @@ export class PageSubscriptions<S extends PageSubscriber> {
   constructor(
     private readonly store: Pick<Store, 'count' | 'pageSlots'>,
     private readonly timers: Timers,
+    /** The replica ids the cluster claims now, for folding long breakdowns (replica-fold.ts). */
+    private readonly claimed: () => ReadonlySet<string> = () => new Set(),
   ) {}
 
   /** Distinct pages with at least one subscriber. */
@@ -111,9 +114,10 @@ export class PageSubscriptions<S extends PageSubscriber> {
     if (message === undefined) {
       const replicas: Record<string, number> = {};
       for (const slot of this.store.pageSlots(page)) replicas[slot.replica] = slot.count;
+      const shown = foldPageReplicas(replicas, this.claimed);
       // `at` is shown: wall time of the change (pacing uses the monotonic readings).
       const at = Math.round(this.timers.wallTime(this.changedAt.get(page) ?? this.timers.now()));
-      message = Buffer.from(JSON.stringify({ type: 'page', page, count: this.store.count(page), replicas, at }), 'utf8');
+      message = Buffer.from(JSON.stringify({ type: 'page', page, count: this.store.count(page), replicas: shown, at }), 'utf8');
       // Cached only while two or more listen: the cache never outgrows the shared subscriptions.
       if ((this.byPage.get(page)?.size ?? 0) >= 2) this.messages.set(page, message);
     }

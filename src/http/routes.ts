@@ -11,6 +11,7 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
+import { claimedReplicas, foldClusterStatus, foldPageReplicas } from './replica-fold.js';
 import { HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
 
@@ -105,7 +106,9 @@ export function createRouter(deps: RouteDeps): Router {
 
   router.get('/api/cluster', (ctx: Context) => {
     ctx.set('Cache-Control', NO_STORE);
-    ctx.body = cluster.status();
+    // Bounded whatever the number of replica ids; `?replicas=all` for every one (replica-fold.ts).
+    const status = cluster.status();
+    ctx.body = ctx.query.replicas === 'all' ? status : foldClusterStatus(status);
   });
 
   router.get('/healthz', (ctx: Context) => {
@@ -134,14 +137,16 @@ export function createRouter(deps: RouteDeps): Router {
   const servePage = async (ctx: Context, page: PageName): Promise<void> => {
     const count = ctx.method === 'HEAD' ? store.count(page) : ((await store.increment([{ page, by: 1 }]))[0] as { count: number }).count;
     if (ctx.method !== 'HEAD') metrics.observeIncrement(1, 1);
-    const replicas: Record<string, number> = {};
-    for (const slot of store.pageSlots(page)) replicas[slot.replica] = slot.count;
+    const raw: Record<string, number> = {};
+    for (const slot of store.pageSlots(page)) raw[slot.replica] = slot.count;
+    const status = cluster.status();
+    const replicas = foldPageReplicas(raw, () => claimedReplicas(status));
     ctx.set('Cache-Control', NO_STORE);
     ctx.set('Content-Security-Policy', PAGE_CSP);
     ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.type = 'text/html; charset=utf-8';
-    ctx.body = renderPage({ page, count, replicas, status: cluster.status() });
+    ctx.body = renderPage({ page, count, replicas, status: foldClusterStatus(status) });
   };
 
   router.get('/', (ctx: Context) => servePage(ctx, HOME_PAGE as PageName));
