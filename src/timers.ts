@@ -22,7 +22,8 @@ export interface Timers {
 
 export const realTimers: Timers = {
   now: () => performance.now(),
-  wallTime: (monotonic) => Date.now() - (performance.now() - monotonic),
+  // The process's start on the wall clock plus the monotonic reading: stable for a given reading.
+  wallTime: (monotonic) => performance.timeOrigin + monotonic,
   setTimeout: (callback, ms) => setTimeout(callback, ms) as unknown as TimerHandle,
   clearTimeout: (handle) => clearTimeout(handle as unknown as NodeJS.Timeout),
   yield: () => new Promise((resolve) => setImmediate(resolve)),

@@ -60,7 +60,9 @@ export function errorMiddleware(log: Log, metrics: Metrics): Middleware {
         ctx.status = error.status;
         ctx.body = errorBody(error);
         // A refused body may still be arriving: do not keep the connection for another request.
-        if (error.code === 'body_too_large' || error.code === 'overloaded') ctx.set('Connection', 'close');
+        // (Not after `overloaded`: that body is drained and discarded, and closing while the client
+        // still sends it would reset the connection before the client reads the 503.)
+        if (error.code === 'body_too_large') ctx.set('Connection', 'close');
       }
     } finally {
       const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;
