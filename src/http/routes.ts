@@ -1,7 +1,7 @@
 /**
- * The routes of DESIGN.md §5. Handlers validate everything, then call the store; they never see
- * SQLite or sockets. The increment path is kept lean: no body read when none is declared, no
- * per-request closures, one store call.
+ * The routes of the HTTP API (README, "HTTP API"). Handlers validate everything, then call the
+ * store; they never see SQLite or sockets. The increment path is kept lean: no body read when
+ * none is declared, no per-request closures, one store call.
  */
 import type { Context } from 'koa';
 import { Router } from '@koa/router';

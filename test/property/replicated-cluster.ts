@@ -266,7 +266,7 @@ export class ReplicatedCluster implements ClusterUnderTest {
   }
 
   /**
-   * DESIGN.md §1: if vv[R] = s at a node, every slot of R there is at least what R had written by
+   * docs/design.md, "Invariants": if vv[R] = s at a node, every slot of R there is at least what R had written by
    * its commit s.
    */
   checkInvariant(): string | undefined {
