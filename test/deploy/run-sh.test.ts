@@ -33,13 +33,15 @@ describe('run.sh', () => {
   });
   afterAll(() => runs.killAll());
 
-  it('without REPLICA_URL says so, migrates and execs the node itself (no Litestream)', async () => {
+  it('without REPLICA_URL says so and execs the node itself, which migrates (no Litestream, no second process)', async () => {
     const dir = await dirs.create('run-sh-plain-');
     const databasePath = join(dir, 'data', 'counters.db');
     const run = await runs.start({ DATABASE_PATH: databasePath, NODE_NAME: 'plain' });
 
     expect(run.output()).toContain('run.sh: REPLICA_URL is not set: running the node without Litestream');
-    expect(run.output()).toContain('"msg":"migrated"');
+    // One process: no separate `node … migrate` before the node (the store migrates as it opens).
+    expect(run.output()).not.toContain('"msg":"migrated"');
+    expect(dumpDatabase(databasePath)).toMatch(/^\{"user_version":[1-9]/);
     // run.sh exec'd the node: the listening process is run.sh's own pid.
     expect(run.nodePid).toBe(run.pid);
     await countViews(run.url, { home: 3 });
@@ -82,7 +84,7 @@ describe('run.sh', () => {
     expect(dumpDatabase(copy)).toBe(dumpDatabase(databasePath));
     const usage = await runs.runToExit(env, ['litestream', 'replicate']);
     expect(usage.code).toBe(EXIT_BAD_CONFIG);
-    expect(usage.output).toContain('run.sh: error: usage: run.sh [litestream generations|snapshots|wal|restore [ARGS]]');
+    expect(usage.output).toContain('run.sh: error: usage: run.sh [litestream generations|snapshots|wal|restore [ARGS] | recover [ARGS]]');
 
     // A second start finds the database and keeps it (and its replica id).
     const again = await runs.start(env);
