@@ -120,6 +120,9 @@ NODE_ID=${FLY_MACHINE_ID:-${NODE_NAME:-${HOSTNAME:-$(uname -n)}}}
 [[ "$NODE_ID" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ ]] \
   || bad_config "the backup name (FLY_MACHINE_ID, else NODE_NAME, else the host name) must be letters, digits, '.', '_' or '-', got '$NODE_ID'"
 export NODE_ID
+# Who writes the backup path, as the node records it in the database (one writer per path).
+BACKUP_MACHINE=${FLY_MACHINE_ID:-$(uname -n)}
+export BACKUP_MACHINE
 
 RESTORE_FROM=${RESTORE_FROM:-}
 readonly BACKUP_NAME='[A-Za-z0-9][A-Za-z0-9._-]{0,127}'
@@ -154,20 +157,30 @@ fi
 # For `recover` (the node's CLI runs Litestream restores with the same settings).
 export LITESTREAM_BIN LITESTREAM_CONFIG="$CONFIG"
 
+# `litestream generations [ARGS]` for this node's backup path, with or without the database.
+generations() {
+  if [ -e "$DATABASE_PATH" ]; then
+    "$LITESTREAM_BIN" generations -config "$CONFIG" "$@" "$DATABASE_PATH"
+    return
+  fi
+  # Litestream stats the database to show each generation's lag behind it, and fails when it is
+  # missing: the very state this is needed in. Any existing file will do there; the backup path
+  # does not depend on it (REPLICA_URL/NODE_ID).
+  local placeholder status=0
+  placeholder=$(mktemp "${TMPDIR:-/tmp}/run-sh-generations.XXXXXX")
+  DATABASE_PATH=$placeholder "$LITESTREAM_BIN" generations -config "$CONFIG" "$@" "$placeholder" || status=$?
+  rm -f -- "$placeholder"
+  return "$status"
+}
+
 if [ "$MODE" = litestream ]; then
   command=$2
   shift 2
   say "litestream $command for $DATABASE_PATH, backup $REPLICA_URL/$NODE_ID"
-  if [ "$command" = generations ] && [ ! -e "$DATABASE_PATH" ]; then
-    # Litestream's `generations` stats the database to show each generation's lag behind it, and
-    # fails when it is missing: the very state it is needed in. Any existing file will do there;
-    # the backup path does not depend on it (REPLICA_URL/NODE_ID).
-    placeholder=$(mktemp "${TMPDIR:-/tmp}/run-sh-generations.XXXXXX")
-    say "$DATABASE_PATH is missing: the lag column is measured from now"
-    status=0
-    DATABASE_PATH=$placeholder "$LITESTREAM_BIN" generations -config "$CONFIG" "$@" "$placeholder" || status=$?
-    rm -f -- "$placeholder"
-    exit "$status"
+  if [ "$command" = generations ]; then
+    [ -e "$DATABASE_PATH" ] || say "$DATABASE_PATH is missing: the lag column is measured from now"
+    generations "$@"
+    exit
   fi
   exec "$LITESTREAM_BIN" "$command" -config "$CONFIG" "$@" "$DATABASE_PATH"
 fi
@@ -185,13 +198,43 @@ restore_from() {
     || fail "could not read the backup at $REPLICA_URL/$1 (see Litestream's message above); not starting"
 }
 
+# Litestream's shadow folder: its `generation` file names the generation this folder writes.
+readonly META_DIR="$DATA_DIR/.$(basename -- "$DATABASE_PATH")-litestream"
+
+# One writer per backup path: refuses to start when the latest generation at REPLICA_URL/NODE_ID
+# was written by another node (another machine, or another database on this one). Fast path, no
+# node process: this folder's Litestream wrote that generation itself (it is the newest by `end`,
+# whole seconds, ties included). Otherwise the node reads the writer the generation records.
+check_single_writer() {
+  local listing mine
+  listing=$(generations 2>/dev/null) || fail "could not list the generations at $REPLICA_URL/$NODE_ID; not starting"
+  mine=$(cat -- "$META_DIR/generation" 2>/dev/null || true)
+  if [ -z "$(printf '%s\n' "$listing" | awk 'NR > 1 && NF >= 5')" ]; then return 0; fi
+  if [ -n "$mine" ] && printf '%s\n' "$listing" | awk -v mine="$mine" '
+      NR > 1 && NF >= 5 { if ($5 > latest) latest = $5; if ($2 == mine) end = $5 }
+      END { exit !(end != "" && end == latest) }'; then
+    return 0
+  fi
+  say "checking who wrote the latest generation at $REPLICA_URL/$NODE_ID (one writer per backup path)"
+  local status=0
+  "$NODE_BIN" "$MAIN" check-backup-writer || status=$?
+  [ "$status" = 0 ] && return 0
+  if [ -n "$seeded" ]; then
+    say "removing $DATABASE_PATH, seeded at this start: leaving the folder as it was"
+    rm -f -- "$DATABASE_PATH" "$DATABASE_PATH-wal" "$DATABASE_PATH-shm"
+  fi
+  [ "$status" = "$EXIT_OTHER_WRITER" ] && exit "$EXIT_OTHER_WRITER"
+  fail "could not check who writes $REPLICA_URL/$NODE_ID (see above); not starting"
+}
+
+seeded=
 say "backup of $DATABASE_PATH: $REPLICA_URL/$NODE_ID, synced every $LITESTREAM_SYNC_INTERVAL"
 if [ -e "$DATABASE_PATH" ]; then
   say "$DATABASE_PATH exists: not restoring"
 else
   # A WAL without its database is worthless, and SQLite would replay it onto a restored file.
   # Litestream's shadow folder describes the lost file too.
-  meta_dir="$DATA_DIR/.$(basename -- "$DATABASE_PATH")-litestream"
+  meta_dir=$META_DIR
   for leftover in "$DATABASE_PATH-wal" "$DATABASE_PATH-shm" "$meta_dir"; do
     if [ -e "$leftover" ]; then
       say "removing $leftover, left over from a database that is gone"
@@ -231,7 +274,10 @@ else
       say "no backup; starting empty, will bootstrap from peers"
     fi
   fi
+  if [ -e "$DATABASE_PATH" ]; then seeded=yes; fi
 fi
+
+check_single_writer
 
 say "starting the node under litestream replicate (LITESTREAM=1: Litestream owns checkpoints; the node migrates $DATABASE_PATH as it opens it)"
 export LITESTREAM=1
