@@ -59,7 +59,7 @@ export function writerFromEnv(env: Readonly<Record<string, string | undefined>>)
 
 /**
  * Reads the writer recorded in a database file (a restored backup). Undefined when there is none
- * (a backup made before migration 2, or by a node not run by run.sh). Opened read-only.
+ * (a backup made by an older version, or by a node not run by run.sh). Opened read-only.
  */
 export function readWriter(path: string): RecordedWriter | undefined {
   const db = new Database(path, { readonly: true, fileMustExist: true });
