@@ -29,6 +29,8 @@
 #                                   all          the union of every backup under REPLICA_URL (file:// lists
 #                                                them; its own included), whether or not it has its own
 #                                   NAME,NAME,…  the union of those backups
+#   RESTORE_TIMESTAMP             with RESTORE_FROM=all or NAME,NAME,…: the union as of this time
+#                                 (RFC 3339, e.g. 2026-01-31T14:00:00Z), to undo a bad deploy
 #   LITESTREAM_SYNC_INTERVAL      how often WAL is shipped (10s): the recovery point of a full-cluster loss
 #   LITESTREAM_ENDPOINT           S3 endpoint (default AWS_ENDPOINT_URL_S3, which `fly storage create` sets)
 #   LITESTREAM_REGION             S3 region (default AWS_REGION)
@@ -128,6 +130,20 @@ RESTORE_FROM=${RESTORE_FROM:-}
 readonly BACKUP_NAME='[A-Za-z0-9][A-Za-z0-9._-]{0,127}'
 if [ -n "$RESTORE_FROM" ] && ! [[ "$RESTORE_FROM" =~ ^$BACKUP_NAME(,$BACKUP_NAME)*$ ]]; then
   bad_config "RESTORE_FROM must be a backup name (a machine id or node name), 'all', or names separated by commas, got '$RESTORE_FROM'"
+fi
+
+if [ "$RESTORE_FROM" = all ] && [[ "$REPLICA_URL" != file://* ]]; then
+  bad_config "RESTORE_FROM=all lists the backups of a file:// replica only (Litestream cannot list a prefix of $REPLICA_URL): name them, RESTORE_FROM=NAME,NAME,… (the folders under REPLICA_URL)"
+fi
+
+RESTORE_TIMESTAMP=${RESTORE_TIMESTAMP:-}
+if [ -n "$RESTORE_TIMESTAMP" ]; then
+  [[ "$RESTORE_TIMESTAMP" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$ ]] \
+    || bad_config "RESTORE_TIMESTAMP must be an RFC 3339 time such as 2026-01-31T14:00:00Z, got '$RESTORE_TIMESTAMP'"
+  # One node set back in time gets the later counts straight back from its peers (max-merge):
+  # a point in time is a state of the whole cluster, restored from the union.
+  [ "$RESTORE_FROM" = all ] || [[ "$RESTORE_FROM" == *,* ]] \
+    || bad_config "RESTORE_TIMESTAMP needs RESTORE_FROM=all or NAME,NAME,… (a point in time is restored for the whole cluster, from the union), got RESTORE_FROM='$RESTORE_FROM'"
 fi
 
 export LITESTREAM_SYNC_INTERVAL=${LITESTREAM_SYNC_INTERVAL:-$DEFAULT_SYNC_INTERVAL}
@@ -245,7 +261,8 @@ else
   if [ "$RESTORE_FROM" = all ] || [[ "$RESTORE_FROM" == *,* ]]; then
     from_args=()
     [ "$RESTORE_FROM" = all ] || from_args=(--from "$RESTORE_FROM")
-    say "$DATABASE_PATH is missing; RESTORE_FROM=$RESTORE_FROM: seeding it from the union of the backups under $REPLICA_URL"
+    [ -z "$RESTORE_TIMESTAMP" ] || from_args+=(--timestamp "$RESTORE_TIMESTAMP")
+    say "$DATABASE_PATH is missing; RESTORE_FROM=$RESTORE_FROM: seeding it from the union of the backups under $REPLICA_URL${RESTORE_TIMESTAMP:+ as of $RESTORE_TIMESTAMP}"
     status=0
     "$NODE_BIN" "$MAIN" recover --output "$DATABASE_PATH" "${from_args[@]}" || status=$?
     if [ "$status" = 0 ]; then

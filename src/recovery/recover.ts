@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Log } from '../log.js';
 import { openSqliteStore } from '../store/sqlite-store.js';
-import { restoreBackup, type LitestreamSetup } from './litestream.js';
+import { restoreBackup, restoreBackupAt, type LitestreamSetup } from './litestream.js';
 import { mergeInto, stateSize, type StateSize } from './union.js';
 
 export interface RecoveryOptions {
@@ -73,8 +73,11 @@ export async function recoverUnion(options: RecoveryOptions): Promise<RecoveryRe
       for (const name of options.names) {
         const url = `${options.replicaUrl}/${name}`;
         const restored = join(scratch, `${name}.db`);
-        const request = options.timestamp === undefined ? { name, output: restored } : { name, output: restored, timestamp: options.timestamp };
-        if (!(await restoreBackup(options.litestream, request))) {
+        const found =
+          options.timestamp === undefined
+            ? await restoreBackup(options.litestream, { name, output: restored })
+            : await restoreBackupAt(options.litestream, { name, output: restored, timestamp: options.timestamp });
+        if (!found) {
           log.warn({ backup: name, url }, 'no backup there');
           held.push({ name, url, found: false, pages: 0, views: 0 });
           continue;

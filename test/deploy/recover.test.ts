@@ -5,6 +5,7 @@
  * README's procedure, step by step: look at the backups with the run.sh helpers (which must work
  * without a database), `run.sh recover` for the report, and three fresh nodes with
  * RESTORE_FROM=all. Every view any backup held must be on every node, and the nodes converge.
+ * Then a point in time: the cluster set back to before a bad deploy, an idle node's views kept.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -81,8 +82,8 @@ describe('whole-cluster recovery from the union of every backup', () => {
     );
   }
 
-  it('three nodes lost at different moments come back from the union with every view any backup held', async () => {
-    const dir = await dirs.create('recover-cluster-');
+  /** Three nodes under run.sh in `dir`, each backing up to REPLICA_URL/<name>. */
+  function clusterIn(dir: string) {
     const replicaRoot = join(dir, 'replica');
     const REPLICA_URL = `file://${replicaRoot}`;
     const dataDir = (name: string) => join(dir, name);
@@ -101,6 +102,18 @@ describe('whole-cluster recovery from the union of every backup', () => {
       for (const name of NAMES) started.push(await runs.start(env(name, started, extra)));
       return started;
     }
+    return { replicaRoot, REPLICA_URL, dataDir, env, startCluster };
+  }
+
+  async function loseMachine(run: RunShProcess): Promise<void> {
+    run.killGroup();
+    await run.exited;
+    await groupGone(run.pid);
+  }
+
+  it('three nodes lost at different moments come back from the union with every view any backup held', async () => {
+    const dir = await dirs.create('recover-cluster-');
+    const { replicaRoot, REPLICA_URL, dataDir, env, startCluster } = clusterIn(dir);
 
     // Phase 1: load on every node, converged, and every backup caught up: all of it is held.
     const [a, b, c] = (await startCluster()) as [RunShProcess, RunShProcess, RunShProcess];
@@ -116,9 +129,7 @@ describe('whole-cluster recovery from the union of every backup', () => {
         for (const [key, mark] of Object.entries(marks)) expect(loads[key as keyof typeof loads].acknowledged).toBeGreaterThanOrEqual(mark);
       }, { timeoutMs: CONVERGE_TIMEOUT_MS });
     await progress({ a: VIEWS_BETWEEN_LOSSES, b: VIEWS_BETWEEN_LOSSES, c: VIEWS_BETWEEN_LOSSES });
-    a.killGroup(); // the machine is gone: node and Litestream at once
-    await a.exited;
-    await groupGone(a.pid);
+    await loseMachine(a); // the machine is gone: node and Litestream at once
     const onA = await loads.a.stop();
     await progress({ b: loads.b.acknowledged + VIEWS_BETWEEN_LOSSES, c: loads.c.acknowledged + VIEWS_BETWEEN_LOSSES });
     const onB = await loads.b.stop().then(async (acknowledged) => {
@@ -126,9 +137,7 @@ describe('whole-cluster recovery from the union of every backup', () => {
       return acknowledged;
     });
     await progress({ c: loads.c.acknowledged + VIEWS_BETWEEN_LOSSES });
-    c.killGroup();
-    await c.exited;
-    await groupGone(c.pid);
+    await loseMachine(c);
     const onC = await loads.c.stop();
     const onCShared = await loads.shared.stop();
     expect(Math.min(onA, onB, onC)).toBeGreaterThanOrEqual(VIEWS_BETWEEN_LOSSES);
@@ -179,5 +188,38 @@ describe('whole-cluster recovery from the union of every backup', () => {
     // They count on.
     await countViews(fresh[0]?.url ?? '', { home: 2 });
     await expectConverged(fresh, addCounts(union, { home: 2 }));
+  });
+
+  it('sets the whole cluster back to a point in time before a bad deploy, idle nodes included', async () => {
+    const dir = await dirs.create('recover-pitr-');
+    const { replicaRoot, REPLICA_URL, dataDir, env, startCluster } = clusterIn(dir);
+    const [a, b, c] = (await startCluster()) as [RunShProcess, RunShProcess, RunShProcess];
+    const good = { home: 9, about: 4 };
+    await Promise.all([countViews(a.url, { home: 3 }), countViews(b.url, { home: 3, about: 4 }), countViews(c.url, { home: 3 })]);
+    await expectConverged([a, b, c], good);
+    for (const name of NAMES) await waitForBackupToCatchUp(join(dataDir(name), 'counters.db'), `${REPLICA_URL}/${name}`, dir);
+    // Node c stops counting here: nothing it ships after this carries a view it counted.
+    await loseMachine(c);
+    // T: a whole second after every backup held the good state, before the bad deploy counts.
+    const at = new Date(Math.ceil((Date.now() + 1) / 1000) * 1000);
+    await eventually(() => expect(Date.now()).toBeGreaterThan(at.getTime() + 1000), { timeoutMs: 5000 });
+    const bad = { home: 25, junk: 40 };
+    await Promise.all([countViews(a.url, { home: 25, junk: 20 }), countViews(b.url, { junk: 20 })]);
+    await expectConverged([a, b], addCounts(good, bad));
+    for (const name of ['a', 'b']) await waitForBackupToCatchUp(join(dataDir(name), 'counters.db'), `${REPLICA_URL}/${name}`, dir);
+    await Promise.all([stopGracefully(a), stopGracefully(b)]);
+    for (const name of NAMES) rmSync(dataDir(name), { recursive: true, force: true });
+
+    const timestamp = at.toISOString().replace(/\.000Z$/, 'Z');
+    // The report as of T: every backup held the good state then (c's generation ended before T).
+    const report = await runs.runToExit(env('a', []), ['recover', '--timestamp', timestamp]);
+    expect(report.code, report.output).toBe(0);
+    const total = (counts: Record<string, number>) => Object.values(counts).reduce((x, y) => x + y, 0);
+    for (const name of NAMES) expect(report.output).toContain(`recover: backup ${name} as of ${timestamp}: ${total(good)} views on 2 pages; the union adds 0`);
+    // The latest state still holds the bad deploy's views (nothing was deleted).
+    expect(unionCounts((await readBackups(replicaRoot, NAMES, dir)).values())).toEqual(addCounts(good, bad));
+
+    const fresh = await startCluster({ RESTORE_FROM: 'all', RESTORE_TIMESTAMP: timestamp });
+    await expectConverged(fresh, { ...good, junk: 0 });
   });
 });
