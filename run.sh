@@ -232,8 +232,10 @@ check_single_writer() {
     return 0
   fi
   say "checking who wrote the latest generation at $REPLICA_URL/$NODE_ID (one writer per backup path)"
-  local status=0
-  "$NODE_BIN" "$MAIN" check-backup-writer || status=$?
+  local status=0 check_args=()
+  # Restored from this very path at this start: the file is that generation, read it directly.
+  [ -z "$seeded_from_own" ] || check_args=(--restored)
+  "$NODE_BIN" "$MAIN" check-backup-writer "${check_args[@]}" || status=$?
   [ "$status" = 0 ] && return 0
   if [ -n "$seeded" ]; then
     say "removing $DATABASE_PATH, seeded at this start: leaving the folder as it was"
@@ -244,6 +246,7 @@ check_single_writer() {
 }
 
 seeded=
+seeded_from_own=
 say "backup of $DATABASE_PATH: $REPLICA_URL/$NODE_ID, synced every $LITESTREAM_SYNC_INTERVAL"
 if [ -e "$DATABASE_PATH" ]; then
   say "$DATABASE_PATH exists: not restoring"
@@ -277,6 +280,7 @@ else
     say "$DATABASE_PATH is missing: looking for a backup at $REPLICA_URL/$NODE_ID"
     restore_from "$NODE_ID"
     if [ -e "$DATABASE_PATH" ]; then
+      seeded_from_own=yes
       say "restored $DATABASE_PATH from $REPLICA_URL/$NODE_ID; the node will mint a new replica id and heal from peers"
     elif [ -n "$RESTORE_FROM" ] && [ "$RESTORE_FROM" != "$NODE_ID" ]; then
       say "no backup of its own; RESTORE_FROM=$RESTORE_FROM: looking for a backup at $REPLICA_URL/$RESTORE_FROM"

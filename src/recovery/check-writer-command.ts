@@ -2,8 +2,10 @@
  * `distributed-sqlite check-backup-writer`: run by run.sh before `litestream replicate` when this
  * data folder did not write the latest generation of its backup path itself (a new or restored
  * database). Restores that generation into a scratch file and compares the writer it records
- * with this node (see backup-writer.ts). Exit 0: no backup, no writer recorded, or this node;
- * 3: another node writes there (the message says which, and what to change); 1: it could not tell.
+ * with this node (see backup-writer.ts). With `--restored`, DATABASE_PATH was restored from
+ * that very generation at this start, so it is read instead (no second restore). Exit 0: no
+ * backup, no writer recorded, or this node; 3: another node writes there (the message says which,
+ * and what to change); 1: it could not tell.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -15,8 +17,9 @@ export const EXIT_OTHER_WRITER = 3;
 
 export async function runCheckWriterCommand(args: readonly string[], io: CommandIo): Promise<number> {
   const say = (text: string) => io.stderr(`distributed-sqlite check-backup-writer: ${text}\n`);
-  if (args.length > 0) {
-    say(`takes no arguments, got ${JSON.stringify(args.join(' '))}`);
+  const restoredHere = args.length === 1 && args[0] === '--restored';
+  if (args.length > 0 && !restoredHere) {
+    say(`takes no argument but --restored, got ${JSON.stringify(args.join(' '))}`);
     return 2;
   }
   const me = writerFromEnv(io.env);
@@ -29,11 +32,13 @@ export async function runCheckWriterCommand(args: readonly string[], io: Command
   const root = packageRoot();
   const scratch = mkdtempSync(join(dirname(me.databasePath), '.backup-writer-'));
   try {
-    const restored = join(scratch, 'latest.db');
-    const found = await restoreBackup(
-      { bin: io.env.LITESTREAM_BIN ?? defaultLitestreamBin(root), config: io.env.LITESTREAM_CONFIG ?? join(root, 'litestream.yml'), env: io.env },
-      { name: me.nodeId, output: restored },
-    );
+    const restored = restoredHere ? me.databasePath : join(scratch, 'latest.db');
+    const found =
+      restoredHere ||
+      (await restoreBackup(
+        { bin: io.env.LITESTREAM_BIN ?? defaultLitestreamBin(root), config: io.env.LITESTREAM_CONFIG ?? join(root, 'litestream.yml'), env: io.env },
+        { name: me.nodeId, output: restored },
+      ));
     if (!found) return 0;
     const recorded = readWriter(restored);
     if (recorded === undefined) {
