@@ -7,7 +7,7 @@
  * The result carries no identity file: whoever opens it (a node seeded by RESTORE_FROM=all, or
  * an operator's copy on several machines) mints a replica id of its own, as after any restore.
  */
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Log } from '../log.js';
@@ -89,6 +89,9 @@ export async function recoverUnion(options: RecoveryOptions): Promise<RecoveryRe
           log.info({ backup: name, url, ...size }, 'backup merged');
         } finally {
           await source.close();
+          // One restored backup on disk at a time.
+          rmSync(restored, { force: true });
+          rmSync(`${restored}-identity.json`, { force: true });
         }
       }
       if (!held.some((backup) => backup.found)) throw new NoBackupsError(`none of the backups ${options.names.join(', ')} under ${options.replicaUrl} could be found`);
@@ -113,5 +116,11 @@ function moveDatabase(from: string, output: string): void {
   if (existsSync(`${from}-wal`)) throw new RecoveryError(`the union's WAL was not checkpointed at close (${from}-wal): not moving a partial database`);
   const partial = `${output}.partial`;
   copyFileSync(from, partial);
+  const fd = openSync(partial, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   renameSync(partial, output);
 }
