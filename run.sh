@@ -300,6 +300,11 @@ fi
 
 check_single_writer
 
+# Starting empty: create the file now, so Litestream's first look (monitor-interval in
+# litestream.yml) finds a database at once instead of after the node has created it, by which
+# time the node may have counted views that a stop right then would not ship.
+if [ ! -e "$DATABASE_PATH" ]; then : >"$DATABASE_PATH"; fi
+
 say "starting the node under litestream replicate (LITESTREAM=1: Litestream owns checkpoints; the node migrates $DATABASE_PATH as it opens it)"
 export LITESTREAM=1
 exec "$LITESTREAM_BIN" replicate -config "$CONFIG" -exec "\"$NODE_BIN\" \"$MAIN\""
