@@ -115,6 +115,10 @@ describe('run.sh', () => {
     ['a backup name that is not a path segment', { NODE_NAME: 'a/b' }, 'the backup name'],
     ['a malformed sync interval', { LITESTREAM_SYNC_INTERVAL: 'often' }, 'LITESTREAM_SYNC_INTERVAL must'],
     ['a malformed RESTORE_FROM', { RESTORE_FROM: '../other' }, 'RESTORE_FROM must'],
+    ['a RESTORE_FROM list with a malformed name', { RESTORE_FROM: 'a,../b' }, 'RESTORE_FROM must'],
+    ['RESTORE_FROM=all on an object store', { REPLICA_URL: 's3://bucket/prefix', RESTORE_FROM: 'all' }, 'RESTORE_FROM=all lists the backups of a file:// replica only'],
+    ['a RESTORE_TIMESTAMP that is not RFC 3339', { RESTORE_FROM: 'all', RESTORE_TIMESTAMP: 'yesterday' }, 'RESTORE_TIMESTAMP must be an RFC 3339 time'],
+    ['a RESTORE_TIMESTAMP for one backup', { RESTORE_FROM: 'a', RESTORE_TIMESTAMP: '2026-01-31T14:00:00Z' }, 'RESTORE_TIMESTAMP needs RESTORE_FROM=all or NAME,NAME,…'],
     ['a non-boolean path-style flag', { LITESTREAM_FORCE_PATH_STYLE: 'yes please' }, 'LITESTREAM_FORCE_PATH_STYLE must'],
   ])('refuses %s: exit 2 and names the setting', async (_what, env, message) => {
     const dir = await dirs.create('run-sh-bad-');
