@@ -8,7 +8,7 @@
  * - restoreToServingMs / restoreToConvergedMs: the node's data folder is gone; run.sh restores its
  *   backup, the node starts and syncs with a peer that kept running, until both show one digest.
  *
- * `runRestartBench()` is meant for bench/main.ts; `node dist/bench/restart.js` runs it alone and
+ * `runRestartBench()` is meant for bench/main.ts; `node dist/bench/phases/restart.js` runs it alone and
  * prints one JSON object. Every process it starts is stopped on the way out.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -16,10 +16,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { freePortOn, NODE_MAIN, ROOT } from './cluster.js';
-import { waitFor } from './http-client.js';
-import { baseEnv } from './processes.js';
-import { roundSummary, summarize, type Summary } from './stats.js';
+import { NODE_MAIN, ROOT } from '../cluster.js';
+import { freePortOn } from '../loopback-ports.js';
+import { waitFor } from '../http-client.js';
+import { baseEnv } from '../processes.js';
+import { roundSummary, summarize, type Summary } from '../stats.js';
 
 /** How long one start or one convergence may take before the run fails. */
 export const RESTART_TIMEOUT_MS = 30_000;
