@@ -42,8 +42,9 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json litestream.yml run.sh ./
 COPY migrations ./migrations
-# `litestream` on PATH for `fly ssh console` (generations, snapshots, restore -o); run.sh finds
-# the same binary itself. Fails the build if the platform binary is missing.
+# `litestream` on PATH for `fly ssh console`; the README's commands go through run.sh
+# (`/app/run.sh litestream generations`, `/app/run.sh recover`), which finds the same binary
+# itself, as from a checkout. Fails the build if the platform binary is missing.
 RUN ln -s "/app/node_modules/@flydotio/litestream-$(node -p 'process.platform + "-" + process.arch')/litestream" /usr/local/bin/litestream \
  && litestream version \
  && mkdir -p /data \

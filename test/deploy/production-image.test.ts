@@ -10,7 +10,7 @@
  * or fetches a prebuilt one, with the toolchain it installs).
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -146,7 +146,7 @@ describe('the production image (Dockerfile stages, run without Docker)', () => {
     expect(existsSync(join(app, 'dist', 'src', 'main.js'))).toBe(true);
   });
 
-  it('run.sh in the image layout restores nothing, migrates, serves and backs up with Litestream', async () => {
+  it('run.sh in the image layout restores nothing, serves, backs up with Litestream, and its recovery commands work without the database', async () => {
     const dir = await dirs.create('image-run-');
     const databasePath = join(dir, 'data', 'counters.db');
     const replicaRoot = join(dir, 'replica');
@@ -161,6 +161,17 @@ describe('the production image (Dockerfile stages, run without Docker)', () => {
     expect(await pageCount(run.url, 'home')).toBe(4);
     await waitForBackupToCatchUp(databasePath, `file://${replicaRoot}/image`, dir);
     await stopGracefully(run);
+
+    // The README's recovery commands, in the image layout, with the database gone.
+    rmSync(join(dir, 'data'), { recursive: true, force: true });
+    const env = { DATABASE_PATH: databasePath, NODE_NAME: 'image', REPLICA_URL: `file://${replicaRoot}` };
+    const generations = await runs.runToExit(env, ['litestream', 'generations'], join(app, 'run.sh'));
+    expect(generations.code, generations.output).toBe(0);
+    expect(generations.output).toMatch(/^file\s+[0-9a-f]{16}\s/m);
+    const report = await runs.runToExit(env, ['recover'], join(app, 'run.sh'));
+    expect(report.code, report.output).toBe(0);
+    expect(report.output).toContain('recover: backup image: 4 views on 1 pages; the union adds 0');
+    expect(report.output).not.toContain(ROOT);
   });
 
   it.skipIf(process.getuid?.() !== 0)('started as root (as the image is), run.sh hands the data folder to RUN_AS_USER and runs everything as that user', async () => {

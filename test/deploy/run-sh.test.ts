@@ -33,13 +33,15 @@ describe('run.sh', () => {
   });
   afterAll(() => runs.killAll());
 
-  it('without REPLICA_URL says so, migrates and execs the node itself (no Litestream)', async () => {
+  it('without REPLICA_URL says so and execs the node itself, which migrates (no Litestream, no second process)', async () => {
     const dir = await dirs.create('run-sh-plain-');
     const databasePath = join(dir, 'data', 'counters.db');
     const run = await runs.start({ DATABASE_PATH: databasePath, NODE_NAME: 'plain' });
 
     expect(run.output()).toContain('run.sh: REPLICA_URL is not set: running the node without Litestream');
-    expect(run.output()).toContain('"msg":"migrated"');
+    // One process: no separate `node … migrate` before the node (the store migrates as it opens).
+    expect(run.output()).not.toContain('"msg":"migrated"');
+    expect(dumpDatabase(databasePath)).toMatch(/^\{"user_version":[1-9]/);
     // run.sh exec'd the node: the listening process is run.sh's own pid.
     expect(run.nodePid).toBe(run.pid);
     await countViews(run.url, { home: 3 });
@@ -82,7 +84,7 @@ describe('run.sh', () => {
     expect(dumpDatabase(copy)).toBe(dumpDatabase(databasePath));
     const usage = await runs.runToExit(env, ['litestream', 'replicate']);
     expect(usage.code).toBe(EXIT_BAD_CONFIG);
-    expect(usage.output).toContain('run.sh: error: usage: run.sh [litestream generations|snapshots|wal|restore [ARGS]]');
+    expect(usage.output).toContain('run.sh: error: usage: run.sh [litestream generations|snapshots|wal|restore [ARGS] | recover [ARGS]]');
 
     // A second start finds the database and keeps it (and its replica id).
     const again = await runs.start(env);
@@ -113,6 +115,10 @@ describe('run.sh', () => {
     ['a backup name that is not a path segment', { NODE_NAME: 'a/b' }, 'the backup name'],
     ['a malformed sync interval', { LITESTREAM_SYNC_INTERVAL: 'often' }, 'LITESTREAM_SYNC_INTERVAL must'],
     ['a malformed RESTORE_FROM', { RESTORE_FROM: '../other' }, 'RESTORE_FROM must'],
+    ['a RESTORE_FROM list with a malformed name', { RESTORE_FROM: 'a,../b' }, 'RESTORE_FROM must'],
+    ['RESTORE_FROM=all on an object store', { REPLICA_URL: 's3://bucket/prefix', RESTORE_FROM: 'all' }, 'RESTORE_FROM=all lists the backups of a file:// replica only'],
+    ['a RESTORE_TIMESTAMP that is not RFC 3339', { RESTORE_FROM: 'all', RESTORE_TIMESTAMP: 'yesterday' }, 'RESTORE_TIMESTAMP must be an RFC 3339 time'],
+    ['a RESTORE_TIMESTAMP for one backup', { RESTORE_FROM: 'a', RESTORE_TIMESTAMP: '2026-01-31T14:00:00Z' }, 'RESTORE_TIMESTAMP needs RESTORE_FROM=all or NAME,NAME,…'],
     ['a non-boolean path-style flag', { LITESTREAM_FORCE_PATH_STYLE: 'yes please' }, 'LITESTREAM_FORCE_PATH_STYLE must'],
   ])('refuses %s: exit 2 and names the setting', async (_what, env, message) => {
     const dir = await dirs.create('run-sh-bad-');

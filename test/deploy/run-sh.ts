@@ -14,7 +14,7 @@ import { hermeticEnv } from '../helpers/spawn-node.js';
 
 const execFileAsync = promisify(execFile);
 
-/** How long run.sh may take to restore, migrate and get the node listening. */
+/** How long run.sh may take to restore (or make the union) and get the node listening. */
 export const RUN_SH_START_TIMEOUT_MS = 20_000;
 /** How long run.sh may take to exit on its own (a refused configuration). */
 export const RUN_SH_EXIT_TIMEOUT_MS = 20_000;
@@ -30,7 +30,10 @@ export const LITESTREAM_BIN = join(ROOT, 'node_modules', '@flydotio', `litestrea
 const RUN_SH_VARIABLES = [
   'REPLICA_URL',
   'RESTORE_FROM',
+  'RESTORE_TIMESTAMP',
   'NODE_ID',
+  'BACKUP_MACHINE',
+  'LITESTREAM_CONFIG',
   'RUN_AS_USER',
   'LITESTREAM_BIN',
   'NODE_BIN',
