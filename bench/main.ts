@@ -18,6 +18,7 @@ import { currentLoad, machineInfo } from './machine.js';
 import { runClusterPhases } from './phases/cluster-phases.js';
 import { runMemory } from './phases/memory.js';
 import { runNaive } from './phases/naive.js';
+import { runRestartBench, type RestartResult } from './phases/restart.js';
 import { ProcessSet } from './processes.js';
 import { log } from './progress.js';
 import { renderReport } from './report.js';
@@ -54,6 +55,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let ours: BenchResult['ours'] = { latency: [], throughput: [] };
   let naive: BenchResult['naive'];
   let yjs: YjsPoint[] | undefined;
+  let restart: RestartResult | undefined;
 
   try {
     if (phases.has('latency') || phases.has('throughput') || phases.has('partition')) {
@@ -64,6 +66,10 @@ async function main(argv: readonly string[]): Promise<number> {
     if (phases.has('yjs')) {
       log(`yjs: Y.Map counter at ${knobs.yjsIncrements.join(', ')} increments`);
       yjs = runYjsBaseline(knobs.yjsIncrements, knobs.yjsPages);
+    }
+    if (phases.has('restart')) {
+      log('restart: run.sh restart and restore times under Litestream');
+      restart = await runRestartBench({ runs: knobs.quick ? 2 : 5, pages: 200 });
     }
   } finally {
     await processes.stopAll();
@@ -83,6 +89,7 @@ async function main(argv: readonly string[]): Promise<number> {
     ours,
     ...(naive !== undefined ? { naive } : {}),
     ...(yjs !== undefined ? { yjs } : {}),
+    ...(restart !== undefined ? { restart } : {}),
     targets: [],
     problems,
   };

@@ -29,7 +29,7 @@ const PROBE_MS = 5;
 /** How long a stop may take before SIGKILL. */
 const STOP_TIMEOUT_MS = 15_000;
 const HOST = '127.0.0.1';
-const SECRET = 'bench-restart-secret';
+const SECRET = 'bench-restart-secret-of-32-characters';
 
 export interface RestartOptions {
   /** Restarts and restores measured (each one of each). */
