@@ -9,6 +9,8 @@
 import { hostname as osHostname } from 'node:os';
 import { isIP } from 'node:net';
 import { ConfigError } from './errors.js';
+import { compilePagePattern } from './page-pattern.js';
+import { tokenProblem, tokenSet, type TokenSet } from './tokens.js';
 import { formatHostPort, hostnameProblem, hostProblem, ipEndpointProblem, parseHostPort } from './host-port.js';
 import {
   DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
@@ -19,11 +21,16 @@ import {
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_HOST,
   DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_PAGES,
   DEFAULT_PORT,
+  DEFAULT_RATE_LIMIT_BURST,
+  DEFAULT_RATE_LIMIT_PER_IP,
   flagName,
   MAX_INTERVAL_MS,
   MAX_MAX_BODY_BYTES,
+  MAX_MAX_PAGES,
   MAX_NAME_LENGTH,
+  MAX_RATE_LIMIT,
   readRawSettings,
   type RawSettings,
   type SettingName,
@@ -65,6 +72,17 @@ export interface Config {
   /** FLY_PRIVATE_IP: the address others reach this node at, when it listens on a wildcard. */
   readonly privateIp: string | undefined;
   readonly maxBodyBytes: number;
+  /** WRITE_TOKENS, hashed (tokens.ts): `by`, batches, no rate limit or page admission. Empty: none. */
+  readonly writeTokens: TokenSet;
+  /** Anonymous views per second per client address; 0 when the limit is off. */
+  readonly rateLimitPerIp: number;
+  readonly rateLimitBurst: number;
+  /** Take the client address from Fly-Client-IP / X-Forwarded-For (only behind a proxy that sets them). */
+  readonly trustProxy: boolean;
+  /** Pages the cluster may hold before anonymous views stop creating new ones. */
+  readonly maxPages: number;
+  /** Names a new page must match for an anonymous view to create it; undefined: any name. */
+  readonly pagePattern: RegExp | undefined;
   /** Problems that do not stop the start but must be logged loudly (e.g. no cluster secret). */
   readonly warnings: readonly string[];
 }
@@ -110,6 +128,13 @@ export function loadConfig(
     return value;
   };
   const text = (key: SettingName): string | undefined => raw[key]?.trim();
+  const flag = (key: SettingName, fallback: boolean): boolean => {
+    const value = text(key)?.toLowerCase();
+    if (value === undefined) return fallback;
+    if (TRUE_WORDS.has(value)) return true;
+    if (!FALSE_WORDS.has(value)) problems.push(`${name(key)} must be true or false (1/0, yes/no, on/off), got ${JSON.stringify(raw[key])}`);
+    return false;
+  };
 
   const port = integer('PORT', DEFAULT_PORT, 0, 65535);
 
@@ -198,6 +223,27 @@ export function loadConfig(
   const antiEntropyIntervalMs = integer('ANTI_ENTROPY_INTERVAL_MS', DEFAULT_ANTI_ENTROPY_INTERVAL_MS, 10, MAX_INTERVAL_MS, ' ms');
   const maxBodyBytes = integer('MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 64, MAX_MAX_BODY_BYTES, ' bytes');
 
+  const writeTokenList: string[] = [];
+  (raw.WRITE_TOKENS ?? '').split(',').forEach((entry, i) => {
+    const token = entry.trim();
+    if (token === '') return;
+    // The token itself is never echoed: the message names its position only.
+    const trouble = tokenProblem(token);
+    if (trouble !== undefined) problems.push(`${name('WRITE_TOKENS')}: token ${i + 1} ${trouble}`);
+    else writeTokenList.push(token);
+  });
+  const rateLimitPerIp = integer('RATE_LIMIT_PER_IP', DEFAULT_RATE_LIMIT_PER_IP, 0, MAX_RATE_LIMIT, ' views/s (0 = off)');
+  const rateLimitBurst = integer('RATE_LIMIT_BURST', DEFAULT_RATE_LIMIT_BURST, 1, MAX_RATE_LIMIT, ' views');
+  const trustProxy = flag('TRUST_PROXY', flyAppName !== undefined);
+  const maxPages = integer('MAX_PAGES', DEFAULT_MAX_PAGES, 0, MAX_MAX_PAGES, ' pages');
+  let pagePattern: RegExp | undefined;
+  const patternText = raw.PAGE_PATTERN;
+  if (patternText !== undefined) {
+    const compiled = compilePagePattern(patternText);
+    if (compiled instanceof RegExp) pagePattern = compiled;
+    else problems.push(`${name('PAGE_PATTERN')} ${compiled.problem}`);
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
@@ -222,6 +268,12 @@ export function loadConfig(
     flyAppName,
     privateIp,
     maxBodyBytes,
+    writeTokens: Object.freeze(tokenSet(writeTokenList)),
+    rateLimitPerIp,
+    rateLimitBurst,
+    trustProxy,
+    maxPages,
+    pagePattern,
     warnings: Object.freeze(warnings),
   });
 }

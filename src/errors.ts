@@ -25,6 +25,16 @@ export const ERRORS = {
   not_found: { status: 404, expose: true },
   method_not_allowed: { status: 405, expose: true },
   forbidden_origin: { status: 403, expose: true },
+  /** `by`, a batch, or another token-only action without `Authorization: Bearer <write token>`. */
+  token_required: { status: 401, expose: true },
+  /** A bearer token that is not one of WRITE_TOKENS: refused whatever the request, nothing counted. */
+  bad_token: { status: 403, expose: true },
+  /** An anonymous view past RATE_LIMIT_PER_IP / RATE_LIMIT_BURST for its client address (Retry-After set). */
+  rate_limited: { status: 429, expose: true },
+  /** An anonymous view of a new page while the cluster holds MAX_PAGES pages. */
+  too_many_pages: { status: 403, expose: true },
+  /** An anonymous view of a new page whose name does not match PAGE_PATTERN. */
+  page_not_allowed: { status: 403, expose: true },
   not_ready: { status: 503, expose: true },
   shutting_down: { status: 503, expose: true },
   too_many_clients: { status: 503, expose: true },

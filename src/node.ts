@@ -19,6 +19,7 @@ import { LIVE_MAX_HEADER_BYTES, LIVE_PATH, LiveFeed } from './http/live-feed.js'
 import type { ClusterStatusSource } from './cluster-status.js';
 import type { Readiness } from './http/routes.js';
 import { UpgradeDispatcher } from './http/upgrade-dispatcher.js';
+import { ViewPolicy } from './http/view-policy.js';
 import { createDiscovery } from './discovery/create-discovery.js';
 import { DiscoveryLoop } from './discovery/discovery.js';
 import { MAX_FRAME_BYTES } from './protocol/messages.js';
@@ -143,6 +144,16 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     log,
     corsOrigins: config.corsOrigins,
     maxBodyBytes: config.maxBodyBytes,
+    views: new ViewPolicy({
+      store,
+      writeTokens: config.writeTokens,
+      rateLimitPerIp: config.rateLimitPerIp,
+      rateLimitBurst: config.rateLimitBurst,
+      trustProxy: config.trustProxy,
+      maxPages: config.maxPages,
+      pagePattern: config.pagePattern,
+      registry: metrics.registry,
+    }),
     readiness: () => readiness,
   });
   const handle = app.callback();

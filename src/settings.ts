@@ -17,6 +17,17 @@ export const MAX_MAX_BODY_BYTES = 64 * 1024 * 1024;
 /** Upper bound for every *_MS interval: one day. */
 export const MAX_INTERVAL_MS = 24 * 60 * 60 * 1000;
 export const MAX_NAME_LENGTH = 128;
+/**
+ * Anonymous views per second per client address per node, and the burst: a client may count
+ * RATE_LIMIT_BURST views in each window of BURST / PER_IP seconds (here 50 per 5 s). Enough for
+ * a visitor, or an office behind one address, reading page after page; far below what fills a disk.
+ */
+export const DEFAULT_RATE_LIMIT_PER_IP = 10;
+export const DEFAULT_RATE_LIMIT_BURST = 50;
+export const MAX_RATE_LIMIT = 1_000_000;
+/** Distinct pages per cluster that anonymous views may create (about 90 MB of database each node). */
+export const DEFAULT_MAX_PAGES = 100_000;
+export const MAX_MAX_PAGES = 1_000_000_000;
 
 /** Every setting, in the order the README documents them. The flag is the lower-kebab name. */
 export const SETTINGS = [
@@ -31,7 +42,13 @@ export const SETTINGS = [
   { env: 'CLUSTER_SECRET', default: '(empty, with a warning)', help: 'Secret peers prove they share (HMAC; never sent).' },
   { env: 'CLUSTER_NAME', default: 'FLY_APP_NAME, else `distributed-sqlite`', help: 'Peers of another cluster are refused.' },
   { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent.' },
-  { env: 'CORS_ORIGINS', default: '*', help: '`*` or comma-separated origins allowed to call the pages API.' },
+  { env: 'CORS_ORIGINS', default: '*', help: '`*` or comma-separated origins allowed to call the pages API; with a list, anonymous views from other origins are refused.' },
+  { env: 'WRITE_TOKENS', default: '(none)', help: 'Comma-separated bearer tokens (16+ characters each) for `by`, batches and unlimited counting.' },
+  { env: 'RATE_LIMIT_PER_IP', default: String(DEFAULT_RATE_LIMIT_PER_IP), help: 'Anonymous views per second per client address per node; 0 turns the limit off.' },
+  { env: 'RATE_LIMIT_BURST', default: String(DEFAULT_RATE_LIMIT_BURST), help: 'Anonymous views a client address may count at once (per window of BURST / PER_IP seconds).' },
+  { env: 'TRUST_PROXY', default: 'true on Fly.io (FLY_APP_NAME set), else false', help: 'Take the client address from Fly-Client-IP (then X-Forwarded-For) instead of the socket.' },
+  { env: 'MAX_PAGES', default: String(DEFAULT_MAX_PAGES), help: 'Pages the cluster may hold before anonymous views stop creating new ones.' },
+  { env: 'PAGE_PATTERN', default: '(none)', help: 'Regular expression the name of a new page must match for an anonymous view to create it.' },
   { env: 'SQLITE_SYNCHRONOUS', default: 'normal', help: '`normal` (safe against a killed process) or `full` (also against power loss).' },
   { env: 'LITESTREAM', default: 'false', help: 'Set by run.sh when Litestream runs the node: checkpoints are left to it.' },
   { env: 'HEARTBEAT_INTERVAL_MS', default: String(DEFAULT_HEARTBEAT_INTERVAL_MS), help: 'Ping interval on peer links.' },

@@ -3,6 +3,7 @@ import { SETTINGS, flagName, loadConfig, usage } from '../src/config.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../src/settings.js';
 import { ConfigError } from '../src/errors.js';
 import { parsePeerList } from '../src/discovery/static-discovery.js';
+import { tokenMatches } from '../src/tokens.js';
 
 const HOST = { hostname: 'box-1' };
 
@@ -41,6 +42,12 @@ describe('loadConfig defaults', () => {
       flyAppName: undefined,
       privateIp: undefined,
       maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+      writeTokens: [],
+      rateLimitPerIp: 10,
+      rateLimitBurst: 50,
+      trustProxy: false,
+      maxPages: 100_000,
+      pagePattern: undefined,
       warnings: [],
     });
     expect(DEFAULT_MAX_BODY_BYTES).toBe(1024 * 1024);
@@ -232,6 +239,46 @@ describe('loadConfig validation', () => {
     expect(loadConfig({ SQLITE_SYNCHRONOUS: 'FULL' }, [], HOST).sqliteSynchronous).toBe('full');
     expect(loadConfig({ LITESTREAM: '1' }, [], HOST).checkpoints).toBe('external');
     expect(loadConfig({ LITESTREAM: 'false' }, [], HOST).checkpoints).toBe('sqlite');
+  });
+});
+
+describe('public surface settings', () => {
+  it('reads WRITE_TOKENS as a rotation list, hashed, and refuses short or malformed tokens without echoing them', () => {
+    const config = loadConfig({ WRITE_TOKENS: ' aaaaaaaaaaaaaaaa , bbbbbbbbbbbbbbbbbbbb,' }, [], HOST);
+    expect(config.writeTokens).toHaveLength(2);
+    expect(tokenMatches('bbbbbbbbbbbbbbbbbbbb', config.writeTokens)).toBe(true);
+    expect(tokenMatches('cccccccccccccccc', config.writeTokens)).toBe(false);
+    const problems = problemsOf({ WRITE_TOKENS: 'aaaaaaaaaaaaaaaa,short-secret,has space in it!!!' });
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toMatch(/WRITE_TOKENS.*token 2 is 12 characters; tokens need at least 16/);
+    expect(problems[1]).toMatch(/token 3 may hold only/);
+    expect(problems.join(' ')).not.toContain('short-secret');
+  });
+
+  it('reads the rate limit (0 = off) and refuses a burst of 0 or junk', () => {
+    expect(loadConfig({ RATE_LIMIT_PER_IP: '0' }, [], HOST).rateLimitPerIp).toBe(0);
+    expect(loadConfig({ RATE_LIMIT_PER_IP: '3', RATE_LIMIT_BURST: '7' }, [], HOST)).toMatchObject({ rateLimitPerIp: 3, rateLimitBurst: 7 });
+    expect(problemsOf({ RATE_LIMIT_BURST: '0', RATE_LIMIT_PER_IP: 'lots' })).toEqual([
+      expect.stringContaining('RATE_LIMIT_PER_IP'),
+      expect.stringContaining('RATE_LIMIT_BURST'),
+    ]);
+  });
+
+  it('trusts forwarded addresses by default on Fly.io only, and lets TRUST_PROXY decide', () => {
+    expect(loadConfig({ FLY_APP_NAME: 'counters', CLUSTER_SECRET: 's' }, [], HOST).trustProxy).toBe(true);
+    expect(loadConfig({ FLY_APP_NAME: 'counters', CLUSTER_SECRET: 's', TRUST_PROXY: 'off' }, [], HOST).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'yes' }, [], HOST).trustProxy).toBe(true);
+    expect(problemsOf({ TRUST_PROXY: 'maybe' })).toEqual([expect.stringContaining('TRUST_PROXY')]);
+  });
+
+  it('reads MAX_PAGES and compiles PAGE_PATTERN, refusing a bad or exponential one', () => {
+    const config = loadConfig({ MAX_PAGES: '5', PAGE_PATTERN: '^/blog/[a-z0-9-]+$' }, [], HOST);
+    expect(config.maxPages).toBe(5);
+    expect(config.pagePattern?.test('/blog/hello-1')).toBe(true);
+    expect(config.pagePattern?.test('/wp-login.php')).toBe(false);
+    const problems = problemsOf({ PAGE_PATTERN: '^(a+)+$', MAX_PAGES: '-1' });
+    expect(problems).toEqual([expect.stringContaining('MAX_PAGES'), expect.stringMatching(/PAGE_PATTERN.*repeats a group/)]);
+    expect(problemsOf({ PAGE_PATTERN: '^[a-' })).toEqual([expect.stringMatching(/PAGE_PATTERN.*not a valid regular expression/)]);
   });
 });
 

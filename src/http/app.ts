@@ -10,6 +10,7 @@ import type { ClusterStatusSource } from '../cluster-status.js';
 import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
 import { createRouter, type Readiness } from './routes.js';
+import { ViewPolicy } from './view-policy.js';
 
 export interface AppDeps {
   readonly store: Store;
@@ -18,6 +19,8 @@ export interface AppDeps {
   readonly log: Log;
   readonly corsOrigins: '*' | readonly string[];
   readonly maxBodyBytes: number;
+  /** Who may count what (tokens, rate limits, page admission); defaults to the default settings, no tokens. */
+  readonly views?: ViewPolicy;
   /** Defaults to always `ready`. */
   readonly readiness?: () => Readiness;
 }
@@ -33,6 +36,7 @@ export function createApp(deps: AppDeps): Koa {
     cluster: deps.cluster,
     metrics: deps.metrics,
     maxBodyBytes: deps.maxBodyBytes,
+    views: deps.views ?? new ViewPolicy({ store: deps.store }),
     readiness: deps.readiness ?? (() => 'ready'),
   });
 

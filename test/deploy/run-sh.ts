@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { ROOT } from '../helpers/build.js';
 import { eventually } from '../helpers/eventually.js';
+import { WRITER_HEADERS } from '../helpers/http-client.js';
 import { hermeticEnv } from '../helpers/spawn-node.js';
 
 const execFileAsync = promisify(execFile);
@@ -204,7 +205,7 @@ export async function groupGone(pid: number): Promise<void> {
 export async function countView(url: string, page: string, by = 1): Promise<number> {
   const response = await fetch(`${url}/api/pages/${encodeURIComponent(page)}/views`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { ...WRITER_HEADERS, 'content-type': 'application/json' },
     body: JSON.stringify({ by }),
   });
   if (response.status !== 200) throw new Error(`POST views answered ${response.status}: ${await response.text()}`);

@@ -7,6 +7,7 @@
  *   expect(peerAt(await clusterStatus(node), other.address)?.state).toBe('connected');
  */
 import type { ClusterStatus, PeerStatus } from '../../src/cluster-status.js';
+import { TEST_WRITE_TOKEN } from './spawn-node.js';
 
 /** Bound on one HTTP request of a test to a node. */
 export const REQUEST_TIMEOUT_MS = 5_000;
@@ -28,17 +29,20 @@ async function json<T>(response: Response): Promise<T> {
   return (await response.json()) as T;
 }
 
-/** Counts `by` views of `page` at `node`; resolves with the page's total there. */
+/** Headers of a write-token holder (an edge collector): `by`, batches, no rate limit. */
+export const WRITER_HEADERS: Readonly<Record<string, string>> = { authorization: `Bearer ${TEST_WRITE_TOKEN}` };
+
+/** Counts `by` views of `page` at `node` as a write-token holder; resolves with the page's total there. */
 export async function increment(node: HttpNode, page: string, by = 1): Promise<number> {
   const init: RequestInit =
-    by === 1 ? { method: 'POST' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by }) };
+    by === 1 ? { method: 'POST', headers: WRITER_HEADERS } : { method: 'POST', headers: { ...WRITER_HEADERS, 'content-type': 'application/json' }, body: JSON.stringify({ by }) };
   const body = await json<{ count: number }>(await request(`${node.url}/api/pages/${encodeURIComponent(page)}/views`, init));
   return body.count;
 }
 
-/** `POST /api/views`: all the views in one request. */
+/** `POST /api/views` (write token): all the views in one request. */
 export async function incrementBatch(node: HttpNode, views: ReadonlyArray<{ page: string; by: number }>): Promise<void> {
-  await json(await request(`${node.url}/api/views`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ views }) }));
+  await json(await request(`${node.url}/api/views`, { method: 'POST', headers: { ...WRITER_HEADERS, 'content-type': 'application/json' }, body: JSON.stringify({ views }) }));
 }
 
 export async function pageCount(node: HttpNode, page: string): Promise<number> {

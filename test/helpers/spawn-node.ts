@@ -13,6 +13,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { SETTINGS } from '../../src/config.js';
 import { MAIN_JS, ROOT, ensureBuilt } from './build.js';
 
+/** The write token every test node accepts (WRITE_TOKENS), for `by`, batches and unlimited counting. */
+export const TEST_WRITE_TOKEN = 'test-write-token-0123456789';
+/** A browser's User-Agent: Node's fetch says `node`, which is a crawler to isbot and not counted. */
+export const BROWSER_USER_AGENT = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36';
+
 /** How long a node may take to log `listening`. */
 export const LISTEN_TIMEOUT_MS = 20_000;
 /** How long a command (migrate, bad config) may take to exit. */
@@ -50,7 +55,7 @@ export function hermeticEnv(extra: Readonly<Record<string, string | undefined>> 
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !settings.has(key) && !key.startsWith('FLY_') && !key.startsWith('VITEST') && key !== 'NODE_OPTIONS') env[key] = value;
   }
-  Object.assign(env, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_NAME: 'test-node' });
+  Object.assign(env, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_NAME: 'test-node', WRITE_TOKENS: TEST_WRITE_TOKEN });
   for (const [key, value] of Object.entries(extra)) {
     if (value === undefined) delete env[key];
     else env[key] = value;

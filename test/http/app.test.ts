@@ -10,7 +10,10 @@ import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
+import { ViewPolicy, type ViewPolicyOptions } from '../../src/http/view-policy.js';
+import { tokenSet } from '../../src/tokens.js';
 import { rawRequest, serve, type TestServer } from '../helpers/http-server.js';
+import { BROWSER_USER_AGENT, TEST_WRITE_TOKEN } from '../helpers/spawn-node.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
 const MAX_BODY_BYTES = 4096;
@@ -25,7 +28,9 @@ interface Harness {
 
 let h: Harness;
 
-async function start(options: { corsOrigins?: '*' | string[]; maxBodyBytes?: number; wrapStore?: (store: SqliteStore) => Store } = {}): Promise<Harness> {
+async function start(
+  options: { corsOrigins?: '*' | string[]; maxBodyBytes?: number; wrapStore?: (store: SqliteStore) => Store; views?: Partial<ViewPolicyOptions> } = {},
+): Promise<Harness> {
   const dir = await dirs.create('http-');
   const store = await openSqliteStore({ path: join(dir, 'counters.db') });
   const logs: Array<Record<string, unknown>> = [];
@@ -49,6 +54,7 @@ async function start(options: { corsOrigins?: '*' | string[]; maxBodyBytes?: num
     log,
     corsOrigins: options.corsOrigins ?? '*',
     maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES,
+    views: new ViewPolicy({ store: served, writeTokens: tokenSet([TEST_WRITE_TOKEN]), registry: metrics.registry, ...options.views }),
     readiness: () => readiness.value,
   });
   const server = await serve(app.callback());
@@ -75,8 +81,15 @@ afterEach(async () => {
 const url = (path: string): string => `${h.server.url}${path}`;
 const json = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
+/**
+ * A request from a browser; with a body (`by`, batches, bad bodies) or to the batch endpoint it
+ * carries the write token, as a collector's would, so the body's own checks are what is tested.
+ */
 async function call(path: string, init?: RequestInit): Promise<{ status: number; body: unknown; headers: Headers }> {
-  const response = await fetch(url(path), init);
+  const headers = new Headers(init?.headers);
+  if (!headers.has('user-agent')) headers.set('user-agent', BROWSER_USER_AGENT);
+  if ((init?.body !== undefined || path === '/api/views') && !headers.has('authorization')) headers.set('authorization', `Bearer ${TEST_WRITE_TOKEN}`);
+  const response = await fetch(url(path), { ...init, headers });
   const text = await response.text();
   let body: unknown = text;
   try {

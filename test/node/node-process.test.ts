@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/build.js';
 import { eventually } from '../helpers/eventually.js';
+import { WRITER_HEADERS } from '../helpers/http-client.js';
 import { NodeProcesses, runCommand } from '../helpers/spawn-node.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
@@ -20,8 +21,9 @@ afterEach(async () => {
   await dirs.removeAll();
 });
 
+/** One view as a write-token holder: these tests load the node harder than any one visitor may. */
 async function increment(url: string, page: string): Promise<number> {
-  const response = await fetch(`${url}/api/pages/${page}/views`, { method: 'POST' });
+  const response = await fetch(`${url}/api/pages/${page}/views`, { method: 'POST', headers: WRITER_HEADERS });
   if (response.status !== 200) throw new Error(`status ${response.status}: ${await response.text()}`);
   return ((await response.json()) as { count: number }).count;
 }
