@@ -40,7 +40,6 @@ async function start(views: Partial<ViewPolicyOptions> = {}, corsOrigins: '*' | 
     log: silentLogger(),
     corsOrigins,
     maxBodyBytes: 4096,
-    version: '1',
     views: new ViewPolicy({ store, writeTokens: tokenSet([OLD_TOKEN, TOKEN]), registry: metrics.registry, ...views }),
   });
   h = { store, server: await serve(app.callback()), metrics };
