@@ -17,6 +17,15 @@ export const NODE_MAIN = join(ROOT, 'dist', 'src', 'main.js');
 export const NAIVE_MAIN = join(ROOT, 'dist', 'bench', 'naive', 'naive-node.js');
 export const KOA_MAIN = join(ROOT, 'dist', 'bench', 'koa-ceiling.js');
 
+/**
+ * The write token of this run: the benchmark sends `by`, batches and far more views per second
+ * than an anonymous client may, as an edge collector with a token does (README, "Anonymous views
+ * and tokens"). Every node of every cluster accepts it.
+ */
+export const BENCH_WRITE_TOKEN = randomBytes(24).toString('base64url');
+/** autocannon's headers for a write-token holder. */
+export const WRITER_HEADERS: Readonly<Record<string, string>> = { authorization: `Bearer ${BENCH_WRITE_TOKEN}` };
+
 /** How long a cluster may take until every node sees every other as connected. */
 export const CONNECT_TIMEOUT_MS = 30_000;
 
@@ -65,7 +74,7 @@ export class Cluster {
     try {
       const children = await Promise.all(hosts.map((_, i) => cluster.spawnNode(i, options.label)));
       children.forEach((child, i) => {
-        cluster.nodes.push({ index: i, name: `${options.label}-${i}`, databasePath: cluster.databasePath(i, options.label), child, http: new HttpTarget(child.url) });
+        cluster.nodes.push({ index: i, name: `${options.label}-${i}`, databasePath: cluster.databasePath(i, options.label), child, http: new HttpTarget(child.url, { writeToken: BENCH_WRITE_TOKEN }) });
       });
       await cluster.waitConnected();
       return cluster;
@@ -89,6 +98,7 @@ export class Cluster {
       NODE_NAME: `${label}-${index}`,
       PEERS: peerList.join(','),
       CLUSTER_SECRET: this.secret,
+      WRITE_TOKENS: BENCH_WRITE_TOKEN,
       LOG_LEVEL: 'warn',
     };
     const nodeArgs = this.cpuProf !== '' && this.kind === 'ours' ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProf, '--cpu-prof-name', `${label}-${index}-${Date.now()}.cpuprofile`] : [];
