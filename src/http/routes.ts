@@ -18,6 +18,8 @@ import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
 import type { ViewPolicy } from './view-policy.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
+/** Largest body an anonymous view may send: it may hold `{}` at most, so a flood cannot make the node read MAX_BODY_BYTES a request. */
+export const ANONYMOUS_MAX_BODY_BYTES = 1024;
 export const MAX_PAGE_LIMIT = 1000;
 
 export type Readiness = 'starting' | 'ready' | 'shutting_down';
@@ -94,7 +96,7 @@ export function createRouter(deps: RouteDeps): Router {
     if (views.caller(ctx.req) === 'anonymous') {
       // A body is allowed (sendBeacon sends one) but not `by`: anonymous views count one.
       if (!hasNoBody(ctx.req)) {
-        const body = await readJsonBody(ctx.req, maxBodyBytes);
+        const body = await readJsonBody(ctx.req, Math.min(maxBodyBytes, ANONYMOUS_MAX_BODY_BYTES));
         if (typeof body === 'object' && body !== null && 'by' in body) throw views.tokenRequired('"by"');
         incrementBy(body);
       }

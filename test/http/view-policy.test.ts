@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.js';
 import { singleNodeStatus } from '../../src/http/cluster-status.js';
+import { ANONYMOUS_MAX_BODY_BYTES } from '../../src/http/routes.js';
 import { ViewPolicy, type ViewPolicyOptions } from '../../src/http/view-policy.js';
 import type { PageName } from '../../src/ids.js';
 import { silentLogger } from '../../src/log.js';
@@ -109,6 +110,17 @@ describe('anonymous views count exactly one', () => {
     expect((await post('/api/views', { body: { views: [{ page: 'a' }] } })).body.error?.code).toBe('token_required');
     expect((await post('/api/views', { body: { views: [{ page: 'a' }] }, token: 'x'.repeat(20) })).body.error?.code).toBe('bad_token');
     expect(snapshot()).toEqual(before);
+  });
+
+  it('reads at most ANONYMOUS_MAX_BODY_BYTES of an anonymous body (413), a writer’s up to MAX_BODY_BYTES', async () => {
+    await start();
+    const padded = { pad: 'x'.repeat(ANONYMOUS_MAX_BODY_BYTES) };
+    const refused = await post('/api/pages/a/views', { body: padded });
+    expect(refused.status).toBe(413);
+    expect(refused.body.error?.message).toContain(`${ANONYMOUS_MAX_BODY_BYTES} bytes`);
+    // The writer's body gets the full limit (then its own checks: no such field).
+    expect((await post('/api/pages/a/views', { body: padded, token: TOKEN })).body.error?.code).toBe('bad_request');
+    expect(snapshot()).toEqual({ digest: expect.any(String) as unknown, seq: 0, pages: [] });
   });
 
   it('says when the node has no write tokens at all', async () => {
