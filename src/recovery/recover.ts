@@ -11,7 +11,7 @@ import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, mkdtempSync,
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Log } from '../log.js';
-import { openSqliteStore } from '../store/sqlite-store.js';
+import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
 import { restoreBackup, restoreBackupAt, type LitestreamSetup } from './litestream.js';
 import { mergeInto, stateSize, type StateSize } from './union.js';
 
@@ -82,13 +82,21 @@ export async function recoverUnion(options: RecoveryOptions): Promise<RecoveryRe
           held.push({ name, url, found: false, pages: 0, views: 0 });
           continue;
         }
-        const source = await openSqliteStore({ path: restored });
+        let source: SqliteStore | undefined;
         try {
+          source = await openSqliteStore({ path: restored });
           const size = mergeInto(union, source);
           held.push({ name, url, found: true, ...size });
           log.info({ backup: name, url, ...size }, 'backup merged');
+        } catch (error) {
+          // A corrupt or forged backup: no union (it would carry the damage to every node).
+          throw new RecoveryError(
+            `backup ${name} at ${url} cannot be merged: ${error instanceof Error ? error.message : String(error)}. ` +
+              'Nothing was written; leave that backup out with --from (RESTORE_FROM=NAME,NAME,…) and name the others.',
+            { cause: error },
+          );
         } finally {
-          await source.close();
+          await source?.close();
           // One restored backup on disk at a time.
           rmSync(restored, { force: true });
           rmSync(`${restored}-identity.json`, { force: true });
