@@ -66,7 +66,8 @@ export async function recoverUnion(options: RecoveryOptions): Promise<RecoveryRe
   // volume is where the room is), else in the system's temp folder.
   const scratch = mkdtempSync(join(output === undefined ? tmpdir() : dirname(output), `.recover-${output === undefined ? 'report' : basename(output)}-`));
   try {
-    const unionPath = join(scratch, 'union.db');
+    // Backup names start with a letter or digit (BACKUP_NAME), so `_union.db` is never `${name}.db`.
+    const unionPath = join(scratch, '_union.db');
     const union = await openSqliteStore({ path: unionPath });
     const held: Array<Omit<BackupReport, 'unionAdds'>> = [];
     try {

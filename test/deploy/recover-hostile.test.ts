@@ -80,4 +80,26 @@ describe('recover refuses a forged or corrupt backup', () => {
     expect(result.output).toContain('leave that backup out with --from');
     expect(existsSync(result.outputPath)).toBe(false);
   });
+
+  it('merges a backup whose name is the one the union is made under', async () => {
+    const dir = await dirs.create('recover-names-');
+    const replicaRoot = join(dir, 'replica');
+    await forgedDatabase(join(dir, 'one.db'), { home: 3 }, () => {});
+    await forgedDatabase(join(dir, 'two.db'), { home: 4 }, () => {});
+    await ship(join(dir, 'one.db'), replicaRoot, 'a');
+    await ship(join(dir, 'two.db'), replicaRoot, 'union');
+    const output = join(dir, 'union', 'counters.db');
+    const env = { REPLICA_URL: `file://${replicaRoot}`, DATABASE_PATH: join(dir, 'node', 'counters.db') };
+    const listed = await runs.runToExit(env, ['recover', '--output', output]);
+    expect(listed.code, listed.output).toBe(0);
+    expect(listed.output).toContain('recover: backup union: 4 views on 1 pages; the union adds 3');
+    expect(listed.output).toContain('recover: union of 2 backups: 7 views on 1 pages');
+    // A name given that has no backup is reported as none, not taken for the union's own file.
+    const named = await runs.runToExit(env, ['recover', '--from', 'a,union,ghost']);
+    expect(named.code, named.output).toBe(0);
+    expect(named.output).toContain('recover: backup ghost: none at');
+    expect(named.output).toContain('recover: union of 2 backups: 7 views on 1 pages');
+    const missing = await runs.runToExit({ ...env, REPLICA_URL: `file://${join(dir, 'other')}` }, ['recover', '--from', 'union']);
+    expect(missing.code, missing.output).toBe(3);
+  });
 });
