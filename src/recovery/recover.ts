@@ -1,5 +1,5 @@
 /**
- * Recovery of a whole cluster from the union of every node's backup (DESIGN.md §6): each backup
+ * Recovery of a whole cluster from the union of every node's backup (README, "Disaster recovery"): each backup
  * is restored into a scratch file and max-merged into one new database with the store's own
  * merge, so the result holds every view any backup held. The report says, per backup, how many
  * views it held and how many the union holds beyond it.

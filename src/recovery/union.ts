@@ -1,5 +1,5 @@
 /**
- * The union of several copies of the counter state, by the store's own merge (DESIGN.md §1):
+ * The union of several copies of the counter state, by the store's own merge (docs/design.md, "The model"):
  * every slot max-merged, and each copy's version vector carried over, which is safe because the
  * copy's every slot is merged first (a copy that holds `vv[R] = s` holds all of R's changes up to
  * s, and so does the target once all of the copy's slots are in it).
