@@ -55,17 +55,26 @@ export function mergeInto(target: Store, source: Store): StateSize {
   });
   let pages = 0;
   let views = 0;
+  /** Per replica, the highest seq among its merged slots. */
+  const highestSeq = new Map<ReplicaId, number>();
   for (const batch of pageBatches(source)) {
     pages += batch.length;
     for (const { count } of batch) views += count;
     const slots = batch.flatMap(({ page }) => source.pageSlots(page));
-    for (const slot of slots) checkSlot(slot);
+    for (const slot of slots) {
+      checkSlot(slot);
+      highestSeq.set(slot.replica, Math.max(highestSeq.get(slot.replica) ?? 0, slot.seq));
+    }
     checkTotals(target, slots);
     target.merge(slots, []);
   }
   // Only now that every slot of the source is in: each entry `(R, s)` of its vector is a range
-  // `(0, s]` the target holds in full.
-  if (ranges.length > 0) target.merge([], ranges);
+  // `(0, s]` the target holds in full. In a sound copy R's commit s raised a slot of R to seq s
+  // (or a later commit raised it further), so an entry above every seq of R's slots claims
+  // changes the copy does not hold: it is left out (always safe: anti-entropy fills it from
+  // peers), where carrying it would stop every node seeded from the union from ever asking.
+  const supported = ranges.filter((range) => range.upTo <= (highestSeq.get(range.replica) ?? 0));
+  if (supported.length > 0) target.merge([], supported);
   return { pages, views };
 }
 
