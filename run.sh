@@ -42,6 +42,7 @@
 #
 # Exit status: 2 = bad configuration (message says which setting), 1 = a step failed,
 # 3 = another node writes this node's backup path, otherwise the node's (or Litestream's) own.
+# `run.sh recover` exits with the command's codes (3 there: no backup found at all).
 set -euo pipefail
 
 readonly DEFAULT_SYNC_INTERVAL=10s

@@ -1,5 +1,5 @@
 /**
- * Recovery of a whole cluster from the union of every node's backup (DESIGN.md §6): each backup
+ * Recovery of a whole cluster from the union of every node's backup (README, "Disaster recovery"): each backup
  * is restored into a scratch file and max-merged into one new database with the store's own
  * merge, so the result holds every view any backup held. The report says, per backup, how many
  * views it held and how many the union holds beyond it.
@@ -11,7 +11,7 @@ import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, mkdtempSync,
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Log } from '../log.js';
-import { openSqliteStore } from '../store/sqlite-store.js';
+import { openSqliteStore, type SqliteStore } from '../store/sqlite-store.js';
 import { restoreBackup, restoreBackupAt, type LitestreamSetup } from './litestream.js';
 import { mergeInto, stateSize, type StateSize } from './union.js';
 
@@ -66,7 +66,8 @@ export async function recoverUnion(options: RecoveryOptions): Promise<RecoveryRe
   // volume is where the room is), else in the system's temp folder.
   const scratch = mkdtempSync(join(output === undefined ? tmpdir() : dirname(output), `.recover-${output === undefined ? 'report' : basename(output)}-`));
   try {
-    const unionPath = join(scratch, 'union.db');
+    // Backup names start with a letter or digit (BACKUP_NAME), so `_union.db` is never `${name}.db`.
+    const unionPath = join(scratch, '_union.db');
     const union = await openSqliteStore({ path: unionPath });
     const held: Array<Omit<BackupReport, 'unionAdds'>> = [];
     try {
@@ -82,13 +83,21 @@ export async function recoverUnion(options: RecoveryOptions): Promise<RecoveryRe
           held.push({ name, url, found: false, pages: 0, views: 0 });
           continue;
         }
-        const source = await openSqliteStore({ path: restored });
+        let source: SqliteStore | undefined;
         try {
+          source = await openSqliteStore({ path: restored });
           const size = mergeInto(union, source);
           held.push({ name, url, found: true, ...size });
           log.info({ backup: name, url, ...size }, 'backup merged');
+        } catch (error) {
+          // A corrupt or forged backup: no union (it would carry the damage to every node).
+          throw new RecoveryError(
+            `backup ${name} at ${url} cannot be merged: ${error instanceof Error ? error.message : String(error)}. ` +
+              'Nothing was written; leave that backup out with --from (RESTORE_FROM=NAME,NAME,…) and name the others.',
+            { cause: error },
+          );
         } finally {
-          await source.close();
+          await source?.close();
           // One restored backup on disk at a time.
           rmSync(restored, { force: true });
           rmSync(`${restored}-identity.json`, { force: true });

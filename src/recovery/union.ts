@@ -1,5 +1,5 @@
 /**
- * The union of several copies of the counter state, by the store's own merge (DESIGN.md §1):
+ * The union of several copies of the counter state, by the store's own merge (docs/design.md, "The model"):
  * every slot max-merged, and each copy's version vector carried over, which is safe because the
  * copy's every slot is merged first (a copy that holds `vv[R] = s` holds all of R's changes up to
  * s, and so does the target once all of the copy's slots are in it).
@@ -7,12 +7,23 @@
  * Only the public Store API is used (listPages, pageSlots, versionVector, merge), so any two
  * stores can be merged: the recovery merges restored backups into a new file this way.
  */
+import type { Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
-import type { PageName } from '../ids.js';
+import { isReplicaId, pageNameProblem, type PageName, type ReplicaId } from '../ids.js';
 import type { Store } from '../store/store.js';
 
 /** Pages read and merged per transaction: bounds one merge's size and the memory held. */
 export const UNION_PAGES_PER_MERGE = 500;
+
+/**
+ * A copy whose contents break the model (a corrupt or forged backup file). The store's merge
+ * trusts its input (the codec checks what peers send), so every value read from a copy is checked
+ * here first, as the codec would check it: mergeInto stops before the batch holding a bad value
+ * (or its vector, when that is bad) is merged. The recovery then discards the whole union.
+ */
+export class UnsafeCopyError extends Error {
+  override readonly name = 'UnsafeCopyError';
+}
 
 /** What one copy holds: its pages, and its views (the sum of its page totals). */
 export interface StateSize {
@@ -36,21 +47,64 @@ export function stateSize(store: Store): StateSize {
  * `source`'s. Returns what `source` held. `target` must not be `source`.
  */
 export function mergeInto(target: Store, source: Store): StateSize {
+  // The vector first: a bad entry is refused before anything is merged.
+  const ranges: SeqRange[] = [...source.versionVector()].map(([replica, upTo]) => {
+    if (!isReplicaId(replica)) throw new UnsafeCopyError(`version vector names ${JSON.stringify(replica)}, which is not a replica id`);
+    if (!Number.isSafeInteger(upTo) || upTo < 1) throw new UnsafeCopyError(`version vector entry of ${replica} is ${String(upTo)}, not an integer in [1, 2^53-1]`);
+    return { replica, after: 0, upTo };
+  });
   let pages = 0;
   let views = 0;
+  /** Per replica, the highest seq among its merged slots. */
+  const highestSeq = new Map<ReplicaId, number>();
   for (const batch of pageBatches(source)) {
     pages += batch.length;
     for (const { count } of batch) views += count;
-    target.merge(
-      batch.flatMap(({ page }) => source.pageSlots(page)),
-      [],
-    );
+    const slots = batch.flatMap(({ page }) => source.pageSlots(page));
+    for (const slot of slots) {
+      checkSlot(slot);
+      highestSeq.set(slot.replica, Math.max(highestSeq.get(slot.replica) ?? 0, slot.seq));
+    }
+    checkTotals(target, slots);
+    target.merge(slots, []);
   }
   // Only now that every slot of the source is in: each entry `(R, s)` of its vector is a range
-  // `(0, s]` the target holds in full.
-  const ranges: SeqRange[] = [...source.versionVector()].map(([replica, upTo]) => ({ replica, after: 0, upTo }));
-  if (ranges.length > 0) target.merge([], ranges);
+  // `(0, s]` the target holds in full. In a sound copy R's commit s raised a slot of R to seq s
+  // (or a later commit raised it further), so an entry above every seq of R's slots claims
+  // changes the copy does not hold: it is left out (always safe: anti-entropy fills it from
+  // peers), where carrying it would stop every node seeded from the union from ever asking.
+  const supported = ranges.filter((range) => range.upTo <= (highestSeq.get(range.replica) ?? 0));
+  if (supported.length > 0) target.merge([], supported);
   return { pages, views };
+}
+
+function checkSlot(slot: Slot): void {
+  const problem = pageNameProblem(slot.page);
+  if (problem !== undefined) throw new UnsafeCopyError(`a slot's ${problem} (${JSON.stringify(String(slot.page).slice(0, 80))})`);
+  if (!isReplicaId(slot.replica)) throw new UnsafeCopyError(`page ${JSON.stringify(slot.page)} has a slot of ${JSON.stringify(slot.replica)}, which is not a replica id`);
+  for (const [what, value] of [['count', slot.count], ['seq', slot.seq]] as const) {
+    if (!Number.isSafeInteger(value) || value < 1) {
+      throw new UnsafeCopyError(`page ${JSON.stringify(slot.page)}, replica ${slot.replica}: slot ${what} ${String(value)} is not an integer in [1, 2^53-1]`);
+    }
+  }
+}
+
+/** Refuses slots whose max-merge would take a page's total in `target` past 2^53-1. */
+function checkTotals(target: Store, slots: readonly Slot[]): void {
+  const byPage = new Map<PageName, Map<ReplicaId, number>>();
+  for (const slot of slots) {
+    let merged = byPage.get(slot.page);
+    if (merged === undefined) {
+      merged = new Map(target.pageSlots(slot.page).map((held) => [held.replica, held.count]));
+      byPage.set(slot.page, merged);
+    }
+    merged.set(slot.replica, Math.max(merged.get(slot.replica) ?? 0, slot.count));
+  }
+  for (const [page, merged] of byPage) {
+    let total = 0;
+    for (const count of merged.values()) total += count;
+    if (total > Number.MAX_SAFE_INTEGER) throw new UnsafeCopyError(`page ${JSON.stringify(page)} would total more than 2^53-1 views in the union`);
+  }
 }
 
 function* pageBatches(store: Store): Generator<Array<{ page: PageName; count: number }>> {

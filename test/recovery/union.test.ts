@@ -5,10 +5,15 @@
  * max of theirs, and it keeps counting under an id of its own. Memory twins for speed (the real
  * files are exercised by test/deploy/recover.test.ts).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { PageName } from '../../src/ids.js';
 import { openMemoryStore } from '../../src/store/memory-store.js';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
 import { mergeInto, stateSize, UNION_PAGES_PER_MERGE } from '../../src/recovery/union.js';
 
@@ -83,5 +88,31 @@ describe('the union of several copies', () => {
     expect(mergeInto(union, source)).toEqual({ pages: pages.length, views: pages.reduce((sum, { by }) => sum + by, 0) });
     expect(union.digest()).toBe(source.digest());
     expect(union.versionVector().get(source.replicaId)).toBe(source.localSeq());
+  });
+});
+
+describe('the union of a copy that claims more than it holds', () => {
+  it('carries no version-vector entry above every seq of that replica’s slots (a real SQLite copy, edited)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'union-vv-'));
+    try {
+      const path = join(dir, 'copy.db');
+      const copy = await openSqliteStore({ path });
+      await copy.increment([{ page: 'home' as PageName, by: 2 }]);
+      await copy.increment([{ page: 'about' as PageName, by: 1 }]);
+      const own = copy.replicaId;
+      await copy.close();
+      // A forged (or damaged) file: the vector says 1000 commits of `own` are in, the slots hold 2.
+      const db = new Database(path);
+      db.prepare('UPDATE replicas SET seq = 1000 WHERE replica_id = ?').run(own);
+      db.close();
+      const source = await openSqliteStore({ path });
+      const union = await openMemoryStore();
+      expect(mergeInto(union, source)).toEqual({ pages: 2, views: 3 });
+      expect(union.count('home' as PageName)).toBe(2);
+      expect(union.versionVector().has(own)).toBe(false);
+      await Promise.all([source.close(), union.close()]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
