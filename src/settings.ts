@@ -4,6 +4,7 @@
  */
 
 export const DEFAULT_PORT = 8080;
+export const DEFAULT_CLUSTER_PORT = 8081;
 export const DEFAULT_HOST = '::';
 export const DEFAULT_DATABASE_PATH = './data/counters.db';
 export const DEFAULT_CLUSTER_NAME = 'distributed-sqlite';
@@ -28,19 +29,28 @@ export const MAX_RATE_LIMIT = 1_000_000;
 /** Distinct pages per cluster that anonymous views may create (about 90 MB of database each node). */
 export const DEFAULT_MAX_PAGES = 100_000;
 export const MAX_MAX_PAGES = 1_000_000_000;
+/**
+ * Shortest CLUSTER_SECRET accepted: the secret keys the peer handshake and every session key, so
+ * it must not be guessable offline from a recorded handshake. 32 characters of `openssl rand
+ * -base64 32` carry far more than the 128 bits that needs.
+ */
+export const MIN_CLUSTER_SECRET_LENGTH = 32;
 
 /** Every setting, in the order the README documents them. The flag is the lower-kebab name. */
 export const SETTINGS = [
-  { env: 'PORT', default: String(DEFAULT_PORT), help: 'HTTP port (peers and browsers). 0 picks a free port.' },
+  { env: 'PORT', default: String(DEFAULT_PORT), help: 'Public HTTP port (browsers, the counting API). 0 picks a free port.' },
   { env: 'HOST', default: DEFAULT_HOST, help: 'Address to listen on (`::` accepts IPv4 and IPv6).' },
+  { env: 'CLUSTER_PORT', default: String(DEFAULT_CLUSTER_PORT), help: 'Private port: peers (`/cluster`), `/metrics`, the full `/api/cluster`. Opened only with CLUSTER_SECRET. 0 picks a free port.' },
+  { env: 'CLUSTER_HOST', default: 'HOST', help: 'Address the cluster port listens on (on Fly.io: `fly-local-6pn`, the private network).' },
   { env: 'DATABASE_PATH', default: DEFAULT_DATABASE_PATH, help: 'SQLite file; its directory is created.' },
   { env: 'NODE_NAME', default: 'FLY_MACHINE_ID, else the host name', help: 'Human name of this node.' },
-  { env: 'PEERS', default: '(none)', help: 'Static peers, comma-separated `host:port` (IPv6: `[addr]:port`).' },
-  { env: 'DISCOVERY_DNS', default: '`${FLY_APP_NAME}.internal` on Fly.io, else off', help: 'Name resolved for peers (A/AAAA on PORT, or SRV).' },
+  { env: 'PEERS', default: '(none)', help: "Static peers' cluster ports, comma-separated `host:port` (IPv6: `[addr]:port`)." },
+  { env: 'DISCOVERY_DNS', default: '`${FLY_APP_NAME}.internal` on Fly.io, else off', help: 'Name resolved for peers (A/AAAA on CLUSTER_PORT, or SRV).' },
   { env: 'DISCOVERY_DNS_SERVER', default: 'system resolver', help: 'DNS server to ask, `ip` or `ip:port`.' },
   { env: 'DISCOVERY_INTERVAL_MS', default: String(DEFAULT_DISCOVERY_INTERVAL_MS), help: 'How often DISCOVERY_DNS is resolved.' },
-  { env: 'CLUSTER_SECRET', default: '(empty, with a warning)', help: 'Secret peers prove they share (HMAC; never sent).' },
+  { env: 'CLUSTER_SECRET', default: '(none: a lone node)', help: `Secret peers prove they share (HMAC; never sent), at least ${MIN_CLUSTER_SECRET_LENGTH} characters. Required with PEERS or DISCOVERY_DNS.` },
   { env: 'CLUSTER_NAME', default: 'FLY_APP_NAME, else `distributed-sqlite`', help: 'Peers of another cluster are refused.' },
+  { env: 'ADMIN_TOKENS', default: '(none)', help: 'Comma-separated bearer tokens (16+ characters) for the private views (`/metrics`, the full `/api/cluster`) on the public port.' },
   { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent.' },
   { env: 'CORS_ORIGINS', default: '*', help: '`*` or comma-separated origins allowed to call the pages API; with a list, anonymous views from other origins are refused.' },
   { env: 'WRITE_TOKENS', default: '(none)', help: 'Comma-separated bearer tokens (16+ characters each) for `by`, batches and unlimited counting.' },

@@ -9,8 +9,10 @@ import type { Store } from '../store/store.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
 import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
+import { privilegeMiddleware } from './privileged.js';
 import { createRouter, type Readiness } from './routes.js';
 import { ViewPolicy } from './view-policy.js';
+import type { TokenSet } from '../tokens.js';
 
 export interface AppDeps {
   readonly store: Store;
@@ -23,6 +25,10 @@ export interface AppDeps {
   readonly views?: ViewPolicy;
   /** Defaults to always `ready`. */
   readonly readiness?: () => Readiness;
+  /** True for the cluster port's app: every request may see the private views (privileged.ts). */
+  readonly privileged?: boolean;
+  /** ADMIN_TOKENS: open the private views on the public app. Default: none. */
+  readonly adminTokens?: TokenSet;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -41,6 +47,7 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   app.use(errorMiddleware(deps.log, deps.metrics));
+  app.use(privilegeMiddleware({ privileged: deps.privileged ?? false, adminTokens: deps.adminTokens ?? [] }));
   app.use(corsMiddleware(deps.corsOrigins));
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -13,6 +13,8 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
+import { isPrivileged, requirePrivileged } from './privileged.js';
+import { publicClusterStatus } from './public-status.js';
 import { escapeHtml, HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
 import type { ViewPolicy } from './view-policy.js';
@@ -139,9 +141,11 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.body = { pages, next: rows.length > limit ? (pages[pages.length - 1] as { page: string }).page : null };
   });
 
+  // The full status (addresses, replica ids, errors, lag) is private; the public one shows names,
+  // regions and states.
   router.get('/api/cluster', (ctx: Context) => {
     ctx.set('Cache-Control', NO_STORE);
-    ctx.body = cluster.status();
+    ctx.body = isPrivileged(ctx) ? cluster.status() : publicClusterStatus(cluster.status());
   });
 
   router.get('/healthz', (ctx: Context) => {
@@ -157,7 +161,7 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.body = { status: 'ready' };
   });
 
-  router.get('/metrics', async (ctx: Context) => {
+  router.get('/metrics', requirePrivileged, async (ctx: Context) => {
     ctx.type = metrics.contentType;
     ctx.body = await metrics.render();
   });

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { ROOT } from '../helpers/build.js';
 import { eventually } from '../helpers/eventually.js';
 import { WRITER_HEADERS } from '../helpers/http-client.js';
-import { hermeticEnv } from '../helpers/spawn-node.js';
+import { hermeticEnv, TEST_ADMIN_TOKEN } from '../helpers/spawn-node.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -239,8 +239,9 @@ export interface ClusterStatus {
   readonly digest: string;
 }
 
+/** The full status, on the public port with the test nodes' admin token (hermeticEnv sets ADMIN_TOKENS). */
 export async function clusterStatus(url: string): Promise<ClusterStatus> {
-  const response = await fetch(`${url}/api/cluster`);
+  const response = await fetch(`${url}/api/cluster`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
   if (response.status !== 200) throw new Error(`GET /api/cluster answered ${response.status}`);
   return (await response.json()) as ClusterStatus;
 }
