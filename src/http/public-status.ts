@@ -59,3 +59,33 @@ export function publicClusterStatus(status: ClusterStatus): PublicClusterStatus 
   others.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { nodes: [self, ...others] };
 }
+
+/**
+ * The status as the page and its live feed get it: the shape of the full status (the page's
+ * script reads it) with everything private taken out: no addresses (peers get a stand-in key, so
+ * the script can still tell unnamed ones apart), no errors and no lag. Replica ids, the version
+ * vector and the digest stay: they derive from the counts, which are public, and the per-node
+ * breakdown of a page's count is keyed by replica id.
+ */
+export function pageStatus(status: ClusterStatus): ClusterStatus {
+  const node = status.node;
+  return {
+    node: { name: node.name, replicaId: node.replicaId, address: '', ...(node.region !== undefined ? { region: node.region } : {}), version: node.version, startedAt: '' },
+    peers: status.peers.map((peer, i) => ({
+      address: `peer-${i + 1}`,
+      ...(peer.replicaId !== undefined ? { replicaId: peer.replicaId } : {}),
+      ...(peer.name !== undefined ? { name: peer.name } : {}),
+      state: peer.state,
+      // Only whether an error happened: the script shows "connecting" until one did.
+      ...(peer.lastError !== undefined ? { lastError: 'unreachable' } : {}),
+    })),
+    versionVector: status.versionVector,
+    membership: status.membership.map((member) => ({
+      name: member.name,
+      replicaId: member.replicaId,
+      ...(member.region !== undefined ? { region: member.region } : {}),
+      live: member.live,
+    })),
+    digest: status.digest,
+  };
+}

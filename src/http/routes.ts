@@ -14,7 +14,7 @@ import type { Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
 import { isPrivileged, requirePrivileged } from './privileged.js';
-import { publicClusterStatus } from './public-status.js';
+import { pageStatus, publicClusterStatus } from './public-status.js';
 import { escapeHtml, HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
 import type { ViewPolicy } from './view-policy.js';
@@ -186,7 +186,7 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.set('Content-Security-Policy', PAGE_CSP);
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.type = 'text/html; charset=utf-8';
-    ctx.body = renderPage({ page, count, replicas, status: cluster.status() });
+    ctx.body = renderPage({ page, count, replicas, status: pageStatus(cluster.status()) });
   };
 
   router.get('/', (ctx: Context) => servePage(ctx, HOME_PAGE as PageName, true));

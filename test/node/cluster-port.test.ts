@@ -49,6 +49,20 @@ function upgradeOutcome(port: number, path: string): Promise<string> {
   });
 }
 
+/** The first cluster message of the live feed, as text. */
+function liveClusterMessage(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/api/live?page=home&cluster=1`);
+    ws.on('message', (data: Buffer) => {
+      const text = data.toString('utf8');
+      if (!text.includes('"type":"cluster"')) return;
+      ws.terminate();
+      resolve(text);
+    });
+    ws.on('error', reject);
+  });
+}
+
 /** A port nothing listens on (bound, noted, closed). */
 async function deadPort(): Promise<number> {
   const server = createServer();
@@ -133,13 +147,13 @@ describe('the cluster port', () => {
     expect(full).toHaveProperty('versionVector');
   });
 
-  it('shows the public /api/cluster no address, replica id or error text, and not across origins', async () => {
+  it('shows the public no address or error text (nor replica ids in /api/cluster), and /api/cluster not across origins', async () => {
     // A peer that is down: its dial error names its address.
     const down = `127.0.0.1:${await deadPort()}`;
     const node = await nodes.start({ env: { ...FAST, CLUSTER_SECRET, NODE_NAME: 'public-view', DATABASE_PATH: await db(), PEERS: down } });
     await eventually(async () => expect((await clusterStatus(node)).peers.find((p) => p.address === down)?.lastError).toMatch(/ECONNREFUSED/));
     const full = await clusterStatus(node);
-    const secrets = [down, full.node.address, full.node.replicaId, 'ECONNREFUSED', 'cannot dial', String(node.clusterPort)];
+    const secrets = [down, full.node.address, `127.0.0.1:${node.clusterPort}`, 'ECONNREFUSED', 'cannot dial'];
 
     const response = await fetch(`${node.url}/api/cluster`, { headers: { origin: 'https://elsewhere.example' } });
     expect(response.status).toBe(200);
@@ -151,7 +165,17 @@ describe('the cluster port', () => {
         { name: 'unnamed peer', state: 'unreachable' },
       ],
     });
-    for (const secret of secrets) expect(text).not.toContain(secret);
+    // The page, and its live feed's cluster message, hold none of it either.
+    const page = await (await fetch(`${node.url}/`)).text();
+    expect(page).toContain('public-view');
+    const feed = await liveClusterMessage(node.port);
+    expect(feed).toContain('public-view');
+    expect(text).not.toContain(full.node.replicaId);
+    for (const secret of secrets) {
+      expect(text).not.toContain(secret);
+      expect(page).not.toContain(secret);
+      expect(feed).not.toContain(secret);
+    }
   });
 });
 
