@@ -154,13 +154,13 @@ export class Cluster {
     throw new Error('page listing did not end');
   }
 
-  /** Peer bytes sent by every node, summed (`replication_bytes_total{direction="sent"}`). */
+  /** Peer bytes sent by every node, summed (`dsqlite_replication_bytes_total{direction="sent"}`; the naive node's has no prefix). */
   async bytesSent(): Promise<number> {
     let sum = 0;
     for (const node of this.nodes) {
       const res = await node.privateHttp.send('GET', '/metrics');
       for (const line of res.body.split('\n')) {
-        if (line.startsWith('replication_bytes_total{') && line.includes('direction="sent"')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+        if (/^(dsqlite_)?replication_bytes_total\{/.test(line) && line.includes('direction="sent"')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
       }
     }
     return sum;

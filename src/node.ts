@@ -16,7 +16,7 @@ import { AppError, errorBody } from './errors.js';
 import { formatHostPort } from './host-port.js';
 import type { RandomBytes } from './ids.js';
 import type { Logger } from './log.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, METRIC_PREFIX, type Metrics } from './metrics.js';
 import { createApp } from './http/app.js';
 import { LIVE_MAX_HEADER_BYTES, LIVE_PATH, LiveFeed } from './http/live-feed.js';
 import type { ClusterStatusSource, DiscoveryInfo } from './cluster-status.js';
@@ -221,7 +221,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     secret: config.clusterSecret,
     node: { name: config.nodeName, version, startedAt: Date.parse(startedAt), ...(config.region !== undefined ? { region: config.region } : {}) },
     log,
-    metrics: createReplicationMetrics(metrics.registry),
+    metrics: createReplicationMetrics(metrics.registry, METRIC_PREFIX),
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     antiEntropyIntervalMs: config.antiEntropyIntervalMs,
