@@ -21,6 +21,7 @@ import {
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_HOST,
+  DEFAULT_LIVE_MAX_CLIENTS,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_PAGES,
   DEFAULT_PORT,
@@ -96,7 +97,9 @@ export interface Config {
   readonly maxPages: number;
   /** Names a new page must match for an anonymous view to create it; undefined: any name. */
   readonly pagePattern: RegExp | undefined;
-  /** Problems that do not stop the start but must be logged loudly (e.g. no cluster secret). */
+  /** Most live-feed WebSockets at once (LIVE_MAX_CLIENTS). */
+  readonly liveMaxClients: number;
+  /** Problems that do not stop the start but must be logged loudly. */
   readonly warnings: readonly string[];
 }
 
@@ -259,6 +262,7 @@ export function loadConfig(
   }
   const antiEntropyIntervalMs = integer('ANTI_ENTROPY_INTERVAL_MS', DEFAULT_ANTI_ENTROPY_INTERVAL_MS, 10, MAX_INTERVAL_MS, ' ms');
   const maxBodyBytes = integer('MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 64, MAX_MAX_BODY_BYTES, ' bytes');
+  const liveMaxClients = integer('LIVE_MAX_CLIENTS', DEFAULT_LIVE_MAX_CLIENTS, 0, 1_000_000);
 
   const writeTokenList: string[] = [];
   (raw.WRITE_TOKENS ?? '').split(',').forEach((entry, i) => {
@@ -315,6 +319,7 @@ export function loadConfig(
     trustProxy,
     maxPages,
     pagePattern,
+    liveMaxClients,
     warnings: Object.freeze(warnings),
   });
 }

@@ -264,7 +264,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   // (all before the store closes).
   const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop()];
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
-  const liveFeed = new LiveFeed({ store, cluster, log });
+  const liveFeed = new LiveFeed({ store, cluster, log, maxClients: config.liveMaxClients });
   upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade);
   stopBeforeStore.push(() => liveFeed.stop());
 

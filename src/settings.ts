@@ -18,6 +18,8 @@ export const MAX_MAX_BODY_BYTES = 64 * 1024 * 1024;
 /** Upper bound for every *_MS interval: one day. */
 export const MAX_INTERVAL_MS = 24 * 60 * 60 * 1000;
 export const MAX_NAME_LENGTH = 128;
+/** Default bound on open live-feed WebSockets (the page keeps one open per tab). */
+export const DEFAULT_LIVE_MAX_CLIENTS = 10_000;
 /**
  * Anonymous views per second per client address per node, and the burst: a client may count
  * RATE_LIMIT_BURST views in each window of BURST / PER_IP seconds (here 50 per 5 s). Enough for
@@ -64,6 +66,7 @@ export const SETTINGS = [
   { env: 'HEARTBEAT_INTERVAL_MS', default: String(DEFAULT_HEARTBEAT_INTERVAL_MS), help: 'Ping interval on peer links.' },
   { env: 'HEARTBEAT_TIMEOUT_MS', default: String(DEFAULT_HEARTBEAT_TIMEOUT_MS), help: 'A peer silent this long is dropped and redialled.' },
   { env: 'ANTI_ENTROPY_INTERVAL_MS', default: String(DEFAULT_ANTI_ENTROPY_INTERVAL_MS), help: 'Version-vector exchange with a peer.' },
+  { env: 'LIVE_MAX_CLIENTS', default: String(DEFAULT_LIVE_MAX_CLIENTS), help: 'Most live-page WebSockets open at once; more are refused (503). Keep it under a proxy\'s connection limit so counting requests keep room.' },
   { env: 'MAX_BODY_BYTES', default: String(DEFAULT_MAX_BODY_BYTES), help: 'Largest request body accepted (413 beyond).' },
   { env: 'FLY_REGION', default: '(set by Fly.io)', help: 'Region shown in the cluster status.' },
   { env: 'FLY_APP_NAME', default: '(set by Fly.io)', help: 'Defaults DISCOVERY_DNS and CLUSTER_NAME.' },
