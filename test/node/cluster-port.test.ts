@@ -11,6 +11,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/build.js';
 import { CLUSTER_SECRET } from '../helpers/cluster-node.js';
 import { eventually } from '../helpers/eventually.js';
+import { a, startDnsServer } from '../helpers/dns-server.js';
 import { clusterStatus, connectedTo, increment, pageCount } from '../helpers/http-client.js';
 import { NodeProcesses, runCommand, TEST_ADMIN_TOKEN } from '../helpers/spawn-node.js';
 import { TempDirs } from '../helpers/temp-dir.js';
@@ -179,6 +180,33 @@ describe('the cluster port', () => {
   });
 });
 
+describe('discovery status', () => {
+  it('warns when the DNS name resolves to nothing, and shows the lookup in the private /api/cluster', async () => {
+    const dns = await startDnsServer();
+    try {
+      const node = await nodes.start({
+        env: { CLUSTER_SECRET, DATABASE_PATH: await db(), DISCOVERY_DNS: 'nobody.cluster.test', DISCOVERY_DNS_SERVER: dns.server, DISCOVERY_INTERVAL_MS: '200' },
+      });
+      await eventually(async () =>
+        expect((await clusterStatus(node)).discovery).toMatchObject({
+          dns: 'nobody.cluster.test',
+          answers: [],
+          lastLookupAt: expect.any(String),
+          lastError: 'no peers: the name resolves to no address',
+        }),
+      );
+      await eventually(() => expect(node.logs.filter((l) => l.msg === 'peer discovery found no peers: the name resolves to no address')).toHaveLength(1));
+      // Once it names a node, the answer shows and the error clears.
+      dns.set('nobody.cluster.test', [a('127.0.0.1')]);
+      await eventually(async () => expect((await clusterStatus(node)).discovery).toMatchObject({ answers: [`127.0.0.1:${node.clusterPort}`] }));
+      expect((await clusterStatus(node)).discovery?.lastError).toBeUndefined();
+    } finally {
+      await nodes.killAll();
+      await dns.stop();
+    }
+  });
+});
+
 describe('one process per database', () => {
   it('refuses a second process on the same database (exit 2, naming the first) while the first serves on', async () => {
     const databasePath = await db();
@@ -219,6 +247,12 @@ describe('start failures are one line', () => {
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+
+  it('a CLUSTER_HOST name that does not resolve: exit 1, one line', async () => {
+    const result = await runCommand([], { CLUSTER_HOST: 'no-such-host.invalid', CLUSTER_SECRET, DATABASE_PATH: await db() });
+    expect(result.code).toBe(1);
+    expect(oneLine(result.stderr)).toMatch(/cannot listen on no-such-host\.invalid:0 \(CLUSTER_PORT\): the host name (does not resolve|could not be resolved now)/);
   });
 
   it('an address not on this machine: exit 1, one line', async () => {
