@@ -65,6 +65,8 @@ export interface RunShProcess {
   /** run.sh's pid: after its `exec`, Litestream's (with REPLICA_URL) or the node's (without). */
   readonly pid: number;
   readonly port: number;
+  /** The cluster port the node logged (it opens one with a CLUSTER_SECRET); undefined without. */
+  readonly clusterPort: number | undefined;
   readonly url: string;
   /** The pid the node logged in its `listening` line. */
   readonly nodePid: number;
@@ -119,8 +121,10 @@ export class RunShProcesses {
         if (!isRunning(child)) throw new Error('exited');
         for (const line of output().split('\n')) {
           if (!line.startsWith('{')) continue;
-          const entry = JSON.parse(line) as { msg?: unknown; port?: unknown; pid?: unknown };
-          if (entry.msg === 'listening' && typeof entry.port === 'number' && typeof entry.pid === 'number') return { port: entry.port, pid: entry.pid };
+          const entry = JSON.parse(line) as { msg?: unknown; port?: unknown; clusterPort?: unknown; pid?: unknown };
+          if (entry.msg === 'listening' && typeof entry.port === 'number' && typeof entry.pid === 'number') {
+            return { port: entry.port, clusterPort: typeof entry.clusterPort === 'number' ? entry.clusterPort : undefined, pid: entry.pid };
+          }
         }
         throw new Error('not listening yet');
       },
@@ -133,6 +137,7 @@ export class RunShProcesses {
       child,
       pid: child.pid as number,
       port: listening.port,
+      clusterPort: listening.clusterPort,
       url: `http://127.0.0.1:${listening.port}`,
       nodePid: listening.pid,
       output,
