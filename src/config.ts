@@ -61,6 +61,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** `'*'` for any origin, else the exact origins allowed (`scheme://host[:port]`). */
   readonly corsOrigins: '*' | readonly string[];
+  /** ADMIN_TOKENS, hashed (src/tokens.ts): bearer tokens for resets and deletes; empty = none. */
+  readonly adminTokens: TokenSet;
   readonly sqliteSynchronous: SqliteSynchronous;
   /** `external` when Litestream runs the node and owns checkpoints. */
   readonly checkpoints: Checkpoints;
@@ -206,6 +208,16 @@ export function loadConfig(
     }
   }
 
+  const adminTokenList: string[] = [];
+  for (const entry of (text('ADMIN_TOKENS') ?? '').split(',')) {
+    const token = entry.trim();
+    if (token === '') continue;
+    const problem = tokenProblem(token);
+    // Never the token itself in the message: it is a password.
+    if (problem !== undefined) problems.push(`${name('ADMIN_TOKENS')}: token ${adminTokenList.length + 1} ${problem}`);
+    adminTokenList.push(token);
+  }
+
   const sqliteSynchronous = oneOf<SqliteSynchronous>('SQLITE_SYNCHRONOUS', ['normal', 'full'], 'normal');
 
   let checkpoints: Checkpoints = 'sqlite';
@@ -259,6 +271,7 @@ export function loadConfig(
     clusterName,
     logLevel,
     corsOrigins: corsOrigins === '*' ? '*' : Object.freeze(corsOrigins),
+    adminTokens: Object.freeze(tokenSet(adminTokenList)),
     sqliteSynchronous,
     checkpoints,
     heartbeatIntervalMs,

@@ -35,6 +35,10 @@ export const ERRORS = {
   too_many_pages: { status: 403, expose: true },
   /** An anonymous view of a new page whose name does not match PAGE_PATTERN. */
   page_not_allowed: { status: 403, expose: true },
+  /** An admin route without an admin token (ADMIN_TOKENS). */
+  admin_token_required: { status: 401, expose: true },
+  /** An admin route with a token that is not one of ADMIN_TOKENS, or with none configured. */
+  admin_token_refused: { status: 403, expose: true },
   not_ready: { status: 503, expose: true },
   shutting_down: { status: 503, expose: true },
   too_many_clients: { status: 503, expose: true },

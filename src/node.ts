@@ -154,6 +154,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       pagePattern: config.pagePattern,
       registry: metrics.registry,
     }),
+    adminTokens: config.adminTokens,
     readiness: () => readiness,
   });
   const handle = app.callback();

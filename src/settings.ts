@@ -49,6 +49,7 @@ export const SETTINGS = [
   { env: 'TRUST_PROXY', default: 'true on Fly.io (FLY_APP_NAME set), else false', help: 'Take the client address from Fly-Client-IP (then X-Forwarded-For) instead of the socket.' },
   { env: 'MAX_PAGES', default: String(DEFAULT_MAX_PAGES), help: 'Pages the cluster may hold before anonymous views stop creating new ones.' },
   { env: 'PAGE_PATTERN', default: '(none)', help: 'Regular expression the name of a new page must match for an anonymous view to create it.' },
+  { env: 'ADMIN_TOKENS', default: '(none: admin routes refused)', help: 'Comma-separated bearer tokens (16+ characters) for resets and deletes.' },
   { env: 'SQLITE_SYNCHRONOUS', default: 'normal', help: '`normal` (safe against a killed process) or `full` (also against power loss).' },
   { env: 'LITESTREAM', default: 'false', help: 'Set by run.sh when Litestream runs the node: checkpoints are left to it.' },
   { env: 'HEARTBEAT_INTERVAL_MS', default: String(DEFAULT_HEARTBEAT_INTERVAL_MS), help: 'Ping interval on peer links.' },

@@ -7,6 +7,7 @@ import type { Log } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
+import type { TokenSet } from '../tokens.js';
 import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
 import { createRouter, type Readiness } from './routes.js';
@@ -21,6 +22,8 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** Who may count what (tokens, rate limits, page admission); defaults to the default settings, no tokens. */
   readonly views?: ViewPolicy;
+  /** ADMIN_TOKENS (hashed); absent or empty: the admin routes refuse every request. */
+  readonly adminTokens?: TokenSet;
   /** Defaults to always `ready`. */
   readonly readiness?: () => Readiness;
 }
@@ -37,6 +40,7 @@ export function createApp(deps: AppDeps): Koa {
     metrics: deps.metrics,
     maxBodyBytes: deps.maxBodyBytes,
     views: deps.views ?? new ViewPolicy({ store: deps.store }),
+    adminTokens: deps.adminTokens ?? [],
     readiness: deps.readiness ?? (() => 'ready'),
   });
 

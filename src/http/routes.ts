@@ -16,6 +16,8 @@ import type { ClusterStatusSource } from '../cluster-status.js';
 import { escapeHtml, HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
 import type { ViewPolicy } from './view-policy.js';
+import type { TokenSet } from '../tokens.js';
+import { mountAdminRoutes } from './admin-routes.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
 /** Largest body an anonymous view may send: it may hold `{}` at most, so a flood cannot make the node read MAX_BODY_BYTES a request. */
@@ -30,6 +32,8 @@ export interface RouteDeps {
   readonly metrics: Metrics;
   readonly maxBodyBytes: number;
   readonly views: ViewPolicy;
+  /** ADMIN_TOKENS (hashed): the admin routes' bearer tokens; empty refuses them all. */
+  readonly adminTokens: TokenSet;
   /** `ready` once the database is open and migrated; `shutting_down` once stop() began. */
   readonly readiness: () => Readiness;
 }
@@ -138,6 +142,8 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.set('Cache-Control', NO_STORE);
     ctx.body = { pages, next: rows.length > limit ? (pages[pages.length - 1] as { page: string }).page : null };
   });
+
+  mountAdminRoutes(router, { store, adminTokens: deps.adminTokens, maxBodyBytes }, decodePageName);
 
   router.get('/api/cluster', (ctx: Context) => {
     ctx.set('Cache-Control', NO_STORE);

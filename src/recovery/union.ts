@@ -110,7 +110,8 @@ function checkTotals(target: Store, slots: readonly Slot[]): void {
 function* pageBatches(store: Store): Generator<Array<{ page: PageName; count: number }>> {
   let after: PageName | undefined;
   for (;;) {
-    const batch = store.listPages(after === undefined ? { limit: UNION_PAGES_PER_MERGE } : { after, limit: UNION_PAGES_PER_MERGE });
+    // With resets: a reset page's tombstone must reach the union, or an older copy's slots would undo the reset.
+    const batch = store.listPages(after === undefined ? { limit: UNION_PAGES_PER_MERGE, withResets: true } : { after, limit: UNION_PAGES_PER_MERGE, withResets: true });
     if (batch.length === 0) return;
     yield batch;
     after = batch[batch.length - 1]?.page;

@@ -118,10 +118,10 @@ export class MemoryStore implements Store {
     return this.totals.get(page) ?? 0;
   }
 
-  listPages(options: { after?: PageName; limit: number }): PageCount[] {
+  listPages(options: { after?: PageName; limit: number; withResets?: boolean }): PageCount[] {
     this.assertOpen();
-    this.sortedPages ??= [...this.totals.keys()].sort(compareUtf8);
-    const pages = this.sortedPages;
+    // With resets: every page holding a slot (a reset page holds its tombstone), sorted per call.
+    const pages = options.withResets === true ? [...this.db.state.keys()].filter((page) => (this.db.state.get(page)?.size ?? 0) > 0).sort(compareUtf8) : (this.sortedPages ??= [...this.totals.keys()].sort(compareUtf8));
     const after = options.after;
     let start = 0;
     if (after !== undefined) {

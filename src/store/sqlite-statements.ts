@@ -51,6 +51,8 @@ export function prepareStatements(db: Database.Database) {
     // Pages reset to zero keep a row with total 0 (their epoch): listings skip them.
     pagesFirst: db.prepare<[number], PageCount>('SELECT page, total AS count FROM pages WHERE total > 0 ORDER BY page LIMIT ?'),
     pagesAfter: db.prepare<[PageName, number], PageCount>('SELECT page, total AS count FROM pages WHERE page > ? AND total > 0 ORDER BY page LIMIT ?'),
+    allPagesFirst: db.prepare<[number], PageCount>('SELECT page, total AS count FROM pages ORDER BY page LIMIT ?'),
+    allPagesAfter: db.prepare<[PageName, number], PageCount>('SELECT page, total AS count FROM pages WHERE page > ? ORDER BY page LIMIT ?'),
     pageSlots: db.prepare<[PageName], SlotRow & { replica: ReplicaId }>(
       'SELECT s.page AS page, r.replica_id AS replica, s.count AS count, s.seq AS seq, s.epoch AS epoch FROM slots s JOIN replicas r ON r.id = s.replica WHERE s.page = ? ORDER BY r.replica_id',
     ),

@@ -111,11 +111,13 @@ export class SqliteStore implements Store {
     return this.statements.total.get(page) ?? 0;
   }
 
-  listPages(options: { after?: PageName; limit: number }): PageCount[] {
+  listPages(options: { after?: PageName; limit: number; withResets?: boolean }): PageCount[] {
     this.assertOpen();
+    const s = this.statements;
     const limit = Math.max(0, Math.floor(options.limit));
-    if (options.after === undefined) return this.statements.pagesFirst.all(limit);
-    return this.statements.pagesAfter.all(options.after, limit);
+    if (options.withResets === true) return options.after === undefined ? s.allPagesFirst.all(limit) : s.allPagesAfter.all(options.after, limit);
+    if (options.after === undefined) return s.pagesFirst.all(limit);
+    return s.pagesAfter.all(options.after, limit);
   }
 
   pageSlots(page: PageName): Slot[] {

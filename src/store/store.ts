@@ -94,8 +94,11 @@ export interface Store {
 
   /** The page's total (0 for an unknown page). */
   count(page: PageName): number;
-  /** Pages with a count above 0 in name order (byte order of UTF-8), after `after`, at most `limit`. */
-  listPages(options: { after?: PageName; limit: number }): PageCount[];
+  /**
+   * Pages with a count above 0 in name order (byte order of UTF-8), after `after`, at most
+   * `limit`. `withResets`: pages reset to zero too (count 0), for copying the whole state.
+   */
+  listPages(options: { after?: PageName; limit: number; withResets?: boolean }): PageCount[];
   /** Per replica, how much of its slots this page holds: `{replica → count}` (for per-node breakdown). */
   pageSlots(page: PageName): Slot[];
 
