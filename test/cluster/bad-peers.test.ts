@@ -150,9 +150,10 @@ describe('bad peers', () => {
     }
     await stillLinked();
 
-    // A frame of protocol version 2: answered with a reject naming the version problem.
+    // A frame of protocol version 1 (a node from before resets): answered with a reject naming
+    // the version problem, before anything in it is read.
     peer = await RawPeer.connect(a.url);
-    peer.send(Uint8Array.from([2, 0, 0, 0]));
+    peer.send(Uint8Array.from([1, 0, 0, 0]));
     const closed = await closedWith(peer);
     expect(peer.received.find((m) => m?.type === 'reject')).toMatchObject({ code: 'protocol_version' });
     expect(closed.reason).toMatch(/protocol_version/);
