@@ -58,8 +58,6 @@ export interface Config {
    * nothing to protect it with, so nobody can join it).
    */
   readonly clusterEnabled: boolean;
-  /** Bearer tokens that open the private views on the public port; empty: none do. */
-  readonly adminTokens: readonly string[];
   readonly databasePath: string;
   readonly nodeName: string;
   /** Peers' cluster ports as normalised `host:port` (IPv6 as `[addr]:port`, names lower-cased; see host-port.ts). */
@@ -75,6 +73,8 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** `'*'` for any origin, else the exact origins allowed (`scheme://host[:port]`). */
   readonly corsOrigins: '*' | readonly string[];
+  /** ADMIN_TOKENS, hashed (src/tokens.ts): bearer tokens for the private views and the admin routes on the public port; empty = none. */
+  readonly adminTokens: TokenSet;
   readonly sqliteSynchronous: SqliteSynchronous;
   /** `external` when Litestream runs the node and owns checkpoints. */
   readonly checkpoints: Checkpoints;
@@ -213,16 +213,6 @@ export function loadConfig(
   }
   const clusterEnabled = clusterSecret !== '';
 
-  const adminTokens: string[] = [];
-  for (const entry of (raw.ADMIN_TOKENS ?? '').split(',')) {
-    const token = entry.trim();
-    if (token === '') continue;
-    // The token itself never goes into the message: it would land in deploy logs.
-    const problem = tokenProblem(token);
-    if (problem !== undefined) problems.push(`${name('ADMIN_TOKENS')}: token ${adminTokens.length + 1} ${problem}`);
-    if (!adminTokens.includes(token)) adminTokens.push(token);
-  }
-
   const clusterName = text('CLUSTER_NAME') ?? flyAppName ?? DEFAULT_CLUSTER_NAME;
   if (clusterName.length > MAX_NAME_LENGTH || !NAME_PATTERN.test(clusterName)) {
     problems.push(`${name('CLUSTER_NAME')} must be 1–${MAX_NAME_LENGTH} letters, digits, dots, dashes or underscores, got ${JSON.stringify(clusterName)}`);
@@ -244,6 +234,16 @@ export function loadConfig(
     if (corsOrigins.length === 0 && !problems.some((p) => p.startsWith(name('CORS_ORIGINS')))) {
       problems.push(`${name('CORS_ORIGINS')} lists no origin (use * for any)`);
     }
+  }
+
+  const adminTokenList: string[] = [];
+  for (const entry of (text('ADMIN_TOKENS') ?? '').split(',')) {
+    const token = entry.trim();
+    if (token === '') continue;
+    const problem = tokenProblem(token);
+    // Never the token itself in the message: it is a password.
+    if (problem !== undefined) problems.push(`${name('ADMIN_TOKENS')}: token ${adminTokenList.length + 1} ${problem}`);
+    adminTokenList.push(token);
   }
 
   const sqliteSynchronous = oneOf<SqliteSynchronous>('SQLITE_SYNCHRONOUS', ['normal', 'full'], 'normal');
@@ -293,7 +293,6 @@ export function loadConfig(
     clusterPort,
     clusterHost,
     clusterEnabled,
-    adminTokens: Object.freeze(adminTokens),
     databasePath,
     nodeName,
     peers: Object.freeze(peers),
@@ -304,6 +303,7 @@ export function loadConfig(
     clusterName,
     logLevel,
     corsOrigins: corsOrigins === '*' ? '*' : Object.freeze(corsOrigins),
+    adminTokens: Object.freeze(tokenSet(adminTokenList)),
     sqliteSynchronous,
     checkpoints,
     heartbeatIntervalMs,

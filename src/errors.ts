@@ -35,8 +35,10 @@ export const ERRORS = {
   too_many_pages: { status: 403, expose: true },
   /** An anonymous view of a new page whose name does not match PAGE_PATTERN. */
   page_not_allowed: { status: 403, expose: true },
-  /** A private view (`/metrics`, admin routes) asked for on the public port without an admin token. */
+  /** A private view or admin route asked for on the public port without an admin token. */
   admin_token_required: { status: 401, expose: true },
+  /** An admin route with a token that is not one of ADMIN_TOKENS, or with none configured. */
+  admin_token_refused: { status: 403, expose: true },
   not_ready: { status: 503, expose: true },
   shutting_down: { status: 503, expose: true },
   too_many_clients: { status: 503, expose: true },

@@ -32,7 +32,6 @@ import { lockDatabase, type DatabaseLock } from './store/database-lock.js';
 import { openSqliteStore } from './store/sqlite-store.js';
 import { CLUSTER_PATH, WebSocketTransport } from './transport/websocket-transport.js';
 import type { Store } from './store/store.js';
-import { tokenSet } from './tokens.js';
 
 /** How long stop() lets in-flight requests finish before cutting their connections. */
 export const STOP_GRACE_MS = 10_000;
@@ -285,11 +284,12 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       pagePattern: config.pagePattern,
       registry: metrics.registry,
     }),
+    adminTokens: config.adminTokens,
     readiness: () => readiness,
   };
   // The same routes on both ports; the private ones (`/metrics`, the full `/api/cluster`, admin)
   // open on the public port only with an admin token, and always on the cluster port.
-  publicSide.handle(createApp({ ...appDeps, adminTokens: tokenSet(config.adminTokens) }).callback());
+  publicSide.handle(createApp(appDeps).callback());
   privateSide?.handle(createApp({ ...appDeps, privileged: true }).callback());
 
   replicator.start();

@@ -52,7 +52,7 @@ export const SETTINGS = [
   { env: 'DISCOVERY_INTERVAL_MS', default: String(DEFAULT_DISCOVERY_INTERVAL_MS), help: 'How often DISCOVERY_DNS is resolved.' },
   { env: 'CLUSTER_SECRET', default: '(none: a lone node)', help: `Secret peers prove they share (HMAC; never sent), at least ${MIN_CLUSTER_SECRET_LENGTH} characters. Required with PEERS or DISCOVERY_DNS.` },
   { env: 'CLUSTER_NAME', default: 'FLY_APP_NAME, else `distributed-sqlite`', help: 'Peers of another cluster are refused.' },
-  { env: 'ADMIN_TOKENS', default: '(none)', help: 'Comma-separated bearer tokens (16+ characters) for the private views (`/metrics`, the full `/api/cluster`) on the public port.' },
+  { env: 'ADMIN_TOKENS', default: '(none)', help: 'Comma-separated bearer tokens (16+ characters) for the private views (`/metrics`, the full `/api/cluster`) and the admin routes (reset, delete) on the public port.' },
   { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent.' },
   { env: 'CORS_ORIGINS', default: '*', help: '`*` or comma-separated origins allowed to call the pages API; with a list, anonymous views from other origins are refused.' },
   { env: 'WRITE_TOKENS', default: '(none)', help: 'Comma-separated bearer tokens (16+ characters each) for `by`, batches and unlimited counting.' },

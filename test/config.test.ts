@@ -262,6 +262,16 @@ describe('public surface settings', () => {
     expect(problems.join(' ')).not.toContain('short-secret');
   });
 
+  it('reads ADMIN_TOKENS the same way: hashed, none by default, short or malformed ones refused unechoed', () => {
+    expect(loadConfig({}, [], HOST).adminTokens).toEqual([]);
+    const config = loadConfig({ ADMIN_TOKENS: 'admin-token-0123456789, other-admin-token-abc' }, [], HOST);
+    expect(tokenMatches('other-admin-token-abc', config.adminTokens)).toBe(true);
+    expect(tokenMatches('admin-token-0123456789', config.writeTokens)).toBe(false);
+    const problems = problemsOf({ ADMIN_TOKENS: 'admin-token-0123456789,tiny-admin' });
+    expect(problems).toEqual([expect.stringMatching(/ADMIN_TOKENS.*token 2 is 10 characters/)]);
+    expect(problems.join(' ')).not.toContain('tiny-admin');
+  });
+
   it('reads the rate limit (0 = off) and refuses a burst of 0 or junk', () => {
     expect(loadConfig({ RATE_LIMIT_PER_IP: '0' }, [], HOST).rateLimitPerIp).toBe(0);
     expect(loadConfig({ RATE_LIMIT_PER_IP: '3', RATE_LIMIT_BURST: '7' }, [], HOST)).toMatchObject({ rateLimitPerIp: 3, rateLimitBurst: 7 });

@@ -7,12 +7,12 @@ import type { Log } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
+import type { TokenSet } from '../tokens.js';
 import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
 import { privilegeMiddleware } from './privileged.js';
 import { createRouter, type Readiness } from './routes.js';
 import { ViewPolicy } from './view-policy.js';
-import type { TokenSet } from '../tokens.js';
 
 export interface AppDeps {
   readonly store: Store;

@@ -1,10 +1,13 @@
 /**
- * Who may see the private views (`/metrics`, the full `/api/cluster`) and use the admin routes:
- * every request on the cluster port (reached over the private network only), and a request on
- * the public port that carries `Authorization: Bearer <token>` with one of ADMIN_TOKENS.
+ * Who may see the private views (`/metrics`, the full `/api/cluster`) and use the admin routes
+ * (reset, delete): every request on the cluster port (reached over the private network only), and
+ * a request on the public port that carries `Authorization: Bearer <token>` with one of
+ * ADMIN_TOKENS (compared in constant time, src/tokens.ts). With no admin token configured, no
+ * public request is privileged.
  *
  *   app.use(privilegeMiddleware({ privileged: false, adminTokens }));   // once, early
- *   router.post('/api/admin/…', requirePrivileged, handler);            // per admin route
+ *   router.get('/metrics', privateRoute, handler);                      // a private route
+ *   requirePrivileged(ctx);                                             // inside a handler
  *   if (isPrivileged(ctx)) …                                            // a view that differs
  */
 import type { Context, Middleware } from 'koa';
@@ -35,11 +38,22 @@ export function isPrivileged(ctx: Context): boolean {
   return (ctx.state as PrivilegeState).privileged === true;
 }
 
-/** Route middleware: 401 `admin_token_required` unless the request is privileged. */
-export const requirePrivileged: Middleware = async function requirePrivileged(ctx, next) {
-  if (!isPrivileged(ctx)) {
+/**
+ * Throws unless the request is privileged: 401 `admin_token_required` without a bearer token,
+ * 403 `admin_token_refused` with one that is not an admin token.
+ */
+export function requirePrivileged(ctx: Context): void {
+  if (isPrivileged(ctx)) return;
+  const header = ctx.get('Authorization');
+  if (bearerToken(header === '' ? undefined : header) === undefined) {
     ctx.set('WWW-Authenticate', 'Bearer');
     throw new AppError('admin_token_required', `${ctx.path} is private: send Authorization: Bearer <one of ADMIN_TOKENS>, or ask the cluster port (CLUSTER_PORT)`);
   }
+  throw new AppError('admin_token_refused', 'the token is not one of ADMIN_TOKENS');
+}
+
+/** Route middleware form of requirePrivileged. */
+export const privateRoute: Middleware = async function privateRoute(ctx, next) {
+  requirePrivileged(ctx);
   return next();
 };

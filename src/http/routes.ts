@@ -13,11 +13,12 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
-import { isPrivileged, requirePrivileged } from './privileged.js';
+import { isPrivileged, privateRoute } from './privileged.js';
 import { pageStatus, publicClusterStatus } from './public-status.js';
 import { escapeHtml, HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
 import type { ViewPolicy } from './view-policy.js';
+import { mountAdminRoutes } from './admin-routes.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
 /** Largest body an anonymous view may send: it may hold `{}` at most, so a flood cannot make the node read MAX_BODY_BYTES a request. */
@@ -141,6 +142,8 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.body = { pages, next: rows.length > limit ? (pages[pages.length - 1] as { page: string }).page : null };
   });
 
+  mountAdminRoutes(router, { store, maxBodyBytes }, decodePageName);
+
   // The full status (addresses, replica ids, errors, lag) is private; the public one shows names,
   // regions and states.
   router.get('/api/cluster', (ctx: Context) => {
@@ -161,7 +164,7 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.body = { status: 'ready' };
   });
 
-  router.get('/metrics', requirePrivileged, async (ctx: Context) => {
+  router.get('/metrics', privateRoute, async (ctx: Context) => {
     ctx.type = metrics.contentType;
     ctx.body = await metrics.render();
   });

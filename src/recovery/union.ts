@@ -7,7 +7,7 @@
  * Only the public Store API is used (listPages, pageSlots, versionVector, merge), so any two
  * stores can be merged: the recovery merges restored backups into a new file this way.
  */
-import type { Slot } from '../crdt/g-counter.js';
+import { applySlots, emptyState, pageValue, type Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
 import { isReplicaId, pageNameProblem, type PageName, type ReplicaId } from '../ids.js';
 import type { Store } from '../store/store.js';
@@ -82,35 +82,32 @@ function checkSlot(slot: Slot): void {
   const problem = pageNameProblem(slot.page);
   if (problem !== undefined) throw new UnsafeCopyError(`a slot's ${problem} (${JSON.stringify(String(slot.page).slice(0, 80))})`);
   if (!isReplicaId(slot.replica)) throw new UnsafeCopyError(`page ${JSON.stringify(slot.page)} has a slot of ${JSON.stringify(slot.replica)}, which is not a replica id`);
-  for (const [what, value] of [['count', slot.count], ['seq', slot.seq]] as const) {
-    if (!Number.isSafeInteger(value) || value < 1) {
-      throw new UnsafeCopyError(`page ${JSON.stringify(slot.page)}, replica ${slot.replica}: slot ${what} ${String(value)} is not an integer in [1, 2^53-1]`);
+  // A reset's tombstone has count 0 at an epoch ≥ 1 (src/crdt/reset.ts); nothing else has count 0.
+  const epoch = slot.epoch ?? 0;
+  const minimum = { count: epoch === 0 ? 1 : 0, seq: 1, epoch: 0 };
+  for (const [what, value] of [['count', slot.count], ['seq', slot.seq], ['epoch', epoch]] as const) {
+    if (!Number.isSafeInteger(value) || value < minimum[what]) {
+      throw new UnsafeCopyError(`page ${JSON.stringify(slot.page)}, replica ${slot.replica}: slot ${what} ${String(value)} is not an integer in [${minimum[what]}, 2^53-1]`);
     }
   }
 }
 
 /** Refuses slots whose max-merge would take a page's total in `target` past 2^53-1. */
 function checkTotals(target: Store, slots: readonly Slot[]): void {
-  const byPage = new Map<PageName, Map<ReplicaId, number>>();
-  for (const slot of slots) {
-    let merged = byPage.get(slot.page);
-    if (merged === undefined) {
-      merged = new Map(target.pageSlots(slot.page).map((held) => [held.replica, held.count]));
-      byPage.set(slot.page, merged);
-    }
-    merged.set(slot.replica, Math.max(merged.get(slot.replica) ?? 0, slot.count));
-  }
-  for (const [page, merged] of byPage) {
-    let total = 0;
-    for (const count of merged.values()) total += count;
-    if (total > Number.MAX_SAFE_INTEGER) throw new UnsafeCopyError(`page ${JSON.stringify(page)} would total more than 2^53-1 views in the union`);
+  // The merge as the store will do it (the pure rule, epochs included), page by page.
+  const merged = emptyState();
+  for (const slot of slots) if (!merged.has(slot.page)) applySlots(merged, target.pageSlots(slot.page));
+  applySlots(merged, slots);
+  for (const page of merged.keys()) {
+    if (pageValue(merged, page) > Number.MAX_SAFE_INTEGER) throw new UnsafeCopyError(`page ${JSON.stringify(page)} would total more than 2^53-1 views in the union`);
   }
 }
 
 function* pageBatches(store: Store): Generator<Array<{ page: PageName; count: number }>> {
   let after: PageName | undefined;
   for (;;) {
-    const batch = store.listPages(after === undefined ? { limit: UNION_PAGES_PER_MERGE } : { after, limit: UNION_PAGES_PER_MERGE });
+    // With resets: a reset page's tombstone must reach the union, or an older copy's slots would undo the reset.
+    const batch = store.listPages(after === undefined ? { limit: UNION_PAGES_PER_MERGE, withResets: true } : { after, limit: UNION_PAGES_PER_MERGE, withResets: true });
     if (batch.length === 0) return;
     yield batch;
     after = batch[batch.length - 1]?.page;

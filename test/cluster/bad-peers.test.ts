@@ -9,7 +9,7 @@ import * as encoding from 'lib0/encoding';
 import { describe, expect, it } from 'vitest';
 import { replicaIdToBytes } from '../../src/ids.js';
 import { encodeMessage } from '../../src/protocol/codec.js';
-import { MAX_FRAME_BYTES } from '../../src/protocol/messages.js';
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { eventually } from '../helpers/eventually.js';
 import { FAST_LIVENESS, type TestCluster, useClusters } from '../helpers/cluster.js';
 import { type ClusterNode, CLUSTER_SECRET, logLines } from '../helpers/cluster-node.js';
@@ -21,7 +21,7 @@ const CLUSTER_NAME = 'counters-test';
 /** WebSocket close codes (RFC 6455 §7.4.1). */
 const CLOSE_UNSUPPORTED_DATA = 1003;
 const CLOSE_MESSAGE_TOO_BIG = 1009;
-const PROTOCOL_VERSION_BYTE = 1;
+const PROTOCOL_VERSION_BYTE = PROTOCOL_VERSION;
 const DELTA_TAG = 6;
 
 const newCluster = useClusters();
@@ -69,6 +69,7 @@ function handBuiltDelta(replica: Uint8Array, range: { after: number; upTo: numbe
   encoding.writeVarString(encoder, slot.page);
   encoding.writeVarUint(encoder, slot.count);
   encoding.writeVarUint(encoder, slot.seq);
+  encoding.writeVarUint(encoder, 0); // epoch
   return encoding.toUint8Array(encoder);
 }
 
@@ -150,9 +151,10 @@ describe('bad peers', () => {
     }
     await stillLinked();
 
-    // A frame of protocol version 2: answered with a reject naming the version problem.
+    // A frame of protocol version 1 (a node from before resets): answered with a reject naming
+    // the version problem, before anything in it is read.
     peer = await RawPeer.connect(a.privateUrl);
-    peer.send(Uint8Array.from([2, 0, 0, 0]));
+    peer.send(Uint8Array.from([1, 0, 0, 0]));
     const closed = await closedWith(peer);
     expect(peer.received.find((m) => m?.type === 'reject')).toMatchObject({ code: 'protocol_version' });
     expect(closed.reason).toMatch(/protocol_version/);

@@ -116,3 +116,26 @@ describe('the union of a copy that claims more than it holds', () => {
     }
   });
 });
+
+describe('the union and resets', () => {
+  it('keeps a reset that one backup holds over an older backup that still has the old counts', async () => {
+    const before = await openMemoryStore();
+    const after = await openMemoryStore();
+    await before.increment([{ page: 'p' as PageName, by: Number.MAX_SAFE_INTEGER }]);
+    mergeInto(after, before);
+    after.reset(['p' as PageName]);
+    await after.increment([{ page: 'p' as PageName, by: 5 }]);
+    for (const order of [
+      [before, after],
+      [after, before],
+    ]) {
+      const union = await openMemoryStore();
+      for (const copy of order) mergeInto(union, copy as Store);
+      expect(union.count('p' as PageName)).toBe(5);
+      expect(union.digest()).toBe(after.digest());
+      await union.close();
+    }
+    await before.close();
+    await after.close();
+  });
+});

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stateDigest, type Slot } from '../../src/crdt/g-counter.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 import { identityFilePath, readIdentityFile, writeIdentityFile } from '../../src/store/identity.js';
-import { migrate, migrateFile } from '../../src/store/migrate.js';
+import { loadMigrations, migrate, migrateFile } from '../../src/store/migrate.js';
 import { MemoryDisk, openMemoryStore } from '../../src/store/memory-store.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import type { Delta } from '../../src/store/store.js';
@@ -182,14 +182,15 @@ describe('migrate', () => {
 
   it('creates the schema on a fresh file and is idempotent on a migrated one', () => {
     const path = join(dir, 'nested', 'fresh.db');
-    expect(migrateFile(path)).toEqual({ from: 0, to: 1 });
-    expect(migrateFile(path)).toEqual({ from: 1, to: 1 });
+    const latest = loadMigrations().length;
+    expect(migrateFile(path)).toEqual({ from: 0, to: latest });
+    expect(migrateFile(path)).toEqual({ from: latest, to: latest });
     const db = new Database(path, { readonly: true });
     const tables = (db.prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map(
       (row) => row.name,
     );
     expect(tables).toEqual(['meta', 'pages', 'replicas', 'slots', 'slots_by_replica_seq']);
-    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    expect(db.pragma('user_version', { simple: true })).toBe(latest);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const withoutRowid = (name: string) => (db.prepare('SELECT sql FROM sqlite_schema WHERE name = ?').get(name) as { sql: string }).sql;
     expect(withoutRowid('slots')).toMatch(/WITHOUT ROWID/);
