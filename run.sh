@@ -152,6 +152,13 @@ export LITESTREAM_SYNC_INTERVAL=${LITESTREAM_SYNC_INTERVAL:-$DEFAULT_SYNC_INTERV
   || bad_config "LITESTREAM_SYNC_INTERVAL must be a duration like 500ms, 10s or 1m, got '$LITESTREAM_SYNC_INTERVAL'"
 export LITESTREAM_ENDPOINT=${LITESTREAM_ENDPOINT:-${AWS_ENDPOINT_URL_S3:-}}
 export LITESTREAM_REGION=${LITESTREAM_REGION:-${AWS_REGION:-}}
+# Litestream expands these into litestream.yml as plain text before parsing it: a newline would
+# add YAML keys of its own, so no whitespace or control character at all (like REPLICA_URL).
+for setting in LITESTREAM_ENDPOINT LITESTREAM_REGION; do
+  case "${!setting}" in
+    *[[:space:][:cntrl:]]*) bad_config "$setting must not contain whitespace or control characters, got '${!setting}'" ;;
+  esac
+done
 export LITESTREAM_FORCE_PATH_STYLE=${LITESTREAM_FORCE_PATH_STYLE:-}
 case "$LITESTREAM_FORCE_PATH_STYLE" in
   '' | true | false) ;;

@@ -120,11 +120,17 @@ describe('run.sh', () => {
     ['a RESTORE_TIMESTAMP that is not RFC 3339', { RESTORE_FROM: 'all', RESTORE_TIMESTAMP: 'yesterday' }, 'RESTORE_TIMESTAMP must be an RFC 3339 time'],
     ['a RESTORE_TIMESTAMP for one backup', { RESTORE_FROM: 'a', RESTORE_TIMESTAMP: '2026-01-31T14:00:00Z' }, 'RESTORE_TIMESTAMP needs RESTORE_FROM=all or NAME,NAME,…'],
     ['a non-boolean path-style flag', { LITESTREAM_FORCE_PATH_STYLE: 'yes please' }, 'LITESTREAM_FORCE_PATH_STYLE must'],
+    // Litestream pastes these into litestream.yml before parsing it: a newline adds YAML keys.
+    ['an endpoint that adds a YAML key', { LITESTREAM_ENDPOINT: 'https://s3.example\n        sync-interval: 1h' }, 'LITESTREAM_ENDPOINT must not contain whitespace or control characters'],
+    ['an endpoint from AWS_ENDPOINT_URL_S3 with a newline', { AWS_ENDPOINT_URL_S3: 'https://s3.example\nretention: 1s' }, 'LITESTREAM_ENDPOINT must not contain whitespace or control characters'],
+    ['a region with a space', { LITESTREAM_REGION: 'eu west' }, 'LITESTREAM_REGION must not contain whitespace or control characters'],
+    ['a region with a control character', { AWS_REGION: 'auto\u0007' }, 'LITESTREAM_REGION must not contain whitespace or control characters'],
   ])('refuses %s: exit 2 and names the setting', async (_what, env, message) => {
     const dir = await dirs.create('run-sh-bad-');
     const result = await runs.runToExit({ DATABASE_PATH: join(dir, 'counters.db'), NODE_NAME: 'bad', REPLICA_URL: `file://${dir}/replica`, ...env });
     expect(result.code).toBe(EXIT_BAD_CONFIG);
     expect(result.output).toContain(`run.sh: error: ${message}`);
+    expect(existsSync(join(dir, 'counters.db'))).toBe(false);
   });
 
   it('stops with exit 1 when the backup location cannot be read, rather than start empty beside it', async () => {
