@@ -253,6 +253,18 @@ check_single_writer() {
   fail "could not check who writes $REPLICA_URL/$NODE_ID (see above); not starting"
 }
 
+# Scratch folders of this database's own recover and check-backup-writer runs (full copies of a
+# database each) outlive a SIGKILL of the start that made them: none is in use before this start
+# runs either, so remove every one.
+shopt -s nullglob
+for scratch in "$DATA_DIR/.recover-$(basename -- "$DATABASE_PATH")-"* "$DATA_DIR/.backup-writer-$(basename -- "$DATABASE_PATH")-"*; do
+  if [ -d "$scratch" ]; then
+    say "removing $scratch, a scratch folder left by an earlier start that was killed"
+    rm -rf -- "$scratch"
+  fi
+done
+shopt -u nullglob
+
 seeded=
 seeded_from_own=
 say "backup of $DATABASE_PATH: $REPLICA_URL/$NODE_ID, synced every $LITESTREAM_SYNC_INTERVAL"

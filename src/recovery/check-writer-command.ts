@@ -8,7 +8,7 @@
  * and what to change); 1: it could not tell.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { describeWriter, readWriter, sameWriter, writerFromEnv } from './backup-writer.js';
 import { defaultLitestreamBin, packageRoot, restoreBackup } from './litestream.js';
 import type { CommandIo } from './recover-command.js';
@@ -30,7 +30,8 @@ export async function runCheckWriterCommand(args: readonly string[], io: Command
   }
   const path = `${replicaUrl}/${me.nodeId}`;
   const root = packageRoot();
-  const scratch = mkdtempSync(join(dirname(me.databasePath), '.backup-writer-'));
+  // Named after the database: run.sh removes this database's leftovers (a SIGKILL skips `finally`).
+  const scratch = mkdtempSync(join(dirname(me.databasePath), `.backup-writer-${basename(me.databasePath)}-`));
   try {
     const restored = restoredHere ? me.databasePath : join(scratch, 'latest.db');
     const found =

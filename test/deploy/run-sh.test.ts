@@ -143,6 +143,28 @@ describe('run.sh', () => {
     expect(result.output).not.toContain('listening');
   });
 
+  it('removes the scratch copies a killed start left in the data folder, and only this database’s', async () => {
+    const dir = await dirs.create('run-sh-scratch-');
+    const data = join(dir, 'data');
+    const databasePath = join(data, 'counters.db');
+    // What a SIGKILL during `recover --output` or `check-backup-writer` leaves: folders holding
+    // full database copies (a `finally` never runs).
+    const leftovers = [join(data, '.recover-counters.db-a1B2c3'), join(data, '.backup-writer-counters.db-d4E5f6')];
+    const another = join(data, '.recover-other.db-g7H8i9');
+    for (const folder of [...leftovers, another]) {
+      mkdirSync(folder, { recursive: true });
+      writeFileSync(join(folder, 'copy.db'), 'a full copy of a database');
+    }
+    const run = await runs.start({ DATABASE_PATH: databasePath, NODE_NAME: 'scratch', REPLICA_URL: `file://${dir}/replica`, LITESTREAM_SYNC_INTERVAL: TEST_SYNC_INTERVAL });
+    for (const folder of leftovers) {
+      expect(run.output()).toContain(`run.sh: removing ${folder}, a scratch folder left by an earlier start that was killed`);
+      expect(existsSync(folder)).toBe(false);
+    }
+    // Another database's run may be using its own scratch folder right now.
+    expect(existsSync(join(another, 'copy.db'))).toBe(true);
+    await stopGracefully(run);
+  });
+
   it('ships everything at SIGTERM; removes a WAL left without its database; RESTORE_FROM seeds a node with no backup of its own', async () => {
     const dir = await dirs.create('run-sh-restore-from-');
     const replicaRoot = join(dir, 'replica');
