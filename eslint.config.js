@@ -41,8 +41,11 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            local(['store', 'transport', 'replication', 'http', 'discovery', 'node', 'metrics', 'log', 'config', 'timers'], PURE_CORE),
-            packages(['fs', 'net', 'http', 'https', 'http2', 'tls', 'dgram', 'dns', 'child_process', 'worker_threads', 'cluster'], PURE_CORE),
+            local(['store', 'transport', 'replication', 'recovery', 'http', 'discovery', 'node', 'metrics', 'log', 'config', 'settings', 'timers'], PURE_CORE),
+            packages(
+              ['fs', 'net', 'http', 'https', 'http2', 'tls', 'dgram', 'dns', 'child_process', 'worker_threads', 'cluster', 'process', 'timers', 'os', 'readline', 'vm'],
+              PURE_CORE,
+            ),
             packages(['ws', 'better-sqlite3', 'koa', '@koa/router', 'pino', 'prom-client'], PURE_CORE),
           ],
         },
@@ -51,6 +54,8 @@ export default tseslint.config(
         'error',
         ...['process', 'setTimeout', 'setInterval', 'setImmediate', 'queueMicrotask'].map((name) => ({ name, message: PURE_CORE })),
       ],
+      // A dynamic import() would slip past no-restricted-imports.
+      'no-restricted-syntax': ['error', { selector: 'ImportExpression', message: PURE_CORE }],
       'no-restricted-properties': [
         'error',
         PROCESS_ENV,

@@ -5,6 +5,7 @@
  */
 import { SETTLE_TIMEOUT_MS } from './open-loop.js';
 import { MEMORY_FIRST_PAGES } from './phases/memory.js';
+import { LIMITER_OFF_LABEL, LIMITER_ON_LABEL } from './phases/throughput.js';
 import type { BenchResult, TargetResult } from './result.js';
 
 export function findProblems(ours: BenchResult['ours']): string[] {
@@ -41,6 +42,12 @@ export function checkTargets(result: BenchResult): TargetResult[] {
   if (one !== undefined && koa !== undefined) {
     const ratio = one.requestsPerSecond / koa.requestsPerSecond;
     out.push({ name: 'single-increment throughput vs koa ceiling', target: '≥ 80%', measured: `${Math.round(ratio * 100)}%`, met: ratio >= 0.8 });
+  }
+  const limiterOff = result.ours.throughput.find((t) => t.label === LIMITER_OFF_LABEL);
+  const limiterOn = result.ours.throughput.find((t) => t.label === LIMITER_ON_LABEL);
+  if (limiterOff !== undefined && limiterOn !== undefined) {
+    const ratio = limiterOn.requestsPerSecond / limiterOff.requestsPerSecond;
+    out.push({ name: 'anonymous single increments, rate limiter on vs off', target: '≥ 90%', measured: `${Math.round(ratio * 100)}%`, met: ratio >= 0.9 && limiterOn.non2xx === 0 });
   }
   const batch = result.ours.throughput.find((t) => t.label.startsWith('POST /api/views'));
   if (batch !== undefined) out.push({ name: 'batch endpoint', target: '≥ 100,000 increments/s', measured: `${batch.incrementsPerSecond.toLocaleString('en-US')}/s`, met: batch.incrementsPerSecond >= 100_000 });

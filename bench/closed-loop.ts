@@ -34,6 +34,8 @@ export async function runClosedLoop(options: {
   path: string;
   durationMs: number;
   body?: string;
+  /** Sent with every request (e.g. the write token). */
+  headers?: Readonly<Record<string, string>>;
   viewsPerRequest: number;
 }): Promise<ThroughputResult> {
   const results = await Promise.all(
@@ -44,7 +46,8 @@ export async function runClosedLoop(options: {
         pipelining: 1,
         duration: options.durationMs / 1000,
         method: 'POST',
-        ...(options.body !== undefined ? { body: options.body, headers: { 'content-type': 'application/json' } } : {}),
+        headers: { ...options.headers, ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        ...(options.body !== undefined ? { body: options.body } : {}),
         timeout: 30,
       }),
     ),

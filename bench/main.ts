@@ -20,6 +20,7 @@ import { runMemory } from './phases/memory.js';
 import { runNaive } from './phases/naive.js';
 import { runPressure } from './phases/pressure.js';
 import { runStartup } from './phases/startup.js';
+import { runRestartBench, type RestartResult } from './phases/restart.js';
 import { ProcessSet } from './processes.js';
 import { log } from './progress.js';
 import { renderReport } from './report.js';
@@ -56,6 +57,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let ours: BenchResult['ours'] = { latency: [], throughput: [] };
   let naive: BenchResult['naive'];
   let yjs: YjsPoint[] | undefined;
+  let restart: RestartResult | undefined;
 
   try {
     if (phases.has('latency') || phases.has('throughput') || phases.has('partition')) {
@@ -68,6 +70,10 @@ async function main(argv: readonly string[]): Promise<number> {
     if (phases.has('yjs')) {
       log(`yjs: Y.Map counter at ${knobs.yjsIncrements.join(', ')} increments`);
       yjs = runYjsBaseline(knobs.yjsIncrements, knobs.yjsPages);
+    }
+    if (phases.has('restart')) {
+      log('restart: run.sh restart and restore times under Litestream');
+      restart = await runRestartBench({ runs: knobs.quick ? 2 : 5, pages: 200 });
     }
   } finally {
     await processes.stopAll();
@@ -87,6 +93,7 @@ async function main(argv: readonly string[]): Promise<number> {
     ours,
     ...(naive !== undefined ? { naive } : {}),
     ...(yjs !== undefined ? { yjs } : {}),
+    ...(restart !== undefined ? { restart } : {}),
     targets: [],
     problems,
   };

@@ -90,6 +90,19 @@ export function renderReport(result: BenchResult): string {
     lines.push('');
   }
 
+  const restart = result.restart;
+  if (restart !== undefined) {
+    lines.push(`**Restart and restore** (one node under run.sh with Litestream, ${n(restart.pages)} pages, ${restart.runs} runs; ms, p50 / max)`, '');
+    lines.push('| measure | p50 | max |');
+    lines.push('|---|---:|---:|');
+    const row = (name: string, s: { p50: number; max: number }): void => void lines.push(`| ${name} | ${n(s.p50)} | ${n(s.max)} |`);
+    row('restart to serving (run.sh on an existing database)', restart.restartToServingMs);
+    row('Litestream hand-over to serving (the node\'s own start)', restart.handoverToServingMs);
+    row('restore to serving (data folder lost)', restart.restoreToServingMs);
+    row('restore to converged with a peer', restart.restoreToConvergedMs);
+    lines.push('');
+  }
+
   if (result.targets.length > 0) {
     lines.push('**Targets**', '');
     lines.push('| target | wanted | measured | |');

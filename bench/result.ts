@@ -7,6 +7,7 @@ import type { MachineInfo } from './machine.js';
 import type { OpenLoopResult } from './open-loop.js';
 import type { ThroughputResult } from './closed-loop.js';
 import type { YjsPoint } from './yjs-baseline.js';
+import type { RestartResult } from './phases/restart.js';
 
 export interface RateResult extends OpenLoopResult {
   readonly bytesPerIncrement: number;
@@ -117,6 +118,7 @@ export interface BenchResult {
   };
   readonly naive?: { latency: RateResult[]; loss: LossCheck };
   readonly yjs?: YjsPoint[];
+  readonly restart?: RestartResult;
   readonly targets: TargetResult[];
   readonly problems: string[];
 }

@@ -27,6 +27,20 @@ export const ERRORS = {
   not_found: { status: 404, expose: true },
   method_not_allowed: { status: 405, expose: true },
   forbidden_origin: { status: 403, expose: true },
+  /** `by`, a batch, or another token-only action without `Authorization: Bearer <write token>`. */
+  token_required: { status: 401, expose: true },
+  /** A bearer token that is not one of WRITE_TOKENS: refused whatever the request, nothing counted. */
+  bad_token: { status: 403, expose: true },
+  /** An anonymous view past RATE_LIMIT_PER_IP / RATE_LIMIT_BURST for its client address (Retry-After set). */
+  rate_limited: { status: 429, expose: true },
+  /** An anonymous view of a new page while the cluster holds MAX_PAGES pages. */
+  too_many_pages: { status: 403, expose: true },
+  /** An anonymous view of a new page whose name does not match PAGE_PATTERN. */
+  page_not_allowed: { status: 403, expose: true },
+  /** A private view or admin route asked for on the public port without an admin token. */
+  admin_token_required: { status: 401, expose: true },
+  /** An admin route with a token that is not one of ADMIN_TOKENS, or with none configured. */
+  admin_token_refused: { status: 403, expose: true },
   not_ready: { status: 503, expose: true },
   shutting_down: { status: 503, expose: true },
   too_many_clients: { status: 503, expose: true },
@@ -39,6 +53,13 @@ export const ERRORS = {
   /** Configuration (env, flags, or options an adapter was built with) that cannot work. */
   bad_config: { status: 500, expose: true, exit: EXIT_BAD_CONFIG },
   database_too_new: { status: 500, expose: true },
+  /** Another live node process holds DATABASE_PATH: a second writer on one file is refused. */
+  database_in_use: { status: 500, expose: true, exit: EXIT_BAD_CONFIG },
+  /**
+   * The machine refuses what the start needs (a port in use, an address not on this host, a data
+   * directory that cannot be written): one line saying what, nothing left half-created.
+   */
+  start_failed: { status: 500, expose: true, exit: EXIT_FAILURE },
   /** A peer's frame that does not decode or validate; closes that connection only. */
   bad_frame: { status: 400, expose: true },
   /**

@@ -1,14 +1,19 @@
 #!/usr/bin/env node
 /**
  * The process entry, and the only file touching `process` (besides config values read in
- * config.ts). `main.js` starts a node; `main.js migrate` migrates DATABASE_PATH and exits.
+ * config.ts). `main.js` starts a node; `main.js migrate` migrates DATABASE_PATH and exits;
+ * `main.js recover …` merges every node's backup (src/recovery/recover-command.ts);
+ * `main.js check-backup-writer` is run.sh's one-writer check (src/recovery/check-writer-command.ts).
  * Exit codes: 0 clean stop, 1 failure at start or run, 2 bad configuration (one message naming
  * every problem on stderr). SIGTERM/SIGINT stop the node gracefully; a second signal forces exit.
  */
 import { loadConfig, usage, type Config } from './config.js';
 import { EXIT_BAD_CONFIG, EXIT_FAILURE, isAppError } from './errors.js';
-import { createLogger } from './log.js';
+import { createLogger, noLog } from './log.js';
 import { startNode } from './node.js';
+import { recordWriter, writerFromEnv } from './recovery/backup-writer.js';
+import { runCheckWriterCommand } from './recovery/check-writer-command.js';
+import { runRecoverCommand } from './recovery/recover-command.js';
 import { migrateFile } from './store/migrate.js';
 
 /** Exit code on a forced exit (second signal): 128 + SIGINT, as shells report it. */
@@ -17,6 +22,14 @@ export const EXIT_FORCED = 130;
 async function main(argv: readonly string[]): Promise<void> {
   const command = argv[0] !== undefined && !argv[0].startsWith('-') ? argv[0] : undefined;
   const flags = command === undefined ? argv : argv.slice(1);
+  if (command === 'recover' || command === 'check-backup-writer') {
+    // Its own flags and settings (REPLICA_URL, LITESTREAM_*): not the node's configuration. Its
+    // report is its output (JSON on stdout, words on stderr), so no log lines in between.
+    const write = (stream: NodeJS.WriteStream) => (text: string) => void stream.write(text);
+    const io = { env: process.env, stdout: write(process.stdout), stderr: write(process.stderr), log: noLog };
+    process.exitCode = await (command === 'recover' ? runRecoverCommand(flags, io) : runCheckWriterCommand(flags, io));
+    return;
+  }
   if (flags.includes('--help') || flags.includes('-h')) {
     process.stdout.write(`${usage()}\n`);
     return;
@@ -36,7 +49,15 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
 
-  const node = await startNode(config, { log });
+  // Under run.sh with Litestream: record who writes this database's backup (one writer per path).
+  const writer = config.checkpoints === 'external' ? writerFromEnv(process.env) : undefined;
+  const writerRecord = writer === undefined ? undefined : recordWriter(config.databasePath, writer);
+  let node: Awaited<ReturnType<typeof startNode>>;
+  try {
+    node = await startNode(config, { log });
+  } finally {
+    writerRecord?.close();
+  }
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals++;

@@ -23,7 +23,7 @@ export async function runClusterPhases(knobs: Knobs, phases: ReadonlySet<Phase>,
   try {
     if (phases.has('latency')) ours.latency = await runRates(cluster, knobs, 'ours', acked, unknown);
     if (phases.has('throughput')) {
-      const { koa, runs } = await runThroughput(cluster, knobs, processes, acked, unknown);
+      const { koa, runs } = await runThroughput(cluster, knobs, processes, acked, unknown, dir);
       ours.koaCeiling = koa;
       ours.throughput = runs;
     }

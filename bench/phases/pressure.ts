@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { NODE_MAIN, ROOT } from '../cluster.js';
+import { BENCH_ADMIN_TOKEN, BENCH_WRITE_TOKEN, NODE_MAIN, ROOT } from '../cluster.js';
 import { HttpTarget } from '../http-client.js';
 import type { Knobs } from '../knobs.js';
 import { freePortOn } from '../loopback-ports.js';
@@ -36,7 +36,16 @@ async function startNode(processes: ProcessSet, dir: string, label: string, env:
   return processes.spawn({
     name: label,
     script: NODE_MAIN,
-    env: { PORT: String(port), HOST, DATABASE_PATH: join(dir, `${label}.db`), NODE_NAME: label, LOG_LEVEL: 'warn', ...env },
+    env: {
+      PORT: String(port),
+      HOST,
+      DATABASE_PATH: join(dir, `${label}.db`),
+      NODE_NAME: label,
+      LOG_LEVEL: 'warn',
+      WRITE_TOKENS: BENCH_WRITE_TOKEN,
+      ADMIN_TOKENS: BENCH_ADMIN_TOKEN,
+      ...env,
+    },
     cwd: ROOT,
     port,
   });
@@ -44,7 +53,7 @@ async function startNode(processes: ProcessSet, dir: string, label: string, env:
 
 /** Probes /healthz every PROBE_INTERVAL_MS until stopped; returns the slowest answer in ms. */
 function probe(url: string): { stop(): Promise<number> } {
-  const http = new HttpTarget(url, 1);
+  const http = new HttpTarget(url, { maxSockets: 1 });
   let running = true;
   let slowest = 0;
   const loop = (async () => {
@@ -77,7 +86,7 @@ async function metricValue(http: HttpTarget, name: string): Promise<number> {
 /** 64 clients × 3 maximal batches (10,000 views, ~1 MiB each) at once. */
 export async function floodBatches(processes: ProcessSet, dir: string): Promise<FloodResult> {
   const node = await startNode(processes, dir, 'flood-batches');
-  const http = new HttpTarget(node.url, FLOOD_BATCH_CLIENTS + 1);
+  const http = new HttpTarget(node.url, { maxSockets: FLOOD_BATCH_CLIENTS + 1, writeToken: BENCH_WRITE_TOKEN, adminToken: BENCH_ADMIN_TOKEN });
   const prober = probe(node.url);
   let acked = 0;
   let refused = 0;
@@ -161,7 +170,7 @@ async function openFeeds(url: string, count: number, pagesOf: (i: number) => str
 /** 1,000 sockets following the same 100 pages, interval=0; one 100-page batch: CPU it costs the node. */
 export async function floodLiveFanout(processes: ProcessSet, dir: string): Promise<FloodResult> {
   const node = await startNode(processes, dir, 'flood-fanout');
-  const http = new HttpTarget(node.url, 4);
+  const http = new HttpTarget(node.url, { maxSockets: 4, writeToken: BENCH_WRITE_TOKEN, adminToken: BENCH_ADMIN_TOKEN });
   const pages = Array.from({ length: FANOUT_PAGES }, (_, i) => `/fanout/${'a-long-page-name-'.repeat(3)}${i}`);
   let frames = 0;
   let arrived: (() => void) | undefined;
@@ -202,7 +211,7 @@ export async function floodLiveFanout(processes: ProcessSet, dir: string): Promi
 /** 2,000 sockets, each following 100 long page names of its own: RSS per socket. */
 export async function floodLiveMemory(processes: ProcessSet, dir: string): Promise<FloodResult> {
   const node = await startNode(processes, dir, 'flood-live-memory');
-  const http = new HttpTarget(node.url, 2);
+  const http = new HttpTarget(node.url, { maxSockets: 2, adminToken: BENCH_ADMIN_TOKEN });
   const rssBefore = node.memory()?.rss ?? Number.NaN;
   const started = performance.now();
   const name = (socket: number, i: number) => `/live-memory/socket-${String(socket).padStart(4, '0')}/${'a-long-page-name-'.repeat(13)}${String(i).padStart(3, '0')}`;

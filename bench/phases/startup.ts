@@ -1,13 +1,13 @@
 /**
  * The startup phase: what a start and a metrics scrape cost on a database of `startupPages`
- * pages (issue 14: linear in pages before migration 0002, 4.5 s and 1.45 s at 1.1 M pages). The
+ * pages (issue 14: linear in pages before migration 0003, 4.5 s and 1.45 s at 1.1 M pages). The
  * database is built in this process through the store itself, then a real node process opens
  * it: the time from spawn to its `listening` line, next to the same on an empty database (Node's
  * own boot and module loading, which do not grow with pages), then GET /metrics and
  * GET /api/cluster timed from the client side.
  */
 import { join } from 'node:path';
-import { NODE_MAIN, ROOT } from '../cluster.js';
+import { BENCH_ADMIN_TOKEN, NODE_MAIN, ROOT } from '../cluster.js';
 import { HttpTarget } from '../http-client.js';
 import type { Knobs } from '../knobs.js';
 import type { ProcessSet } from '../processes.js';
@@ -49,11 +49,12 @@ async function timedStart(processes: ProcessSet, path: string, label: string, me
   const child = await processes.spawn({
     name: label,
     script: NODE_MAIN,
-    env: { PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: path, NODE_NAME: label, LOG_LEVEL: 'info' },
+    env: { PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: path, NODE_NAME: label, LOG_LEVEL: 'info', ADMIN_TOKENS: BENCH_ADMIN_TOKEN },
     cwd: ROOT,
   });
   const ms = performance.now() - started;
-  const http = new HttpTarget(child.url, 1);
+  // Reads the private views (/metrics, the full /api/cluster) with an admin token.
+  const http = new HttpTarget(child.url, { maxSockets: 1, adminToken: BENCH_ADMIN_TOKEN });
   try {
     await measure?.(http);
   } finally {

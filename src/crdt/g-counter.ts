@@ -1,9 +1,15 @@
 /**
  * The G-Counter, as pure functions over plain data. A page's counter is a map
- * `replica → (count, seq)`: only the owning replica ever raises its own slot, the page's value is
- * the sum of its slots, and merging takes the max of each slot. `seq` is the owner's commit that
- * last raised the slot; since the owner only ever raises a slot, a higher count always comes with
- * a higher seq, so "max by count" and "max by seq" pick the same value.
+ * `replica → (epoch, count, seq)`: only the owning replica ever raises its own slot, the page's
+ * value is the sum of its slots, and merging takes the max of each slot. `seq` is the owner's
+ * commit that last raised the slot; since the owner only ever raises a slot, a higher count always
+ * comes with a higher seq, so "max by count" and "max by seq" pick the same value.
+ *
+ * Resets (reset.ts): a slot also carries the page's reset epoch it counts in (absent = 0). A page
+ * holds slots of one epoch only, the highest it has seen: a slot of a higher epoch drops every
+ * slot of the page, a slot of a lower one is dropped. So the page's state is the pair (epoch,
+ * G-Counter) merged as "higher epoch wins, equal epochs max-merge slots", which is still
+ * idempotent, commutative and associative.
  */
 import { hash } from 'node:crypto';
 import type { PageName, ReplicaId } from '../ids.js';
@@ -11,6 +17,13 @@ import type { PageName, ReplicaId } from '../ids.js';
 export interface SlotValue {
   readonly count: number;
   readonly seq: number;
+  /** The page's reset epoch this slot counts in; absent means 0 (no reset yet). */
+  readonly epoch?: number;
+}
+
+/** A slot's epoch (0 when absent). */
+export function epochOf(value: Pick<SlotValue, 'epoch'>): number {
+  return value.epoch ?? 0;
 }
 
 export interface Slot extends SlotValue {
@@ -27,17 +40,40 @@ export function emptyState(): GCounterState {
 
 /**
  * The slot rule, the one place it is written (applySlots and both stores apply it): `next`
- * replaces `current` when its count is higher, or its count is equal and its seq higher (or
- * there is no current value). Keeping the larger value this way is commutative, associative and
- * idempotent.
+ * replaces `current` when its epoch is higher, or its epoch is equal and its count higher, or
+ * both are equal and its seq higher (or there is no current value). Keeping the larger value in
+ * this order is commutative, associative and idempotent.
  */
 export function supersedes(next: SlotValue, current: SlotValue | undefined): boolean {
-  return current === undefined || next.count > current.count || (next.count === current.count && next.seq > current.seq);
+  if (current === undefined) return true;
+  const a = epochOf(next);
+  const b = epochOf(current);
+  if (a !== b) return a > b;
+  return next.count > current.count || (next.count === current.count && next.seq > current.seq);
+}
+
+/** The page's reset epoch: the epoch of its slots (all slots of a page share one), 0 when none. */
+export function pageEpoch(state: GCounterState, page: PageName): number {
+  const slots = state.get(page);
+  if (slots === undefined) return 0;
+  for (const value of slots.values()) return epochOf(value);
+  return 0;
 }
 
 /**
- * Merges slots into `state` in place and returns the pages whose value went up.
- * Applying the same slots twice, or in any order, gives the same state.
+ * What a slot does to a page whose slots are all of epoch `current` (reset.ts states the rule):
+ * `drop` it (an older epoch), `reset` the page to it (a newer epoch: every slot goes first), or
+ * `merge` it with the slot rule (the same epoch).
+ */
+export function slotEffect(slotEpoch: number, current: number, pageHasSlots: boolean): 'drop' | 'reset' | 'merge' {
+  if (!pageHasSlots) return 'merge';
+  if (slotEpoch < current) return 'drop';
+  return slotEpoch > current ? 'reset' : 'merge';
+}
+
+/**
+ * Merges slots into `state` in place and returns the pages whose value changed (went up, or was
+ * reset). Applying the same slots twice, or in any order, gives the same state.
  */
 export function applySlots(state: GCounterState, slots: Iterable<Slot>): Set<PageName> {
   const changed = new Set<PageName>();
@@ -47,12 +83,26 @@ export function applySlots(state: GCounterState, slots: Iterable<Slot>): Set<Pag
       page = new Map();
       state.set(slot.page, page);
     }
+    const effect = slotEffect(epochOf(slot), pageEpoch(state, slot.page), page.size > 0);
+    if (effect === 'drop') continue;
+    if (effect === 'reset') {
+      let before = 0;
+      for (const value of page.values()) before += value.count;
+      page.clear();
+      if (before > 0) changed.add(slot.page);
+    }
     const current = page.get(slot.replica);
     if (!supersedes(slot, current)) continue;
-    page.set(slot.replica, { count: slot.count, seq: slot.seq });
-    if (current === undefined || slot.count > current.count) changed.add(slot.page);
+    page.set(slot.replica, valueOf(slot));
+    if (current === undefined ? slot.count > 0 : slot.count > current.count) changed.add(slot.page);
   }
   return changed;
+}
+
+/** The stored value of a slot: epoch kept only when above 0, so states compare as before. */
+export function valueOf(slot: SlotValue): SlotValue {
+  const epoch = epochOf(slot);
+  return epoch === 0 ? { count: slot.count, seq: slot.seq } : { count: slot.count, seq: slot.seq, epoch };
 }
 
 /** A new state holding the slot-wise max of `a` and `b`. */
@@ -70,7 +120,7 @@ export function cloneState(state: GCounterState): GCounterState {
 
 export function* allSlots(state: GCounterState): Generator<Slot> {
   for (const [page, slots] of state) {
-    for (const [replica, value] of slots) yield { page, replica, count: value.count, seq: value.seq };
+    for (const [replica, value] of slots) yield { page, replica, ...valueOf(value) };
   }
 }
 
@@ -97,17 +147,30 @@ export const DIGEST_BITS = 128;
 
 /**
  * The slot's key: the first 128 bits of SHA-256 over `${replica.length}:${replica}${page}`
- * (unambiguous: the replica's length is given, the page is the rest).
+ * (unambiguous: the replica's length is given, the page is the rest). A slot of epoch e > 0 has
+ * its own key, over `${e}#` then the same text (the first non-digit tells the two forms apart),
+ * so the digest tells epochs apart and epoch 0 keeps the digests of before resets existed.
  */
-export function slotDigestKey(page: string, replica: string): bigint {
+export function slotDigestKey(page: string, replica: string, epoch = 0): bigint {
+  const text = epoch === 0 ? `${replica.length}:${replica}${page}` : `${epoch}#${replica.length}:${replica}${page}`;
   // The hex form of the one-shot hash is cheaper than a Buffer plus two 64-bit reads (measured).
-  return BigInt(`0x${hash('sha256', `${replica.length}:${replica}${page}`, 'hex').slice(0, 32)}`);
+  return BigInt(`0x${hash('sha256', text, 'hex').slice(0, 32)}`);
 }
 
-/** One slot's term in the digest sum (0n for count 0). `count` is a safe integer. */
-export function slotDigestTerm(page: string, replica: string, count: number): bigint {
+/**
+ * A page's reset epoch e > 0 adds `e × pageEpochKey(page)` to the sum (nothing at epoch 0), so a
+ * page reset to zero and a page never counted give different digests. The key is SHA-256 over
+ * `page#${page}` (slot keys start with a digit, so the two never meet).
+ */
+export function pageEpochDigestTerm(page: string, epoch: number): bigint {
+  if (epoch === 0) return 0n;
+  return BigInt(epoch) * BigInt(`0x${hash('sha256', `page#${page}`, 'hex').slice(0, 32)}`);
+}
+
+/** One slot's term in the digest sum (0n for count 0 at epoch 0). `count` is a safe integer. */
+export function slotDigestTerm(page: string, replica: string, count: number, epoch = 0): bigint {
   if (count === 0) return 0n;
-  return BigInt.asUintN(DIGEST_BITS, BigInt(count) * slotDigestKey(page, replica));
+  return BigInt.asUintN(DIGEST_BITS, BigInt(count) * slotDigestKey(page, replica, epoch));
 }
 
 /**
@@ -136,11 +199,29 @@ export class SlotKeyCache {
     return BigInt(after - before) * this.key(page, replica);
   }
 
-  key(page: string, replica: string): bigint {
-    let keys = this.byReplica.get(replica);
+  /**
+   * What a slot moving from `before` to `after` (either absent) adds to the sum, epochs included:
+   * `term(after) - term(before)`, not reduced.
+   */
+  slotChange(page: string, replica: string, before: SlotValue | undefined, after: SlotValue | undefined): bigint {
+    const b = before === undefined ? 0 : epochOf(before);
+    const a = after === undefined ? 0 : epochOf(after);
+    const wb = before?.count ?? 0;
+    const wa = after?.count ?? 0;
+    if (a === b) return wa === wb ? 0n : BigInt(wa - wb) * this.key(page, replica, a);
+    let change = 0n;
+    if (wb !== 0) change -= BigInt(wb) * this.key(page, replica, b);
+    if (wa !== 0) change += BigInt(wa) * this.key(page, replica, a);
+    return change;
+  }
+
+  key(page: string, replica: string, epoch = 0): bigint {
+    // One map per (replica, epoch): a page name may hold any character, so it cannot carry the epoch.
+    const name = epoch === 0 ? replica : `${replica}/${epoch}`;
+    let keys = this.byReplica.get(name);
     let key = keys?.get(page);
     if (key !== undefined) return key;
-    key = slotDigestKey(page, replica);
+    key = slotDigestKey(page, replica, epoch);
     if (this.size >= this.capacity) {
       this.byReplica = new Map();
       this.size = 0;
@@ -148,7 +229,7 @@ export class SlotKeyCache {
     }
     if (keys === undefined) {
       keys = new Map();
-      this.byReplica.set(replica, keys);
+      this.byReplica.set(name, keys);
     }
     keys.set(page, key);
     this.size++;
@@ -162,9 +243,16 @@ export function addToDigest(sum: bigint, change: bigint): bigint {
 }
 
 /** The digest sum of the slots, from scratch, in any order. */
-export function digestSum(slots: Iterable<Pick<Slot, 'page' | 'replica' | 'count'>>): bigint {
+export function digestSum(slots: Iterable<Pick<Slot, 'page' | 'replica' | 'count' | 'epoch'>>): bigint {
   let sum = 0n;
-  for (const slot of slots) if (slot.count > 0) sum += BigInt(slot.count) * slotDigestKey(slot.page, slot.replica);
+  for (const slot of slots) if (slot.count > 0) sum += BigInt(slot.count) * slotDigestKey(slot.page, slot.replica, epochOf(slot));
+  return BigInt.asUintN(DIGEST_BITS, sum);
+}
+
+/** The digest sum of a whole state: its slots and its pages' reset epochs (the stores' oracle). */
+export function stateDigestSum(state: GCounterState): bigint {
+  let sum = digestSum(allSlots(state));
+  for (const page of state.keys()) sum += pageEpochDigestTerm(page, pageEpoch(state, page));
   return BigInt.asUintN(DIGEST_BITS, sum);
 }
 
@@ -183,6 +271,6 @@ export function parseDigest(text: string): bigint | undefined {
  * every (page, replica). Feed it slots in any order. The stores keep the same sum up to date
  * instead of calling this (it reads every slot); it stays as the reference they are checked against.
  */
-export function stateDigest(slots: Iterable<Pick<Slot, 'page' | 'replica' | 'count'>>): string {
+export function stateDigest(slots: Iterable<Pick<Slot, 'page' | 'replica' | 'count' | 'epoch'>>): string {
   return formatDigest(digestSum(slots));
 }

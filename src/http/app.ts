@@ -8,9 +8,12 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
 import { BodyBudget, bodyBudgetMiddleware } from './body-budget.js';
+import type { TokenSet } from '../tokens.js';
 import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
+import { privilegeMiddleware } from './privileged.js';
 import { createRouter, type Readiness } from './routes.js';
+import { ViewPolicy } from './view-policy.js';
 
 export interface AppDeps {
   readonly store: Store;
@@ -21,8 +24,14 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** Request bodies in flight, bytes (see body-budget.ts); default: unbounded. */
   readonly bodyBytesInFlight?: number;
+  /** Who may count what (tokens, rate limits, page admission); defaults to the default settings, no tokens. */
+  readonly views?: ViewPolicy;
   /** Defaults to always `ready`. */
   readonly readiness?: () => Readiness;
+  /** True for the cluster port's app: every request may see the private views (privileged.ts). */
+  readonly privileged?: boolean;
+  /** ADMIN_TOKENS: open the private views on the public app. Default: none. */
+  readonly adminTokens?: TokenSet;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -36,10 +45,12 @@ export function createApp(deps: AppDeps): Koa {
     cluster: deps.cluster,
     metrics: deps.metrics,
     maxBodyBytes: deps.maxBodyBytes,
+    views: deps.views ?? new ViewPolicy({ store: deps.store }),
     readiness: deps.readiness ?? (() => 'ready'),
   });
 
   app.use(errorMiddleware(deps.log, deps.metrics));
+  app.use(privilegeMiddleware({ privileged: deps.privileged ?? false, adminTokens: deps.adminTokens ?? [] }));
   app.use(corsMiddleware(deps.corsOrigins));
   if (deps.bodyBytesInFlight !== undefined) app.use(bodyBudgetMiddleware(new BodyBudget(deps.bodyBytesInFlight), deps.maxBodyBytes));
   app.use(router.routes());

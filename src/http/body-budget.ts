@@ -4,10 +4,9 @@
  * and refused with 503 `overloaded` at once, before a byte is read, when the charge would pass the
  * bound. 64 concurrent 1 MiB batches used to hold 344 MB; the bound holds them to the budget's share.
  */
-import type { IncomingMessage } from 'node:http';
 import type { Context, Next } from 'koa';
 import { AppError } from '../errors.js';
-import { hasNoBody } from './body.js';
+import { drainRequest, hasNoBody } from './body.js';
 
 export class BodyBudget {
   private used = 0;
@@ -31,17 +30,6 @@ export class BodyBudget {
   }
 }
 
-/** Resolves once the request's body has been read and thrown away (or the request is gone). */
-function drained(req: IncomingMessage): Promise<void> {
-  return new Promise((resolve) => {
-    if (req.readableEnded) return resolve();
-    req.once('end', () => resolve());
-    req.once('close', () => resolve());
-    req.once('error', () => resolve());
-    req.resume();
-  });
-}
-
 /** The koa middleware: charges requests that carry a body, released once the answer is done. */
 export function bodyBudgetMiddleware(budget: BodyBudget, maxBodyBytes: number) {
   return async (ctx: Context, next: Next): Promise<void> => {
@@ -50,9 +38,9 @@ export function bodyBudgetMiddleware(budget: BodyBudget, maxBodyBytes: number) {
     // A declared length over maxBodyBytes is refused by the body reader (413) and charged as the max.
     const charge = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, maxBodyBytes) : maxBodyBytes;
     if (!budget.tryCharge(charge)) {
-      // Read to the end and discard (no memory held), then answer: a 503 sent while the client is
-      // still sending would have the connection closed under it, and the client never read it.
-      await drained(ctx.req);
+      // Read to the end and discard (no memory held, at most MAX_DRAIN_BYTES), then answer: a 503
+      // sent while the client is still sending would have the connection closed under it.
+      await drainRequest(ctx.req);
       throw new AppError('overloaded', 'too many request bodies are being processed on this node right now: retry shortly');
     }
     try {

@@ -1,7 +1,9 @@
 /**
- * The routes of DESIGN.md §5. Handlers validate everything, then call the store; they never see
- * SQLite or sockets. The increment path is kept lean: no body read when none is declared, no
- * per-request closures, one store call.
+ * The routes of the HTTP API (README, "HTTP API"). Handlers validate everything, then call the
+ * store; they never see SQLite or sockets. The increment path is kept lean: no body read when
+ * none is declared, no per-request closures, one store call. Who may count what is the view
+ * policy's (view-policy.ts): write-token holders send `by` and batches; anonymous views count
+ * one, after its checks.
  */
 import type { Context } from 'koa';
 import { Router } from '@koa/router';
@@ -11,11 +13,17 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
+import { isPrivileged, privateRoute } from './privileged.js';
+import { pageStatus, publicClusterStatus } from './public-status.js';
 import { claimedReplicas, foldClusterStatus, foldPageReplicas } from './replica-fold.js';
-import { HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
+import { escapeHtml, HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
+import type { ViewPolicy } from './view-policy.js';
+import { mountAdminRoutes } from './admin-routes.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
+/** Largest body an anonymous view may send: it may hold `{}` at most, so a flood cannot make the node read MAX_BODY_BYTES a request. */
+export const ANONYMOUS_MAX_BODY_BYTES = 1024;
 export const MAX_PAGE_LIMIT = 1000;
 
 export type Readiness = 'starting' | 'ready' | 'shutting_down';
@@ -25,6 +33,7 @@ export interface RouteDeps {
   readonly cluster: ClusterStatusSource;
   readonly metrics: Metrics;
   readonly maxBodyBytes: number;
+  readonly views: ViewPolicy;
   /** `ready` once the database is open and migrated; `shutting_down` once stop() began. */
   readonly readiness: () => Readiness;
 }
@@ -64,11 +73,40 @@ export function pageFromPagePath(path: string): PageName {
 const NO_STORE = 'no-store';
 
 export function createRouter(deps: RouteDeps): Router {
-  const { store, cluster, metrics, maxBodyBytes } = deps;
+  const { store, cluster, metrics, maxBodyBytes, views } = deps;
   const router = new Router();
+
+  /**
+   * One anonymous view of `page`, after the policy's checks: the page's total after it, or the
+   * current total when the request is not counted (a crawler, a prefetch, HEAD).
+   */
+  const countAnonymous = async (ctx: Context, page: PageName, options?: { ignorePattern?: boolean }): Promise<number> => {
+    if (views.notCounted(ctx.req) !== undefined) return store.count(page);
+    try {
+      await views.limit(ctx.req);
+    } catch (error) {
+      const retryAfterS = (error as { retryAfterS?: unknown }).retryAfterS;
+      if (typeof retryAfterS === 'number') ctx.set('Retry-After', String(retryAfterS));
+      throw error;
+    }
+    views.admit(page, options);
+    const counts = await store.increment([{ page, by: 1 }]);
+    metrics.observeIncrement(1, 1);
+    return (counts[0] as { count: number }).count;
+  };
 
   router.post('/api/pages/:page/views', async (ctx: Context) => {
     const page = pageFromPath(ctx.path);
+    if (views.caller(ctx.req) === 'anonymous') {
+      // A body is allowed (sendBeacon sends one) but not `by`: anonymous views count one.
+      if (!hasNoBody(ctx.req)) {
+        const body = await readJsonBody(ctx.req, Math.min(maxBodyBytes, ANONYMOUS_MAX_BODY_BYTES));
+        if (typeof body === 'object' && body !== null && 'by' in body) throw views.tokenRequired('"by"');
+        incrementBy(body);
+      }
+      ctx.body = { page, count: await countAnonymous(ctx, page) };
+      return;
+    }
     const by = hasNoBody(ctx.req) ? 1 : incrementBy(await readJsonBody(ctx.req, maxBodyBytes));
     const counts = await store.increment([{ page, by }]);
     metrics.observeIncrement(1, by);
@@ -76,13 +114,14 @@ export function createRouter(deps: RouteDeps): Router {
   });
 
   router.post('/api/views', async (ctx: Context) => {
+    views.requireWriter(ctx.req, 'POST /api/views (a batch)');
     const body = await readJsonBody(ctx.req, maxBodyBytes);
     if (body === undefined) throw new AppError('bad_request', 'the body must be a JSON object like {"views": [{"page": "home", "by": 1}]}');
     const increments = batchIncrements(body);
     const counts = await store.increment(increments);
-    let views = 0;
-    for (const increment of increments) views += increment.by;
-    metrics.observeIncrement(1, views);
+    let total = 0;
+    for (const increment of increments) total += increment.by;
+    metrics.observeIncrement(1, total);
     ctx.body = { pages: counts.map((c) => ({ page: c.page, count: c.count })) };
   });
 
@@ -104,11 +143,16 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.body = { pages, next: rows.length > limit ? (pages[pages.length - 1] as { page: string }).page : null };
   });
 
+  mountAdminRoutes(router, { store, maxBodyBytes }, decodePageName);
+
+  // The full status (addresses, replica ids, errors, lag) is private; the public one shows names,
+  // regions and states.
   router.get('/api/cluster', (ctx: Context) => {
     ctx.set('Cache-Control', NO_STORE);
-    // Bounded whatever the number of replica ids; `?replicas=all` for every one (replica-fold.ts).
     const status = cluster.status();
-    ctx.body = ctx.query.replicas === 'all' ? status : foldClusterStatus(status);
+    // Private: bounded whatever the number of replica ids; `?replicas=all` for every one (replica-fold.ts).
+    if (isPrivileged(ctx)) ctx.body = ctx.query.replicas === 'all' ? status : foldClusterStatus(status);
+    else ctx.body = publicClusterStatus(status);
   });
 
   router.get('/healthz', (ctx: Context) => {
@@ -127,30 +171,38 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.body = { status: 'ready' };
   });
 
-  router.get('/metrics', async (ctx: Context) => {
+  router.get('/metrics', privateRoute, async (ctx: Context) => {
     ctx.type = metrics.contentType;
     ctx.body = await metrics.render();
   });
 
-  // The page: counts its own view on GET (so it works with JavaScript off), renders the count.
-  // HEAD (link checkers, monitors) shows the page without counting a view.
-  const servePage = async (ctx: Context, page: PageName): Promise<void> => {
-    const count = ctx.method === 'HEAD' ? store.count(page) : ((await store.increment([{ page, by: 1 }]))[0] as { count: number }).count;
-    if (ctx.method !== 'HEAD') metrics.observeIncrement(1, 1);
+  // The page: counts its own view on GET (so it works with JavaScript off), renders the count,
+  // as an anonymous view. HEAD (link checkers, monitors), prefetches and crawlers see the page
+  // without counting. `/pages/<name>` serves only pages that exist or whose name matches
+  // PAGE_PATTERN, so a scanner's guesses (`/pages/wp-login.php`) are 404s that create nothing.
+  const servePage = async (ctx: Context, page: PageName, home: boolean): Promise<void> => {
+    ctx.set('Cache-Control', NO_STORE);
+    ctx.set('X-Content-Type-Options', 'nosniff');
+    if (!home && !views.admission.exists(page) && !views.admission.matchesPattern(page)) {
+      ctx.status = 404;
+      ctx.set('Content-Security-Policy', PAGE_CSP);
+      ctx.type = 'text/html; charset=utf-8';
+      ctx.body = renderNotFound(page);
+      return;
+    }
+    const count = await countAnonymous(ctx, page, { ignorePattern: home });
     const raw: Record<string, number> = {};
     for (const slot of store.pageSlots(page)) raw[slot.replica] = slot.count;
     const status = cluster.status();
     const replicas = foldPageReplicas(raw, () => claimedReplicas(status));
-    ctx.set('Cache-Control', NO_STORE);
     ctx.set('Content-Security-Policy', PAGE_CSP);
-    ctx.set('X-Content-Type-Options', 'nosniff');
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.type = 'text/html; charset=utf-8';
-    ctx.body = renderPage({ page, count, replicas, status: foldClusterStatus(status) });
+    ctx.body = renderPage({ page, count, replicas, status: pageStatus(foldClusterStatus(status)) });
   };
 
-  router.get('/', (ctx: Context) => servePage(ctx, HOME_PAGE as PageName));
-  router.get('/pages/{*page}', (ctx: Context) => servePage(ctx, pageFromPagePath(ctx.path)));
+  router.get('/', (ctx: Context) => servePage(ctx, HOME_PAGE as PageName, true));
+  router.get('/pages/{*page}', (ctx: Context) => servePage(ctx, pageFromPagePath(ctx.path), false));
 
   for (const [path, asset] of pageAssets()) {
     router.get(path, (ctx: Context) => {
@@ -175,4 +227,18 @@ function parseLimit(value: string | string[] | undefined): number {
   const limit = typeof value === 'string' && /^\d{1,7}$/.test(value) ? Number(value) : Number.NaN;
   if (!(limit >= 1 && limit <= MAX_PAGE_LIMIT)) throw new AppError('bad_request', `limit must be a whole number from 1 to ${MAX_PAGE_LIMIT}`);
   return limit;
+}
+
+/** The 404 of `/pages/<name>` for a page that does not exist (and may not be created by a view). */
+function renderNotFound(page: PageName): string {
+  const name = escapeHtml(page);
+  return `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>No such page · distributed-sqlite</title></head>
+<body>
+<h1>No page <q>${name}</q></h1>
+<p>This node counts no page of that name, so this address counts nothing. A page is created by its first view: <code>POST /api/pages/&lt;name&gt;/views</code>.</p>
+</body>
+</html>
+`;
 }

@@ -9,8 +9,9 @@
  * - KEEP_ALIVE_TIMEOUT_MS: an idle keep-alive connection is closed after 5 s.
  * - Headers: the server parses up to LIVE_MAX_HEADER_BYTES (the live feed's query names up to 100
  *   pages of 256 bytes); every other route, and the peer upgrade, takes MAX_HEADER_BYTES (431).
- * - Connections: MAX_REQUEST_CONNECTIONS beyond what the live feed may hold, so live pages at
- *   their cap still leave room for counting; slow ones free theirs within the timeouts above.
+ * - Connections: the public server takes MAX_REQUEST_CONNECTIONS beyond what the live feed may
+ *   hold (LIVE_MAX_CLIENTS), so live pages at their cap still leave room for counting; slow ones
+ *   free theirs within the timeouts above. The cluster port takes MAX_REQUEST_CONNECTIONS.
  */
 import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import { AppError, errorBody } from '../errors.js';
@@ -25,14 +26,17 @@ export const MAX_HEADER_BYTES = 16 * 1024;
 /** Connections for requests (and peers), on top of the live feed's client cap. */
 export const MAX_REQUEST_CONNECTIONS = 2_048;
 
-/** Options for `http.createServer` with the limits above. */
-export function serverOptions(): ServerOptions {
+/**
+ * Options for `http.createServer` with the limits above; `maxHeaderSize` is what the parser takes
+ * (the public server's live feed needs LIVE_MAX_HEADER_BYTES, the cluster port MAX_HEADER_BYTES).
+ */
+export function serverOptions(maxHeaderSize: number = LIVE_MAX_HEADER_BYTES): ServerOptions {
   return {
     headersTimeout: HEADERS_TIMEOUT_MS,
     requestTimeout: REQUEST_TIMEOUT_MS,
     keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
-    maxHeaderSize: LIVE_MAX_HEADER_BYTES,
+    maxHeaderSize,
   };
 }
 

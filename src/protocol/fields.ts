@@ -70,8 +70,13 @@ export function checkBytes(value: unknown, length: number, what: string): void {
   if (!(value instanceof Uint8Array) || value.byteLength !== length) bad(`${what} must be exactly ${length} bytes`);
 }
 
-export function checkSlotValue(count: number, seq: number): void {
-  checkSafeUint(count, 1, 'slot count');
+/**
+ * A slot's value: seq ≥ 1, epoch ≥ 0, count ≥ 1 — or count 0 at an epoch ≥ 1, the tombstone a
+ * reset leaves (src/crdt/reset.ts). Nothing else ever has count 0.
+ */
+export function checkSlotValue(count: number, seq: number, epoch = 0): void {
+  checkSafeUint(epoch, 0, 'slot epoch');
+  checkSafeUint(count, epoch === 0 ? 1 : 0, epoch === 0 ? 'slot count' : 'slot count of a reset epoch');
   checkSafeUint(seq, 1, 'slot seq');
 }
 

@@ -6,7 +6,8 @@ import type { Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
 import type { PageName, ReplicaId } from '../ids.js';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: slots carry the page's reset epoch (resets, src/crdt/reset.ts). Version 1 nodes refuse its frames. */
+export const PROTOCOL_VERSION = 2;
 /** Largest frame accepted or sent, in bytes. Sync answers are chunked below it. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 export const NONCE_BYTES = 16;
@@ -29,6 +30,8 @@ export interface ReplicaSlot {
   readonly page: PageName;
   readonly count: number;
   readonly seq: number;
+  /** The page's reset epoch the slot counts in; absent = 0. */
+  readonly epoch?: number;
 }
 
 export type Message =

@@ -3,7 +3,7 @@
  * `covered`, and the live `delta` pushed after each local commit. Layouts in PROTOCOL.md.
  */
 import * as encoding from 'lib0/encoding';
-import type { Slot } from '../crdt/g-counter.js';
+import { epochOf, type Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
 import { replicaIdToBytes, type ReplicaId } from '../ids.js';
 import {
@@ -30,8 +30,8 @@ import { bad } from './protocol-error.js';
 // The fewest bytes one list element can take (every field takes at least one byte).
 const MIN_REPLICA_BYTES = 1;
 const MIN_VV_ENTRY_BYTES = 2; // replica, seq
-const MIN_SLOT_BYTES = 4; // page, replica index, count, seq
-const MIN_DELTA_SLOT_BYTES = 3; // page, count, seq
+const MIN_SLOT_BYTES = 5; // page, replica index, count, seq, epoch
+const MIN_DELTA_SLOT_BYTES = 4; // page, count, seq, epoch
 const MIN_RANGE_BYTES = 3; // replica, after, upTo
 
 /** list<(replica, seq: varUint ≥ 1)>, each replica at most once. */
@@ -60,7 +60,7 @@ export const vv: MessageLayout<'vv'> = {
 };
 
 /**
- * round: u32, index: u32, list<replica> (the table), list<(page, replica index, count, seq)>.
+ * round: u32, index: u32, list<replica> (the table), list<(page, replica index, count, seq, epoch)>.
  * A chunk names each replica once in a table and refers to it by index: a sync answer has many
  * pages and few replicas, so this saves ~16 bytes a slot. The table lists replicas in order of
  * first use and has no unused entries, so a message has one encoding.
@@ -73,7 +73,7 @@ export const slots: MessageLayout<'slots'> = {
     for (const slot of message.slots) {
       checkReplica(slot.replica, 'slot replica');
       checkPage(slot.page);
-      checkSlotValue(slot.count, slot.seq);
+      checkSlotValue(slot.count, slot.seq, epochOf(slot));
       if (!table.has(slot.replica)) table.set(slot.replica, table.size);
     }
     encoding.writeVarUint(encoder, message.round);
@@ -86,6 +86,7 @@ export const slots: MessageLayout<'slots'> = {
       encoding.writeVarUint(encoder, table.get(slot.replica)!);
       encoding.writeVarUint(encoder, slot.count);
       encoding.writeVarUint(encoder, slot.seq);
+      encoding.writeVarUint(encoder, epochOf(slot));
     }
   },
   read(decoder) {
@@ -113,8 +114,9 @@ export const slots: MessageLayout<'slots'> = {
       if (replicaIndex === used) used += 1;
       const slotCount = readUint(decoder, 'slot count');
       const seq = readUint(decoder, 'slot seq');
-      checkSlotValue(slotCount, seq);
-      slots.push({ page, replica, count: slotCount, seq });
+      const epoch = readUint(decoder, 'slot epoch');
+      checkSlotValue(slotCount, seq, epoch);
+      slots.push(epoch === 0 ? { page, replica, count: slotCount, seq } : { page, replica, count: slotCount, seq, epoch });
     }
     if (used !== table.length) bad(`replica table has ${table.length - used} unused entries`);
     return { type: 'slots', round, index, slots };
@@ -148,7 +150,7 @@ function checkDeltaSlotSeq(seq: number, range: SeqRange): void {
   if (seq <= range.after || seq > range.upTo) bad(`delta slot seq ${seq} lies outside its range (${range.after}, ${range.upTo}]`);
 }
 
-/** (replica, after, upTo), list<(page, count, seq)> with every seq inside (after, upTo]. */
+/** (replica, after, upTo), list<(page, count, seq, epoch)> with every seq inside (after, upTo]. */
 export const delta: MessageLayout<'delta'> = {
   write(encoder, message) {
     checkRange(message.range, 'delta range');
@@ -156,11 +158,12 @@ export const delta: MessageLayout<'delta'> = {
     encoding.writeVarUint(encoder, message.slots.length);
     for (const slot of message.slots) {
       checkPage(slot.page);
-      checkSlotValue(slot.count, slot.seq);
+      checkSlotValue(slot.count, slot.seq, epochOf(slot));
       checkDeltaSlotSeq(slot.seq, message.range);
       writeText(encoder, slot.page);
       encoding.writeVarUint(encoder, slot.count);
       encoding.writeVarUint(encoder, slot.seq);
+      encoding.writeVarUint(encoder, epochOf(slot));
     }
   },
   read(decoder) {
@@ -171,9 +174,10 @@ export const delta: MessageLayout<'delta'> = {
       const page = readPage(decoder);
       const slotCount = readUint(decoder, 'slot count');
       const seq = readUint(decoder, 'slot seq');
-      checkSlotValue(slotCount, seq);
+      const epoch = readUint(decoder, 'slot epoch');
+      checkSlotValue(slotCount, seq, epoch);
       checkDeltaSlotSeq(seq, range);
-      slots.push({ page, count: slotCount, seq });
+      slots.push(epoch === 0 ? { page, count: slotCount, seq } : { page, count: slotCount, seq, epoch });
     }
     return { type: 'delta', range, slots };
   },

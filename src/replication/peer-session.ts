@@ -10,7 +10,7 @@
  * The session owns the per-connection state — the peer's identity, our challenge, which chunks of
  * each sync round arrived, what the peer holds, traffic counters — and nothing else.
  */
-import type { Slot } from '../crdt/g-counter.js';
+import { valueOf, type Slot } from '../crdt/g-counter.js';
 import { canAdvance, seqOf, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import type { RandomBytes, ReplicaId } from '../ids.js';
 import { authProof, verifyProof } from '../protocol/auth.js';
@@ -204,7 +204,7 @@ export class PeerSession {
         return {
           kind: 'delta',
           range: message.range,
-          slots: message.slots.map((slot) => ({ page: slot.page, replica, count: slot.count, seq: slot.seq })),
+          slots: message.slots.map((slot) => ({ page: slot.page, replica, ...valueOf(slot) })),
         };
       }
       case 'awareness':

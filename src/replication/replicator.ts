@@ -254,7 +254,7 @@ export class Replicator {
     }
   }
 
-  /** Backstop of DESIGN.md §1: a peer holding a higher seq for our id proves our file went back in time. */
+  /** Backstop of the identity rule (docs/design.md, "Invariants"): a peer holding a higher seq for our id proves our file went back in time. */
   private checkOwnHistory(peerVv: VersionVector): void {
     const own = this.store.replicaId;
     const theirs = seqOf(peerVv, own);

@@ -1,8 +1,8 @@
 /**
- * Replica identity after possible data loss (DESIGN.md §1). A database that may have gone back in
- * time (restored from a backup, swapped for another copy, or missing its last commits) must never
- * count under its old id again: peers hold higher values for that id and would swallow the new
- * increments (max-merge), and its new seqs would look already seen.
+ * Replica identity after possible data loss (docs/design.md, "Invariants"). A database that may
+ * have gone back in time (restored from a backup, swapped for another copy, or missing its last
+ * commits) must never count under its old id again: peers hold higher values for that id and
+ * would swallow the new increments (max-merge), and its new seqs would look already seen.
  *
  * Detection: a small file beside the database, not backed up, and an epoch bumped at every start
  * in both. While the node runs the file is `{replicaId, epoch}`; a clean close() rewrites it as

@@ -8,7 +8,8 @@
  * over 300 lines as one class: it mirrors SqliteStore method for method, which is what makes the
  * two easy to hold side by side.
  */
-import { addToDigest, allSlots, applySlots, digestSum, formatDigest, SlotKeyCache, type Slot, type SlotValue } from '../crdt/g-counter.js';
+import { addToDigest, allSlots, applySlots, formatDigest, pageEpoch, pageEpochDigestTerm, SlotKeyCache, stateDigestSum, valueOf, type Slot, type SlotValue } from '../crdt/g-counter.js';
+import { incrementedSlot, resetSlot } from '../crdt/reset.js';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import { AppError } from '../errors.js';
 import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
@@ -17,8 +18,8 @@ import { compareUtf8 } from '../utf8.js';
 import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
 import { decideIdentity, type IdentityFile } from './identity.js';
 import { MEMORY_SCHEMA_VERSION, MemoryDisk, type MemoryDatabase } from './memory-disk.js';
-import { mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
-import type { IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
+import { checkResetPages, mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
+import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SlotCursor, Store, StoreStats } from './store.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 
 // The disk is part of the twin's interface: tests build one, crash stores on it and reopen.
@@ -76,7 +77,7 @@ export class MemoryStore implements Store {
     this.events = new StoreEvents(this.log);
     this.db = disk.database;
     for (const slot of allSlots(this.db.state)) this.index(slot.page, slot.replica, slot);
-    this.digestSum = digestSum(allSlots(this.db.state));
+    this.digestSum = stateDigestSum(this.db.state);
     for (const [page, slots] of this.db.state) {
       let total = 0;
       for (const value of slots.values()) total += value.count;
@@ -117,10 +118,10 @@ export class MemoryStore implements Store {
     return this.totals.get(page) ?? 0;
   }
 
-  listPages(options: { after?: PageName; limit: number }): PageCount[] {
+  listPages(options: { after?: PageName; limit: number; withResets?: boolean }): PageCount[] {
     this.assertOpen();
-    this.sortedPages ??= [...this.totals.keys()].sort(compareUtf8);
-    const pages = this.sortedPages;
+    // With resets: every page holding a slot (a reset page holds its tombstone), sorted per call.
+    const pages = options.withResets === true ? [...this.db.state.keys()].filter((page) => (this.db.state.get(page)?.size ?? 0) > 0).sort(compareUtf8) : (this.sortedPages ??= [...this.totals.keys()].sort(compareUtf8));
     const after = options.after;
     let start = 0;
     if (after !== undefined) {
@@ -141,7 +142,7 @@ export class MemoryStore implements Store {
     const slots = this.db.state.get(page);
     if (slots === undefined) return [];
     return [...slots]
-      .map(([replica, value]) => ({ page, replica, count: value.count, seq: value.seq }))
+      .map(([replica, value]) => ({ page, replica, ...valueOf(value) }))
       .sort((x, y) => compareUtf8(x.replica, y.replica));
   }
 
@@ -162,7 +163,7 @@ export class MemoryStore implements Store {
     for (const [page, value] of slots) {
       const after =
         value.seq > cursor.seq || (cursor.page !== undefined && value.seq === cursor.seq && compareUtf8(page, cursor.page) > 0);
-      if (after) out.push({ page, replica, count: value.count, seq: value.seq });
+      if (after) out.push({ page, replica, ...valueOf(value) });
     }
     out.sort((x, y) => x.seq - y.seq || compareUtf8(x.page, y.page));
     return out.slice(0, Math.max(0, Math.floor(limit)));
@@ -172,32 +173,8 @@ export class MemoryStore implements Store {
     this.assertOpen();
     const own = this.replicaId;
     const ownSeq = this.localSeq();
-    // Totals before, for the pages that change (applySlots reports pages whose value went up).
-    const before = new Map<PageName, number>();
-    for (const slot of slots) if (!before.has(slot.page)) before.set(slot.page, this.totals.get(slot.page) ?? 0);
     for (const slot of slots) this.db.replicas.add(slot.replica);
-    // Each slot's count before and after, one slot at a time (a call may list a slot twice).
-    let digestChange = 0n;
-    const changedPages = new Set<PageName>();
-    for (const slot of slots) {
-      const page = this.db.state.get(slot.page);
-      const before = page?.get(slot.replica)?.count ?? 0;
-      for (const changedPage of applySlots(this.db.state, [slot])) changedPages.add(changedPage);
-      const value = (page ?? this.db.state.get(slot.page))?.get(slot.replica);
-      if (value === undefined) continue;
-      this.index(slot.page, slot.replica, value);
-      digestChange += this.slotKeys.change(slot.page, slot.replica, before, value.count);
-    }
-    this.digestSum = addToDigest(this.digestSum, digestChange);
-    const changed: PageCount[] = [];
-    for (const page of changedPages) {
-      let total = 0;
-      for (const value of this.db.state.get(page)?.values() ?? []) total += value.count;
-      if (total > (before.get(page) ?? 0)) {
-        this.setTotal(page, total);
-        changed.push({ page, count: total });
-      }
-    }
+    const changed = this.applyAll(slots);
     const advanced: SeqRange[] = [];
     for (const range of ranges) {
       this.db.replicas.add(range.replica);
@@ -207,6 +184,63 @@ export class MemoryStore implements Store {
     const identityChanged = wentBack === undefined ? undefined : this.mint(wentBack);
     if (changed.length > 0) this.events.emitChange(changed, 'merge');
     return identityChanged === undefined ? { changed, advanced } : { changed, advanced, identityChanged };
+  }
+
+  reset(pages: readonly PageName[]): PageReset[] {
+    this.assertOpen();
+    if (!this.accepting) throw new AppError('shutting_down', 'the store is closing');
+    const unique = checkResetPages(pages);
+    if (unique.length === 0) return [];
+    const replica = this.replicaId;
+    const seq = this.localSeq() + 1;
+    const tombstones = unique.map((page) => resetSlot(page, replica, seq, pageEpoch(this.db.state, page)));
+    const changed = this.applyAll(tombstones);
+    this.db.vv.set(replica, seq);
+    this.events.emitCommit({ range: { replica, after: seq - 1, upTo: seq }, slots: tombstones });
+    if (changed.length > 0) this.events.emitChange(changed, 'local');
+    const epochs = new Map(tombstones.map((slot) => [slot.page, slot.epoch ?? 0]));
+    return pages.map((page) => ({ page, epoch: epochs.get(page) ?? 0 }));
+  }
+
+  /**
+   * Applies slots one at a time with the pure rule (applySlots), keeping the index, the totals and
+   * the digest in step with each page's slots before and after. Returns the pages whose total
+   * changed, with the new totals.
+   */
+  private applyAll(slots: readonly Slot[]): PageCount[] {
+    const before = new Map<PageName, number>();
+    let digestChange = 0n;
+    for (const slot of slots) {
+      if (!before.has(slot.page)) before.set(slot.page, this.totals.get(slot.page) ?? 0);
+      const old = new Map(this.db.state.get(slot.page) ?? []);
+      const oldEpoch = pageEpoch(this.db.state, slot.page);
+      applySlots(this.db.state, [slot]);
+      const now = this.db.state.get(slot.page) ?? new Map<ReplicaId, SlotValue>();
+      for (const [replica, value] of old) {
+        if (!now.has(replica)) {
+          this.unindex(slot.page, replica);
+          digestChange += this.slotKeys.slotChange(slot.page, replica, value, undefined);
+        }
+      }
+      for (const [replica, value] of now) {
+        const previous = old.get(replica);
+        if (previous === value) continue;
+        this.index(slot.page, replica, value);
+        digestChange += this.slotKeys.slotChange(slot.page, replica, previous, value);
+      }
+      const newEpoch = pageEpoch(this.db.state, slot.page);
+      if (newEpoch !== oldEpoch) digestChange += pageEpochDigestTerm(slot.page, newEpoch) - pageEpochDigestTerm(slot.page, oldEpoch);
+      let total = 0;
+      for (const value of now.values()) total += value.count;
+      this.setTotal(slot.page, total);
+    }
+    this.digestSum = addToDigest(this.digestSum, digestChange);
+    const changed: PageCount[] = [];
+    for (const [page, total] of before) {
+      const count = this.totals.get(page) ?? 0;
+      if (count !== total) changed.push({ page, count });
+    }
+    return changed;
   }
 
   rotateIdentity(reason: string): IdentityInfo {
@@ -278,10 +312,11 @@ export class MemoryStore implements Store {
       const raised: Slot[] = [];
       let digestChange = 0n;
       for (const [page, { by, total }] of plan.pages) {
-        const count = (this.db.state.get(page)?.get(replica)?.count ?? 0) + by;
-        raised.push({ page, replica, count, seq });
+        const own = this.db.state.get(page)?.get(replica);
+        const value = incrementedSlot(own, pageEpoch(this.db.state, page), by, seq);
+        raised.push({ page, replica, ...value });
         this.setTotal(page, total);
-        digestChange += this.slotKeys.change(page, replica, count - by, count);
+        digestChange += this.slotKeys.slotChange(page, replica, own, value);
       }
       applySlots(this.db.state, raised);
       this.digestSum = addToDigest(this.digestSum, digestChange);
@@ -320,10 +355,19 @@ export class MemoryStore implements Store {
       slots = new Map();
       this.byReplica.set(replica, slots);
     }
-    slots.set(page, { count: value.count, seq: value.seq });
+    slots.set(page, valueOf(value));
   }
 
+  private unindex(page: PageName, replica: ReplicaId): void {
+    this.byReplica.get(replica)?.delete(page);
+  }
+
+  /** Like the SQLite store's listing: a page is listed while its total is above 0. */
   private setTotal(page: PageName, total: number): void {
+    if (total === 0) {
+      if (this.totals.delete(page)) this.sortedPages = undefined;
+      return;
+    }
     if (!this.totals.has(page)) this.sortedPages = undefined;
     this.totals.set(page, total);
   }
@@ -332,3 +376,4 @@ export class MemoryStore implements Store {
     if (!this.open) throw new AppError('shutting_down', 'the store is closed');
   }
 }
+

@@ -6,9 +6,9 @@
 import type { Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
 import { AppError } from '../errors.js';
-import { newReplicaId, type RandomBytes, type ReplicaId } from '../ids.js';
+import { newReplicaId, pageNameProblem, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
 import type { IdentityDecision } from './identity.js';
-import type { IdentityInfo } from './store.js';
+import { MAX_RESET_PAGES, type IdentityInfo } from './store.js';
 
 /** Attempts at drawing a replica id that this database has not seen (only a broken random repeats). */
 const MINT_ATTEMPTS = 16;
@@ -55,4 +55,14 @@ export function openedIdentity(decision: IdentityDecision, stored: ReplicaId | u
   const replicaId = mint();
   if (decision.action === 'create') return { replicaId, outcome: 'created', epoch: decision.epoch };
   return { replicaId, outcome: 'minted', reason: decision.reason, previous: stored, epoch: decision.epoch };
+}
+
+/** The pages of one reset, each once, all checked first (nothing is reset when one is bad). */
+export function checkResetPages(pages: readonly PageName[]): PageName[] {
+  if (pages.length > MAX_RESET_PAGES) throw new AppError('bad_request', `a reset names at most ${MAX_RESET_PAGES} pages, got ${pages.length}`);
+  for (const page of pages) {
+    const problem = pageNameProblem(page);
+    if (problem !== undefined) throw new AppError('bad_page_name', problem);
+  }
+  return [...new Set(pages)];
 }

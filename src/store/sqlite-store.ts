@@ -11,16 +11,17 @@
  */
 import type Database from 'better-sqlite3';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
-import { addToDigest, formatDigest, parseDigest, SlotKeyCache, slotDigestChange, supersedes, type Slot } from '../crdt/g-counter.js';
+import { addToDigest, epochOf, formatDigest, pageEpochDigestTerm, parseDigest, SlotKeyCache, slotDigestTerm, slotEffect, supersedes, valueOf, type Slot } from '../crdt/g-counter.js';
+import { resetSlot } from '../crdt/reset.js';
 import { AppError, isAppError } from '../errors.js';
 import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
 import { noLog, type Log } from '../log.js';
 import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
 import { decideIdentity, diskIdentityFile, identityFilePath, type DatabaseIdentity, type IdentityFile } from './identity.js';
-import { mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
+import { checkResetPages, mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
 import { databaseBytes, openConnection, readPragmas, type ConnectionOptions, type ConnectionPragmas } from './sqlite-connection.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
-import type { IdentityInfo, Increment, MergeResult, PageCount, SlotCursor, Store, StoreStats } from './store.js';
+import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SlotCursor, Store, StoreStats } from './store.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 import {
   blockError,
@@ -84,7 +85,7 @@ export class SqliteStore implements Store {
    * (the file keeps what led to this start's decision, so the next start decides the same).
    */
   private identityPending = true;
-  /** Whether the database holds `digestSum` (migration 0002), or the next commit must store it. */
+  /** Whether the database holds `digestSum` (migration 0003), or the next commit must store it. */
   private digestStored: boolean;
   /** The file opened, to notice it deleted or replaced under the running node. */
   private readonly openedFile: FileIdentity | undefined;
@@ -111,7 +112,7 @@ export class SqliteStore implements Store {
     // full disk keeps this identity and commits it once space returns, drawing no other.
     this.currentIdentity = openedIdentity(decision, stored?.replicaId, () => this.mintReplicaId());
     this.seq = this.currentIdentity.outcome === 'kept' ? (stored?.localSeq ?? 0) : 0;
-    // Read from the database (migration 0002); scanned only when unknown, stored by the commit.
+    // Read from the database (migration 0003); scanned only when unknown, stored by the commit.
     const known = this.knownDigestSum();
     this.digestSum = known ?? this.scanDigestSum();
     this.digestStored = known !== undefined;
@@ -223,16 +224,18 @@ export class SqliteStore implements Store {
     return this.statements.total.get(page) ?? 0;
   }
 
-  listPages(options: { after?: PageName; limit: number }): PageCount[] {
+  listPages(options: { after?: PageName; limit: number; withResets?: boolean }): PageCount[] {
     this.assertOpen();
+    const s = this.statements;
     const limit = Math.max(0, Math.floor(options.limit));
-    if (options.after === undefined) return this.statements.pagesFirst.all(limit);
-    return this.statements.pagesAfter.all(options.after, limit);
+    if (options.withResets === true) return options.after === undefined ? s.allPagesFirst.all(limit) : s.allPagesAfter.all(options.after, limit);
+    if (options.after === undefined) return s.pagesFirst.all(limit);
+    return s.pagesAfter.all(options.after, limit);
   }
 
   pageSlots(page: PageName): Slot[] {
     this.assertOpen();
-    return this.statements.pageSlots.all(page);
+    return this.statements.pageSlots.all(page).map((row) => ({ page: row.page, replica: row.replica, ...valueOf(row) }));
   }
 
   localSeq(): number {
@@ -254,7 +257,7 @@ export class SqliteStore implements Store {
       cursor.page === undefined
         ? this.statements.slotsAfterSeq.all(id, cursor.seq, limit)
         : this.statements.slotsAfterPage.all(id, cursor.seq, cursor.page, limit);
-    return rows.map((row) => ({ page: row.page, replica, count: row.count, seq: row.seq }));
+    return rows.map((row) => ({ page: row.page, replica, ...valueOf(row) }));
   }
 
   merge(slots: readonly Slot[], ranges: readonly SeqRange[]): MergeResult {
@@ -262,22 +265,9 @@ export class SqliteStore implements Store {
     this.assertWritable();
     const s = this.statements;
     const result = this.transaction(() => {
-      const totals = new Map<PageName, number>();
-      let digestChange = 0n;
-      let wroteSlot = false;
-      for (const slot of slots) {
-        const replica = this.intern(slot.replica);
-        const current = s.slot.get(slot.page, replica);
-        if (!supersedes(slot, current)) continue;
-        s.setSlot.run(slot.page, replica, slot.count, slot.seq);
-        wroteSlot = true;
-        digestChange += this.slotKeys.change(slot.page, slot.replica, current?.count ?? 0, slot.count);
-        const raised = slot.count - (current?.count ?? 0);
-        if (raised > 0) totals.set(slot.page, (totals.get(slot.page) ?? s.total.get(slot.page) ?? 0) + raised);
-      }
-      for (const [page, total] of totals) s.setTotal.run(page, total);
+      const { changed, digestChange } = this.applyInTransaction(slots);
       // After the slots (their triggers clear the stored digest), in the same transaction.
-      if (wroteSlot) s.setDigest.run(formatDigest(addToDigest(this.digestSum, digestChange)));
+      if (slots.length > 0) s.setDigest.run(formatDigest(addToDigest(this.digestSum, digestChange)));
 
       // Advance the vv only now that every slot of this call is in (the caller guarantees the
       // rest of each range was merged earlier).
@@ -293,7 +283,6 @@ export class SqliteStore implements Store {
       // In the same transaction: a merge proving this database went back in time mints.
       const wentBack = ownSeqProblem(this.replicaId, this.seq, slots, ranges);
       const identityChanged = wentBack === undefined ? undefined : this.mintInTransaction(wentBack);
-      const changed = [...totals].map(([page, count]) => ({ page, count }));
       return { changed, advanced, identityChanged, digestChange };
     });
     this.digestSum = addToDigest(this.digestSum, result.digestChange);
@@ -301,6 +290,73 @@ export class SqliteStore implements Store {
     if (result.changed.length > 0) this.events.emitChange(result.changed, 'merge');
     const { changed, advanced, identityChanged } = result;
     return identityChanged === undefined ? { changed, advanced } : { changed, advanced, identityChanged };
+  }
+
+  reset(pages: readonly PageName[]): PageReset[] {
+    this.assertOpen();
+    if (!this.accepting) throw new AppError('shutting_down', 'the store is closing');
+    this.assertWritable();
+    const unique = checkResetPages(pages);
+    if (unique.length === 0) return [];
+    const replica = this.replicaId;
+    const seq = this.seq + 1;
+    const result = this.transaction(() => {
+      const tombstones = unique.map((page) => resetSlot(page, replica, seq, this.statements.pageHead.get(page)?.epoch ?? 0));
+      const applied = this.applyInTransaction(tombstones);
+      // After the slots (their triggers clear the stored digest), in the same transaction.
+      this.statements.setDigest.run(formatDigest(addToDigest(this.digestSum, applied.digestChange)));
+      this.statements.setVv.run(seq, this.self);
+      return { tombstones, ...applied };
+    });
+    this.seq = seq;
+    this.digestSum = addToDigest(this.digestSum, result.digestChange);
+    this.events.emitCommit({ range: { replica, after: seq - 1, upTo: seq }, slots: result.tombstones });
+    if (result.changed.length > 0) this.events.emitChange(result.changed, 'local');
+    const epochs = new Map(result.tombstones.map((slot) => [slot.page, epochOf(slot)]));
+    return pages.map((page) => ({ page, epoch: epochs.get(page) ?? 0 }));
+  }
+
+  /**
+   * Inside a transaction: max-merges `slots` with the reset rule (slotEffect, supersedes), keeping
+   * each page's total and epoch in its row. Returns the pages whose total changed and the digest
+   * change, to add once the transaction commits.
+   */
+  private applyInTransaction(slots: readonly Slot[]): { changed: PageCount[]; digestChange: bigint } {
+    const s = this.statements;
+    const heads = new Map<PageName, { total: number; epoch: number; exists: boolean; before: number }>();
+    let digestChange = 0n;
+    for (const slot of slots) {
+      let head = heads.get(slot.page);
+      if (head === undefined) {
+        const row = s.pageHead.get(slot.page);
+        head = row === undefined ? { total: 0, epoch: 0, exists: false, before: 0 } : { ...row, exists: true, before: row.total };
+        heads.set(slot.page, head);
+      }
+      const epoch = epochOf(slot);
+      const effect = slotEffect(epoch, head.epoch, head.exists);
+      if (effect === 'drop') continue;
+      const replica = this.intern(slot.replica);
+      if (effect === 'reset') {
+        for (const row of s.pageSlotRows.all(slot.page)) digestChange -= slotDigestTerm(slot.page, row.replicaId, row.count, row.epoch);
+        s.deletePageSlots.run(slot.page);
+        head.total = 0;
+      }
+      if (head.epoch !== epoch) digestChange += pageEpochDigestTerm(slot.page, epoch) - pageEpochDigestTerm(slot.page, head.epoch);
+      head.epoch = epoch;
+      head.exists = true;
+      const current = effect === 'reset' ? undefined : s.slot.get(slot.page, replica);
+      if (!supersedes(slot, current)) continue;
+      s.setSlot.run(slot.page, replica, slot.count, slot.seq, epoch);
+      digestChange += this.slotKeys.slotChange(slot.page, slot.replica, current, slot);
+      head.total += slot.count - (current?.count ?? 0);
+    }
+    const changed: PageCount[] = [];
+    for (const [page, head] of heads) {
+      if (!head.exists) continue;
+      s.setPageHead.run(page, head.total, head.epoch);
+      if (head.total !== head.before) changed.push({ page, count: head.total });
+    }
+    return { changed, digestChange };
   }
 
   rotateIdentity(reason: string): IdentityInfo {
@@ -316,7 +372,7 @@ export class SqliteStore implements Store {
     return formatDigest(this.digestSum);
   }
 
-  /** One row read (the counts the triggers of migration 0002 keep) and two stat calls: no count(*). */
+  /** One row read (the counts the triggers of migration 0003 keep) and two stat calls: no count(*). */
   stats(): StoreStats {
     this.assertOpen();
     const row = this.statements.storedStats.get();
@@ -399,11 +455,14 @@ export class SqliteStore implements Store {
       outcome = this.transaction(() => {
         // planFlush asks for a page's total up to twice: one SELECT each is enough.
         const totals = new Map<PageName, number>();
+        const epochs = new Map<PageName, number>();
         const plan = planFlush(units, (page) => {
           let total = totals.get(page);
           if (total === undefined) {
-            total = s.total.get(page) ?? 0;
+            const head = s.pageHead.get(page);
+            total = head?.total ?? 0;
             totals.set(page, total);
+            epochs.set(page, head?.epoch ?? 0);
           }
           return total;
         });
@@ -412,10 +471,13 @@ export class SqliteStore implements Store {
         if (plan.pages.size === 0) return { plan, raised, digestChange };
         const replica = this.replicaId;
         for (const [page, { by, total }] of plan.pages) {
-          const count = s.addToSlot.get(page, self, by, seq) ?? by;
-          s.setTotal.run(page, total);
-          raised.push({ page, replica, count, seq });
-          digestChange += this.slotKeys.change(page, replica, count - by, count);
+          const epoch = epochs.get(page) ?? 0;
+          const count = s.addToSlot.get(page, self, by, seq, epoch) ?? by;
+          s.setPageHead.run(page, total, epoch);
+          raised.push({ page, replica, ...valueOf({ count, seq, epoch }) });
+          // Within the page's epoch the own slot only rises (the SQL applies incrementedSlot of
+          // src/crdt/reset.ts): the change is `by` at that epoch's key.
+          digestChange += BigInt(by) * this.slotKeys.key(page, replica, epoch);
         }
         // After the slots (their triggers clear the stored digest), in the same transaction.
         s.setDigest.run(formatDigest(addToDigest(this.digestSum, digestChange)));
@@ -444,7 +506,7 @@ export class SqliteStore implements Store {
 
   /**
    * The digest sum the database stores (one row), or undefined when it is not known: the first
-   * open after migration 0002, or a slot written by something other than this store. Then the
+   * open after migration 0003, or a slot written by something other than this store. Then the
    * caller scans every slot (0.6–0.8 s at 300,000 slots, most of it hashing) and stores the sum.
    */
   private knownDigestSum(): bigint | undefined {
@@ -455,7 +517,8 @@ export class SqliteStore implements Store {
   /** The digest sum from every slot, from scratch. */
   private scanDigestSum(): bigint {
     let sum = 0n;
-    for (const [page, replica, count] of this.statements.countedSlots.iterate()) sum += slotDigestChange(page, replica, 0, count);
+    for (const [page, replica, count, epoch] of this.statements.countedSlots.iterate()) sum += slotDigestTerm(page, replica, count, epoch);
+    for (const [page, epoch] of this.statements.resetPages.iterate()) sum += pageEpochDigestTerm(page, epoch);
     return addToDigest(0n, sum);
   }
 

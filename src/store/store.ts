@@ -14,6 +14,15 @@ export interface Increment {
   readonly by: number;
 }
 
+export interface PageReset {
+  readonly page: PageName;
+  /** The page's reset epoch after the reset. */
+  readonly epoch: number;
+}
+
+/** Pages one reset commit may name: its delta stays far below the frame limit (≤ ~270 bytes a page). */
+export const MAX_RESET_PAGES = 1000;
+
 export interface PageCount {
   readonly page: PageName;
   readonly count: number;
@@ -39,7 +48,7 @@ export interface Delta {
 }
 
 export interface MergeResult {
-  /** Pages whose total went up, with the new totals. */
+  /** Pages whose total changed (went up, or went to 0 by a reset), with the new totals. */
   readonly changed: readonly PageCount[];
   /** Ranges that advanced the version vector. */
   readonly advanced: readonly SeqRange[];
@@ -77,10 +86,22 @@ export interface Store {
    */
   increment(increments: readonly Increment[]): Promise<PageCount[]>;
 
+  /**
+   * Resets each page to zero as one local commit (one seq), whatever is queued: each page moves
+   * to its next reset epoch and this replica's slot of it becomes the tombstone `(epoch, 0)` (see
+   * src/crdt/reset.ts). The commit goes out like any other (onCommit). Returns each page's new
+   * epoch, in input order. At most MAX_RESET_PAGES pages per call; a page listed twice is reset
+   * once. Throws AppError `bad_page_name` (nothing reset), `shutting_down` after close().
+   */
+  reset(pages: readonly PageName[]): PageReset[];
+
   /** The page's total (0 for an unknown page). */
   count(page: PageName): number;
-  /** Pages in name order (byte order of UTF-8), after `after`, at most `limit`. */
-  listPages(options: { after?: PageName; limit: number }): PageCount[];
+  /**
+   * Pages with a count above 0 in name order (byte order of UTF-8), after `after`, at most
+   * `limit`. `withResets`: pages reset to zero too (count 0), for copying the whole state.
+   */
+  listPages(options: { after?: PageName; limit: number; withResets?: boolean }): PageCount[];
   /** Per replica, how much of its slots this page holds: `{replica → count}` (for per-node breakdown). */
   pageSlots(page: PageName): Slot[];
 
@@ -116,7 +137,7 @@ export interface Store {
 
   /** Called after each local commit with what it raised. Returns an unsubscribe function. */
   onCommit(listener: (delta: Delta) => void): () => void;
-  /** Called after any commit (local or merge) that raised page totals. */
+  /** Called after any commit (local or merge) that changed page totals (a reset lowers them to 0). */
   onChange(listener: (changed: readonly PageCount[], origin: 'local' | 'merge') => void): () => void;
 
   /** Commits what is queued, then closes. Idempotent. */

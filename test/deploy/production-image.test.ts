@@ -10,7 +10,7 @@
  * or fetches a prebuilt one, with the toolchain it installs).
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -115,14 +115,17 @@ describe('the production image (Dockerfile stages, run without Docker)', () => {
     await dirs.removeAll();
   });
 
-  it('is multi-stage on Node 20 slim: a production-only install, a build with the dev tools, an unprivileged runtime', () => {
-    expect(dockerfile.args.NODE_VERSION).toBe('20');
+  it('is multi-stage on Node 24 LTS slim: a production-only install, a build with the dev tools, an unprivileged runtime', () => {
+    expect(dockerfile.args.NODE_VERSION).toBe('24');
+    // better-sqlite3 compiled against the pinned headers (see the Dockerfile and .ci/run for why).
+    expect(dockerfile.args.NODE_HEADERS_VERSION).toBe('24.18.1');
     expect(finalLineage[0]?.from).toBe('node:${NODE_VERSION}-slim');
     const runs = (stage: string): string =>
       lineage(dockerfile.stages, dockerfile.stages.find((s) => s.name === stage) as Stage)
         .flatMap((s) => s.instructions.filter((i) => i.op === 'RUN').map((i) => i.args))
         .join('\n');
     expect(runs('deps')).toContain('npm ci --omit=dev');
+    expect(runs('deps')).toMatch(/node@\$\{NODE_HEADERS_VERSION\}[\s\S]*npm ci --omit=dev[^\n]*--build-from-source --nodedir=/);
     expect(runs('build')).toMatch(/npm ci[^\n]*\n?[\s\S]*npm run build/);
     const copies = final.instructions.filter((i) => i.op === 'COPY').map((i) => parseCopy(i.args));
     expect(copies.flatMap((c) => c.sources)).toEqual(expect.arrayContaining(['/app/node_modules', '/app/dist', 'package.json', 'litestream.yml', 'run.sh', 'migrations']));
@@ -146,7 +149,7 @@ describe('the production image (Dockerfile stages, run without Docker)', () => {
     expect(existsSync(join(app, 'dist', 'src', 'main.js'))).toBe(true);
   });
 
-  it('run.sh in the image layout restores nothing, migrates, serves and backs up with Litestream', async () => {
+  it('run.sh in the image layout restores nothing, serves, backs up with Litestream, and its recovery commands work without the database', async () => {
     const dir = await dirs.create('image-run-');
     const databasePath = join(dir, 'data', 'counters.db');
     const replicaRoot = join(dir, 'replica');
@@ -161,6 +164,17 @@ describe('the production image (Dockerfile stages, run without Docker)', () => {
     expect(await pageCount(run.url, 'home')).toBe(4);
     await waitForBackupToCatchUp(databasePath, `file://${replicaRoot}/image`, dir);
     await stopGracefully(run);
+
+    // The README's recovery commands, in the image layout, with the database gone.
+    rmSync(join(dir, 'data'), { recursive: true, force: true });
+    const env = { DATABASE_PATH: databasePath, NODE_NAME: 'image', REPLICA_URL: `file://${replicaRoot}` };
+    const generations = await runs.runToExit(env, ['litestream', 'generations'], join(app, 'run.sh'));
+    expect(generations.code, generations.output).toBe(0);
+    expect(generations.output).toMatch(/^file\s+[0-9a-f]{16}\s/m);
+    const report = await runs.runToExit(env, ['recover'], join(app, 'run.sh'));
+    expect(report.code, report.output).toBe(0);
+    expect(report.output).toContain('recover: backup image: 4 views on 1 pages; the union adds 0');
+    expect(report.output).not.toContain(ROOT);
   });
 
   it.skipIf(process.getuid?.() !== 0)('started as root (as the image is), run.sh hands the data folder to RUN_AS_USER and runs everything as that user', async () => {

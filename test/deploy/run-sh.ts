@@ -10,11 +10,12 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { ROOT } from '../helpers/build.js';
 import { eventually } from '../helpers/eventually.js';
-import { hermeticEnv } from '../helpers/spawn-node.js';
+import { WRITER_HEADERS } from '../helpers/http-client.js';
+import { hermeticEnv, TEST_ADMIN_TOKEN } from '../helpers/spawn-node.js';
 
 const execFileAsync = promisify(execFile);
 
-/** How long run.sh may take to restore, migrate and get the node listening. */
+/** How long run.sh may take to restore (or make the union) and get the node listening. */
 export const RUN_SH_START_TIMEOUT_MS = 20_000;
 /** How long run.sh may take to exit on its own (a refused configuration). */
 export const RUN_SH_EXIT_TIMEOUT_MS = 20_000;
@@ -30,7 +31,12 @@ export const LITESTREAM_BIN = join(ROOT, 'node_modules', '@flydotio', `litestrea
 const RUN_SH_VARIABLES = [
   'REPLICA_URL',
   'RESTORE_FROM',
+  'RESTORE_TIMESTAMP',
   'NODE_ID',
+  'BACKUP_MACHINE',
+  'BACKUP_WRITER_IDENTITY',
+  'BACKUP_TAKEOVER',
+  'LITESTREAM_CONFIG',
   'RUN_AS_USER',
   'LITESTREAM_BIN',
   'NODE_BIN',
@@ -61,6 +67,8 @@ export interface RunShProcess {
   /** run.sh's pid: after its `exec`, Litestream's (with REPLICA_URL) or the node's (without). */
   readonly pid: number;
   readonly port: number;
+  /** The cluster port the node logged (it opens one with a CLUSTER_SECRET); undefined without. */
+  readonly clusterPort: number | undefined;
   readonly url: string;
   /** The pid the node logged in its `listening` line. */
   readonly nodePid: number;
@@ -115,8 +123,10 @@ export class RunShProcesses {
         if (!isRunning(child)) throw new Error('exited');
         for (const line of output().split('\n')) {
           if (!line.startsWith('{')) continue;
-          const entry = JSON.parse(line) as { msg?: unknown; port?: unknown; pid?: unknown };
-          if (entry.msg === 'listening' && typeof entry.port === 'number' && typeof entry.pid === 'number') return { port: entry.port, pid: entry.pid };
+          const entry = JSON.parse(line) as { msg?: unknown; port?: unknown; clusterPort?: unknown; pid?: unknown };
+          if (entry.msg === 'listening' && typeof entry.port === 'number' && typeof entry.pid === 'number') {
+            return { port: entry.port, clusterPort: typeof entry.clusterPort === 'number' ? entry.clusterPort : undefined, pid: entry.pid };
+          }
         }
         throw new Error('not listening yet');
       },
@@ -129,6 +139,7 @@ export class RunShProcesses {
       child,
       pid: child.pid as number,
       port: listening.port,
+      clusterPort: listening.clusterPort,
       url: `http://127.0.0.1:${listening.port}`,
       nodePid: listening.pid,
       output,
@@ -201,7 +212,7 @@ export async function groupGone(pid: number): Promise<void> {
 export async function countView(url: string, page: string, by = 1): Promise<number> {
   const response = await fetch(`${url}/api/pages/${encodeURIComponent(page)}/views`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { ...WRITER_HEADERS, 'content-type': 'application/json' },
     body: JSON.stringify({ by }),
   });
   if (response.status !== 200) throw new Error(`POST views answered ${response.status}: ${await response.text()}`);
@@ -235,8 +246,9 @@ export interface ClusterStatus {
   readonly digest: string;
 }
 
+/** The full status, on the public port with the test nodes' admin token (hermeticEnv sets ADMIN_TOKENS). */
 export async function clusterStatus(url: string): Promise<ClusterStatus> {
-  const response = await fetch(`${url}/api/cluster`);
+  const response = await fetch(`${url}/api/cluster`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
   if (response.status !== 200) throw new Error(`GET /api/cluster answered ${response.status}`);
   return (await response.json()) as ClusterStatus;
 }

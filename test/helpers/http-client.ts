@@ -7,6 +7,7 @@
  *   expect(peerAt(await clusterStatus(node), other.address)?.state).toBe('connected');
  */
 import type { ClusterStatus, PeerStatus } from '../../src/cluster-status.js';
+import { TEST_WRITE_TOKEN } from './spawn-node.js';
 
 /** Bound on one HTTP request of a test to a node. */
 export const REQUEST_TIMEOUT_MS = 5_000;
@@ -17,6 +18,8 @@ export type { ClusterStatus, PeerStatus } from '../../src/cluster-status.js';
 /** Anything that serves the node's HTTP API at `url` (a ClusterNode, a SpawnedNode). */
 export interface HttpNode {
   readonly url: string;
+  /** The cluster port's URL, where the full `/api/cluster` is served; undefined for a lone node. */
+  readonly privateUrl?: string | undefined;
 }
 
 async function request(url: string, init?: RequestInit): Promise<Response> {
@@ -28,17 +31,20 @@ async function json<T>(response: Response): Promise<T> {
   return (await response.json()) as T;
 }
 
-/** Counts `by` views of `page` at `node`; resolves with the page's total there. */
+/** Headers of a write-token holder (an edge collector): `by`, batches, no rate limit. */
+export const WRITER_HEADERS: Readonly<Record<string, string>> = { authorization: `Bearer ${TEST_WRITE_TOKEN}` };
+
+/** Counts `by` views of `page` at `node` as a write-token holder; resolves with the page's total there. */
 export async function increment(node: HttpNode, page: string, by = 1): Promise<number> {
   const init: RequestInit =
-    by === 1 ? { method: 'POST' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by }) };
+    by === 1 ? { method: 'POST', headers: WRITER_HEADERS } : { method: 'POST', headers: { ...WRITER_HEADERS, 'content-type': 'application/json' }, body: JSON.stringify({ by }) };
   const body = await json<{ count: number }>(await request(`${node.url}/api/pages/${encodeURIComponent(page)}/views`, init));
   return body.count;
 }
 
-/** `POST /api/views`: all the views in one request. */
+/** `POST /api/views` (write token): all the views in one request. */
 export async function incrementBatch(node: HttpNode, views: ReadonlyArray<{ page: string; by: number }>): Promise<void> {
-  await json(await request(`${node.url}/api/views`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ views }) }));
+  await json(await request(`${node.url}/api/views`, { method: 'POST', headers: { ...WRITER_HEADERS, 'content-type': 'application/json' }, body: JSON.stringify({ views }) }));
 }
 
 export async function pageCount(node: HttpNode, page: string): Promise<number> {
@@ -59,8 +65,10 @@ export async function totals(node: HttpNode): Promise<Record<string, number>> {
   throw new Error('more than 1000 pages of pages');
 }
 
+/** The full (private) status, from the cluster port. */
 export async function clusterStatus(node: HttpNode): Promise<ClusterStatus> {
-  return json<ClusterStatus>(await request(`${node.url}/api/cluster`));
+  if (node.privateUrl === undefined) throw new Error(`${node.url} has no cluster port (no CLUSTER_SECRET): the full status is not served`);
+  return json<ClusterStatus>(await request(`${node.privateUrl}/api/cluster`));
 }
 
 /** This node's view of the peer at `address` (by the address it dials), if listed. */

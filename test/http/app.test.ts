@@ -10,7 +10,10 @@ import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
+import { ViewPolicy, type ViewPolicyOptions } from '../../src/http/view-policy.js';
+import { tokenSet } from '../../src/tokens.js';
 import { rawRequest, serve, type TestServer } from '../helpers/http-server.js';
+import { BROWSER_USER_AGENT, TEST_WRITE_TOKEN } from '../helpers/spawn-node.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
 const MAX_BODY_BYTES = 4096;
@@ -25,7 +28,9 @@ interface Harness {
 
 let h: Harness;
 
-async function start(options: { corsOrigins?: '*' | string[]; maxBodyBytes?: number; wrapStore?: (store: SqliteStore) => Store } = {}): Promise<Harness> {
+async function start(
+  options: { corsOrigins?: '*' | string[]; maxBodyBytes?: number; wrapStore?: (store: SqliteStore) => Store; views?: Partial<ViewPolicyOptions> } = {},
+): Promise<Harness> {
   const dir = await dirs.create('http-');
   const store = await openSqliteStore({ path: join(dir, 'counters.db') });
   const logs: Array<Record<string, unknown>> = [];
@@ -49,7 +54,9 @@ async function start(options: { corsOrigins?: '*' | string[]; maxBodyBytes?: num
     log,
     corsOrigins: options.corsOrigins ?? '*',
     maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES,
+    views: new ViewPolicy({ store: served, writeTokens: tokenSet([TEST_WRITE_TOKEN]), registry: metrics.registry, ...options.views }),
     readiness: () => readiness.value,
+    adminTokens: tokenSet([ADMIN_TOKEN]),
   });
   const server = await serve(app.callback());
   h = { store, server, logs, readiness };
@@ -73,10 +80,19 @@ afterEach(async () => {
 });
 
 const url = (path: string): string => `${h.server.url}${path}`;
+const ADMIN_TOKEN = 'app-test-admin-token-0123';
+const ADMIN: RequestInit = { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } };
 const json = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
+/**
+ * A request from a browser; with a body (`by`, batches, bad bodies) or to the batch endpoint it
+ * carries the write token, as a collector's would, so the body's own checks are what is tested.
+ */
 async function call(path: string, init?: RequestInit): Promise<{ status: number; body: unknown; headers: Headers }> {
-  const response = await fetch(url(path), init);
+  const headers = new Headers(init?.headers);
+  if (!headers.has('user-agent')) headers.set('user-agent', BROWSER_USER_AGENT);
+  if ((init?.body !== undefined || path === '/api/views') && !headers.has('authorization')) headers.set('authorization', `Bearer ${TEST_WRITE_TOKEN}`);
+  const response = await fetch(url(path), { ...init, headers });
   const text = await response.text();
   let body: unknown = text;
   try {
@@ -168,9 +184,18 @@ describe('counting', () => {
 });
 
 describe('status endpoints', () => {
-  it('shows the cluster: this node, no peers, itself as the only member, vv and digest', async () => {
+  it('shows the public the cluster as names and states only, not readable across origins', async () => {
+    const { status, body, headers } = await call('/api/cluster', { headers: { origin: 'https://elsewhere.example' } });
+    expect(status).toBe(200);
+    expect(body).toEqual({ nodes: [{ name: 'n<1>', state: 'self' }] });
+    expect(headers.get('access-control-allow-origin')).toBeNull();
+    // A wrong token is no token.
+    expect((await call('/api/cluster', { headers: { authorization: 'Bearer not-the-admin-token' } })).body).toEqual({ nodes: [{ name: 'n<1>', state: 'self' }] });
+  });
+
+  it('shows an admin the cluster: this node, no peers, itself as the only member, vv and digest', async () => {
     await call('/api/pages/a/views', { method: 'POST' });
-    const { status, body } = await call('/api/cluster');
+    const { status, body } = await call('/api/cluster', ADMIN);
     expect(status).toBe(200);
     expect(body).toEqual({
       node: { name: 'n<1>', replicaId: h.store.replicaId, address: '127.0.0.1:1', version: '9.9.9', startedAt: '2026-01-01T00:00:00.000Z' },
@@ -194,7 +219,8 @@ describe('status endpoints', () => {
   it('serves Prometheus metrics with requests by route and views counted', async () => {
     await call('/api/pages/a/views', json({ by: 4 }));
     await call('/api/pages/%01/views', { method: 'POST' });
-    const { status, body, headers } = await call('/metrics');
+    expect(await call('/metrics')).toMatchObject({ status: 401, body: { error: { code: 'admin_token_required' } } });
+    const { status, body, headers } = await call('/metrics', ADMIN);
     expect(status).toBe(200);
     expect(headers.get('content-type')).toContain('text/plain');
     expect(body).toContain('dsqlite_http_requests_total{route="/api/pages/:page/views",method="POST",status="200"} 1');

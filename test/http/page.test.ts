@@ -9,7 +9,9 @@ import type { PageName } from '../../src/ids.js';
 import { silentLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
+import { ViewPolicy } from '../../src/http/view-policy.js';
 import { rawRequest, serve, type TestServer } from '../helpers/http-server.js';
+import { BROWSER_USER_AGENT } from '../helpers/spawn-node.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
 const PAGE_SCRIPT = readPageScript();
@@ -83,7 +85,7 @@ describe('replicaRows', () => {
 });
 
 describe('clusterRows', () => {
-  it('shows this node, live members with their lag, unreachable ones with the reason', () => {
+  it('shows this node, live members, unreachable ones — never the lag or the reason (the page is public)', () => {
     const rows = clusterRows(
       status({
         membership: [
@@ -99,12 +101,12 @@ describe('clusterRows', () => {
     );
     expect(rows.map((r) => [r.name, r.state, r.stateText, r.detail])).toEqual([
       ['node-a', 'self', 'this node', ''],
-      ['node-b', 'live', 'live', '3 changes behind'],
-      ['node-c', 'unreachable', 'unreachable', 'connect ECONNREFUSED'],
+      ['node-b', 'live', 'live', 'connected'],
+      ['node-c', 'unreachable', 'unreachable', 'no answer'],
     ]);
   });
 
-  it('keeps showing a stopped peer (gone from membership) as unreachable, and a never-reached one as connecting', () => {
+  it('keeps showing a stopped peer (gone from membership) as unreachable, and a never-reached one as connecting, without its address', () => {
     const rows = clusterRows(
       status({
         peers: [
@@ -118,9 +120,9 @@ describe('clusterRows', () => {
     );
     expect(rows.map((r) => [r.name, r.state, r.detail])).toEqual([
       ['node-a', 'self', ''],
-      ['h:9', 'connecting', 'h:9'],
       ['node-b', 'unreachable', 'no answer'],
-      ['node-c', 'live', 'in sync'],
+      ['node-c', 'live', 'connected'],
+      ['unnamed peer', 'connecting', ''],
     ]);
   });
 });
@@ -145,7 +147,7 @@ describe('page routes', () => {
     await dirs.removeAll();
   });
 
-  async function start(): Promise<{ store: SqliteStore; server: TestServer }> {
+  async function start(pagePattern?: RegExp): Promise<{ store: SqliteStore; server: TestServer }> {
     store = await openSqliteStore({ path: join(await dirs.create('page-'), 'counters.db') });
     const s = store;
     const app = createApp({
@@ -155,6 +157,7 @@ describe('page routes', () => {
       log: silentLogger(),
       corsOrigins: '*',
       maxBodyBytes: 4096,
+      views: new ViewPolicy({ store: s, pagePattern }),
     });
     server = await serve(app.callback());
     return { store: s, server };
@@ -163,7 +166,7 @@ describe('page routes', () => {
   it('GET / counts a view of home and renders it, with a strict CSP', async () => {
     const h = await start();
     await h.store.increment([{ page: 'home' as PageName, by: 41 }]);
-    const response = await fetch(`${h.server.url}/`);
+    const response = await fetch(`${h.server.url}/`, { headers: { 'user-agent': BROWSER_USER_AGENT } });
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
     expect(response.headers.get('content-security-policy')).toBe(PAGE_CSP);
@@ -175,19 +178,52 @@ describe('page routes', () => {
     expect(h.store.count('home' as PageName)).toBe(42);
   });
 
-  it('GET /pages/:page counts that page, with slashes and HTML in the name shown as text', async () => {
-    const h = await start();
+  const browser = { headers: { 'user-agent': BROWSER_USER_AGENT } };
+
+  it('GET /pages/:page counts a page matching PAGE_PATTERN, with slashes and HTML in the name shown as text', async () => {
+    const h = await start(/^(<script>|blog\/)/u);
     const name = '<script>alert(1)</script>/x';
-    const html = await (await fetch(`${h.server.url}/pages/${encodeURIComponent(name)}`)).text();
+    const html = await (await fetch(`${h.server.url}/pages/${encodeURIComponent(name)}`, browser)).text();
     expect(h.store.count(name as PageName)).toBe(1);
     expect(html).toContain(`<q id="page-name">${escapeHtml(name)}</q>`);
     expect(html).not.toContain('<script>alert');
-    await fetch(`${h.server.url}/pages/blog/hello`);
+    await fetch(`${h.server.url}/pages/blog/hello`, browser);
     expect(h.store.count('blog/hello' as PageName)).toBe(1);
   });
 
-  it('HEAD shows the page without counting', async () => {
+  it('GET /pages/:page of a page that neither exists nor matches PAGE_PATTERN is a 404 page that creates nothing', async () => {
     const h = await start();
+    for (const path of ['/pages/wp-login.php', `/pages/${encodeURIComponent('<b>x</b>')}`]) {
+      const response = await fetch(`${h.server.url}${path}`, browser);
+      expect(response.status, path).toBe(404);
+      expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
+      expect(response.headers.get('content-security-policy')).toBe(PAGE_CSP);
+      const html = await response.text();
+      expect(html).toContain('No page');
+      expect(html).not.toContain('<b>x</b>');
+    }
+    expect(h.store.stats().pages).toBe(0);
+    // A page that exists (created by an API view) is served and counted.
+    await h.store.increment([{ page: 'docs' as PageName, by: 1 }]);
+    expect((await fetch(`${h.server.url}/pages/docs`, browser)).status).toBe(200);
+    expect(h.store.count('docs' as PageName)).toBe(2);
+  });
+
+  it('does not count crawlers or prefetches of the page, answering them normally', async () => {
+    const h = await start();
+    await h.store.increment([{ page: 'home' as PageName, by: 5 }]);
+    const crawler = await fetch(`${h.server.url}/`, { headers: { 'user-agent': 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)' } });
+    expect(crawler.status).toBe(200);
+    expect(await crawler.text()).toContain('>5</output>');
+    const prefetches: Array<Record<string, string>> = [{ 'sec-purpose': 'prefetch' }, { 'sec-purpose': 'prefetch;prerender' }, { purpose: 'prefetch' }];
+    for (const headers of prefetches) {
+      expect((await fetch(`${h.server.url}/`, { headers: { ...browser.headers, ...headers } })).status).toBe(200);
+    }
+    expect(h.store.count('home' as PageName)).toBe(5);
+  });
+
+  it('HEAD shows the page without counting', async () => {
+    const h = await start(/^a$/u);
     expect((await fetch(`${h.server.url}/pages/a`, { method: 'HEAD' })).status).toBe(200);
     expect((await fetch(`${h.server.url}/`, { method: 'HEAD' })).status).toBe(200);
     expect(h.store.stats().pages).toBe(0);

@@ -51,8 +51,8 @@ export class ReplicatedCluster implements ClusterUnderTest {
   private readonly timers = new ManualTimers();
   private readonly random: SeededRandom;
   private readonly nodes: SimNode[];
-  /** Ground truth for the vv invariant: per replica, per seq, the slots that commit raised. */
-  private readonly history = new Map<ReplicaId, Map<number, Map<PageName, number>>>();
+  /** Ground truth for the vv invariant: per replica, per seq, the slots that commit wrote (epoch, count). */
+  private readonly history = new Map<ReplicaId, Map<number, Map<PageName, { epoch: number; count: number }>>>();
 
   constructor(
     count: number,
@@ -75,8 +75,8 @@ export class ReplicatedCluster implements ClusterUnderTest {
     store.onCommit((delta) => {
       let commits = this.history.get(delta.range.replica);
       if (commits === undefined) this.history.set(delta.range.replica, (commits = new Map()));
-      const slots = commits.get(delta.range.upTo) ?? new Map<PageName, number>();
-      for (const slot of delta.slots) slots.set(slot.page, Math.max(slots.get(slot.page) ?? 0, slot.count));
+      const slots = commits.get(delta.range.upTo) ?? new Map<PageName, { epoch: number; count: number }>();
+      for (const slot of delta.slots) slots.set(slot.page, { epoch: slot.epoch ?? 0, count: slot.count });
       commits.set(delta.range.upTo, slots);
     });
     const replicator = new Replicator({
@@ -120,6 +120,31 @@ export class ReplicatedCluster implements ClusterUnderTest {
     );
     await flush();
     return results;
+  }
+
+  /** Resets `page` at a live node (one local commit); returns the new epoch, undefined when down. */
+  async reset(index: number, page: Page): Promise<number | undefined> {
+    const store = this.nodes[index]!.store;
+    if (store === undefined) return undefined;
+    const [result] = store.reset([page as PageName]);
+    await flush();
+    return result?.epoch;
+  }
+
+  /** Counts at a live node and reports the page's epoch its increment counted in (undefined: down). */
+  async incrementInEpoch(index: number, page: Page, by: number): Promise<number | undefined> {
+    const store = this.nodes[index]!.store;
+    if (store === undefined) return undefined;
+    await store.increment([{ page: page as PageName, by }]);
+    // Read at once, before any merge can run: the own slot now holds the increment.
+    const epoch = store.pageSlots(page as PageName).find((slot) => slot.replica === store.replicaId)?.epoch ?? 0;
+    await flush();
+    return epoch;
+  }
+
+  /** The page's epoch at a live node. */
+  pageEpoch(index: number, page: Page): number {
+    return this.nodes[index]!.store!.pageSlots(page as PageName)[0]?.epoch ?? 0;
   }
 
   inFlight(): number {
@@ -256,6 +281,11 @@ export class ReplicatedCluster implements ClusterUnderTest {
     }
   }
 
+  /** True when every live node shows the same digest. */
+  digestsEqual(): boolean {
+    return new Set(this.nodes.map((node) => node.store?.digest())).size === 1;
+  }
+
   private converged(): boolean {
     const digests = new Set(this.nodes.map((node) => node.store!.digest()));
     return digests.size === 1 && this.inFlight() === 0;
@@ -266,8 +296,9 @@ export class ReplicatedCluster implements ClusterUnderTest {
   }
 
   /**
-   * DESIGN.md §1: if vv[R] = s at a node, every slot of R there is at least what R had written by
-   * its commit s.
+   * docs/design.md, "Invariants": if vv[R] = s at a node, every slot of R there is at least what R had written by
+   * its commit s, in the order (epoch, count): a page at a higher epoch holds every older slot
+   * (the reset dropped it).
    */
   checkInvariant(): string | undefined {
     for (const [index, node] of this.nodes.entries()) {
@@ -279,9 +310,11 @@ export class ReplicatedCluster implements ClusterUnderTest {
         const held = new Map(store.slotsAfter(replica, { seq: 0 }, 1_000_000).map((slot) => [slot.page, slot.count]));
         for (const [commitSeq, slots] of commits) {
           if (commitSeq > seq) continue;
-          for (const [page, count] of slots) {
-            if ((held.get(page) ?? 0) < count) {
-              return `node ${index} has vv[${replica.slice(0, 8)}]=${seq} but ${page}=${held.get(page) ?? 0} for it, below the ${count} of its commit ${commitSeq}`;
+          for (const [page, { epoch, count }] of slots) {
+            const pageEpoch = store.pageSlots(page)[0]?.epoch ?? 0;
+            if (pageEpoch > epoch) continue;
+            if (pageEpoch < epoch || (held.get(page) ?? 0) < count) {
+              return `node ${index} has vv[${replica.slice(0, 8)}]=${seq} but ${page}=${held.get(page) ?? 0} at epoch ${pageEpoch} for it, below the ${count} at epoch ${epoch} of its commit ${commitSeq}`;
             }
           }
         }

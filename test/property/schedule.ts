@@ -5,7 +5,7 @@
  *
  * - after every step: no node reports a lower total for a page than it reported before (a stale
  *   restore resets that node's baseline), and the cluster's own invariant check (the real one
- *   checks the version-vector invariant of DESIGN.md §1);
+ *   checks the version-vector invariant of docs/design.md, "Invariants");
  * - at the end, once partitions heal, every node is back up and the network drains: every node
  *   holds the same totals, each equal to the sum of the increments acknowledged — less those a
  *   stale restore destroyed before any other node had them (no system can recover those; every

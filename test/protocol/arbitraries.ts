@@ -54,12 +54,15 @@ export function seqRangeArb(replica: fc.Arbitrary<ReplicaId> = replicaIdArb): fc
     .map(([r, a, b]) => ({ replica: r, after: Math.min(a, b), upTo: Math.max(a, b) }));
 }
 
-export const slotArb: fc.Arbitrary<Slot> = fc.record({
-  page: pageNameArb,
-  replica: replicaIdArb,
-  count: safeIntArb(1),
-  seq: safeIntArb(1),
-});
+/** A slot's count and reset epoch: count ≥ 1 at epoch 0 (absent), or count ≥ 0 at an epoch ≥ 1. */
+export const countEpochArb: fc.Arbitrary<{ count: number; epoch?: number }> = fc.oneof(
+  fc.record({ count: safeIntArb(1) }),
+  fc.record({ count: safeIntArb(0), epoch: safeIntArb(1) }),
+);
+
+export const slotArb: fc.Arbitrary<Slot> = fc
+  .tuple(fc.record({ page: pageNameArb, replica: replicaIdArb, seq: safeIntArb(1) }), countEpochArb)
+  .map(([slot, value]) => ({ ...slot, ...value }));
 
 export const helloArb = fc.record({
   type: fc.constant('hello' as const),
@@ -99,9 +102,12 @@ export const slotsArb = fc.record({
   slots: fc
     .array(replicaIdArb, { minLength: 1, maxLength: 3 })
     .chain((replicas) =>
-      fc.array(fc.record({ page: pageNameArb, replica: fc.constantFrom(...replicas), count: safeIntArb(1), seq: safeIntArb(1) }), {
-        maxLength: 20,
-      }),
+      fc.array(
+        fc
+          .tuple(fc.record({ page: pageNameArb, replica: fc.constantFrom(...replicas), seq: safeIntArb(1) }), countEpochArb)
+          .map(([slot, value]) => ({ ...slot, ...value })),
+        { maxLength: 20 },
+      ),
     ),
 });
 
@@ -117,7 +123,9 @@ export const deltaArb = seqRangeArb().chain((range) =>
     type: fc.constant('delta' as const),
     range: fc.constant(range),
     slots: fc.array(
-      fc.record<ReplicaSlot>({ page: pageNameArb, count: safeIntArb(1), seq: fc.integer({ min: range.after + 1, max: range.upTo }) }),
+      fc
+        .tuple(fc.record({ page: pageNameArb, seq: fc.integer({ min: range.after + 1, max: range.upTo }) }), countEpochArb)
+        .map(([slot, value]): ReplicaSlot => ({ ...slot, ...value })),
       { maxLength: 20 },
     ),
   }),

@@ -144,14 +144,14 @@ describe('framing', () => {
   });
 
   it('reads the version of a frame of another version and throws protocol_version', () => {
-    for (const version of [0, 2, 300, 2 ** 40]) {
+    for (const version of [0, 1, 3, 300, 2 ** 40]) {
       const error = decodeError(frame(u(version), u(MESSAGE_TAGS.ping), u(1)));
       expect(error.code).toBe('protocol_version');
       expect(error.version).toBe(version);
       expect(error.message).toContain(String(version));
     }
     // Even when the rest is garbage in this version's terms.
-    expect(decodeError(frame(u(2), raw(0xff, 0xff))).code).toBe('protocol_version');
+    expect(decodeError(frame(u(1), raw(0xff, 0xff))).code).toBe('protocol_version');
   });
 
   it('refuses frames larger than MAX_FRAME_BYTES before reading them', () => {
@@ -263,21 +263,35 @@ describe('field validation', () => {
   });
 
   it('slots: u32 round and index, table indexes in range, no duplicate table entries, count and seq ≥ 1', () => {
-    const ok = v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(9));
+    const ok = v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(9), u(0));
     expect(decodeFrame(ok)).toEqual({ type: 'slots', round: 1, index: 0, slots: [{ page: 'p', replica: R1, count: 5, seq: 9 }] });
     expectBadFrame(v1('slots', u(2 ** 32), u(0), u(0), u(0)), /round/);
     expectBadFrame(v1('slots', u(0), u(2 ** 32), u(0), u(0)), /chunk index/);
-    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(1), u(5), u(9)), /outside the table/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(1), u(5), u(9), u(0)), /outside the table/);
     expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R1), u(0)), /twice/);
-    expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R2), u(1), t('p'), u(1), u(5), u(9)), /skips table entry 0/);
-    expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R2), u(1), t('p'), u(0), u(5), u(9)), /unused/);
-    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(0), u(9)), /count/);
-    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(0)), /seq/);
-    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1000), t('p'), u(0), u(5), u(9)), /does not fit/);
+    expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R2), u(1), t('p'), u(1), u(5), u(9), u(0)), /skips table entry 0/);
+    expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R2), u(1), t('p'), u(0), u(5), u(9), u(0)), /unused/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(0), u(9), u(0)), /count/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(0), u(0)), /seq/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1000), t('p'), u(0), u(5), u(9), u(0)), /does not fit/);
+  });
+
+  it('slots and delta carry the reset epoch: count 0 only at an epoch ≥ 1 (a reset tombstone)', () => {
+    const slot = (count: number, epoch: number) => v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(count), u(9), u(epoch));
+    expect(decodeFrame(slot(0, 3))).toEqual({ type: 'slots', round: 1, index: 0, slots: [{ page: 'p', replica: R1, count: 0, seq: 9, epoch: 3 }] });
+    expect(decodeFrame(slot(5, 2))).toEqual({ type: 'slots', round: 1, index: 0, slots: [{ page: 'p', replica: R1, count: 5, seq: 9, epoch: 2 }] });
+    expectBadFrame(slot(0, 0), /slot count/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(9)), /epoch/);
+    const delta = (count: number, epoch: number) => v1('delta', rid(R1), u(0), u(1), u(1), t('p'), u(count), u(1), u(epoch));
+    expect(decodeFrame(delta(0, 1))).toEqual({ type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: 'p', count: 0, seq: 1, epoch: 1 }] });
+    expectBadFrame(delta(0, 0), /slot count/);
+    expectBadFrame(delta(1, 2 ** 53), /epoch|safe|does not fit|too/);
+    // The writer applies the same rule: it never sends what a peer would refuse.
+    expect(() => encodeMessage({ type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: page('p'), count: 0, seq: 1 }] })).toThrow(/slot count/);
   });
 
   it('page names: 1–256 bytes of strict UTF-8 without control characters', () => {
-    const withPage = (name: Part) => v1('slots', u(1), u(0), u(1), rid(R1), u(1), name, u(0), u(5), u(9));
+    const withPage = (name: Part) => v1('slots', u(1), u(0), u(1), rid(R1), u(1), name, u(0), u(5), u(9), u(0));
     expect(decodeFrame(withPage(t('é'.repeat(128))))).toMatchObject({ type: 'slots' });
     expectBadFrame(withPage(t('')), /empty/);
     expectBadFrame(withPage(t('a'.repeat(257))), /257 bytes/);
@@ -303,13 +317,13 @@ describe('field validation', () => {
   });
 
   it('delta: every slot seq lies in (after, upTo]', () => {
-    const delta = (after: number, upTo: number, seq: number) => v1('delta', rid(), u(after), u(upTo), u(1), t('p'), u(1), u(seq));
+    const delta = (after: number, upTo: number, seq: number) => v1('delta', rid(), u(after), u(upTo), u(1), t('p'), u(1), u(seq), u(0));
     expect(decodeFrame(delta(2, 5, 3))).toMatchObject({ type: 'delta' });
     expect(decodeFrame(delta(2, 5, 5))).toMatchObject({ type: 'delta' });
     expectBadFrame(delta(2, 5, 2), /outside its range/);
     expectBadFrame(delta(2, 5, 6), /outside its range/);
     expectBadFrame(delta(5, 5, 5), /after < upTo/);
-    expectBadFrame(v1('delta', rid(), u(0), u(1), u(1), t('p'), u(0), u(1)), /count/);
+    expectBadFrame(v1('delta', rid(), u(0), u(1), u(1), t('p'), u(0), u(1), u(0)), /count/);
   });
 
   it('awareness: a well-formed y-protocols update of JSON objects or null', () => {

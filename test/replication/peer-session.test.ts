@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 import { decodeFrame, encodeMessage } from '../../src/protocol/codec.js';
-import type { Message } from '../../src/protocol/messages.js';
+import { PROTOCOL_VERSION, type Message } from '../../src/protocol/messages.js';
 import { noMetrics } from '../../src/replication/replication-metrics.js';
 import { PeerSession, type SessionContext, type SessionEvent } from '../../src/replication/peer-session.js';
 import type { Connection, ConnectionHandlers } from '../../src/transport/transport.js';
@@ -99,7 +99,7 @@ describe('PeerSession.receive', () => {
 
   it('refuses an undecodable frame with a reason, closes, and ignores what follows', () => {
     const { a } = openPair();
-    const event = a.session.receive(Uint8Array.from([1, 200, 3]), 1);
+    const event = a.session.receive(Uint8Array.from([PROTOCOL_VERSION, 200, 3]), 1);
     expect(event).toMatchObject({ kind: 'closed', by: 'us', code: 'bad_frame', inHandshake: false });
     expect(a.connection.take()).toEqual([expect.objectContaining({ type: 'reject', code: 'bad_frame' })]);
     expect(a.connection.closed).toBe(true);
@@ -108,7 +108,7 @@ describe('PeerSession.receive', () => {
 
   it('refuses another protocol version, another cluster, itself and data before the handshake', () => {
     const cases: Array<[frame: Uint8Array, code: string, reason: RegExp]> = [
-      [Uint8Array.from([2, 0, 0, 0]), 'protocol_version', /protocol version 1/],
+      [Uint8Array.from([1, 0, 0, 0]), 'protocol_version', /this node speaks protocol version 2, the peer version 1/],
       [encodeMessage({ type: 'hello', cluster: 'other', replica: B, node: 'b', nonce: new Uint8Array(16) }), 'cluster', /cluster "test", not "other"/],
       [encodeMessage({ type: 'hello', cluster: 'test', replica: A, node: 'a', nonce: new Uint8Array(16) }), 'self', /itself/],
       [encodeMessage({ type: 'vv', vv: new Map() }), 'bad_frame', /before the handshake finished/],

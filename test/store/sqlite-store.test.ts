@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stateDigest, type Slot } from '../../src/crdt/g-counter.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 import { identityFilePath, readIdentityFile, writeIdentityFile } from '../../src/store/identity.js';
-import { migrate, migrateFile } from '../../src/store/migrate.js';
+import { loadMigrations, migrate, migrateFile } from '../../src/store/migrate.js';
 import { MemoryDisk, openMemoryStore } from '../../src/store/memory-store.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import type { Delta } from '../../src/store/store.js';
@@ -182,14 +182,15 @@ describe('migrate', () => {
 
   it('creates the schema on a fresh file and is idempotent on a migrated one', () => {
     const path = join(dir, 'nested', 'fresh.db');
-    expect(migrateFile(path)).toEqual({ from: 0, to: 2 });
-    expect(migrateFile(path)).toEqual({ from: 2, to: 2 });
+    const latest = loadMigrations().length;
+    expect(migrateFile(path)).toEqual({ from: 0, to: latest });
+    expect(migrateFile(path)).toEqual({ from: latest, to: latest });
     const db = new Database(path, { readonly: true });
     const tables = (db.prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map(
       (row) => row.name,
     );
     expect(tables).toEqual(['meta', 'pages', 'replicas', 'slots', 'slots_by_replica_seq', 'store_stats']);
-    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(db.pragma('user_version', { simple: true })).toBe(latest);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const withoutRowid = (name: string) => (db.prepare('SELECT sql FROM sqlite_schema WHERE name = ?').get(name) as { sql: string }).sql;
     expect(withoutRowid('slots')).toMatch(/WITHOUT ROWID/);
@@ -218,7 +219,7 @@ describe('migrate', () => {
   });
 });
 
-describe('SqliteStore stored stats (migration 0002)', () => {
+describe('SqliteStore stored stats (migration 0003)', () => {
   let dir: string;
   let path: string;
 
@@ -246,7 +247,8 @@ describe('SqliteStore stored stats (migration 0002)', () => {
   function counted(): { pages: number; slots: number; replicas: number } {
     const db = new Database(path, { readonly: true });
     const count = (table: string) => db.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
-    const result = { pages: count('pages'), slots: count('slots'), replicas: count('replicas') };
+    const pages = db.prepare('SELECT count(*) FROM pages WHERE total > 0').pluck().get() as number;
+    const result = { pages, slots: count('slots'), replicas: count('replicas') };
     db.close();
     return result;
   }
@@ -301,16 +303,44 @@ describe('SqliteStore stored stats (migration 0002)', () => {
     await third.store.close();
   });
 
-  it('upgrades a schema-1 database: counts it once, scans its digest once', async () => {
+  it('with resets: leaves reset pages out of the stored page count, and the stored digest equals a from-scratch scan', async () => {
+    const first = await openRecorded();
+    await fill(first.store);
+    first.store.reset(['b' as PageName]);
+    first.store.merge([{ page: 'c' as PageName, replica: 'c3'.padStart(32, '0') as ReplicaId, count: 0, seq: 2, epoch: 1 }], []);
+    await first.store.increment([{ page: 'c' as PageName, by: 2 }]);
+    // b reset (total 0, left out); c reset by a peer and counted again (back in).
+    expect(first.store.stats()).toMatchObject({ pages: 2 });
+    const live = counted();
+    expect(first.store.stats()).toMatchObject({ slots: live.slots, replicas: live.replicas });
+    const digest = first.store.digest();
+    await first.store.close();
+
+    const second = await openRecorded();
+    expect(second.scanned()).toBe(false);
+    expect(second.store.digest()).toBe(digest);
+    expect(second.store.stats()).toMatchObject({ pages: 2 });
+    await second.store.close();
+    // Forget the stored sum: the next open scans every slot and reset page, to the same digest.
+    const db = new Database(path);
+    db.prepare('UPDATE store_stats SET digest = NULL').run();
+    db.close();
+    const third = await openRecorded();
+    expect(third.scanned()).toBe(true);
+    expect(third.store.digest()).toBe(digest);
+    await third.store.close();
+  });
+
+  it('upgrades a schema-2 database: counts it once, scans its digest once', async () => {
     const first = await openRecorded();
     await fill(first.store);
     const digest = first.store.digest();
     await first.store.close();
-    // Back to schema 1 as version 0.1.0 wrote it: no stats table, no triggers.
+    // Back to schema 2 as the resets release wrote it: no stats table, no triggers.
     const db = new Database(path);
     for (const trigger of db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").pluck().all() as string[]) db.exec(`DROP TRIGGER "${trigger}"`);
     db.exec('DROP TABLE store_stats');
-    db.pragma('user_version = 1');
+    db.pragma('user_version = 2');
     db.close();
 
     const second = await openRecorded();

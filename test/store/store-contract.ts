@@ -13,6 +13,7 @@ import { incrementContract } from './contract/increments.js';
 import { lifecycleContract } from './contract/lifecycle.js';
 import { mergeContract } from './contract/merge.js';
 import { paginationContract } from './contract/pagination.js';
+import { resetContract } from './contract/resets.js';
 import { versionVectorContract } from './contract/version-vector.js';
 
 export type { KillableStore, StoreHarness } from './contract/harness.js';
@@ -53,6 +54,7 @@ export function runStoreContract(name: string, createHarness: () => Promise<Stor
     versionVectorContract(ctx);
     paginationContract(ctx);
     digestContract(ctx);
+    resetContract(ctx);
     identityContract(ctx);
     lifecycleContract(ctx);
   });

@@ -1,0 +1,108 @@
+/**
+ * `run.sh recover` against backups it must not trust, with real processes: a backup file is a
+ * SQLite file anyone with write access to the store can forge, and restoring it gives no
+ * guarantee about its values. Each forged file is shipped into a `file://` replica by the real
+ * Litestream binary; the recovery must refuse it with a message naming the backup and write
+ * nothing, so the damage never reaches a node.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { PageName } from '../../src/ids.js';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
+import { ensureBuilt } from '../helpers/build.js';
+import { hermeticEnv } from '../helpers/spawn-node.js';
+import { TempDirs } from '../helpers/temp-dir.js';
+import { LITESTREAM_BIN, RunShProcesses } from './run-sh.js';
+
+const execFileAsync = promisify(execFile);
+const ROOT = new URL('../..', import.meta.url).pathname;
+
+/** A node's database with `views` counted, then changed by `forge` with plain SQL (checks off). */
+async function forgedDatabase(path: string, views: Record<string, number>, forge: (db: Database.Database) => void): Promise<void> {
+  const store = await openSqliteStore({ path });
+  await store.increment(Object.entries(views).map(([page, by]) => ({ page: page as PageName, by })));
+  await store.close();
+  const db = new Database(path);
+  try {
+    db.pragma('ignore_check_constraints = ON');
+    forge(db);
+  } finally {
+    db.close();
+  }
+}
+
+/** Ships `path` to REPLICA_URL/NAME with the real Litestream (replicate until a short command exits). */
+async function ship(path: string, replicaRoot: string, name: string): Promise<void> {
+  await execFileAsync(LITESTREAM_BIN, ['replicate', '-config', join(ROOT, 'litestream.yml'), '-exec', 'sleep 1'], {
+    cwd: ROOT,
+    env: hermeticEnv({ DATABASE_PATH: path, REPLICA_URL: `file://${replicaRoot}`, NODE_ID: name, LITESTREAM_SYNC_INTERVAL: '100ms' }),
+  });
+}
+
+describe('recover refuses a forged or corrupt backup', () => {
+  const dirs = new TempDirs();
+  const runs = new RunShProcesses();
+  beforeAll(() => ensureBuilt());
+  afterEach(async () => {
+    await runs.killAll();
+    await dirs.removeAll();
+  });
+  afterAll(() => runs.killAll());
+
+  async function recoverWith(forge: (db: Database.Database) => void, honest: Record<string, number> = { home: 3 }) {
+    const dir = await dirs.create('recover-hostile-');
+    const replicaRoot = join(dir, 'replica');
+    await forgedDatabase(join(dir, 'honest.db'), honest, () => {});
+    await forgedDatabase(join(dir, 'forged.db'), { home: 2, about: 1 }, forge);
+    await ship(join(dir, 'honest.db'), replicaRoot, 'a');
+    await ship(join(dir, 'forged.db'), replicaRoot, 'b');
+    const output = join(dir, 'union', 'counters.db');
+    const result = await runs.runToExit({ REPLICA_URL: `file://${replicaRoot}`, DATABASE_PATH: join(dir, 'node', 'counters.db') }, ['recover', '--output', output]);
+    return { ...result, outputPath: output };
+  }
+
+  it.each([
+    ['a total past 2^53', (db: Database.Database) => db.exec(`UPDATE slots SET count = ${Number.MAX_SAFE_INTEGER - 1}`), /would total more than 2\^53-1/],
+    ['a negative count', (db: Database.Database) => db.exec('UPDATE slots SET count = -5'), /slot count -5 is not an integer/],
+    ['a fractional seq', (db: Database.Database) => db.exec('UPDATE slots SET seq = 1.5'), /slot seq 1.5 is not an integer/],
+    ['a page name with a control character', (db: Database.Database) => db.exec("UPDATE slots SET page = 'x' || char(10) WHERE page = 'about'; UPDATE pages SET page = 'x' || char(10) WHERE page = 'about'"), /control characters/],
+    ['a replica id that is not one', (db: Database.Database) => db.exec("UPDATE replicas SET replica_id = upper(replica_id) WHERE seq > 0"), /not a replica id/],
+    // Slots are read page by page: a slot whose page lost its row would be dropped silently.
+    ['slots of a page with no total', (db: Database.Database) => db.exec("DELETE FROM pages WHERE page = 'about'"), /it holds 2 slots but its pages list 1: slots of pages with no total/],
+    ['a page total that is not the sum of its slots', (db: Database.Database) => db.exec("UPDATE pages SET total = 7 WHERE page = 'about'"), /page "about" totals 7 but its slots sum to 1/],
+  ])('%s: exit 1, the backup named, nothing written', async (_what, forge, message) => {
+    // The honest backup's slot for `home` and the forged one's together pass 2^53 in the union.
+    const result = await recoverWith(forge, { home: 3 });
+    expect(result.code, result.output).toBe(1);
+    expect(result.output).toMatch(message);
+    expect(result.output).toContain('backup b at file://');
+    expect(result.output).toContain('leave that backup out with --from');
+    expect(existsSync(result.outputPath)).toBe(false);
+  });
+
+  it('merges a backup whose name is the one the union is made under', async () => {
+    const dir = await dirs.create('recover-names-');
+    const replicaRoot = join(dir, 'replica');
+    await forgedDatabase(join(dir, 'one.db'), { home: 3 }, () => {});
+    await forgedDatabase(join(dir, 'two.db'), { home: 4 }, () => {});
+    await ship(join(dir, 'one.db'), replicaRoot, 'a');
+    await ship(join(dir, 'two.db'), replicaRoot, 'union');
+    const output = join(dir, 'union', 'counters.db');
+    const env = { REPLICA_URL: `file://${replicaRoot}`, DATABASE_PATH: join(dir, 'node', 'counters.db') };
+    const listed = await runs.runToExit(env, ['recover', '--output', output]);
+    expect(listed.code, listed.output).toBe(0);
+    expect(listed.output).toContain('recover: backup union: 4 views on 1 pages; the union adds 3');
+    expect(listed.output).toContain('recover: union of 2 backups: 7 views on 1 pages');
+    // A name given that has no backup is reported as none, not taken for the union's own file.
+    const named = await runs.runToExit(env, ['recover', '--from', 'a,union,ghost']);
+    expect(named.code, named.output).toBe(0);
+    expect(named.output).toContain('recover: backup ghost: none at');
+    expect(named.output).toContain('recover: union of 2 backups: 7 views on 1 pages');
+    const missing = await runs.runToExit({ ...env, REPLICA_URL: `file://${join(dir, 'other')}` }, ['recover', '--from', 'union']);
+    expect(missing.code, missing.output).toBe(3);
+  });
+});
