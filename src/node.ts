@@ -194,6 +194,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     // 2. One process per database, then the store.
     prepareDataDirectory(config.databasePath);
     lock = lockDatabase(config.databasePath, { node: config.nodeName, startedAt });
+    if (lock.withoutRecord) log.warn({ path: lock.path }, 'disk full: the database lock was taken without its owner record (a later start takes it for stale)');
     store = await openSqliteStore({
       path: config.databasePath,
       synchronous: config.sqliteSynchronous,

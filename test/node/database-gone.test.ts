@@ -8,8 +8,9 @@ import { copyFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/build.js';
+import { WRITER_HEADERS } from '../helpers/http-client.js';
 import { eventually } from '../helpers/eventually.js';
-import { NodeProcesses } from '../helpers/spawn-node.js';
+import { NodeProcesses, TEST_ADMIN_TOKEN } from '../helpers/spawn-node.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
 const dirs = new TempDirs();
@@ -22,7 +23,7 @@ afterEach(async () => {
 });
 
 async function post(url: string, page: string): Promise<{ status: number; code?: string }> {
-  const response = await fetch(`${url}/api/pages/${page}/views`, { method: 'POST' });
+  const response = await fetch(`${url}/api/pages/${page}/views`, { method: 'POST', headers: WRITER_HEADERS });
   const body = (await response.json()) as { error?: { code: string } };
   return { status: response.status, ...(body.error !== undefined ? { code: body.error.code } : {}) };
 }
@@ -59,11 +60,11 @@ describe('a node whose database file goes away', () => {
         timeoutMs: 10_000,
       });
       expect(await post(node.url, 'home')).toEqual({ status: 503, code: 'database_gone' });
-      const batch = await fetch(`${node.url}/api/views`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ views: [{ page: 'home', by: 1 }] }) });
+      const batch = await fetch(`${node.url}/api/views`, { method: 'POST', headers: { ...WRITER_HEADERS, 'content-type': 'application/json' }, body: JSON.stringify({ views: [{ page: 'home', by: 1 }] }) });
       expect(batch.status).toBe(503);
       expect(((await batch.json()) as { error: { code: string } }).error.code).toBe('database_gone');
       expect(await count(node.url, 'home')).toBe(5);
-      const metrics = await (await fetch(`${node.url}/metrics`)).text();
+      const metrics = await (await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).text();
       expect(metrics).toMatch(/^dsqlite_store_writes_blocked\{reason="database_gone"\} 1$/m);
       expect(node.logs.filter((entry) => typeof entry.msg === 'string' && entry.msg.includes(`${how === 'deleted' ? 'was deleted' : 'was replaced by another file'} while the node runs`))).toHaveLength(1);
       node.signal('SIGTERM');

@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readIdentityFile } from '../../src/store/identity.js';
 import { ensureBuilt } from '../helpers/build.js';
+import { WRITER_HEADERS } from '../helpers/http-client.js';
 import { eventually } from '../helpers/eventually.js';
-import { NodeProcesses, type SpawnedNode } from '../helpers/spawn-node.js';
+import { NodeProcesses, TEST_ADMIN_TOKEN, type SpawnedNode } from '../helpers/spawn-node.js';
 import { Tmpfs, tmpfsProblem } from '../helpers/tmpfs.js';
 
 const nodes = new NodeProcesses();
@@ -24,7 +25,7 @@ afterEach(async () => {
 });
 
 async function post(url: string, page: string): Promise<{ status: number; code?: string }> {
-  const response = await fetch(`${url}/api/pages/${page}/views`, { method: 'POST' });
+  const response = await fetch(`${url}/api/pages/${page}/views`, { method: 'POST', headers: WRITER_HEADERS });
   const body = (await response.json()) as { error?: { code: string } };
   return { status: response.status, ...(body.error !== undefined ? { code: body.error.code } : {}) };
 }
@@ -42,7 +43,7 @@ async function ready(url: string): Promise<{ status: number; code?: string; mess
 }
 
 async function metric(url: string, line: string): Promise<string | undefined> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).text();
   return text.split('\n').find((l) => l.startsWith(line));
 }
 
@@ -57,7 +58,7 @@ describe.skipIf(problem !== undefined)('a node on a full disk', () => {
     const databasePath = join(disk.dir, 'counters.db');
     const env = { DATABASE_PATH: databasePath };
     let node = await nodes.start({ env });
-    const replicaId = ((await (await fetch(`${node.url}/api/cluster`)).json()) as { node: { replicaId: string } }).node.replicaId;
+    const replicaId = ((await (await fetch(`${node.url}/api/cluster`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).json()) as { node: { replicaId: string } }).node.replicaId;
 
     let acked = 0;
     for (let i = 0; i < 20; i++) {
@@ -89,8 +90,12 @@ describe.skipIf(problem !== undefined)('a node on a full disk', () => {
     // Starts on the still-full disk: no crash, reads served, the id kept; a kill -9 while the
     // start's commit waits for space changes nothing on disk, so the next start keeps it too.
     for (const stop of ['SIGKILL', 'SIGTERM'] as const) {
+      // The stop released the database lock, and with it the lock file's block: full again.
+      disk.fill();
       node = await nodes.start({ env });
       expect(logged(node, /^store opened/)).toEqual([expect.objectContaining({ outcome: 'kept', replicaId, pending: 'disk full' })]);
+      // The lock is taken all the same, with an empty record (an empty file needs no block).
+      expect(logged(node, /^disk full: the database lock/)).toHaveLength(1);
       expect(await count(node.url, 'home')).toBe(acked);
       expect(await ready(node.url)).toMatchObject({ status: 503, code: 'disk_full' });
       expect(await post(node.url, 'home')).toEqual({ status: 503, code: 'disk_full' });

@@ -8,8 +8,9 @@
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/build.js';
+import { WRITER_HEADERS } from '../helpers/http-client.js';
 import { MemoryCgroup, memoryCgroupProblem } from '../helpers/memory-cgroup.js';
-import { NodeProcesses } from '../helpers/spawn-node.js';
+import { NodeProcesses, TEST_ADMIN_TOKEN } from '../helpers/spawn-node.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
 const LIMIT_BYTES = 256 * 1024 * 1024;
@@ -45,7 +46,7 @@ describe.skipIf(problem !== undefined)('a node in a 256 MiB cgroup', () => {
           const views = Array.from({ length: VIEWS }, (_, i) => ({ page: `/flood/client-${client}/round-${round}/a-rather-long-article-slug-of-a-blog-post-${i}`, by: 1 }));
           let key: string;
           try {
-            const response = await fetch(`${node.url}/api/views`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ views }) });
+            const response = await fetch(`${node.url}/api/views`, { method: 'POST', headers: { ...WRITER_HEADERS, 'content-type': 'application/json' }, body: JSON.stringify({ views }) });
             const body = (await response.json()) as { error?: { code: string } };
             key = `${response.status}${body.error !== undefined ? ` ${body.error.code}` : ''}`;
             if (response.status === 200) acked += VIEWS;
@@ -65,7 +66,7 @@ describe.skipIf(problem !== undefined)('a node in a 256 MiB cgroup', () => {
     expect(acked).toBeGreaterThan(0);
     expect(group.oomKills()).toBe(0);
     expect((await fetch(`${node.url}/healthz`)).status).toBe(200);
-    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    const metrics = await (await fetch(`${node.url}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).text();
     // Every acknowledged batch counted, and nothing counted beyond those whose outcome is unknown.
     const counted = Number(/^dsqlite_views_counted_total (\d+)$/m.exec(metrics)?.[1]);
     expect(counted).toBeGreaterThanOrEqual(acked);

@@ -10,8 +10,9 @@ import WebSocket from 'ws';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { REQUEST_TIMEOUT_MS } from '../../src/http/server-limits.js';
 import { ensureBuilt } from '../helpers/build.js';
+import { WRITER_HEADERS } from '../helpers/http-client.js';
 import { eventually } from '../helpers/eventually.js';
-import { NodeProcesses } from '../helpers/spawn-node.js';
+import { NodeProcesses, TEST_WRITE_TOKEN } from '../helpers/spawn-node.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
 const SLOW_CLIENTS = 200;
@@ -47,7 +48,7 @@ function slowClient(port: number): Promise<SlowClient> {
     });
     socket.on('error', () => undefined);
     socket.once('connect', () => {
-      socket.write('POST /api/pages/slow/views HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"by":');
+      socket.write(`POST /api/pages/slow/views HTTP/1.1\r\nHost: node\r\nContent-Type: application/json\r\nAuthorization: Bearer ${TEST_WRITE_TOKEN}\r\nContent-Length: 1000\r\n\r\n{"by":`);
       trickle = setInterval(() => socket.write(' '), 1_000);
       resolve(client);
     });
@@ -56,7 +57,7 @@ function slowClient(port: number): Promise<SlowClient> {
 }
 
 async function post(url: string, page: string): Promise<number> {
-  const response = await fetch(`${url}/api/pages/${page}/views`, { method: 'POST' });
+  const response = await fetch(`${url}/api/pages/${page}/views`, { method: 'POST', headers: WRITER_HEADERS });
   expect(response.status).toBe(200);
   return ((await response.json()) as { count: number }).count;
 }
