@@ -139,7 +139,9 @@ describe('the cluster port', () => {
     expect(anonymous.status).toBe(401);
     expect(anonymous.headers.get('www-authenticate')).toBe('Bearer');
     expect(((await anonymous.json()) as { error: { code: string } }).error.code).toBe('admin_token_required');
-    expect((await metrics(node.url, { authorization: 'Bearer wrong-token-0123456789' })).status).toBe(401);
+    const wrong = await metrics(node.url, { authorization: 'Bearer wrong-token-0123456789' });
+    expect(wrong.status).toBe(403);
+    expect(((await wrong.json()) as { error: { code: string } }).error.code).toBe('admin_token_refused');
     expect((await metrics(node.url, { authorization: `Bearer ${TEST_ADMIN_TOKEN}` })).status).toBe(200);
     expect((await metrics(node.privateUrl as string)).status).toBe(200);
 
