@@ -17,7 +17,7 @@ import { authProof, verifyProof } from '../protocol/auth.js';
 import { decodeFrame, encodeMessage, ProtocolError } from '../protocol/codec.js';
 import { type Message, NONCE_BYTES, PROTOCOL_VERSION, type RejectCode } from '../protocol/messages.js';
 import type { Connection } from '../transport/transport.js';
-import { ReceivedRounds } from './received-rounds.js';
+import { highestSeqs, justified, ReceivedRounds } from './received-rounds.js';
 import type { ReplicationMetrics } from './replication-metrics.js';
 
 export type SessionPhase = 'handshake' | 'open' | 'closed';
@@ -30,7 +30,20 @@ export interface SessionContext {
   readonly nodeName: string;
   readonly randomBytes: RandomBytes;
   readonly metrics: Pick<ReplicationMetrics, 'frameSent' | 'frameReceived' | 'badFrame'>;
+  /**
+   * Whether slots of `replica` from this peer may be taken: true for a replica we know; for a new
+   * one, true while the peer's budget of new replica ids lasts (see new-replica-budget.ts).
+   * Slots refused here are dropped and justify no coverage; a later round brings them.
+   */
+  readonly admitReplica: (replica: ReplicaId, peer: PeerSession) => boolean;
 }
+
+/**
+ * Highest seq a peer may name (in a slot, a range or a vector entry): 2^48, far beyond any real
+ * replica (a million commits a second for nine years) and far below 2^53, so no claim can push
+ * an entry to where the next seq would no longer be a safe integer.
+ */
+export const MAX_CLAIMED_SEQ = 2 ** 48;
 
 export interface PeerIdentity {
   readonly replica: ReplicaId;
@@ -61,8 +74,8 @@ export type SessionEvent =
   | { readonly kind: 'slots'; readonly slots: readonly Slot[] }
   /** The end of a sync round whose every chunk arrived: the ranges may advance once merged after those chunks. */
   | { readonly kind: 'covered'; readonly ranges: readonly SeqRange[] }
-  /** A live delta, its slots named by their replica. */
-  | { readonly kind: 'delta'; readonly range: SeqRange; readonly slots: readonly Slot[] }
+  /** A live delta, its slots named by their replica; `ranges` is its range when its slots justify it, else empty. */
+  | { readonly kind: 'delta'; readonly ranges: readonly SeqRange[]; readonly slots: readonly Slot[] }
   | { readonly kind: 'awareness'; readonly update: Uint8Array };
 
 const NOTHING: SessionEvent = { kind: 'none' };
@@ -70,6 +83,11 @@ const NOTHING: SessionEvent = { kind: 'none' };
 /** The close reason of a session the peer refused; also what its dial target shows as last error. */
 export function refusedByPeer(code: RejectCode, reason: string): string {
   return `refused by peer (${code}): ${reason}`;
+}
+
+function seqProblem(slots: readonly Slot[]): string | undefined {
+  for (const slot of slots) if (slot.seq > MAX_CLAIMED_SEQ) return `slot seq ${slot.seq} is beyond ${MAX_CLAIMED_SEQ}`;
+  return undefined;
 }
 
 export class PeerSession {
@@ -184,28 +202,38 @@ export class PeerSession {
     }
   }
 
-  /** A frame after the handshake. */
+  /** A frame after the handshake: every claim in it checked before it leaves as an event. */
   private opened(message: Message): SessionEvent {
     switch (message.type) {
-      case 'vv':
+      case 'vv': {
+        for (const [replica, seq] of message.vv) {
+          if (seq > MAX_CLAIMED_SEQ) return this.refuse('bad_frame', `vv entry ${seq} for ${replica} is beyond ${MAX_CLAIMED_SEQ}`);
+        }
         this.heldByPeer = new Map(message.vv);
         return { kind: 'vv', vv: message.vv };
-      case 'slots':
-        this.rounds.chunkArrived(message.round, message.index);
-        return { kind: 'slots', slots: message.slots };
-      case 'covered':
-        // A round's ranges count only when every one of its chunks arrived on this session.
-        if (!this.rounds.complete(message.round, message.chunks)) return NOTHING;
-        for (const range of message.ranges) this.peerHolds(range);
-        return { kind: 'covered', ranges: message.ranges };
+      }
+      case 'slots': {
+        const problem = seqProblem(message.slots);
+        if (problem !== undefined) return this.refuse('bad_frame', problem);
+        const slots = this.admitted(message.slots);
+        this.rounds.chunkArrived(message.round, message.index, slots);
+        return { kind: 'slots', slots };
+      }
+      case 'covered': {
+        // A round's ranges count only when every one of its chunks arrived on this session, and
+        // then only those its delivered slots justify.
+        const ranges = this.rounds.covered(message.round, message.chunks, message.ranges);
+        if (ranges === undefined) return NOTHING;
+        for (const range of ranges) this.peerHolds(range);
+        return { kind: 'covered', ranges };
+      }
       case 'delta': {
         const replica = message.range.replica;
-        this.peerHolds(message.range, replica === this.identity?.replica);
-        return {
-          kind: 'delta',
-          range: message.range,
-          slots: message.slots.map((slot) => ({ page: slot.page, replica, ...valueOf(slot) })),
-        };
+        if (message.range.upTo > MAX_CLAIMED_SEQ) return this.refuse('bad_frame', `delta range ends at ${message.range.upTo}, beyond ${MAX_CLAIMED_SEQ}`);
+        const slots = this.admitted(message.slots.map((slot) => ({ page: slot.page, replica, ...valueOf(slot) })));
+        const ranges = justified([message.range], highestSeqs(slots));
+        for (const range of ranges) this.peerHolds(range, replica === this.identity?.replica);
+        return { kind: 'delta', ranges, slots };
       }
       case 'awareness':
         return { kind: 'awareness', update: message.update };
@@ -220,6 +248,19 @@ export class PeerSession {
       case 'auth':
         return this.refuse('bad_frame', `"${message.type}" after the handshake`);
     }
+  }
+
+  /** The slots whose replica the peer may speak for now (known, or within its new-id budget). */
+  private admitted(slots: readonly Slot[]): Slot[] {
+    const verdict = new Map<ReplicaId, boolean>();
+    return slots.filter((slot) => {
+      let ok = verdict.get(slot.replica);
+      if (ok === undefined) {
+        ok = this.context.admitReplica(slot.replica, this);
+        verdict.set(slot.replica, ok);
+      }
+      return ok;
+    });
   }
 
   private refuse(code: RejectCode, reason: string): SessionEvent {
@@ -246,6 +287,11 @@ export class PeerSession {
     return this.sendFrame(encodeMessage(message), message.type);
   }
 
+  /** Our version vector. */
+  sendVv(vv: VersionVector): void {
+    this.send({ type: 'vv', vv });
+  }
+
   /** Sends a frame encoded once for many sessions (a live delta). */
   sendFrame(frame: Uint8Array, type: Message['type']): number {
     if (this.currentPhase === 'closed') return 0;
@@ -253,6 +299,15 @@ export class PeerSession {
     this.bytesSent += frame.byteLength;
     this.context.metrics.frameSent(type, frame.byteLength);
     return frame.byteLength;
+  }
+
+  /** Backpressure from the merge queue: stop reading this peer until its backlog is merged. */
+  pause(): void {
+    this.connection.pause?.();
+  }
+
+  resume(): void {
+    this.connection.resume?.();
   }
 
   ping(): void {

@@ -51,6 +51,7 @@ function context(replica: ReplicaId, overrides: Partial<SessionContext> = {}): S
     nodeName: `node-${replica[0]}`,
     randomBytes: (n) => Uint8Array.from({ length: n }, () => next++ & 0xff),
     metrics: noMetrics,
+    admitReplica: () => true,
     ...overrides,
   };
 }
@@ -68,8 +69,8 @@ function deliver(from: RecordingConnection, to: PeerSession): SessionEvent[] {
 }
 
 /** Two sessions through their handshake. */
-function openPair() {
-  const a = session(A);
+function openPair(overrides: Partial<SessionContext> = {}) {
+  const a = session(A, overrides);
   const b = session(B);
   expect(deliver(a.connection, b.session)).toEqual([{ kind: 'none' }]);
   expect(deliver(b.connection, a.session)).toEqual([{ kind: 'none' }, { kind: 'open' }]);
@@ -153,11 +154,43 @@ describe('PeerSession.receive', () => {
     expect(a.session.receive(encodeMessage({ type: 'covered', round: 2, chunks: 1, ranges }), 1)).toEqual({ kind: 'covered', ranges });
     expect(a.session.receive(encodeMessage({ type: 'delta', range: { replica: B, after: 2, upTo: 3 }, slots: [{ page: page('p'), count: 4, seq: 3 }] }), 1)).toEqual({
       kind: 'delta',
-      range: { replica: B, after: 2, upTo: 3 },
+      ranges: [{ replica: B, after: 2, upTo: 3 }],
       slots: [{ page: page('p'), replica: B, count: 4, seq: 3 }],
     });
     // What the peer holds moved on with what it sent.
     expect(a.session.peerVv?.get(B)).toBe(3);
+  });
+
+  it('lets a claim of coverage move nothing its slots do not justify', () => {
+    const { a } = openPair();
+    const C = 'cccccccccccccccccccccccccccccccc' as ReplicaId;
+    // An empty delta "covering" (0, 2^48] of another replica: merged (nothing), advancing nothing.
+    expect(a.session.receive(encodeMessage({ type: 'delta', range: { replica: C, after: 0, upTo: 2 ** 48 }, slots: [] }), 1)).toEqual({ kind: 'delta', ranges: [], slots: [] });
+    // A delta whose slots stop short of its end.
+    const short = a.session.receive(encodeMessage({ type: 'delta', range: { replica: C, after: 0, upTo: 9 }, slots: [{ page: page('p'), count: 1, seq: 4 }] }), 1);
+    expect(short).toMatchObject({ kind: 'delta', ranges: [] });
+    // A round whose chunk holds C only up to seq 5 justifies C's range up to 5, not a fake replica's.
+    const D = 'dddddddddddddddddddddddddddddddd' as ReplicaId;
+    a.session.receive(encodeMessage({ type: 'slots', round: 7, index: 0, slots: [{ page: page('p'), replica: C, count: 2, seq: 5 }] }), 1);
+    const covered = a.session.receive(
+      encodeMessage({ type: 'covered', round: 7, chunks: 1, ranges: [{ replica: C, after: 0, upTo: 5 }, { replica: D, after: 0, upTo: 1_000 }] }),
+      1,
+    );
+    expect(covered).toEqual({ kind: 'covered', ranges: [{ replica: C, after: 0, upTo: 5 }] });
+    // Seqs near 2^53 are refused outright.
+    expect(a.session.receive(encodeMessage({ type: 'vv', vv: new Map([[C, 2 ** 53 - 1]]) }), 1)).toMatchObject({ kind: 'closed', code: 'bad_frame' });
+  });
+
+  it('drops the slots of replicas the peer may not introduce, and their coverage with them', () => {
+    const C = 'cccccccccccccccccccccccccccccccc' as ReplicaId;
+    const { a } = openPair({ admitReplica: (replica) => replica !== C });
+    const slots = [
+      { page: page('p'), replica: B, count: 1, seq: 1 },
+      { page: page('p'), replica: C, count: 1, seq: 1 },
+    ];
+    expect(a.session.receive(encodeMessage({ type: 'slots', round: 1, index: 0, slots }), 1)).toEqual({ kind: 'slots', slots: [slots[0]] });
+    const ranges = [{ replica: B, after: 0, upTo: 1 }, { replica: C, after: 0, upTo: 1 }];
+    expect(a.session.receive(encodeMessage({ type: 'covered', round: 1, chunks: 1, ranges }), 1)).toEqual({ kind: 'covered', ranges: [ranges[0]] });
   });
 
   it('refuses a second handshake after open', () => {
