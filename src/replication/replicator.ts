@@ -23,8 +23,9 @@
  *   `heartbeatTimeoutMs` is closed and its peer redialled.
  */
 import type { ClusterStatus, NodeInfo } from '../cluster-status.js';
-import { seqOf, type VersionVector } from '../crdt/version-vector.js';
-import { cryptoRandom, type RandomBytes } from '../ids.js';
+import type { Slot } from '../crdt/g-counter.js';
+import { seqOf, type SeqRange } from '../crdt/version-vector.js';
+import { cryptoRandom, type RandomBytes, type ReplicaId } from '../ids.js';
 import type { Log } from '../log.js';
 import type { IdentityInfo, Store } from '../store/store.js';
 import { realTimers, type TimerHandle, type Timers } from '../timers.js';
@@ -32,14 +33,11 @@ import type { Transport } from '../transport/transport.js';
 import { type BackoffOptions, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from './backoff.js';
 import { MergeQueue } from './merge-queue.js';
 import { PeerDirectory } from './peer-directory.js';
+import { SourceBudget, sourceOf } from './peer-limits.js';
 import type { PeerSession } from './peer-session.js';
-import type { Slot } from '../crdt/g-counter.js';
-import type { SeqRange } from '../crdt/version-vector.js';
-import type { ReplicaId } from '../ids.js';
 import { Presence, type NodePresence } from './presence.js';
 import { noMetrics, type ReplicationMetrics } from './replication-metrics.js';
 import { clusterStatus } from './replication-status.js';
-import { SourceBudget, sourceOf } from './peer-limits.js';
 import { type SessionMessage, SessionTable } from './session-table.js';
 import { SYNC_CHUNK_SLOTS } from './sync-answer.js';
 import { MAX_SEND_BUFFER_BYTES, SyncSender } from './sync-sender.js';
