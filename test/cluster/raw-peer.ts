@@ -50,6 +50,22 @@ export class RawPeer {
     this.ws.send(frame, { binary: typeof frame !== 'string' });
   }
 
+  /** Encodes and sends a message (framed as the session requires once the handshake is done). */
+  sendMessage(message: Message): void {
+    this.send(encodeMessage(message));
+  }
+
+  /** Stops reading from the socket: the node's frames pile up in its send buffer and the kernel's. */
+  stopReading(): void {
+    // ws has no public way to stop reading a client socket; pausing the net.Socket underneath does.
+    (this.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+  }
+
+  /** The node's replica id, from its hello. */
+  async nodeReplica(): Promise<ReplicaId> {
+    return (await this.next('hello')).replica;
+  }
+
   /** The first received message of `type`, waiting for it. */
   async next<T extends Message['type']>(type: T, timeoutMs = 5_000): Promise<Extract<Message, { type: T }>> {
     return eventually(
