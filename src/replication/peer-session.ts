@@ -15,6 +15,7 @@ import { canAdvance, seqOf, type SeqRange, type VersionVector } from '../crdt/ve
 import type { RandomBytes, ReplicaId } from '../ids.js';
 import { authProof, verifyProof } from '../protocol/auth.js';
 import { decodeFrame, encodeMessage, ProtocolError } from '../protocol/codec.js';
+import { FrameOpener, FrameSealer, sessionKey } from '../protocol/session-mac.js';
 import { type Message, NONCE_BYTES, PROTOCOL_VERSION, type RejectCode } from '../protocol/messages.js';
 import type { Connection } from '../transport/transport.js';
 import { highestSeqs, justified, ReceivedRounds } from './received-rounds.js';
@@ -44,6 +45,10 @@ export interface SessionContext {
  * an entry to where the next seq would no longer be a safe integer.
  */
 export const MAX_CLAIMED_SEQ = 2 ** 48;
+/** Entries of our vector per `vv`/`vvPart` frame (about 26 bytes each: well inside a frame). */
+export const VV_CHUNK_ENTRIES = 30_000;
+/** Entries a peer's vector may have across its parts; more closes the session. */
+export const MAX_PEER_VV_ENTRIES = 1_000_000;
 
 export interface PeerIdentity {
   readonly replica: ReplicaId;
@@ -111,6 +116,11 @@ export class PeerSession {
   private readonly rounds = new ReceivedRounds();
   private readonly nonce: Uint8Array;
   private nextPing = 1;
+  /** Seals what we send once our `auth` is out; opens what the peer sends once its `auth` verified. */
+  private sealer: FrameSealer | undefined;
+  private opener: FrameOpener | undefined;
+  /** Entries of a vector the peer is sending in parts. */
+  private vvParts: Map<ReplicaId, number> | undefined;
 
   constructor(
     readonly connection: Connection,
@@ -157,7 +167,8 @@ export class PeerSession {
     this.lastReceivedAt = now;
     let message: Message;
     try {
-      message = decodeFrame(frame);
+      // After the peer's auth, nothing is read of a frame whose MAC does not verify.
+      message = decodeFrame(this.opener === undefined ? frame : this.opener.open(frame));
     } catch (error) {
       this.context.metrics.badFrame();
       if (error instanceof ProtocolError && error.code === 'protocol_version') {
@@ -169,7 +180,12 @@ export class PeerSession {
     return this.currentPhase === 'handshake' ? this.handshake(message) : this.opened(message);
   }
 
-  /** A frame during the handshake: hello → auth both ways; nothing else but ping, pong and reject. */
+  /**
+   * A frame during the handshake: hello both ways, then the dialler's auth, then — only once that
+   * verified — the listener's. So a node that is merely connected to (the cheap attack) never
+   * shows a keyed value before the other side proved it knows the secret. Nothing else but ping,
+   * pong and reject.
+   */
   private handshake(message: Message): SessionEvent {
     switch (message.type) {
       case 'hello': {
@@ -179,7 +195,7 @@ export class PeerSession {
         }
         if (message.replica === this.localReplica) return this.refuse('self', 'connected to itself');
         this.identity = { replica: message.replica, name: message.node, nonce: message.nonce };
-        this.send({ type: 'auth', proof: authProof(this.context.secret, this.proofInput('prove')) });
+        if (this.dialler) this.sendAuth();
         return NOTHING;
       }
       case 'auth': {
@@ -187,6 +203,8 @@ export class PeerSession {
         if (!verifyProof(this.context.secret, this.proofInput('verify'), message.proof)) {
           return this.refuse('auth', 'the proof of CLUSTER_SECRET does not match: the nodes have different secrets');
         }
+        if (!this.dialler) this.sendAuth();
+        this.opener = new FrameOpener(this.key('receive'));
         this.currentPhase = 'open';
         return { kind: 'open' };
       }
@@ -202,15 +220,50 @@ export class PeerSession {
     }
   }
 
+  /** The dialling side proves first. */
+  private get dialler(): boolean {
+    return this.connection.direction === 'outbound';
+  }
+
+  /** Sends our proof; every frame after it is sealed. */
+  private sendAuth(): void {
+    this.send({ type: 'auth', proof: authProof(this.context.secret, this.proofInput('prove')) });
+    this.sealer = new FrameSealer(this.key('send'));
+  }
+
+  private key(direction: 'send' | 'receive') {
+    const peer = this.identity!;
+    const us = { id: this.localReplica, nonce: this.nonce };
+    const them = { id: peer.replica, nonce: peer.nonce };
+    const [sender, receiver] = direction === 'send' ? [us, them] : [them, us];
+    return sessionKey(this.context.secret, {
+      cluster: this.context.cluster,
+      sender: sender.id,
+      senderNonce: sender.nonce,
+      receiver: receiver.id,
+      receiverNonce: receiver.nonce,
+    });
+  }
+
   /** A frame after the handshake: every claim in it checked before it leaves as an event. */
   private opened(message: Message): SessionEvent {
     switch (message.type) {
+      case 'vvPart':
       case 'vv': {
+        const parts = this.vvParts ?? new Map<ReplicaId, number>();
+        if (parts.size + message.vv.size > MAX_PEER_VV_ENTRIES) return this.refuse('bad_frame', `version vector of more than ${MAX_PEER_VV_ENTRIES} entries`);
         for (const [replica, seq] of message.vv) {
           if (seq > MAX_CLAIMED_SEQ) return this.refuse('bad_frame', `vv entry ${seq} for ${replica} is beyond ${MAX_CLAIMED_SEQ}`);
+          if (parts.has(replica)) return this.refuse('bad_frame', `version vector names replica ${replica} twice across its parts`);
+          parts.set(replica, seq);
         }
-        this.heldByPeer = new Map(message.vv);
-        return { kind: 'vv', vv: message.vv };
+        if (message.type === 'vvPart') {
+          this.vvParts = parts;
+          return NOTHING;
+        }
+        this.vvParts = undefined;
+        this.heldByPeer = new Map(parts);
+        return { kind: 'vv', vv: parts };
       }
       case 'slots': {
         const problem = seqProblem(message.slots);
@@ -247,6 +300,8 @@ export class PeerSession {
       case 'hello':
       case 'auth':
         return this.refuse('bad_frame', `"${message.type}" after the handshake`);
+      default:
+        return this.refuse('bad_frame', `unexpected "${(message as Message).type}"`);
     }
   }
 
@@ -287,14 +342,23 @@ export class PeerSession {
     return this.sendFrame(encodeMessage(message), message.type);
   }
 
-  /** Our version vector. */
+  /** Our version vector, in parts of VV_CHUNK_ENTRIES when it is bigger (never one frame over the limit). */
   sendVv(vv: VersionVector): void {
-    this.send({ type: 'vv', vv });
+    if (vv.size <= VV_CHUNK_ENTRIES) {
+      this.send({ type: 'vv', vv });
+      return;
+    }
+    const entries = [...vv];
+    for (let i = 0; i < entries.length; i += VV_CHUNK_ENTRIES) {
+      const part = new Map(entries.slice(i, i + VV_CHUNK_ENTRIES));
+      this.send(i + VV_CHUNK_ENTRIES < entries.length ? { type: 'vvPart', vv: part } : { type: 'vv', vv: part });
+    }
   }
 
   /** Sends a frame encoded once for many sessions (a live delta). */
-  sendFrame(frame: Uint8Array, type: Message['type']): number {
+  sendFrame(body: Uint8Array, type: Message['type']): number {
     if (this.currentPhase === 'closed') return 0;
+    const frame = this.sealer === undefined ? body : this.sealer.seal(body);
     this.connection.send(frame);
     this.bytesSent += frame.byteLength;
     this.context.metrics.frameSent(type, frame.byteLength);

@@ -6,7 +6,12 @@
  */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { decodeFrame, encodeMessage } from '../../src/protocol/codec.js';
+import type { Message } from '../../src/protocol/messages.js';
+import { CLUSTER_PATH } from '../../src/transport/websocket-transport.js';
 import type { ReplicaId } from '../../src/ids.js';
 import { newReplicaId } from '../../src/ids.js';
 import { MAX_MERGE_BATCH_SLOTS } from '../../src/replication/merge-queue.js';
@@ -82,6 +87,93 @@ function awarenessUpdate(entries: ReadonlyArray<{ client: number; clock: number;
 const page = (name: string) => name as never;
 
 describe('hostile peers', () => {
+  it('relay: a party without the secret that shuttles a handshake between two nodes cannot send a frame either accepts', async () => {
+    const { cluster, a, stillLinked } = await healthyPair();
+    // The relay listens; node c dials it (it is in c's PEERS), and the relay dials a posing as c.
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0, path: CLUSTER_PATH, perMessageDeflate: false });
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    const fromC: Message[] = [];
+    const cSocket = new Promise<WebSocket>((resolve) => {
+      server.once('connection', (ws) => {
+        ws.on('message', (data: Buffer) => {
+          try {
+            fromC.push(decodeFrame(new Uint8Array(data)));
+          } catch {
+            // sealed frames: the relay cannot read them
+          }
+        });
+        resolve(ws);
+      });
+    });
+    try {
+      const c = await cluster.add({
+        name: 'c',
+        host: cluster.allocateHost(),
+        port: a.port,
+        env: { ...FAST_LIVENESS, CLUSTER_NAME, PEERS: `127.0.0.1:${(server.address() as AddressInfo).port}` },
+      });
+      await c.start();
+      const toC = await cSocket;
+      const cHello = await eventually(() => {
+        const hello = fromC.find((m) => m.type === 'hello');
+        if (hello?.type !== 'hello') throw new Error('no hello from c yet');
+        return hello;
+      });
+      // To a: "I am c", with c's own nonce.
+      const toA = await RawPeer.connect(a.url);
+      toA.sendMessage({ ...cHello });
+      const aHello = await toA.next('hello');
+      // To c (which dialled, so proves first): "I am a", with a's nonce. c's proof is what a asks of c.
+      toC.send(encodeMessage({ ...aHello }));
+      const cAuth = await eventually(() => {
+        const auth = fromC.find((m) => m.type === 'auth');
+        if (auth?.type !== 'auth') throw new Error('no auth from c yet');
+        return auth;
+      });
+      toA.sendMessage(cAuth);
+      // a took the relayed proof and opened (the handshake alone cannot tell a relay from c)…
+      await toA.next('auth');
+      // …but every frame from here on needs c's session key, which the relay cannot derive.
+      const rc = (await clusterStatus(c)).node.replicaId as ReplicaId;
+      toA.sendMessage({ type: 'delta', range: { replica: rc, after: 0, upTo: 1 }, slots: [{ page: page('relayed'), count: 2 ** 53 - 1, seq: 1 }] });
+      expect((await toA.closed).reason).toMatch(/does not verify/);
+      expect(await pageCount(a, 'relayed')).toBe(0);
+      toC.terminate();
+      await stillLinked();
+    } finally {
+      server.close();
+    }
+  });
+
+  it('forged and replayed frames: a flipped byte, or a frame of another session, closes the session and counts nothing', async () => {
+    const { a, stillLinked } = await healthyPair();
+    const first = await joined(a);
+    const delta: Message = { type: 'delta', range: { replica: first.replica, after: 0, upTo: 1 }, slots: [{ page: page('sealed'), count: 5, seq: 1 }] };
+    // Forged: the count changed after sealing.
+    const forged = first.sealer!.seal(encodeMessage(delta));
+    forged[forged.byteLength - 20]! ^= 0x01;
+    first.send(forged);
+    expect((await first.closed).reason).toMatch(/does not verify/);
+    expect(await pageCount(a, 'sealed')).toBe(0);
+    // Replayed: a frame sealed for one session, sent again on another (same peer identity).
+    const second = await joined(a);
+    const sealed = second.sealer!.seal(encodeMessage({ ...delta, range: { replica: second.replica, after: 0, upTo: 1 } }));
+    second.send(sealed);
+    await eventually(async () => expect(await pageCount(a, 'sealed')).toBe(5));
+    second.close();
+    const third = await joined(a);
+    third.send(sealed);
+    expect((await third.closed).reason).toMatch(/does not verify/);
+    // …and in the same session, twice.
+    const fourth = await joined(a);
+    const again = fourth.sealer!.seal(encodeMessage({ type: 'ping', id: 9 }));
+    fourth.send(again);
+    fourth.send(again);
+    expect((await fourth.closed).reason).toMatch(/does not verify/);
+    expect(await pageCount(a, 'sealed')).toBe(5);
+    await stillLinked();
+  });
+
   it('false coverage: an empty delta claiming a replica range moves nothing, and a node behind a hub still gets that replica', async () => {
     // a and b reach each other only through c: a gets b's changes by anti-entropy from c, which
     // stops for good if a believes a lie about b's range.
