@@ -36,12 +36,14 @@
 #   LITESTREAM_REGION             S3 region (default AWS_REGION)
 #   LITESTREAM_FORCE_PATH_STYLE   true for stores that need path-style requests (MinIO)
 #   LITESTREAM_ACCESS_KEY_ID / LITESTREAM_SECRET_ACCESS_KEY, or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+#   BACKUP_TAKEOVER=1             take this node's backup path over from another writer that looks live
+#                                 (one silent for 5 sync intervals, at least 1 min, is taken over anyway)
 #   RUN_AS_USER                   when started as root (Fly mounts volumes root-owned): chown the
 #                                 database folder to this user and drop to it before anything else
 #   LITESTREAM_BIN, NODE_BIN      override the binaries
 #
 # Exit status: 2 = bad configuration (message says which setting), 1 = a step failed,
-# 3 = another node writes this node's backup path, otherwise the node's (or Litestream's) own.
+# 3 = another live node writes this node's backup path (BACKUP_TAKEOVER=1 overrides), otherwise the node's (or Litestream's) own.
 # `run.sh recover` exits with the command's codes (3 there: no backup found at all).
 set -euo pipefail
 
@@ -123,9 +125,18 @@ NODE_ID=${FLY_MACHINE_ID:-${NODE_NAME:-${HOSTNAME:-$(uname -n)}}}
 [[ "$NODE_ID" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$ ]] \
   || bad_config "the backup name (FLY_MACHINE_ID, else NODE_NAME, else the host name) must be letters, digits, '.', '_' or '-', got '$NODE_ID'"
 export NODE_ID
-# Who writes the backup path, as the node records it in the database (one writer per path).
+# Who writes the backup path, as the node records it in the database (one writer per path). On
+# Fly.io the Machine id; off it, a NODE_NAME set explicitly is the identity (a container recreated
+# under it gets a new host name, and must still take its own backup back), else the host name.
 BACKUP_MACHINE=${FLY_MACHINE_ID:-$(uname -n)}
-export BACKUP_MACHINE
+BACKUP_WRITER_IDENTITY=machine
+if [ -z "${FLY_MACHINE_ID:-}" ] && [ -n "${NODE_NAME:-}" ]; then BACKUP_WRITER_IDENTITY=node-name; fi
+export BACKUP_MACHINE BACKUP_WRITER_IDENTITY
+BACKUP_TAKEOVER=${BACKUP_TAKEOVER:-}
+case "$BACKUP_TAKEOVER" in
+  '' | 1) export BACKUP_TAKEOVER ;;
+  *) bad_config "BACKUP_TAKEOVER must be 1 (take this backup path over from a writer that is gone) or unset, got '$BACKUP_TAKEOVER'" ;;
+esac
 
 RESTORE_FROM=${RESTORE_FROM:-}
 readonly BACKUP_NAME='[A-Za-z0-9][A-Za-z0-9._-]{0,127}'
@@ -152,6 +163,13 @@ export LITESTREAM_SYNC_INTERVAL=${LITESTREAM_SYNC_INTERVAL:-$DEFAULT_SYNC_INTERV
   || bad_config "LITESTREAM_SYNC_INTERVAL must be a duration like 500ms, 10s or 1m, got '$LITESTREAM_SYNC_INTERVAL'"
 export LITESTREAM_ENDPOINT=${LITESTREAM_ENDPOINT:-${AWS_ENDPOINT_URL_S3:-}}
 export LITESTREAM_REGION=${LITESTREAM_REGION:-${AWS_REGION:-}}
+# Litestream expands these into litestream.yml as plain text before parsing it: a newline would
+# add YAML keys of its own, so no whitespace or control character at all (like REPLICA_URL).
+for setting in LITESTREAM_ENDPOINT LITESTREAM_REGION; do
+  case "${!setting}" in
+    *[[:space:][:cntrl:]]*) bad_config "$setting must not contain whitespace or control characters, got '${!setting}'" ;;
+  esac
+done
 export LITESTREAM_FORCE_PATH_STYLE=${LITESTREAM_FORCE_PATH_STYLE:-}
 case "$LITESTREAM_FORCE_PATH_STYLE" in
   '' | true | false) ;;
@@ -219,20 +237,25 @@ restore_from() {
 readonly META_DIR="$DATA_DIR/.$(basename -- "$DATABASE_PATH")-litestream"
 
 # One writer per backup path: refuses to start when the latest generation at REPLICA_URL/NODE_ID
-# was written by another node (another machine, or another database on this one). Fast path, no
-# node process: this folder's Litestream wrote that generation itself (it is the newest by `end`,
-# whole seconds, ties included). Otherwise the node reads the writer the generation records.
+# was written by another live node (another machine or NODE_NAME, or another database on this
+# one). Fast path, no node process: this folder's Litestream wrote that generation itself (it is
+# the newest by `end`, whole seconds, ties included). Otherwise the node reads the writer the
+# generation records, and records this node in DATABASE_PATH (creating it when missing) before
+# Litestream starts: the first snapshot of an empty path already names its writer.
 check_single_writer() {
   local listing mine
   listing=$(generations 2>/dev/null) || fail "could not list the generations at $REPLICA_URL/$NODE_ID; not starting"
   mine=$(cat -- "$META_DIR/generation" 2>/dev/null || true)
-  if [ -z "$(printf '%s\n' "$listing" | awk 'NR > 1 && NF >= 5')" ]; then return 0; fi
   if [ -n "$mine" ] && printf '%s\n' "$listing" | awk -v mine="$mine" '
       NR > 1 && NF >= 5 { if ($5 > latest) latest = $5; if ($2 == mine) end = $5 }
       END { exit !(end != "" && end == latest) }'; then
     return 0
   fi
-  say "checking who wrote the latest generation at $REPLICA_URL/$NODE_ID (one writer per backup path)"
+  if [ -z "$(printf '%s\n' "$listing" | awk 'NR > 1 && NF >= 5')" ]; then
+    say "no generation at $REPLICA_URL/$NODE_ID yet: recording this node in $DATABASE_PATH as its writer"
+  else
+    say "checking who wrote the latest generation at $REPLICA_URL/$NODE_ID (one writer per backup path)"
+  fi
   local status=0 check_args=()
   # Restored from this very path at this start: the file is that generation, read it directly.
   [ -z "$seeded_from_own" ] || check_args=(--restored)
@@ -240,11 +263,24 @@ check_single_writer() {
   [ "$status" = 0 ] && return 0
   if [ -n "$seeded" ]; then
     say "removing $DATABASE_PATH, seeded at this start: leaving the folder as it was"
-    rm -f -- "$DATABASE_PATH" "$DATABASE_PATH-wal" "$DATABASE_PATH-shm"
+    # Litestream restores into DATABASE_PATH.tmp and renames it, leaving that file's -wal/-shm.
+    rm -f -- "$DATABASE_PATH" "$DATABASE_PATH-wal" "$DATABASE_PATH-shm" "$DATABASE_PATH.tmp-wal" "$DATABASE_PATH.tmp-shm"
   fi
   [ "$status" = "$EXIT_OTHER_WRITER" ] && exit "$EXIT_OTHER_WRITER"
   fail "could not check who writes $REPLICA_URL/$NODE_ID (see above); not starting"
 }
+
+# Scratch folders of this database's own recover and check-backup-writer runs (full copies of a
+# database each) outlive a SIGKILL of the start that made them: none is in use before this start
+# runs either, so remove every one.
+shopt -s nullglob
+for scratch in "$DATA_DIR/.recover-$(basename -- "$DATABASE_PATH")-"* "$DATA_DIR/.backup-writer-$(basename -- "$DATABASE_PATH")-"*; do
+  if [ -d "$scratch" ]; then
+    say "removing $scratch, a scratch folder left by an earlier start that was killed"
+    rm -rf -- "$scratch"
+  fi
+done
+shopt -u nullglob
 
 seeded=
 seeded_from_own=
@@ -301,10 +337,10 @@ fi
 
 check_single_writer
 
-# Starting empty: create the file now, so Litestream's first look (monitor-interval in
-# litestream.yml) finds a database at once instead of after the node has created it, by which
-# time the node may have counted views that a stop right then would not ship.
-if [ ! -e "$DATABASE_PATH" ]; then : >"$DATABASE_PATH"; fi
+# Starting empty, the check above created the file (with the writer in it), so Litestream's first
+# look (monitor-interval in litestream.yml) finds a database at once instead of after the node has
+# created it, by which time the node may have counted views that a stop right then would not ship.
+[ -e "$DATABASE_PATH" ] || fail "$DATABASE_PATH was not created by the writer check; not starting"
 
 say "starting the node under litestream replicate (LITESTREAM=1: Litestream owns checkpoints; the node migrates $DATABASE_PATH as it opens it)"
 export LITESTREAM=1

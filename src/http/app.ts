@@ -10,6 +10,7 @@ import type { ClusterStatusSource } from '../cluster-status.js';
 import type { TokenSet } from '../tokens.js';
 import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
+import { privilegeMiddleware } from './privileged.js';
 import { createRouter, type Readiness } from './routes.js';
 import { ViewPolicy } from './view-policy.js';
 
@@ -22,10 +23,12 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** Who may count what (tokens, rate limits, page admission); defaults to the default settings, no tokens. */
   readonly views?: ViewPolicy;
-  /** ADMIN_TOKENS (hashed); absent or empty: the admin routes refuse every request. */
-  readonly adminTokens?: TokenSet;
   /** Defaults to always `ready`. */
   readonly readiness?: () => Readiness;
+  /** True for the cluster port's app: every request may see the private views (privileged.ts). */
+  readonly privileged?: boolean;
+  /** ADMIN_TOKENS: open the private views on the public app. Default: none. */
+  readonly adminTokens?: TokenSet;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -40,11 +43,11 @@ export function createApp(deps: AppDeps): Koa {
     metrics: deps.metrics,
     maxBodyBytes: deps.maxBodyBytes,
     views: deps.views ?? new ViewPolicy({ store: deps.store }),
-    adminTokens: deps.adminTokens ?? [],
     readiness: deps.readiness ?? (() => 'ready'),
   });
 
   app.use(errorMiddleware(deps.log, deps.metrics));
+  app.use(privilegeMiddleware({ privileged: deps.privileged ?? false, adminTokens: deps.adminTokens ?? [] }));
   app.use(corsMiddleware(deps.corsOrigins));
   app.use(router.routes());
   app.use(router.allowedMethods());

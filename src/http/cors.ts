@@ -13,11 +13,14 @@ export const CORS_MAX_AGE_S = 86_400;
 const ALLOWED_METHODS = 'GET, POST, OPTIONS';
 const ALLOWED_HEADERS = 'Content-Type';
 
+/** Paths under the prefix that other sites may not read: the cluster's status is for its operators and its own page. */
+const NOT_CROSS_ORIGIN: ReadonlySet<string> = new Set(['/api/cluster']);
+
 export function corsMiddleware(origins: '*' | readonly string[], pathPrefix = '/api/'): Middleware {
   const listed = origins === '*' ? undefined : new Set(origins);
   return async function cors(ctx, next) {
     const origin = ctx.get('Origin');
-    if (origin === '' || !ctx.path.startsWith(pathPrefix)) return next();
+    if (origin === '' || !ctx.path.startsWith(pathPrefix) || NOT_CROSS_ORIGIN.has(ctx.path)) return next();
 
     const allowed = listed === undefined || listed.has(origin) || isSameOrigin(origin, ctx.get('Host'));
     const preflight = ctx.method === 'OPTIONS' && ctx.get('Access-Control-Request-Method') !== '';

@@ -9,10 +9,13 @@
  * never reads it, the union does not copy it, and recordWriter creates it when missing, so a
  * node run without run.sh never has it.
  *
- * A writer is the same writer when its backup name, machine and database path all match: a node
- * that lost its data folder and restored its own backup on the same machine takes over; a second
- * node on that machine with the same backup name (no NODE_NAME, so both use the host name), or a
- * node of that name on another machine, is refused.
+ * A writer is the same writer when its backup name, machine and database path all match; when
+ * NODE_NAME is set explicitly off Fly.io, the name is the identity (run.sh's
+ * BACKUP_WRITER_IDENTITY=node-name) and the machine is left out, since a container recreated
+ * under the same name gets a new host name. A node that lost its data folder and restored its own
+ * backup takes over; a second node with the same backup name (no NODE_NAME, so both use the host
+ * name; or one NODE_NAME for two databases) is refused while the other writer is live
+ * (check-writer-command.ts).
  */
 import Database from 'better-sqlite3';
 import { BUSY_TIMEOUT_MS, migrate } from '../store/migrate.js';
@@ -33,6 +36,8 @@ export interface BackupWriter {
   readonly machine: string;
   /** The absolute path of the database file. */
   readonly databasePath: string;
+  /** Compare by backup name and path only (NODE_NAME set explicitly off Fly.io): not recorded. */
+  readonly byNodeName?: boolean;
 }
 
 export interface RecordedWriter extends BackupWriter {
@@ -42,19 +47,20 @@ export interface RecordedWriter extends BackupWriter {
 /** The longest value a field may have (a host name, a path): longer comes from a bad file. */
 const MAX_FIELD_CHARS = 4096;
 
-export function sameWriter(a: BackupWriter, b: BackupWriter): boolean {
-  return a.nodeId === b.nodeId && a.machine === b.machine && a.databasePath === b.databasePath;
+/** Whether `recorded` is `me`, by `me`'s identity (see the top). */
+export function sameWriter(recorded: BackupWriter, me: BackupWriter): boolean {
+  return recorded.nodeId === me.nodeId && recorded.databasePath === me.databasePath && (me.byNodeName === true || recorded.machine === me.machine);
 }
 
 export function describeWriter(writer: BackupWriter): string {
   return `node ${JSON.stringify(writer.nodeId)} on machine ${JSON.stringify(writer.machine)} for ${writer.databasePath}`;
 }
 
-/** The writer from run.sh's environment (NODE_ID, BACKUP_MACHINE, DATABASE_PATH), if it set one. */
+/** The writer from run.sh's environment (NODE_ID, BACKUP_MACHINE, BACKUP_WRITER_IDENTITY, DATABASE_PATH), if it set one. */
 export function writerFromEnv(env: Readonly<Record<string, string | undefined>>): BackupWriter | undefined {
   const { NODE_ID: nodeId, BACKUP_MACHINE: machine, DATABASE_PATH: databasePath } = env;
   if (nodeId === undefined || nodeId === '' || machine === undefined || machine === '' || databasePath === undefined || databasePath === '') return undefined;
-  return { nodeId, machine, databasePath };
+  return env.BACKUP_WRITER_IDENTITY === 'node-name' ? { nodeId, machine, databasePath, byNodeName: true } : { nodeId, machine, databasePath };
 }
 
 /**

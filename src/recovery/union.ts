@@ -55,18 +55,28 @@ export function mergeInto(target: Store, source: Store): StateSize {
   });
   let pages = 0;
   let views = 0;
+  let slotsRead = 0;
+  // Slots are read page by page, so a slot whose page has no total (no row of its own) would be
+  // skipped without a word: the copy must hold exactly the slots its pages list, checked below.
+  const slotsHeld = source.stats().slots;
   /** Per replica, the highest seq among its merged slots. */
   const highestSeq = new Map<ReplicaId, number>();
   for (const batch of pageBatches(source)) {
     pages += batch.length;
     for (const { count } of batch) views += count;
-    const slots = batch.flatMap(({ page }) => source.pageSlots(page));
+    const perPage = batch.map(({ page, count }) => ({ page, count, slots: source.pageSlots(page) }));
+    const slots = perPage.flatMap((entry) => entry.slots);
+    slotsRead += slots.length;
     for (const slot of slots) {
       checkSlot(slot);
       highestSeq.set(slot.replica, Math.max(highestSeq.get(slot.replica) ?? 0, slot.seq));
     }
     checkTotals(target, slots);
+    for (const entry of perPage) checkPageTotal(entry.page, entry.count, entry.slots);
     target.merge(slots, []);
+  }
+  if (slotsRead !== slotsHeld) {
+    throw new UnsafeCopyError(`it holds ${slotsHeld} slots but its pages list ${slotsRead}: slots of pages with no total, an inconsistent (corrupt) copy`);
   }
   // Only now that every slot of the source is in: each entry `(R, s)` of its vector is a range
   // `(0, s]` the target holds in full. In a sound copy R's commit s raised a slot of R to seq s
@@ -90,6 +100,13 @@ function checkSlot(slot: Slot): void {
       throw new UnsafeCopyError(`page ${JSON.stringify(slot.page)}, replica ${slot.replica}: slot ${what} ${String(value)} is not an integer in [${minimum[what]}, 2^53-1]`);
     }
   }
+}
+
+/** A page's total is the sum of its slots (the store keeps both in one transaction). */
+function checkPageTotal(page: PageName, total: number, slots: readonly Slot[]): void {
+  let sum = 0;
+  for (const slot of slots) sum += slot.count;
+  if (sum !== total) throw new UnsafeCopyError(`page ${JSON.stringify(page)} totals ${String(total)} but its slots sum to ${String(sum)}: an inconsistent (corrupt) copy`);
 }
 
 /** Refuses slots whose max-merge would take a page's total in `target` past 2^53-1. */

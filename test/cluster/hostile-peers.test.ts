@@ -28,7 +28,7 @@ const newCluster = useClusters();
 
 /** A Prometheus sample of the node's /metrics (summed over label sets matching `labels`). */
 async function metric(node: ClusterNode, name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
-  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const text = await (await fetch(`${node.privateUrl}/metrics`)).text();
   let sum = 0;
   for (const line of text.split('\n')) {
     const match = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
@@ -58,7 +58,7 @@ async function healthyPair(): Promise<{ cluster: TestCluster; a: ClusterNode; b:
 }
 
 async function joined(node: ClusterNode): Promise<RawPeer> {
-  const peer = await RawPeer.connect(node.url);
+  const peer = await RawPeer.connect(node.privateUrl);
   await peer.join(CLUSTER_NAME, CLUSTER_SECRET);
   return peer;
 }
@@ -110,6 +110,7 @@ describe('hostile peers', () => {
         name: 'c',
         host: cluster.allocateHost(),
         port: a.port,
+        clusterPort: a.clusterPort,
         env: { ...FAST_LIVENESS, CLUSTER_NAME, PEERS: `127.0.0.1:${(server.address() as AddressInfo).port}` },
       });
       await c.start();
@@ -120,7 +121,7 @@ describe('hostile peers', () => {
         return hello;
       });
       // To a: "I am c", with c's own nonce.
-      const toA = await RawPeer.connect(a.url);
+      const toA = await RawPeer.connect(a.privateUrl);
       toA.sendMessage({ ...cHello });
       const aHello = await toA.next('hello');
       // To c (which dialled, so proves first): "I am a", with a's nonce. c's proof is what a asks of c.
@@ -309,7 +310,7 @@ describe('hostile peers', () => {
 
   it('sockets that never say hello: over the per-host cap they are closed at once, the rest at the handshake deadline even while pinging', async () => {
     const { a, stillLinked } = await healthyPair();
-    const sockets = await Promise.all(Array.from({ length: MAX_HANDSHAKES_PER_SOURCE + 4 }, () => RawPeer.connect(a.url)));
+    const sockets = await Promise.all(Array.from({ length: MAX_HANDSHAKES_PER_SOURCE + 4 }, () => RawPeer.connect(a.privateUrl)));
     const pinger = setInterval(() => {
       for (const s of sockets) if (s.ws.readyState === s.ws.OPEN) s.sendMessage({ type: 'ping', id: 1 });
     }, 200);
@@ -327,7 +328,7 @@ describe('hostile peers', () => {
     const { a, stillLinked } = await healthyPair();
     const before = (await clusterStatus(a)).node.replicaId;
     for (let i = 0; i < 20; i++) {
-      const liar = await RawPeer.connect(a.url);
+      const liar = await RawPeer.connect(a.privateUrl);
       const own = await liar.nodeReplica();
       await liar.join(CLUSTER_NAME, CLUSTER_SECRET);
       liar.sendMessage({ type: 'vv', vv: new Map([[own, 1_000_000 + i]]) });

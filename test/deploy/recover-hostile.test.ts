@@ -71,6 +71,9 @@ describe('recover refuses a forged or corrupt backup', () => {
     ['a fractional seq', (db: Database.Database) => db.exec('UPDATE slots SET seq = 1.5'), /slot seq 1.5 is not an integer/],
     ['a page name with a control character', (db: Database.Database) => db.exec("UPDATE slots SET page = 'x' || char(10) WHERE page = 'about'; UPDATE pages SET page = 'x' || char(10) WHERE page = 'about'"), /control characters/],
     ['a replica id that is not one', (db: Database.Database) => db.exec("UPDATE replicas SET replica_id = upper(replica_id) WHERE seq > 0"), /not a replica id/],
+    // Slots are read page by page: a slot whose page lost its row would be dropped silently.
+    ['slots of a page with no total', (db: Database.Database) => db.exec("DELETE FROM pages WHERE page = 'about'"), /it holds 2 slots but its pages list 1: slots of pages with no total/],
+    ['a page total that is not the sum of its slots', (db: Database.Database) => db.exec("UPDATE pages SET total = 7 WHERE page = 'about'"), /page "about" totals 7 but its slots sum to 1/],
   ])('%s: exit 1, the backup named, nothing written', async (_what, forge, message) => {
     // The honest backup's slot for `home` and the forged one's together pass 2^53 in the union.
     const result = await recoverWith(forge, { home: 3 });

@@ -120,11 +120,17 @@ describe('run.sh', () => {
     ['a RESTORE_TIMESTAMP that is not RFC 3339', { RESTORE_FROM: 'all', RESTORE_TIMESTAMP: 'yesterday' }, 'RESTORE_TIMESTAMP must be an RFC 3339 time'],
     ['a RESTORE_TIMESTAMP for one backup', { RESTORE_FROM: 'a', RESTORE_TIMESTAMP: '2026-01-31T14:00:00Z' }, 'RESTORE_TIMESTAMP needs RESTORE_FROM=all or NAME,NAME,…'],
     ['a non-boolean path-style flag', { LITESTREAM_FORCE_PATH_STYLE: 'yes please' }, 'LITESTREAM_FORCE_PATH_STYLE must'],
+    // Litestream pastes these into litestream.yml before parsing it: a newline adds YAML keys.
+    ['an endpoint that adds a YAML key', { LITESTREAM_ENDPOINT: 'https://s3.example\n        sync-interval: 1h' }, 'LITESTREAM_ENDPOINT must not contain whitespace or control characters'],
+    ['an endpoint from AWS_ENDPOINT_URL_S3 with a newline', { AWS_ENDPOINT_URL_S3: 'https://s3.example\nretention: 1s' }, 'LITESTREAM_ENDPOINT must not contain whitespace or control characters'],
+    ['a region with a space', { LITESTREAM_REGION: 'eu west' }, 'LITESTREAM_REGION must not contain whitespace or control characters'],
+    ['a region with a control character', { AWS_REGION: 'auto\u0007' }, 'LITESTREAM_REGION must not contain whitespace or control characters'],
   ])('refuses %s: exit 2 and names the setting', async (_what, env, message) => {
     const dir = await dirs.create('run-sh-bad-');
     const result = await runs.runToExit({ DATABASE_PATH: join(dir, 'counters.db'), NODE_NAME: 'bad', REPLICA_URL: `file://${dir}/replica`, ...env });
     expect(result.code).toBe(EXIT_BAD_CONFIG);
     expect(result.output).toContain(`run.sh: error: ${message}`);
+    expect(existsSync(join(dir, 'counters.db'))).toBe(false);
   });
 
   it('stops with exit 1 when the backup location cannot be read, rather than start empty beside it', async () => {
@@ -135,6 +141,28 @@ describe('run.sh', () => {
     expect(result.code).toBe(1);
     expect(result.output).toContain(`run.sh: error: could not read the backup at file://${dir}/replica/n`);
     expect(result.output).not.toContain('listening');
+  });
+
+  it('removes the scratch copies a killed start left in the data folder, and only this database’s', async () => {
+    const dir = await dirs.create('run-sh-scratch-');
+    const data = join(dir, 'data');
+    const databasePath = join(data, 'counters.db');
+    // What a SIGKILL during `recover --output` or `check-backup-writer` leaves: folders holding
+    // full database copies (a `finally` never runs).
+    const leftovers = [join(data, '.recover-counters.db-a1B2c3'), join(data, '.backup-writer-counters.db-d4E5f6')];
+    const another = join(data, '.recover-other.db-g7H8i9');
+    for (const folder of [...leftovers, another]) {
+      mkdirSync(folder, { recursive: true });
+      writeFileSync(join(folder, 'copy.db'), 'a full copy of a database');
+    }
+    const run = await runs.start({ DATABASE_PATH: databasePath, NODE_NAME: 'scratch', REPLICA_URL: `file://${dir}/replica`, LITESTREAM_SYNC_INTERVAL: TEST_SYNC_INTERVAL });
+    for (const folder of leftovers) {
+      expect(run.output()).toContain(`run.sh: removing ${folder}, a scratch folder left by an earlier start that was killed`);
+      expect(existsSync(folder)).toBe(false);
+    }
+    // Another database's run may be using its own scratch folder right now.
+    expect(existsSync(join(another, 'copy.db'))).toBe(true);
+    await stopGracefully(run);
   });
 
   it('ships everything at SIGTERM; removes a WAL left without its database; RESTORE_FROM seeds a node with no backup of its own', async () => {
