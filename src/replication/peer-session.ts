@@ -121,6 +121,7 @@ export class PeerSession {
   private opener: FrameOpener | undefined;
   /** Entries of a vector the peer is sending in parts. */
   private vvParts: Map<ReplicaId, number> | undefined;
+  private paused = false;
 
   constructor(
     readonly connection: Connection,
@@ -365,12 +366,22 @@ export class PeerSession {
     return frame.byteLength;
   }
 
+  /**
+   * Set while the merge queue holds this peer's socket paused. The peer's frames then wait in
+   * the socket, so its silence is ours: the heartbeat does not count it (see SessionTable).
+   */
+  get readingPaused(): boolean {
+    return this.paused;
+  }
+
   /** Backpressure from the merge queue: stop reading this peer until its backlog is merged. */
   pause(): void {
+    this.paused = true;
     this.connection.pause?.();
   }
 
   resume(): void {
+    this.paused = false;
     this.connection.resume?.();
   }
 

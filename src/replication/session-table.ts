@@ -109,6 +109,10 @@ export class SessionTable {
     const now = this.options.timers.now();
     const handshakeTimeoutMs = this.options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     for (const session of [...this.all]) {
+      // A session whose socket the merge queue paused is not silent, we stopped reading it: its
+      // silence is counted from when it is read again (else a backlog that takes longer than the
+      // timeout to merge would close the session before its last frames are read).
+      if (session.readingPaused) session.lastReceivedAt = now;
       const silentMs = now - session.lastReceivedAt;
       if (session.phase === 'handshake' && now - session.openedAt > handshakeTimeoutMs) {
         // Pings keep a socket "alive", not authenticated: the handshake has a deadline of its own.
