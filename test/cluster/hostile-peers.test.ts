@@ -17,6 +17,7 @@ import { newReplicaId } from '../../src/ids.js';
 import { MAX_MERGE_BATCH_SLOTS } from '../../src/replication/merge-queue.js';
 import { MAX_HANDSHAKES_PER_SOURCE, NEW_REPLICA_BURST } from '../../src/replication/peer-limits.js';
 import { eventually } from '../helpers/eventually.js';
+import { METRIC_PREFIX } from '../../src/metrics.js';
 import { FAST_LIVENESS, type TestCluster, useClusters } from '../helpers/cluster.js';
 import { type ClusterNode, CLUSTER_SECRET } from '../helpers/cluster-node.js';
 import { waitForConvergence } from '../helpers/cluster-waits.js';
@@ -26,13 +27,13 @@ import { RawPeer } from './raw-peer.js';
 const CLUSTER_NAME = 'hostile-test';
 const newCluster = useClusters();
 
-/** A Prometheus sample of the node's /metrics (summed over label sets matching `labels`). */
+/** A Prometheus sample of the node's /metrics, `name` without the node's prefix (summed over label sets matching `labels`). */
 async function metric(node: ClusterNode, name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
   const text = await (await fetch(`${node.privateUrl}/metrics`)).text();
   let sum = 0;
   for (const line of text.split('\n')) {
     const match = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
+    if (match === null || match[1] !== `${METRIC_PREFIX}${name}`) continue;
     const set = match[2] ?? '';
     if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`))) sum += Number(match[3]);
   }
