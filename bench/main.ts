@@ -16,6 +16,7 @@ import { ROOT } from './cluster.js';
 import { KnobError, parseKnobs, usage, type Knobs } from './knobs.js';
 import { currentLoad, machineInfo } from './machine.js';
 import { runClusterPhases } from './phases/cluster-phases.js';
+import { runMacBench, type MacResult } from './phases/mac.js';
 import { runMemory } from './phases/memory.js';
 import { runNaive } from './phases/naive.js';
 import { runPressure } from './phases/pressure.js';
@@ -58,6 +59,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let naive: BenchResult['naive'];
   let yjs: YjsPoint[] | undefined;
   let restart: RestartResult | undefined;
+  let mac: MacResult | undefined;
 
   try {
     if (phases.has('latency') || phases.has('throughput') || phases.has('partition')) {
@@ -70,6 +72,10 @@ async function main(argv: readonly string[]): Promise<number> {
     if (phases.has('yjs')) {
       log(`yjs: Y.Map counter at ${knobs.yjsIncrements.join(', ')} increments`);
       yjs = runYjsBaseline(knobs.yjsIncrements, knobs.yjsPages);
+    }
+    if (phases.has('mac')) {
+      log('mac: one delta frame encoded and decoded, without and with its session MAC');
+      mac = runMacBench(knobs.quick ? 20_000 : 100_000);
     }
     if (phases.has('restart')) {
       log('restart: run.sh restart and restore times under Litestream');
@@ -94,6 +100,7 @@ async function main(argv: readonly string[]): Promise<number> {
     ...(naive !== undefined ? { naive } : {}),
     ...(yjs !== undefined ? { yjs } : {}),
     ...(restart !== undefined ? { restart } : {}),
+    ...(mac !== undefined ? { mac } : {}),
     targets: [],
     problems,
   };

@@ -7,6 +7,7 @@ import type { MachineInfo } from './machine.js';
 import type { OpenLoopResult } from './open-loop.js';
 import type { ThroughputResult } from './closed-loop.js';
 import type { YjsPoint } from './yjs-baseline.js';
+import type { MacResult } from './phases/mac.js';
 import type { RestartResult } from './phases/restart.js';
 
 export interface RateResult extends OpenLoopResult {
@@ -119,6 +120,8 @@ export interface BenchResult {
   readonly naive?: { latency: RateResult[]; loss: LossCheck };
   readonly yjs?: YjsPoint[];
   readonly restart?: RestartResult;
+  /** Cost of per-frame authentication, before/after in the same run (bench/phases/mac.ts). */
+  readonly mac?: MacResult;
   readonly targets: TargetResult[];
   readonly problems: string[];
 }
