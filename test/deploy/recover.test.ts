@@ -9,13 +9,10 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { TempDirs } from '../helpers/temp-dir.js';
 import { readBackups, readCounters, unionCounts } from './backups.js';
-import {
-  RunShProcesses,
+import { useRunSh,
   TEST_SYNC_INTERVAL,
   addCounts,
   clusterStatus,
@@ -61,14 +58,7 @@ class Load {
 }
 
 describe('whole-cluster recovery from the union of every backup', () => {
-  const dirs = new TempDirs();
-  const runs = new RunShProcesses();
-  beforeAll(() => ensureBuilt());
-  afterEach(async () => {
-    await runs.killAll();
-    await dirs.removeAll();
-  });
-  afterAll(() => runs.killAll());
+  const { dirs, runs } = useRunSh();
 
   async function expectConverged(nodes: readonly RunShProcess[], expected: Record<string, number>): Promise<void> {
     const pages = Object.keys(expected);

@@ -8,7 +8,9 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import { ROOT } from '../helpers/build.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { ensureBuilt, ROOT } from '../helpers/build.js';
+import { TempDirs } from '../helpers/temp-dir.js';
 import { eventually } from '../helpers/eventually.js';
 import { WRITER_HEADERS } from '../helpers/http-client.js';
 import { hermeticEnv, TEST_ADMIN_TOKEN } from '../helpers/spawn-node.js';
@@ -324,4 +326,20 @@ export function listFiles(dir: string): string[] {
     if (statSync(join(dir, entry)).isFile()) files.push(entry);
   }
   return files.sort();
+}
+
+/**
+ * The hooks every run.sh test file needs: build once, then after each test kill what it started
+ * and remove its folders. Call inside a describe().
+ */
+export function useRunSh(): { dirs: TempDirs; runs: RunShProcesses } {
+  const dirs = new TempDirs();
+  const runs = new RunShProcesses();
+  beforeAll(() => ensureBuilt());
+  afterEach(async () => {
+    await runs.killAll();
+    await dirs.removeAll();
+  });
+  afterAll(() => runs.killAll());
+  return { dirs, runs };
 }
