@@ -137,11 +137,13 @@ describe('whole-cluster recovery from the union of every backup', () => {
     const held = await readBackups(replicaRoot, NAMES, dir);
     const union = unionCounts(held.values());
     // Everything acknowledged before the backups caught up is there, and all that b acknowledged
-    // (it stopped cleanly); killed nodes may lose at most their last sync interval.
+    // (it stopped cleanly); killed nodes may lose at most their last sync interval. A killed
+    // node may also have committed (and shipped) the one view its client was still waiting for
+    // when the machine went: each load sends one request at a time, so at most one more.
     for (const [page, n] of Object.entries(addCounts(phase1, { 'on-b': onB }))) expect(union[page]).toBeGreaterThanOrEqual(n);
-    expect(union['on-a'] ?? 0).toBeLessThanOrEqual(onA);
-    expect(union['on-c'] ?? 0).toBeLessThanOrEqual(onC);
-    expect(union.home ?? 0).toBeLessThanOrEqual((phase1.home) + onCShared);
+    expect(union['on-a'] ?? 0).toBeLessThanOrEqual(onA + 1);
+    expect(union['on-c'] ?? 0).toBeLessThanOrEqual(onC + 1);
+    expect(union.home ?? 0).toBeLessThanOrEqual(phase1.home + onCShared + 1);
 
     // README step 1: the helpers work on the lost disk.
     for (const name of NAMES) {
