@@ -9,7 +9,7 @@
  * Per source, queued slots are bounded: past MAX_QUEUED_SLOTS_PER_SOURCE the source is told to
  * stop reading (`pause`), and to read again (`resume`) once half of it is merged.
  */
-import type { Slot } from '../crdt/g-counter.js';
+import { MAX_TOTAL, type Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
 import type { Log } from '../log.js';
 import type { IdentityInfo, MergeResult, Store } from '../store/store.js';
@@ -42,7 +42,7 @@ export interface MergeQueueOptions {
   readonly store: Pick<Store, 'merge'>;
   readonly timers: Timers;
   readonly log: Log;
-  readonly metrics: Pick<ReplicationMetrics, 'merged'>;
+  readonly metrics: Pick<ReplicationMetrics, 'merged' | 'pageSaturated'>;
   /** The store minted a new replica id during a merge (a peer proved this one went back in time). */
   readonly identityChanged: (info: IdentityInfo) => void;
   readonly maxBatchSlots?: number;
@@ -143,6 +143,12 @@ export class MergeQueue {
       return;
     }
     this.options.metrics.merged(slots.length, (performance.now() - started) / 1000);
+    for (const { page, count } of result.changed) {
+      if (count !== MAX_TOTAL) continue;
+      // Converges all the same (the cap is a function of the slots, g-counter.ts MAX_TOTAL).
+      this.options.metrics.pageSaturated();
+      this.options.log.warn({ page }, 'merged slots took a page total to 2^53-1: it stays there and refuses increments until the page is reset');
+    }
     if (result.identityChanged !== undefined) this.options.identityChanged(result.identityChanged);
     for (const item of finished) item.applied?.();
   }

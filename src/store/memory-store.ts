@@ -8,7 +8,7 @@
  * over 300 lines as one class: it mirrors SqliteStore method for method, which is what makes the
  * two easy to hold side by side.
  */
-import { addToDigest, allSlots, applySlots, formatDigest, pageEpoch, pageEpochDigestTerm, SlotKeyCache, stateDigestSum, valueOf, type Slot, type SlotValue } from '../crdt/g-counter.js';
+import { addToDigest, allSlots, applySlots, formatDigest, pageEpoch, pageTotal, pageEpochDigestTerm, SlotKeyCache, stateDigestSum, valueOf, type Slot, type SlotValue } from '../crdt/g-counter.js';
 import { incrementedSlot, resetSlot } from '../crdt/reset.js';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import { AppError } from '../errors.js';
@@ -78,9 +78,8 @@ export class MemoryStore implements Store {
     this.db = disk.database;
     for (const slot of allSlots(this.db.state)) this.index(slot.page, slot.replica, slot);
     this.digestSum = stateDigestSum(this.db.state);
-    for (const [page, slots] of this.db.state) {
-      let total = 0;
-      for (const value of slots.values()) total += value.count;
+    for (const page of this.db.state.keys()) {
+      const total = pageTotal(this.db.state, page);
       // Like the SQLite store's pages table: a page exists once something raised its total.
       if (total > 0) this.totals.set(page, total);
     }
@@ -230,9 +229,7 @@ export class MemoryStore implements Store {
       }
       const newEpoch = pageEpoch(this.db.state, slot.page);
       if (newEpoch !== oldEpoch) digestChange += pageEpochDigestTerm(slot.page, newEpoch) - pageEpochDigestTerm(slot.page, oldEpoch);
-      let total = 0;
-      for (const value of now.values()) total += value.count;
-      this.setTotal(slot.page, total);
+      this.setTotal(slot.page, pageTotal(this.db.state, slot.page));
     }
     this.digestSum = addToDigest(this.digestSum, digestChange);
     const changed: PageCount[] = [];

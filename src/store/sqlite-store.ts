@@ -11,7 +11,7 @@
  */
 import type Database from 'better-sqlite3';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
-import { addToDigest, epochOf, formatDigest, pageEpochDigestTerm, parseDigest, SlotKeyCache, slotDigestTerm, slotEffect, supersedes, valueOf, type Slot } from '../crdt/g-counter.js';
+import { addToDigest, epochOf, formatDigest, MAX_TOTAL, saturatingTotal, pageEpochDigestTerm, parseDigest, SlotKeyCache, slotDigestTerm, slotEffect, supersedes, valueOf, type Slot } from '../crdt/g-counter.js';
 import { resetSlot } from '../crdt/reset.js';
 import { AppError, isAppError } from '../errors.js';
 import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
@@ -323,13 +323,15 @@ export class SqliteStore implements Store {
    */
   private applyInTransaction(slots: readonly Slot[]): { changed: PageCount[]; digestChange: bigint } {
     const s = this.statements;
-    const heads = new Map<PageName, { total: number; epoch: number; exists: boolean; before: number }>();
+    // `recount`: the running total may have passed MAX_TOTAL, where it is no longer exact; the
+    // page's total is then summed again from its rows once its slots are in (rare: near 2^53 only).
+    const heads = new Map<PageName, { total: number; epoch: number; exists: boolean; before: number; recount: boolean }>();
     let digestChange = 0n;
     for (const slot of slots) {
       let head = heads.get(slot.page);
       if (head === undefined) {
         const row = s.pageHead.get(slot.page);
-        head = row === undefined ? { total: 0, epoch: 0, exists: false, before: 0 } : { ...row, exists: true, before: row.total };
+        head = row === undefined ? { total: 0, epoch: 0, exists: false, before: 0, recount: false } : { ...row, exists: true, before: row.total, recount: false };
         heads.set(slot.page, head);
       }
       const epoch = epochOf(slot);
@@ -348,11 +350,14 @@ export class SqliteStore implements Store {
       if (!supersedes(slot, current)) continue;
       s.setSlot.run(slot.page, replica, slot.count, slot.seq, epoch);
       digestChange += this.slotKeys.slotChange(slot.page, slot.replica, current, slot);
+      // A total at MAX_TOTAL may be a saturated one (more than it shows): recount it too.
+      if (head.total >= MAX_TOTAL || head.total + slot.count - (current?.count ?? 0) > MAX_TOTAL) head.recount = true;
       head.total += slot.count - (current?.count ?? 0);
     }
     const changed: PageCount[] = [];
     for (const [page, head] of heads) {
       if (!head.exists) continue;
+      if (head.recount) head.total = saturatingTotal(s.pageSlotRows.all(page).map((row) => row.count));
       s.setPageHead.run(page, head.total, head.epoch);
       if (head.total !== head.before) changed.push({ page, count: head.total });
     }

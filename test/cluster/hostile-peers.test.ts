@@ -21,7 +21,7 @@ import { METRIC_PREFIX } from '../../src/metrics.js';
 import { FAST_LIVENESS, type TestCluster, useClusters } from '../helpers/cluster.js';
 import { type ClusterNode, CLUSTER_SECRET } from '../helpers/cluster-node.js';
 import { waitForConvergence } from '../helpers/cluster-waits.js';
-import { clusterStatus, increment, pageCount, peerAt } from '../helpers/http-client.js';
+import { clusterStatus, increment, pageCount, peerAt, WRITER_HEADERS } from '../helpers/http-client.js';
 import { RawPeer } from './raw-peer.js';
 
 const CLUSTER_NAME = 'hostile-test';
@@ -225,6 +225,30 @@ describe('hostile peers', () => {
     // New sessions still open (a vector that no longer fits one frame killed every open before).
     const next = await joined(a);
     next.close();
+    await stillLinked();
+  });
+
+  it('total overflow through merges: slots of two replicas summing past 2^53-1 leave every node at 2^53-1, converged, refusing increments', async () => {
+    const { a, b, stillLinked } = await healthyPair();
+    // Each slot a safe integer, each delta justified by its own slot; together 2^53 + 3 (summed
+    // as doubles 2^53 + 4: the imprecise total of before). One lands on a, the other on b, so
+    // each node meets the sum in the other order (concurrent `by` increments would do the same).
+    const first = await joined(a);
+    const second = await joined(b);
+    first.sendMessage({ type: 'delta', range: { replica: first.replica, after: 0, upTo: 1 }, slots: [{ page: page('overflow'), count: 2 ** 52 + 1, seq: 1 }] });
+    second.sendMessage({ type: 'delta', range: { replica: second.replica, after: 0, upTo: 1 }, slots: [{ page: page('overflow'), count: 2 ** 52 + 2, seq: 1 }] });
+    const converged = await waitForConvergence([a, b]);
+    expect(converged.totals.overflow).toBe(Number.MAX_SAFE_INTEGER);
+    for (const node of [a, b]) expect(await pageCount(node, 'overflow')).toBe(Number.MAX_SAFE_INTEGER);
+    expect((await metric(a, 'replication_pages_saturated_total')) + (await metric(b, 'replication_pages_saturated_total'))).toBeGreaterThanOrEqual(2);
+    const refused = await fetch(`${a.url}/api/pages/overflow/views`, { method: 'POST', headers: WRITER_HEADERS });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('counter_overflow');
+    // Neither raw peer was closed for it: nothing was refused that another node kept.
+    first.sendMessage({ type: 'ping', id: 3 });
+    await eventually(() => expect(first.received.some((m) => m?.type === 'pong' && m.id === 3)).toBe(true));
+    first.close();
+    second.close();
     await stillLinked();
   });
 
