@@ -13,6 +13,7 @@ import { MAX_TOTAL, type Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
 import type { Log } from '../log.js';
 import type { IdentityInfo, MergeResult, Store } from '../store/store.js';
+import type { WriteBlock } from '../store/write-health.js';
 import type { Timers } from '../timers.js';
 import type { ReplicationMetrics } from './replication-metrics.js';
 
@@ -39,10 +40,10 @@ interface QueuedMerge {
 }
 
 export interface MergeQueueOptions {
-  readonly store: Pick<Store, 'merge'>;
+  readonly store: Pick<Store, 'merge' | 'writeBlocked'>;
   readonly timers: Timers;
   readonly log: Log;
-  readonly metrics: Pick<ReplicationMetrics, 'merged' | 'pageSaturated'>;
+  readonly metrics: Pick<ReplicationMetrics, 'merged' | 'pageSaturated' | 'mergeDropped'>;
   /** The store minted a new replica id during a merge (a peer proved this one went back in time). */
   readonly identityChanged: (info: IdentityInfo) => void;
   readonly maxBatchSlots?: number;
@@ -54,6 +55,8 @@ export class MergeQueue {
   private readonly queuedBySource = new Map<MergeSource, number>();
   private readonly paused = new Set<MergeSource>();
   private scheduled = false;
+  /** The write block merges are being dropped for (logged once when it starts, once when it ends). */
+  private droppingFor: WriteBlock['code'] | undefined;
   private readonly maxBatch: number;
   private readonly maxPerSource: number;
 
@@ -72,6 +75,7 @@ export class MergeQueue {
    * the next turns). `applied` runs after the transaction that holds the last of them committed.
    */
   enqueue(source: MergeSource, slots: readonly Slot[], ranges: readonly SeqRange[], applied?: () => void): void {
+    if (this.dropWhileBlocked(slots.length)) return;
     this.queue.push({ source, slots, done: 0, ranges, applied });
     const queued = (this.queuedBySource.get(source) ?? 0) + slots.length;
     this.queuedBySource.set(source, queued);
@@ -128,6 +132,7 @@ export class MergeQueue {
       finished.push(item);
     }
     if (slots.length === 0 && ranges.length === 0 && finished.length === 0) return;
+    if (this.dropWhileBlocked(slots.length)) return;
     let result: MergeResult;
     const started = performance.now();
     try {
@@ -151,6 +156,28 @@ export class MergeQueue {
     }
     if (result.identityChanged !== undefined) this.options.identityChanged(result.identityChanged);
     for (const item of finished) item.applied?.();
+  }
+
+  /**
+   * While the store refuses writes (its file deleted or replaced, or the disk full), what peers
+   * send is dropped rather than merged, and their sessions stay open: closing them would only
+   * make them redial and send it again, a loop for as long as the block lasts. Dropping is safe:
+   * nothing advanced our vector, so the first anti-entropy round after the block lifts asks for
+   * it again. Meanwhile peers keep getting this node's state (reads still work). True when dropped.
+   */
+  private dropWhileBlocked(slots: number): boolean {
+    const block = this.options.store.writeBlocked();
+    if (block === undefined) {
+      if (this.droppingFor !== undefined) this.options.log.warn({ was: this.droppingFor }, 'writes accepted again: merging what peers send');
+      this.droppingFor = undefined;
+      return false;
+    }
+    if (this.droppingFor !== block.code) {
+      this.droppingFor = block.code;
+      this.options.log.error({ code: block.code }, `merges from peers paused (${block.code}): what they send is dropped, sessions stay open, and anti-entropy brings it again once writes work`);
+    }
+    this.options.metrics.mergeDropped(slots);
+    return true;
   }
 
   private settle(source: MergeSource, merged: number): void {
