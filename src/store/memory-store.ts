@@ -154,6 +154,17 @@ export class MemoryStore implements Store {
     return new Map(this.db.vv);
   }
 
+  highestSlotSeqs(): VersionVector {
+    this.assertOpen();
+    const out = new Map<ReplicaId, number>();
+    for (const [replica, slots] of this.byReplica) {
+      let highest = 0;
+      for (const value of slots.values()) if (value.seq > highest) highest = value.seq;
+      if (highest > 0) out.set(replica, highest);
+    }
+    return out;
+  }
+
   slotsAfter(replica: ReplicaId, cursor: SlotCursor, limit: number): Slot[] {
     this.assertOpen();
     const slots = this.byReplica.get(replica);

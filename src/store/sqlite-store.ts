@@ -249,6 +249,16 @@ export class SqliteStore implements Store {
     return vv;
   }
 
+  highestSlotSeqs(): VersionVector {
+    this.assertOpen();
+    const out = new Map<ReplicaId, number>();
+    for (const [replica, id] of this.interned) {
+      const seq = this.statements.highestSeq.get(id)?.seq;
+      if (seq !== null && seq !== undefined) out.set(replica, seq);
+    }
+    return out;
+  }
+
   slotsAfter(replica: ReplicaId, cursor: SlotCursor, limit: number): Slot[] {
     this.assertOpen();
     const id = this.interned.get(replica);

@@ -200,6 +200,31 @@ describe('hostile peers', () => {
     liar.close();
   });
 
+  it('slots without coverage: slots a peer never covers (no covered, a delta past a gap) still reach every node of a line', async () => {
+    // a and b reach each other only through c; the peer talks to a only and never covers its slots.
+    const nodes = await newCluster().startNodes(3, {
+      env: { ...FAST_LIVENESS, CLUSTER_NAME },
+      names: ['a', 'b', 'c'],
+      perNode: (i, addresses): Record<string, string> => (i === 2 ? {} : { PEERS: addresses[2] as string }),
+    });
+    const [a, b] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    await waitForConvergence(nodes);
+    const peer = await joined(a);
+    // A round's chunk with no `covered` after it, then a delta whose range starts past a gap.
+    peer.sendMessage({ type: 'slots', round: 7, index: 0, slots: [{ page: page('uncovered'), replica: peer.replica, count: 4, seq: 3 }] });
+    peer.sendMessage({ type: 'delta', range: { replica: peer.replica, after: 10, upTo: 11 }, slots: [{ page: page('gap'), count: 6, seq: 11 }] });
+    await eventually(async () => expect(await pageCount(a, 'gap')).toBe(6));
+    peer.close();
+    const converged = await waitForConvergence(nodes);
+    expect(converged.totals).toMatchObject({ uncovered: 4, gap: 6 });
+    expect(await pageCount(b, 'uncovered')).toBe(4);
+    // No vector took the peer's word: nothing covers its seqs anywhere.
+    for (const node of nodes) expect((await clusterStatus(node)).versionVector[peer.replica] ?? 0).toBe(0);
+    // And the line still carries new counts.
+    await increment(b, 'after-spread');
+    expect((await waitForConvergence(nodes)).totals['after-spread']).toBe(1);
+  });
+
   it('oversized vectors: covered ranges and slots for tens of thousands of fake replicas do not grow the vector past the new-id budget', async () => {
     const { a, stillLinked } = await healthyPair();
     const liar = await joined(a);
