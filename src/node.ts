@@ -24,7 +24,9 @@ import { createDiscovery } from './discovery/create-discovery.js';
 import { DiscoveryLoop } from './discovery/discovery.js';
 import { MAX_FRAME_BYTES } from './protocol/messages.js';
 import { createReplicationMetrics } from './replication/replication-metrics.js';
+import { CatchUp } from './replication/catch-up.js';
 import { Replicator } from './replication/replicator.js';
+import { realTimers } from './timers.js';
 import { openSqliteStore } from './store/sqlite-store.js';
 import { CLUSTER_PATH, WebSocketTransport } from './transport/websocket-transport.js';
 import type { Store } from './store/store.js';
@@ -132,6 +134,15 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   // Stopped in reverse order of this list: whatever was added last first, replication last
   // (all before the store closes).
   const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop()];
+  // Catch up before serving counts (replication/catch-up.ts): count requests wait for it.
+  const catchUp = new CatchUp({
+    source: replicator,
+    timers: realTimers,
+    timeoutMs: config.startupSyncTimeoutMs,
+    log,
+    slots: () => store.stats().slots,
+  });
+  stopBeforeStore.push(() => catchUp.stop());
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
   const liveFeed = new LiveFeed({ store, cluster, log });
   upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade);
@@ -155,7 +166,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       registry: metrics.registry,
     }),
     adminTokens: config.adminTokens,
-    readiness: () => readiness,
+    readiness: () => (readiness === 'ready' && !catchUp.ready ? 'catching_up' : readiness),
+    gate: catchUp,
   });
   const handle = app.callback();
   let inFlight = 0;
@@ -203,10 +215,14 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   const discovery = new DiscoveryLoop({
     discovery: createDiscovery({ peers: config.peers, dnsName: config.discoveryDns, dnsServer: config.discoveryDnsServer, port }),
     intervalMs: config.discoveryDns === undefined ? 0 : config.discoveryIntervalMs,
-    onPeers: (addresses) => replicator.setPeers(addresses),
+    onPeers: (addresses) => {
+      replicator.setPeers(addresses);
+      catchUp.peersDiscovered();
+    },
     log,
   });
   stopBeforeStore.push(() => discovery.stop());
+  catchUp.start(config.peers.length > 0 || config.discoveryDns !== undefined);
   discovery.start();
   log.info({ port, url, host: config.host, version, database: config.databasePath, replicaId: store.replicaId }, 'listening');
 

@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
 import type { TokenSet } from '../tokens.js';
+import { catchUpGate, type ServingGate } from './catch-up-gate.js';
 import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
 import { createRouter, type Readiness } from './routes.js';
@@ -26,6 +27,8 @@ export interface AppDeps {
   readonly adminTokens?: TokenSet;
   /** Defaults to always `ready`. */
   readonly readiness?: () => Readiness;
+  /** Count requests wait for it while the node catches up at start; default: open. */
+  readonly gate?: ServingGate;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -46,6 +49,7 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(errorMiddleware(deps.log, deps.metrics));
   app.use(corsMiddleware(deps.corsOrigins));
+  if (deps.gate !== undefined) app.use(catchUpGate(deps.gate));
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

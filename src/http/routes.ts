@@ -24,7 +24,7 @@ export const DEFAULT_PAGE_LIMIT = 100;
 export const ANONYMOUS_MAX_BODY_BYTES = 1024;
 export const MAX_PAGE_LIMIT = 1000;
 
-export type Readiness = 'starting' | 'ready' | 'shutting_down';
+export type Readiness = 'starting' | 'catching_up' | 'ready' | 'shutting_down';
 
 export interface RouteDeps {
   readonly store: Store;
@@ -34,7 +34,10 @@ export interface RouteDeps {
   readonly views: ViewPolicy;
   /** ADMIN_TOKENS (hashed): the admin routes' bearer tokens; empty refuses them all. */
   readonly adminTokens: TokenSet;
-  /** `ready` once the database is open and migrated; `shutting_down` once stop() began. */
+  /**
+   * `catching_up` while a node with peers merges its first sync rounds (counts wait); `ready`
+   * after; `shutting_down` once stop() began.
+   */
   readonly readiness: () => Readiness;
 }
 
@@ -158,6 +161,7 @@ export function createRouter(deps: RouteDeps): Router {
   router.get('/readyz', (ctx: Context) => {
     const state = deps.readiness();
     if (state === 'shutting_down') throw new AppError('shutting_down', 'the node is shutting down');
+    if (state === 'catching_up') throw new AppError('catching_up', 'the node is catching up with its peers before it serves counts');
     if (state !== 'ready') throw new AppError('not_ready', 'the database is not open yet');
     ctx.set('Cache-Control', NO_STORE);
     ctx.body = { status: 'ready' };
