@@ -15,6 +15,7 @@ import type { RandomBytes } from './ids.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createApp } from './http/app.js';
+import { sessionKey, SessionTokens } from './http/session-token.js';
 import { LIVE_MAX_HEADER_BYTES, LIVE_PATH, LiveFeed } from './http/live-feed.js';
 import type { ClusterStatusSource } from './cluster-status.js';
 import type { Readiness } from './http/routes.js';
@@ -144,7 +145,9 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   });
   stopBeforeStore.push(() => catchUp.stop());
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
-  const liveFeed = new LiveFeed({ store, cluster, log });
+  // Session tokens: every node of the cluster derives the same key from CLUSTER_SECRET.
+  const sessions = new SessionTokens(sessionKey(config.clusterSecret, config.clusterName));
+  const liveFeed = new LiveFeed({ store, cluster, log, sessions });
   upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade);
   stopBeforeStore.push(() => liveFeed.stop());
 
@@ -166,6 +169,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       registry: metrics.registry,
     }),
     adminTokens: config.adminTokens,
+    sessions,
     readiness: () => (readiness === 'ready' && !catchUp.ready ? 'catching_up' : readiness),
     gate: catchUp,
   });

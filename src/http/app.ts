@@ -13,6 +13,7 @@ import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
 import { createRouter, type Readiness } from './routes.js';
 import { ViewPolicy } from './view-policy.js';
+import { sessionKey, SessionTokens } from './session-token.js';
 
 export interface AppDeps {
   readonly store: Store;
@@ -27,6 +28,8 @@ export interface AppDeps {
   readonly adminTokens?: TokenSet;
   /** Defaults to always `ready`. */
   readonly readiness?: () => Readiness;
+  /** Signs and verifies `Counter-Session` tokens; default: a random key (one node). */
+  readonly sessions?: SessionTokens;
   /** Count requests wait for it while the node catches up at start; default: open. */
   readonly gate?: ServingGate;
 }
@@ -44,6 +47,7 @@ export function createApp(deps: AppDeps): Koa {
     maxBodyBytes: deps.maxBodyBytes,
     views: deps.views ?? new ViewPolicy({ store: deps.store }),
     adminTokens: deps.adminTokens ?? [],
+    sessions: deps.sessions ?? new SessionTokens(sessionKey('', '')),
     readiness: deps.readiness ?? (() => 'ready'),
   });
 

@@ -28,6 +28,7 @@ import type { ClusterStatusSource } from '../cluster-status.js';
 import { LiveClient, type LiveMessages } from './live-client.js';
 import { parseLiveQuery, type LiveQuery } from './live-query.js';
 import { PageSubscriptions } from './page-subscriptions.js';
+import { EMPTY_SESSION, type Session, type SessionTokens } from './session-token.js';
 
 export { LIVE_MAX_HEADER_BYTES } from './live-query.js';
 
@@ -65,6 +66,8 @@ export interface LiveFeedOptions {
   readonly store: Store;
   readonly cluster: ClusterStatusSource;
   readonly log: Log;
+  /** Signs the `session` of page messages and verifies a client's `session=`; without it, none. */
+  readonly sessions?: SessionTokens;
   readonly timers?: Timers;
   readonly maxClients?: number;
   readonly maxBufferedBytes?: number;
@@ -100,7 +103,8 @@ export class LiveFeed {
   private readonly clients = new Set<LiveClient>();
   private readonly pages: PageSubscriptions<LiveClient>;
   private readonly cluster: ClusterBroadcast<LiveClient>;
-  private readonly messages: LiveMessages = { page: (page) => this.pages.message(page), cluster: () => this.cluster.message() };
+  private readonly messages: LiveMessages = { page: (page, session) => this.pages.message(page, session), cluster: () => this.cluster.message() };
+  private readonly sessions: SessionTokens | undefined;
   private upgrading = 0;
   private unsubscribe: (() => void) | undefined;
   private heartbeatTimer: TimerHandle | undefined;
@@ -116,7 +120,8 @@ export class LiveFeed {
     this.stuckTimeoutMs = options.stuckTimeoutMs ?? STUCK_TIMEOUT_MS;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? LIVE_HEARTBEAT_INTERVAL_MS;
     this.clusterIntervalMs = options.clusterIntervalMs ?? CLUSTER_UPDATE_INTERVAL_MS;
-    this.pages = new PageSubscriptions(options.store, this.timers);
+    this.sessions = options.sessions;
+    this.pages = new PageSubscriptions(options.store, this.timers, options.sessions);
     this.cluster = new ClusterBroadcast({ source: options.cluster, log: this.log });
     this.unsubscribe = options.store.onChange((changed) => this.onChange(changed));
   }
@@ -124,9 +129,11 @@ export class LiveFeed {
   /** The upgrade handler for LIVE_PATH. */
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     let query: LiveQuery;
+    let session: Session = EMPTY_SESSION;
     try {
       if (this.stopped) throw new AppError('shutting_down', 'the node is shutting down');
       query = parseLiveQuery(req.url ?? '');
+      if (query.session !== undefined && this.sessions !== undefined) session = this.sessions.verify(query.session);
       if (this.clients.size + this.upgrading >= this.maxClients) {
         throw new AppError('too_many_clients', `this node already serves ${this.maxClients} live connections; try again later or another node`);
       }
@@ -150,7 +157,7 @@ export class LiveFeed {
         ws.terminate();
         return;
       }
-      this.accept(ws, socket, query);
+      this.accept(ws, socket, query, session);
     });
   };
 
@@ -217,8 +224,8 @@ export class LiveFeed {
     return this.stopping;
   }
 
-  private accept(ws: WebSocket, socket: Duplex, query: LiveQuery): void {
-    const client = new LiveClient(ws, socket, query, this.messages, { timers: this.timers, maxBufferedBytes: this.maxBufferedBytes });
+  private accept(ws: WebSocket, socket: Duplex, query: LiveQuery, session: Session): void {
+    const client = new LiveClient(ws, socket, query, this.messages, { timers: this.timers, maxBufferedBytes: this.maxBufferedBytes }, session);
     this.clients.add(client);
     this.pages.add(client);
     if (client.wantsCluster) this.cluster.add(client);

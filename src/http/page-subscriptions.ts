@@ -7,6 +7,7 @@
 import type { PageName } from '../ids.js';
 import type { PageCount, Store } from '../store/store.js';
 import type { Timers } from '../timers.js';
+import { EMPTY_SESSION, mergeSeen, pageHash, remember, type Session, type SessionTokens } from './session-token.js';
 
 export interface PageSubscriber {
   readonly pages: readonly PageName[];
@@ -23,6 +24,7 @@ export class PageSubscriptions<S extends PageSubscriber> {
   constructor(
     private readonly store: Pick<Store, 'count' | 'pageSlots'>,
     private readonly timers: Timers,
+    private readonly sessions?: SessionTokens,
   ) {}
 
   /** Distinct pages with at least one subscriber. */
@@ -63,19 +65,33 @@ export class PageSubscriptions<S extends PageSubscriber> {
   }
 
   /**
-   * `{"type":"page","page","count","replicas":{replica: count},"at"}`, the page's state read now:
-   * the store's totals only go up, so a client never sees an older count after a newer one.
+   * `{"type":"page","page","count","replicas":{replica: count},"at","session"}`, the page's state
+   * read now: the store's totals only go up, so a client never sees an older count after a newer
+   * one. `session` is the token of this view. A client whose token saw more of the page than this
+   * node holds (another node's writes, a node restored from an old backup) gets its own message,
+   * max-merged with the token; everyone else shares one.
    */
-  message(page: PageName): Buffer {
+  message(page: PageName, session: Session = EMPTY_SESSION): Buffer {
+    if (session.pages.length > 0 && session.pages.some((p) => p.hash === pageHash(page))) {
+      const merged = mergeSeen(page, this.store.pageSlots(page), session);
+      if (merged.count > this.store.count(page)) return this.build(page, session, merged);
+    }
     let message = this.messages.get(page);
     if (message === undefined) {
-      const replicas: Record<string, number> = {};
-      for (const slot of this.store.pageSlots(page)) replicas[slot.replica] = slot.count;
-      const at = this.changedAt.get(page) ?? this.timers.now();
-      message = Buffer.from(JSON.stringify({ type: 'page', page, count: this.store.count(page), replicas, at }), 'utf8');
+      message = this.build(page, EMPTY_SESSION, mergeSeen(page, this.store.pageSlots(page), EMPTY_SESSION));
       // Cached only while someone listens: the cache never outgrows the subscriptions.
       if (this.byPage.has(page)) this.messages.set(page, message);
     }
     return message;
+  }
+
+  private build(page: PageName, session: Session, merged: ReturnType<typeof mergeSeen>): Buffer {
+    const at = this.changedAt.get(page) ?? this.timers.now();
+    const replicas = Object.fromEntries(merged.replicas);
+    const token =
+      this.sessions === undefined
+        ? undefined
+        : this.sessions.sign(remember(session, [{ page, count: merged.count, replicas: merged.replicas }]));
+    return Buffer.from(JSON.stringify({ type: 'page', page, count: merged.count, replicas, at, ...(token !== undefined ? { session: token } : {}) }), 'utf8');
   }
 }
