@@ -11,6 +11,8 @@ import { singleNodeStatus } from '../../src/http/cluster-status.js';
 import { sessionKey, SessionTokens, MAX_SESSION_TOKEN_CHARS } from '../../src/http/session-token.js';
 import type { PageName } from '../../src/ids.js';
 import { createLogger } from '../../src/log.js';
+import { ViewPolicy } from '../../src/http/view-policy.js';
+import { tokenSet } from '../../src/tokens.js';
 import { createMetrics } from '../../src/metrics.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import { serve, type TestServer } from '../helpers/http-server.js';
@@ -18,6 +20,7 @@ import { TempDirs } from '../helpers/temp-dir.js';
 
 const dirs = new TempDirs();
 const open: Array<{ server: TestServer; store: SqliteStore }> = [];
+const WRITE_TOKEN = 'session-test-write-token-0123456789abcdef';
 const KEY = sessionKey('a-cluster-secret-of-at-least-32-characters', 'test');
 
 async function node(key = KEY): Promise<{ url: string; store: SqliteStore }> {
@@ -31,6 +34,7 @@ async function node(key = KEY): Promise<{ url: string; store: SqliteStore }> {
     corsOrigins: '*',
     maxBodyBytes: 4096,
     sessions: new SessionTokens(key),
+    views: new ViewPolicy({ store, writeTokens: tokenSet([WRITE_TOKEN]), rateLimitPerIp: 0 }),
   });
   const server = await serve(app.callback());
   open.push({ server, store });
@@ -46,7 +50,9 @@ afterEach(async () => {
 });
 
 async function call(url: string, token?: string, init: RequestInit = {}) {
-  const res = await fetch(url, { ...init, headers: { ...(token !== undefined ? { 'counter-session': token } : {}), ...(init.headers as Record<string, string>) } });
+  // As a writer: Node's fetch would be taken for a crawler, and batches need a write token.
+  const headers = { authorization: `Bearer ${WRITE_TOKEN}`, ...(token !== undefined ? { 'counter-session': token } : {}), ...(init.headers as Record<string, string>) };
+  const res = await fetch(url, { ...init, headers });
   return { status: res.status, token: res.headers.get('counter-session') ?? undefined, body: (await res.json()) as Record<string, unknown> };
 }
 
