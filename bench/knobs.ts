@@ -5,7 +5,7 @@
  * each one; `--help` prints them from this table so the two cannot drift far.
  */
 
-export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'naive', 'yjs', 'restart'] as const;
+export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'naive', 'yjs', 'restart', 'sessions'] as const;
 export type Phase = (typeof PHASES)[number];
 
 export interface Knobs {
