@@ -54,7 +54,11 @@ async function openLoop(url: string, rate: number, durationMs: number, headers: 
     pending.push(
       fetch(url, { headers })
         .then((res) => res.arrayBuffer())
-        .then(() => void latencies.push(performance.now() - sent)),
+        .then(
+          () => void latencies.push(performance.now() - sent),
+          // A refused or reset connection (a loaded machine) is left out of the figures.
+          () => undefined,
+        ),
     );
   }
   await Promise.all(pending);
