@@ -2,13 +2,19 @@
 # distributed-sqlite: one node per Fly Machine, backed up by Litestream (see the README, section Deploy).
 #
 # Stages:
-#   deps   production node_modules (better-sqlite3 compiled here if no prebuilt binary fits,
-#          so the compilers never reach the final image; the Litestream binary comes with
-#          @flydotio/litestream)
+#   deps   production node_modules (better-sqlite3 compiled here against Node 24.18.1's
+#          headers, so the compilers never reach the final image; the Litestream binary comes
+#          with @flydotio/litestream)
 #   build  every dependency, then the TypeScript build (dist/)
-#   final  Node 20 slim + deps' node_modules + dist/ + migrations/ + run.sh + litestream.yml,
+#   final  Node 24 LTS slim + deps' node_modules + dist/ + migrations/ + run.sh + litestream.yml,
 #          run as the unprivileged `node` user (run.sh drops to it after preparing /data)
-ARG NODE_VERSION=20
+ARG NODE_VERSION=24
+# better-sqlite3 is built from source against the headers of this release, not of the image's
+# newest 24.x: from 24.19.0 on, node_object_wrap.h removes a cleanup hook through
+# Isolate::GetCurrent() in ObjectWrap's destructor, which aborts the process when V8 collects a
+# Statement outside any context. The ABI is the same (NODE_MODULE_VERSION 137), so the addon
+# runs on the newest 24.x. The registry's `node` package carries the headers (as in .ci/run).
+ARG NODE_HEADERS_VERSION=24.18.1
 
 FROM node:${NODE_VERSION}-slim AS base
 WORKDIR /app
@@ -21,8 +27,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 FROM toolchain AS deps
+ARG NODE_HEADERS_VERSION
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+RUN npm install --prefix /tmp/node-headers --no-save --no-package-lock --no-audit --no-fund "node@${NODE_HEADERS_VERSION}" \
+ && npm ci --omit=dev --no-audit --no-fund --build-from-source --nodedir="$(echo /tmp/node-headers/node_modules/node/node_modules/node-linux-*)" \
+ && rm -rf /tmp/node-headers
 
 FROM toolchain AS build
 COPY package.json package-lock.json ./

@@ -1,7 +1,9 @@
 /**
  * A cluster of real node processes on loopback: node i listens on 127.0.0.(2+i) and every node
- * on the same port, so PEERS can be written before any node starts. Fresh databases in a temp
- * directory. `kind` picks our node (dist/src/main.js) or the naive baseline (bench/naive).
+ * on the same ports (public and, for ours, cluster), so PEERS can be written before any node
+ * starts. Fresh databases in a temp directory. `kind` picks our node (dist/src/main.js) or the
+ * naive baseline (bench/naive, which has no cluster port: its peers and private views ride on
+ * its one port).
  */
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
@@ -37,6 +39,8 @@ export interface ClusterNode {
   readonly databasePath: string;
   child: Child;
   readonly http: HttpTarget;
+  /** Where `/api/cluster` in full and `/metrics` are read: our cluster port, the naive node's one port. */
+  readonly privateHttp: HttpTarget;
 }
 
 interface ClusterStatusBody {
@@ -53,28 +57,41 @@ export class Cluster {
   readonly kind: ClusterKind;
   private readonly processes: ProcessSet;
   private readonly port: number;
+  private readonly clusterPort: number;
+  /** 32 hex characters: CLUSTER_SECRET's minimum length. */
   private readonly secret = randomBytes(16).toString('hex');
   private readonly dir: string;
   private readonly cpuProf: string;
   private readonly size: number;
 
-  private constructor(kind: ClusterKind, processes: ProcessSet, dir: string, port: number, cpuProf: string, size: number) {
+  private constructor(kind: ClusterKind, processes: ProcessSet, dir: string, port: number, clusterPort: number, cpuProf: string, size: number) {
     this.size = size;
     this.kind = kind;
     this.processes = processes;
     this.dir = dir;
     this.port = port;
+    this.clusterPort = clusterPort;
     this.cpuProf = cpuProf;
   }
 
   static async start(options: { kind: ClusterKind; nodes: number; processes: ProcessSet; dir: string; cpuProf?: string; label: string }): Promise<Cluster> {
     const hosts = Array.from({ length: options.nodes }, (_, i) => nodeHost(i));
     const port = await freePortOn(hosts);
-    const cluster = new Cluster(options.kind, options.processes, options.dir, port, options.cpuProf ?? '', options.nodes);
+    let clusterPort = port;
+    while (options.kind === 'ours' && clusterPort === port) clusterPort = await freePortOn(hosts);
+    const cluster = new Cluster(options.kind, options.processes, options.dir, port, clusterPort, options.cpuProf ?? '', options.nodes);
     try {
       const children = await Promise.all(hosts.map((_, i) => cluster.spawnNode(i, options.label)));
       children.forEach((child, i) => {
-        cluster.nodes.push({ index: i, name: `${options.label}-${i}`, databasePath: cluster.databasePath(i, options.label), child, http: new HttpTarget(child.url, { writeToken: BENCH_WRITE_TOKEN }) });
+        const privateUrl = `http://${nodeHost(i)}:${clusterPort}`;
+        cluster.nodes.push({
+          index: i,
+          name: `${options.label}-${i}`,
+          databasePath: cluster.databasePath(i, options.label),
+          child,
+          http: new HttpTarget(child.url, { writeToken: BENCH_WRITE_TOKEN }),
+          privateHttp: new HttpTarget(options.kind === 'ours' ? privateUrl : child.url, { maxSockets: 4 }),
+        });
       });
       await cluster.waitConnected();
       return cluster;
@@ -90,9 +107,10 @@ export class Cluster {
   }
 
   private spawnNode(index: number, label: string, peers = true): Promise<Child> {
-    const peerList = peers ? Array.from({ length: this.size }, (_, i) => i).filter((i) => i !== index).map((i) => `${nodeHost(i)}:${this.port}`) : [];
+    const peerList = peers ? Array.from({ length: this.size }, (_, i) => i).filter((i) => i !== index).map((i) => `${nodeHost(i)}:${this.clusterPort}`) : [];
     const env: Record<string, string> = {
       PORT: String(this.port),
+      CLUSTER_PORT: String(this.clusterPort),
       HOST: nodeHost(index),
       DATABASE_PATH: this.databasePath(index, label),
       NODE_NAME: `${label}-${index}`,
@@ -110,7 +128,7 @@ export class Cluster {
     await Promise.all(
       this.nodes.map((node) =>
         waitFor(`${node.name} to connect to its ${this.nodes.length - 1} peers`, timeoutMs, async () => {
-          const status = await node.http.json<ClusterStatusBody>('/api/cluster');
+          const status = await node.privateHttp.json<ClusterStatusBody>('/api/cluster');
           const connected = new Set(status.peers.filter((p) => p.state === 'connected').map((p) => p.replicaId));
           return connected.size >= this.nodes.length - 1 ? true : undefined;
         }, 50),
@@ -119,7 +137,7 @@ export class Cluster {
   }
 
   async digests(): Promise<string[]> {
-    return Promise.all(this.nodes.map(async (node) => (await node.http.json<ClusterStatusBody>('/api/cluster')).digest));
+    return Promise.all(this.nodes.map(async (node) => (await node.privateHttp.json<ClusterStatusBody>('/api/cluster')).digest));
   }
 
   /** Every page's total at one node (GET /api/pages, all pages of the listing). */
@@ -136,13 +154,13 @@ export class Cluster {
     throw new Error('page listing did not end');
   }
 
-  /** Peer bytes sent by every node, summed (`replication_bytes_total{direction="sent"}`). */
+  /** Peer bytes sent by every node, summed (`dsqlite_replication_bytes_total{direction="sent"}`; the naive node's has no prefix). */
   async bytesSent(): Promise<number> {
     let sum = 0;
     for (const node of this.nodes) {
-      const res = await node.http.send('GET', '/metrics');
+      const res = await node.privateHttp.send('GET', '/metrics');
       for (const line of res.body.split('\n')) {
-        if (line.startsWith('replication_bytes_total{') && line.includes('direction="sent"')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+        if (/^(dsqlite_)?replication_bytes_total\{/.test(line) && line.includes('direction="sent"')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
       }
     }
     return sum;
@@ -150,7 +168,7 @@ export class Cluster {
 
   /** A metric's value at one node (first sample whose line starts with `prefix`). */
   async metric(node: ClusterNode, prefix: string): Promise<number | undefined> {
-    const res = await node.http.send('GET', '/metrics');
+    const res = await node.privateHttp.send('GET', '/metrics');
     for (const line of res.body.split('\n')) if (line.startsWith(prefix)) return Number(line.slice(line.lastIndexOf(' ') + 1));
     return undefined;
   }
@@ -173,7 +191,10 @@ export class Cluster {
   }
 
   async stop(): Promise<void> {
-    for (const node of this.nodes) node.http.close();
+    for (const node of this.nodes) {
+      node.http.close();
+      node.privateHttp.close();
+    }
     await Promise.all(this.nodes.map((n) => n.child.stop()));
   }
 }

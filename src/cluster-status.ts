@@ -48,6 +48,21 @@ export interface MemberStatus {
   readonly live: boolean;
 }
 
+/** How this node finds its peers (private view only). */
+export interface DiscoveryInfo {
+  /** DISCOVERY_DNS, when set. */
+  readonly dns?: string;
+  /** PEERS, as configured. */
+  readonly peers: readonly string[];
+  /** ISO time of the last lookup, answered or not. */
+  readonly lastLookupAt?: string;
+  readonly lastSuccessAt?: string;
+  /** The peer addresses of the last successful lookup. */
+  readonly answers?: readonly string[];
+  /** Why the last lookup failed, or that the name resolved to nothing. */
+  readonly lastError?: string;
+}
+
 export interface ClusterStatus {
   readonly node: NodeInfo;
   readonly peers: readonly PeerStatus[];
@@ -56,6 +71,8 @@ export interface ClusterStatus {
   readonly membership: readonly MemberStatus[];
   /** Digest of all counts: equal on nodes that have converged. */
   readonly digest: string;
+  /** Discovery's state, when this node has peers to find. */
+  readonly discovery?: DiscoveryInfo;
 }
 
 export interface ClusterStatusSource {

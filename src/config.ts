@@ -16,11 +16,13 @@ import {
   DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
   DEFAULT_STARTUP_SYNC_TIMEOUT_MS,
   DEFAULT_CLUSTER_NAME,
+  DEFAULT_CLUSTER_PORT,
   DEFAULT_DATABASE_PATH,
   DEFAULT_DISCOVERY_INTERVAL_MS,
   DEFAULT_HEARTBEAT_INTERVAL_MS,
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_HOST,
+  DEFAULT_LIVE_MAX_CLIENTS,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_PAGES,
   DEFAULT_PORT,
@@ -32,6 +34,7 @@ import {
   MAX_MAX_PAGES,
   MAX_NAME_LENGTH,
   MAX_RATE_LIMIT,
+  MIN_CLUSTER_SECRET_LENGTH,
   readRawSettings,
   type RawSettings,
   type SettingName,
@@ -45,24 +48,33 @@ export type SqliteSynchronous = 'normal' | 'full';
 export type Checkpoints = 'sqlite' | 'external';
 
 export interface Config {
+  /** The public HTTP port (0: any free port). */
   readonly port: number;
   readonly host: string;
+  /** The private port: peers' WebSocket, `/metrics`, the full `/api/cluster` (0: any free port). */
+  readonly clusterPort: number;
+  readonly clusterHost: string;
+  /**
+   * Whether the cluster port is opened: only with a CLUSTER_SECRET (a lone node without one has
+   * nothing to protect it with, so nobody can join it).
+   */
+  readonly clusterEnabled: boolean;
   readonly databasePath: string;
   readonly nodeName: string;
-  /** Static peers as normalised `host:port` (IPv6 as `[addr]:port`, names lower-cased; see host-port.ts). */
+  /** Peers' cluster ports as normalised `host:port` (IPv6 as `[addr]:port`, names lower-cased; see host-port.ts). */
   readonly peers: readonly string[];
-  /** Name resolved for peers (A/AAAA on `port`, or SRV); undefined when discovery by DNS is off. */
+  /** Name resolved for peers (A/AAAA on `clusterPort`, or SRV); undefined when discovery by DNS is off. */
   readonly discoveryDns: string | undefined;
   /** Resolver to ask instead of the system's, as `ip` or `ip:port` (`[v6]:port`). */
   readonly discoveryDnsServer: string | undefined;
   readonly discoveryIntervalMs: number;
-  /** Shared secret peers prove they know; empty when unset (see `warnings`). */
+  /** Shared secret peers prove they know; empty only for a lone node (then `clusterEnabled` is false). */
   readonly clusterSecret: string;
   readonly clusterName: string;
   readonly logLevel: LogLevel;
   /** `'*'` for any origin, else the exact origins allowed (`scheme://host[:port]`). */
   readonly corsOrigins: '*' | readonly string[];
-  /** ADMIN_TOKENS, hashed (src/tokens.ts): bearer tokens for resets and deletes; empty = none. */
+  /** ADMIN_TOKENS, hashed (src/tokens.ts): bearer tokens for the private views and the admin routes on the public port; empty = none. */
   readonly adminTokens: TokenSet;
   readonly sqliteSynchronous: SqliteSynchronous;
   /** `external` when Litestream runs the node and owns checkpoints. */
@@ -88,7 +100,9 @@ export interface Config {
   readonly maxPages: number;
   /** Names a new page must match for an anonymous view to create it; undefined: any name. */
   readonly pagePattern: RegExp | undefined;
-  /** Problems that do not stop the start but must be logged loudly (e.g. no cluster secret). */
+  /** Most live-feed WebSockets at once (LIVE_MAX_CLIENTS). */
+  readonly liveMaxClients: number;
+  /** Problems that do not stop the start but must be logged loudly. */
   readonly warnings: readonly string[];
 }
 
@@ -105,7 +119,7 @@ const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 export function loadConfig(
   env: Readonly<Record<string, string | undefined>>,
   argv: readonly string[] = [],
-  defaults: { hostname?: string } = {},
+  defaults: { hostname?: string; pid?: number } = {},
 ): Config {
   const problems: string[] = [];
   const warnings: string[] = [];
@@ -146,6 +160,12 @@ export function loadConfig(
   const host = text('HOST') ?? DEFAULT_HOST;
   const hostTrouble = hostProblem(host);
   if (hostTrouble !== undefined) problems.push(`${name('HOST')} must be an IP address or a host name: ${hostTrouble}`);
+  const clusterPort = integer('CLUSTER_PORT', DEFAULT_CLUSTER_PORT, 0, 65535);
+  if (clusterPort !== 0 && clusterPort === port) problems.push(`${name('CLUSTER_PORT')} must differ from PORT (${port}): peers get a port of their own`);
+  const clusterHost = text('CLUSTER_HOST') ?? host;
+  // Defaulted from HOST: a bad HOST is reported once, as HOST.
+  const clusterHostTrouble = text('CLUSTER_HOST') === undefined ? undefined : hostProblem(clusterHost);
+  if (clusterHostTrouble !== undefined) problems.push(`${name('CLUSTER_HOST')} must be an IP address or a host name: ${clusterHostTrouble}`);
 
   const databasePath = raw.DATABASE_PATH ?? DEFAULT_DATABASE_PATH;
   if (databasePath.includes('\0')) problems.push(`${name('DATABASE_PATH')} must not contain a NUL character`);
@@ -155,7 +175,9 @@ export function loadConfig(
   const flyAppName = text('FLY_APP_NAME');
   const privateIp = text('FLY_PRIVATE_IP');
   if (privateIp !== undefined && isIP(privateIp) === 0) problems.push(`${name('FLY_PRIVATE_IP')} must be an IP address, got ${JSON.stringify(privateIp)}`);
-  const nodeName = text('NODE_NAME') ?? text('FLY_MACHINE_ID') ?? defaults.hostname ?? osHostname();
+  // The host name alone would name every node on one machine alike; the port (or, for PORT=0,
+  // the process id) tells them apart.
+  const nodeName = text('NODE_NAME') ?? text('FLY_MACHINE_ID') ?? defaultNodeName(defaults.hostname ?? osHostname(), port, defaults.pid ?? process.pid);
   if (nodeName.length > MAX_NAME_LENGTH || !NAME_PATTERN.test(nodeName)) {
     problems.push(`${name('NODE_NAME')} must be 1–${MAX_NAME_LENGTH} letters, digits, dots, dashes or underscores, got ${JSON.stringify(nodeName)}`);
   }
@@ -181,12 +203,18 @@ export function loadConfig(
   if (serverTrouble !== undefined) problems.push(`${name('DISCOVERY_DNS_SERVER')}: ${serverTrouble}`);
   const discoveryIntervalMs = integer('DISCOVERY_INTERVAL_MS', DEFAULT_DISCOVERY_INTERVAL_MS, 100, MAX_INTERVAL_MS, ' ms');
 
+  // Fail closed: peers without a secret would let anyone who reaches the cluster port join and
+  // change counts. A lone node without one does not open the port at all.
   const clusterSecret = raw.CLUSTER_SECRET ?? '';
-  if (clusterSecret === '' && (peers.length > 0 || discoveryDns !== undefined)) {
-    warnings.push(
-      'CLUSTER_SECRET is not set but peers or DNS discovery are configured: using an EMPTY secret, so anyone who can reach the port can join the cluster and change counts. Set CLUSTER_SECRET on every node.',
-    );
+  const generate = '(generate one with `openssl rand -base64 32` and set the same value on every node)';
+  const peersGiven = (raw.PEERS ?? '').split(',').some((entry) => entry.trim() !== '');
+  if (clusterSecret === '' && (peersGiven || discoveryDns !== undefined)) {
+    const why = peersGiven ? 'PEERS is set' : discoveryDns === text('DISCOVERY_DNS') ? 'DISCOVERY_DNS is set' : `DISCOVERY_DNS defaults to ${discoveryDns} on Fly.io`;
+    problems.push(`${name('CLUSTER_SECRET')} must be set because ${why}: without it anyone who reaches the cluster port could join and change counts ${generate}`);
+  } else if (clusterSecret !== '' && clusterSecret.length < MIN_CLUSTER_SECRET_LENGTH) {
+    problems.push(`${name('CLUSTER_SECRET')} is ${clusterSecret.length} characters; it needs at least ${MIN_CLUSTER_SECRET_LENGTH} ${generate}`);
   }
+  const clusterEnabled = clusterSecret !== '';
 
   const clusterName = text('CLUSTER_NAME') ?? flyAppName ?? DEFAULT_CLUSTER_NAME;
   if (clusterName.length > MAX_NAME_LENGTH || !NAME_PATTERN.test(clusterName)) {
@@ -238,6 +266,7 @@ export function loadConfig(
   const antiEntropyIntervalMs = integer('ANTI_ENTROPY_INTERVAL_MS', DEFAULT_ANTI_ENTROPY_INTERVAL_MS, 10, MAX_INTERVAL_MS, ' ms');
   const startupSyncTimeoutMs = integer('STARTUP_SYNC_TIMEOUT_MS', DEFAULT_STARTUP_SYNC_TIMEOUT_MS, 0, MAX_INTERVAL_MS, ' ms');
   const maxBodyBytes = integer('MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 64, MAX_MAX_BODY_BYTES, ' bytes');
+  const liveMaxClients = integer('LIVE_MAX_CLIENTS', DEFAULT_LIVE_MAX_CLIENTS, 0, 1_000_000);
 
   const writeTokenList: string[] = [];
   (raw.WRITE_TOKENS ?? '').split(',').forEach((entry, i) => {
@@ -265,6 +294,9 @@ export function loadConfig(
   return Object.freeze({
     port,
     host,
+    clusterPort,
+    clusterHost,
+    clusterEnabled,
     databasePath,
     nodeName,
     peers: Object.freeze(peers),
@@ -292,8 +324,15 @@ export function loadConfig(
     trustProxy,
     maxPages,
     pagePattern,
+    liveMaxClients,
     warnings: Object.freeze(warnings),
   });
+}
+
+/** `<host name>-<port>`, or `<host name>-p<pid>` when the port is picked at start; valid as NODE_NAME. */
+export function defaultNodeName(hostname: string, port: number, pid: number): string {
+  const base = hostname.split('.')[0]?.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '') || 'node';
+  return `${base.slice(0, MAX_NAME_LENGTH - 12)}-${port === 0 ? `p${pid}` : port}`;
 }
 
 /** `scheme://host[:port]` in the form browsers send in `Origin`, or undefined. */

@@ -35,7 +35,7 @@ export const ERRORS = {
   too_many_pages: { status: 403, expose: true },
   /** An anonymous view of a new page whose name does not match PAGE_PATTERN. */
   page_not_allowed: { status: 403, expose: true },
-  /** An admin route without an admin token (ADMIN_TOKENS). */
+  /** A private view or admin route asked for on the public port without an admin token. */
   admin_token_required: { status: 401, expose: true },
   /** An admin route with a token that is not one of ADMIN_TOKENS, or with none configured. */
   admin_token_refused: { status: 403, expose: true },
@@ -49,6 +49,13 @@ export const ERRORS = {
   /** Configuration (env, flags, or options an adapter was built with) that cannot work. */
   bad_config: { status: 500, expose: true, exit: EXIT_BAD_CONFIG },
   database_too_new: { status: 500, expose: true },
+  /** Another live node process holds DATABASE_PATH: a second writer on one file is refused. */
+  database_in_use: { status: 500, expose: true, exit: EXIT_BAD_CONFIG },
+  /**
+   * The machine refuses what the start needs (a port in use, an address not on this host, a data
+   * directory that cannot be written): one line saying what, nothing left half-created.
+   */
+  start_failed: { status: 500, expose: true, exit: EXIT_FAILURE },
   /** A peer's frame that does not decode or validate; closes that connection only. */
   bad_frame: { status: 400, expose: true },
   /**

@@ -6,6 +6,12 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The one prefix of every metric the node exports (its own, the process's, replication's). */
+export const METRIC_PREFIX = 'dsqlite_';
+
+/** Default prom-client gauges whose names end in `_total` (see createMetrics). */
+const MISNAMED_DEFAULT_GAUGES = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 /** Request durations in seconds: from sub-millisecond reads to slow commits. */
 export const HTTP_DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 /** Pages raised per commit. */
@@ -36,8 +42,14 @@ export interface Metrics {
 
 export function createMetrics(options: { defaultMetrics?: boolean; prefix?: string } = {}): Metrics {
   const registry = new Registry();
-  const prefix = options.prefix ?? 'dsqlite_';
-  if (options.defaultMetrics === true) collectDefaultMetrics({ register: registry, prefix });
+  const prefix = options.prefix ?? METRIC_PREFIX;
+  if (options.defaultMetrics === true) {
+    collectDefaultMetrics({ register: registry, prefix });
+    // prom-client names three gauges `…_total`, which Prometheus reserves for counters
+    // (`promtool check metrics` refuses them). Dropped: `nodejs_active_resources` (by type) and
+    // `nodejs_active_handles` say the same.
+    for (const name of MISNAMED_DEFAULT_GAUGES) registry.removeSingleMetric(`${prefix}${name}`);
+  }
 
   const requests = new Counter({
     name: `${prefix}http_requests_total`,

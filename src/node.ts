@@ -1,23 +1,26 @@
 /**
- * The composition root: the only place concrete adapters are chosen. Starts, in order: the store
- * (opened and migrated), metrics, the replicator and its WebSocket transport, the live feed, the
- * HTTP server, then discovery (once the port is bound). `stop()` undoes it in reverse: stop
- * accepting, drain in-flight requests, stop discovery, the live feed and replication, commit what
- * is queued and close the database, drop metric watchers.
+ * The composition root: the only place concrete adapters are chosen. Starts, in order: the ports
+ * (public HTTP, and the private cluster port when a CLUSTER_SECRET is set) — bound before any file
+ * is created, so a start that cannot listen leaves nothing behind; the database lock; the store
+ * (opened and migrated); metrics; replication; the apps on both servers; discovery. `stop()`
+ * undoes it in reverse: stop accepting, drain in-flight requests, stop discovery, the live feed
+ * and replication, commit what is queued and close the database, release the lock.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Config } from './config.js';
+import { AppError, errorBody } from './errors.js';
+import { formatHostPort } from './host-port.js';
 import type { RandomBytes } from './ids.js';
 import type { Logger } from './log.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, METRIC_PREFIX, type Metrics } from './metrics.js';
 import { createApp } from './http/app.js';
 import { sessionKey, SessionTokens } from './http/session-token.js';
 import { LIVE_MAX_HEADER_BYTES, LIVE_PATH, LiveFeed } from './http/live-feed.js';
-import type { ClusterStatusSource } from './cluster-status.js';
+import type { ClusterStatusSource, DiscoveryInfo } from './cluster-status.js';
 import type { Readiness } from './http/routes.js';
 import { UpgradeDispatcher } from './http/upgrade-dispatcher.js';
 import { ViewPolicy } from './http/view-policy.js';
@@ -27,6 +30,7 @@ import { MAX_FRAME_BYTES } from './protocol/messages.js';
 import { createReplicationMetrics } from './replication/replication-metrics.js';
 import { CatchUp } from './replication/catch-up.js';
 import { Replicator } from './replication/replicator.js';
+import { lockDatabase, type DatabaseLock } from './store/database-lock.js';
 import { realTimers } from './timers.js';
 import { openSqliteStore } from './store/sqlite-store.js';
 import { CLUSTER_PATH, WebSocketTransport } from './transport/websocket-transport.js';
@@ -45,13 +49,17 @@ export interface NodeOptions {
 }
 
 export interface RunningNode {
-  /** The port actually bound (PORT=0 picks one). */
+  /** The public port actually bound (PORT=0 picks one). */
   readonly port: number;
   /** A URL this node answers on, e.g. `http://127.0.0.1:41234`. */
   readonly url: string;
+  /** The cluster port actually bound; undefined when it is not opened (no CLUSTER_SECRET). */
+  readonly clusterPort: number | undefined;
+  /** The private URL (peers' `/cluster`, `/metrics`, the full `/api/cluster`), when opened. */
+  readonly clusterUrl: string | undefined;
   readonly store: Store;
   readonly metrics: Metrics;
-  /** Mount WebSocket endpoints here (`/cluster`, the live page feed). */
+  /** WebSocket endpoints of the public port (the live page feed); unknown paths get a 404. */
   readonly upgrades: UpgradeDispatcher;
   /** Idempotent: every call returns the same promise. */
   stop(): Promise<void>;
@@ -79,6 +87,51 @@ function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+/** Why a listen failed, in one line that says what to change. */
+function listenError(error: unknown, host: string, port: number, setting: 'PORT' | 'CLUSTER_PORT'): AppError {
+  const code = (error as NodeJS.ErrnoException).code ?? 'error';
+  const where = `${formatHostPort({ host, port })} (${setting})`;
+  const hostSetting = setting === 'PORT' ? 'HOST' : 'CLUSTER_HOST';
+  const advice: Record<string, string> = {
+    EADDRINUSE: `the port is in use by another process: stop it, or set ${setting} to a free port`,
+    EACCES: `this user may not bind that port: use one above 1023, or set ${setting} to another`,
+    EADDRNOTAVAIL: `the address is not one of this machine's: set ${hostSetting} to one of its addresses (or :: for all)`,
+    ENOTFOUND: `the host name does not resolve: set ${hostSetting} to an address or a name this machine resolves`,
+    EAI_AGAIN: `the host name could not be resolved now: set ${hostSetting} to an IP address`,
+  };
+  return new AppError('start_failed', `cannot listen on ${where}: ${advice[code] ?? (error as Error).message} (${code})`, { cause: error });
+}
+
+function listen(server: Server, port: number, host: string, setting: 'PORT' | 'CLUSTER_PORT'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(listenError(error, host, port, setting));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) resolve();
+    else server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+/** The directory of DATABASE_PATH, created when missing; `start_failed` in one line when it cannot be. */
+function prepareDataDirectory(databasePath: string): void {
+  const dir = dirname(databasePath);
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    throw new AppError('start_failed', `cannot create the directory ${dir} of DATABASE_PATH (${code}): create it, or make it writable by this user`, { cause: error });
+  }
+}
+
 export async function startNode(config: Config, options: NodeOptions): Promise<RunningNode> {
   const { log } = options;
   const now = options.now ?? (() => new Date());
@@ -86,30 +139,83 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   const version = packageVersion();
   for (const warning of config.warnings) log.warn({ warning }, warning);
 
-  const store = await openSqliteStore({
-    path: config.databasePath,
-    synchronous: config.sqliteSynchronous,
-    checkpoints: config.checkpoints,
-    ...(options.random !== undefined ? { random: options.random } : {}),
-    log,
-  });
-  // The store logs its own identity outcome (created / kept / minted and why).
+  // 1. The ports, before any file: until the apps are mounted every request gets a 503.
+  let readiness: Readiness = 'starting';
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+  const notYet = (_req: IncomingMessage, res: ServerResponse): void => {
+    res.writeHead(503, { 'content-type': 'application/json; charset=utf-8', connection: 'close' });
+    res.end(JSON.stringify(errorBody(new AppError('not_ready', 'the node is starting'))));
+  };
+  const serve = (server: Server, upgrades: UpgradeDispatcher): { handle: (h: (req: IncomingMessage, res: ServerResponse) => void) => void } => {
+    let handler = notYet;
+    server.on('request', (req, res) => {
+      inFlight++;
+      res.once('close', () => {
+        inFlight--;
+        // While stopping, a keep-alive connection that just finished its request is idle now.
+        if (readiness === 'shutting_down') server.closeIdleConnections();
+        if (inFlight === 0) drained?.();
+      });
+      handler(req, res);
+    });
+    server.on('upgrade', upgrades.dispatch);
+    server.on('clientError', (error, socket) => {
+      // Malformed HTTP: answer 400 if the socket still can, never crash or log at error level.
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+      log.debug({ err: error }, 'client error');
+    });
+    return { handle: (h) => (handler = h) };
+  };
+  const server: Server = createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, maxHeaderSize: LIVE_MAX_HEADER_BYTES });
+  const upgrades = new UpgradeDispatcher();
+  const publicSide = serve(server, upgrades);
+  // The private port: only with a secret (a lone node without one has no cluster to protect).
+  const clusterServer = config.clusterEnabled ? createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }) : undefined;
+  const clusterUpgrades = new UpgradeDispatcher();
+  const privateSide = clusterServer === undefined ? undefined : serve(clusterServer, clusterUpgrades);
+
+  const port = await listen(server, config.port, config.host, 'PORT');
+  let clusterPort: number | undefined;
+  let lock: DatabaseLock | undefined;
+  let store: Store;
+  try {
+    if (clusterServer !== undefined) clusterPort = await listen(clusterServer, config.clusterPort, config.clusterHost, 'CLUSTER_PORT');
+    // 2. One process per database, then the store.
+    prepareDataDirectory(config.databasePath);
+    lock = lockDatabase(config.databasePath, { node: config.nodeName, startedAt });
+    store = await openSqliteStore({
+      path: config.databasePath,
+      synchronous: config.sqliteSynchronous,
+      checkpoints: config.checkpoints,
+      ...(options.random !== undefined ? { random: options.random } : {}),
+      log,
+    });
+    // The store logs its own identity outcome (created / kept / minted and why).
+  } catch (error) {
+    lock?.release();
+    await closeServer(server);
+    if (clusterServer !== undefined) await closeServer(clusterServer);
+    throw error;
+  }
+
+  const address = (): string => `${urlHost(config.host)}:${port}`;
+  const clusterAddress = (): string | undefined => (clusterPort === undefined ? undefined : `${urlHost(config.clusterHost)}:${clusterPort}`);
+  // Where peers reach this node: on Fly.io a wildcard listener is reached at its 6PN address,
+  // which the membership shows (every node there would otherwise say "localhost").
+  const advertised = (): string => {
+    const shown = clusterPort ?? port;
+    const host = clusterPort === undefined ? config.host : config.clusterHost;
+    return config.privateIp !== undefined && (host === '::' || host === '0.0.0.0') ? `${urlHost(config.privateIp)}:${shown}` : (clusterAddress() ?? address());
+  };
 
   const metrics = createMetrics({ defaultMetrics: true });
   const unwatchStore = metrics.watchStore(store);
-  let readiness: Readiness = 'starting';
-  const server: Server = createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, maxHeaderSize: LIVE_MAX_HEADER_BYTES });
-  const upgrades = new UpgradeDispatcher();
-  let port = config.port;
-  const address = (): string => `${urlHost(config.host)}:${port}`;
-  // Where peers and browsers reach this node: on Fly.io a wildcard listener is reached at its 6PN
-  // address, which the membership shows (every node there would otherwise say "localhost").
-  const advertised = (): string =>
-    config.privateIp !== undefined && (config.host === '::' || config.host === '0.0.0.0') ? `${urlHost(config.privateIp)}:${port}` : address();
 
-  // Replication: peers dial `/cluster` on this server; discovery tells the replicator whom to dial.
+  // Replication: peers dial `/cluster` on the cluster port; discovery tells the replicator whom to dial.
   const transport = new WebSocketTransport({ maxFrameBytes: MAX_FRAME_BYTES, log });
-  upgrades.mount(CLUSTER_PATH, (req, socket, head) => transport.handleUpgrade(req, socket, head));
+  clusterUpgrades.mount(CLUSTER_PATH, (req, socket, head) => transport.handleUpgrade(req, socket, head));
   const replicator = new Replicator({
     store,
     transport,
@@ -117,24 +223,11 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     secret: config.clusterSecret,
     node: { name: config.nodeName, version, startedAt: Date.parse(startedAt), ...(config.region !== undefined ? { region: config.region } : {}) },
     log,
-    metrics: createReplicationMetrics(metrics.registry),
+    metrics: createReplicationMetrics(metrics.registry, METRIC_PREFIX),
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     antiEntropyIntervalMs: config.antiEntropyIntervalMs,
   });
-  const cluster: ClusterStatusSource = {
-    status: () =>
-      replicator.clusterStatus({
-        name: config.nodeName,
-        address: advertised(),
-        ...(config.region !== undefined ? { region: config.region } : {}),
-        version,
-        startedAt,
-      }),
-  };
-  // Stopped in reverse order of this list: whatever was added last first, replication last
-  // (all before the store closes).
-  const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop()];
   // Catch up before serving counts (replication/catch-up.ts): count requests wait for it.
   const catchUp = new CatchUp({
     source: replicator,
@@ -143,15 +236,54 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     log,
     slots: () => store.stats().slots,
   });
-  stopBeforeStore.push(() => catchUp.stop());
+  // Discovery: PEERS entries and DNS A/AAAA answers name peers' cluster ports (SRV its own).
+  const discovery = new DiscoveryLoop({
+    discovery: createDiscovery({ peers: config.peers, dnsName: config.discoveryDns, dnsServer: config.discoveryDnsServer, port: clusterPort ?? config.clusterPort }),
+    intervalMs: config.discoveryDns === undefined ? 0 : config.discoveryIntervalMs,
+    onPeers: (addresses) => {
+      replicator.setPeers(addresses);
+      catchUp.peersDiscovered();
+    },
+    warnWhenEmpty: config.discoveryDns !== undefined,
+    log,
+  });
+  const discoveryInfo = (): DiscoveryInfo | undefined => {
+    if (config.discoveryDns === undefined && config.peers.length === 0) return undefined;
+    const status = discovery.status();
+    const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    return dropUndefined({
+      ...(config.discoveryDns !== undefined ? { dns: config.discoveryDns } : {}),
+      peers: [...config.peers],
+      lastLookupAt: iso(status.lastLookupAt),
+      lastSuccessAt: iso(status.lastSuccessAt),
+      answers: status.peers === undefined ? undefined : [...status.peers],
+      lastError: status.lastError,
+    });
+  };
+  const cluster: ClusterStatusSource = {
+    status: () => {
+      const status = replicator.clusterStatus({
+        name: config.nodeName,
+        address: advertised(),
+        ...(config.region !== undefined ? { region: config.region } : {}),
+        version,
+        startedAt,
+      });
+      const found = discoveryInfo();
+      return found === undefined ? status : { ...status, discovery: found };
+    },
+  };
+  // Stopped in reverse order of this list: whatever was added last first, replication last
+  // (all before the store closes).
+  const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop(), () => catchUp.stop()];
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
   // Session tokens: every node of the cluster derives the same key from CLUSTER_SECRET.
   const sessions = new SessionTokens(sessionKey(config.clusterSecret, config.clusterName));
-  const liveFeed = new LiveFeed({ store, cluster, log, sessions });
+  const liveFeed = new LiveFeed({ store, cluster, log, sessions, maxClients: config.liveMaxClients });
   upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade);
   stopBeforeStore.push(() => liveFeed.stop());
 
-  const app = createApp({
+  const appDeps = {
     store,
     cluster,
     metrics,
@@ -172,72 +304,35 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     sessions,
     readiness: () => (readiness === 'ready' && !catchUp.ready ? 'catching_up' : readiness),
     gate: catchUp,
-  });
-  const handle = app.callback();
-  let inFlight = 0;
-  let drained: (() => void) | undefined;
-  server.on('request', (req, res) => {
-    inFlight++;
-    res.once('close', () => {
-      inFlight--;
-      // While stopping, a keep-alive connection that just finished its request is idle now.
-      if (readiness === 'shutting_down') server.closeIdleConnections();
-      if (inFlight === 0) drained?.();
-    });
-    void handle(req, res);
-  });
-  server.on('upgrade', upgrades.dispatch);
-  server.on('clientError', (error, socket) => {
-    // Malformed HTTP: answer 400 if the socket still can, never crash or log at error level.
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
-    log.debug({ err: error }, 'client error');
-  });
+  };
+  // The same routes on both ports; the private ones (`/metrics`, the full `/api/cluster`, admin)
+  // open on the public port only with an admin token, and always on the cluster port.
+  publicSide.handle(createApp(appDeps).callback());
+  privateSide?.handle(createApp({ ...appDeps, privileged: true }).callback());
 
   replicator.start();
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(config.port, config.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-  } catch (error) {
-    await liveFeed.stop();
-    await replicator.stop();
-    unwatchStore();
-    await store.close();
-    throw error;
-  }
-  port = (server.address() as AddressInfo).port;
   const url = `http://${address()}`;
+  const clusterUrl = clusterAddress() === undefined ? undefined : `http://${clusterAddress()}`;
   readiness = 'ready';
   replicator.updatePresence({ address: advertised() });
-  // Discovery starts once the server listens: peers found by A/AAAA records listen on the bound
-  // port (PORT=0 picks one). config.ts has already validated the DNS settings.
-  const discovery = new DiscoveryLoop({
-    discovery: createDiscovery({ peers: config.peers, dnsName: config.discoveryDns, dnsServer: config.discoveryDnsServer, port }),
-    intervalMs: config.discoveryDns === undefined ? 0 : config.discoveryIntervalMs,
-    onPeers: (addresses) => {
-      replicator.setPeers(addresses);
-      catchUp.peersDiscovered();
-    },
-    log,
-  });
   stopBeforeStore.push(() => discovery.stop());
   catchUp.start(config.peers.length > 0 || config.discoveryDns !== undefined);
   discovery.start();
-  log.info({ port, url, host: config.host, version, database: config.databasePath, replicaId: store.replicaId }, 'listening');
+  log.info(
+    { port, url, host: config.host, ...(clusterPort !== undefined ? { clusterPort, clusterUrl, clusterHost: config.clusterHost } : { clusterPort: null }), version, database: config.databasePath, replicaId: store.replicaId },
+    'listening',
+  );
+  if (clusterPort === undefined) log.info({}, 'cluster port not opened: no CLUSTER_SECRET, so this node runs alone');
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
       readiness = 'shutting_down';
       log.info({ inFlight }, 'stopping');
+      const servers = clusterServer === undefined ? [server] : [server, clusterServer];
       // 1. Stop accepting; idle keep-alive connections close now, busy ones after their response.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+      const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+      for (const s of servers) s.closeIdleConnections();
       // 2. Wait for in-flight requests (bounded: a stuck client must not hold the node forever).
       if (inFlight > 0) {
         let grace: NodeJS.Timeout | undefined;
@@ -248,18 +343,24 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
         clearTimeout(grace);
         if (inFlight > 0) log.warn({ inFlight }, 'requests still running after the grace period: closing their connections');
       }
-      server.closeAllConnections();
-      // 3. Replication and other components that use the store. Before waiting for the server:
-      //    upgraded WebSocket connections keep it from closing until they end.
+      for (const s of servers) s.closeAllConnections();
+      // 3. Replication and other components that use the store. Before waiting for the servers:
+      //    upgraded WebSocket connections keep them from closing until they end.
       for (const stopComponent of stopBeforeStore.reverse()) await stopComponent();
       await closed;
-      // 4. Commit what is queued and close the database.
+      // 4. Commit what is queued and close the database; then the file is free for another process.
       await store.close();
       unwatchStore();
+      lock?.release();
       log.info({}, 'stopped');
     })();
     return stopping;
   };
 
-  return { port, url, store, metrics, upgrades, stop };
+  return { port, url, clusterPort, clusterUrl, store, metrics, upgrades, stop };
+}
+
+/** `value` without its undefined fields: the status JSON leaves them out, never `null`. */
+function dropUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

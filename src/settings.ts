@@ -4,6 +4,7 @@
  */
 
 export const DEFAULT_PORT = 8080;
+export const DEFAULT_CLUSTER_PORT = 8081;
 export const DEFAULT_HOST = '::';
 export const DEFAULT_DATABASE_PATH = './data/counters.db';
 export const DEFAULT_CLUSTER_NAME = 'distributed-sqlite';
@@ -18,6 +19,8 @@ export const MAX_MAX_BODY_BYTES = 64 * 1024 * 1024;
 /** Upper bound for every *_MS interval: one day. */
 export const MAX_INTERVAL_MS = 24 * 60 * 60 * 1000;
 export const MAX_NAME_LENGTH = 128;
+/** Default bound on open live-feed WebSockets (the page keeps one open per tab). */
+export const DEFAULT_LIVE_MAX_CLIENTS = 10_000;
 /**
  * Anonymous views per second per client address per node, and the burst: a client may count
  * RATE_LIMIT_BURST views in each window of BURST / PER_IP seconds (here 50 per 5 s). Enough for
@@ -29,19 +32,28 @@ export const MAX_RATE_LIMIT = 1_000_000;
 /** Distinct pages per cluster that anonymous views may create (about 90 MB of database each node). */
 export const DEFAULT_MAX_PAGES = 100_000;
 export const MAX_MAX_PAGES = 1_000_000_000;
+/**
+ * Shortest CLUSTER_SECRET accepted: the secret keys the peer handshake and every session key, so
+ * it must not be guessable offline from a recorded handshake. 32 characters of `openssl rand
+ * -base64 32` carry far more than the 128 bits that needs.
+ */
+export const MIN_CLUSTER_SECRET_LENGTH = 32;
 
 /** Every setting, in the order the README documents them. The flag is the lower-kebab name. */
 export const SETTINGS = [
-  { env: 'PORT', default: String(DEFAULT_PORT), help: 'HTTP port (peers and browsers). 0 picks a free port.' },
+  { env: 'PORT', default: String(DEFAULT_PORT), help: 'Public HTTP port (browsers, the counting API). 0 picks a free port.' },
   { env: 'HOST', default: DEFAULT_HOST, help: 'Address to listen on (`::` accepts IPv4 and IPv6).' },
+  { env: 'CLUSTER_PORT', default: String(DEFAULT_CLUSTER_PORT), help: 'Private port: peers (`/cluster`), `/metrics`, the full `/api/cluster`. Opened only with CLUSTER_SECRET. 0 picks a free port.' },
+  { env: 'CLUSTER_HOST', default: 'HOST', help: 'Address the cluster port listens on (on Fly.io: `fly-local-6pn`, the private network).' },
   { env: 'DATABASE_PATH', default: DEFAULT_DATABASE_PATH, help: 'SQLite file; its directory is created.' },
   { env: 'NODE_NAME', default: 'FLY_MACHINE_ID, else the host name', help: 'Human name of this node.' },
-  { env: 'PEERS', default: '(none)', help: 'Static peers, comma-separated `host:port` (IPv6: `[addr]:port`).' },
-  { env: 'DISCOVERY_DNS', default: '`${FLY_APP_NAME}.internal` on Fly.io, else off', help: 'Name resolved for peers (A/AAAA on PORT, or SRV).' },
+  { env: 'PEERS', default: '(none)', help: "Static peers' cluster ports, comma-separated `host:port` (IPv6: `[addr]:port`)." },
+  { env: 'DISCOVERY_DNS', default: '`${FLY_APP_NAME}.internal` on Fly.io, else off', help: 'Name resolved for peers (A/AAAA on CLUSTER_PORT, or SRV).' },
   { env: 'DISCOVERY_DNS_SERVER', default: 'system resolver', help: 'DNS server to ask, `ip` or `ip:port`.' },
   { env: 'DISCOVERY_INTERVAL_MS', default: String(DEFAULT_DISCOVERY_INTERVAL_MS), help: 'How often DISCOVERY_DNS is resolved.' },
-  { env: 'CLUSTER_SECRET', default: '(empty, with a warning)', help: 'Secret peers prove they share (HMAC; never sent).' },
+  { env: 'CLUSTER_SECRET', default: '(none: a lone node)', help: `Secret peers prove they share (HMAC; never sent), at least ${MIN_CLUSTER_SECRET_LENGTH} characters. Required with PEERS or DISCOVERY_DNS.` },
   { env: 'CLUSTER_NAME', default: 'FLY_APP_NAME, else `distributed-sqlite`', help: 'Peers of another cluster are refused.' },
+  { env: 'ADMIN_TOKENS', default: '(none)', help: 'Comma-separated bearer tokens (16+ characters) for the private views (`/metrics`, the full `/api/cluster`) and the admin routes (reset, delete) on the public port.' },
   { env: 'LOG_LEVEL', default: 'info', help: 'fatal, error, warn, info, debug, trace or silent.' },
   { env: 'CORS_ORIGINS', default: '*', help: '`*` or comma-separated origins allowed to call the pages API; with a list, anonymous views from other origins are refused.' },
   { env: 'WRITE_TOKENS', default: '(none)', help: 'Comma-separated bearer tokens (16+ characters each) for `by`, batches and unlimited counting.' },
@@ -50,13 +62,13 @@ export const SETTINGS = [
   { env: 'TRUST_PROXY', default: 'true on Fly.io (FLY_APP_NAME set), else false', help: 'Take the client address from Fly-Client-IP (then X-Forwarded-For) instead of the socket.' },
   { env: 'MAX_PAGES', default: String(DEFAULT_MAX_PAGES), help: 'Pages the cluster may hold before anonymous views stop creating new ones.' },
   { env: 'PAGE_PATTERN', default: '(none)', help: 'Regular expression the name of a new page must match for an anonymous view to create it.' },
-  { env: 'ADMIN_TOKENS', default: '(none: admin routes refused)', help: 'Comma-separated bearer tokens (16+ characters) for resets and deletes.' },
   { env: 'SQLITE_SYNCHRONOUS', default: 'normal', help: '`normal` (safe against a killed process) or `full` (also against power loss).' },
   { env: 'LITESTREAM', default: 'false', help: 'Set by run.sh when Litestream runs the node: checkpoints are left to it.' },
   { env: 'HEARTBEAT_INTERVAL_MS', default: String(DEFAULT_HEARTBEAT_INTERVAL_MS), help: 'Ping interval on peer links.' },
   { env: 'HEARTBEAT_TIMEOUT_MS', default: String(DEFAULT_HEARTBEAT_TIMEOUT_MS), help: 'A peer silent this long is dropped and redialled.' },
   { env: 'ANTI_ENTROPY_INTERVAL_MS', default: String(DEFAULT_ANTI_ENTROPY_INTERVAL_MS), help: 'Version-vector exchange with a peer.' },
   { env: 'STARTUP_SYNC_TIMEOUT_MS', default: String(DEFAULT_STARTUP_SYNC_TIMEOUT_MS), help: 'With peers: counts wait at most this long at start for a sync round with each reachable peer.' },
+  { env: 'LIVE_MAX_CLIENTS', default: String(DEFAULT_LIVE_MAX_CLIENTS), help: 'Most live-page WebSockets open at once; more are refused (503). Keep it under a proxy\'s connection limit so counting requests keep room.' },
   { env: 'MAX_BODY_BYTES', default: String(DEFAULT_MAX_BODY_BYTES), help: 'Largest request body accepted (413 beyond).' },
   { env: 'FLY_REGION', default: '(set by Fly.io)', help: 'Region shown in the cluster status.' },
   { env: 'FLY_APP_NAME', default: '(set by Fly.io)', help: 'Defaults DISCOVERY_DNS and CLUSTER_NAME.' },

@@ -5,7 +5,9 @@ import { ConfigError } from '../src/errors.js';
 import { parsePeerList } from '../src/discovery/static-discovery.js';
 import { tokenMatches } from '../src/tokens.js';
 
-const HOST = { hostname: 'box-1' };
+const HOST = { hostname: 'box-1', pid: 4242 };
+/** Long enough for MIN_CLUSTER_SECRET_LENGTH. */
+const SECRET = 'config-test-secret-0123456789abcdef';
 
 function problemsOf(env: Record<string, string>, argv: string[] = []): readonly string[] {
   try {
@@ -24,7 +26,11 @@ describe('loadConfig defaults', () => {
       port: 8080,
       host: '::',
       databasePath: './data/counters.db',
-      nodeName: 'box-1',
+      nodeName: 'box-1-8080',
+      clusterPort: 8081,
+      clusterHost: '::',
+      clusterEnabled: false,
+      adminTokens: [],
       peers: [],
       discoveryDns: undefined,
       discoveryDnsServer: undefined,
@@ -54,14 +60,14 @@ describe('loadConfig defaults', () => {
   });
 
   it('is frozen, lists included', () => {
-    const config = loadConfig({ PEERS: 'a:1', CORS_ORIGINS: 'https://a.example' }, [], HOST);
+    const config = loadConfig({ PEERS: 'a:1', CLUSTER_SECRET: SECRET, CORS_ORIGINS: 'https://a.example' }, [], HOST);
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.peers)).toBe(true);
     expect(Object.isFrozen(config.corsOrigins)).toBe(true);
   });
 
   it('derives node name, cluster name, discovery and region from Fly.io variables', () => {
-    const config = loadConfig({ FLY_APP_NAME: 'counters', FLY_MACHINE_ID: '148e21', FLY_REGION: 'ams', CLUSTER_SECRET: 's' }, [], HOST);
+    const config = loadConfig({ FLY_APP_NAME: 'counters', FLY_MACHINE_ID: '148e21', FLY_REGION: 'ams', CLUSTER_SECRET: SECRET }, [], HOST);
     expect(config.nodeName).toBe('148e21');
     expect(config.clusterName).toBe('counters');
     expect(config.discoveryDns).toBe('counters.internal');
@@ -75,7 +81,7 @@ describe('loadConfig defaults', () => {
   });
 
   it('lets explicit settings win over Fly.io defaults', () => {
-    const config = loadConfig({ FLY_APP_NAME: 'counters', FLY_MACHINE_ID: 'm', NODE_NAME: 'n1', CLUSTER_NAME: 'c', DISCOVERY_DNS: 'peers.test' }, [], HOST);
+    const config = loadConfig({ FLY_APP_NAME: 'counters', FLY_MACHINE_ID: 'm', NODE_NAME: 'n1', CLUSTER_NAME: 'c', DISCOVERY_DNS: 'peers.test', CLUSTER_SECRET: SECRET }, [], HOST);
     expect([config.nodeName, config.clusterName, config.discoveryDns]).toEqual(['n1', 'c', 'peers.test']);
   });
 
@@ -131,6 +137,7 @@ describe('loadConfig validation', () => {
       LITESTREAM: 'maybe',
       DISCOVERY_DNS_SERVER: 'dns.example',
       NODE_NAME: 'has space',
+      CLUSTER_SECRET: 'short',
     };
     let error: unknown;
     try {
@@ -140,10 +147,10 @@ describe('loadConfig validation', () => {
     }
     expect(error).toBeInstanceOf(ConfigError);
     const message = (error as Error).message;
-    for (const name of ['PORT', 'LOG_LEVEL', '"nohost"', '"[::1]:0"', 'SQLITE_SYNCHRONOUS', 'CORS_ORIGINS', 'MAX_BODY_BYTES', 'HEARTBEAT_INTERVAL_MS', 'LITESTREAM', 'DISCOVERY_DNS_SERVER', 'NODE_NAME']) {
+    for (const name of ['PORT', 'LOG_LEVEL', '"nohost"', '"[::1]:0"', 'SQLITE_SYNCHRONOUS', 'CORS_ORIGINS', 'MAX_BODY_BYTES', 'HEARTBEAT_INTERVAL_MS', 'LITESTREAM', 'DISCOVERY_DNS_SERVER', 'NODE_NAME', 'CLUSTER_SECRET']) {
       expect(message).toContain(name);
     }
-    expect((error as ConfigError).problems).toHaveLength(11);
+    expect((error as ConfigError).problems).toHaveLength(12);
   });
 
   it.each([
@@ -181,16 +188,16 @@ describe('loadConfig validation', () => {
   });
 
   it('parses peers, IPv6 in brackets, and drops duplicates and empty entries', () => {
-    const config = loadConfig({ PEERS: ' a.internal:8080, [fdaa::1]:8080,,a.internal:8080,10.0.0.1:1 ', CLUSTER_SECRET: 's' }, [], HOST);
+    const config = loadConfig({ PEERS: ' a.internal:8080, [fdaa::1]:8080,,a.internal:8080,10.0.0.1:1 ', CLUSTER_SECRET: SECRET }, [], HOST);
     expect(config.peers).toEqual(['a.internal:8080', '[fdaa::1]:8080', '10.0.0.1:1']);
   });
 
   it.each(['a', 'a:', ':80', 'fdaa::1:80', '[fdaa::1]', '[zz::1]:80', 'a:0', 'a:65536', 'a b:80'])('refuses the peer %j', (peer) => {
-    expect(problemsOf({ PEERS: peer })).toHaveLength(1);
+    expect(problemsOf({ PEERS: peer, CLUSTER_SECRET: SECRET })).toHaveLength(1);
   });
 
   it('normalises peers as discovery does, so one peer written two ways is one entry', () => {
-    const config = loadConfig({ PEERS: 'Node-A:1,node-a:1,[0:0::1]:2,[::1]:2', CLUSTER_SECRET: 's' }, [], HOST);
+    const config = loadConfig({ PEERS: 'Node-A:1,node-a:1,[0:0::1]:2,[::1]:2', CLUSTER_SECRET: SECRET }, [], HOST);
     expect(config.peers).toEqual(['node-a:1', '[::1]:2']);
   });
 
@@ -206,7 +213,7 @@ describe('loadConfig validation', () => {
     [`${'a'.repeat(64)}:80`, /longer than 63/],
     ['node:+80', /not a number/],
   ])('refuses the peer %j as discovery would, naming it', (peer, message) => {
-    const problems = problemsOf({ PEERS: `ok:1,${peer}` });
+    const problems = problemsOf({ PEERS: `ok:1,${peer}`, CLUSTER_SECRET: SECRET });
     expect(problems).toHaveLength(1);
     expect(problems[0]).toContain('PEERS');
     expect(problems[0]).toContain(JSON.stringify(peer));
@@ -275,8 +282,8 @@ describe('public surface settings', () => {
   });
 
   it('trusts forwarded addresses by default on Fly.io only, and lets TRUST_PROXY decide', () => {
-    expect(loadConfig({ FLY_APP_NAME: 'counters', CLUSTER_SECRET: 's' }, [], HOST).trustProxy).toBe(true);
-    expect(loadConfig({ FLY_APP_NAME: 'counters', CLUSTER_SECRET: 's', TRUST_PROXY: 'off' }, [], HOST).trustProxy).toBe(false);
+    expect(loadConfig({ FLY_APP_NAME: 'counters', CLUSTER_SECRET: SECRET }, [], HOST).trustProxy).toBe(true);
+    expect(loadConfig({ FLY_APP_NAME: 'counters', CLUSTER_SECRET: SECRET, TRUST_PROXY: 'off' }, [], HOST).trustProxy).toBe(false);
     expect(loadConfig({ TRUST_PROXY: 'yes' }, [], HOST).trustProxy).toBe(true);
     expect(problemsOf({ TRUST_PROXY: 'maybe' })).toEqual([expect.stringContaining('TRUST_PROXY')]);
   });
@@ -292,20 +299,47 @@ describe('public surface settings', () => {
   });
 });
 
-describe('cluster secret', () => {
-  it('warns loudly and uses an empty secret when peers are configured without one', () => {
-    const config = loadConfig({ PEERS: 'a:1' }, [], HOST);
-    expect(config.clusterSecret).toBe('');
-    expect(config.warnings).toEqual([expect.stringContaining('CLUSTER_SECRET')]);
+describe('cluster secret (fail closed)', () => {
+  it('refuses peers without a secret, saying what to set and how to make one', () => {
+    const problems = problemsOf({ PEERS: 'a:1' });
+    expect(problems).toEqual([expect.stringMatching(/^CLUSTER_SECRET \(--cluster-secret\) must be set because PEERS is set: .*openssl rand -base64 32/)]);
   });
 
-  it('warns when DNS discovery is on (Fly.io default) without a secret', () => {
-    expect(loadConfig({ FLY_APP_NAME: 'x' }, [], HOST).warnings).toHaveLength(1);
+  it('refuses DNS discovery without a secret, also when Fly.io turns it on by default', () => {
+    expect(problemsOf({ DISCOVERY_DNS: 'peers.test' })).toEqual([expect.stringContaining('because DISCOVERY_DNS is set')]);
+    expect(problemsOf({ FLY_APP_NAME: 'x' })).toEqual([expect.stringContaining('DISCOVERY_DNS defaults to x.internal on Fly.io')]);
   });
 
-  it('does not warn with a secret, or for a lone node', () => {
-    expect(loadConfig({ PEERS: 'a:1', CLUSTER_SECRET: 'hunter2' }, [], HOST)).toMatchObject({ clusterSecret: 'hunter2', warnings: [] });
-    expect(loadConfig({}, [], HOST).warnings).toEqual([]);
+  it('refuses a secret shorter than 32 characters, with or without peers', () => {
+    expect(problemsOf({ PEERS: 'a:1', CLUSTER_SECRET: 'hunter2' })).toEqual([expect.stringMatching(/CLUSTER_SECRET .* is 7 characters; it needs at least 32/)]);
+    expect(problemsOf({ CLUSTER_SECRET: 'x'.repeat(31) })).toHaveLength(1);
+    expect(loadConfig({ CLUSTER_SECRET: 'x'.repeat(32) }, [], HOST).clusterSecret).toHaveLength(32);
+  });
+
+  it('opens the cluster port only with a secret: a lone node without one has none', () => {
+    expect(loadConfig({}, [], HOST)).toMatchObject({ clusterSecret: '', clusterEnabled: false, warnings: [] });
+    expect(loadConfig({ PEERS: 'a:1', CLUSTER_SECRET: SECRET }, [], HOST)).toMatchObject({ clusterSecret: SECRET, clusterEnabled: true, warnings: [] });
+    expect(loadConfig({ CLUSTER_SECRET: SECRET }, [], HOST).clusterEnabled).toBe(true);
+  });
+});
+
+describe('cluster port', () => {
+  it('reads CLUSTER_PORT and CLUSTER_HOST (defaulting to HOST), and refuses the public port for both', () => {
+    expect(loadConfig({ HOST: '127.0.0.1', CLUSTER_PORT: '0' }, [], HOST)).toMatchObject({ clusterPort: 0, clusterHost: '127.0.0.1' });
+    expect(loadConfig({ CLUSTER_HOST: 'fly-local-6pn' }, [], HOST).clusterHost).toBe('fly-local-6pn');
+    expect(problemsOf({ PORT: '9000', CLUSTER_PORT: '9000' })).toEqual([expect.stringContaining('CLUSTER_PORT (--cluster-port) must differ from PORT')]);
+    expect(problemsOf({ CLUSTER_HOST: '1.2.3' })).toEqual([expect.stringMatching(/CLUSTER_HOST.*not a valid IPv4/)]);
+    expect(loadConfig({ PORT: '0', CLUSTER_PORT: '0' }, [], HOST).clusterPort).toBe(0);
+  });
+
+});
+
+describe('NODE_NAME default', () => {
+  it('tells nodes on one machine apart: the host name and the port, or the pid when the port is picked at start', () => {
+    expect(loadConfig({ PORT: '9000' }, [], HOST).nodeName).toBe('box-1-9000');
+    expect(loadConfig({ PORT: '0' }, [], HOST).nodeName).toBe('box-1-p4242');
+    expect(loadConfig({}, [], { hostname: 'vm.example.internal', pid: 1 }).nodeName).toBe('vm-8080');
+    expect(loadConfig({ NODE_NAME: 'n1' }, [], HOST).nodeName).toBe('n1');
   });
 });
 

@@ -100,8 +100,9 @@ async function serving(port: number): Promise<number> {
   return waitFor('the node to serve', RESTART_TIMEOUT_MS, async () => ((await get(`http://${HOST}:${port}/healthz`))?.status === 200 ? Date.now() : undefined), PROBE_MS);
 }
 
-async function digest(port: number): Promise<string | undefined> {
-  const answer = await get(`http://${HOST}:${port}/api/cluster`);
+/** The digest of the full status, read on the node's cluster port. */
+async function digest(clusterPort: number): Promise<string | undefined> {
+  const answer = await get(`http://${HOST}:${clusterPort}/api/cluster`);
   return answer?.status === 200 ? (JSON.parse(answer.body) as { digest: string }).digest : undefined;
 }
 
@@ -136,9 +137,13 @@ export async function runRestartBench(options: RestartOptions = DEFAULT_RESTART_
     return proc;
   };
   try {
-    const [peerPort, nodePort] = [await freePortOn([HOST]), await freePortOn([HOST])];
+    // Public and cluster ports for both, all distinct.
+    const ports = new Set<number>();
+    while (ports.size < 4) ports.add(await freePortOn([HOST]));
+    const [peerPort, nodePort, peerClusterPort, nodeClusterPort] = [...ports] as [number, number, number, number];
     const peer = launch(process.execPath, [NODE_MAIN], {
       PORT: String(peerPort),
+      CLUSTER_PORT: String(peerClusterPort),
       HOST,
       NODE_NAME: 'peer',
       DATABASE_PATH: join(dir, 'peer', 'counters.db'),
@@ -149,13 +154,14 @@ export async function runRestartBench(options: RestartOptions = DEFAULT_RESTART_
     const dataDir = join(dir, 'node');
     const nodeEnv = {
       PORT: String(nodePort),
+      CLUSTER_PORT: String(nodeClusterPort),
       HOST,
       NODE_NAME: 'node',
       DATABASE_PATH: join(dataDir, 'counters.db'),
       REPLICA_URL: `file://${join(dir, 'replica')}`,
       LITESTREAM_SYNC_INTERVAL: '100ms',
       CLUSTER_SECRET: SECRET,
-      PEERS: `${HOST}:${peerPort}`,
+      PEERS: `${HOST}:${peerClusterPort}`,
       WRITE_TOKENS: BENCH_WRITE_TOKEN,
       LOG_LEVEL: 'info',
     };
@@ -164,7 +170,7 @@ export async function runRestartBench(options: RestartOptions = DEFAULT_RESTART_
     await serving(nodePort);
     await seed(nodePort, options.pages);
     await waitFor('the peer to converge', RESTART_TIMEOUT_MS, async () => {
-      const [a, b] = await Promise.all([digest(nodePort), digest(peerPort)]);
+      const [a, b] = await Promise.all([digest(nodeClusterPort), digest(peerClusterPort)]);
       return a !== undefined && a === b ? true : undefined;
     });
 
@@ -194,7 +200,7 @@ export async function runRestartBench(options: RestartOptions = DEFAULT_RESTART_
         'the restored node to converge',
         RESTART_TIMEOUT_MS,
         async () => {
-          const [a, b] = await Promise.all([digest(nodePort), digest(peerPort)]);
+          const [a, b] = await Promise.all([digest(nodeClusterPort), digest(peerClusterPort)]);
           return a !== undefined && a === b ? true : undefined;
         },
         PROBE_MS,

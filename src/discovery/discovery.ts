@@ -37,6 +37,8 @@ export interface DiscoveryLoopOptions {
    */
   readonly onPeers: (addresses: PeerAddress[]) => void | Promise<void>;
   readonly log: Log;
+  /** Warn (once) and show it in the status when a lookup answers with no peer (DNS discovery). */
+  readonly warnWhenEmpty?: boolean;
   /** The schedule, and the clock for `status().lastSuccessAt` (ms since the epoch). */
   readonly timers?: Timers;
 }
@@ -44,9 +46,11 @@ export interface DiscoveryLoopOptions {
 export interface DiscoveryStatus {
   /** The last list reported to `onPeers`; undefined before the first success. */
   readonly peers: readonly PeerAddress[] | undefined;
-  /** The message of the last failure, cleared by the next success. */
+  /** The message of the last failure (or of an empty answer), cleared by the next answer with peers. */
   readonly lastError: string | undefined;
   readonly lastSuccessAt: number | undefined;
+  /** When the last lookup ended, answered or not. */
+  readonly lastLookupAt: number | undefined;
 }
 
 /** A short, stable description of a failure, so the same failure is logged once, not per tick. */
@@ -58,15 +62,20 @@ function errorKey(error: unknown): string {
   return String(error);
 }
 
+/** `lastError` while the last lookup answered with no peer at all. */
+export const EMPTY_ANSWER = 'no peers: the name resolves to no address';
+
 export class DiscoveryLoop {
   private readonly discovery: Discovery;
   private readonly intervalMs: number;
   private readonly onPeers: DiscoveryLoopOptions['onPeers'];
   private readonly log: Log;
   private readonly timers: Timers;
+  private readonly warnWhenEmpty: boolean;
   private current: PeerAddress[] | undefined;
   private lastError: string | undefined;
   private lastSuccessAt: number | undefined;
+  private lastLookupAt: number | undefined;
   private timer: TimerHandle | undefined;
   private inFlight: Promise<void> | undefined;
   private started = false;
@@ -82,6 +91,7 @@ export class DiscoveryLoop {
     this.onPeers = options.onPeers;
     this.log = options.log;
     this.timers = options.timers ?? realTimers;
+    this.warnWhenEmpty = options.warnWhenEmpty ?? false;
   }
 
   /**
@@ -118,7 +128,7 @@ export class DiscoveryLoop {
   }
 
   status(): DiscoveryStatus {
-    return { peers: this.current, lastError: this.lastError, lastSuccessAt: this.lastSuccessAt };
+    return { peers: this.current, lastError: this.lastError, lastSuccessAt: this.lastSuccessAt, lastLookupAt: this.lastLookupAt };
   }
 
   private async runAndReschedule(): Promise<void> {
@@ -134,6 +144,7 @@ export class DiscoveryLoop {
       addresses = uniqueSorted(await this.discovery.resolve({ signal: this.abort.signal }));
     } catch (error) {
       if (this.stopped) return;
+      this.lastLookupAt = this.timers.now();
       const key = errorKey(error);
       // Once per distinct failure: a dead DNS server must not fill the log every interval.
       if (key !== this.lastError) {
@@ -146,8 +157,13 @@ export class DiscoveryLoop {
       return;
     }
     if (this.stopped) return;
-    this.lastSuccessAt = this.timers.now();
-    if (this.lastError !== undefined) {
+    this.lastSuccessAt = this.lastLookupAt = this.timers.now();
+    if (addresses.length === 0 && this.warnWhenEmpty) {
+      // A name that resolves to nothing is most often a typo or a service not deployed yet: say so
+      // once, and show it in the status, but it is an answer (the list is empty now).
+      if (this.lastError !== EMPTY_ANSWER) this.log.warn({ kept: 0 }, 'peer discovery found no peers: the name resolves to no address');
+      this.lastError = EMPTY_ANSWER;
+    } else if (this.lastError !== undefined) {
       this.log.info({ peers: addresses.length }, 'peer discovery recovered');
       this.lastError = undefined;
     }

@@ -10,20 +10,18 @@ import type { Router } from '@koa/router';
 import { AppError } from '../errors.js';
 import type { PageName } from '../ids.js';
 import { MAX_RESET_PAGES, type Store } from '../store/store.js';
-import type { TokenSet } from '../tokens.js';
 import { checkPageName, readJsonBody } from './body.js';
 import { requirePrivileged } from './privileged.js';
 
 export interface AdminDeps {
   readonly store: Store;
-  readonly adminTokens: TokenSet;
   readonly maxBodyBytes: number;
 }
 
 const ADMIN_PAGE = /^\/api\/admin\/pages\/([^/]+)/;
 
 export function mountAdminRoutes(router: Router, deps: AdminDeps, pageOf: (raw: string) => PageName): void {
-  const { store, adminTokens, maxBodyBytes } = deps;
+  const { store, maxBodyBytes } = deps;
   const page = (ctx: Context): PageName => {
     const raw = ADMIN_PAGE.exec(ctx.path)?.[1];
     if (raw === undefined) throw new AppError('bad_page_name', 'the path has no page name');
@@ -31,21 +29,21 @@ export function mountAdminRoutes(router: Router, deps: AdminDeps, pageOf: (raw: 
   };
 
   router.post('/api/admin/pages/:page/reset', (ctx: Context) => {
-    requirePrivileged(ctx, adminTokens);
+    requirePrivileged(ctx);
     const name = page(ctx);
     const [reset] = store.reset([name]);
     ctx.body = { page: name, count: 0, epoch: reset?.epoch ?? 0 };
   });
 
   router.delete('/api/admin/pages/:page', (ctx: Context) => {
-    requirePrivileged(ctx, adminTokens);
+    requirePrivileged(ctx);
     const name = page(ctx);
     const [reset] = store.reset([name]);
     ctx.body = { page: name, deleted: true, epoch: reset?.epoch ?? 0 };
   });
 
   router.post('/api/admin/delete-prefix', async (ctx: Context) => {
-    requirePrivileged(ctx, adminTokens);
+    requirePrivileged(ctx);
     const body = await readJsonBody(ctx.req, maxBodyBytes);
     if (typeof body !== 'object' || body === null || Array.isArray(body) || !('prefix' in body)) {
       throw new AppError('bad_request', 'the body must be a JSON object like {"prefix": "/blog/"}');

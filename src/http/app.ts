@@ -11,6 +11,7 @@ import type { TokenSet } from '../tokens.js';
 import { catchUpGate, type ServingGate } from './catch-up-gate.js';
 import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
+import { privilegeMiddleware } from './privileged.js';
 import { createRouter, type Readiness } from './routes.js';
 import { ViewPolicy } from './view-policy.js';
 import { sessionKey, SessionTokens } from './session-token.js';
@@ -24,14 +25,16 @@ export interface AppDeps {
   readonly maxBodyBytes: number;
   /** Who may count what (tokens, rate limits, page admission); defaults to the default settings, no tokens. */
   readonly views?: ViewPolicy;
-  /** ADMIN_TOKENS (hashed); absent or empty: the admin routes refuse every request. */
-  readonly adminTokens?: TokenSet;
   /** Defaults to always `ready`. */
   readonly readiness?: () => Readiness;
   /** Signs and verifies `Counter-Session` tokens; default: a random key (one node). */
   readonly sessions?: SessionTokens;
   /** Count requests wait for it while the node catches up at start; default: open. */
   readonly gate?: ServingGate;
+  /** True for the cluster port's app: every request may see the private views (privileged.ts). */
+  readonly privileged?: boolean;
+  /** ADMIN_TOKENS: open the private views on the public app. Default: none. */
+  readonly adminTokens?: TokenSet;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -46,12 +49,12 @@ export function createApp(deps: AppDeps): Koa {
     metrics: deps.metrics,
     maxBodyBytes: deps.maxBodyBytes,
     views: deps.views ?? new ViewPolicy({ store: deps.store }),
-    adminTokens: deps.adminTokens ?? [],
     sessions: deps.sessions ?? new SessionTokens(sessionKey('', '')),
     readiness: deps.readiness ?? (() => 'ready'),
   });
 
   app.use(errorMiddleware(deps.log, deps.metrics));
+  app.use(privilegeMiddleware({ privileged: deps.privileged ?? false, adminTokens: deps.adminTokens ?? [] }));
   app.use(corsMiddleware(deps.corsOrigins));
   if (deps.gate !== undefined) app.use(catchUpGate(deps.gate));
   app.use(router.routes());

@@ -10,6 +10,44 @@ import type { Increment } from '../store/store.js';
 
 /** Most views accepted in one `POST /api/views`: keeps one commit and one response bounded. */
 export const MAX_BATCH_VIEWS = 10_000;
+/**
+ * A refused body is read and thrown away up to this many bytes before the error is answered:
+ * closing a socket with unread data makes the kernel send a RST, and the client would see
+ * "connection reset" instead of its 413. Past the bound the node answers and closes anyway (a
+ * client sending that much is not waiting for an answer; the bound keeps it from holding the
+ * node). Discarding costs no memory, only the time to read.
+ */
+export const MAX_DRAIN_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Reads and discards what is left of the request body, at most `limit` bytes; resolves at its end,
+ * when the client goes away, or once past the limit (then reading stops). Never rejects.
+ */
+export function drainRequest(req: IncomingMessage, limit = MAX_DRAIN_BYTES): Promise<void> {
+  if (req.complete || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = (): void => {
+      req.off('data', onData);
+      req.off('end', done);
+      req.off('error', done);
+      req.off('close', done);
+      resolve();
+    };
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (seen > limit) {
+        req.pause();
+        done();
+      }
+    };
+    req.on('data', onData);
+    req.on('end', done);
+    req.on('error', done);
+    req.on('close', done);
+    req.resume();
+  });
+}
 
 /** True when the request declares no body at all (the common, allocation-free increment path). */
 export function hasNoBody(req: IncomingMessage): boolean {
@@ -31,15 +69,19 @@ function requireJson(req: IncomingMessage): void {
 }
 
 /**
- * Reads the whole body, at most `maxBytes`. Past the limit the rest is drained and discarded (so
- * the client can read the 413) and the error is raised.
+ * Reads the whole body, at most `maxBytes`. Past the limit the rest is drained and discarded (up
+ * to MAX_DRAIN_BYTES, so the client can read the 413) and then the error is raised.
  */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBytes) {
-    req.resume();
-    return Promise.reject(tooLarge(maxBytes));
+    await drainRequest(req);
+    throw tooLarge(maxBytes);
   }
+  return readAtMost(req, maxBytes);
+}
+
+function readAtMost(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -54,8 +96,7 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
       if (size > maxBytes) {
         cleanup();
         chunks.length = 0;
-        req.resume();
-        reject(tooLarge(maxBytes));
+        void drainRequest(req, MAX_DRAIN_BYTES - size).then(() => reject(tooLarge(maxBytes)));
         return;
       }
       chunks.push(chunk);

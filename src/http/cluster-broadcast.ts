@@ -1,10 +1,12 @@
 /**
- * The live feed's cluster updates: `{"type":"cluster","cluster":<the /api/cluster JSON>}`, sent to
+ * The live feed's cluster updates: `{"type":"cluster","cluster":<the status as the page shows it,
+ * see public-status.ts: no addresses, errors or lag>}`, sent to
  * the clients that asked for them (`cluster=1`) when something shown changed, polled at most once
  * per interval (the tick).
  */
 import type { Log } from '../log.js';
 import type { ClusterStatus, ClusterStatusSource } from '../cluster-status.js';
+import { pageStatus } from './public-status.js';
 
 export interface ClusterSubscriber {
   clusterChanged(): void;
@@ -66,6 +68,7 @@ export class ClusterBroadcast<S extends ClusterSubscriber> {
       this.log.warn({ err: error }, 'cluster status failed');
       return false;
     }
+    status = pageStatus(status);
     const key = JSON.stringify(shownOf(status));
     if (key === this.latestKey) return false;
     this.latestKey = key;

@@ -15,11 +15,14 @@ const ALLOWED_HEADERS = 'Content-Type, Counter-Session';
 /** Response headers a page on another site may read: its session token. */
 const EXPOSED_HEADERS = 'Counter-Session';
 
+/** Paths under the prefix that other sites may not read: the cluster's status is for its operators and its own page. */
+const NOT_CROSS_ORIGIN: ReadonlySet<string> = new Set(['/api/cluster']);
+
 export function corsMiddleware(origins: '*' | readonly string[], pathPrefix = '/api/'): Middleware {
   const listed = origins === '*' ? undefined : new Set(origins);
   return async function cors(ctx, next) {
     const origin = ctx.get('Origin');
-    if (origin === '' || !ctx.path.startsWith(pathPrefix)) return next();
+    if (origin === '' || !ctx.path.startsWith(pathPrefix) || NOT_CROSS_ORIGIN.has(ctx.path)) return next();
 
     const allowed = listed === undefined || listed.has(origin) || isSameOrigin(origin, ctx.get('Host'));
     const preflight = ctx.method === 'OPTIONS' && ctx.get('Access-Control-Request-Method') !== '';

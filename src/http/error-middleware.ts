@@ -8,6 +8,7 @@ import type { Middleware } from 'koa';
 import { AppError, errorBody, isAppError, type ErrorCode } from '../errors.js';
 import type { Log } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { drainRequest } from './body.js';
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 /** Label for requests no route matched: keeps metric cardinality bounded whatever paths arrive. */
@@ -51,10 +52,14 @@ export function errorMiddleware(log: Log, metrics: Metrics): Middleware {
       if (ctx.headerSent || !ctx.writable) {
         ctx.res.destroy();
       } else {
+        // A body refused before it was read (bad page name, wrong type): read the rest first, or
+        // the close after the answer would reset the connection before the client reads it.
+        const unread = !ctx.req.complete;
+        if (unread) await drainRequest(ctx.req);
         ctx.status = error.status;
         ctx.body = errorBody(error);
-        // A refused body may still be arriving: do not keep the connection for another request.
-        if (error.code === 'body_too_large') ctx.set('Connection', 'close');
+        // A refused body may have been cut off: do not keep the connection for another request.
+        if (error.code === 'body_too_large' || unread) ctx.set('Connection', 'close');
       }
     } finally {
       const route = (ctx as { _matchedRoute?: unknown })._matchedRoute;

@@ -12,6 +12,8 @@ import { PAGE_SCRIPT_PATH, PAGE_STYLE_PATH } from './page-assets/assets.js';
 export const HOME_PAGE = 'home';
 /** Past this many replicas nobody knows any more, they are shown as one folded row. */
 export const MAX_EARLIER_REPLICA_ROWS = 3;
+/** How a peer that never told its name is shown (its address is private). */
+export const UNNAMED_PEER = 'unnamed peer';
 /** Characters of a replica id shown for an unknown (earlier) replica. */
 const SHORT_ID_CHARS = 8;
 
@@ -99,26 +101,20 @@ export interface NodeRow {
   readonly state: NodeState;
   /** The state in words, as shown. */
   readonly stateText: string;
-  /** Lag, or why it is unreachable. */
+  /** Whether it is reached directly (this node: its region). */
   readonly detail: string;
 }
 
 const STATE_TEXT: Readonly<Record<NodeState, string>> = { self: 'this node', live: 'live', connecting: 'connecting', unreachable: 'unreachable' };
 
+// The page is public: it says whether a node is reached, never how far behind it is, where it
+// lives or what went wrong (those are on the cluster port; see public-status.ts).
 function lagText(peer: PeerStatus | undefined): string {
-  if (peer === undefined || peer.state !== 'connected') return 'reached through other nodes';
-  const behind = peer.lagSeqs ?? 0;
-  const ahead = peer.behindSeqs ?? 0;
-  if (peer.lagSeqs === undefined && peer.behindSeqs === undefined) return 'syncing';
-  if (behind === 0 && ahead === 0) return 'in sync';
-  const parts: string[] = [];
-  if (behind > 0) parts.push(`${formatCount(behind)} ${behind === 1 ? 'change' : 'changes'} behind`);
-  if (ahead > 0) parts.push(`${formatCount(ahead)} ${ahead === 1 ? 'change' : 'changes'} ahead`);
-  return parts.join(', ');
+  return peer === undefined || peer.state !== 'connected' ? 'reached through other nodes' : 'connected';
 }
 
-function downText(peer: PeerStatus | undefined): string {
-  return peer?.lastError ?? 'no answer';
+function downText(): string {
+  return 'no answer';
 }
 
 /**
@@ -149,7 +145,7 @@ export function clusterRows(status: ClusterStatus): NodeRow[] {
     if (shown.has(member.replicaId)) continue;
     shown.add(member.replicaId);
     const peer = peerByReplica.get(member.replicaId);
-    others.push(member.live ? row(member.name, member.replicaId, 'live', lagText(peer)) : row(member.name, member.replicaId, 'unreachable', downText(peer)));
+    others.push(member.live ? row(member.name, member.replicaId, 'live', lagText(peer)) : row(member.name, member.replicaId, 'unreachable', downText()));
   }
   const shownAddresses = new Set<string>();
   for (const peer of status.peers) {
@@ -157,10 +153,10 @@ export function clusterRows(status: ClusterStatus): NodeRow[] {
     if (peer.replicaId !== undefined ? shown.has(peer.replicaId) : shownAddresses.has(peer.address)) continue;
     if (peer.replicaId !== undefined) shown.add(peer.replicaId);
     shownAddresses.add(peer.address);
-    const name = peer.name ?? peer.address;
+    const name = peer.name ?? UNNAMED_PEER;
     if (peer.state === 'connected') others.push(row(name, peer.replicaId, 'live', lagText(peer)));
-    else if (peer.replicaId === undefined && peer.lastError === undefined) others.push(row(name, undefined, 'connecting', peer.address));
-    else others.push(row(name, peer.replicaId, 'unreachable', downText(peer)));
+    else if (peer.replicaId === undefined && peer.lastError === undefined) others.push(row(name, undefined, 'connecting', ''));
+    else others.push(row(name, peer.replicaId, 'unreachable', downText()));
   }
   others.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return [...rows, ...others];

@@ -13,10 +13,11 @@ import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
+import { isPrivileged, privateRoute } from './privileged.js';
+import { pageStatus, publicClusterStatus } from './public-status.js';
 import { escapeHtml, HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
 import type { ViewPolicy } from './view-policy.js';
-import type { TokenSet } from '../tokens.js';
 import { mountAdminRoutes } from './admin-routes.js';
 import { EMPTY_SESSION, mergeSeen, remember, SESSION_HEADER, type Session, type SessionTokens } from './session-token.js';
 
@@ -33,8 +34,6 @@ export interface RouteDeps {
   readonly metrics: Metrics;
   readonly maxBodyBytes: number;
   readonly views: ViewPolicy;
-  /** ADMIN_TOKENS (hashed): the admin routes' bearer tokens; empty refuses them all. */
-  readonly adminTokens: TokenSet;
   /** Signs and verifies `Counter-Session` tokens. */
   readonly sessions: SessionTokens;
   /**
@@ -187,11 +186,13 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.body = { pages, next: rows.length > limit ? (pages[pages.length - 1] as { page: string }).page : null };
   });
 
-  mountAdminRoutes(router, { store, adminTokens: deps.adminTokens, maxBodyBytes }, decodePageName);
+  mountAdminRoutes(router, { store, maxBodyBytes }, decodePageName);
 
+  // The full status (addresses, replica ids, errors, lag) is private; the public one shows names,
+  // regions and states.
   router.get('/api/cluster', (ctx: Context) => {
     ctx.set('Cache-Control', NO_STORE);
-    ctx.body = cluster.status();
+    ctx.body = isPrivileged(ctx) ? cluster.status() : publicClusterStatus(cluster.status());
   });
 
   router.get('/healthz', (ctx: Context) => {
@@ -208,7 +209,7 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.body = { status: 'ready' };
   });
 
-  router.get('/metrics', async (ctx: Context) => {
+  router.get('/metrics', privateRoute, async (ctx: Context) => {
     ctx.type = metrics.contentType;
     ctx.body = await metrics.render();
   });
@@ -237,7 +238,7 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.set('Content-Security-Policy', PAGE_CSP);
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.type = 'text/html; charset=utf-8';
-    ctx.body = renderPage({ page, count, replicas, session, status: cluster.status() });
+    ctx.body = renderPage({ page, count, replicas, session, status: pageStatus(cluster.status()) });
   };
 
   router.get('/', (ctx: Context) => servePage(ctx, HOME_PAGE as PageName, true));

@@ -1,7 +1,7 @@
 /**
- * One `upgrade` listener for the node's HTTP server, routing WebSocket upgrades by path: peer
- * replication mounts `/cluster`, the live page feed its own path. Anything else is refused and
- * its socket destroyed, so a stray upgrade never holds a connection open.
+ * One `upgrade` listener per HTTP server, routing WebSocket upgrades by path: on the public port
+ * the live page feed, on the cluster port peer replication (`/cluster`). Anything else is answered
+ * 404 and its socket closed, so a stray upgrade never holds a connection open.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -26,7 +26,9 @@ export class UpgradeDispatcher {
     const query = url.indexOf('?');
     const handler = this.handlers.get(query === -1 ? url : url.slice(0, query));
     if (handler === undefined) {
-      socket.destroy();
+      socket.once('error', () => socket.destroy());
+      socket.once('finish', () => socket.destroy());
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
     handler(req, socket, head);

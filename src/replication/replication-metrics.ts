@@ -30,19 +30,23 @@ export const noMetrics: ReplicationMetrics = {
   identityMinted: () => {},
 };
 
-export function createReplicationMetrics(registry: Registry): ReplicationMetrics {
+/**
+ * `prefix` is the node's one metric prefix (metrics.ts METRIC_PREFIX), so everything it exports
+ * shares it.
+ */
+export function createReplicationMetrics(registry: Registry, prefix = ''): ReplicationMetrics {
   const registers = [registry];
-  const frames = new Counter({ name: 'replication_frames_total', help: 'Peer frames by direction and message type', labelNames: ['direction', 'type'], registers });
-  const bytes = new Counter({ name: 'replication_bytes_total', help: 'Peer frame bytes by direction and message type', labelNames: ['direction', 'type'], registers });
-  const peers = new Gauge({ name: 'replication_peers_connected', help: 'Peers with an open, authenticated session', registers });
-  const skipped = new Counter({ name: 'replication_deltas_skipped_total', help: 'Deltas not pushed because the peer send buffer was over its bound', registers });
-  const rounds = new Counter({ name: 'replication_sync_rounds_total', help: 'Sync answers sent and completed rounds received', labelNames: ['direction'], registers });
-  const batch = new Histogram({ name: 'replication_merge_batch_slots', help: 'Slots per merge transaction', buckets: [1, 4, 16, 64, 256, 1000, 4000], registers });
-  const duration = new Histogram({ name: 'replication_merge_duration_seconds', help: 'Duration of one merge transaction', buckets: [0.0001, 0.0005, 0.001, 0.005, 0.02, 0.1], registers });
-  const badFrames = new Counter({ name: 'replication_bad_frames_total', help: 'Frames that failed validation (the connection was closed)', registers });
-  const rejected = new Counter({ name: 'replication_rejects_total', help: 'Handshakes refused, by reason', labelNames: ['code'], registers });
-  const timeouts = new Counter({ name: 'replication_heartbeat_timeouts_total', help: 'Sessions closed because the peer went silent', registers });
-  const minted = new Counter({ name: 'replication_identity_minted_total', help: 'Replica ids minted because a peer proved this one went back in time', registers });
+  const frames = new Counter({ name: `${prefix}replication_frames_total`, help: 'Peer frames by direction and message type', labelNames: ['direction', 'type'], registers });
+  const bytes = new Counter({ name: `${prefix}replication_bytes_total`, help: 'Peer frame bytes by direction and message type', labelNames: ['direction', 'type'], registers });
+  const peers = new Gauge({ name: `${prefix}replication_peers_connected`, help: 'Peers with an open, authenticated session', registers });
+  const skipped = new Counter({ name: `${prefix}replication_deltas_skipped_total`, help: 'Deltas not pushed because the peer send buffer was over its bound', registers });
+  const rounds = new Counter({ name: `${prefix}replication_sync_rounds_total`, help: 'Sync answers sent and completed rounds received', labelNames: ['direction'], registers });
+  const batch = new Histogram({ name: `${prefix}replication_merge_batch_slots`, help: 'Slots per merge transaction', buckets: [1, 4, 16, 64, 256, 1000, 4000], registers });
+  const duration = new Histogram({ name: `${prefix}replication_merge_duration_seconds`, help: 'Duration of one merge transaction', buckets: [0.0001, 0.0005, 0.001, 0.005, 0.02, 0.1], registers });
+  const badFrames = new Counter({ name: `${prefix}replication_bad_frames_total`, help: 'Frames that failed validation (the connection was closed)', registers });
+  const rejected = new Counter({ name: `${prefix}replication_rejects_total`, help: 'Handshakes refused, by reason', labelNames: ['code'], registers });
+  const timeouts = new Counter({ name: `${prefix}replication_heartbeat_timeouts_total`, help: 'Sessions closed because the peer went silent', registers });
+  const minted = new Counter({ name: `${prefix}replication_identity_minted_total`, help: 'Replica ids minted because a peer proved this one went back in time', registers });
   return {
     frameSent: (type, n) => {
       frames.inc({ direction: 'sent', type });

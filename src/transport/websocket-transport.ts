@@ -1,6 +1,7 @@
 /**
- * `Transport` over WebSockets (`ws`), at `/cluster` on the node's own HTTP server. The transport
- * owns no server: the node's upgrade dispatcher hands it upgrades through `handleUpgrade`.
+ * `Transport` over WebSockets (`ws`), at `/cluster` on the node's cluster port (CLUSTER_PORT, its
+ * own HTTP server, never the public one). The transport owns no server: the cluster server's
+ * upgrade dispatcher hands it upgrades through `handleUpgrade`; `dial` reaches peers' cluster ports.
  *
  * Choices, and why:
  * - perMessageDeflate off on both ends: measured here it makes a round trip ~5× slower, and

@@ -17,7 +17,7 @@ import { TempDirs } from '../helpers/temp-dir.js';
 export const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 const ARTIFACTS = join(ROOT, 'test-artifacts');
-const SECRET = 'browser-test-secret';
+const SECRET = 'browser-test-secret-0123456789abcdef';
 /** How soon a change made on another node must show on the page (the issue's bound). */
 const LIVE_UPDATE_MS = 1_000;
 /** How long a DOM condition may take when no tighter bound applies (a stopped node, a reconnect). */
@@ -44,7 +44,7 @@ async function startNode(name: string, dir: string, peers: readonly RunningNode[
       NODE_NAME: name,
       DATABASE_PATH: db,
       PORT: String(port),
-      PEERS: peers.map((p) => `127.0.0.1:${p.process.port}`).join(',') || undefined,
+      PEERS: peers.map((p) => p.process.clusterAddress).join(',') || undefined,
       CLUSTER_SECRET: SECRET,
       HEARTBEAT_INTERVAL_MS: '200',
       HEARTBEAT_TIMEOUT_MS: '1000',
@@ -103,7 +103,7 @@ describe.skipIf(!hasChromium)('the page in a real browser', () => {
     a = await startNode('node-a', dir, [b, c]);
     await eventually(
       async () => {
-        const status = await json<Cluster>(`${a.process.url}/api/cluster`);
+        const status = await json<Cluster>(`${a.process.privateUrl}/api/cluster`);
         expect(status.membership.filter((m) => m.live).map((m) => m.name).sort()).toEqual(['node-a', 'node-b', 'node-c']);
       },
       { timeoutMs: DOM_TIMEOUT_MS },

@@ -77,8 +77,8 @@ describe('bad peers', () => {
   it('refuses a node with another CLUSTER_SECRET and one of another CLUSTER_NAME, with the reason on both sides, counting nothing across', async () => {
     const { cluster, a, b, stillLinked } = await healthyPair();
     const [wrongSecret, otherCluster] = await Promise.all([
-      cluster.add({ name: 'wrong-secret', host: cluster.allocateHost(), port: a.port, env: { ...FAST_LIVENESS, CLUSTER_NAME, CLUSTER_SECRET: 'not-the-secret', PEERS: a.address } }),
-      cluster.add({ name: 'other-cluster', host: cluster.allocateHost(), port: a.port, env: { ...FAST_LIVENESS, CLUSTER_NAME: 'another-cluster', PEERS: a.address } }),
+      cluster.add({ name: 'wrong-secret', host: cluster.allocateHost(), port: a.port, clusterPort: a.clusterPort, env: { ...FAST_LIVENESS, CLUSTER_NAME, CLUSTER_SECRET: 'not-the-secret-but-long-enough-0123456789', PEERS: a.address } }),
+      cluster.add({ name: 'other-cluster', host: cluster.allocateHost(), port: a.port, clusterPort: a.clusterPort, env: { ...FAST_LIVENESS, CLUSTER_NAME: 'another-cluster', PEERS: a.address } }),
     ]);
     await Promise.all([wrongSecret.start(), otherCluster.start()]);
     await Promise.all([increment(wrongSecret, 'intruder', 7), increment(otherCluster, 'intruder', 9), increment(a, 'inside', 1)]);
@@ -114,14 +114,14 @@ describe('bad peers', () => {
     };
 
     // Garbage that starts like a frame of this version.
-    let peer = await RawPeer.connect(a.url);
+    let peer = await RawPeer.connect(a.privateUrl);
     peer.send(garbage(64, 42));
     await closedWith(peer);
     expect(peer.received.find((m) => m?.type === 'reject')).toMatchObject({ code: 'bad_frame' });
     await stillLinked();
 
     // A valid hello cut short.
-    peer = await RawPeer.connect(a.url);
+    peer = await RawPeer.connect(a.privateUrl);
     const hello = encodeMessage({ type: 'hello', cluster: CLUSTER_NAME, replica: peer.replica, node: 'raw', nonce: peer.nonce });
     peer.send(hello.slice(0, hello.byteLength - 5));
     await closedWith(peer);
@@ -129,7 +129,7 @@ describe('bad peers', () => {
     await stillLinked();
 
     // One byte over the frame limit: the WebSocket layer refuses it before any decoding.
-    peer = await RawPeer.connect(a.url);
+    peer = await RawPeer.connect(a.privateUrl);
     const big = new Uint8Array(MAX_FRAME_BYTES + 1);
     big[0] = PROTOCOL_VERSION_BYTE;
     peer.send(big);
@@ -142,7 +142,7 @@ describe('bad peers', () => {
       [handBuiltDelta(replicaIdToBytes(peer.replica), { after: 0, upTo: 1 }, { page: 'p', count: 5, seq: 9 }), /outside its range/],
       [handBuiltDelta(replicaIdToBytes(peer.replica), { after: 3, upTo: 2 }, { page: 'p', count: 5, seq: 3 }), /after < upTo/],
     ] as const) {
-      peer = await RawPeer.connect(a.url);
+      peer = await RawPeer.connect(a.privateUrl);
       await peer.join(CLUSTER_NAME, CLUSTER_SECRET);
       peer.send(frame);
       await closedWith(peer);
@@ -153,7 +153,7 @@ describe('bad peers', () => {
 
     // A frame of protocol version 1 (a node from before resets): answered with a reject naming
     // the version problem, before anything in it is read.
-    peer = await RawPeer.connect(a.url);
+    peer = await RawPeer.connect(a.privateUrl);
     peer.send(Uint8Array.from([1, 0, 0, 0]));
     const closed = await closedWith(peer);
     expect(peer.received.find((m) => m?.type === 'reject')).toMatchObject({ code: 'protocol_version' });
@@ -161,7 +161,7 @@ describe('bad peers', () => {
     await stillLinked();
 
     // A text frame.
-    peer = await RawPeer.connect(a.url);
+    peer = await RawPeer.connect(a.privateUrl);
     peer.send('{"type":"hello"}');
     expect((await closedWith(peer)).code).toBe(CLOSE_UNSUPPORTED_DATA);
     await stillLinked();

@@ -34,9 +34,10 @@ describe('DNS discovery', () => {
     const cluster = newCluster();
     dns = await startDnsServer();
     const hosts = [cluster.allocateHost(), cluster.allocateHost(), cluster.allocateHost()];
-    const port = await freePortOn(hosts);
+    // A records name hosts only: every node's cluster port is the same.
+    const { port, clusterPort } = await cluster.freePorts(hosts);
     const env = { ...FAST_LIVENESS, DISCOVERY_DNS: NAME, DISCOVERY_DNS_SERVER: dns.server };
-    const [n1, n2, n3] = await Promise.all(hosts.map((host, i) => cluster.add({ name: `dns${i + 1}`, host, port, env })));
+    const [n1, n2, n3] = await Promise.all(hosts.map((host, i) => cluster.add({ name: `dns${i + 1}`, host, port, clusterPort, env })));
     const first = [n1!, n2!];
     dns.set(NAME, [a(hosts[0]!), a(hosts[1]!)]);
 
@@ -83,13 +84,15 @@ describe('DNS discovery', () => {
     const cluster = newCluster();
     dns = await startDnsServer();
     const host = cluster.allocateHost();
+    // Three nodes on one host, each with a public port and a cluster port of its own; SRV names the cluster ports.
     const ports = new Set<number>();
-    for (let i = 0; ports.size < 3 && i < 20; i++) ports.add(await freePortOn([host]));
+    for (let i = 0; ports.size < 6 && i < 40; i++) ports.add(await freePortOn([host]));
+    const [publicPorts, clusterPorts] = [[...ports].slice(0, 3), [...ports].slice(3, 6)];
     const service = '_counters._tcp.cluster.test';
-    dns.set(service, [...ports].map((port) => srv('node.cluster.test', port)));
+    dns.set(service, clusterPorts.map((port) => srv('node.cluster.test', port)));
     dns.set('node.cluster.test', [a(host)]);
     const env = { ...FAST_LIVENESS, DISCOVERY_DNS: service, DISCOVERY_DNS_SERVER: dns.server };
-    const nodes = await Promise.all([...ports].map((port, i) => cluster.add({ name: `srv${i + 1}`, host, port, env })));
+    const nodes = await Promise.all(publicPorts.map((port, i) => cluster.add({ name: `srv${i + 1}`, host, port, clusterPort: clusterPorts[i]!, env })));
     const started = performance.now();
     await Promise.all(nodes.map((node) => node.start()));
     await waitForMesh(nodes);

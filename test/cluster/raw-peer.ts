@@ -36,6 +36,7 @@ export class RawPeer {
     this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString('utf8') })));
   }
 
+  /** Opens `/cluster` at `url`: a node's cluster port (its `privateUrl`). */
   static async connect(url: string): Promise<RawPeer> {
     const ws = new WebSocket(`${url.replace(/^http/, 'ws')}${CLUSTER_PATH}`, { perMessageDeflate: false });
     const peer = new RawPeer(ws);

@@ -28,7 +28,7 @@ import {
   type RunShProcess,
 } from './run-sh.js';
 
-const CLUSTER_SECRET = 'recover-test-secret';
+const CLUSTER_SECRET = 'recover-test-secret-0123456789abcdef';
 const NAMES = ['a', 'b', 'c'] as const;
 const CONVERGE_TIMEOUT_MS = 20_000;
 /** Views each loop must have acknowledged past a mark before the next node dies. */
@@ -93,7 +93,7 @@ describe('whole-cluster recovery from the union of every backup', () => {
       REPLICA_URL,
       LITESTREAM_SYNC_INTERVAL: TEST_SYNC_INTERVAL,
       CLUSTER_SECRET,
-      ...(peers.length > 0 ? { PEERS: peers.map((peer) => `127.0.0.1:${peer.port}`).join(',') } : {}),
+      ...(peers.length > 0 ? { PEERS: peers.map((peer) => `127.0.0.1:${peer.clusterPort}`).join(',') } : {}),
       ...extra,
     });
     /** a, then b dialling a, then c dialling both: one mesh, every port chosen by the system. */

@@ -27,7 +27,7 @@ import {
   type RunShProcess,
 } from './run-sh.js';
 
-const CLUSTER_SECRET = 'deploy-test-secret';
+const CLUSTER_SECRET = 'deploy-test-secret-0123456789abcdef';
 const PAGES = ['home', 'about', 'contact'];
 const CONVERGE_TIMEOUT_MS = 15_000;
 
@@ -118,7 +118,7 @@ describe('restore from a Litestream backup', () => {
       REPLICA_URL: `file://${replicaRoot}`,
       LITESTREAM_SYNC_INTERVAL: TEST_SYNC_INTERVAL,
       CLUSTER_SECRET,
-      PEERS: `127.0.0.1:${b.port}`,
+      PEERS: b.clusterAddress,
     };
     return { dir, aDir, aPath, replicaRoot, aBackup: `file://${replicaRoot}/a`, aEnv, b };
   }

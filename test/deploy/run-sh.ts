@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { ROOT } from '../helpers/build.js';
 import { eventually } from '../helpers/eventually.js';
 import { WRITER_HEADERS } from '../helpers/http-client.js';
-import { hermeticEnv } from '../helpers/spawn-node.js';
+import { hermeticEnv, TEST_ADMIN_TOKEN } from '../helpers/spawn-node.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -67,6 +67,8 @@ export interface RunShProcess {
   /** run.sh's pid: after its `exec`, Litestream's (with REPLICA_URL) or the node's (without). */
   readonly pid: number;
   readonly port: number;
+  /** The cluster port the node logged (it opens one with a CLUSTER_SECRET); undefined without. */
+  readonly clusterPort: number | undefined;
   readonly url: string;
   /** The pid the node logged in its `listening` line. */
   readonly nodePid: number;
@@ -121,8 +123,10 @@ export class RunShProcesses {
         if (!isRunning(child)) throw new Error('exited');
         for (const line of output().split('\n')) {
           if (!line.startsWith('{')) continue;
-          const entry = JSON.parse(line) as { msg?: unknown; port?: unknown; pid?: unknown };
-          if (entry.msg === 'listening' && typeof entry.port === 'number' && typeof entry.pid === 'number') return { port: entry.port, pid: entry.pid };
+          const entry = JSON.parse(line) as { msg?: unknown; port?: unknown; clusterPort?: unknown; pid?: unknown };
+          if (entry.msg === 'listening' && typeof entry.port === 'number' && typeof entry.pid === 'number') {
+            return { port: entry.port, clusterPort: typeof entry.clusterPort === 'number' ? entry.clusterPort : undefined, pid: entry.pid };
+          }
         }
         throw new Error('not listening yet');
       },
@@ -135,6 +139,7 @@ export class RunShProcesses {
       child,
       pid: child.pid as number,
       port: listening.port,
+      clusterPort: listening.clusterPort,
       url: `http://127.0.0.1:${listening.port}`,
       nodePid: listening.pid,
       output,
@@ -241,8 +246,9 @@ export interface ClusterStatus {
   readonly digest: string;
 }
 
+/** The full status, on the public port with the test nodes' admin token (hermeticEnv sets ADMIN_TOKENS). */
 export async function clusterStatus(url: string): Promise<ClusterStatus> {
-  const response = await fetch(`${url}/api/cluster`);
+  const response = await fetch(`${url}/api/cluster`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
   if (response.status !== 200) throw new Error(`GET /api/cluster answered ${response.status}`);
   return (await response.json()) as ClusterStatus;
 }

@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CombinedDiscovery } from '../../src/discovery/combined-discovery.js';
-import { DiscoveryLoop, type Discovery } from '../../src/discovery/discovery.js';
+import { DiscoveryLoop, EMPTY_ANSWER, type Discovery } from '../../src/discovery/discovery.js';
 import { MemoryDiscovery } from '../../src/discovery/memory-discovery.js';
 import { StaticDiscovery } from '../../src/discovery/static-discovery.js';
 import type { TimerHandle, Timers } from '../../src/timers.js';
@@ -72,7 +72,20 @@ describe('DiscoveryLoop', () => {
     discovery.set(['a:1']);
     await loop.tick();
     expect(calls).toEqual([[], ['a:1', 'b:1'], ['a:1']]);
-    expect(loop.status()).toEqual({ peers: ['a:1'], lastError: undefined, lastSuccessAt: 42 });
+    expect(loop.status()).toEqual({ peers: ['a:1'], lastError: undefined, lastSuccessAt: 42, lastLookupAt: 42 });
+  });
+
+  it('with warnWhenEmpty, warns once when the answer holds no peer and shows it in the status until peers appear', async () => {
+    const discovery = new MemoryDiscovery([]);
+    const log = recordingLog();
+    const loop = new DiscoveryLoop({ discovery, intervalMs: 0, onPeers: () => undefined, log, warnWhenEmpty: true, timers: manualTimers() });
+    await loop.tick();
+    await loop.tick();
+    expect(log.warnings().map((entry) => entry.message)).toEqual(['peer discovery found no peers: the name resolves to no address']);
+    expect(loop.status()).toMatchObject({ peers: [], lastError: EMPTY_ANSWER, lastLookupAt: 42 });
+    discovery.set(['a:1']);
+    await loop.tick();
+    expect(loop.status()).toMatchObject({ peers: ['a:1'], lastError: undefined });
   });
 
   it('deduplicates and sorts whatever the discovery returns', async () => {

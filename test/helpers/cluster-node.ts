@@ -1,16 +1,20 @@
 /**
- * One node of a test cluster: a fixed address and database, and the process currently running
- * it. The node keeps both across kill -9 and restarts, so its peers find it again where they left
- * it; the log lines of every run are kept.
+ * One node of a test cluster: a fixed host, public port, cluster port and database, and the
+ * process currently running it. The node keeps all of them across kill -9 and restarts, so its
+ * peers find it again where they left it; the log lines of every run are kept.
  */
 import { spawnNode, type Exit, type SpawnedNode } from './spawn-node.js';
 
-export const CLUSTER_SECRET = 'cluster-test-secret';
+/** At least the 32 characters a node requires (MIN_CLUSTER_SECRET_LENGTH). */
+export const CLUSTER_SECRET = 'cluster-test-secret-0123456789abcdef';
 
 export interface NodeSpec {
   readonly name: string;
   readonly host: string;
+  /** The public HTTP port. */
   readonly port: number;
+  /** The cluster port: peers dial it, and the private views are read from it. */
+  readonly clusterPort: number;
   readonly env?: Readonly<Record<string, string>>;
 }
 
@@ -18,6 +22,7 @@ export class ClusterNode {
   readonly name: string;
   readonly host: string;
   readonly port: number;
+  readonly clusterPort: number;
   readonly databasePath: string;
   readonly env: Readonly<Record<string, string>>;
   private current: SpawnedNode | undefined;
@@ -28,12 +33,14 @@ export class ClusterNode {
     this.name = spec.name;
     this.host = spec.host;
     this.port = spec.port;
+    this.clusterPort = spec.clusterPort;
     this.databasePath = databasePath;
     this.env = {
       CLUSTER_SECRET,
       ...spec.env,
       HOST: spec.host,
       PORT: String(spec.port),
+      CLUSTER_PORT: String(spec.clusterPort),
       NODE_NAME: spec.name,
       DATABASE_PATH: databasePath,
     };
@@ -43,9 +50,14 @@ export class ClusterNode {
     return `http://${this.host}:${this.port}`;
   }
 
-  /** `host:port`, as peers dial it and as it appears in PEERS and in peer lists. */
+  /** The cluster port's URL: the private views (`/api/cluster` in full, `/metrics`). */
+  get privateUrl(): string {
+    return `http://${this.host}:${this.clusterPort}`;
+  }
+
+  /** `host:clusterPort`, as peers dial it and as it appears in PEERS and in peer lists. */
   get address(): string {
-    return `${this.host}:${this.port}`;
+    return `${this.host}:${this.clusterPort}`;
   }
 
   get process(): SpawnedNode {

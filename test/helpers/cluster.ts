@@ -1,7 +1,8 @@
 /**
  * Clusters of real node processes on loopback for replication tests. Each cluster gets its own
  * random 127.a.b.0/24 (see loopback-ports.ts), so test files running in parallel never share an
- * address; its nodes listen on .2, .3, … with one shared port, or on ports of their own. A node
+ * address; its nodes listen on .2, .3, … with one shared public port and one shared cluster port
+ * (DNS A answers name peers' cluster ports, so they must agree), or on ports of their own. A node
  * keeps its address and database across kill -9 and restarts (cluster-node.ts). Talking to nodes
  * is in http-client.ts, waiting for agreement in cluster-waits.ts, write load in load.ts.
  *
@@ -67,22 +68,33 @@ export class TestCluster {
     return node;
   }
 
+  /** A public port and a cluster port, both free on every host given. */
+  async freePorts(hosts: readonly string[]): Promise<{ port: number; clusterPort: number }> {
+    const port = await freePortOn(hosts);
+    for (;;) {
+      const clusterPort = await freePortOn(hosts);
+      if (clusterPort !== port) return { port, clusterPort };
+    }
+  }
+
   /**
-   * Declares `count` nodes on fresh addresses sharing one free port, and starts them all at once.
-   * `perNode(i, addresses)` gives each node its own settings (PEERS …); by default every node lists every
-   * address, itself included (as a DNS answer would), and recognises itself in the handshake.
+   * Declares `count` nodes on fresh addresses sharing one free public port and one free cluster
+   * port, and starts them all at once. `perNode(i, addresses)` gives each node its own settings
+   * (PEERS …), `addresses` being the cluster ports; by default every node lists every address,
+   * itself included (as a DNS answer would), and recognises itself in the handshake.
    */
   async startNodes<N extends number>(count: N, options: StartOptions = {}): Promise<Tuple<ClusterNode, N>> {
     const hosts = Array.from({ length: count }, () => this.allocateHost());
     for (let attempt = 1; ; attempt++) {
-      const port = await freePortOn(hosts);
-      const addresses = hosts.map((host) => `${host}:${port}`);
+      const { port, clusterPort } = await this.freePorts(hosts);
+      const addresses = hosts.map((host) => `${host}:${clusterPort}`);
       const nodes = await Promise.all(
         hosts.map((host, i) =>
           this.add({
             name: options.names?.[i] ?? `n${i + 1}`,
             host,
             port,
+            clusterPort,
             env: { ...options.env, ...(options.perNode?.(i, addresses) ?? { PEERS: addresses.join(',') }) },
           }),
         ),

@@ -18,6 +18,8 @@ export type { ClusterStatus, PeerStatus } from '../../src/cluster-status.js';
 /** Anything that serves the node's HTTP API at `url` (a ClusterNode, a SpawnedNode). */
 export interface HttpNode {
   readonly url: string;
+  /** The cluster port's URL, where the full `/api/cluster` is served; undefined for a lone node. */
+  readonly privateUrl?: string | undefined;
 }
 
 async function request(url: string, init?: RequestInit): Promise<Response> {
@@ -63,8 +65,10 @@ export async function totals(node: HttpNode): Promise<Record<string, number>> {
   throw new Error('more than 1000 pages of pages');
 }
 
+/** The full (private) status, from the cluster port. */
 export async function clusterStatus(node: HttpNode): Promise<ClusterStatus> {
-  return json<ClusterStatus>(await request(`${node.url}/api/cluster`));
+  if (node.privateUrl === undefined) throw new Error(`${node.url} has no cluster port (no CLUSTER_SECRET): the full status is not served`);
+  return json<ClusterStatus>(await request(`${node.privateUrl}/api/cluster`));
 }
 
 /** This node's view of the peer at `address` (by the address it dials), if listed. */

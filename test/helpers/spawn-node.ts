@@ -1,6 +1,7 @@
 /**
- * Real node processes for tests: `node dist/src/main.js` with PORT=0 on loopback, resolved once
- * the node logs its `listening` line (the port is read from it, never guessed). The environment
+ * Real node processes for tests: `node dist/src/main.js` with PORT=0 and CLUSTER_PORT=0 on
+ * loopback, resolved once the node logs its `listening` line (both ports are read from it, never
+ * guessed; the cluster port only opens with a CLUSTER_SECRET). The environment
  * is hermetic: settings from the test runner's own environment (FLY_*, PEERS …) are not passed on.
  *
  *   const nodes = new NodeProcesses();
@@ -24,7 +25,7 @@ export const LISTEN_TIMEOUT_MS = 20_000;
 export const COMMAND_TIMEOUT_MS = 20_000;
 
 export interface SpawnOptions {
-  /** Settings for the node; PORT=0 and HOST=127.0.0.1 unless given. */
+  /** Settings for the node; PORT=0, CLUSTER_PORT=0 and HOST=127.0.0.1 unless given. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly args?: readonly string[];
   readonly listenTimeoutMs?: number;
@@ -40,6 +41,12 @@ export interface SpawnedNode {
   readonly pid: number;
   readonly port: number;
   readonly url: string;
+  /** The cluster port, when the node opened one (it has a CLUSTER_SECRET). */
+  readonly clusterPort: number | undefined;
+  /** `http://127.0.0.1:<clusterPort>`: the private views; undefined without a cluster port. */
+  readonly privateUrl: string | undefined;
+  /** `127.0.0.1:<clusterPort>`, as peers put it in PEERS; undefined without a cluster port. */
+  readonly clusterAddress: string | undefined;
   /** Every JSON log line so far, parsed (non-JSON lines are kept as `{ raw }`). */
   readonly logs: Array<Record<string, unknown>>;
   readonly stderr: () => string;
@@ -48,6 +55,9 @@ export interface SpawnedNode {
   signal(signal: NodeJS.Signals): void;
 }
 
+/** ADMIN_TOKENS of every test node (unless a test sets its own): opens the private views on the public port. */
+export const TEST_ADMIN_TOKEN = 'test-admin-token-0123456789';
+
 /** The environment a test node gets: PATH and friends, none of the runner's node settings. */
 export function hermeticEnv(extra: Readonly<Record<string, string | undefined>> = {}): Record<string, string> {
   const settings = new Set<string>(SETTINGS.map((s) => s.env));
@@ -55,7 +65,7 @@ export function hermeticEnv(extra: Readonly<Record<string, string | undefined>> 
   for (const [key, value] of Object.entries(process.env)) {
     if (value !== undefined && !settings.has(key) && !key.startsWith('FLY_') && !key.startsWith('VITEST') && key !== 'NODE_OPTIONS') env[key] = value;
   }
-  Object.assign(env, { PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_NAME: 'test-node', WRITE_TOKENS: TEST_WRITE_TOKEN });
+  Object.assign(env, { PORT: '0', CLUSTER_PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NODE_NAME: 'test-node', WRITE_TOKENS: TEST_WRITE_TOKEN, ADMIN_TOKENS: TEST_ADMIN_TOKEN });
   for (const [key, value] of Object.entries(extra)) {
     if (value === undefined) delete env[key];
     else env[key] = value;
@@ -83,7 +93,7 @@ export async function spawnNode(options: SpawnOptions = {}): Promise<SpawnedNode
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
 
-  const listening = new Promise<{ port: number; url: string }>((resolve, reject) => {
+  const listening = new Promise<{ port: number; clusterPort: number | undefined }>((resolve, reject) => {
     let buffered = '';
     const timer = setTimeout(() => reject(new Error(`node did not log "listening" within ${options.listenTimeoutMs ?? LISTEN_TIMEOUT_MS} ms; stderr: ${stderr}`)), options.listenTimeoutMs ?? LISTEN_TIMEOUT_MS);
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -101,7 +111,7 @@ export async function spawnNode(options: SpawnOptions = {}): Promise<SpawnedNode
         logs.push(entry);
         if (entry.msg === 'listening' && typeof entry.port === 'number' && typeof entry.url === 'string') {
           clearTimeout(timer);
-          resolve({ port: entry.port, url: `http://127.0.0.1:${entry.port}` });
+          resolve({ port: entry.port, clusterPort: typeof entry.clusterPort === 'number' ? entry.clusterPort : undefined });
         }
       }
     });
@@ -112,12 +122,15 @@ export async function spawnNode(options: SpawnOptions = {}): Promise<SpawnedNode
   });
 
   try {
-    const { port, url } = await listening;
+    const { port, clusterPort } = await listening;
     return {
       child,
       pid: child.pid as number,
       port,
-      url,
+      url: `http://127.0.0.1:${port}`,
+      clusterPort,
+      privateUrl: clusterPort === undefined ? undefined : `http://127.0.0.1:${clusterPort}`,
+      clusterAddress: clusterPort === undefined ? undefined : `127.0.0.1:${clusterPort}`,
       logs,
       stderr: () => stderr,
       exited,

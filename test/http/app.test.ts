@@ -56,6 +56,7 @@ async function start(
     maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES,
     views: new ViewPolicy({ store: served, writeTokens: tokenSet([TEST_WRITE_TOKEN]), registry: metrics.registry, ...options.views }),
     readiness: () => readiness.value,
+    adminTokens: tokenSet([ADMIN_TOKEN]),
   });
   const server = await serve(app.callback());
   h = { store, server, logs, readiness };
@@ -79,6 +80,8 @@ afterEach(async () => {
 });
 
 const url = (path: string): string => `${h.server.url}${path}`;
+const ADMIN_TOKEN = 'app-test-admin-token-0123';
+const ADMIN: RequestInit = { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } };
 const json = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 /**
@@ -181,9 +184,18 @@ describe('counting', () => {
 });
 
 describe('status endpoints', () => {
-  it('shows the cluster: this node, no peers, itself as the only member, vv and digest', async () => {
+  it('shows the public the cluster as names and states only, not readable across origins', async () => {
+    const { status, body, headers } = await call('/api/cluster', { headers: { origin: 'https://elsewhere.example' } });
+    expect(status).toBe(200);
+    expect(body).toEqual({ nodes: [{ name: 'n<1>', state: 'self' }] });
+    expect(headers.get('access-control-allow-origin')).toBeNull();
+    // A wrong token is no token.
+    expect((await call('/api/cluster', { headers: { authorization: 'Bearer not-the-admin-token' } })).body).toEqual({ nodes: [{ name: 'n<1>', state: 'self' }] });
+  });
+
+  it('shows an admin the cluster: this node, no peers, itself as the only member, vv and digest', async () => {
     await call('/api/pages/a/views', { method: 'POST' });
-    const { status, body } = await call('/api/cluster');
+    const { status, body } = await call('/api/cluster', ADMIN);
     expect(status).toBe(200);
     expect(body).toEqual({
       node: { name: 'n<1>', replicaId: h.store.replicaId, address: '127.0.0.1:1', version: '9.9.9', startedAt: '2026-01-01T00:00:00.000Z' },
@@ -207,7 +219,8 @@ describe('status endpoints', () => {
   it('serves Prometheus metrics with requests by route and views counted', async () => {
     await call('/api/pages/a/views', json({ by: 4 }));
     await call('/api/pages/%01/views', { method: 'POST' });
-    const { status, body, headers } = await call('/metrics');
+    expect(await call('/metrics')).toMatchObject({ status: 401, body: { error: { code: 'admin_token_required' } } });
+    const { status, body, headers } = await call('/metrics', ADMIN);
     expect(status).toBe(200);
     expect(headers.get('content-type')).toContain('text/plain');
     expect(body).toContain('dsqlite_http_requests_total{route="/api/pages/:page/views",method="POST",status="200"} 1');

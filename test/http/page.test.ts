@@ -85,7 +85,7 @@ describe('replicaRows', () => {
 });
 
 describe('clusterRows', () => {
-  it('shows this node, live members with their lag, unreachable ones with the reason', () => {
+  it('shows this node, live members, unreachable ones — never the lag or the reason (the page is public)', () => {
     const rows = clusterRows(
       status({
         membership: [
@@ -101,12 +101,12 @@ describe('clusterRows', () => {
     );
     expect(rows.map((r) => [r.name, r.state, r.stateText, r.detail])).toEqual([
       ['node-a', 'self', 'this node', ''],
-      ['node-b', 'live', 'live', '3 changes behind'],
-      ['node-c', 'unreachable', 'unreachable', 'connect ECONNREFUSED'],
+      ['node-b', 'live', 'live', 'connected'],
+      ['node-c', 'unreachable', 'unreachable', 'no answer'],
     ]);
   });
 
-  it('keeps showing a stopped peer (gone from membership) as unreachable, and a never-reached one as connecting', () => {
+  it('keeps showing a stopped peer (gone from membership) as unreachable, and a never-reached one as connecting, without its address', () => {
     const rows = clusterRows(
       status({
         peers: [
@@ -120,9 +120,9 @@ describe('clusterRows', () => {
     );
     expect(rows.map((r) => [r.name, r.state, r.detail])).toEqual([
       ['node-a', 'self', ''],
-      ['h:9', 'connecting', 'h:9'],
       ['node-b', 'unreachable', 'no answer'],
-      ['node-c', 'live', 'in sync'],
+      ['node-c', 'live', 'connected'],
+      ['unnamed peer', 'connecting', ''],
     ]);
   });
 });

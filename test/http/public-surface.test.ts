@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/build.js';
 import { WRITER_HEADERS } from '../helpers/http-client.js';
-import { BROWSER_USER_AGENT, NodeProcesses, type SpawnedNode } from '../helpers/spawn-node.js';
+import { BROWSER_USER_AGENT, NodeProcesses, TEST_ADMIN_TOKEN, type SpawnedNode } from '../helpers/spawn-node.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
 const run = promisify(execFile);
@@ -52,20 +52,25 @@ function send(node: SpawnedNode, agent: Agent, options: { method?: string; path:
   });
 }
 
-async function json<T>(node: SpawnedNode, path: string): Promise<T> {
-  const response = await fetch(`${node.url}${path}`);
+/** The private views (`/metrics`, the full `/api/cluster`) with the test nodes' admin token. */
+const ADMIN = { authorization: `Bearer ${TEST_ADMIN_TOKEN}` };
+
+async function json<T>(node: SpawnedNode, path: string, headers: Record<string, string> = {}): Promise<T> {
+  const response = await fetch(`${node.url}${path}`, { headers });
   expect(response.status, path).toBe(200);
   return (await response.json()) as T;
 }
 
 async function metric(node: SpawnedNode, line: string): Promise<number> {
-  const text = await (await fetch(`${node.url}/metrics`)).text();
+  const response = await fetch(`${node.url}/metrics`, { headers: ADMIN });
+  expect(response.status, '/metrics').toBe(200);
+  const text = await response.text();
   const found = text.split('\n').find((l) => l.startsWith(`${line} `));
   return found === undefined ? 0 : Number(found.slice(line.length + 1));
 }
 
 const pages = (node: SpawnedNode) => metric(node, 'dsqlite_store_pages');
-const digest = async (node: SpawnedNode) => (await json<{ digest: string }>(node, '/api/cluster')).digest;
+const digest = async (node: SpawnedNode) => (await json<{ digest: string }>(node, '/api/cluster', ADMIN)).digest;
 const countOf = async (node: SpawnedNode, page: string) => (await json<{ count: number }>(node, `/api/pages/${encodeURIComponent(page)}`)).count;
 
 /**

@@ -9,6 +9,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from '../helpers/build.js';
 import { eventually } from '../helpers/eventually.js';
 import { WRITER_HEADERS } from '../helpers/http-client.js';
+import { CLUSTER_SECRET } from '../helpers/cluster-node.js';
 import { NodeProcesses, runCommand } from '../helpers/spawn-node.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
@@ -116,7 +117,7 @@ describe('a real node process', () => {
   it.each(['1.2.3:8080', 'node-:8080', '10.0.0.300:80'])('refuses PEERS=%s at configuration: exit 2 naming the entry', async (peer) => {
     const dir = await dirs.create('node-');
     const databasePath = join(dir, 'counters.db');
-    const result = await runCommand([], { PEERS: `ok:1,${peer}`, CLUSTER_SECRET: 's', DATABASE_PATH: databasePath });
+    const result = await runCommand([], { PEERS: `ok:1,${peer}`, CLUSTER_SECRET: CLUSTER_SECRET, DATABASE_PATH: databasePath });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`PEERS (--peers): "${peer}"`);
     expect(result.stderr).not.toContain('"ok:1"');
@@ -151,7 +152,7 @@ describe('a real node process', () => {
     expect(result.stderr).toContain('unknown command');
   });
 
-  it('reports readiness, destroys unknown upgrades, and serves on an ephemeral port', async () => {
+  it('reports readiness, answers unknown upgrades 404, and serves on an ephemeral port', async () => {
     const dir = await dirs.create('node-');
     const node = await nodes.start({ env: { DATABASE_PATH: join(dir, 'c.db') } });
     expect(node.port).toBeGreaterThan(0);
@@ -164,6 +165,6 @@ describe('a real node process', () => {
       req.on('error', () => resolve('destroyed'));
       req.end();
     });
-    expect(outcome).toBe('destroyed');
+    expect(outcome).toBe('response 404');
   });
 });

@@ -1,5 +1,6 @@
 /** startNode in-process: the upgrade dispatcher, the listening line, and an idempotent stop. */
 import { request } from 'node:http';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -57,16 +58,18 @@ describe('startNode', () => {
     expect(await (await fetch(`${node.url}/healthz`)).json()).toEqual({ status: 'ok' });
   });
 
-  it('routes upgrades by path and destroys unknown ones', async () => {
+  it('routes upgrades by path and answers unknown ones 404', async () => {
     const { node } = await start();
     const unmount = node.upgrades.mount('/test-upgrade', (req, socket) => {
       socket.end(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: test\r\nX-Path: ${req.url as string}\r\n\r\n`);
     });
     expect(await upgrade(node.port, '/test-upgrade?x=1')).toBe('upgraded /test-upgrade?x=1');
-    expect(await upgrade(node.port, '/elsewhere')).toBe('destroyed');
+    expect(await upgrade(node.port, '/elsewhere')).toBe('response 404');
+    // Peers are not served on the public port.
+    expect(await upgrade(node.port, '/cluster')).toBe('response 404');
     expect(() => node.upgrades.mount('/test-upgrade', () => undefined)).toThrow(/already mounted/);
     unmount();
-    expect(await upgrade(node.port, '/test-upgrade')).toBe('destroyed');
+    expect(await upgrade(node.port, '/test-upgrade')).toBe('response 404');
   });
 
   it('stops idempotently: the port closes and the store refuses increments', async () => {
@@ -81,10 +84,14 @@ describe('startNode', () => {
     await expect(node.store.increment([])).rejects.toMatchObject({ code: 'shutting_down' });
   });
 
-  it('fails to start on a taken port and leaves nothing open', async () => {
+  it('fails to start on a taken port and leaves nothing open or created', async () => {
     const { node } = await start();
     const dir = await dirs.create('start-node-');
-    const config = loadConfig({ PORT: String(node.port), HOST: '127.0.0.1', DATABASE_PATH: join(dir, 'c.db') });
-    await expect(startNode(config, { log: createLogger({ level: 'silent' }) })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    const config = loadConfig({ PORT: String(node.port), HOST: '127.0.0.1', DATABASE_PATH: join(dir, 'data', 'c.db') });
+    await expect(startNode(config, { log: createLogger({ level: 'silent' }) })).rejects.toMatchObject({
+      code: 'start_failed',
+      message: expect.stringMatching(/^cannot listen on 127\.0\.0\.1:\d+ \(PORT\): the port is in use/),
+    });
+    expect(existsSync(join(dir, 'data'))).toBe(false);
   });
 });

@@ -149,24 +149,15 @@
   }
 
   /**
-   * How far a member is from this node, as told by the link to it.
+   * Whether a member is reached directly (the page is public: no lag, address or error).
    * @param {Fields | undefined} peer
    */
   function lagText(peer) {
-    if (!peer || peer.state !== 'connected') return 'reached through other nodes';
-    if (peer.lagSeqs === undefined && peer.behindSeqs === undefined) return 'syncing';
-    const behind = isCount(peer.lagSeqs) ? peer.lagSeqs : 0;
-    const ahead = isCount(peer.behindSeqs) ? peer.behindSeqs : 0;
-    if (behind === 0 && ahead === 0) return 'in sync';
-    const parts = [];
-    if (behind > 0) parts.push(numberFormat.format(behind) + (behind === 1 ? ' change' : ' changes') + ' behind');
-    if (ahead > 0) parts.push(numberFormat.format(ahead) + (ahead === 1 ? ' change' : ' changes') + ' ahead');
-    return parts.join(', ');
+    return !peer || peer.state !== 'connected' ? 'reached through other nodes' : 'connected';
   }
 
-  /** @param {Fields | undefined} peer */
-  function downText(peer) {
-    return (peer && str(peer.lastError)) || 'no answer';
+  function downText() {
+    return 'no answer';
   }
 
   /**
@@ -199,7 +190,7 @@
       if (!id || !name || shown.has(id)) continue;
       shown.add(id);
       const peer = peerByReplica.get(id);
-      others.push(member.live === true ? row(name, id, 'live', lagText(peer)) : row(name, id, 'unreachable', downText(peer)));
+      others.push(member.live === true ? row(name, id, 'live', lagText(peer)) : row(name, id, 'unreachable', downText()));
     }
     for (const peer of status.peers) {
       const address = str(peer.address);
@@ -208,10 +199,10 @@
       if (id !== undefined ? shown.has(id) : shownAddresses.has(address)) continue;
       if (id !== undefined) shown.add(id);
       shownAddresses.add(address);
-      const name = str(peer.name) || address;
+      const name = str(peer.name) || 'unnamed peer';
       if (peer.state === 'connected') others.push(row(name, id, 'live', lagText(peer)));
-      else if (id === undefined && !str(peer.lastError)) others.push(row(name, id, 'connecting', address));
-      else others.push(row(name, id, 'unreachable', downText(peer)));
+      else if (id === undefined && !str(peer.lastError)) others.push(row(name, id, 'connecting', ''));
+      else others.push(row(name, id, 'unreachable', downText()));
     }
     others.sort((a, b) => compareText(a.name, b.name));
     return [row(node.name, node.replicaId, 'self', node.region || '')].concat(others);
