@@ -7,6 +7,7 @@
 import type { PageName } from '../ids.js';
 import type { PageCount, Store } from '../store/store.js';
 import type { Timers } from '../timers.js';
+import { epochOf } from '../crdt/g-counter.js';
 import { EMPTY_SESSION, mergeSeen, pageHash, remember, type Session, type SessionTokens } from './session-token.js';
 
 export interface PageSubscriber {
@@ -69,12 +70,15 @@ export class PageSubscriptions<S extends PageSubscriber> {
    * read now: the store's totals only go up, so a client never sees an older count after a newer
    * one. `session` is the token of this view. A client whose token saw more of the page than this
    * node holds (another node's writes, a node restored from an old backup) gets its own message,
-   * max-merged with the token; everyone else shares one.
+   * max-merged with the token (or of a reset this node has not seen yet); everyone else shares one.
    */
   message(page: PageName, session: Session = EMPTY_SESSION): Buffer {
     if (session.pages.length > 0 && session.pages.some((p) => p.hash === pageHash(page))) {
-      const merged = mergeSeen(page, this.store.pageSlots(page), session);
-      if (merged.count > this.store.count(page)) return this.build(page, session, merged);
+      const slots = this.store.pageSlots(page);
+      const merged = mergeSeen(page, slots, session);
+      // Its own message too when the token is of a reset this node has not seen yet.
+      const epoch = slots[0] === undefined ? 0 : epochOf(slots[0]);
+      if (merged.count > this.store.count(page) || merged.epoch > epoch) return this.build(page, session, merged);
     }
     let message = this.messages.get(page);
     if (message === undefined) {
@@ -91,7 +95,7 @@ export class PageSubscriptions<S extends PageSubscriber> {
     const token =
       this.sessions === undefined
         ? undefined
-        : this.sessions.sign(remember(session, [{ page, count: merged.count, replicas: merged.replicas }]));
+        : this.sessions.sign(remember(session, [{ page, count: merged.count, epoch: merged.epoch, replicas: merged.replicas }]));
     return Buffer.from(JSON.stringify({ type: 'page', page, count: merged.count, replicas, at, ...(token !== undefined ? { session: token } : {}) }), 'utf8');
   }
 }

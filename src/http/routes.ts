@@ -93,12 +93,12 @@ export function createRouter(deps: RouteDeps): Router {
    */
   const answer = (ctx: Context, session: Session, pages: readonly PageName[]): Map<PageName, number> => {
     const shown = new Map<PageName, number>();
-    const seen: Array<{ page: string; count: number; replicas: ReadonlyMap<ReplicaId, number> }> = [];
+    const seen: Array<{ page: string; count: number; epoch: number; replicas: ReadonlyMap<ReplicaId, number> }> = [];
     for (const page of pages) {
       if (shown.has(page)) continue;
       const merged = mergeSeen(page, store.pageSlots(page), session);
       shown.set(page, merged.count);
-      seen.push({ page, count: merged.count, replicas: merged.replicas });
+      seen.push({ page, count: merged.count, epoch: merged.epoch, replicas: merged.replicas });
     }
     ctx.set(SESSION_HEADER, sessions.sign(remember(session, seen)));
     return shown;
@@ -233,7 +233,7 @@ export function createRouter(deps: RouteDeps): Router {
     const count = seen.count;
     const replicas: Record<string, number> = Object.fromEntries(seen.replicas);
     // The page's own view, for its script to carry to the live feed (live.js).
-    const session = sessions.sign(remember(EMPTY_SESSION, [{ page, count, replicas: seen.replicas }]));
+    const session = sessions.sign(remember(EMPTY_SESSION, [{ page, count, epoch: seen.epoch, replicas: seen.replicas }]));
     ctx.set(SESSION_HEADER, session);
     ctx.set('Content-Security-Policy', PAGE_CSP);
     ctx.set('Referrer-Policy', 'no-referrer');

@@ -6,12 +6,15 @@
  *
  * Binary (then base64url, no padding):
  *
- *   u8 version (1) | varuint pages | pages × (8-byte page hash | varuint floor | varuint slots |
- *   slots × (16-byte replica id | varuint count)) | 16-byte MAC
+ *   u8 version (1) | varuint pages | pages × (8-byte page hash | varuint epoch | varuint floor |
+ *   varuint slots | slots × (16-byte replica id | varuint count)) | 16-byte MAC
  *
  * - page hash: the first 8 bytes of SHA-256 of the page name (UTF-8): names are up to 256 bytes,
  *   the token at most 512 characters. A hash collision could only merge another page's slots of
  *   the *same* client's token, which a client cannot choose (the MAC).
+ * - epoch: the page's reset epoch (src/crdt/reset.ts) the slots and the floor count in. A reset
+ *   ends them: a node whose page is at a higher epoch ignores them; a node that has not seen the
+ *   reset yet (its page at a lower epoch) answers them, the new epoch's values, as they are.
  * - floor: the count the client was shown for the page. The answer is at least the floor even
  *   when slots had to be dropped to keep the size bound.
  * - MAC: HMAC-SHA256 over everything before it, truncated to 16 bytes, with a key every node of
@@ -26,6 +29,7 @@
 import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
+import { epochOf, type SlotValue } from '../crdt/g-counter.js';
 import { AppError } from '../errors.js';
 import { REPLICA_ID_BYTES, replicaIdFromBytes, replicaIdToBytes, type ReplicaId } from '../ids.js';
 
@@ -44,6 +48,8 @@ const BASE64URL = /^[A-Za-z0-9_-]*$/;
 export interface SessionPage {
   /** Hex of the page hash (`pageHash`). */
   readonly hash: string;
+  /** The page's reset epoch the floor and the slots count in. */
+  readonly epoch: number;
   readonly floor: number;
   readonly slots: ReadonlyMap<ReplicaId, number>;
 }
@@ -65,23 +71,37 @@ export function pageHash(page: string): string {
   return createHash('sha256').update(page, 'utf8').digest().subarray(0, PAGE_HASH_BYTES).toString('hex');
 }
 
-/** The answer for a page: its slots max-merged with what the session saw, never below the floor. */
+/**
+ * The answer for a page: its slots (all of the page's current epoch, as a store holds them)
+ * max-merged with what the session saw, never below the floor. By epoch: the session's values of
+ * an older epoch are ignored (a reset ended them); of a newer one (this node has not seen that
+ * reset yet) they are the answer, since this node's slots are the ones the reset ended; of the
+ * same epoch they max-merge. Without the page in the session: exactly the sum of `slots`.
+ */
 export function mergeSeen(
   page: string,
-  slots: Iterable<{ readonly replica: ReplicaId; readonly count: number }>,
+  slots: Iterable<{ readonly replica: ReplicaId; readonly count: number } & Pick<SlotValue, 'epoch'>>,
   session: Session,
-): { count: number; replicas: Map<ReplicaId, number> } {
-  const replicas = new Map<ReplicaId, number>();
-  for (const slot of slots) replicas.set(slot.replica, slot.count);
+): { count: number; epoch: number; replicas: Map<ReplicaId, number> } {
+  let replicas = new Map<ReplicaId, number>();
+  let epoch = 0;
+  for (const slot of slots) {
+    replicas.set(slot.replica, slot.count);
+    epoch = epochOf(slot);
+  }
   const seen = findPage(session, pageHash(page));
   let floor = 0;
-  if (seen !== undefined) {
+  if (seen !== undefined && seen.epoch >= epoch) {
+    if (seen.epoch > epoch) {
+      replicas = new Map();
+      epoch = seen.epoch;
+    }
     floor = seen.floor;
     for (const [replica, count] of seen.slots) if (count > (replicas.get(replica) ?? 0)) replicas.set(replica, count);
   }
   let sum = 0;
   for (const count of replicas.values()) sum += count;
-  return { count: Math.max(sum, floor), replicas };
+  return { count: Math.max(sum, floor), epoch, replicas };
 }
 
 function findPage(session: Session, hash: string): SessionPage | undefined {
@@ -89,18 +109,31 @@ function findPage(session: Session, hash: string): SessionPage | undefined {
   return undefined;
 }
 
-/** The session after answers for `pages` (what was shown): those first, then the earlier ones. */
-export function remember(session: Session, pages: ReadonlyArray<{ page: string; count: number; replicas: ReadonlyMap<ReplicaId, number> }>): Session {
+/**
+ * The session after answers for `pages` (what was shown, in the epoch it was shown in): those
+ * first, then the earlier ones (an absent epoch is 0). What the session saw of an older epoch is
+ * forgotten.
+ */
+export function remember(
+  session: Session,
+  pages: ReadonlyArray<{ page: string; count: number; epoch?: number; replicas: ReadonlyMap<ReplicaId, number> }>,
+): Session {
   const out: SessionPage[] = [];
   const seen = new Set<string>();
-  for (const { page, count, replicas } of pages) {
+  for (const { page, count, epoch = 0, replicas } of pages) {
     const hash = pageHash(page);
     if (seen.has(hash)) continue;
     seen.add(hash);
-    const before = findPage(session, hash);
+    const found = findPage(session, hash);
+    // An answer never has an older epoch than the session's (mergeSeen); should one, keep the newer.
+    if (found !== undefined && found.epoch > epoch) {
+      out.push(found);
+      continue;
+    }
+    const before = found !== undefined && found.epoch === epoch ? found : undefined;
     const slots = new Map(replicas);
     if (before !== undefined) for (const [replica, value] of before.slots) if (value > (slots.get(replica) ?? 0)) slots.set(replica, value);
-    out.push({ hash, floor: Math.max(count, before?.floor ?? 0), slots });
+    out.push({ hash, epoch, floor: Math.max(count, before?.floor ?? 0), slots });
   }
   for (const page of session.pages) if (!seen.has(page.hash)) out.push(page);
   return { pages: out };
@@ -158,6 +191,7 @@ function encodePage(page: SessionPage, budget: number): Uint8Array | undefined {
   for (let keep = slots.length; keep >= 0; keep--) {
     const encoder = encoding.createEncoder();
     encoding.writeUint8Array(encoder, Buffer.from(page.hash, 'hex'));
+    encoding.writeVarUint(encoder, page.epoch);
     encoding.writeVarUint(encoder, page.floor);
     encoding.writeVarUint(encoder, keep);
     for (let i = 0; i < keep; i++) {
@@ -197,6 +231,7 @@ function decodeSession(body: Uint8Array): Session {
     const hash = Buffer.from(take(decoder, PAGE_HASH_BYTES)).toString('hex');
     if (hashes.has(hash)) throw new Error('a page is listed twice');
     hashes.add(hash);
+    const epoch = readCount(decoder);
     const floor = readCount(decoder);
     const slotCount = decoding.readVarUint(decoder);
     const slots = new Map<ReplicaId, number>();
@@ -205,7 +240,7 @@ function decodeSession(body: Uint8Array): Session {
       if (replica === undefined || slots.has(replica)) throw new Error('a replica id is bad or listed twice');
       slots.set(replica, readCount(decoder));
     }
-    pages.push({ hash, floor, slots });
+    pages.push({ hash, epoch, floor, slots });
   }
   if (decoding.hasContent(decoder)) throw new Error('bytes after the last page');
   return { pages };

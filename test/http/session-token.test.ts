@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.js';
-import type { ReplicaId } from '../../src/ids.js';
+import type { PageName, ReplicaId } from '../../src/ids.js';
 import {
   EMPTY_SESSION,
   MAX_SESSION_TOKEN_CHARS,
@@ -10,6 +10,7 @@ import {
   sessionKey,
   SessionTokens,
 } from '../../src/http/session-token.js';
+import { openMemoryStore } from '../../src/store/memory-store.js';
 
 const SECRET = 'a-cluster-secret-of-at-least-32-characters';
 const replica = (n: number): ReplicaId => n.toString(16).padStart(32, '0') as ReplicaId;
@@ -86,5 +87,54 @@ describe('session tokens', () => {
     const merged = mergeSeen('home', [], later);
     expect(merged.count).toBe(5 + 7 + 2);
     expect(later.pages[0]!.floor).toBe(12);
+  });
+
+  it('is epoch-aware: a reset ends what a token saw before it; a token of a reset the node has not seen is the answer', () => {
+    const tokens = new SessionTokens(sessionKey(SECRET, 'c1'));
+    // The client saw p at 8 (replicas 1 and 2) in epoch 0.
+    const before = tokens.verify(tokens.sign(remember(EMPTY_SESSION, [seen('p', [[1, 5], [2, 3]])])));
+    expect(before.pages[0]!.epoch).toBe(0);
+    // A node past the reset (epoch 1: replica 1's tombstone, replica 3 counted 2 since): the
+    // token's slots and floor are of the ended epoch and ignored.
+    const afterReset = [
+      { replica: replica(1), count: 0, epoch: 1 },
+      { replica: replica(3), count: 2, epoch: 1 },
+    ];
+    const ignored = mergeSeen('p', afterReset, before);
+    expect(ignored).toEqual({ count: 2, epoch: 1, replicas: new Map([[replica(1), 0], [replica(3), 2]]) });
+    // The new token is of epoch 1 and forgets the old slots and floor.
+    const next = tokens.verify(tokens.sign(remember(before, [{ page: 'p', ...ignored }])));
+    expect(next.pages[0]).toMatchObject({ epoch: 1, floor: 2 });
+    expect([...next.pages[0]!.slots]).toEqual([[replica(3), 2]]);
+
+    // A node that has not seen the reset (epoch 0, p at 9): the token's epoch-1 values are the answer.
+    const stale = [
+      { replica: replica(1), count: 6 },
+      { replica: replica(2), count: 3 },
+    ];
+    expect(mergeSeen('p', stale, next)).toEqual({ count: 2, epoch: 1, replicas: new Map([[replica(3), 2]]) });
+    // The same epoch: max-merge, never below the floor.
+    const same = mergeSeen('p', [{ replica: replica(3), count: 1, epoch: 1 }, { replica: replica(4), count: 4, epoch: 1 }], next);
+    expect(same).toMatchObject({ count: 2 + 4, epoch: 1 });
+    // Without the page in the token: exactly the node's slots.
+    expect(mergeSeen('p', stale, EMPTY_SESSION)).toMatchObject({ count: 9, epoch: 0 });
+  });
+
+  it('answers exactly store.count(page) without a token, before and after a reset, and a pre-reset token adds nothing', async () => {
+    const store = await openMemoryStore();
+    const p = 'p' as PageName;
+    try {
+      await store.increment([{ page: p, by: 5 }]);
+      const before = mergeSeen('p', store.pageSlots(p), EMPTY_SESSION);
+      expect(before.count).toBe(store.count(p));
+      const session = remember(EMPTY_SESSION, [{ page: 'p', ...before }]);
+      store.reset([p]);
+      await store.increment([{ page: p, by: 2 }]);
+      const slots = store.pageSlots(p);
+      expect(mergeSeen('p', slots, EMPTY_SESSION)).toMatchObject({ count: store.count(p), epoch: 1 });
+      expect(mergeSeen('p', slots, session).count).toBe(2);
+    } finally {
+      await store.close();
+    }
   });
 });
