@@ -10,6 +10,12 @@ import type { BenchResult, TargetResult } from './result.js';
 
 export function findProblems(ours: BenchResult['ours']): string[] {
   const problems: string[] = [];
+  for (const f of ours.pressure ?? []) {
+    if (f.acked !== f.counted) problems.push(`pressure (${f.name}): ${f.acked} views acknowledged but ${f.counted} counted`);
+  }
+  if (ours.startup !== undefined && ours.startup.countedPages !== ours.startup.pages) {
+    problems.push(`startup phase: the node reported ${ours.startup.countedPages} pages, ${ours.startup.pages} were written`);
+  }
   if (ours.loss !== undefined && ours.loss.pagesWrong > 0) problems.push(`LOST INCREMENTS: ${ours.loss.pagesWrong} page totals differ from what was acknowledged (lost per node: ${ours.loss.lostPerNode.join(', ')})`);
   for (const r of ours.latency) {
     if (r.samplesMissing > 0) {
@@ -47,6 +53,12 @@ export function checkTargets(result: BenchResult): TargetResult[] {
   if (batch !== undefined) out.push({ name: 'batch endpoint', target: '≥ 100,000 increments/s', measured: `${batch.incrementsPerSecond.toLocaleString('en-US')}/s`, met: batch.incrementsPerSecond >= 100_000 });
   const memory = result.ours.memory;
   if (memory !== undefined) out.push({ name: `RSS at ${memory.pages.toLocaleString('en-US')} vs ${MEMORY_FIRST_PAGES.toLocaleString('en-US')} pages`, target: 'flat (≤ 1.5×)', measured: `${memory.growth}×`, met: memory.growth <= 1.5 });
+  const startup = result.ours.startup;
+  if (startup !== undefined) {
+    const pages = startup.pages.toLocaleString('en-US');
+    out.push({ name: `node start at ${pages} pages (spawn → listening)`, target: '< 1 s', measured: `${startup.startFullMs} ms`, met: startup.startFullMs < 1000 });
+    out.push({ name: `GET /metrics at ${pages} pages`, target: '< 50 ms', measured: `${startup.scrapeMaxMs} ms at most`, met: startup.scrapeMaxMs < 50 });
+  }
   if (result.ours.loss !== undefined) out.push({ name: 'acknowledged increments lost', target: '0', measured: String(Math.max(0, ...result.ours.loss.lostPerNode)), met: result.ours.loss.pagesWrong === 0 });
   return out;
 }

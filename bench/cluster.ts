@@ -26,6 +26,8 @@ export const KOA_MAIN = join(ROOT, 'dist', 'bench', 'koa-ceiling.js');
  */
 export const BENCH_WRITE_TOKEN = randomBytes(24).toString('base64url');
 /** autocannon's headers for a write-token holder. */
+/** An admin token for single-node phases that read `/metrics` on the public port. */
+export const BENCH_ADMIN_TOKEN = randomBytes(24).toString('base64url');
 export const WRITER_HEADERS: Readonly<Record<string, string>> = { authorization: `Bearer ${BENCH_WRITE_TOKEN}` };
 
 /** How long a cluster may take until every node sees every other as connected. */

@@ -19,10 +19,13 @@ export class HttpTarget {
 
   /** `Authorization` sent with every POST: the benchmark counts as a write-token holder. */
   private readonly authorization: string | undefined;
+  /** `Authorization` sent with every GET: an admin token, for the private views (`/metrics`). */
+  private readonly adminAuthorization: string | undefined;
 
-  constructor(url: string, options: { maxSockets?: number; writeToken?: string } = {}) {
+  constructor(url: string, options: { maxSockets?: number; writeToken?: string; adminToken?: string } = {}) {
     const maxSockets = options.maxSockets ?? 64;
     this.authorization = options.writeToken === undefined ? undefined : `Bearer ${options.writeToken}`;
+    this.adminAuthorization = options.adminToken === undefined ? undefined : `Bearer ${options.adminToken}`;
     const parsed = new URL(url);
     this.host = parsed.hostname;
     this.port = Number(parsed.port);
@@ -37,6 +40,7 @@ export class HttpTarget {
         headers['content-length'] = Buffer.byteLength(body);
       } else if (method === 'POST') headers['content-length'] = 0;
       if (method === 'POST' && this.authorization !== undefined) headers.authorization = this.authorization;
+      if (method === 'GET' && this.adminAuthorization !== undefined) headers.authorization = this.adminAuthorization;
       const req = request({ host: this.host, port: this.port, method, path, headers, agent: this.agent, timeout: REQUEST_TIMEOUT_MS }, (res) => {
         let text = '';
         res.setEncoding('utf8');

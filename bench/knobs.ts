@@ -5,8 +5,9 @@
  * each one; `--help` prints them from this table so the two cannot drift far.
  */
 
-export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'naive', 'yjs', 'restart', 'sessions'] as const;
+export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'startup', 'pressure', 'naive', 'yjs', 'restart', 'mac', 'sessions'] as const;
 export type Phase = (typeof PHASES)[number];
+export const FLOODS: readonly string[] = ['batches', 'fanout', 'live-memory'];
 
 export interface Knobs {
   readonly quick: boolean;
@@ -34,6 +35,10 @@ export interface Knobs {
   readonly partitionRate: number;
   /** Memory phase: this many increments over 1,000 pages, then as many over as many new pages. */
   readonly memoryPages: number;
+  /** Pressure phase: which floods run (batches, fanout, live-memory). */
+  readonly floods: readonly string[];
+  /** Startup phase: pages of the database a node is started on and scraped. */
+  readonly startupPages: number;
   readonly yjsIncrements: readonly number[];
   /** Pages the Yjs baseline spreads its increments over. */
   readonly yjsPages: number;
@@ -70,6 +75,8 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'partitionMs', flag: '--partition-ms', env: 'BENCH_PARTITION_MS', full: '8000', quick: '2000', help: 'How long one node is SIGSTOPped under load.' },
   { name: 'partitionRate', flag: '--partition-rate', env: 'BENCH_PARTITION_RATE', full: '1000', quick: '1000', help: 'Open-loop rate on the other nodes during the partition.' },
   { name: 'memoryPages', flag: '--memory-pages', env: 'BENCH_MEMORY_PAGES', full: '100000', quick: '100000', help: 'Increments over 1,000 pages, then as many over as many new pages; RSS is read after each.' },
+  { name: 'floods', flag: '--floods', env: 'BENCH_FLOODS', full: 'batches,fanout,live-memory', quick: 'batches,fanout,live-memory', help: 'Floods of the pressure phase: batches (64 concurrent maximal batches), fanout (1,000 live sockets, one POST), live-memory (2,000 live sockets × 100 long names).' },
+  { name: 'startupPages', flag: '--startup-pages', env: 'BENCH_STARTUP_PAGES', full: '1000000', quick: '1000000', help: 'Pages of the database the startup phase starts a node on, then scrapes /metrics (goals: start < 1 s, scrape < 50 ms).' },
   { name: 'yjsIncrements', flag: '--yjs-increments', env: 'BENCH_YJS_INCREMENTS', full: '1000,10000,100000', quick: '1000,10000', help: 'Increment counts at which the Yjs Y.Map state is measured.' },
   { name: 'yjsPages', flag: '--yjs-pages', env: 'BENCH_YJS_PAGES', full: '100', quick: '100', help: 'Pages the Yjs baseline spreads its increments over.' },
   { name: 'phases', flag: '--phases', env: 'BENCH_PHASES', full: PHASES.join(','), quick: PHASES.join(','), help: `Phases to run: ${PHASES.join(', ')}.` },
@@ -95,6 +102,7 @@ const INTEGER_LIMITS: Partial<Record<keyof Knobs, readonly [number, number]>> = 
   partitionMs: [100, 600_000],
   partitionRate: [1, 100_000],
   memoryPages: [1000, 10_000_000],
+  startupPages: [1000, 10_000_000],
   yjsPages: [1, 100_000],
   seed: [0, 2 ** 31],
 };
@@ -143,6 +151,11 @@ export function parseKnobs(argv: readonly string[], env: Readonly<Record<string,
   for (const k of KNOBS) {
     const text = given.get(k.flag) ?? (quick ? k.quick : k.full);
     if (k.name === 'rates' || k.name === 'yjsIncrements') knobs[k.name] = integerList(k.flag, text);
+    else if (k.name === 'floods') {
+      const floods = text.split(',').map((f) => f.trim()).filter((f) => f !== '');
+      for (const f of floods) if (!FLOODS.includes(f)) throw new KnobError(`--floods: unknown flood ${JSON.stringify(f)} (known: ${FLOODS.join(', ')})`);
+      knobs.floods = floods;
+    }
     else if (k.name === 'phases') {
       const phases = text.split(',').map((p) => p.trim()).filter((p) => p !== '');
       for (const p of phases) if (!(PHASES as readonly string[]).includes(p)) throw new KnobError(`--phases: unknown phase ${JSON.stringify(p)} (known: ${PHASES.join(', ')})`);

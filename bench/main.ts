@@ -16,8 +16,11 @@ import { ROOT } from './cluster.js';
 import { KnobError, parseKnobs, usage, type Knobs } from './knobs.js';
 import { currentLoad, machineInfo } from './machine.js';
 import { runClusterPhases } from './phases/cluster-phases.js';
+import { runMacBench, type MacResult } from './phases/mac.js';
 import { runMemory } from './phases/memory.js';
 import { runNaive } from './phases/naive.js';
+import { runPressure } from './phases/pressure.js';
+import { runStartup } from './phases/startup.js';
 import { runRestartBench, type RestartResult } from './phases/restart.js';
 import { runSessionsBench, type SessionsResult } from './phases/sessions.js';
 import { ProcessSet } from './processes.js';
@@ -58,16 +61,23 @@ async function main(argv: readonly string[]): Promise<number> {
   let yjs: YjsPoint[] | undefined;
   let restart: RestartResult | undefined;
   let sessions: SessionsResult | undefined;
+  let mac: MacResult | undefined;
 
   try {
     if (phases.has('latency') || phases.has('throughput') || phases.has('partition')) {
       ours = await runClusterPhases(knobs, phases, processes, dir, knobs.cpuProf === '' ? '' : resolve(knobs.cpuProf));
     }
     if (phases.has('memory')) ours.memory = await runMemory(knobs, processes, dir);
+    if (phases.has('startup')) ours.startup = await runStartup(knobs, processes, dir);
+    if (phases.has('pressure')) ours.pressure = await runPressure(knobs, processes, dir);
     if (phases.has('naive')) naive = await runNaive(knobs, processes, dir);
     if (phases.has('yjs')) {
       log(`yjs: Y.Map counter at ${knobs.yjsIncrements.join(', ')} increments`);
       yjs = runYjsBaseline(knobs.yjsIncrements, knobs.yjsPages);
+    }
+    if (phases.has('mac')) {
+      log('mac: one delta frame encoded and decoded, without and with its session MAC');
+      mac = runMacBench(knobs.quick ? 20_000 : 100_000);
     }
     if (phases.has('restart')) {
       log('restart: run.sh restart and restore times under Litestream');
@@ -97,6 +107,7 @@ async function main(argv: readonly string[]): Promise<number> {
     ...(yjs !== undefined ? { yjs } : {}),
     ...(restart !== undefined ? { restart } : {}),
     ...(sessions !== undefined ? { sessions } : {}),
+    ...(mac !== undefined ? { mac } : {}),
     targets: [],
     problems,
   };

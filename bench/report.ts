@@ -69,6 +69,16 @@ export function renderReport(result: BenchResult): string {
     lines.push(`| V8 heap used at 1,000 → ${n(mem.pages)} pages | ${mem.heapAtFirstBytes.map(mb).join(' / ')} → ${mem.heapAtAllBytes.map(mb).join(' / ')} |`);
     lines.push(`| database bytes per slot at ${n(mem.pages)} pages (file + WAL) | ${mem.bytesPerSlot} B (${mem.slots.map(n).join(' / ')} slots) |`);
   }
+  for (const f of result.ours.pressure ?? []) {
+    const extra = Object.entries(f.extra ?? {}).map(([k, v]) => `${k} ${n(v)}`).join(', ');
+    lines.push(`| pressure: ${f.name} | peak RSS **${mb(f.peakRssBytes)}**, slowest /healthz ${ms(f.slowestProbeMs)} ms, ${n(f.acked)} views acked / ${n(f.counted)} counted, ${n(f.refused)} refused (503), ${n(f.failed)} failed, ${n(f.elapsedMs)} ms${extra === '' ? '' : `; ${extra}`} |`);
+  }
+  const st = result.ours.startup;
+  if (st !== undefined) {
+    lines.push(`| node start, spawn → listening: empty database → ${n(st.pages)} pages | ${ms(st.startEmptyMs)} → **${ms(st.startFullMs)} ms** (slowest ${ms(st.startFullMaxMs)} ms; database built in ${n(st.buildMs)} ms) |`);
+    lines.push(`| GET /metrics at ${n(st.pages)} pages | p50 **${ms(st.scrapeP50Ms)} ms**, max ${ms(st.scrapeMaxMs)} ms (${n(st.metricsBytes)} B) |`);
+    lines.push(`| GET /api/cluster at ${n(st.pages)} pages | p50 ${ms(st.clusterP50Ms)} ms (${n(st.clusterBytes)} B) |`);
+  }
   lines.push('');
 
   if (result.yjs !== undefined && result.yjs.length > 0) {
@@ -90,6 +100,23 @@ export function renderReport(result: BenchResult): string {
     row('Litestream hand-over to serving (the node\'s own start)', restart.handoverToServingMs);
     row('restore to serving (data folder lost)', restart.restoreToServingMs);
     row('restore to converged with a peer', restart.restoreToConvergedMs);
+    lines.push('');
+  }
+
+  const mac = result.mac;
+  if (mac !== undefined) {
+    const latency = result.ours.latency.find((r) => r.rate === 1000) ?? result.ours.latency[0];
+    lines.push(`**Per-frame authentication** (one live delta of one slot, both ends' frame work, ${n(mac.frames)} frames interleaved; µs)`, '');
+    lines.push('| | p50 | p99 | bytes per increment |');
+    lines.push('|---|---:|---:|---:|');
+    lines.push(`| without MAC (encode + decode) | ${n(mac.withoutMacUs.p50)} | ${n(mac.withoutMacUs.p99)} | ${mac.bytesPerIncrementWithout} |`);
+    lines.push(`| with MAC (encode + seal + verify + decode) | ${n(mac.withMacUs.p50)} | ${n(mac.withMacUs.p99)} | ${mac.bytesPerIncrementWith} |`);
+    if (latency !== undefined) {
+      const extraMs = (mac.withMacUs.p50 - mac.withoutMacUs.p50) / 1000;
+      lines.push(
+        `| end-to-end replication at ${n(latency.rate)}/s, ms (with MAC, measured; without = minus ${n(extraMs)} ms) | ${n(latency.replication.p50)} → ${n(Math.max(0, latency.replication.p50 - extraMs))} | ${n(latency.replication.p99)} | ${n(latency.bytesPerIncrement)} (with MAC) |`,
+      );
+    }
     lines.push('');
   }
 

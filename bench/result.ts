@@ -8,6 +8,7 @@ import type { MachineInfo } from './machine.js';
 import type { OpenLoopResult } from './open-loop.js';
 import type { ThroughputResult } from './closed-loop.js';
 import type { YjsPoint } from './yjs-baseline.js';
+import type { MacResult } from './phases/mac.js';
 import type { RestartResult } from './phases/restart.js';
 
 export interface RateResult extends OpenLoopResult {
@@ -52,6 +53,44 @@ export interface MemoryResult {
   readonly writeMs: number;
 }
 
+/** One flood of the pressure phase (bench/phases/pressure.ts), on a fresh node. */
+export interface FloodResult {
+  readonly name: string;
+  /** VmHWM of the node at the end of the flood. */
+  readonly peakRssBytes: number;
+  /** The slowest GET /healthz during the flood (one every 50 ms): the longest loop stall seen. */
+  readonly slowestProbeMs: number;
+  readonly elapsedMs: number;
+  /** Views acknowledged with 200, and dsqlite_views_counted_total after (equal: none lost or doubled). */
+  readonly acked: number;
+  readonly counted: number;
+  /** Requests answered 503 (a bound held), and other failures. */
+  readonly refused: number;
+  readonly failed: number;
+  /** Flood-specific figures (sockets held, frames, CPU per change …). */
+  readonly extra?: Readonly<Record<string, number>>;
+}
+
+/** The startup phase (bench/phases/startup.ts): costs that must not grow with pages. */
+export interface StartupResult {
+  readonly pages: number;
+  /** dsqlite_store_pages as the started node reports it (equals `pages`). */
+  readonly countedPages: number;
+  /** Building the database through the store, in the benchmark process. */
+  readonly buildMs: number;
+  /** Median ms from spawn to the node's `listening` line, on an empty database. */
+  readonly startEmptyMs: number;
+  /** The same on the database of `pages` pages, and its slowest start. */
+  readonly startFullMs: number;
+  readonly startFullMaxMs: number;
+  /** GET /metrics from the client side at `pages` pages. */
+  readonly scrapeP50Ms: number;
+  readonly scrapeMaxMs: number;
+  readonly metricsBytes: number;
+  readonly clusterP50Ms: number;
+  readonly clusterBytes: number;
+}
+
 export interface TargetResult {
   readonly name: string;
   readonly target: string;
@@ -76,12 +115,16 @@ export interface BenchResult {
     databaseBytes?: number[];
     slots?: number[];
     memory?: MemoryResult;
+    startup?: StartupResult;
+    pressure?: FloodResult[];
   };
   readonly naive?: { latency: RateResult[]; loss: LossCheck };
   readonly yjs?: YjsPoint[];
   readonly restart?: RestartResult;
   /** Session tokens' read cost and size, catch-up after restoring a large backup (bench/phases/sessions.ts). */
   readonly sessions?: SessionsResult;
+  /** Cost of per-frame authentication, before/after in the same run (bench/phases/mac.ts). */
+  readonly mac?: MacResult;
   readonly targets: TargetResult[];
   readonly problems: string[];
 }

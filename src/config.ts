@@ -25,6 +25,9 @@ import {
   DEFAULT_LIVE_MAX_CLIENTS,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_PAGES,
+  DEFAULT_MEMORY_BUDGET_MB,
+  MAX_MEMORY_BUDGET_MB,
+  MIN_MEMORY_BUDGET_MB,
   DEFAULT_PORT,
   DEFAULT_RATE_LIMIT_BURST,
   DEFAULT_RATE_LIMIT_PER_IP,
@@ -89,6 +92,8 @@ export interface Config {
   /** FLY_PRIVATE_IP: the address others reach this node at, when it listens on a wildcard. */
   readonly privateIp: string | undefined;
   readonly maxBodyBytes: number;
+  /** What the bounded queues share, MiB (memory-budget.ts derives each bound). */
+  readonly memoryBudgetMb: number;
   /** WRITE_TOKENS, hashed (tokens.ts): `by`, batches, no rate limit or page admission. Empty: none. */
   readonly writeTokens: TokenSet;
   /** Anonymous views per second per client address; 0 when the limit is off. */
@@ -266,6 +271,7 @@ export function loadConfig(
   const antiEntropyIntervalMs = integer('ANTI_ENTROPY_INTERVAL_MS', DEFAULT_ANTI_ENTROPY_INTERVAL_MS, 10, MAX_INTERVAL_MS, ' ms');
   const startupSyncTimeoutMs = integer('STARTUP_SYNC_TIMEOUT_MS', DEFAULT_STARTUP_SYNC_TIMEOUT_MS, 0, MAX_INTERVAL_MS, ' ms');
   const maxBodyBytes = integer('MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 64, MAX_MAX_BODY_BYTES, ' bytes');
+  const memoryBudgetMb = integer('MEMORY_BUDGET_MB', DEFAULT_MEMORY_BUDGET_MB, MIN_MEMORY_BUDGET_MB, MAX_MEMORY_BUDGET_MB, ' MiB');
   const liveMaxClients = integer('LIVE_MAX_CLIENTS', DEFAULT_LIVE_MAX_CLIENTS, 0, 1_000_000);
 
   const writeTokenList: string[] = [];
@@ -318,6 +324,7 @@ export function loadConfig(
     flyAppName,
     privateIp,
     maxBodyBytes,
+    memoryBudgetMb,
     writeTokens: Object.freeze(tokenSet(writeTokenList)),
     rateLimitPerIp,
     rateLimitBurst,

@@ -20,6 +20,8 @@ export const ERRORS = {
   bad_request: { status: 400, expose: true },
   bad_json: { status: 400, expose: true },
   body_too_large: { status: 413, expose: true },
+  /** Request line and headers over the route's limit (src/http/server-limits.ts). */
+  headers_too_large: { status: 431, expose: true },
   unsupported_media_type: { status: 415, expose: true },
   counter_overflow: { status: 400, expose: true },
   not_found: { status: 404, expose: true },
@@ -46,6 +48,12 @@ export const ERRORS = {
   bad_session: { status: 400, expose: true },
   shutting_down: { status: 503, expose: true },
   too_many_clients: { status: 503, expose: true },
+  // A bounded queue is full (group commit, batch bodies in flight): retry shortly.
+  overloaded: { status: 503, expose: true },
+  // Writes refused, reads still served: the disk has no room, or the database file on disk is no
+  // longer the one the node has open (see src/store/write-health.ts).
+  disk_full: { status: 503, expose: true },
+  database_gone: { status: 503, expose: true },
   /** Configuration (env, flags, or options an adapter was built with) that cannot work. */
   bad_config: { status: 500, expose: true, exit: EXIT_BAD_CONFIG },
   database_too_new: { status: 500, expose: true },

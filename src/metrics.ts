@@ -17,10 +17,15 @@ export const HTTP_DURATION_BUCKETS_S = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02
 /** Pages raised per commit. */
 export const COMMIT_PAGES_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 500, 1000, 5000];
 
+/** The reasons `store_writes_blocked` reports (the store's WriteBlock codes). */
+const WRITE_BLOCK_REASONS = ['disk_full', 'database_gone'] as const;
+
 /** What the metrics read from a store: its sizes, its local seq, and its commit and merge events. */
 export interface MeteredStore {
   stats(): { readonly pages: number; readonly slots: number; readonly replicas: number; readonly bytes: number };
   localSeq(): number;
+  /** Why writes are refused now (`disk_full`, `database_gone`), or undefined. */
+  writeBlocked?(): { readonly code: string } | undefined;
   /** After each local commit, with the slots it raised. Returns an unsubscribe function. */
   onCommit(listener: (commit: { readonly slots: readonly unknown[] }) => void): () => void;
   /** After any commit that raised page totals. Returns an unsubscribe function. */
@@ -110,6 +115,16 @@ export function createMetrics(options: { defaultMetrics?: boolean; prefix?: stri
   gauge('store_slots', 'G-Counter slots (page × replica) held.', (s) => s.slots);
   gauge('store_replicas', 'Replicas whose slots are held.', (s) => s.replicas);
   gauge('store_bytes', 'Bytes of the database on disk.', (s) => s.bytes);
+  new Gauge({
+    name: `${prefix}store_writes_blocked`,
+    help: 'Whether the store refuses writes, by reason: disk_full (lifted by itself once there is room), database_gone (the file was deleted or replaced; restart).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+    collect() {
+      const code = watched?.writeBlocked?.()?.code;
+      for (const reason of WRITE_BLOCK_REASONS) this.set({ reason }, code === reason ? 1 : 0);
+    },
+  });
   new Gauge({
     name: `${prefix}store_local_seq`,
     help: "This replica's highest committed seq.",

@@ -20,6 +20,7 @@ import { createMetrics, METRIC_PREFIX, type Metrics } from './metrics.js';
 import { createApp } from './http/app.js';
 import { sessionKey, SessionTokens } from './http/session-token.js';
 import { LIVE_MAX_HEADER_BYTES, LIVE_PATH, LiveFeed } from './http/live-feed.js';
+import { clientErrorStatus, headersProblem, MAX_HEADER_BYTES, MAX_REQUEST_CONNECTIONS, refuseHeaders, serverOptions } from './http/server-limits.js';
 import type { ClusterStatusSource, DiscoveryInfo } from './cluster-status.js';
 import type { Readiness } from './http/routes.js';
 import { UpgradeDispatcher } from './http/upgrade-dispatcher.js';
@@ -33,13 +34,14 @@ import { Replicator } from './replication/replicator.js';
 import { lockDatabase, type DatabaseLock } from './store/database-lock.js';
 import { realTimers } from './timers.js';
 import { openSqliteStore } from './store/sqlite-store.js';
+import { memoryBounds } from './memory-budget.js';
+import { MAX_SEND_BUFFER_BYTES } from './replication/sync-sender.js';
 import { CLUSTER_PATH, WebSocketTransport } from './transport/websocket-transport.js';
 import type { Store } from './store/store.js';
 
 /** How long stop() lets in-flight requests finish before cutting their connections. */
 export const STOP_GRACE_MS = 10_000;
-/** Idle keep-alive connections are closed after this long (Node's default is 5 s). */
-export const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+export { KEEP_ALIVE_TIMEOUT_MS } from './http/server-limits.js';
 
 export interface NodeOptions {
   readonly log: Logger;
@@ -138,6 +140,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   const startedAt = now().toISOString();
   const version = packageVersion();
   for (const warning of config.warnings) log.warn({ warning }, warning);
+  // Every bound a client or a peer can fill, from MEMORY_BUDGET_MB (memory-budget.ts).
+  const bounds = memoryBounds(config.memoryBudgetMb, { maxPeerSendBufferBytes: MAX_SEND_BUFFER_BYTES });
 
   // 1. The ports, before any file: until the apps are mounted every request gets a 503.
   let readiness: Readiness = 'starting';
@@ -157,22 +161,30 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
         if (readiness === 'shutting_down') server.closeIdleConnections();
         if (inFlight === 0) drained?.();
       });
-      handler(req, res);
+      // Only the live feed (an upgrade) takes the public server's full header size.
+      const tooLarge = headersProblem(req);
+      if (tooLarge !== undefined) refuseHeaders(res, tooLarge);
+      else handler(req, res);
     });
     server.on('upgrade', upgrades.dispatch);
     server.on('clientError', (error, socket) => {
-      // Malformed HTTP: answer 400 if the socket still can, never crash or log at error level.
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      // Malformed HTTP: answer if the socket still can, never crash or log at error level. A client
+      // too slow for the timeouts of server-limits.ts gets 408, headers past the parser's limit 431.
+      if (socket.writable) socket.end(`HTTP/1.1 ${clientErrorStatus(error)}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
       else socket.destroy();
       log.debug({ err: error }, 'client error');
     });
     return { handle: (h) => (handler = h) };
   };
-  const server: Server = createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS, maxHeaderSize: LIVE_MAX_HEADER_BYTES });
+  // Timeouts, header limits and the connection cap against slow and greedy clients: server-limits.ts.
+  // The public server parses the live feed's larger headers; every other route is held to less.
+  const server: Server = createServer(serverOptions(LIVE_MAX_HEADER_BYTES));
+  server.maxConnections = config.liveMaxClients + MAX_REQUEST_CONNECTIONS;
   const upgrades = new UpgradeDispatcher();
   const publicSide = serve(server, upgrades);
   // The private port: only with a secret (a lone node without one has no cluster to protect).
-  const clusterServer = config.clusterEnabled ? createServer({ keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS }) : undefined;
+  const clusterServer = config.clusterEnabled ? createServer(serverOptions(MAX_HEADER_BYTES)) : undefined;
+  if (clusterServer !== undefined) clusterServer.maxConnections = MAX_REQUEST_CONNECTIONS;
   const clusterUpgrades = new UpgradeDispatcher();
   const privateSide = clusterServer === undefined ? undefined : serve(clusterServer, clusterUpgrades);
 
@@ -185,10 +197,12 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     // 2. One process per database, then the store.
     prepareDataDirectory(config.databasePath);
     lock = lockDatabase(config.databasePath, { node: config.nodeName, startedAt });
+    if (lock.withoutRecord) log.warn({ path: lock.path }, 'disk full: the database lock was taken without its owner record (a later start takes it for stale)');
     store = await openSqliteStore({
       path: config.databasePath,
       synchronous: config.sqliteSynchronous,
       checkpoints: config.checkpoints,
+      maxQueuedIncrements: bounds.maxQueuedIncrements,
       ...(options.random !== undefined ? { random: options.random } : {}),
       log,
     });
@@ -227,6 +241,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     antiEntropyIntervalMs: config.antiEntropyIntervalMs,
+    maxSendBufferBytes: bounds.peerSendBufferBytes,
   });
   // Catch up before serving counts (replication/catch-up.ts): count requests wait for it.
   const catchUp = new CatchUp({
@@ -279,8 +294,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
   // Session tokens: every node of the cluster derives the same key from CLUSTER_SECRET.
   const sessions = new SessionTokens(sessionKey(config.clusterSecret, config.clusterName));
-  const liveFeed = new LiveFeed({ store, cluster, log, sessions, maxClients: config.liveMaxClients });
-  upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade);
+  const liveFeed = new LiveFeed({ store, cluster, log, sessions, maxClients: config.liveMaxClients, maxClientBytes: bounds.liveFeedBytes });
+  upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade, { maxHeaderBytes: LIVE_MAX_HEADER_BYTES });
   stopBeforeStore.push(() => liveFeed.stop());
 
   const appDeps = {
@@ -290,6 +305,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     log,
     corsOrigins: config.corsOrigins,
     maxBodyBytes: config.maxBodyBytes,
+    bodyBytesInFlight: bounds.bodyBytesInFlight,
     views: new ViewPolicy({
       store,
       writeTokens: config.writeTokens,

@@ -2,6 +2,9 @@
  * The settings: every environment variable with its flag, default and help text, and reading them
  * as given (environment, then flags over it). Validation into a `Config` is `config.ts`.
  */
+import { DEFAULT_MEMORY_BUDGET_MB } from './memory-budget.js';
+
+export { DEFAULT_MEMORY_BUDGET_MB, MAX_MEMORY_BUDGET_MB, MIN_MEMORY_BUDGET_MB } from './memory-budget.js';
 
 export const DEFAULT_PORT = 8080;
 export const DEFAULT_CLUSTER_PORT = 8081;
@@ -70,6 +73,7 @@ export const SETTINGS = [
   { env: 'STARTUP_SYNC_TIMEOUT_MS', default: String(DEFAULT_STARTUP_SYNC_TIMEOUT_MS), help: 'With peers: counts wait at most this long at start for a sync round with each reachable peer.' },
   { env: 'LIVE_MAX_CLIENTS', default: String(DEFAULT_LIVE_MAX_CLIENTS), help: 'Most live-page WebSockets open at once; more are refused (503). Keep it under a proxy\'s connection limit so counting requests keep room.' },
   { env: 'MAX_BODY_BYTES', default: String(DEFAULT_MAX_BODY_BYTES), help: 'Largest request body accepted (413 beyond).' },
+  { env: 'MEMORY_BUDGET_MB', default: String(DEFAULT_MEMORY_BUDGET_MB), help: 'Memory the bounded queues (group commit, bodies in flight, live feed, peer buffers) share; sized for a 256 MB machine.' },
   { env: 'FLY_REGION', default: '(set by Fly.io)', help: 'Region shown in the cluster status.' },
   { env: 'FLY_APP_NAME', default: '(set by Fly.io)', help: 'Defaults DISCOVERY_DNS and CLUSTER_NAME.' },
   { env: 'FLY_MACHINE_ID', default: '(set by Fly.io)', help: 'Defaults NODE_NAME.' },

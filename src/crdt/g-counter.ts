@@ -261,6 +261,11 @@ export function formatDigest(sum: bigint): string {
   return BigInt.asUintN(DIGEST_BITS, sum).toString(16).padStart(DIGEST_BITS / 4, '0');
 }
 
+/** The sum back from `formatDigest`'s 32 hex characters; undefined for anything else. */
+export function parseDigest(text: string): bigint | undefined {
+  return /^[0-9a-f]{32}$/.test(text) ? BigInt(`0x${text}`) : undefined;
+}
+
 /**
  * A digest of the counter values, equal on two nodes exactly when they hold the same counts for
  * every (page, replica). Feed it slots in any order. The stores keep the same sum up to date

@@ -39,7 +39,7 @@ export interface DiscoveryLoopOptions {
   readonly log: Log;
   /** Warn (once) and show it in the status when a lookup answers with no peer (DNS discovery). */
   readonly warnWhenEmpty?: boolean;
-  /** The schedule, and the clock for `status().lastSuccessAt` (ms since the epoch). */
+  /** The schedule, and the clock for `status().lastSuccessAt`/`lastLookupAt` (wall time, ms since the epoch). */
   readonly timers?: Timers;
 }
 
@@ -144,7 +144,7 @@ export class DiscoveryLoop {
       addresses = uniqueSorted(await this.discovery.resolve({ signal: this.abort.signal }));
     } catch (error) {
       if (this.stopped) return;
-      this.lastLookupAt = this.timers.now();
+      this.lastLookupAt = this.timers.wallTime(this.timers.now());
       const key = errorKey(error);
       // Once per distinct failure: a dead DNS server must not fill the log every interval.
       if (key !== this.lastError) {
@@ -157,7 +157,8 @@ export class DiscoveryLoop {
       return;
     }
     if (this.stopped) return;
-    this.lastSuccessAt = this.lastLookupAt = this.timers.now();
+    // Shown to people: wall time (the schedule itself runs on the monotonic clock).
+    this.lastSuccessAt = this.lastLookupAt = this.timers.wallTime(this.timers.now());
     if (addresses.length === 0 && this.warnWhenEmpty) {
       // A name that resolves to nothing is most often a typo or a service not deployed yet: say so
       // once, and show it in the status, but it is an answer (the list is empty now).

@@ -7,6 +7,7 @@ import type { Log } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
+import { BodyBudget, bodyBudgetMiddleware } from './body-budget.js';
 import type { TokenSet } from '../tokens.js';
 import { catchUpGate, type ServingGate } from './catch-up-gate.js';
 import { corsMiddleware } from './cors.js';
@@ -23,6 +24,8 @@ export interface AppDeps {
   readonly log: Log;
   readonly corsOrigins: '*' | readonly string[];
   readonly maxBodyBytes: number;
+  /** Request bodies in flight, bytes (see body-budget.ts); default: unbounded. */
+  readonly bodyBytesInFlight?: number;
   /** Who may count what (tokens, rate limits, page admission); defaults to the default settings, no tokens. */
   readonly views?: ViewPolicy;
   /** Defaults to always `ready`. */
@@ -56,7 +59,9 @@ export function createApp(deps: AppDeps): Koa {
   app.use(errorMiddleware(deps.log, deps.metrics));
   app.use(privilegeMiddleware({ privileged: deps.privileged ?? false, adminTokens: deps.adminTokens ?? [] }));
   app.use(corsMiddleware(deps.corsOrigins));
+  // The gate first: a request held while the node catches up has not had its body charged yet.
   if (deps.gate !== undefined) app.use(catchUpGate(deps.gate));
+  if (deps.bodyBytesInFlight !== undefined) app.use(bodyBudgetMiddleware(new BodyBudget(deps.bodyBytesInFlight), deps.maxBodyBytes));
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

@@ -4,6 +4,7 @@
  * the clients that asked for them (`cluster=1`) when something shown changed, polled at most once
  * per interval (the tick).
  */
+import { foldClusterStatus } from './replica-fold.js';
 import type { Log } from '../log.js';
 import type { ClusterStatus, ClusterStatusSource } from '../cluster-status.js';
 import { pageStatus } from './public-status.js';
@@ -72,7 +73,7 @@ export class ClusterBroadcast<S extends ClusterSubscriber> {
     const key = JSON.stringify(shownOf(status));
     if (key === this.latestKey) return false;
     this.latestKey = key;
-    this.latest = Buffer.from(JSON.stringify({ type: 'cluster', cluster: status }), 'utf8');
+    this.latest = Buffer.from(JSON.stringify({ type: 'cluster', cluster: foldClusterStatus(status) }), 'utf8');
     return true;
   }
 }

@@ -35,6 +35,12 @@ export function toAppError(error: unknown): AppError {
   return new AppError('internal', 'internal error', { cause: error });
 }
 
+/**
+ * 503s that are the node holding a bound or saying what state it is in: logged where the state
+ * changes (once), not once per refused request, which a flood would turn into a log flood.
+ */
+const EXPECTED_503: ReadonlySet<string> = new Set(['shutting_down', 'not_ready', 'overloaded', 'too_many_clients', 'disk_full', 'database_gone']);
+
 export function errorMiddleware(log: Log, metrics: Metrics): Middleware {
   return async function handleErrors(ctx, next) {
     const started = performance.now();
@@ -46,7 +52,7 @@ export function errorMiddleware(log: Log, metrics: Metrics): Middleware {
       }
     } catch (caught) {
       const error = toAppError(caught);
-      if (error.status >= 500 && error.code !== 'shutting_down' && error.code !== 'not_ready') {
+      if (error.status >= 500 && !EXPECTED_503.has(error.code)) {
         log.error({ err: error.cause ?? error, method: ctx.method, path: ctx.path }, 'request failed');
       }
       if (ctx.headerSent || !ctx.writable) {
@@ -59,6 +65,7 @@ export function errorMiddleware(log: Log, metrics: Metrics): Middleware {
         ctx.status = error.status;
         ctx.body = errorBody(error);
         // A refused body may have been cut off: do not keep the connection for another request.
+        // (`overloaded` keeps it: body-budget.ts read that body to its end before refusing it.)
         if (error.code === 'body_too_large' || unread) ctx.set('Connection', 'close');
       }
     } finally {

@@ -93,6 +93,15 @@ export class LiveClient {
     this.alive = true;
   }
 
+  /** Holds the socket's writes (one fan-out's frames leave in one write at uncork). */
+  cork(): void {
+    if (!this.disposed) this.socket.cork?.();
+  }
+
+  uncork(): void {
+    this.socket.uncork?.();
+  }
+
   /** One of its pages changed at `now`: sent now if due (and writable), else when due. */
   pageChanged(page: PageName, now: number): void {
     this.dirty.add(page);

@@ -11,7 +11,8 @@
  * (`page-subscriptions.ts`), the cluster updates (`cluster-broadcast.ts`). This file owns the
  * connections: upgrade and refusal, the client limit, heartbeats, and shutdown.
  *
- * Bounds: at most `maxClients` connections; per client a dirty set of at most
+ * Bounds: at most `maxClients` connections, and at most `maxClientBytes` charged over all of them
+ * (`liveClientCharge`; 503 `too_many_clients` past either); per client a dirty set of at most
  * MAX_PAGES_PER_CLIENT pages plus MAX_BUFFERED_BYTES of socket buffer (past it, writing waits for
  * drain; stuck longer than STUCK_TIMEOUT_MS, the client is closed); input frames over
  * MAX_CLIENT_FRAME_BYTES are cut off by ws (1009), any input closes the client (1003).
@@ -28,12 +29,34 @@ import type { ClusterStatusSource } from '../cluster-status.js';
 import { LiveClient, type LiveMessages } from './live-client.js';
 import { parseLiveQuery, type LiveQuery } from './live-query.js';
 import { PageSubscriptions } from './page-subscriptions.js';
+import { claimedReplicas } from './replica-fold.js';
 import { EMPTY_SESSION, type Session, type SessionTokens } from './session-token.js';
 
 export { LIVE_MAX_HEADER_BYTES } from './live-query.js';
 
 export const LIVE_PATH = '/api/live';
 export const MAX_LIVE_CLIENTS = 10_000;
+/**
+ * What a client is charged against the feed's memory budget (`maxClientBytes`, from
+ * MEMORY_BUDGET_MB): measured here, an open socket holds ~10 KiB of RSS with one short page and
+ * ~74 KiB with 100 page names of 240 bytes (issue 14 measured 127.5 KiB before names were shared
+ * and single-client pages uncached), so a base plus, per page, its name and ~400 bytes.
+ */
+export const LIVE_CLIENT_BASE_BYTES = 12 * 1024;
+export const LIVE_PAGE_OVERHEAD_BYTES = 400;
+/**
+ * A `session=` token is held decoded (a page hash, a floor and a map of replica ids per page): a
+ * slot is 17 bytes of token, ~23 characters of base64url, and ~130 bytes as a Map entry with its
+ * 32-character id, so at most ~4 KiB for a 512-character token.
+ */
+export const LIVE_SESSION_BYTES_PER_CHAR = 8;
+
+/** The bytes a client with this query is charged. */
+export function liveClientCharge(query: LiveQuery): number {
+  let bytes = LIVE_CLIENT_BASE_BYTES + (query.session?.length ?? 0) * LIVE_SESSION_BYTES_PER_CHAR;
+  for (const page of query.pages) bytes += Buffer.byteLength(page) + LIVE_PAGE_OVERHEAD_BYTES;
+  return bytes;
+}
 /** Cluster updates go out at most this often, and only when something shown changed. */
 export const CLUSTER_UPDATE_INTERVAL_MS = 1_000;
 /** Unsent bytes past which a client is not written to until its socket drains. */
@@ -70,6 +93,8 @@ export interface LiveFeedOptions {
   readonly sessions?: SessionTokens;
   readonly timers?: Timers;
   readonly maxClients?: number;
+  /** Bytes all clients may be charged together (see liveClientCharge); default: unbounded. */
+  readonly maxClientBytes?: number;
   readonly maxBufferedBytes?: number;
   readonly stuckTimeoutMs?: number;
   readonly heartbeatIntervalMs?: number;
@@ -78,6 +103,8 @@ export interface LiveFeedOptions {
 
 export interface LiveFeedStats {
   readonly clients: number;
+  /** Bytes charged to open (and opening) clients against `maxClientBytes`. */
+  readonly chargedBytes: number;
   /** Distinct pages with at least one subscriber. */
   readonly pages: number;
   /** Clients not written to because their socket buffer is over the bound. */
@@ -94,6 +121,10 @@ export class LiveFeed {
   private readonly log: Log;
   private readonly timers: Timers;
   private readonly maxClients: number;
+  private readonly maxClientBytes: number;
+  /** Charged to clients open or upgrading now; each client's own charge is in `charges`. */
+  private chargedBytes = 0;
+  private readonly charges = new Map<LiveClient, number>();
   private readonly maxBufferedBytes: number;
   private readonly stuckTimeoutMs: number;
   private readonly heartbeatIntervalMs: number;
@@ -106,6 +137,7 @@ export class LiveFeed {
   private readonly messages: LiveMessages = { page: (page, session) => this.pages.message(page, session), cluster: () => this.cluster.message() };
   private readonly sessions: SessionTokens | undefined;
   private upgrading = 0;
+  private claimed: { readonly at: number; readonly ids: ReadonlySet<string> } | undefined;
   private unsubscribe: (() => void) | undefined;
   private heartbeatTimer: TimerHandle | undefined;
   private clusterTimer: TimerHandle | undefined;
@@ -116,12 +148,13 @@ export class LiveFeed {
     this.log = options.log;
     this.timers = options.timers ?? realTimers;
     this.maxClients = options.maxClients ?? MAX_LIVE_CLIENTS;
+    this.maxClientBytes = options.maxClientBytes ?? Number.POSITIVE_INFINITY;
     this.maxBufferedBytes = options.maxBufferedBytes ?? MAX_BUFFERED_BYTES;
     this.stuckTimeoutMs = options.stuckTimeoutMs ?? STUCK_TIMEOUT_MS;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? LIVE_HEARTBEAT_INTERVAL_MS;
     this.clusterIntervalMs = options.clusterIntervalMs ?? CLUSTER_UPDATE_INTERVAL_MS;
     this.sessions = options.sessions;
-    this.pages = new PageSubscriptions(options.store, this.timers, options.sessions);
+    this.pages = new PageSubscriptions(options.store, this.timers, options.sessions, () => this.claimedReplicas(options.cluster));
     this.cluster = new ClusterBroadcast({ source: options.cluster, log: this.log });
     this.unsubscribe = options.store.onChange((changed) => this.onChange(changed));
   }
@@ -130,6 +163,7 @@ export class LiveFeed {
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     let query: LiveQuery;
     let session: Session = EMPTY_SESSION;
+    let charge: number;
     try {
       if (this.stopped) throw new AppError('shutting_down', 'the node is shutting down');
       query = parseLiveQuery(req.url ?? '');
@@ -137,29 +171,46 @@ export class LiveFeed {
       if (this.clients.size + this.upgrading >= this.maxClients) {
         throw new AppError('too_many_clients', `this node already serves ${this.maxClients} live connections; try again later or another node`);
       }
+      charge = liveClientCharge(query);
+      if (this.chargedBytes + charge > this.maxClientBytes) {
+        throw new AppError('too_many_clients', 'this node holds as many live subscriptions as its memory budget allows; try again later, another node, or follow fewer pages');
+      }
     } catch (error) {
       refuse(socket, isAppError(error) ? error : new AppError('internal', 'upgrade failed', { cause: error }));
       if (!isAppError(error)) this.log.error({ err: error }, 'live feed upgrade failed');
       return;
     }
     this.upgrading++;
+    this.chargedBytes += charge;
     // ws answers a malformed handshake itself (400) and never calls back: count it out on close.
     let settled = false;
-    const settle = (): void => {
-      if (!settled) this.upgrading--;
+    const settle = (accepted: boolean): void => {
+      if (!settled) {
+        this.upgrading--;
+        if (!accepted) this.chargedBytes -= charge;
+      }
       settled = true;
     };
-    socket.once('close', settle);
+    const failed = (): void => settle(false);
+    socket.once('close', failed);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      settle();
-      socket.off('close', settle);
+      socket.off('close', failed);
       if (this.stopped) {
+        settle(false);
         ws.terminate();
         return;
       }
-      this.accept(ws, socket, query, session);
+      settle(true);
+      this.accept(ws, socket, query, charge, session);
     });
   };
+
+  /** The ids the cluster claims, read from its status at most once per cluster interval. */
+  private claimedReplicas(cluster: ClusterStatusSource): ReadonlySet<string> {
+    const now = this.timers.now();
+    if (this.claimed === undefined || now - this.claimed.at >= this.clusterIntervalMs) this.claimed = { at: now, ids: claimedReplicas(cluster.status()) };
+    return this.claimed.ids;
+  }
 
   stats(): LiveFeedStats {
     let stuck = 0;
@@ -172,7 +223,7 @@ export class LiveFeed {
       maxBuffered = Math.max(maxBuffered, client.bufferedBytes);
       dirtyPages += client.dirtyPages;
     }
-    return { clients: this.clients.size, pages: this.pages.size, stuck, maxBufferedBytes: maxBuffered, dirtyPages, awaitingPong };
+    return { clients: this.clients.size, chargedBytes: this.chargedBytes, pages: this.pages.size, stuck, maxBufferedBytes: maxBuffered, dirtyPages, awaitingPong };
   }
 
   /**
@@ -224,9 +275,17 @@ export class LiveFeed {
     return this.stopping;
   }
 
-  private accept(ws: WebSocket, socket: Duplex, query: LiveQuery, session: Session): void {
-    const client = new LiveClient(ws, socket, query, this.messages, { timers: this.timers, maxBufferedBytes: this.maxBufferedBytes }, session);
+  private accept(ws: WebSocket, socket: Duplex, query: LiveQuery, charge: number, session: Session): void {
+    const client = new LiveClient(
+      ws,
+      socket,
+      { ...query, pages: this.pages.canonical(query.pages) },
+      this.messages,
+      { timers: this.timers, maxBufferedBytes: this.maxBufferedBytes },
+      session,
+    );
     this.clients.add(client);
+    this.charges.set(client, charge);
     this.pages.add(client);
     if (client.wantsCluster) this.cluster.add(client);
     ws.on('message', () => ws.close(CLOSE_UNSUPPORTED_DATA, 'the live feed takes no input'));
@@ -267,6 +326,8 @@ export class LiveFeed {
   private forget(client: LiveClient): void {
     if (!client.dispose()) return;
     this.clients.delete(client);
+    this.chargedBytes -= this.charges.get(client) ?? 0;
+    this.charges.delete(client);
     this.cluster.remove(client);
     this.pages.remove(client);
   }

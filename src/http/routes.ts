@@ -15,6 +15,7 @@ import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } 
 import type { ClusterStatusSource } from '../cluster-status.js';
 import { isPrivileged, privateRoute } from './privileged.js';
 import { pageStatus, publicClusterStatus } from './public-status.js';
+import { claimedReplicas, foldClusterStatus, foldPageReplicas } from './replica-fold.js';
 import { escapeHtml, HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
 import type { ViewPolicy } from './view-policy.js';
@@ -192,7 +193,10 @@ export function createRouter(deps: RouteDeps): Router {
   // regions and states.
   router.get('/api/cluster', (ctx: Context) => {
     ctx.set('Cache-Control', NO_STORE);
-    ctx.body = isPrivileged(ctx) ? cluster.status() : publicClusterStatus(cluster.status());
+    const status = cluster.status();
+    // Private: bounded whatever the number of replica ids; `?replicas=all` for every one (replica-fold.ts).
+    if (isPrivileged(ctx)) ctx.body = ctx.query.replicas === 'all' ? status : foldClusterStatus(status);
+    else ctx.body = publicClusterStatus(status);
   });
 
   router.get('/healthz', (ctx: Context) => {
@@ -205,6 +209,9 @@ export function createRouter(deps: RouteDeps): Router {
     if (state === 'shutting_down') throw new AppError('shutting_down', 'the node is shutting down');
     if (state === 'catching_up') throw new AppError('catching_up', 'the node is catching up with its peers before it serves counts');
     if (state !== 'ready') throw new AppError('not_ready', 'the database is not open yet');
+    // Reads are still served, but a node that cannot count is not ready (503 with the reason).
+    const blocked = store.writeBlocked();
+    if (blocked !== undefined) throw new AppError(blocked.code, blocked.reason);
     ctx.set('Cache-Control', NO_STORE);
     ctx.body = { status: 'ready' };
   });
@@ -231,14 +238,16 @@ export function createRouter(deps: RouteDeps): Router {
     await countAnonymous(ctx, page, { ignorePattern: home });
     const seen = mergeSeen(page, store.pageSlots(page), EMPTY_SESSION);
     const count = seen.count;
-    const replicas: Record<string, number> = Object.fromEntries(seen.replicas);
+    const status = cluster.status();
+    // Shown folded past MAX_SHOWN_REPLICAS (replica-fold.ts); the token keeps every slot.
+    const replicas = foldPageReplicas(Object.fromEntries(seen.replicas), () => claimedReplicas(status));
     // The page's own view, for its script to carry to the live feed (live.js).
     const session = sessions.sign(remember(EMPTY_SESSION, [{ page, count, epoch: seen.epoch, replicas: seen.replicas }]));
     ctx.set(SESSION_HEADER, session);
     ctx.set('Content-Security-Policy', PAGE_CSP);
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.type = 'text/html; charset=utf-8';
-    ctx.body = renderPage({ page, count, replicas, session, status: pageStatus(cluster.status()) });
+    ctx.body = renderPage({ page, count, replicas, session, status: pageStatus(foldClusterStatus(status)) });
   };
 
   router.get('/', (ctx: Context) => servePage(ctx, HOME_PAGE as PageName, true));

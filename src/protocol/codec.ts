@@ -16,9 +16,10 @@ import * as encoding from 'lib0/encoding';
 import { readUint, remaining, type MessageLayout } from './fields.js';
 import { auth, hello, reject } from './handshake.js';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION, type Message, type MessageType } from './messages.js';
+import { MAC_BYTES } from './session-mac.js';
 import { awareness, ping, pong } from './presence.js';
 import { bad, ProtocolError } from './protocol-error.js';
-import { covered, delta, slots, vv } from './sync.js';
+import { covered, delta, slots, vv, vvPart } from './sync.js';
 
 export { ProtocolError, type ProtocolErrorCode } from './protocol-error.js';
 export { REJECT_CODES } from './handshake.js';
@@ -35,9 +36,10 @@ export const MESSAGE_TAGS = {
   awareness: 7,
   ping: 8,
   pong: 9,
+  vvPart: 10,
 } as const satisfies Record<MessageType, number>;
 
-const LAYOUTS: { readonly [T in MessageType]: MessageLayout<T> } = { hello, auth, reject, vv, slots, covered, delta, awareness, ping, pong };
+const LAYOUTS: { readonly [T in MessageType]: MessageLayout<T> } = { hello, auth, reject, vv, slots, covered, delta, awareness, ping, pong, vvPart };
 
 // Looked up by a runtime value, the table's pairing of each type with its own layout is lost to
 // the compiler: these two lookups say so once (a layout only ever sees messages of its type).
@@ -59,7 +61,8 @@ export function encodeMessage(message: Message): Uint8Array {
   encoding.writeVarUint(encoder, MESSAGE_TAGS[message.type]);
   layout.write(encoder, message);
   const frame = encoding.toUint8Array(encoder);
-  if (frame.byteLength > MAX_FRAME_BYTES) bad(`${message.type} encodes to ${frame.byteLength} bytes; frames are at most ${MAX_FRAME_BYTES}`);
+  // Room for the MAC a session appends: a sealed frame stays within MAX_FRAME_BYTES.
+  if (frame.byteLength > MAX_FRAME_BYTES - MAC_BYTES) bad(`${message.type} encodes to ${frame.byteLength} bytes; frames are at most ${MAX_FRAME_BYTES - MAC_BYTES} before their MAC`);
   return frame;
 }
 

@@ -6,7 +6,10 @@ import type { Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
 import type { PageName, ReplicaId } from '../ids.js';
 
-/** 2: slots carry the page's reset epoch (resets, src/crdt/reset.ts). Version 1 nodes refuse its frames. */
+/**
+ * 2: slots carry the page's reset epoch (resets, src/crdt/reset.ts), and sessions are authenticated
+ * (every frame after a side's auth is sealed, session-mac.ts). Version 1 nodes refuse its frames.
+ */
 export const PROTOCOL_VERSION = 2;
 /** Largest frame accepted or sent, in bytes. Sync answers are chunked below it. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -49,6 +52,8 @@ export type Message =
   | { readonly type: 'reject'; readonly code: RejectCode; readonly reason: string }
   /** The sender's version vector: the receiver answers with what the sender lacks. */
   | { readonly type: 'vv'; readonly vv: ReadonlyMap<ReplicaId, number> }
+  /** Entries of the sender's next `vv`, for a vector too big for one frame: the `vv` that follows ends it. */
+  | { readonly type: 'vvPart'; readonly vv: ReadonlyMap<ReplicaId, number> }
   /** One chunk of a sync answer (any replicas). Safe to merge on its own; advances nothing. */
   | { readonly type: 'slots'; readonly round: number; readonly index: number; readonly slots: readonly Slot[] }
   /** End of a sync answer: `chunks` chunks were sent; once all are merged, `ranges` are covered. */

@@ -2,6 +2,7 @@
  * The sync messages: `vv` (what the sender has), the answer to it in `slots` chunks closed by
  * `covered`, and the live `delta` pushed after each local commit. Layouts in PROTOCOL.md.
  */
+import type * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { epochOf, type Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
@@ -34,28 +35,43 @@ const MIN_SLOT_BYTES = 5; // page, replica index, count, seq, epoch
 const MIN_DELTA_SLOT_BYTES = 4; // page, count, seq, epoch
 const MIN_RANGE_BYTES = 3; // replica, after, upTo
 
-/** list<(replica, seq: varUint ≥ 1)>, each replica at most once. */
+/** A version vector's entries: list<(replica, seq: varUint ≥ 1)>, each replica at most once. */
+function writeVector(encoder: encoding.Encoder, message: { readonly vv: ReadonlyMap<ReplicaId, number> }): void {
+  encoding.writeVarUint(encoder, message.vv.size);
+  for (const [replica, seq] of message.vv) {
+    checkSafeUint(seq, 1, 'version vector seq');
+    writeReplica(encoder, replica, 'version vector replica');
+    encoding.writeVarUint(encoder, seq);
+  }
+}
+
+function readVector(decoder: decoding.Decoder): Map<ReplicaId, number> {
+  const count = readCount(decoder, 'version vector entry', MIN_VV_ENTRY_BYTES);
+  const vv = new Map<ReplicaId, number>();
+  for (let i = 0; i < count; i++) {
+    const replica = readReplica(decoder, 'version vector replica');
+    const seq = readUint(decoder, 'version vector seq');
+    checkSafeUint(seq, 1, 'version vector seq');
+    // A Map would silently keep the last: refuse rather than guess which the sender meant.
+    if (vv.has(replica)) bad(`version vector names replica ${replica} twice`);
+    vv.set(replica, seq);
+  }
+  return vv;
+}
+
+/** The sender's version vector (or its last part). */
 export const vv: MessageLayout<'vv'> = {
-  write(encoder, message) {
-    encoding.writeVarUint(encoder, message.vv.size);
-    for (const [replica, seq] of message.vv) {
-      checkSafeUint(seq, 1, 'version vector seq');
-      writeReplica(encoder, replica, 'version vector replica');
-      encoding.writeVarUint(encoder, seq);
-    }
-  },
+  write: writeVector,
   read(decoder) {
-    const count = readCount(decoder, 'version vector entry', MIN_VV_ENTRY_BYTES);
-    const vv = new Map<ReplicaId, number>();
-    for (let i = 0; i < count; i++) {
-      const replica = readReplica(decoder, 'version vector replica');
-      const seq = readUint(decoder, 'version vector seq');
-      checkSafeUint(seq, 1, 'version vector seq');
-      // A Map would silently keep the last: refuse rather than guess which the sender meant.
-      if (vv.has(replica)) bad(`version vector names replica ${replica} twice`);
-      vv.set(replica, seq);
-    }
-    return { type: 'vv', vv };
+    return { type: 'vv', vv: readVector(decoder) };
+  },
+};
+
+/** Entries of the vector the next `vv` completes (a vector too big for one frame); same layout. */
+export const vvPart: MessageLayout<'vvPart'> = {
+  write: writeVector,
+  read(decoder) {
+    return { type: 'vvPart', vv: readVector(decoder) };
   },
 };
 

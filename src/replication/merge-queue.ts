@@ -1,8 +1,13 @@
 /**
- * Group merge: everything peers sent during one turn of the event loop is merged in one
- * transaction (at most MAX_MERGE_BATCH_SLOTS slots), as group commit does for local increments.
- * Order is kept: all slots of the batch are merged before any of its ranges advance the vector,
- * and a range always comes after the slots that cover it.
+ * Group merge: what peers sent is merged in bounded transactions, as group commit does for local
+ * increments. Everything that arrived during one turn of the event loop shares a transaction, up
+ * to MAX_MERGE_BATCH_SLOTS slots; a bigger backlog (one huge frame, or many) is split into several
+ * transactions, one per turn, so HTTP requests and other peers run in between. Order is kept: a
+ * queued item's ranges advance the vector only in the transaction that merges its last slot, and
+ * its `applied` callback runs after that transaction committed.
+ *
+ * Per source, queued slots are bounded: past MAX_QUEUED_SLOTS_PER_SOURCE the source is told to
+ * stop reading (`pause`), and to read again (`resume`) once half of it is merged.
  */
 import type { Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
@@ -11,17 +16,24 @@ import type { IdentityInfo, MergeResult, Store } from '../store/store.js';
 import type { Timers } from '../timers.js';
 import type { ReplicationMetrics } from './replication-metrics.js';
 
-/** Largest group merge: a bigger batch is split, so one transaction never holds the loop long. */
-export const MAX_MERGE_BATCH_SLOTS = 4_000;
+/** Largest merge transaction, in slots (about 2 ms on this machine; see the bench's merge phase). */
+export const MAX_MERGE_BATCH_SLOTS = 1_000;
+/** Slots one source may have waiting to be merged before it is paused. */
+export const MAX_QUEUED_SLOTS_PER_SOURCE = 100_000;
 
 /** Who sent a merge: closed when the merge fails, so its next session resyncs what was lost. */
 export interface MergeSource {
   close(reason: string): void;
+  /** Stop / start reading this source's frames (backpressure); optional for sources without a socket. */
+  pause?(): void;
+  resume?(): void;
 }
 
 interface QueuedMerge {
   readonly source: MergeSource;
   readonly slots: readonly Slot[];
+  /** Slots of this item already merged (the item was split across transactions). */
+  done: number;
   readonly ranges: readonly SeqRange[];
   readonly applied: (() => void) | undefined;
 }
@@ -33,14 +45,22 @@ export interface MergeQueueOptions {
   readonly metrics: Pick<ReplicationMetrics, 'merged'>;
   /** The store minted a new replica id during a merge (a peer proved this one went back in time). */
   readonly identityChanged: (info: IdentityInfo) => void;
+  readonly maxBatchSlots?: number;
+  readonly maxQueuedSlotsPerSource?: number;
 }
 
 export class MergeQueue {
   private readonly queue: QueuedMerge[] = [];
-  private queuedSlots = 0;
+  private readonly queuedBySource = new Map<MergeSource, number>();
+  private readonly paused = new Set<MergeSource>();
   private scheduled = false;
+  private readonly maxBatch: number;
+  private readonly maxPerSource: number;
 
-  constructor(private readonly options: MergeQueueOptions) {}
+  constructor(private readonly options: MergeQueueOptions) {
+    this.maxBatch = options.maxBatchSlots ?? MAX_MERGE_BATCH_SLOTS;
+    this.maxPerSource = options.maxQueuedSlotsPerSource ?? MAX_QUEUED_SLOTS_PER_SOURCE;
+  }
 
   /** True while received frames wait to be merged. */
   busy(): boolean {
@@ -48,31 +68,66 @@ export class MergeQueue {
   }
 
   /**
-   * Queues slots and ranges from `source`; merged at the end of this turn, or at once when the
-   * batch is full. `applied` runs after the transaction that holds them committed.
+   * Queues slots and ranges from `source`; merged at the end of this turn (a bigger backlog over
+   * the next turns). `applied` runs after the transaction that holds the last of them committed.
    */
   enqueue(source: MergeSource, slots: readonly Slot[], ranges: readonly SeqRange[], applied?: () => void): void {
-    this.queue.push({ source, slots, ranges, applied });
-    this.queuedSlots += slots.length;
-    if (this.queuedSlots >= MAX_MERGE_BATCH_SLOTS) {
-      this.flush();
-      return;
+    this.queue.push({ source, slots, done: 0, ranges, applied });
+    const queued = (this.queuedBySource.get(source) ?? 0) + slots.length;
+    this.queuedBySource.set(source, queued);
+    if (queued > this.maxPerSource && !this.paused.has(source)) {
+      this.paused.add(source);
+      source.pause?.();
     }
+    this.schedule();
+  }
+
+  /** Drops what `source` queued and has not been merged (its session closed before the merge). */
+  forget(source: MergeSource): void {
+    this.paused.delete(source);
+    this.queuedBySource.delete(source);
+    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i]!.source === source) this.queue.splice(i, 1);
+  }
+
+  /** Merges everything queued now, in as many bounded transactions as it takes. */
+  flush(): void {
+    while (this.queue.length > 0) this.mergeBatch();
+  }
+
+  private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     void this.options.timers.yield().then(() => {
       this.scheduled = false;
-      this.flush();
+      try {
+        this.mergeBatch();
+      } finally {
+        if (this.queue.length > 0) this.schedule();
+      }
     });
   }
 
-  /** Merges everything queued in one transaction. */
-  flush(): void {
-    const batch = this.queue.splice(0);
-    this.queuedSlots = 0;
-    if (batch.length === 0) return;
-    const slots = batch.length === 1 ? batch[0]!.slots : batch.flatMap((item) => item.slots);
-    const ranges = batch.flatMap((item) => item.ranges);
+  /** One transaction of at most `maxBatch` slots from the head of the queue. */
+  private mergeBatch(): void {
+    const slots: Slot[] = [];
+    const ranges: SeqRange[] = [];
+    const finished: QueuedMerge[] = [];
+    const sources = new Set<MergeSource>();
+    while (this.queue.length > 0) {
+      const item = this.queue[0]!;
+      const room = this.maxBatch - slots.length;
+      if (room <= 0 && item.slots.length > item.done) break;
+      const take = Math.min(room, item.slots.length - item.done);
+      for (let i = item.done; i < item.done + take; i++) slots.push(item.slots[i]!);
+      item.done += take;
+      sources.add(item.source);
+      this.settle(item.source, take);
+      if (item.done < item.slots.length) break;
+      this.queue.shift();
+      for (const range of item.ranges) ranges.push(range);
+      finished.push(item);
+    }
+    if (slots.length === 0 && ranges.length === 0 && finished.length === 0) return;
     let result: MergeResult;
     const started = performance.now();
     try {
@@ -81,11 +136,24 @@ export class MergeQueue {
       // A store failure is not the peers' fault, but what they sent is not applied: drop them so
       // the next session resyncs it from their version vectors.
       this.options.log.error({ err: error, slots: slots.length }, 'merge failed');
-      for (const source of new Set(batch.map((item) => item.source))) source.close('merge failed on the receiving node');
+      for (const source of sources) {
+        this.forget(source);
+        source.close('merge failed on the receiving node');
+      }
       return;
     }
     this.options.metrics.merged(slots.length, (performance.now() - started) / 1000);
     if (result.identityChanged !== undefined) this.options.identityChanged(result.identityChanged);
-    for (const item of batch) item.applied?.();
+    for (const item of finished) item.applied?.();
+  }
+
+  private settle(source: MergeSource, merged: number): void {
+    const left = (this.queuedBySource.get(source) ?? 0) - merged;
+    if (left > 0) this.queuedBySource.set(source, left);
+    else this.queuedBySource.delete(source);
+    if (this.paused.has(source) && left <= this.maxPerSource / 2) {
+      this.paused.delete(source);
+      source.resume?.();
+    }
   }
 }

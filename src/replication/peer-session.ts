@@ -15,9 +15,10 @@ import { canAdvance, seqOf, type SeqRange, type VersionVector } from '../crdt/ve
 import type { RandomBytes, ReplicaId } from '../ids.js';
 import { authProof, verifyProof } from '../protocol/auth.js';
 import { decodeFrame, encodeMessage, ProtocolError } from '../protocol/codec.js';
+import { FrameOpener, FrameSealer, sessionKey } from '../protocol/session-mac.js';
 import { type Message, NONCE_BYTES, PROTOCOL_VERSION, type RejectCode } from '../protocol/messages.js';
 import type { Connection } from '../transport/transport.js';
-import { ReceivedRounds } from './received-rounds.js';
+import { highestSeqs, justified, ReceivedRounds } from './received-rounds.js';
 import type { ReplicationMetrics } from './replication-metrics.js';
 
 export type SessionPhase = 'handshake' | 'open' | 'closed';
@@ -30,7 +31,24 @@ export interface SessionContext {
   readonly nodeName: string;
   readonly randomBytes: RandomBytes;
   readonly metrics: Pick<ReplicationMetrics, 'frameSent' | 'frameReceived' | 'badFrame'>;
+  /**
+   * Whether slots of `replica` from this peer may be taken: true for a replica we know; for a new
+   * one, true while the peer's budget of new replica ids lasts (see new-replica-budget.ts).
+   * Slots refused here are dropped and justify no coverage; a later round brings them.
+   */
+  readonly admitReplica: (replica: ReplicaId, peer: PeerSession) => boolean;
 }
+
+/**
+ * Highest seq a peer may name (in a slot, a range or a vector entry): 2^48, far beyond any real
+ * replica (a million commits a second for nine years) and far below 2^53, so no claim can push
+ * an entry to where the next seq would no longer be a safe integer.
+ */
+export const MAX_CLAIMED_SEQ = 2 ** 48;
+/** Entries of our vector per `vv`/`vvPart` frame (about 26 bytes each: well inside a frame). */
+export const VV_CHUNK_ENTRIES = 30_000;
+/** Entries a peer's vector may have across its parts; more closes the session. */
+export const MAX_PEER_VV_ENTRIES = 1_000_000;
 
 export interface PeerIdentity {
   readonly replica: ReplicaId;
@@ -61,8 +79,8 @@ export type SessionEvent =
   | { readonly kind: 'slots'; readonly slots: readonly Slot[] }
   /** The end of a sync round whose every chunk arrived: the ranges may advance once merged after those chunks. */
   | { readonly kind: 'covered'; readonly ranges: readonly SeqRange[] }
-  /** A live delta, its slots named by their replica. */
-  | { readonly kind: 'delta'; readonly range: SeqRange; readonly slots: readonly Slot[] }
+  /** A live delta, its slots named by their replica; `ranges` is its range when its slots justify it, else empty. */
+  | { readonly kind: 'delta'; readonly ranges: readonly SeqRange[]; readonly slots: readonly Slot[] }
   | { readonly kind: 'awareness'; readonly update: Uint8Array };
 
 const NOTHING: SessionEvent = { kind: 'none' };
@@ -70,6 +88,11 @@ const NOTHING: SessionEvent = { kind: 'none' };
 /** The close reason of a session the peer refused; also what its dial target shows as last error. */
 export function refusedByPeer(code: RejectCode, reason: string): string {
   return `refused by peer (${code}): ${reason}`;
+}
+
+function seqProblem(slots: readonly Slot[]): string | undefined {
+  for (const slot of slots) if (slot.seq > MAX_CLAIMED_SEQ) return `slot seq ${slot.seq} is beyond ${MAX_CLAIMED_SEQ}`;
+  return undefined;
 }
 
 export class PeerSession {
@@ -93,6 +116,12 @@ export class PeerSession {
   private readonly rounds = new ReceivedRounds();
   private readonly nonce: Uint8Array;
   private nextPing = 1;
+  /** Seals what we send once our `auth` is out; opens what the peer sends once its `auth` verified. */
+  private sealer: FrameSealer | undefined;
+  private opener: FrameOpener | undefined;
+  /** Entries of a vector the peer is sending in parts. */
+  private vvParts: Map<ReplicaId, number> | undefined;
+  private paused = false;
 
   constructor(
     readonly connection: Connection,
@@ -139,7 +168,8 @@ export class PeerSession {
     this.lastReceivedAt = now;
     let message: Message;
     try {
-      message = decodeFrame(frame);
+      // After the peer's auth, nothing is read of a frame whose MAC does not verify.
+      message = decodeFrame(this.opener === undefined ? frame : this.opener.open(frame));
     } catch (error) {
       this.context.metrics.badFrame();
       if (error instanceof ProtocolError && error.code === 'protocol_version') {
@@ -151,7 +181,12 @@ export class PeerSession {
     return this.currentPhase === 'handshake' ? this.handshake(message) : this.opened(message);
   }
 
-  /** A frame during the handshake: hello → auth both ways; nothing else but ping, pong and reject. */
+  /**
+   * A frame during the handshake: hello both ways, then the dialler's auth, then — only once that
+   * verified — the listener's. So a node that is merely connected to (the cheap attack) never
+   * shows a keyed value before the other side proved it knows the secret. Nothing else but ping,
+   * pong and reject.
+   */
   private handshake(message: Message): SessionEvent {
     switch (message.type) {
       case 'hello': {
@@ -161,7 +196,7 @@ export class PeerSession {
         }
         if (message.replica === this.localReplica) return this.refuse('self', 'connected to itself');
         this.identity = { replica: message.replica, name: message.node, nonce: message.nonce };
-        this.send({ type: 'auth', proof: authProof(this.context.secret, this.proofInput('prove')) });
+        if (this.dialler) this.sendAuth();
         return NOTHING;
       }
       case 'auth': {
@@ -169,6 +204,8 @@ export class PeerSession {
         if (!verifyProof(this.context.secret, this.proofInput('verify'), message.proof)) {
           return this.refuse('auth', 'the proof of CLUSTER_SECRET does not match: the nodes have different secrets');
         }
+        if (!this.dialler) this.sendAuth();
+        this.opener = new FrameOpener(this.key('receive'));
         this.currentPhase = 'open';
         return { kind: 'open' };
       }
@@ -184,28 +221,73 @@ export class PeerSession {
     }
   }
 
-  /** A frame after the handshake. */
+  /** The dialling side proves first. */
+  private get dialler(): boolean {
+    return this.connection.direction === 'outbound';
+  }
+
+  /** Sends our proof; every frame after it is sealed. */
+  private sendAuth(): void {
+    this.send({ type: 'auth', proof: authProof(this.context.secret, this.proofInput('prove')) });
+    this.sealer = new FrameSealer(this.key('send'));
+  }
+
+  private key(direction: 'send' | 'receive') {
+    const peer = this.identity!;
+    const us = { id: this.localReplica, nonce: this.nonce };
+    const them = { id: peer.replica, nonce: peer.nonce };
+    const [sender, receiver] = direction === 'send' ? [us, them] : [them, us];
+    return sessionKey(this.context.secret, {
+      cluster: this.context.cluster,
+      sender: sender.id,
+      senderNonce: sender.nonce,
+      receiver: receiver.id,
+      receiverNonce: receiver.nonce,
+    });
+  }
+
+  /** A frame after the handshake: every claim in it checked before it leaves as an event. */
   private opened(message: Message): SessionEvent {
     switch (message.type) {
-      case 'vv':
-        this.heldByPeer = new Map(message.vv);
-        return { kind: 'vv', vv: message.vv };
-      case 'slots':
-        this.rounds.chunkArrived(message.round, message.index);
-        return { kind: 'slots', slots: message.slots };
-      case 'covered':
-        // A round's ranges count only when every one of its chunks arrived on this session.
-        if (!this.rounds.complete(message.round, message.chunks)) return NOTHING;
-        for (const range of message.ranges) this.peerHolds(range);
-        return { kind: 'covered', ranges: message.ranges };
+      case 'vvPart':
+      case 'vv': {
+        const parts = this.vvParts ?? new Map<ReplicaId, number>();
+        if (parts.size + message.vv.size > MAX_PEER_VV_ENTRIES) return this.refuse('bad_frame', `version vector of more than ${MAX_PEER_VV_ENTRIES} entries`);
+        for (const [replica, seq] of message.vv) {
+          if (seq > MAX_CLAIMED_SEQ) return this.refuse('bad_frame', `vv entry ${seq} for ${replica} is beyond ${MAX_CLAIMED_SEQ}`);
+          if (parts.has(replica)) return this.refuse('bad_frame', `version vector names replica ${replica} twice across its parts`);
+          parts.set(replica, seq);
+        }
+        if (message.type === 'vvPart') {
+          this.vvParts = parts;
+          return NOTHING;
+        }
+        this.vvParts = undefined;
+        this.heldByPeer = new Map(parts);
+        return { kind: 'vv', vv: parts };
+      }
+      case 'slots': {
+        const problem = seqProblem(message.slots);
+        if (problem !== undefined) return this.refuse('bad_frame', problem);
+        const slots = this.admitted(message.slots);
+        this.rounds.chunkArrived(message.round, message.index, slots);
+        return { kind: 'slots', slots };
+      }
+      case 'covered': {
+        // A round's ranges count only when every one of its chunks arrived on this session, and
+        // then only those its delivered slots justify.
+        const ranges = this.rounds.covered(message.round, message.chunks, message.ranges);
+        if (ranges === undefined) return NOTHING;
+        for (const range of ranges) this.peerHolds(range);
+        return { kind: 'covered', ranges };
+      }
       case 'delta': {
         const replica = message.range.replica;
-        this.peerHolds(message.range, replica === this.identity?.replica);
-        return {
-          kind: 'delta',
-          range: message.range,
-          slots: message.slots.map((slot) => ({ page: slot.page, replica, ...valueOf(slot) })),
-        };
+        if (message.range.upTo > MAX_CLAIMED_SEQ) return this.refuse('bad_frame', `delta range ends at ${message.range.upTo}, beyond ${MAX_CLAIMED_SEQ}`);
+        const slots = this.admitted(message.slots.map((slot) => ({ page: slot.page, replica, ...valueOf(slot) })));
+        const ranges = justified([message.range], highestSeqs(slots));
+        for (const range of ranges) this.peerHolds(range, replica === this.identity?.replica);
+        return { kind: 'delta', ranges, slots };
       }
       case 'awareness':
         return { kind: 'awareness', update: message.update };
@@ -219,7 +301,22 @@ export class PeerSession {
       case 'hello':
       case 'auth':
         return this.refuse('bad_frame', `"${message.type}" after the handshake`);
+      default:
+        return this.refuse('bad_frame', `unexpected "${(message as Message).type}"`);
     }
+  }
+
+  /** The slots whose replica the peer may speak for now (known, or within its new-id budget). */
+  private admitted(slots: readonly Slot[]): Slot[] {
+    const verdict = new Map<ReplicaId, boolean>();
+    return slots.filter((slot) => {
+      let ok = verdict.get(slot.replica);
+      if (ok === undefined) {
+        ok = this.context.admitReplica(slot.replica, this);
+        verdict.set(slot.replica, ok);
+      }
+      return ok;
+    });
   }
 
   private refuse(code: RejectCode, reason: string): SessionEvent {
@@ -246,13 +343,46 @@ export class PeerSession {
     return this.sendFrame(encodeMessage(message), message.type);
   }
 
+  /** Our version vector, in parts of VV_CHUNK_ENTRIES when it is bigger (never one frame over the limit). */
+  sendVv(vv: VersionVector): void {
+    if (vv.size <= VV_CHUNK_ENTRIES) {
+      this.send({ type: 'vv', vv });
+      return;
+    }
+    const entries = [...vv];
+    for (let i = 0; i < entries.length; i += VV_CHUNK_ENTRIES) {
+      const part = new Map(entries.slice(i, i + VV_CHUNK_ENTRIES));
+      this.send(i + VV_CHUNK_ENTRIES < entries.length ? { type: 'vvPart', vv: part } : { type: 'vv', vv: part });
+    }
+  }
+
   /** Sends a frame encoded once for many sessions (a live delta). */
-  sendFrame(frame: Uint8Array, type: Message['type']): number {
+  sendFrame(body: Uint8Array, type: Message['type']): number {
     if (this.currentPhase === 'closed') return 0;
+    const frame = this.sealer === undefined ? body : this.sealer.seal(body);
     this.connection.send(frame);
     this.bytesSent += frame.byteLength;
     this.context.metrics.frameSent(type, frame.byteLength);
     return frame.byteLength;
+  }
+
+  /**
+   * Set while the merge queue holds this peer's socket paused. The peer's frames then wait in
+   * the socket, so its silence is ours: the heartbeat does not count it (see SessionTable).
+   */
+  get readingPaused(): boolean {
+    return this.paused;
+  }
+
+  /** Backpressure from the merge queue: stop reading this peer until its backlog is merged. */
+  pause(): void {
+    this.paused = true;
+    this.connection.pause?.();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.connection.resume?.();
   }
 
   ping(): void {

@@ -5,6 +5,8 @@
  * 30 s (it renews its own every 15 s), and a node that stops announces its removal.
  * Remote states are untrusted JSON: `members()` returns only well-formed ones.
  */
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as Y from 'yjs';
 
@@ -23,6 +25,40 @@ export interface Member extends NodePresence {
 }
 
 type AwarenessChange = { added: number[]; updated: number[]; removed: number[] };
+
+/**
+ * Highest awareness clock taken from a peer: an entry above it is refused (the session closes).
+ * Far below 2^53, so no relayed clock can push a renewal past a safe integer.
+ */
+export const MAX_AWARENESS_CLOCK = 2 ** 48;
+
+/**
+ * An update without the entries of `own` (a remote never changes this node's own presence),
+ * re-encoded; undefined when nothing is left. The codec has checked the structure already.
+ * Throws on a clock above MAX_AWARENESS_CLOCK.
+ */
+export function withoutClient(update: Uint8Array, own: number): Uint8Array | undefined {
+  const decoder = decoding.createDecoder(update);
+  const count = decoding.readVarUint(decoder);
+  const kept: Array<{ client: number; clock: number; state: string }> = [];
+  for (let i = 0; i < count; i++) {
+    const client = decoding.readVarUint(decoder);
+    const clock = decoding.readVarUint(decoder);
+    const state = decoding.readVarString(decoder);
+    if (clock > MAX_AWARENESS_CLOCK) throw new RangeError(`awareness clock ${clock} of client ${client} is beyond ${MAX_AWARENESS_CLOCK}`);
+    if (client !== own) kept.push({ client, clock, state });
+  }
+  if (kept.length === count) return update;
+  if (kept.length === 0) return undefined;
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, kept.length);
+  for (const entry of kept) {
+    encoding.writeVarUint(encoder, entry.client);
+    encoding.writeVarUint(encoder, entry.clock);
+    encoding.writeVarString(encoder, entry.state);
+  }
+  return encoding.toUint8Array(encoder);
+}
 
 export class Presence {
   private readonly doc = new Y.Doc();
@@ -44,7 +80,9 @@ export class Presence {
 
   /** Applies an update from a peer; throws on a malformed one (the caller drops that peer). */
   applyRemote(update: Uint8Array, origin: unknown): void {
-    awarenessProtocol.applyAwarenessUpdate(this.awareness, update, origin);
+    const theirs = withoutClient(update, this.awareness.clientID);
+    if (theirs === undefined) return;
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, theirs, origin);
     this.dropSuperseded();
   }
 

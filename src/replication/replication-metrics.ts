@@ -15,6 +15,10 @@ export interface ReplicationMetrics {
   peerRejected(code: string): void;
   heartbeatTimeout(): void;
   identityMinted(): void;
+  /** Work for one peer threw (a handler, a timer's part): that session was closed. */
+  peerFailure(): void;
+  /** Slots of a new replica id dropped: the peer's source was over its new-id budget. */
+  replicaRefused(): void;
 }
 
 export const noMetrics: ReplicationMetrics = {
@@ -28,6 +32,8 @@ export const noMetrics: ReplicationMetrics = {
   peerRejected: () => {},
   heartbeatTimeout: () => {},
   identityMinted: () => {},
+  peerFailure: () => {},
+  replicaRefused: () => {},
 };
 
 /**
@@ -47,6 +53,8 @@ export function createReplicationMetrics(registry: Registry, prefix = ''): Repli
   const rejected = new Counter({ name: `${prefix}replication_rejects_total`, help: 'Handshakes refused, by reason', labelNames: ['code'], registers });
   const timeouts = new Counter({ name: `${prefix}replication_heartbeat_timeouts_total`, help: 'Sessions closed because the peer went silent', registers });
   const minted = new Counter({ name: `${prefix}replication_identity_minted_total`, help: 'Replica ids minted because a peer proved this one went back in time', registers });
+  const failures = new Counter({ name: `${prefix}replication_peer_failures_total`, help: 'Peer sessions closed because work for them threw (the node kept serving)', registers });
+  const refusedIds = new Counter({ name: `${prefix}replication_replicas_refused_total`, help: 'Slots of new replica ids dropped because the peer host was over its new-id budget', registers });
   return {
     frameSent: (type, n) => {
       frames.inc({ direction: 'sent', type });
@@ -67,5 +75,7 @@ export function createReplicationMetrics(registry: Registry, prefix = ''): Repli
     peerRejected: (code) => rejected.inc({ code }),
     heartbeatTimeout: () => timeouts.inc(),
     identityMinted: () => minted.inc(),
+    peerFailure: () => failures.inc(),
+    replicaRefused: () => refusedIds.inc(),
   };
 }

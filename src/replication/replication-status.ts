@@ -21,6 +21,8 @@ export interface StatusInputs {
   readonly sessions: Iterable<PeerSession>;
   readonly sessionOf: (replica: ReplicaId) => PeerSession | undefined;
   readonly members: readonly Member[];
+  /** The wall time of a `Timers.now()` reading (`since`, `lastSyncAt` are monotonic readings). */
+  readonly wallTime: (monotonic: number) => number;
 }
 
 export function clusterStatus(inputs: StatusInputs): ClusterStatus {
@@ -41,7 +43,7 @@ function peerStatuses(inputs: StatusInputs): PeerStatus[] {
     const session = target.session?.phase === 'open' ? target.session : target.replica ? inputs.sessionOf(target.replica) : undefined;
     if (session !== undefined && session.phase === 'open') {
       shown.add(session);
-      peers.push(connectedPeer(target.address, session, inputs.versionVector));
+      peers.push(connectedPeer(target.address, session, inputs));
     } else {
       peers.push(
         defined({
@@ -49,28 +51,29 @@ function peerStatuses(inputs: StatusInputs): PeerStatus[] {
           replicaId: target.replica,
           name: target.name,
           state: target.state === 'covered' ? 'connecting' : target.state,
-          since: iso(target.since),
+          since: iso(target.since, inputs.wallTime),
           lastError: target.lastError,
         }),
       );
     }
   }
   for (const session of inputs.sessions) {
-    if (!shown.has(session)) peers.push(connectedPeer(session.connection.remoteAddress, session, inputs.versionVector));
+    if (!shown.has(session)) peers.push(connectedPeer(session.connection.remoteAddress, session, inputs));
   }
   return peers;
 }
 
-function connectedPeer(address: string, session: PeerSession, localVv: VersionVector): PeerStatus {
+function connectedPeer(address: string, session: PeerSession, inputs: StatusInputs): PeerStatus {
   const peerVv = session.peerVv;
+  const localVv = inputs.versionVector;
   return defined({
     address,
     state: 'connected',
-    since: iso(session.openedAt),
+    since: iso(session.openedAt, inputs.wallTime),
     replicaId: session.peer?.replica,
     name: session.peer?.name,
     direction: session.connection.direction,
-    lastSyncAt: iso(session.lastSyncAt),
+    lastSyncAt: iso(session.lastSyncAt, inputs.wallTime),
     lagSeqs: peerVv === undefined ? undefined : lagBehind(peerVv, localVv),
     behindSeqs: peerVv === undefined ? undefined : lagBehind(localVv, peerVv),
     bytesSent: session.bytesSent,
@@ -94,8 +97,9 @@ function memberStatuses(members: readonly Member[], peers: readonly PeerStatus[]
   );
 }
 
-function iso(ms: number | undefined): string | undefined {
-  return ms === undefined ? undefined : new Date(ms).toISOString();
+/** ISO 8601 of a time in ms; `wallTime` first turns a monotonic reading into wall time. */
+function iso(ms: number | undefined, wallTime?: (monotonic: number) => number): string | undefined {
+  return ms === undefined ? undefined : new Date(wallTime === undefined ? ms : wallTime(ms)).toISOString();
 }
 
 /** The JSON leaves absent fields out: drop the ones without a value (keeps the key order). */

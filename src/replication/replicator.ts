@@ -23,7 +23,8 @@
  *   `heartbeatTimeoutMs` is closed and its peer redialled.
  */
 import type { ClusterStatus, NodeInfo } from '../cluster-status.js';
-import { seqOf, type VersionVector } from '../crdt/version-vector.js';
+import type { Slot } from '../crdt/g-counter.js';
+import { seqOf, type SeqRange } from '../crdt/version-vector.js';
 import { cryptoRandom, type RandomBytes, type ReplicaId } from '../ids.js';
 import type { Log } from '../log.js';
 import type { IdentityInfo, Store } from '../store/store.js';
@@ -32,6 +33,7 @@ import type { Transport } from '../transport/transport.js';
 import { type BackoffOptions, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from './backoff.js';
 import { MergeQueue } from './merge-queue.js';
 import { type DialTarget, PeerDirectory } from './peer-directory.js';
+import { SourceBudget, sourceOf } from './peer-limits.js';
 import type { PeerIdentity, PeerSession } from './peer-session.js';
 import { Presence, type NodePresence } from './presence.js';
 import { noMetrics, type ReplicationMetrics } from './replication-metrics.js';
@@ -89,6 +91,9 @@ export class Replicator {
   private readonly sender: SyncSender;
 
   private readonly sessions: SessionTable;
+  /** Replica ids this node knows (in its vector, or admitted from a peer since start). */
+  private readonly known: Set<ReplicaId>;
+  private readonly newReplicas = new SourceBudget();
   private readonly unsubscribe: Array<() => void> = [];
   /** Peers a full sync round of which has been merged since start (for the catch-up at start). */
   private readonly synced = new Set<ReplicaId>();
@@ -110,6 +115,7 @@ export class Replicator {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? HEARTBEAT_TIMEOUT_MS;
     this.antiEntropyIntervalMs = options.antiEntropyIntervalMs ?? ANTI_ENTROPY_INTERVAL_MS;
     const { timers, metrics } = this;
+    this.known = new Set(store.versionVector().keys());
     this.directory = new PeerDirectory({
       transport: this.transport,
       timers,
@@ -136,6 +142,7 @@ export class Replicator {
         nodeName: options.node.name,
         randomBytes: options.randomBytes ?? cryptoRandom,
         metrics,
+        admitReplica: (replica, session) => this.admitReplica(replica, session),
       },
       timers,
       log,
@@ -143,10 +150,11 @@ export class Replicator {
       directory: this.directory,
       onOpen: (session) => {
         session.send({ type: 'awareness', update: this.presence.fullUpdate() });
-        session.send({ type: 'vv', vv: this.store.versionVector() });
+        session.sendVv(this.store.versionVector());
       },
       onMessage: (session, message) => this.apply(session, message),
       onClose: (session) => this.sender.forget(session),
+      onFailure: () => this.metrics.peerFailure(),
     });
     // Last: setting the local state broadcasts it at once, to the (still empty) session table.
     this.presence = new Presence({ ...options.node, replicaId: store.replicaId }, (update, origin) => {
@@ -196,13 +204,13 @@ export class Replicator {
   /** Sends our version vector to every open session; each answers with what we lack. */
   antiEntropyTick(): void {
     const vv = this.store.versionVector();
-    for (const session of this.sessions.open()) session.send({ type: 'vv', vv });
+    for (const session of this.sessions.open()) this.sessions.guard(session, () => session.sendVv(vv));
   }
 
   private scheduleHeartbeat(): void {
     if (this.heartbeatIntervalMs <= 0 || this.stopped) return;
     this.heartbeatTimer = this.timers.setTimeout(() => {
-      this.heartbeatTick();
+      this.guarded('heartbeat', () => this.heartbeatTick());
       this.scheduleHeartbeat();
     }, this.heartbeatIntervalMs);
   }
@@ -212,9 +220,19 @@ export class Replicator {
     // Jittered, so the nodes of a cluster do not all exchange vectors in the same instant.
     const delay = Math.round(this.antiEntropyIntervalMs * (0.75 + this.random() * 0.5));
     this.antiEntropyTimer = this.timers.setTimeout(() => {
-      this.antiEntropyTick();
+      this.guarded('anti-entropy', () => this.antiEntropyTick());
       this.scheduleAntiEntropy();
     }, delay);
+  }
+
+  /** Runs a timer's work: a throw is logged and counted, and the loop goes on. */
+  private guarded(what: string, work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      this.metrics.peerFailure();
+      this.log.error({ err: error }, `${what} tick failed`);
+    }
   }
 
   /** Changes fields of this node's presence (e.g. its address once the server listens). */
@@ -237,6 +255,7 @@ export class Replicator {
       sessions: this.sessions.open(),
       sessionOf: (replica) => this.sessions.sessionOf(replica),
       members: this.presence.members(),
+      wallTime: (monotonic) => this.timers.wallTime(monotonic),
     });
   }
 
@@ -261,22 +280,24 @@ export class Replicator {
   private apply(session: PeerSession, event: SessionMessage): void {
     switch (event.kind) {
       case 'vv':
-        this.checkOwnHistory(event.vv);
+        if (!this.checkOwnClaim(session, seqOf(event.vv, this.store.replicaId), 'vv')) return;
         this.sender.answer(session, event.vv);
         return;
       case 'slots':
+        if (!this.checkOwnClaim(session, highestOwn(event.slots, this.store.replicaId), 'slots')) return;
         this.merges.enqueue(session, event.slots, []);
         return;
       case 'covered':
         // Queued behind the round's chunks, so its ranges advance only after their slots.
-        this.merges.enqueue(session, [], event.ranges, () => {
+        this.merges.enqueue(session, [], this.notOwn(event.ranges), () => {
           session.synced(this.timers.now());
           this.metrics.syncRound('received');
           this.firstSyncMerged(session);
         });
         return;
       case 'delta':
-        this.merges.enqueue(session, event.slots, [event.range]);
+        if (!this.checkOwnClaim(session, highestOwn(event.slots, this.store.replicaId), 'delta')) return;
+        this.merges.enqueue(session, event.slots, this.notOwn(event.ranges));
         return;
       case 'awareness':
         this.presence.applyRemote(event.update, session);
@@ -291,17 +312,52 @@ export class Replicator {
     for (const listener of [...this.firstSyncListeners]) listener(peer);
   }
 
-  /** Backstop of the identity rule (docs/design.md, "Invariants"): a peer holding a higher seq for our id proves our file went back in time. */
-  private checkOwnHistory(peerVv: VersionVector): void {
+  /** Our own replica's vector entry is ours alone: no peer range moves it. */
+  private notOwn(ranges: readonly SeqRange[]): readonly SeqRange[] {
     const own = this.store.replicaId;
-    const theirs = seqOf(peerVv, own);
+    return ranges.some((range) => range.replica === own) ? ranges.filter((range) => range.replica !== own) : ranges;
+  }
+
+  /**
+   * Backstop of the identity rule (docs/design.md, "Invariants"): a peer holding a higher seq for our id than we reached proves our
+   * file went back in time — but only for an id this node kept from its last run. An id minted
+   * in this run (or created fresh at start) was never written by anyone else, so such a claim
+   * about it is a lie: the session is refused and nothing is minted. So a peer can make this node
+   * mint at most once per run (this closes the id-rotation flood). True when the frame may go on.
+   */
+  private checkOwnClaim(session: PeerSession, theirs: number, what: string): boolean {
     const ours = this.store.localSeq();
-    if (theirs > ours) this.identityChanged(this.store.rotateIdentity(`a peer holds seq ${theirs} of this replica, which has only reached ${ours}`));
+    if (theirs <= ours) return true;
+    if (this.store.identity.outcome !== 'kept') {
+      this.sessions.refuse(session, 'bad_frame', `${what} claims seq ${theirs} of this node's replica, which has only reached ${ours} and was never written elsewhere`);
+      return false;
+    }
+    if (what === 'vv') this.identityChanged(this.store.rotateIdentity(`a peer holds seq ${theirs} of this replica, which has only reached ${ours}`));
+    // Slots and deltas go on: the store mints in the transaction that merges them.
+    return true;
+  }
+
+  /** Whether `session` may bring slots of `replica`: known ones always, new ones within its source's budget. */
+  private admitReplica(replica: ReplicaId, session: PeerSession): boolean {
+    if (this.known.has(replica)) return true;
+    if (!this.newReplicas.take(sourceOf(session.connection.remoteAddress), this.timers.now())) {
+      this.metrics.replicaRefused();
+      return false;
+    }
+    this.known.add(replica);
+    return true;
   }
 
   private identityChanged(info: IdentityInfo): void {
+    this.known.add(info.replicaId);
     this.metrics.identityMinted();
     this.log.warn({ previous: info.previous, replicaId: info.replicaId, reason: info.reason }, 'replica went back in time: minted a new replica id');
     this.presence.updateLocal({ replicaId: info.replicaId });
   }
+}
+
+function highestOwn(slots: readonly Slot[], own: ReplicaId): number {
+  let highest = 0;
+  for (const slot of slots) if (slot.replica === own && slot.seq > highest) highest = slot.seq;
+  return highest;
 }

@@ -12,6 +12,7 @@ import type { Timers } from '../timers.js';
 import type { Connection } from '../transport/transport.js';
 import type { DialTarget, PeerDirectory } from './peer-directory.js';
 import { PeerSession, type SessionContext, type SessionEvent } from './peer-session.js';
+import { HANDSHAKE_TIMEOUT_MS, MAX_HANDSHAKES_PER_SOURCE, sourceOf } from './peer-limits.js';
 import type { ReplicationMetrics } from './replication-metrics.js';
 
 /** A checked message of an open session, for the replicator's parts. */
@@ -29,6 +30,10 @@ export interface SessionTableOptions {
   readonly onMessage: (session: PeerSession, message: SessionMessage) => void;
   /** The session closed (for the parts holding per-session work). */
   readonly onClose: (session: PeerSession) => void;
+  /** Work for one session threw (counted by the caller); the session was closed. */
+  readonly onFailure?: () => void;
+  readonly handshakeTimeoutMs?: number;
+  readonly maxHandshakesPerSource?: number;
 }
 
 export class SessionTable {
@@ -59,6 +64,12 @@ export class SessionTable {
       connection.close('shutting_down: the node is stopping');
       return;
     }
+    if (connection.direction === 'inbound' && this.handshakesFrom(sourceOf(connection.remoteAddress)) >= (this.options.maxHandshakesPerSource ?? MAX_HANDSHAKES_PER_SOURCE)) {
+      this.options.metrics.peerRejected('too_many_handshakes');
+      this.options.log.warn({ address: connection.remoteAddress }, 'closing peer connection: too many unauthenticated sockets from this host');
+      connection.close('bad_frame: too many unauthenticated connections from this host');
+      return;
+    }
     const session = new PeerSession(connection, this.options.context, this.options.timers.now());
     if (target !== undefined) this.options.directory.sessionStarted(target, session);
     this.all.add(session);
@@ -66,17 +77,49 @@ export class SessionTable {
     // on a dialled connection), and answering one sends our auth — which must follow our hello.
     session.send(session.hello());
     connection.attach({
-      message: (frame) => this.onFrame(session, frame, target),
+      message: (frame) => this.guard(session, () => this.onFrame(session, frame, target)),
       close: (reason) => this.onClose(session, reason, target),
     });
+  }
+
+  /**
+   * Runs work for one session: a throw closes that session (logged, counted) and nothing else,
+   * so no frame or timer of one peer can stop the node.
+   */
+  guard(session: PeerSession, work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      this.options.onFailure?.();
+      this.options.log.error({ err: error, peer: session.peer?.name, address: session.connection.remoteAddress }, 'peer session failed; closing it');
+      session.close('internal error');
+    }
+  }
+
+  private handshakesFrom(source: string): number {
+    let count = 0;
+    for (const session of this.all) {
+      if (session.phase === 'handshake' && session.connection.direction === 'inbound' && sourceOf(session.connection.remoteAddress) === source) count++;
+    }
+    return count;
   }
 
   /** Pings every session; closes the ones silent for longer than `timeoutMs`. */
   heartbeat(timeoutMs: number): void {
     const now = this.options.timers.now();
+    const handshakeTimeoutMs = this.options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     for (const session of [...this.all]) {
+      // A session whose socket the merge queue paused is not silent, we stopped reading it: its
+      // silence is counted from when it is read again (else a backlog that takes longer than the
+      // timeout to merge would close the session before its last frames are read).
+      if (session.readingPaused) session.lastReceivedAt = now;
       const silentMs = now - session.lastReceivedAt;
-      if (silentMs > timeoutMs) {
+      if (session.phase === 'handshake' && now - session.openedAt > handshakeTimeoutMs) {
+        // Pings keep a socket "alive", not authenticated: the handshake has a deadline of its own.
+        this.options.metrics.heartbeatTimeout();
+        this.options.log.warn({ address: session.connection.remoteAddress }, 'handshake not finished in time, closing');
+        session.close(`handshake timeout: not finished within ${handshakeTimeoutMs} ms`);
+      } else if (silentMs > timeoutMs) {
         this.options.metrics.heartbeatTimeout();
         this.options.log.warn({ peer: session.peer?.name, address: session.connection.remoteAddress, silentMs }, 'peer silent, closing');
         session.close(`heartbeat timeout: no traffic for ${silentMs} ms`);
@@ -107,6 +150,7 @@ export class SessionTable {
         try {
           this.options.onMessage(session, event);
         } catch (error) {
+          this.options.onFailure?.();
           // A frame that decoded but could not be applied (a malformed awareness update, or a
           // store failure): drop this peer, keep serving everyone else.
           this.options.log.error({ err: error, peer: session.peer?.name }, 'failed to apply a peer frame');
@@ -128,7 +172,8 @@ export class SessionTable {
     }
   }
 
-  private refuse(session: PeerSession, code: RejectCode, reason: string): void {
+  /** Sends a reject with its reason (logged, counted) and closes the session. */
+  refuse(session: PeerSession, code: RejectCode, reason: string): void {
     this.logRefusal(session, code, reason);
     session.reject(code, reason);
   }

@@ -19,6 +19,12 @@ import { planSyncAnswer } from './sync-answer.js';
 export const MAX_SEND_BUFFER_BYTES = 8 * 1024 * 1024;
 /** Sync chunks sent before letting the event loop run other work. */
 export const SYNC_CHUNKS_PER_TURN = 4;
+/**
+ * How often a sync answer waiting for a full send buffer looks again. An answer writes its next
+ * chunk only while the peer's buffer is under the bound, so a peer that stops reading holds at
+ * most the bound plus one chunk of ours, however much it asks for.
+ */
+export const DRAIN_POLL_MS = 20;
 
 export interface SyncSenderOptions {
   readonly store: Store;
@@ -69,14 +75,22 @@ export class SyncSender {
     const round = session.newRound();
     let index = 0;
     for (const chunk of plan.chunks) {
-      if (session.phase !== 'open') return;
+      if (!(await this.drained(session))) return;
       session.send({ type: 'slots', round, index: index++, slots: chunk });
       if (index % SYNC_CHUNKS_PER_TURN === 0) await this.options.timers.yield();
     }
-    if (session.phase !== 'open') return;
+    if (!(await this.drained(session))) return;
     session.send({ type: 'covered', round, chunks: index, ranges: plan.ranges });
     for (const range of plan.ranges) session.peerHolds(range);
     this.options.metrics.syncRound('sent');
+  }
+
+  /** Waits until the session's send buffer is under the bound; false when the session closed meanwhile. */
+  private async drained(session: PeerSession): Promise<boolean> {
+    while (session.phase === 'open' && session.connection.bufferedBytes() > this.options.maxSendBufferBytes) {
+      await new Promise<void>((resolve) => this.options.timers.setTimeout(resolve, DRAIN_POLL_MS));
+    }
+    return session.phase === 'open';
   }
 
   /** Pushes a local commit to every open session, encoded once. */

@@ -25,6 +25,13 @@ export interface LockOwner {
 
 export interface DatabaseLock {
   readonly path: string;
+  /**
+   * True when the disk was full: the lock was taken with an empty record (an empty file needs no
+   * data block), which the next starter takes for stale. Still exclusive against a start racing
+   * this one (the link is atomic), not against one that comes later; a full disk must not stop a
+   * node from starting to serve reads (a crash loop, see write-health.ts).
+   */
+  readonly withoutRecord: boolean;
   /** Removes the lock if it is still ours. Idempotent. */
   release(): void;
 }
@@ -84,6 +91,11 @@ function inUse(databasePath: string, owner: LockOwner): AppError {
   );
 }
 
+function isNoSpace(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 function cannotWrite(databasePath: string, error: unknown): AppError {
   const code = (error as NodeJS.ErrnoException).code ?? 'error';
   return new AppError('start_failed', `cannot write beside DATABASE_PATH ${databasePath} (${code}): the directory must exist or be creatable, and be writable by this user`, {
@@ -101,10 +113,17 @@ export function lockDatabase(databasePath: string, owner: { node: string; starte
   const record: LockOwner = { pid: process.pid, node: owner.node, startedAt: owner.startedAt, ...(processStart !== undefined ? { processStart } : {}) };
   const text = `${JSON.stringify(record)}\n`;
   const mine = `${path}.${process.pid}.tmp`;
+  let withoutRecord = false;
   try {
     writeFileSync(mine, text, { mode: 0o644 });
   } catch (error) {
-    throw cannotWrite(databasePath, error);
+    if (!isNoSpace(error)) throw cannotWrite(databasePath, error);
+    try {
+      writeFileSync(mine, '', { mode: 0o644 });
+      withoutRecord = true;
+    } catch (again) {
+      throw cannotWrite(databasePath, again);
+    }
   }
   try {
     for (let attempt = 1; ; attempt++) {
@@ -152,11 +171,12 @@ export function lockDatabase(databasePath: string, owner: { node: string; starte
   let held = true;
   return {
     path,
+    withoutRecord,
     release() {
       if (!held) return;
       held = false;
       try {
-        if (readFileSync(path, 'utf8') === text) unlinkSync(path);
+        if (readFileSync(path, 'utf8') === (withoutRecord ? '' : text)) unlinkSync(path);
       } catch {
         // Gone already (an operator removed it): nothing to release.
       }

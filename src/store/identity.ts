@@ -31,8 +31,14 @@
  * mint needlessly. Order at close: the last commit, then the stop record; a crash in between
  * leaves the running record, which mints (safe). A mid-run mint commits the database first, then
  * writes the new id as running.
+ *
+ * A full disk (issue 14): the file is written into a spare beside it that already holds a block
+ * (`identitySparePath`, re-made after every write), so the stop record of a clean stop on a full
+ * disk still lands and the next start keeps the id. A start whose database commit fails on a full
+ * disk writes no file at all and serves reads until the commit goes through (see sqlite-store.ts),
+ * so ENOSPC anywhere leaves either the previous state or the new one, and restarts mint nothing.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { isReplicaId, type ReplicaId } from '../ids.js';
 
@@ -146,21 +152,53 @@ export function readIdentityFile(path: string): IdentityFileContents {
   return parseIdentity(text);
 }
 
+/** The spare beside the identity file: written in place and renamed over it, then made again. */
+export function identitySparePath(path: string): string {
+  return `${path}.spare`;
+}
+
+/**
+ * Bytes the spare holds: more than any record (about 100 bytes), so writing a record into it
+ * overwrites blocks it already has and needs no free space.
+ */
+export const IDENTITY_SPARE_BYTES = 512;
+
 export function writeIdentityFile(path: string, identity: IdentityRecord): void {
-  const temporary = `${path}.tmp`;
-  const fd = openSync(temporary, 'w');
+  const spare = identitySparePath(path);
+  // In place into the spare when there is one (no new block needed), else a new file.
+  const fd = openSync(spare, existsSync(spare) ? 'r+' : 'w');
   try {
-    writeSync(fd, `${JSON.stringify(identityRecord(identity))}\n`);
+    const text = `${JSON.stringify(identityRecord(identity))}\n`;
+    writeSync(fd, text, 0);
+    ftruncateSync(fd, Buffer.byteLength(text));
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-  renameSync(temporary, path);
+  renameSync(spare, path);
   // Make the rename itself durable.
   const dir = openSync(dirname(path), 'r');
   try {
     fsyncSync(dir);
   } finally {
     closeSync(dir);
+  }
+  makeSpare(spare);
+}
+
+/**
+ * The next write's spare, taking the blocks the old file just gave back. Best effort: without
+ * one, the next write makes a new file (which a full disk refuses; the caller copes with that).
+ */
+function makeSpare(spare: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(spare, 'w');
+    writeSync(fd, Buffer.alloc(IDENTITY_SPARE_BYTES, 0x20));
+    fsyncSync(fd);
+  } catch {
+    // ENOSPC and the like: no spare this time.
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }

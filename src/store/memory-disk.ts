@@ -8,7 +8,7 @@ import type { ReplicaId } from '../ids.js';
 import { identityRecord, type IdentityFileContents, type IdentityRecord, type StoredIdentity } from './identity.js';
 
 /** The schema version the memory twin models (the SQLite store's migrations count). */
-export const MEMORY_SCHEMA_VERSION = 2;
+export const MEMORY_SCHEMA_VERSION = 3;
 
 /** What the database file holds. Mutated in place by commits, so it survives a crash. */
 export interface MemoryDatabase {

@@ -253,6 +253,11 @@ export class MemoryStore implements Store {
     return formatDigest(this.digestSum);
   }
 
+  /** The twin's disk never fills and its file is never replaced. */
+  writeBlocked(): undefined {
+    return undefined;
+  }
+
   stats(): StoreStats {
     this.assertOpen();
     let slots = 0;

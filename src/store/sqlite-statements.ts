@@ -61,9 +61,17 @@ export function prepareStatements(db: Database.Database) {
       .prepare<[], [PageName, ReplicaId, number, number]>('SELECT s.page, r.replica_id, s.count, s.epoch FROM slots s JOIN replicas r ON r.id = s.replica WHERE s.count > 0')
       .raw(),
     resetPages: db.prepare<[], [PageName, number]>('SELECT page, epoch FROM pages WHERE epoch > 0').raw(),
-    countPages: db.prepare<[], number>('SELECT count(*) FROM pages WHERE total > 0').pluck(),
-    countSlots: db.prepare<[], number>('SELECT count(*) FROM slots').pluck(),
-    countReplicas: db.prepare<[], number>('SELECT count(*) FROM replicas').pluck(),
+    // The one-row counts and digest of migration 0003: read instead of count(*) and a full scan.
+    storedStats: db.prepare<[], { pages: number; slots: number; replicas: number; digest: string | null }>(
+      'SELECT pages, slots, replicas, digest FROM store_stats WHERE id = 1',
+    ),
+    setDigest: db.prepare<[string]>('UPDATE store_stats SET digest = ? WHERE id = 1'),
+    // The probe write after a full disk: rewrites one row as it is, so it needs a WAL frame.
+    touchStats: db.prepare('UPDATE store_stats SET digest = digest WHERE id = 1'),
+    // Only when the row is gone (a hand-edited file): counted once, the triggers keep it from then on.
+    recountStats: db.prepare(
+      'INSERT INTO store_stats (id, pages, slots, replicas, digest) VALUES (1, (SELECT count(*) FROM pages WHERE total > 0), (SELECT count(*) FROM slots), (SELECT count(*) FROM replicas), NULL) ON CONFLICT (id) DO NOTHING',
+    ),
   };
 }
 

@@ -11,7 +11,7 @@
  */
 import type Database from 'better-sqlite3';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
-import { addToDigest, epochOf, formatDigest, pageEpochDigestTerm, SlotKeyCache, slotDigestTerm, slotEffect, supersedes, valueOf, type Slot } from '../crdt/g-counter.js';
+import { addToDigest, epochOf, formatDigest, pageEpochDigestTerm, parseDigest, SlotKeyCache, slotDigestTerm, slotEffect, supersedes, valueOf, type Slot } from '../crdt/g-counter.js';
 import { resetSlot } from '../crdt/reset.js';
 import { AppError, isAppError } from '../errors.js';
 import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
@@ -23,10 +23,26 @@ import { databaseBytes, openConnection, readPragmas, type ConnectionOptions, typ
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SlotCursor, Store, StoreStats } from './store.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
+import {
+  blockError,
+  databaseGoneBlock,
+  DISK_HEADROOM_BYTES,
+  diskFullBlock,
+  fileIdentity,
+  freeBytes,
+  isDiskFull,
+  WRITE_HEALTH_INTERVAL_MS,
+  type FileIdentity,
+  type WriteBlock,
+} from './write-health.js';
 
 export interface SqliteStoreOptions extends ConnectionOptions {
   readonly random?: RandomBytes;
   readonly log?: Log;
+  /** How often `checkWrites()` runs by itself (default WRITE_HEALTH_INTERVAL_MS; 0: only when called). */
+  readonly writeHealthIntervalMs?: number;
+  /** Increments waiting for a commit at most (default DEFAULT_MAX_QUEUED_INCREMENTS); past it `overloaded`. */
+  readonly maxQueuedIncrements?: number;
 }
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
@@ -47,7 +63,8 @@ export class SqliteStore implements Store {
   private readonly events: StoreEvents;
   /** replica id → interned integer; reloaded from the database after a failed transaction. */
   private interned = new Map<ReplicaId, number>();
-  private self: number;
+  /** This replica's interned id; -1 while the identity of this start is not committed yet. */
+  private self = -1;
   private seq: number;
   private currentIdentity: IdentityInfo;
   /**
@@ -60,6 +77,19 @@ export class SqliteStore implements Store {
   private accepting = true;
   private open = true;
   private closing: Promise<void> | undefined;
+  /** Why writes are refused now (a full disk, the file gone), or undefined. See write-health.ts. */
+  private blocked: WriteBlock | undefined;
+  /**
+   * True until this start's identity (epoch, maybe a new id) is committed and the identity file
+   * written: on a full disk at open that waits for space, and no stop record is written meanwhile
+   * (the file keeps what led to this start's decision, so the next start decides the same).
+   */
+  private identityPending = true;
+  /** Whether the database holds `digestSum` (migration 0003), or the next commit must store it. */
+  private digestStored: boolean;
+  /** The file opened, to notice it deleted or replaced under the running node. */
+  private readonly openedFile: FileIdentity | undefined;
+  private readonly healthTimer: NodeJS.Timeout | undefined;
 
   /** Use `openSqliteStore`: it sets the pragmas and migrates first. */
   constructor(
@@ -72,25 +102,57 @@ export class SqliteStore implements Store {
     this.events = new StoreEvents(this.log);
     this.statements = prepareStatements(db);
     this.reloadInterned();
-    this.groupCommit = new GroupCommit((units) => this.flush(units));
+    this.groupCommit = new GroupCommit((units) => this.flush(units), { maxQueuedIncrements: options.maxQueuedIncrements });
+    this.openedFile = fileIdentity(options.path);
 
     const row = this.statements.identity.get();
     const stored: DatabaseIdentity | undefined = row === undefined ? undefined : { replicaId: row.replicaId, epoch: row.epoch, localSeq: row.seq };
     const decision = decideIdentity(stored, identityFile.read());
-    // The database's epoch commits first, the file follows (see identity.ts for why this order).
-    const identity = this.transaction(() => {
-      const opened = openedIdentity(decision, stored?.replicaId, () => this.mintReplicaId());
-      this.statements.setMeta.run(this.intern(opened.replicaId), opened.epoch);
-      return opened;
-    });
-    // Running: no stop record until close() writes one (a crash from here on mints next time).
-    identityFile.write({ replicaId: identity.replicaId, epoch: identity.epoch });
-    this.currentIdentity = identity;
-    this.self = this.intern(identity.replicaId);
-    this.seq = this.statements.vvEntry.get(this.self) ?? 0;
-    this.digestSum = this.scanDigestSum();
+    // Decided, and a new id drawn, before anything is written: a start whose commit fails on a
+    // full disk keeps this identity and commits it once space returns, drawing no other.
+    this.currentIdentity = openedIdentity(decision, stored?.replicaId, () => this.mintReplicaId());
+    this.seq = this.currentIdentity.outcome === 'kept' ? (stored?.localSeq ?? 0) : 0;
+    // Read from the database (migration 0003); scanned only when unknown, stored by the commit.
+    const known = this.knownDigestSum();
+    this.digestSum = known ?? this.scanDigestSum();
+    this.digestStored = known !== undefined;
+    try {
+      this.commitIdentity();
+    } catch (error) {
+      if (!isDiskFull(error)) throw error;
+      // Serve reads; writes wait for space (checkWrites). No crash, so no restart loop.
+      this.block(diskFullBlock(options.path), error);
+    }
+    const identity = this.currentIdentity;
     const level = identity.outcome === 'minted' ? 'warn' : 'info';
-    this.log[level]({ path: options.path, ...identity }, `store opened: replica id ${identity.outcome}`);
+    this.log[level]({ path: options.path, ...identity, ...(this.identityPending ? { pending: 'disk full' } : {}) }, `store opened: replica id ${identity.outcome}`);
+    const interval = options.writeHealthIntervalMs ?? WRITE_HEALTH_INTERVAL_MS;
+    if (interval > 0) {
+      this.healthTimer = setInterval(() => this.checkWrites(), interval);
+      this.healthTimer.unref();
+    }
+  }
+
+  /**
+   * This start's identity into the database, then the identity file (see identity.ts for why this
+   * order). Re-runnable: after a failure on a full disk, checkWrites() runs it again as it is.
+   */
+  private commitIdentity(): void {
+    const identity = this.currentIdentity;
+    const s = this.statements;
+    this.transaction(() => {
+      s.setMeta.run(this.intern(identity.replicaId), identity.epoch);
+      if (!this.digestStored) {
+        if (s.storedStats.get() === undefined) s.recountStats.run();
+        s.setDigest.run(formatDigest(this.digestSum));
+      }
+    });
+    if (!this.digestStored) this.log.info({ path: this.options.path }, 'digest sum scanned from every slot and stored');
+    this.digestStored = true;
+    // Running: no stop record until close() writes one (a crash from here on mints next time).
+    this.identityFile.write({ replicaId: identity.replicaId, epoch: identity.epoch });
+    this.self = this.intern(identity.replicaId);
+    this.identityPending = false;
   }
 
   get replicaId(): ReplicaId {
@@ -103,7 +165,58 @@ export class SqliteStore implements Store {
 
   increment(increments: readonly Increment[]): Promise<PageCount[]> {
     if (!this.accepting) return Promise.reject(new AppError('shutting_down', 'the store is closing'));
+    if (this.blocked !== undefined) return Promise.reject(blockError(this.blocked));
     return this.groupCommit.enqueue(increments);
+  }
+
+  writeBlocked(): WriteBlock | undefined {
+    return this.blocked;
+  }
+
+  /**
+   * The write-health tick (every `writeHealthIntervalMs`; tests call it): checks that the file at
+   * the path is still the one open, and while the disk is full tries one write once the
+   * filesystem reports room, lifting the block when it goes through. Returns what still blocks.
+   */
+  checkWrites(): WriteBlock | undefined {
+    if (!this.open) return this.blocked;
+    const gone = this.openedFile === undefined ? undefined : databaseGoneBlock(this.options.path, this.openedFile);
+    if (gone !== undefined) {
+      this.block(gone);
+      return this.blocked;
+    }
+    if (this.blocked?.code === 'database_gone') this.unblock('the database file at the path is the open one again');
+    if (this.blocked === undefined && !this.identityPending) return undefined;
+    if (freeBytes(this.options.path) < DISK_HEADROOM_BYTES) {
+      this.block(diskFullBlock(this.options.path));
+      return this.blocked;
+    }
+    try {
+      if (this.identityPending) this.commitIdentity();
+      else this.transaction(() => this.statements.touchStats.run());
+    } catch (error) {
+      if (!isDiskFull(error)) this.log.warn({ err: error }, 'probe write failed');
+      return this.blocked;
+    }
+    this.unblock('the disk has room again');
+    return undefined;
+  }
+
+  /** Writes refused from now on, logged once per reason. */
+  private block(block: WriteBlock, error?: unknown): void {
+    if (this.blocked?.code === block.code) return;
+    this.blocked = block;
+    this.log.error({ err: error, path: this.options.path, code: block.code }, block.reason);
+  }
+
+  private unblock(why: string): void {
+    if (this.blocked === undefined) return;
+    this.log.warn({ path: this.options.path, was: this.blocked.code }, `writes accepted again: ${why}`);
+    this.blocked = undefined;
+  }
+
+  private assertWritable(): void {
+    if (this.blocked !== undefined) throw blockError(this.blocked);
   }
 
   count(page: PageName): number {
@@ -149,9 +262,12 @@ export class SqliteStore implements Store {
 
   merge(slots: readonly Slot[], ranges: readonly SeqRange[]): MergeResult {
     this.assertOpen();
+    this.assertWritable();
     const s = this.statements;
     const result = this.transaction(() => {
       const { changed, digestChange } = this.applyInTransaction(slots);
+      // After the slots (their triggers clear the stored digest), in the same transaction.
+      if (slots.length > 0) s.setDigest.run(formatDigest(addToDigest(this.digestSum, digestChange)));
 
       // Advance the vv only now that every slot of this call is in (the caller guarantees the
       // rest of each range was merged earlier).
@@ -179,6 +295,7 @@ export class SqliteStore implements Store {
   reset(pages: readonly PageName[]): PageReset[] {
     this.assertOpen();
     if (!this.accepting) throw new AppError('shutting_down', 'the store is closing');
+    this.assertWritable();
     const unique = checkResetPages(pages);
     if (unique.length === 0) return [];
     const replica = this.replicaId;
@@ -186,6 +303,8 @@ export class SqliteStore implements Store {
     const result = this.transaction(() => {
       const tombstones = unique.map((page) => resetSlot(page, replica, seq, this.statements.pageHead.get(page)?.epoch ?? 0));
       const applied = this.applyInTransaction(tombstones);
+      // After the slots (their triggers clear the stored digest), in the same transaction.
+      this.statements.setDigest.run(formatDigest(addToDigest(this.digestSum, applied.digestChange)));
       this.statements.setVv.run(seq, this.self);
       return { tombstones, ...applied };
     });
@@ -242,6 +361,7 @@ export class SqliteStore implements Store {
 
   rotateIdentity(reason: string): IdentityInfo {
     this.assertOpen();
+    this.assertWritable();
     const identity = this.transaction(() => this.mintInTransaction(reason));
     this.adoptIdentity(identity);
     return identity;
@@ -252,10 +372,11 @@ export class SqliteStore implements Store {
     return formatDigest(this.digestSum);
   }
 
+  /** One row read (the counts the triggers of migration 0003 keep) and two stat calls: no count(*). */
   stats(): StoreStats {
     this.assertOpen();
-    const s = this.statements;
-    return { pages: s.countPages.get() ?? 0, slots: s.countSlots.get() ?? 0, replicas: s.countReplicas.get() ?? 0, bytes: databaseBytes(this.options.path) };
+    const row = this.statements.storedStats.get();
+    return { pages: row?.pages ?? 0, slots: row?.slots ?? 0, replicas: row?.replicas ?? 0, bytes: databaseBytes(this.options.path) };
   }
 
   onCommit(listener: CommitListener): () => void {
@@ -284,6 +405,7 @@ export class SqliteStore implements Store {
    */
   kill(): void {
     if (!this.open) return;
+    clearInterval(this.healthTimer);
     this.accepting = false;
     this.groupCommit.drop(new AppError('shutting_down', 'the store was killed'));
     this.open = false;
@@ -292,11 +414,14 @@ export class SqliteStore implements Store {
   }
 
   private async shutdown(): Promise<void> {
+    clearInterval(this.healthTimer);
     this.accepting = false;
     if (!this.open) return;
     this.groupCommit.flushNow();
     this.open = false;
-    this.writeStopRecord();
+    // No stop record for an identity never committed, nor for a file deleted or replaced under
+    // us: what is at the path does not hold the commits made since (the next start mints).
+    if (!this.identityPending && this.blocked?.code !== 'database_gone') this.writeStopRecord();
     this.db.close();
     this.log.info({ path: this.options.path }, 'store closed');
   }
@@ -317,8 +442,9 @@ export class SqliteStore implements Store {
 
   /** One group commit: every accepted unit of `units` under one new seq, in one transaction. */
   private flush(units: PendingUnit[]): void {
-    if (!this.open) {
-      for (const unit of units) unit.reject(new AppError('shutting_down', 'the store is closed'));
+    if (!this.open || this.blocked !== undefined) {
+      const error = this.blocked !== undefined ? blockError(this.blocked) : new AppError('shutting_down', 'the store is closed');
+      for (const unit of units) unit.reject(error);
       return;
     }
     const s = this.statements;
@@ -353,6 +479,8 @@ export class SqliteStore implements Store {
           // src/crdt/reset.ts): the change is `by` at that epoch's key.
           digestChange += BigInt(by) * this.slotKeys.key(page, replica, epoch);
         }
+        // After the slots (their triggers clear the stored digest), in the same transaction.
+        s.setDigest.run(formatDigest(addToDigest(this.digestSum, digestChange)));
         s.setVv.run(seq, self);
         return { plan, raised, digestChange };
       });
@@ -377,9 +505,16 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * The digest sum from every slot: one scan at open (0.6–0.8 s at 300,000 slots, most of it
-   * hashing) instead of one per digest().
+   * The digest sum the database stores (one row), or undefined when it is not known: the first
+   * open after migration 0003, or a slot written by something other than this store. Then the
+   * caller scans every slot (0.6–0.8 s at 300,000 slots, most of it hashing) and stores the sum.
    */
+  private knownDigestSum(): bigint | undefined {
+    const stored = this.statements.storedStats.get()?.digest;
+    return stored === null || stored === undefined ? undefined : parseDigest(stored);
+  }
+
+  /** The digest sum from every slot, from scratch. */
   private scanDigestSum(): bigint {
     let sum = 0n;
     for (const [page, replica, count, epoch] of this.statements.countedSlots.iterate()) sum += slotDigestTerm(page, replica, count, epoch);
@@ -387,12 +522,20 @@ export class SqliteStore implements Store {
     return addToDigest(0n, sum);
   }
 
-  /** Runs `body` in an IMMEDIATE transaction; after a failure the interning cache is rebuilt. */
+  /**
+   * Runs `body` in an IMMEDIATE transaction; after a failure the interning cache is rebuilt. A
+   * full disk blocks writes from here on and is thrown as AppError `disk_full` (503).
+   */
   private transaction<T>(body: () => T): T {
     try {
       return this.db.transaction(body).immediate();
     } catch (error) {
       if (this.db.open) this.reloadInterned();
+      if (isDiskFull(error)) {
+        const block = diskFullBlock(this.options.path);
+        this.block(block, error);
+        throw new AppError(block.code, block.reason, { cause: error });
+      }
       throw error;
     }
   }

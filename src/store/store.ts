@@ -6,6 +6,7 @@
 import type { Slot } from '../crdt/g-counter.js';
 import type { SeqRange, VersionVector } from '../crdt/version-vector.js';
 import type { PageName, ReplicaId } from '../ids.js';
+import type { WriteBlock } from './write-health.js';
 
 export interface Increment {
   readonly page: PageName;
@@ -76,10 +77,12 @@ export interface Store {
 
   /**
    * Counts the increments as one all-or-nothing unit. Units arriving while a commit is pending
-   * are committed together in one transaction under one seq (group commit). Resolves after the
-   * commit with each increment's page total (in input order, a page listed twice gets its final
-   * total twice). Rejects with AppError `counter_overflow` (nothing counted) when a slot or a
-   * page total would pass Number.MAX_SAFE_INTEGER, and `shutting_down` after close().
+   * are committed together in one transaction under one seq (group commit; up to
+   * MAX_FLUSH_INCREMENTS per transaction, whole units). Resolves after the commit with each
+   * increment's page total (in input order, a page listed twice gets its final total twice).
+   * Rejects with AppError `counter_overflow` (nothing counted) when a slot or a page total would
+   * pass Number.MAX_SAFE_INTEGER, `overloaded` when the queue holds its bound already,
+   * `disk_full` / `database_gone` while writes are blocked, and `shutting_down` after close().
    */
   increment(increments: readonly Increment[]): Promise<PageCount[]>;
 
@@ -119,6 +122,14 @@ export interface Store {
 
   /** Mints a new replica id now (a peer proved this one went back in time). */
   rotateIdentity(reason: string): IdentityInfo;
+
+  /**
+   * Why writes are refused now, or undefined: `disk_full` (lifted by itself once there is room)
+   * or `database_gone` (the file was deleted or replaced under the running node). While set,
+   * increment() rejects and merge() and rotateIdentity() throw AppError with that code; reads
+   * go on.
+   */
+  writeBlocked(): WriteBlock | undefined;
 
   /** Digest of all counts: equal on nodes that have converged. */
   digest(): string;

@@ -23,6 +23,12 @@ export interface Connection {
   send(frame: Uint8Array): void;
   /** Bytes queued and not yet handed to the network: the send-buffer bound reads this. */
   bufferedBytes(): number;
+  /**
+   * Stops / restarts reading frames (backpressure: the receiver is behind on merging). Frames
+   * already read are still delivered. Optional: a transport without a socket may ignore it.
+   */
+  pause?(): void;
+  resume?(): void;
   /** Closes with a reason the other side sees (`close(reason)` there). Idempotent. */
   close(reason: string): void;
   readonly closed: boolean;

@@ -98,6 +98,14 @@ export class WebSocketConnection implements Connection {
     return this.socket.bufferedAmount;
   }
 
+  pause(): void {
+    if (!this.isClosed) this.socket.pause();
+  }
+
+  resume(): void {
+    if (!this.isClosed) this.socket.resume();
+  }
+
   close(reason: string): void {
     this.closeWith(CLOSE_NORMAL, reason);
   }

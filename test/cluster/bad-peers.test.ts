@@ -144,15 +144,15 @@ describe('bad peers', () => {
     ] as const) {
       peer = await RawPeer.connect(a.privateUrl);
       await peer.join(CLUSTER_NAME, CLUSTER_SECRET);
-      peer.send(frame);
+      peer.send(peer.sealer!.seal(frame));
       await closedWith(peer);
       expect(peer.received.find((m) => m?.type === 'reject')).toMatchObject({ code: 'bad_frame', reason: expect.stringMatching(problem) });
       expect(await pageCount(a, 'p')).toBe(0);
     }
     await stillLinked();
 
-    // A frame of protocol version 1 (a node from before resets): answered with a reject naming
-    // the version problem, before anything in it is read.
+    // A frame of protocol version 1 (a node from before resets and authenticated sessions): answered
+    // with a reject naming the version problem, before anything in it is read.
     peer = await RawPeer.connect(a.privateUrl);
     peer.send(Uint8Array.from([1, 0, 0, 0]));
     const closed = await closedWith(peer);

@@ -8,6 +8,7 @@ import { newReplicaId, type ReplicaId } from '../../src/ids.js';
 import { authProof } from '../../src/protocol/auth.js';
 import { decodeFrame, encodeMessage } from '../../src/protocol/codec.js';
 import { type Message, NONCE_BYTES } from '../../src/protocol/messages.js';
+import { FrameOpener, FrameSealer, sessionKey } from '../../src/protocol/session-mac.js';
 import { CLUSTER_PATH } from '../../src/transport/websocket-transport.js';
 import { eventually } from '../helpers/eventually.js';
 
@@ -23,10 +24,20 @@ export class RawPeer {
   readonly received: Array<Message | undefined> = [];
   readonly closed: Promise<Closed>;
 
+  /** Set once this peer sent its auth: what it sends from then on is sealed. */
+  sealer: FrameSealer | undefined;
+  /** Set once the node's auth arrived: what the node sends from then on is opened. */
+  private opener: FrameOpener | undefined;
+  private pendingOpener: FrameOpener | undefined;
+
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer) => {
       try {
-        this.received.push(decodeFrame(new Uint8Array(data)));
+        const frame = new Uint8Array(data);
+        const message = decodeFrame(this.opener === undefined ? frame : this.opener.open(frame));
+        this.received.push(message);
+        // The node's frames after its own auth are sealed.
+        if (message.type === 'auth') this.opener = this.pendingOpener;
       } catch {
         this.received.push(undefined);
       }
@@ -51,6 +62,23 @@ export class RawPeer {
     this.ws.send(frame, { binary: typeof frame !== 'string' });
   }
 
+  /** Encodes and sends a message, sealed once this peer sent its auth. */
+  sendMessage(message: Message): void {
+    const frame = encodeMessage(message);
+    this.send(this.sealer === undefined ? frame : this.sealer.seal(frame));
+  }
+
+  /** Stops reading from the socket: the node's frames pile up in its send buffer and the kernel's. */
+  stopReading(): void {
+    // ws has no public way to stop reading a client socket; pausing the net.Socket underneath does.
+    (this.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+  }
+
+  /** The node's replica id, from its hello. */
+  async nodeReplica(): Promise<ReplicaId> {
+    return (await this.next('hello')).replica;
+  }
+
   /** The first received message of `type`, waiting for it. */
   async next<T extends Message['type']>(type: T, timeoutMs = 5_000): Promise<Extract<Message, { type: T }>> {
     return eventually(
@@ -63,12 +91,19 @@ export class RawPeer {
     );
   }
 
-  /** Completes the handshake as a legitimate member; resolves once the node sent its version vector. */
+  /**
+   * Completes the handshake as a legitimate member (as the dialler: it proves first); resolves
+   * once the node sent its version vector.
+   */
   async join(cluster: string, secret: string): Promise<void> {
     this.send(encodeMessage({ type: 'hello', cluster, replica: this.replica, node: 'raw-peer', nonce: this.nonce }));
     const hello = await this.next('hello');
     const proof = authProof(secret, { cluster, challenge: hello.nonce, responderNonce: this.nonce, prover: this.replica, verifier: hello.replica });
+    this.pendingOpener = new FrameOpener(
+      sessionKey(secret, { cluster, sender: hello.replica, senderNonce: hello.nonce, receiver: this.replica, receiverNonce: this.nonce }),
+    );
     this.send(encodeMessage({ type: 'auth', proof }));
+    this.sealer = new FrameSealer(sessionKey(secret, { cluster, sender: this.replica, senderNonce: this.nonce, receiver: hello.replica, receiverNonce: hello.nonce }));
     await this.next('vv');
   }
 

@@ -10,24 +10,15 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { TempDirs } from '../helpers/temp-dir.js';
-import { RunShProcesses, TEST_SYNC_INTERVAL, countViews, groupGone, listFiles, pageCount, stopGracefully, waitForBackupToCatchUp } from './run-sh.js';
+import { useRunSh, TEST_SYNC_INTERVAL, countViews, groupGone, listFiles, pageCount, stopGracefully, waitForBackupToCatchUp } from './run-sh.js';
 
 const EXIT_OTHER_WRITER = 3;
 const CHECKING = 'run.sh: checking who wrote the latest generation';
 
 describe('one writer per backup path', () => {
-  const dirs = new TempDirs();
-  const runs = new RunShProcesses();
-  beforeAll(() => ensureBuilt());
-  afterEach(async () => {
-    await runs.killAll();
-    await dirs.removeAll();
-  });
-  afterAll(() => runs.killAll());
+  const { dirs, runs } = useRunSh();
 
   it('refuses a second node on the same backup path, and lets the owner restart and recover', async () => {
     const dir = await dirs.create('backup-writer-');

@@ -10,13 +10,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { PageName } from '../../src/ids.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
-import { ensureBuilt } from '../helpers/build.js';
 import { hermeticEnv } from '../helpers/spawn-node.js';
-import { TempDirs } from '../helpers/temp-dir.js';
-import { LITESTREAM_BIN, RunShProcesses } from './run-sh.js';
+import { LITESTREAM_BIN, useRunSh } from './run-sh.js';
 
 const execFileAsync = promisify(execFile);
 const ROOT = new URL('../..', import.meta.url).pathname;
@@ -44,14 +42,7 @@ async function ship(path: string, replicaRoot: string, name: string): Promise<vo
 }
 
 describe('recover refuses a forged or corrupt backup', () => {
-  const dirs = new TempDirs();
-  const runs = new RunShProcesses();
-  beforeAll(() => ensureBuilt());
-  afterEach(async () => {
-    await runs.killAll();
-    await dirs.removeAll();
-  });
-  afterAll(() => runs.killAll());
+  const { dirs, runs } = useRunSh();
 
   async function recoverWith(forge: (db: Database.Database) => void, honest: Record<string, number> = { home: 3 }) {
     const dir = await dirs.create('recover-hostile-');

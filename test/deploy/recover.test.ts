@@ -9,13 +9,10 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { TempDirs } from '../helpers/temp-dir.js';
 import { readBackups, readCounters, unionCounts } from './backups.js';
-import {
-  RunShProcesses,
+import { useRunSh,
   TEST_SYNC_INTERVAL,
   addCounts,
   clusterStatus,
@@ -61,14 +58,7 @@ class Load {
 }
 
 describe('whole-cluster recovery from the union of every backup', () => {
-  const dirs = new TempDirs();
-  const runs = new RunShProcesses();
-  beforeAll(() => ensureBuilt());
-  afterEach(async () => {
-    await runs.killAll();
-    await dirs.removeAll();
-  });
-  afterAll(() => runs.killAll());
+  const { dirs, runs } = useRunSh();
 
   async function expectConverged(nodes: readonly RunShProcess[], expected: Record<string, number>): Promise<void> {
     const pages = Object.keys(expected);
@@ -147,11 +137,13 @@ describe('whole-cluster recovery from the union of every backup', () => {
     const held = await readBackups(replicaRoot, NAMES, dir);
     const union = unionCounts(held.values());
     // Everything acknowledged before the backups caught up is there, and all that b acknowledged
-    // (it stopped cleanly); killed nodes may lose at most their last sync interval.
+    // (it stopped cleanly); killed nodes may lose at most their last sync interval. A killed
+    // node may also have committed (and shipped) the one view its client was still waiting for
+    // when the machine went: each load sends one request at a time, so at most one more.
     for (const [page, n] of Object.entries(addCounts(phase1, { 'on-b': onB }))) expect(union[page]).toBeGreaterThanOrEqual(n);
-    expect(union['on-a'] ?? 0).toBeLessThanOrEqual(onA);
-    expect(union['on-c'] ?? 0).toBeLessThanOrEqual(onC);
-    expect(union.home ?? 0).toBeLessThanOrEqual((phase1.home) + onCShared);
+    expect(union['on-a'] ?? 0).toBeLessThanOrEqual(onA + 1);
+    expect(union['on-c'] ?? 0).toBeLessThanOrEqual(onC + 1);
+    expect(union.home ?? 0).toBeLessThanOrEqual(phase1.home + onCShared + 1);
 
     // README step 1: the helpers work on the lost disk.
     for (const name of NAMES) {

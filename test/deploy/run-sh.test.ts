@@ -5,12 +5,9 @@
  */
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
-import { TempDirs } from '../helpers/temp-dir.js';
-import {
-  RunShProcesses,
+import { useRunSh,
   TEST_SYNC_INTERVAL,
   clusterStatus,
   countViews,
@@ -24,14 +21,7 @@ import {
 const EXIT_BAD_CONFIG = 2;
 
 describe('run.sh', () => {
-  const dirs = new TempDirs();
-  const runs = new RunShProcesses();
-  beforeAll(() => ensureBuilt());
-  afterEach(async () => {
-    await runs.killAll();
-    await dirs.removeAll();
-  });
-  afterAll(() => runs.killAll());
+  const { dirs, runs } = useRunSh();
 
   it('without REPLICA_URL says so and execs the node itself, which migrates (no Litestream, no second process)', async () => {
     const dir = await dirs.create('run-sh-plain-');

@@ -8,7 +8,9 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import { ROOT } from '../helpers/build.js';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { ensureBuilt, ROOT } from '../helpers/build.js';
+import { TempDirs } from '../helpers/temp-dir.js';
 import { eventually } from '../helpers/eventually.js';
 import { WRITER_HEADERS } from '../helpers/http-client.js';
 import { hermeticEnv, TEST_ADMIN_TOKEN } from '../helpers/spawn-node.js';
@@ -179,6 +181,13 @@ export class RunShProcesses {
  * about one run in ten of these tests, with the 100ms sync interval they use.
  */
 const LITESTREAM_FILE_REPLICA_STOP_RACE = /error closing db.*client write: stat \S+\.wal\.lz4\.tmp: no such file or directory/;
+/**
+ * The same stop, seen once in a CI-like run: the final sync was written, then Litestream's
+ * closing PASSIVE checkpoint lost its context to the signal and it exits 1. The tests that stop
+ * nodes this way check what the backup holds independently (every acknowledged view of the
+ * stopped node must be restored), so tolerating the exit code hides no lost segment.
+ */
+const LITESTREAM_STOP_CHECKPOINT_CANCELED = /error closing db.*checkpoint: mode=PASSIVE err=release read lock: context canceled/;
 
 /**
  * SIGTERM to the main process, as Fly.io sends it; resolves once the node has stopped cleanly
@@ -191,7 +200,7 @@ export async function stopGracefully(run: RunShProcess): Promise<void> {
   const output = run.output();
   if (!output.includes('"msg":"stopped"')) throw new Error(`the node did not log "stopped"; output:\n${output}`);
   if (exit.code === 0) return;
-  if (exit.code === 1 && LITESTREAM_FILE_REPLICA_STOP_RACE.test(output)) return;
+  if (exit.code === 1 && (LITESTREAM_FILE_REPLICA_STOP_RACE.test(output) || LITESTREAM_STOP_CHECKPOINT_CANCELED.test(output))) return;
   throw new Error(`run.sh exited ${JSON.stringify(exit)} at SIGTERM; output:\n${output}`);
 }
 
@@ -317,4 +326,20 @@ export function listFiles(dir: string): string[] {
     if (statSync(join(dir, entry)).isFile()) files.push(entry);
   }
   return files.sort();
+}
+
+/**
+ * The hooks every run.sh test file needs: build once, then after each test kill what it started
+ * and remove its folders. Call inside a describe().
+ */
+export function useRunSh(): { dirs: TempDirs; runs: RunShProcesses } {
+  const dirs = new TempDirs();
+  const runs = new RunShProcesses();
+  beforeAll(() => ensureBuilt());
+  afterEach(async () => {
+    await runs.killAll();
+    await dirs.removeAll();
+  });
+  afterAll(() => runs.killAll());
+  return { dirs, runs };
 }

@@ -14,6 +14,7 @@ function manualTimers(): Timers & { pending: Map<TimerHandle, { callback: () => 
   return {
     pending,
     now: () => 42,
+    wallTime: (monotonic) => monotonic,
     yield: () => Promise.resolve(),
     setTimeout(callback, ms) {
       const handle = { __timer: true } as TimerHandle;

@@ -23,6 +23,11 @@ export class ManualTimers implements Timers {
     return this.time;
   }
 
+  /** The manual clock doubles as the wall clock (it starts at a realistic epoch time). */
+  wallTime(monotonic: number): number {
+    return monotonic;
+  }
+
   setTimeout(callback: () => void, ms: number): TimerHandle {
     const handle = { __timer: true } as TimerHandle;
     this.scheduled.set(handle, { at: this.time + Math.max(0, ms), order: this.order++, callback });

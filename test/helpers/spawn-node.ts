@@ -29,6 +29,8 @@ export interface SpawnOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly args?: readonly string[];
   readonly listenTimeoutMs?: number;
+  /** A command the node is run under (`sh -c '… exec "$@"' sh`), e.g. to start it inside a cgroup. */
+  readonly wrapper?: readonly string[];
 }
 
 export interface Exit {
@@ -83,7 +85,8 @@ function watchExit(child: ChildProcess): Promise<Exit> {
 /** Spawns a node and waits for its `listening` line. Rejects (and kills it) if it exits first. */
 export async function spawnNode(options: SpawnOptions = {}): Promise<SpawnedNode> {
   ensureBuilt();
-  const child = spawn(process.execPath, [MAIN_JS, ...(options.args ?? [])], {
+  const command = [...(options.wrapper ?? []), process.execPath, MAIN_JS, ...(options.args ?? [])];
+  const child = spawn(command[0] as string, command.slice(1), {
     cwd: ROOT,
     env: hermeticEnv(options.env),
     stdio: ['ignore', 'pipe', 'pipe'],

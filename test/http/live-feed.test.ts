@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import type { Slot } from '../../src/crdt/g-counter.js';
 import { singleNodeStatus } from '../../src/http/cluster-status.js';
-import { LIVE_MAX_HEADER_BYTES, LIVE_PATH, LiveFeed, MAX_BUFFERED_BYTES, type LiveFeedOptions } from '../../src/http/live-feed.js';
+import { LIVE_CLIENT_BASE_BYTES, LIVE_MAX_HEADER_BYTES, LIVE_PATH, LiveFeed, liveClientCharge, MAX_BUFFERED_BYTES, type LiveFeedOptions } from '../../src/http/live-feed.js';
 import { MAX_PAGES_PER_CLIENT, parseLiveQuery } from '../../src/http/live-query.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 import { silentLogger } from '../../src/log.js';
@@ -236,6 +236,23 @@ describe('the live feed', () => {
     second.ws.close();
     await eventually(() => expect(h.feed.stats().clients).toBe(1));
     await connect(h, 'page=c');
+  });
+
+  it('refuses clients past the memory budget with 503 and frees a client\'s charge when it goes', async () => {
+    const long = (i: number) => `${'n'.repeat(250)}${i}`;
+    const greedy = Array.from({ length: 100 }, (_, i) => `page=${long(i)}`).join('&');
+    const charge = liveClientCharge({ pages: Array.from({ length: 100 }, (_, i) => page(long(i))), intervalMs: 0, cluster: false });
+    // Room for one greedy client and a few one-page ones, not for two greedy ones.
+    const h = await start({ maxClientBytes: charge + 3 * LIVE_CLIENT_BASE_BYTES + 3000 });
+    const first = await connect(h, greedy);
+    expect(h.feed.stats().chargedBytes).toBe(charge);
+    const refusal = await refused(`${h.url}?${greedy}`);
+    expect(refusal).toMatchObject({ status: 503, body: { error: { code: 'too_many_clients', message: expect.stringMatching(/memory budget/) } } });
+    for (const name of ['a', 'b', 'c']) await connect(h, `page=${name}`);
+    expect((await refused(`${h.url}?page=d`)).status).toBe(503);
+    first.ws.close();
+    await eventually(() => expect(h.feed.stats().chargedBytes).toBe(3 * liveClientCharge({ pages: [page('a')], intervalMs: 0, cluster: false })));
+    await connect(h, greedy);
   });
 
   it('sends the cluster status on connect and when it changes, only to clients that asked', async () => {

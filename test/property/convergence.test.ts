@@ -81,7 +81,14 @@ describe('the property has teeth', () => {
   });
 
   it('catches a replicator that advances its version vector over a gap', async () => {
-    const found = await counterexample((schedule) => replicated(schedule, 'advance-over-gap'), { seed: 7, numRuns: 1000 });
+    // Links in order (as TCP is): on an authenticated session a reordered, dropped or duplicated
+    // frame ends the session, so gaps come from deltas skipped behind a full send buffer.
+    const found = await counterexample((schedule) => replicated(schedule, 'advance-over-gap'), {
+      seed: 7,
+      numRuns: 1000,
+      kinds: ['inc', 'burst', 'flow', 'tick'],
+      weights: { inc: 8, burst: 4 },
+    });
     console.info(`advance-over-gap counterexample:\n${found.text}`);
     expect(found.message).toMatch(/vv\[|acknowledged/);
   }, 120_000);

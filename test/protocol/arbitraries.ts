@@ -167,6 +167,7 @@ export const messageArbs: { readonly [T in MessageType]: fc.Arbitrary<Extract<Me
   awareness: awarenessArb,
   ping: pingArb,
   pong: pongArb,
+  vvPart: vvArb.map((m) => ({ type: 'vvPart' as const, vv: m.vv })),
 };
 
 export const messageArb: fc.Arbitrary<Message> = fc.oneof(...Object.values(messageArbs) as fc.Arbitrary<Message>[]);

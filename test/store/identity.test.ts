@@ -1,9 +1,9 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ReplicaId } from '../../src/ids.js';
-import { decideIdentity, identityFilePath, parseIdentity, readIdentityFile, writeIdentityFile } from '../../src/store/identity.js';
+import { decideIdentity, IDENTITY_SPARE_BYTES, identityFilePath, identitySparePath, parseIdentity, readIdentityFile, writeIdentityFile } from '../../src/store/identity.js';
 import { MemoryDisk, MemoryStore } from '../../src/store/memory-store.js';
 
 const A = 'a'.repeat(32) as ReplicaId;
@@ -70,7 +70,7 @@ describe('identity file', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('sits beside the database and round-trips, leaving no temporary file', () => {
+  it('sits beside the database and round-trips, leaving one pre-filled spare for the next write', () => {
     const path = identityFilePath(join(dir, 'counters.db'));
     expect(path).toBe(join(dir, 'counters.db-identity.json'));
     expect(readIdentityFile(path)).toBeUndefined();
@@ -82,7 +82,8 @@ describe('identity file', () => {
     // Back to running: the stop record is gone, not left behind as undefined or stale.
     writeIdentityFile(path, { replicaId: A, epoch: 3 });
     expect(readFileSync(path, 'utf8')).toBe(`{"replicaId":"${A}","epoch":3}\n`);
-    expect(readdirSync(dir)).toEqual(['counters.db-identity.json']);
+    expect(readdirSync(dir).sort()).toEqual(['counters.db-identity.json', 'counters.db-identity.json.spare']);
+    expect(statSync(identitySparePath(path)).size).toBe(IDENTITY_SPARE_BYTES);
   });
 
   it('reports a damaged file as unreadable', () => {

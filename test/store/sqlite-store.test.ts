@@ -189,7 +189,7 @@ describe('migrate', () => {
     const tables = (db.prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map(
       (row) => row.name,
     );
-    expect(tables).toEqual(['meta', 'pages', 'replicas', 'slots', 'slots_by_replica_seq']);
+    expect(tables).toEqual(['meta', 'pages', 'replicas', 'slots', 'slots_by_replica_seq', 'store_stats']);
     expect(db.pragma('user_version', { simple: true })).toBe(latest);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const withoutRowid = (name: string) => (db.prepare('SELECT sql FROM sqlite_schema WHERE name = ?').get(name) as { sql: string }).sql;
@@ -216,5 +216,140 @@ describe('migrate', () => {
     writeFileSync(join(folder, '0003_c.sql'), 'CREATE TABLE c (x INTEGER);');
     expect(() => migrate(db, { directory: folder })).toThrow(/out of sequence/);
     db.close();
+  });
+});
+
+describe('SqliteStore stored stats (migration 0003)', () => {
+  let dir: string;
+  let path: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'sqlite-stats-'));
+    path = join(dir, 'counters.db');
+  });
+
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Opens with a log recorder; `scanned()` tells whether this open scanned every slot. */
+  async function openRecorded(): Promise<{ store: SqliteStore; scanned: () => boolean }> {
+    const lines: string[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
+    const store = await openSqliteStore({ path, log });
+    return { store, scanned: () => lines.some((line) => (JSON.parse(line) as { msg: string }).msg.startsWith('digest sum scanned')) };
+  }
+
+  function everySlot(store: SqliteStore): Slot[] {
+    return store.listPages({ limit: 1000 }).flatMap(({ page }) => store.pageSlots(page));
+  }
+
+  function counted(): { pages: number; slots: number; replicas: number } {
+    const db = new Database(path, { readonly: true });
+    const count = (table: string) => db.prepare(`SELECT count(*) FROM ${table}`).pluck().get() as number;
+    const pages = db.prepare('SELECT count(*) FROM pages WHERE total > 0').pluck().get() as number;
+    const result = { pages, slots: count('slots'), replicas: count('replicas') };
+    db.close();
+    return result;
+  }
+
+  async function fill(store: SqliteStore): Promise<void> {
+    await store.increment([{ page: 'a' as PageName, by: 3 }, { page: 'b' as PageName, by: 1 }]);
+    await store.increment([{ page: 'a' as PageName, by: 2 }]);
+    store.merge(
+      [
+        { page: 'a' as PageName, replica: 'b2'.padStart(32, '0') as ReplicaId, count: 7, seq: 2 },
+        { page: 'c' as PageName, replica: 'c3'.padStart(32, '0') as ReplicaId, count: 1, seq: 1 },
+      ],
+      [],
+    );
+    // A merge that only raises a seq (same count) leaves the digest as it is.
+    store.merge([{ page: 'a' as PageName, replica: 'b2'.padStart(32, '0') as ReplicaId, count: 7, seq: 3 }], []);
+  }
+
+  it('keeps the counts and the digest in the database: a reopen reads them instead of scanning', async () => {
+    const first = await openRecorded();
+    // A new database: nothing to scan yet, the sum of no slot is stored.
+    await fill(first.store);
+    const digest = first.store.digest();
+    expect(digest).toBe(stateDigest(everySlot(first.store)));
+    expect(first.store.stats()).toEqual({ ...counted(), bytes: first.store.stats().bytes });
+    expect(first.store.stats()).toMatchObject({ pages: 3, slots: 4, replicas: 3 });
+    await first.store.close();
+
+    const second = await openRecorded();
+    expect(second.scanned()).toBe(false);
+    expect(second.store.digest()).toBe(digest);
+    expect(second.store.stats()).toMatchObject(counted());
+    await second.store.close();
+  });
+
+  it('forgets the stored digest when a slot is changed behind the store, and rescans once at the next open', async () => {
+    const first = await openRecorded();
+    await fill(first.store);
+    await first.store.close();
+    const db = new Database(path);
+    db.prepare("UPDATE slots SET count = count + 5 WHERE page = 'b'").run();
+    expect(db.prepare('SELECT digest FROM store_stats').pluck().get()).toBeNull();
+    db.close();
+
+    const second = await openRecorded();
+    expect(second.scanned()).toBe(true);
+    expect(second.store.digest()).toBe(stateDigest(everySlot(second.store)));
+    await second.store.close();
+    const third = await openRecorded();
+    expect(third.scanned()).toBe(false);
+    expect(third.store.digest()).toBe(stateDigest(everySlot(third.store)));
+    await third.store.close();
+  });
+
+  it('with resets: leaves reset pages out of the stored page count, and the stored digest equals a from-scratch scan', async () => {
+    const first = await openRecorded();
+    await fill(first.store);
+    first.store.reset(['b' as PageName]);
+    first.store.merge([{ page: 'c' as PageName, replica: 'c3'.padStart(32, '0') as ReplicaId, count: 0, seq: 2, epoch: 1 }], []);
+    await first.store.increment([{ page: 'c' as PageName, by: 2 }]);
+    // b reset (total 0, left out); c reset by a peer and counted again (back in).
+    expect(first.store.stats()).toMatchObject({ pages: 2 });
+    const live = counted();
+    expect(first.store.stats()).toMatchObject({ slots: live.slots, replicas: live.replicas });
+    const digest = first.store.digest();
+    await first.store.close();
+
+    const second = await openRecorded();
+    expect(second.scanned()).toBe(false);
+    expect(second.store.digest()).toBe(digest);
+    expect(second.store.stats()).toMatchObject({ pages: 2 });
+    await second.store.close();
+    // Forget the stored sum: the next open scans every slot and reset page, to the same digest.
+    const db = new Database(path);
+    db.prepare('UPDATE store_stats SET digest = NULL').run();
+    db.close();
+    const third = await openRecorded();
+    expect(third.scanned()).toBe(true);
+    expect(third.store.digest()).toBe(digest);
+    await third.store.close();
+  });
+
+  it('upgrades a schema-2 database: counts it once, scans its digest once', async () => {
+    const first = await openRecorded();
+    await fill(first.store);
+    const digest = first.store.digest();
+    await first.store.close();
+    // Back to schema 2 as the resets release wrote it: no stats table, no triggers.
+    const db = new Database(path);
+    for (const trigger of db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").pluck().all() as string[]) db.exec(`DROP TRIGGER "${trigger}"`);
+    db.exec('DROP TABLE store_stats');
+    db.pragma('user_version = 2');
+    db.close();
+
+    const second = await openRecorded();
+    expect(second.scanned()).toBe(true);
+    expect(second.store.digest()).toBe(digest);
+    expect(second.store.stats()).toMatchObject({ pages: 3, slots: 4, replicas: 3 });
+    await second.store.increment([{ page: 'new' as PageName, by: 1 }]);
+    expect(second.store.stats()).toMatchObject({ pages: 4, slots: 5, replicas: 3 });
+    expect(second.store.digest()).toBe(stateDigest(everySlot(second.store)));
+    await second.store.close();
   });
 });

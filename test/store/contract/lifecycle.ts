@@ -1,5 +1,7 @@
 /** Lifecycle: schema too new, close commits what is queued and then refuses. */
 import { describe, expect, it } from 'vitest';
+import { MEMORY_SCHEMA_VERSION } from '../../../src/store/memory-disk.js';
+import { loadMigrations } from '../../../src/store/migrate.js';
 import { type ContractContext, page, rejection, thrown } from './harness.js';
 
 export function lifecycleContract(ctx: ContractContext): void {
@@ -13,7 +15,11 @@ export function lifecycleContract(ctx: ContractContext): void {
       const error = await rejection(ctx.harness().open());
       expect(error.code).toBe('database_too_new');
       expect(error.message).toMatch(/version 99\b/);
-      expect(error.message).toMatch(/newest migration \d+\b/);
+      expect(error.message).toMatch(new RegExp(`migration ${MEMORY_SCHEMA_VERSION}\\b`));
+    });
+
+    it('models the schema version of the newest migration (the twin and the SQLite store agree)', () => {
+      expect(MEMORY_SCHEMA_VERSION).toBe(loadMigrations().length);
     });
 
     it('commits what is queued on close, then refuses increments', async () => {

@@ -1,0 +1,258 @@
+/**
+ * The pressure phase (issue 14): floods a single real node the ways a greedy client can, one
+ * fresh node per flood so each peak RSS (VmHWM) is that flood's own, and reports what the node
+ * held: peak RSS, the longest /healthz answer during the flood (how long the event loop stalled),
+ * how many requests were refused (503) and that every acknowledged view is counted.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { BENCH_ADMIN_TOKEN, BENCH_WRITE_TOKEN, NODE_MAIN, ROOT } from '../cluster.js';
+import { HttpTarget } from '../http-client.js';
+import type { Knobs } from '../knobs.js';
+import { freePortOn } from '../loopback-ports.js';
+import type { Child, ProcessSet } from '../processes.js';
+import { log } from '../progress.js';
+import type { FloodResult } from '../result.js';
+import { round } from '../stats.js';
+
+/** Concurrent clients of the batch flood, each sending maximal batches back to back. */
+export const FLOOD_BATCH_CLIENTS = 64;
+/** Views per batch: the endpoint's most (MAX_BATCH_VIEWS), names long enough for a ~1 MiB body. */
+export const FLOOD_BATCH_VIEWS = 10_000;
+/** Batches each client sends. */
+export const FLOOD_BATCH_ROUNDS = 3;
+/** The flood's /healthz probe: one request every this many ms, its slowest answer reported. */
+export const PROBE_INTERVAL_MS = 50;
+const HOST = '127.0.0.1';
+
+/** A page name of about 90 bytes: 10,000 of them make a body just under 1 MiB (MAX_BODY_BYTES). */
+function floodPage(client: number, round: number, i: number): string {
+  return `/flood/client-${String(client).padStart(2, '0')}/round-${round}/a-rather-long-article-slug-of-a-blog-post-${String(i).padStart(5, '0')}`;
+}
+
+async function startNode(processes: ProcessSet, dir: string, label: string, env: Record<string, string> = {}): Promise<Child> {
+  const port = await freePortOn([HOST]);
+  return processes.spawn({
+    name: label,
+    script: NODE_MAIN,
+    env: {
+      PORT: String(port),
+      HOST,
+      DATABASE_PATH: join(dir, `${label}.db`),
+      NODE_NAME: label,
+      LOG_LEVEL: 'warn',
+      WRITE_TOKENS: BENCH_WRITE_TOKEN,
+      ADMIN_TOKENS: BENCH_ADMIN_TOKEN,
+      ...env,
+    },
+    cwd: ROOT,
+    port,
+  });
+}
+
+/** Probes /healthz every PROBE_INTERVAL_MS until stopped; returns the slowest answer in ms. */
+function probe(url: string): { stop(): Promise<number> } {
+  const http = new HttpTarget(url, { maxSockets: 1 });
+  let running = true;
+  let slowest = 0;
+  const loop = (async () => {
+    while (running) {
+      const started = performance.now();
+      try {
+        await http.send('GET', '/healthz');
+      } catch {
+        // A refused probe still measured the wait.
+      }
+      slowest = Math.max(slowest, performance.now() - started);
+      await new Promise((resolve) => setTimeout(resolve, PROBE_INTERVAL_MS));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      http.close();
+      return round(slowest, 1);
+    },
+  };
+}
+
+async function metricValue(http: HttpTarget, name: string): Promise<number> {
+  const body = (await http.send('GET', '/metrics')).body;
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(body)?.[1] ?? Number.NaN);
+}
+
+/** 64 clients × 3 maximal batches (10,000 views, ~1 MiB each) at once. */
+export async function floodBatches(processes: ProcessSet, dir: string): Promise<FloodResult> {
+  const node = await startNode(processes, dir, 'flood-batches');
+  const http = new HttpTarget(node.url, { maxSockets: FLOOD_BATCH_CLIENTS + 1, writeToken: BENCH_WRITE_TOKEN, adminToken: BENCH_ADMIN_TOKEN });
+  const prober = probe(node.url);
+  let acked = 0;
+  let refused = 0;
+  let failed = 0;
+  const started = performance.now();
+  try {
+    await Promise.all(
+      Array.from({ length: FLOOD_BATCH_CLIENTS }, async (_, client) => {
+        for (let r = 0; r < FLOOD_BATCH_ROUNDS; r++) {
+          const body = JSON.stringify({ views: Array.from({ length: FLOOD_BATCH_VIEWS }, (_, i) => ({ page: floodPage(client, r, i), by: 1 })) });
+          try {
+            const res = await http.send('POST', '/api/views', body);
+            if (res.status === 200) acked += FLOOD_BATCH_VIEWS;
+            else if (res.status === 503) refused++;
+            else failed++;
+          } catch {
+            failed++;
+          }
+        }
+      }),
+    );
+    const elapsedMs = round(performance.now() - started, 0);
+    const slowestProbeMs = await prober.stop();
+    const counted = await metricValue(http, 'dsqlite_views_counted_total');
+    const peakRssBytes = node.memory()?.peak ?? Number.NaN;
+    return { name: `${FLOOD_BATCH_CLIENTS} concurrent batches of ${FLOOD_BATCH_VIEWS.toLocaleString('en-US')} views (~1 MiB), ${FLOOD_BATCH_ROUNDS} each`, peakRssBytes, slowestProbeMs, elapsedMs, acked, counted, refused, failed };
+  } finally {
+    http.close();
+    await node.stop();
+  }
+}
+
+/** Live-feed fan-out: this many sockets follow the same FANOUT_PAGES pages with interval=0. */
+export const FANOUT_SOCKETS = 1_000;
+export const FANOUT_PAGES = 100;
+/** Live-feed memory: this many sockets, each following MEMORY_SOCKET_PAGES long names of its own. */
+export const MEMORY_SOCKETS = 2_000;
+export const MEMORY_SOCKET_PAGES = 100;
+const CLOCK_TICKS_PER_S = 100;
+
+/** CPU time (user + system) a process has used, ms, from /proc/<pid>/stat. */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_S;
+}
+
+/** Opens a live-feed socket and resolves once `initial` frames (one per page) arrived. */
+function openFeed(url: string, pages: readonly string[], onFrame: () => void): Promise<WebSocket> {
+  const query = pages.map((p) => `page=${encodeURIComponent(p)}`).join('&');
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url.replace('http', 'ws')}/api/live?${query}&interval=0`, { perMessageDeflate: false });
+    let initial = 0;
+    ws.on('message', () => {
+      if (initial < pages.length) {
+        initial++;
+        if (initial === pages.length) resolve(ws);
+        return;
+      }
+      onFrame();
+    });
+    ws.once('error', reject);
+    ws.once('unexpected-response', (_req, res) => reject(new Error(`live feed refused: HTTP ${res.statusCode}`)));
+  });
+}
+
+async function openFeeds(url: string, count: number, pagesOf: (i: number) => string[], onFrame: () => void): Promise<{ sockets: WebSocket[]; refused: number }> {
+  const sockets: WebSocket[] = [];
+  let refused = 0;
+  // In waves, so the node's accept queue and our own file descriptors are not the bottleneck.
+  for (let i = 0; i < count; i += 100) {
+    const wave = await Promise.allSettled(Array.from({ length: Math.min(100, count - i) }, (_, j) => openFeed(url, pagesOf(i + j), onFrame)));
+    for (const result of wave) {
+      if (result.status === 'fulfilled') sockets.push(result.value);
+      else refused++;
+    }
+  }
+  return { sockets, refused };
+}
+
+/** 1,000 sockets following the same 100 pages, interval=0; one 100-page batch: CPU it costs the node. */
+export async function floodLiveFanout(processes: ProcessSet, dir: string): Promise<FloodResult> {
+  const node = await startNode(processes, dir, 'flood-fanout');
+  const http = new HttpTarget(node.url, { maxSockets: 4, writeToken: BENCH_WRITE_TOKEN, adminToken: BENCH_ADMIN_TOKEN });
+  const pages = Array.from({ length: FANOUT_PAGES }, (_, i) => `/fanout/${'a-long-page-name-'.repeat(3)}${i}`);
+  let frames = 0;
+  let arrived: (() => void) | undefined;
+  const expected = FANOUT_SOCKETS * FANOUT_PAGES;
+  const { sockets, refused } = await openFeeds(node.url, FANOUT_SOCKETS, () => pages, () => {
+    frames++;
+    if (frames === expected) arrived?.();
+  });
+  try {
+    const prober = probe(node.url);
+    const before = cpuMs(node.pid);
+    const started = performance.now();
+    const done = new Promise<void>((resolve) => (arrived = resolve));
+    const res = await http.send('POST', '/api/views', JSON.stringify({ views: pages.map((page) => ({ page, by: 1 })) }));
+    if (res.status !== 200) throw new Error(`fan-out flood: POST answered ${res.status}`);
+    await Promise.race([done, new Promise((resolve) => setTimeout(resolve, 60_000))]);
+    const elapsedMs = round(performance.now() - started, 0);
+    const cpu = cpuMs(node.pid) - before;
+    const slowestProbeMs = await prober.stop();
+    return {
+      name: `${FANOUT_SOCKETS} live sockets × the same ${FANOUT_PAGES} pages, interval=0, one ${FANOUT_PAGES}-page POST`,
+      peakRssBytes: node.memory()?.peak ?? Number.NaN,
+      slowestProbeMs,
+      elapsedMs,
+      acked: FANOUT_PAGES,
+      counted: await metricValue(http, 'dsqlite_views_counted_total'),
+      refused,
+      failed: 0,
+      extra: { 'node CPU ms for the POST and its fan-out': round(cpu, 0), 'frames delivered': frames, 'frames expected': expected, 'sockets open': sockets.length },
+    };
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    http.close();
+    await node.stop();
+  }
+}
+
+/** 2,000 sockets, each following 100 long page names of its own: RSS per socket. */
+export async function floodLiveMemory(processes: ProcessSet, dir: string): Promise<FloodResult> {
+  const node = await startNode(processes, dir, 'flood-live-memory');
+  const http = new HttpTarget(node.url, { maxSockets: 2, adminToken: BENCH_ADMIN_TOKEN });
+  const rssBefore = node.memory()?.rss ?? Number.NaN;
+  const started = performance.now();
+  const name = (socket: number, i: number) => `/live-memory/socket-${String(socket).padStart(4, '0')}/${'a-long-page-name-'.repeat(13)}${String(i).padStart(3, '0')}`;
+  const { sockets, refused } = await openFeeds(node.url, MEMORY_SOCKETS, (s) => Array.from({ length: MEMORY_SOCKET_PAGES }, (_, i) => name(s, i)), () => undefined);
+  try {
+    const rssAfter = node.memory()?.rss ?? Number.NaN;
+    const elapsedMs = round(performance.now() - started, 0);
+    const ok = (await http.send('GET', '/healthz')).status === 200;
+    return {
+      name: `${MEMORY_SOCKETS} live sockets × ${MEMORY_SOCKET_PAGES} page names of ~240 bytes of their own`,
+      peakRssBytes: node.memory()?.peak ?? Number.NaN,
+      slowestProbeMs: Number.NaN,
+      elapsedMs,
+      acked: 0,
+      counted: 0,
+      refused,
+      failed: ok ? 0 : 1,
+      extra: { 'sockets open': sockets.length, 'RSS before MB': round(rssBefore / 1048576, 0), 'RSS after MB': round(rssAfter / 1048576, 0), 'KiB per open socket': round((rssAfter - rssBefore) / 1024 / Math.max(1, sockets.length), 1) },
+    };
+  } finally {
+    for (const ws of sockets) ws.terminate();
+    http.close();
+    await node.stop();
+  }
+}
+
+export async function runPressure(knobs: Knobs, processes: ProcessSet, dir: string): Promise<FloodResult[]> {
+  const results: FloodResult[] = [];
+  const only = new Set(knobs.floods);
+  if (only.has('batches')) {
+    log(`pressure: ${FLOOD_BATCH_CLIENTS} concurrent maximal batches`);
+    results.push(await floodBatches(processes, dir));
+  }
+  if (!only.has('fanout') && !only.has('live-memory')) return results;
+  if (only.has('fanout')) {
+    log(`pressure: ${FANOUT_SOCKETS} live sockets on the same ${FANOUT_PAGES} pages, one POST`);
+    results.push(await floodLiveFanout(processes, dir));
+  }
+  if (only.has('live-memory')) {
+    log(`pressure: ${MEMORY_SOCKETS} live sockets × ${MEMORY_SOCKET_PAGES} long page names`);
+    results.push(await floodLiveMemory(processes, dir));
+  }
+  return results;
+}

@@ -1,0 +1,122 @@
+/**
+ * The startup phase: what a start and a metrics scrape cost on a database of `startupPages`
+ * pages (issue 14: linear in pages before migration 0003, 4.5 s and 1.45 s at 1.1 M pages). The
+ * database is built in this process through the store itself, then a real node process opens
+ * it: the time from spawn to its `listening` line, next to the same on an empty database (Node's
+ * own boot and module loading, which do not grow with pages), then GET /metrics and
+ * GET /api/cluster timed from the client side.
+ */
+import { join } from 'node:path';
+import { BENCH_ADMIN_TOKEN, NODE_MAIN, ROOT } from '../cluster.js';
+import { HttpTarget } from '../http-client.js';
+import type { Knobs } from '../knobs.js';
+import type { ProcessSet } from '../processes.js';
+import { log } from '../progress.js';
+import type { StartupResult } from '../result.js';
+import { percentile, round } from '../stats.js';
+import type { PageName } from '../../src/ids.js';
+import { openSqliteStore } from '../../src/store/sqlite-store.js';
+
+/** Pages per group-commit unit while building the database (one transaction each). */
+export const STARTUP_BUILD_CHUNK = 50_000;
+/** Node starts timed per database (the median is reported). */
+export const STARTUP_STARTS = 3;
+/** Scrapes of /metrics (and reads of /api/cluster) timed per start. */
+export const STARTUP_SCRAPES = 20;
+
+/** A page name of a realistic length (about 24 bytes). */
+function pageName(i: number): PageName {
+  return `/blog/2026/post-${String(i).padStart(7, '0')}` as PageName;
+}
+
+async function buildDatabase(path: string, pages: number): Promise<number> {
+  const started = performance.now();
+  const store = await openSqliteStore({ path });
+  try {
+    for (let done = 0; done < pages; done += STARTUP_BUILD_CHUNK) {
+      const chunk = Math.min(STARTUP_BUILD_CHUNK, pages - done);
+      await store.increment(Array.from({ length: chunk }, (_, i) => ({ page: pageName(done + i), by: 1 + ((done + i) % 7) })));
+    }
+  } finally {
+    await store.close();
+  }
+  return round(performance.now() - started, 0);
+}
+
+/** Spawns a node on `path` and returns ms from spawn to its `listening` line; stops it after `measure`. */
+async function timedStart(processes: ProcessSet, path: string, label: string, measure?: (http: HttpTarget) => Promise<void>): Promise<number> {
+  const started = performance.now();
+  const child = await processes.spawn({
+    name: label,
+    script: NODE_MAIN,
+    env: { PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: path, NODE_NAME: label, LOG_LEVEL: 'info', ADMIN_TOKENS: BENCH_ADMIN_TOKEN },
+    cwd: ROOT,
+  });
+  const ms = performance.now() - started;
+  // Reads the private views (/metrics, the full /api/cluster) with an admin token.
+  const http = new HttpTarget(child.url, { maxSockets: 1, adminToken: BENCH_ADMIN_TOKEN });
+  try {
+    await measure?.(http);
+  } finally {
+    http.close();
+    await child.stop();
+  }
+  return round(ms, 1);
+}
+
+async function timed(http: HttpTarget, path: string): Promise<{ ms: number; bytes: number }> {
+  const started = performance.now();
+  const res = await http.send('GET', path);
+  const ms = performance.now() - started;
+  if (res.status !== 200) throw new Error(`startup phase: GET ${path} answered ${res.status}: ${res.body.slice(0, 200)}`);
+  return { ms, bytes: Buffer.byteLength(res.body) };
+}
+
+export async function runStartup(knobs: Knobs, processes: ProcessSet, dir: string): Promise<StartupResult> {
+  const empty = join(dir, 'startup-empty.db');
+  const full = join(dir, 'startup-full.db');
+  log(`startup: building a database of ${knobs.startupPages.toLocaleString('en-US')} pages`);
+  const buildMs = await buildDatabase(full, knobs.startupPages);
+  await buildDatabase(empty, 0);
+
+  const emptyStarts: number[] = [];
+  const fullStarts: number[] = [];
+  const scrapes: number[] = [];
+  const clusterReads: number[] = [];
+  let metricsBytes = 0;
+  let clusterBytes = 0;
+  let countedPages = 0;
+  for (let i = 0; i < STARTUP_STARTS; i++) {
+    log(`startup: start ${i + 1} of ${STARTUP_STARTS} (empty, then ${knobs.startupPages.toLocaleString('en-US')} pages)`);
+    emptyStarts.push(await timedStart(processes, empty, `startup-empty-${i}`));
+    fullStarts.push(
+      await timedStart(processes, full, `startup-full-${i}`, async (http) => {
+        for (let s = 0; s < STARTUP_SCRAPES; s++) {
+          const metrics = await timed(http, '/metrics');
+          scrapes.push(metrics.ms);
+          metricsBytes = metrics.bytes;
+          const cluster = await timed(http, '/api/cluster');
+          clusterReads.push(cluster.ms);
+          clusterBytes = cluster.bytes;
+        }
+        const body = (await http.send('GET', '/metrics')).body;
+        countedPages = Number(/^dsqlite_store_pages (\d+)$/m.exec(body)?.[1] ?? Number.NaN);
+      }),
+    );
+  }
+  const median = (values: number[]) => round(percentile([...values].sort((a, b) => a - b), 50), 1);
+  const max = (values: number[]) => round(Math.max(...values), 1);
+  return {
+    pages: knobs.startupPages,
+    countedPages,
+    buildMs,
+    startEmptyMs: median(emptyStarts),
+    startFullMs: median(fullStarts),
+    startFullMaxMs: max(fullStarts),
+    scrapeP50Ms: median(scrapes),
+    scrapeMaxMs: max(scrapes),
+    metricsBytes,
+    clusterP50Ms: median(clusterReads),
+    clusterBytes,
+  };
+}

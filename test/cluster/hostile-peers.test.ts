@@ -1,0 +1,346 @@
+/**
+ * Hostile peers against running nodes, one test per attack of issue 12: each attack is performed
+ * by a hand-driven peer (raw-peer.ts) that knows the secret where the attack needs it, against a
+ * healthy pair a–b (or a line a–c–b). Each must leave the node serving, its counts correct and
+ * converged with its honest peers.
+ */
+import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import WebSocket, { WebSocketServer } from 'ws';
+import { decodeFrame, encodeMessage } from '../../src/protocol/codec.js';
+import type { Message } from '../../src/protocol/messages.js';
+import { CLUSTER_PATH } from '../../src/transport/websocket-transport.js';
+import type { ReplicaId } from '../../src/ids.js';
+import { newReplicaId } from '../../src/ids.js';
+import { MAX_MERGE_BATCH_SLOTS } from '../../src/replication/merge-queue.js';
+import { MAX_HANDSHAKES_PER_SOURCE, NEW_REPLICA_BURST } from '../../src/replication/peer-limits.js';
+import { eventually } from '../helpers/eventually.js';
+import { METRIC_PREFIX } from '../../src/metrics.js';
+import { FAST_LIVENESS, type TestCluster, useClusters } from '../helpers/cluster.js';
+import { type ClusterNode, CLUSTER_SECRET } from '../helpers/cluster-node.js';
+import { waitForConvergence } from '../helpers/cluster-waits.js';
+import { clusterStatus, increment, pageCount, peerAt } from '../helpers/http-client.js';
+import { RawPeer } from './raw-peer.js';
+
+const CLUSTER_NAME = 'hostile-test';
+const newCluster = useClusters();
+
+/** A Prometheus sample of the node's /metrics, `name` without the node's prefix (summed over label sets matching `labels`). */
+async function metric(node: ClusterNode, name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
+  const text = await (await fetch(`${node.privateUrl}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const match = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (match === null || match[1] !== `${METRIC_PREFIX}${name}`) continue;
+    const set = match[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`))) sum += Number(match[3]);
+  }
+  return sum;
+}
+
+/** a and b, linked; `stillLinked` proves b's session with a never broke and both still converge. */
+async function healthyPair(): Promise<{ cluster: TestCluster; a: ClusterNode; b: ClusterNode; stillLinked: () => Promise<void> }> {
+  const cluster = newCluster();
+  const [a, b] = await cluster.startMesh(2, { env: { ...FAST_LIVENESS, CLUSTER_NAME }, names: ['a', 'b'] });
+  const since = peerAt(await clusterStatus(b), a.address)?.since;
+  expect(since).toBeDefined();
+  let round = 0;
+  const stillLinked = async () => {
+    expect(peerAt(await clusterStatus(b), a.address)).toMatchObject({ state: 'connected', since });
+    round++;
+    await Promise.all([increment(a, 'steady'), increment(b, 'steady')]);
+    const converged = await waitForConvergence([a, b]);
+    expect(converged.totals.steady).toBe(2 * round);
+    expect((await fetch(`${a.url}/healthz`)).status).toBe(200);
+  };
+  return { cluster, a, b, stillLinked };
+}
+
+async function joined(node: ClusterNode): Promise<RawPeer> {
+  const peer = await RawPeer.connect(node.privateUrl);
+  await peer.join(CLUSTER_NAME, CLUSTER_SECRET);
+  return peer;
+}
+
+/** The awareness entries (client, clock, state) of an update. */
+function awarenessEntries(update: Uint8Array): Array<{ client: number; clock: number; state: string }> {
+  const decoder = decoding.createDecoder(update);
+  const out = [];
+  for (let n = decoding.readVarUint(decoder); n > 0; n--) {
+    out.push({ client: decoding.readVarUint(decoder), clock: decoding.readVarUint(decoder), state: decoding.readVarString(decoder) });
+  }
+  return out;
+}
+
+function awarenessUpdate(entries: ReadonlyArray<{ client: number; clock: number; state: string }>): Uint8Array {
+  const encoder = encoding.createEncoder();
+  encoding.writeVarUint(encoder, entries.length);
+  for (const entry of entries) {
+    encoding.writeVarUint(encoder, entry.client);
+    encoding.writeVarUint(encoder, entry.clock);
+    encoding.writeVarString(encoder, entry.state);
+  }
+  return encoding.toUint8Array(encoder);
+}
+
+const page = (name: string) => name as never;
+
+describe('hostile peers', () => {
+  it('relay: a party without the secret that shuttles a handshake between two nodes cannot send a frame either accepts', async () => {
+    const { cluster, a, stillLinked } = await healthyPair();
+    // The relay listens; node c dials it (it is in c's PEERS), and the relay dials a posing as c.
+    const server = new WebSocketServer({ host: '127.0.0.1', port: 0, path: CLUSTER_PATH, perMessageDeflate: false });
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    const fromC: Message[] = [];
+    const cSocket = new Promise<WebSocket>((resolve) => {
+      server.once('connection', (ws) => {
+        ws.on('message', (data: Buffer) => {
+          try {
+            fromC.push(decodeFrame(new Uint8Array(data)));
+          } catch {
+            // sealed frames: the relay cannot read them
+          }
+        });
+        resolve(ws);
+      });
+    });
+    try {
+      const c = await cluster.add({
+        name: 'c',
+        host: cluster.allocateHost(),
+        port: a.port,
+        clusterPort: a.clusterPort,
+        env: { ...FAST_LIVENESS, CLUSTER_NAME, PEERS: `127.0.0.1:${(server.address() as AddressInfo).port}` },
+      });
+      await c.start();
+      const toC = await cSocket;
+      const cHello = await eventually(() => {
+        const hello = fromC.find((m) => m.type === 'hello');
+        if (hello?.type !== 'hello') throw new Error('no hello from c yet');
+        return hello;
+      });
+      // To a: "I am c", with c's own nonce.
+      const toA = await RawPeer.connect(a.privateUrl);
+      toA.sendMessage({ ...cHello });
+      const aHello = await toA.next('hello');
+      // To c (which dialled, so proves first): "I am a", with a's nonce. c's proof is what a asks of c.
+      toC.send(encodeMessage({ ...aHello }));
+      const cAuth = await eventually(() => {
+        const auth = fromC.find((m) => m.type === 'auth');
+        if (auth?.type !== 'auth') throw new Error('no auth from c yet');
+        return auth;
+      });
+      toA.sendMessage(cAuth);
+      // a took the relayed proof and opened (the handshake alone cannot tell a relay from c)…
+      await toA.next('auth');
+      // …but every frame from here on needs c's session key, which the relay cannot derive.
+      const rc = (await clusterStatus(c)).node.replicaId as ReplicaId;
+      toA.sendMessage({ type: 'delta', range: { replica: rc, after: 0, upTo: 1 }, slots: [{ page: page('relayed'), count: 2 ** 53 - 1, seq: 1 }] });
+      expect((await toA.closed).reason).toMatch(/does not verify/);
+      expect(await pageCount(a, 'relayed')).toBe(0);
+      toC.terminate();
+      await stillLinked();
+    } finally {
+      server.close();
+    }
+  });
+
+  it('forged and replayed frames: a flipped byte, or a frame of another session, closes the session and counts nothing', async () => {
+    const { a, stillLinked } = await healthyPair();
+    const first = await joined(a);
+    const delta: Message = { type: 'delta', range: { replica: first.replica, after: 0, upTo: 1 }, slots: [{ page: page('sealed'), count: 5, seq: 1 }] };
+    // Forged: the count changed after sealing.
+    const forged = first.sealer!.seal(encodeMessage(delta));
+    forged[forged.byteLength - 20]! ^= 0x01;
+    first.send(forged);
+    expect((await first.closed).reason).toMatch(/does not verify/);
+    expect(await pageCount(a, 'sealed')).toBe(0);
+    // Replayed: a frame sealed for one session, sent again on another (same peer identity).
+    const second = await joined(a);
+    const sealed = second.sealer!.seal(encodeMessage({ ...delta, range: { replica: second.replica, after: 0, upTo: 1 } }));
+    second.send(sealed);
+    await eventually(async () => expect(await pageCount(a, 'sealed')).toBe(5));
+    second.close();
+    const third = await joined(a);
+    third.send(sealed);
+    expect((await third.closed).reason).toMatch(/does not verify/);
+    // …and in the same session, twice.
+    const fourth = await joined(a);
+    const again = fourth.sealer!.seal(encodeMessage({ type: 'ping', id: 9 }));
+    fourth.send(again);
+    fourth.send(again);
+    expect((await fourth.closed).reason).toMatch(/does not verify/);
+    expect(await pageCount(a, 'sealed')).toBe(5);
+    await stillLinked();
+  });
+
+  it('false coverage: an empty delta claiming a replica range moves nothing, and a node behind a hub still gets that replica', async () => {
+    // a and b reach each other only through c: a gets b's changes by anti-entropy from c, which
+    // stops for good if a believes a lie about b's range.
+    const nodes = await newCluster().startNodes(3, {
+      env: { ...FAST_LIVENESS, CLUSTER_NAME },
+      names: ['a', 'b', 'c'],
+      perNode: (i, addresses): Record<string, string> => (i === 2 ? {} : { PEERS: addresses[2] as string }),
+    });
+    const [a, b] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    await waitForConvergence(nodes);
+    const rb = (await clusterStatus(b)).node.replicaId as ReplicaId;
+    const liar = await joined(a);
+    liar.sendMessage({ type: 'delta', range: { replica: rb, after: 0, upTo: 2 ** 40 }, slots: [] });
+    // The lie was read: the ping after it is answered.
+    liar.sendMessage({ type: 'ping', id: 77 });
+    await eventually(() => expect(liar.received.some((m) => m?.type === 'pong' && m.id === 77)).toBe(true));
+    expect((await clusterStatus(a)).versionVector[rb] ?? 0).toBeLessThan(2 ** 40);
+    for (let i = 0; i < 10; i++) await increment(b, 'behind-hub');
+    const converged = await waitForConvergence(nodes);
+    expect(converged.totals['behind-hub']).toBe(10);
+    expect(await pageCount(a, 'behind-hub')).toBe(10);
+    liar.close();
+  });
+
+  it('oversized vectors: covered ranges and slots for tens of thousands of fake replicas do not grow the vector past the new-id budget', async () => {
+    const { a, stillLinked } = await healthyPair();
+    const liar = await joined(a);
+    const fakes = Array.from({ length: 30_000 }, () => newReplicaId());
+    // Coverage for replicas it never delivered a slot of: justified by nothing.
+    for (let i = 0; i < 2; i++) {
+      liar.sendMessage({ type: 'covered', round: 100 + i, chunks: 0, ranges: fakes.slice(i * 15_000, (i + 1) * 15_000).map((replica) => ({ replica, after: 0, upTo: 5 })) });
+    }
+    // Slots of new replicas: only the budget's worth is taken.
+    for (let i = 0; i < 4; i++) {
+      const slots = fakes.slice(i * 5_000, (i + 1) * 5_000).map((replica) => ({ page: page('fake'), replica, count: 1, seq: 1 }));
+      liar.sendMessage({ type: 'slots', round: 200, index: i, slots });
+    }
+    liar.sendMessage({ type: 'covered', round: 200, chunks: 4, ranges: fakes.slice(0, 20_000).map((replica) => ({ replica, after: 0, upTo: 1 })) });
+    liar.sendMessage({ type: 'ping', id: 1 });
+    await eventually(() => expect(liar.received.some((m) => m?.type === 'pong')).toBe(true));
+    await eventually(async () => expect(await pageCount(a, 'fake')).toBeGreaterThan(0));
+    const replicas = Object.keys((await clusterStatus(a)).versionVector).length;
+    expect(replicas).toBeLessThanOrEqual(NEW_REPLICA_BURST + 10);
+    expect(await pageCount(a, 'fake')).toBeLessThanOrEqual(NEW_REPLICA_BURST + 20);
+    expect(await metric(a, 'replication_replicas_refused_total')).toBeGreaterThan(0);
+    liar.close();
+    // New sessions still open (a vector that no longer fits one frame killed every open before).
+    const next = await joined(a);
+    next.close();
+    await stillLinked();
+  });
+
+  it('awareness overwrite: a remote cannot rename the node or push its clock to 2^53', async () => {
+    const { a, stillLinked } = await healthyPair();
+    const liar = await joined(a);
+    const full = await liar.next('awareness');
+    const own = awarenessEntries(full.update).find((entry) => JSON.parse(entry.state)?.name === 'a');
+    expect(own).toBeDefined();
+    const renamed = JSON.stringify({ ...JSON.parse(own!.state), name: 'owned' });
+    liar.sendMessage({ type: 'awareness', update: awarenessUpdate([{ client: own!.client, clock: own!.clock + 1, state: renamed }]) });
+    liar.sendMessage({ type: 'ping', id: 5 });
+    await eventually(() => expect(liar.received.some((m) => m?.type === 'pong' && m.id === 5)).toBe(true));
+    const names = (await clusterStatus(a)).membership.map((m) => m.name);
+    expect(names).toContain('a');
+    expect(names).not.toContain('owned');
+    // A clock near 2^53 (for any client) closes the liar's session, nothing else.
+    liar.sendMessage({ type: 'awareness', update: awarenessUpdate([{ client: own!.client, clock: 2 ** 53 - 1, state: renamed }]) });
+    expect((await liar.closed).reason).toMatch(/could not be applied|bad_frame/);
+    await stillLinked();
+    expect((await clusterStatus(a)).membership.find((m) => m.name === 'a')).toBeDefined();
+  });
+
+  it('huge frames: near-limit slots frames are merged in bounded transactions, every slot counted', async () => {
+    const { a, b, stillLinked } = await healthyPair();
+    const liar = await joined(a);
+    const pages = 60_000;
+    const frames = 3;
+    for (let f = 0; f < frames; f++) {
+      const slots = Array.from({ length: pages }, (_, i) => ({ page: page(`h${f}-${i}`), replica: liar.replica, count: 2, seq: f * pages + i + 1 }));
+      liar.sendMessage({ type: 'slots', round: 1, index: f, slots });
+    }
+    liar.sendMessage({ type: 'covered', round: 1, chunks: frames, ranges: [{ replica: liar.replica, after: 0, upTo: frames * pages }] });
+    await eventually(async () => expect(await pageCount(a, `h${frames - 1}-${pages - 1}`)).toBe(2), { timeoutMs: 90_000 });
+    // Every merge transaction held at most MAX_MERGE_BATCH_SLOTS slots.
+    const transactions = await metric(a, 'replication_merge_batch_slots_count');
+    const bounded = await metric(a, 'replication_merge_batch_slots_bucket', { le: String(MAX_MERGE_BATCH_SLOTS) });
+    expect(transactions).toBeGreaterThanOrEqual((frames * pages) / MAX_MERGE_BATCH_SLOTS);
+    expect(bounded).toBe(transactions);
+    // b gets them all from a through anti-entropy (180,000 slots: give a loaded machine time).
+    // Wait for the whole state, not one page: chunks arrive in page order, not send order.
+    const converged = await waitForConvergence([a, b], { timeoutMs: 90_000 });
+    expect(converged.totals[`h${frames - 1}-${pages - 1}`]).toBe(2);
+    liar.close();
+    await stillLinked();
+  }, 240_000);
+
+  it('a peer that stops reading: sync answers wait for its send buffer instead of filling memory', async () => {
+    const { a, stillLinked } = await healthyPair();
+    // Give a about 12 MB of state (one replica, 50,000 slots of 220-byte page names).
+    const feeder = await joined(a);
+    const total = 50_000;
+    const frames = Math.ceil(total / 4_000);
+    for (let f = 0; f < frames; f++) {
+      const slots = [];
+      for (let i = f * 4_000; i < Math.min(total, (f + 1) * 4_000); i++) slots.push({ page: page(`s${i}-${'y'.repeat(210)}`), replica: feeder.replica, count: 1, seq: i + 1 });
+      feeder.sendMessage({ type: 'slots', round: 1, index: f, slots });
+    }
+    feeder.sendMessage({ type: 'covered', round: 1, chunks: frames, ranges: [{ replica: feeder.replica, after: 0, upTo: total }] });
+    await eventually(async () => expect(await pageCount(a, `s${total - 1}-${'y'.repeat(210)}`)).toBe(1), { timeoutMs: 30_000 });
+    feeder.close();
+    const stateBytes = total * 225;
+
+    const reader = await joined(a);
+    reader.stopReading();
+    const pingsBefore = await metric(a, 'replication_frames_total', { direction: 'sent', type: 'ping' });
+    // Ask for everything, again and again (a peer that does not read can still write).
+    const asking = setInterval(() => reader.sendMessage({ type: 'vv', vv: new Map() }), 100);
+    try {
+      // A hundred heartbeat rounds later (200 ms each, to b and the reader; about 20 s), answers
+      // that ignored the bound would have queued the whole state many times over.
+      await eventually(async () => expect(await metric(a, 'replication_frames_total', { direction: 'sent', type: 'ping' })).toBeGreaterThan(pingsBefore + 200), {
+        timeoutMs: 60_000,
+      });
+    } finally {
+      clearInterval(asking);
+    }
+    // What a sent as slots went to b (the feeder's state, once) and the reader: at most the send
+    // bound (8 MiB), one chunk, and what the kernel's socket buffers took (tcp_rmem allows up to
+    // 32 MiB for the paused reader's side, tcp_wmem 4 MiB for a's).
+    const queued = await metric(a, 'replication_bytes_total', { direction: 'sent', type: 'slots' });
+    expect(queued).toBeLessThan(stateBytes + (8 + 1 + 32 + 4) * 2 ** 20);
+    reader.close();
+    await stillLinked();
+  });
+
+  it('sockets that never say hello: over the per-host cap they are closed at once, the rest at the handshake deadline even while pinging', async () => {
+    const { a, stillLinked } = await healthyPair();
+    const sockets = await Promise.all(Array.from({ length: MAX_HANDSHAKES_PER_SOURCE + 4 }, () => RawPeer.connect(a.privateUrl)));
+    const pinger = setInterval(() => {
+      for (const s of sockets) if (s.ws.readyState === s.ws.OPEN) s.sendMessage({ type: 'ping', id: 1 });
+    }, 200);
+    try {
+      const reasons = await Promise.all(sockets.map(async (s) => (await s.closed).reason));
+      expect(reasons.filter((r) => /too many unauthenticated/.test(r))).toHaveLength(4);
+      expect(reasons.filter((r) => /handshake timeout/.test(r))).toHaveLength(MAX_HANDSHAKES_PER_SOURCE);
+    } finally {
+      clearInterval(pinger);
+    }
+    await stillLinked();
+  });
+
+  it('id-rotation flood: claims of seqs of the node’s own fresh id close the liar and mint nothing', async () => {
+    const { a, stillLinked } = await healthyPair();
+    const before = (await clusterStatus(a)).node.replicaId;
+    for (let i = 0; i < 20; i++) {
+      const liar = await RawPeer.connect(a.privateUrl);
+      const own = await liar.nodeReplica();
+      await liar.join(CLUSTER_NAME, CLUSTER_SECRET);
+      liar.sendMessage({ type: 'vv', vv: new Map([[own, 1_000_000 + i]]) });
+      await liar.closed;
+    }
+    const status = await clusterStatus(a);
+    expect(status.node.replicaId).toBe(before);
+    expect(await metric(a, 'replication_identity_minted_total')).toBe(0);
+    expect(Object.keys(status.versionVector).length).toBeLessThanOrEqual(4);
+    await stillLinked();
+  });
+});

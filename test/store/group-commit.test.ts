@@ -1,0 +1,61 @@
+/** The group-commit queue's bounds: refused past its cap, and flushed in commits of bounded size. */
+import { describe, expect, it } from 'vitest';
+import { isAppError } from '../../src/errors.js';
+import type { PageName } from '../../src/ids.js';
+import { GroupCommit, MAX_FLUSH_INCREMENTS, type PendingUnit } from '../../src/store/group-commit.js';
+import type { Increment } from '../../src/store/store.js';
+
+function views(n: number): Increment[] {
+  return Array.from({ length: n }, (_, i) => ({ page: `p${i}` as PageName, by: 1 }));
+}
+
+/** A queue whose flush records the size of each commit and answers every unit. */
+function recordingQueue(maxQueuedIncrements: number): { queue: GroupCommit; commits: number[] } {
+  const commits: number[] = [];
+  const queue = new GroupCommit(
+    (units: PendingUnit[]) => {
+      commits.push(units.reduce((sum, unit) => sum + unit.increments.length, 0));
+      for (const unit of units) unit.resolve([]);
+    },
+    { maxQueuedIncrements },
+  );
+  return { queue, commits };
+}
+
+describe('GroupCommit bounds', () => {
+  it('refuses a unit with overloaded past the queue cap, and takes units again once the queue drains', async () => {
+    const { queue, commits } = recordingQueue(1_000);
+    const accepted = [queue.enqueue(views(600)), queue.enqueue(views(400))];
+    const refused = await queue.enqueue(views(1)).catch((error: unknown) => error);
+    expect(isAppError(refused) && refused.code).toBe('overloaded');
+    expect(isAppError(refused) && refused.status).toBe(503);
+    await Promise.all(accepted);
+    expect(commits).toEqual([1_000]);
+    await queue.enqueue(views(1));
+    expect(commits).toEqual([1_000, 1]);
+  });
+
+  it('takes one unit larger than the cap when the queue is empty (it could never fit otherwise)', async () => {
+    const { queue, commits } = recordingQueue(10);
+    await queue.enqueue(views(50));
+    expect(commits).toEqual([50]);
+  });
+
+  it(`commits at most ${MAX_FLUSH_INCREMENTS} increments per transaction (whole units), the rest on the next turns`, async () => {
+    const { queue, commits } = recordingQueue(1_000_000);
+    const unit = 7_000;
+    await Promise.all(Array.from({ length: 10 }, () => queue.enqueue(views(unit))));
+    const perCommit = Math.floor(MAX_FLUSH_INCREMENTS / unit) * unit;
+    expect(commits.reduce((a, b) => a + b, 0)).toBe(10 * unit);
+    for (const size of commits) expect(size).toBeLessThanOrEqual(MAX_FLUSH_INCREMENTS);
+    expect(commits[0]).toBe(perCommit);
+  });
+
+  it('flushNow commits everything queued, in bounded commits', () => {
+    const { queue, commits } = recordingQueue(1_000_000);
+    for (let i = 0; i < 5; i++) void queue.enqueue(views(MAX_FLUSH_INCREMENTS));
+    queue.flushNow();
+    expect(commits).toEqual(Array.from({ length: 5 }, () => MAX_FLUSH_INCREMENTS));
+    expect(queue.pending).toBe(0);
+  });
+});
