@@ -18,6 +18,8 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const NODE_MAIN = join(ROOT, 'dist', 'src', 'main.js');
 export const NAIVE_MAIN = join(ROOT, 'dist', 'bench', 'naive', 'naive-node.js');
 export const KOA_MAIN = join(ROOT, 'dist', 'bench', 'koa-ceiling.js');
+/** Our node with per-frame authentication off (bench only: the `mac` phase's end-to-end comparison). */
+export const UNSEALED_MAIN = join(ROOT, 'dist', 'bench', 'unsealed-node.js');
 
 /**
  * The write token of this run: the benchmark sends `by`, batches and far more views per second
@@ -65,6 +67,8 @@ export class Cluster {
   private readonly dir: string;
   private readonly cpuProf: string;
   private readonly size: number;
+  /** The node's script: NODE_MAIN or NAIVE_MAIN by kind, unless the caller named another (UNSEALED_MAIN). */
+  private script = '';
 
   private constructor(kind: ClusterKind, processes: ProcessSet, dir: string, port: number, clusterPort: number, cpuProf: string, size: number) {
     this.size = size;
@@ -76,12 +80,13 @@ export class Cluster {
     this.cpuProf = cpuProf;
   }
 
-  static async start(options: { kind: ClusterKind; nodes: number; processes: ProcessSet; dir: string; cpuProf?: string; label: string }): Promise<Cluster> {
+  static async start(options: { kind: ClusterKind; nodes: number; processes: ProcessSet; dir: string; cpuProf?: string; label: string; script?: string }): Promise<Cluster> {
     const hosts = Array.from({ length: options.nodes }, (_, i) => nodeHost(i));
     const port = await freePortOn(hosts);
     let clusterPort = port;
     while (options.kind === 'ours' && clusterPort === port) clusterPort = await freePortOn(hosts);
     const cluster = new Cluster(options.kind, options.processes, options.dir, port, clusterPort, options.cpuProf ?? '', options.nodes);
+    cluster.script = options.script ?? (options.kind === 'ours' ? NODE_MAIN : NAIVE_MAIN);
     try {
       const children = await Promise.all(hosts.map((_, i) => cluster.spawnNode(i, options.label)));
       children.forEach((child, i) => {
@@ -122,7 +127,7 @@ export class Cluster {
       LOG_LEVEL: 'warn',
     };
     const nodeArgs = this.cpuProf !== '' && this.kind === 'ours' ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProf, '--cpu-prof-name', `${label}-${index}-${Date.now()}.cpuprofile`] : [];
-    return this.processes.spawn({ name: `${label}-${index}`, script: this.kind === 'ours' ? NODE_MAIN : NAIVE_MAIN, env, nodeArgs, cwd: ROOT, port: this.port });
+    return this.processes.spawn({ name: `${label}-${index}`, script: this.script, env, nodeArgs, cwd: ROOT, port: this.port });
   }
 
   /** Waits until every node has an open session with every other (GET /api/cluster). */

@@ -7,7 +7,7 @@
 
 export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'startup', 'pressure', 'naive', 'yjs', 'restart', 'mac', 'sessions'] as const;
 export type Phase = (typeof PHASES)[number];
-export const FLOODS: readonly string[] = ['batches', 'fanout', 'live-memory'];
+export const FLOODS: readonly string[] = ['batches', 'fanout', 'live-memory', 'peer-frames'];
 
 export interface Knobs {
   readonly quick: boolean;
@@ -75,7 +75,7 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'partitionMs', flag: '--partition-ms', env: 'BENCH_PARTITION_MS', full: '8000', quick: '2000', help: 'How long one node is SIGSTOPped under load.' },
   { name: 'partitionRate', flag: '--partition-rate', env: 'BENCH_PARTITION_RATE', full: '1000', quick: '1000', help: 'Open-loop rate on the other nodes during the partition.' },
   { name: 'memoryPages', flag: '--memory-pages', env: 'BENCH_MEMORY_PAGES', full: '100000', quick: '100000', help: 'Increments over 1,000 pages, then as many over as many new pages; RSS is read after each.' },
-  { name: 'floods', flag: '--floods', env: 'BENCH_FLOODS', full: 'batches,fanout,live-memory', quick: 'batches,fanout,live-memory', help: 'Floods of the pressure phase: batches (64 concurrent maximal batches), fanout (1,000 live sockets, one POST), live-memory (2,000 live sockets × 100 long names).' },
+  { name: 'floods', flag: '--floods', env: 'BENCH_FLOODS', full: 'batches,fanout,live-memory,peer-frames', quick: 'batches,fanout,live-memory,peer-frames', help: 'Floods of the pressure phase: batches (64 concurrent maximal batches), fanout (1,000 live sockets, one POST), live-memory (2,000 live sockets × 100 long names), peer-frames (an authenticated peer sending 100 slots frames at the entry bound).' },
   { name: 'startupPages', flag: '--startup-pages', env: 'BENCH_STARTUP_PAGES', full: '1000000', quick: '1000000', help: 'Pages of the database the startup phase starts a node on, then scrapes /metrics (goals: start < 1 s, scrape < 50 ms).' },
   { name: 'yjsIncrements', flag: '--yjs-increments', env: 'BENCH_YJS_INCREMENTS', full: '1000,10000,100000', quick: '1000,10000', help: 'Increment counts at which the Yjs Y.Map state is measured.' },
   { name: 'yjsPages', flag: '--yjs-pages', env: 'BENCH_YJS_PAGES', full: '100', quick: '100', help: 'Pages the Yjs baseline spreads its increments over.' },

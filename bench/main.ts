@@ -16,7 +16,7 @@ import { ROOT } from './cluster.js';
 import { KnobError, parseKnobs, usage, type Knobs } from './knobs.js';
 import { currentLoad, machineInfo } from './machine.js';
 import { runClusterPhases } from './phases/cluster-phases.js';
-import { runMacBench, type MacResult } from './phases/mac.js';
+import { runMacBench, runMacEndToEnd, type MacResult } from './phases/mac.js';
 import { runMemory } from './phases/memory.js';
 import { runNaive } from './phases/naive.js';
 import { runPressure } from './phases/pressure.js';
@@ -77,7 +77,9 @@ async function main(argv: readonly string[]): Promise<number> {
     }
     if (phases.has('mac')) {
       log('mac: one delta frame encoded and decoded, without and with its session MAC');
-      mac = runMacBench(knobs.quick ? 20_000 : 100_000);
+      const frames = runMacBench(knobs.quick ? 20_000 : 100_000);
+      log('mac: end to end, real 2-node clusters with the MAC on and off');
+      mac = { ...frames, endToEnd: await runMacEndToEnd(knobs, processes, dir) };
     }
     if (phases.has('restart')) {
       log('restart: run.sh restart and restore times under Litestream');

@@ -117,6 +117,15 @@ export function renderReport(result: BenchResult): string {
         `| end-to-end replication at ${n(latency.rate)}/s, ms (with MAC, measured; without = minus ${n(extraMs)} ms) | ${n(latency.replication.p50)} → ${n(Math.max(0, latency.replication.p50 - extraMs))} | ${n(latency.replication.p99)} | ${n(latency.bytesPerIncrement)} (with MAC) |`,
       );
     }
+    const e2e = mac.endToEnd;
+    if (e2e !== undefined) {
+      lines.push('');
+      lines.push(`End to end, two real 2-node clusters at ${n(e2e.rate)}/s in this run (medians of ${e2e.runs.length / 2} runs each, alternated):`, '');
+      lines.push('| | replication p50 ms | p99 ms | peer bytes per increment |');
+      lines.push('|---|---:|---:|---:|');
+      lines.push(`| MAC on | ${n(e2e.withMac.p50Ms)} | ${n(e2e.withMac.p99Ms)} | ${n(e2e.withMac.bytesPerIncrement)} |`);
+      lines.push(`| MAC off (bench-only node) | ${n(e2e.withoutMac.p50Ms)} | ${n(e2e.withoutMac.p99Ms)} | ${n(e2e.withoutMac.bytesPerIncrement)} |`);
+    }
     lines.push('');
   }
 

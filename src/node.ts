@@ -48,6 +48,12 @@ export interface NodeOptions {
   /** Randomness for the replica id (tests make it reproducible). */
   readonly random?: RandomBytes;
   readonly now?: () => Date;
+  /**
+   * Bench only (bench/unsealed-node.ts): peer sessions skip the per-frame MAC, so `npm run bench`
+   * can show what it costs end to end. Never read from configuration; a node with it talks only
+   * to nodes with it (each side refuses the other's first frame after auth).
+   */
+  readonly unsealedFrames?: boolean;
 }
 
 export interface RunningNode {
@@ -242,6 +248,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     antiEntropyIntervalMs: config.antiEntropyIntervalMs,
     maxSendBufferBytes: bounds.peerSendBufferBytes,
+    ...(options.unsealedFrames === true ? { unsealedFrames: true } : {}),
   });
   // Catch up before serving counts (replication/catch-up.ts): count requests wait for it.
   const catchUp = new CatchUp({

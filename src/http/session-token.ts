@@ -29,7 +29,7 @@
 import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
-import { epochOf, type SlotValue } from '../crdt/g-counter.js';
+import { epochOf, saturatingTotal, type SlotValue } from '../crdt/g-counter.js';
 import { AppError } from '../errors.js';
 import { REPLICA_ID_BYTES, replicaIdFromBytes, replicaIdToBytes, type ReplicaId } from '../ids.js';
 
@@ -99,9 +99,8 @@ export function mergeSeen(
     floor = seen.floor;
     for (const [replica, count] of seen.slots) if (count > (replicas.get(replica) ?? 0)) replicas.set(replica, count);
   }
-  let sum = 0;
-  for (const count of replicas.values()) sum += count;
-  return { count: Math.max(sum, floor), epoch, replicas };
+  // Capped like the stores' totals (g-counter.ts MAX_TOTAL): slots of many replicas may sum past 2^53-1.
+  return { count: Math.max(saturatingTotal(replicas.values()), floor), epoch, replicas };
 }
 
 function findPage(session: Session, hash: string): SessionPage | undefined {

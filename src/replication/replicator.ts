@@ -73,6 +73,8 @@ export interface ReplicatorOptions {
   readonly reconnect?: BackoffOptions;
   readonly maxSendBufferBytes?: number;
   readonly syncChunkSlots?: number;
+  /** Bench only: sessions skip the per-frame MAC (see NodeOptions.unsealedFrames). */
+  readonly unsealedFrames?: boolean;
 }
 
 export class Replicator {
@@ -143,6 +145,7 @@ export class Replicator {
         randomBytes: options.randomBytes ?? cryptoRandom,
         metrics,
         admitReplica: (replica, session) => this.admitReplica(replica, session),
+        ...(options.unsealedFrames === true ? { unsealedFrames: true } : {}),
       },
       timers,
       log,

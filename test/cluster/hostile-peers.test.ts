@@ -15,6 +15,9 @@ import { CLUSTER_PATH } from '../../src/transport/websocket-transport.js';
 import type { ReplicaId } from '../../src/ids.js';
 import { newReplicaId } from '../../src/ids.js';
 import { MAX_MERGE_BATCH_SLOTS } from '../../src/replication/merge-queue.js';
+import { MAX_FRAME_ENTRIES, PROTOCOL_VERSION } from '../../src/protocol/messages.js';
+import { MESSAGE_TAGS } from '../../src/protocol/codec.js';
+import { replicaIdToBytes } from '../../src/ids.js';
 import { MAX_HANDSHAKES_PER_SOURCE, NEW_REPLICA_BURST } from '../../src/replication/peer-limits.js';
 import { eventually } from '../helpers/eventually.js';
 import { METRIC_PREFIX } from '../../src/metrics.js';
@@ -86,6 +89,19 @@ function awarenessUpdate(entries: ReadonlyArray<{ client: number; clock: number;
 }
 
 const page = (name: string) => name as never;
+
+/** A `slots` frame (round 1, index 0) of one replica, written by hand: encodeMessage refuses more than MAX_FRAME_ENTRIES. */
+function encodeOverBound(slots: ReadonlyArray<{ page: string; replica: ReplicaId; count: number; seq: number }>): Uint8Array {
+  const encoder = encoding.createEncoder();
+  for (const n of [PROTOCOL_VERSION, MESSAGE_TAGS.slots, 1, 0, 1]) encoding.writeVarUint(encoder, n);
+  encoding.writeVarUint8Array(encoder, replicaIdToBytes(slots[0]!.replica));
+  encoding.writeVarUint(encoder, slots.length);
+  for (const slot of slots) {
+    encoding.writeVarString(encoder, slot.page);
+    for (const n of [0, slot.count, slot.seq, 0]) encoding.writeVarUint(encoder, n);
+  }
+  return encoding.toUint8Array(encoder);
+}
 
 describe('hostile peers', () => {
   it('relay: a party without the secret that shuttles a handshake between two nodes cannot send a frame either accepts', async () => {
@@ -234,11 +250,11 @@ describe('hostile peers', () => {
       liar.sendMessage({ type: 'covered', round: 100 + i, chunks: 0, ranges: fakes.slice(i * 15_000, (i + 1) * 15_000).map((replica) => ({ replica, after: 0, upTo: 5 })) });
     }
     // Slots of new replicas: only the budget's worth is taken.
-    for (let i = 0; i < 4; i++) {
-      const slots = fakes.slice(i * 5_000, (i + 1) * 5_000).map((replica) => ({ page: page('fake'), replica, count: 1, seq: 1 }));
+    for (let i = 0; i < 5; i++) {
+      const slots = fakes.slice(i * 4_000, (i + 1) * 4_000).map((replica) => ({ page: page('fake'), replica, count: 1, seq: 1 }));
       liar.sendMessage({ type: 'slots', round: 200, index: i, slots });
     }
-    liar.sendMessage({ type: 'covered', round: 200, chunks: 4, ranges: fakes.slice(0, 20_000).map((replica) => ({ replica, after: 0, upTo: 1 })) });
+    liar.sendMessage({ type: 'covered', round: 200, chunks: 5, ranges: fakes.slice(0, 20_000).map((replica) => ({ replica, after: 0, upTo: 1 })) });
     liar.sendMessage({ type: 'ping', id: 1 });
     await eventually(() => expect(liar.received.some((m) => m?.type === 'pong')).toBe(true));
     await eventually(async () => expect(await pageCount(a, 'fake')).toBeGreaterThan(0));
@@ -297,11 +313,17 @@ describe('hostile peers', () => {
     expect((await clusterStatus(a)).membership.find((m) => m.name === 'a')).toBeDefined();
   });
 
-  it('huge frames: near-limit slots frames are merged in bounded transactions, every slot counted', async () => {
+  it('huge frames: a frame over the entry bound closes the session; frames at it are merged in bounded transactions, every slot counted', async () => {
     const { a, b, stillLinked } = await healthyPair();
+    // One slot more than a frame may list (decoding costs per entry): refused before it is decoded.
+    const greedy = await joined(a);
+    const over = Array.from({ length: MAX_FRAME_ENTRIES + 1 }, (_, i) => ({ page: page(`o${i}`), replica: greedy.replica, count: 1, seq: i + 1 }));
+    greedy.send(greedy.sealer!.seal(encodeOverBound(over)));
+    expect((await greedy.closed).reason).toMatch(/over 4096 per frame/);
+    expect(await pageCount(a, 'o0')).toBe(0);
     const liar = await joined(a);
-    const pages = 60_000;
-    const frames = 3;
+    const pages = MAX_FRAME_ENTRIES;
+    const frames = 45;
     for (let f = 0; f < frames; f++) {
       const slots = Array.from({ length: pages }, (_, i) => ({ page: page(`h${f}-${i}`), replica: liar.replica, count: 2, seq: f * pages + i + 1 }));
       liar.sendMessage({ type: 'slots', round: 1, index: f, slots });
