@@ -294,7 +294,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
   // Session tokens: every node of the cluster derives the same key from CLUSTER_SECRET.
   const sessions = new SessionTokens(sessionKey(config.clusterSecret, config.clusterName));
-  const liveFeed = new LiveFeed({ store, cluster, log, sessions, maxClients: config.liveMaxClients, maxClientBytes: bounds.liveFeedBytes });
+  const liveFeed = new LiveFeed({ store, cluster, log, sessions, maxClients: config.liveMaxClients, maxClientBytes: bounds.liveFeedBytes, gate: catchUp });
   upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade, { maxHeaderBytes: LIVE_MAX_HEADER_BYTES });
   stopBeforeStore.push(() => liveFeed.stop());
 
