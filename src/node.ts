@@ -250,6 +250,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     timeoutMs: config.startupSyncTimeoutMs,
     log,
     slots: () => store.stats().slots,
+    // A new id minted at open means this copy went back in time (a restore) or lost its identity.
+    needsOnePeer: store.identity.outcome === 'minted',
   });
   // Discovery: PEERS entries and DNS A/AAAA answers name peers' cluster ports (SRV its own).
   const discovery = new DiscoveryLoop({
