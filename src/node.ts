@@ -15,6 +15,7 @@ import type { Config } from './config.js';
 import { AppError, errorBody } from './errors.js';
 import { formatHostPort } from './host-port.js';
 import type { RandomBytes } from './ids.js';
+import type { LatencyProbe } from './latency-probe.js';
 import type { Logger } from './log.js';
 import { createMetrics, METRIC_PREFIX, type Metrics } from './metrics.js';
 import { createApp } from './http/app.js';
@@ -45,6 +46,8 @@ export interface NodeOptions {
   /** Randomness for the replica id (tests make it reproducible). */
   readonly random?: RandomBytes;
   readonly now?: () => Date;
+  /** The latency probe (LATENCY_TRACE_DIR, bench diagnostics); undefined: off, and free. */
+  readonly probe?: LatencyProbe;
 }
 
 export interface RunningNode {
@@ -132,7 +135,7 @@ function prepareDataDirectory(databasePath: string): void {
 }
 
 export async function startNode(config: Config, options: NodeOptions): Promise<RunningNode> {
-  const { log } = options;
+  const { log, probe } = options;
   const now = options.now ?? (() => new Date());
   const startedAt = now().toISOString();
   const version = packageVersion();
@@ -159,6 +162,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
         if (inFlight === 0) drained?.();
       });
       // Only the live feed (an upgrade) takes the public server's full header size.
+      probe?.request(req.url, res);
       const tooLarge = headersProblem(req);
       if (tooLarge !== undefined) refuseHeaders(res, tooLarge);
       else handler(req, res);
@@ -200,6 +204,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       synchronous: config.sqliteSynchronous,
       checkpoints: config.checkpoints,
       maxQueuedIncrements: bounds.maxQueuedIncrements,
+      ...(probe !== undefined ? { probe } : {}),
       ...(options.random !== undefined ? { random: options.random } : {}),
       log,
     });
@@ -239,6 +244,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     antiEntropyIntervalMs: config.antiEntropyIntervalMs,
     maxSendBufferBytes: bounds.peerSendBufferBytes,
+    ...(probe !== undefined ? { probe } : {}),
   });
   // Discovery: PEERS entries and DNS A/AAAA answers name peers' cluster ports (SRV its own).
   const discovery = new DiscoveryLoop({
@@ -278,7 +284,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   // (all before the store closes).
   const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop()];
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
-  const liveFeed = new LiveFeed({ store, cluster, log, maxClients: config.liveMaxClients, maxClientBytes: bounds.liveFeedBytes });
+  const liveFeed = new LiveFeed({ store, cluster, log, maxClients: config.liveMaxClients, maxClientBytes: bounds.liveFeedBytes, ...(probe !== undefined ? { probe } : {}) });
   upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade, { maxHeaderBytes: LIVE_MAX_HEADER_BYTES });
   stopBeforeStore.push(() => liveFeed.stop());
 
@@ -302,6 +308,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     }),
     adminTokens: config.adminTokens,
     readiness: () => readiness,
+    ...(probe !== undefined ? { probe } : {}),
   };
   // The same routes on both ports; the private ones (`/metrics`, the full `/api/cluster`, admin)
   // open on the public port only with an admin token, and always on the cluster port.

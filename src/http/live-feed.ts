@@ -21,6 +21,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { AppError, errorBody, isAppError } from '../errors.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { Log } from '../log.js';
 import type { PageCount, Store } from '../store/store.js';
 import { realTimers, type TimerHandle, type Timers } from '../timers.js';
@@ -90,6 +91,8 @@ export interface LiveFeedOptions {
   readonly stuckTimeoutMs?: number;
   readonly heartbeatIntervalMs?: number;
   readonly clusterIntervalMs?: number;
+  /** The latency probe (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 export interface LiveFeedStats {
@@ -143,7 +146,7 @@ export class LiveFeed {
     this.stuckTimeoutMs = options.stuckTimeoutMs ?? STUCK_TIMEOUT_MS;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? LIVE_HEARTBEAT_INTERVAL_MS;
     this.clusterIntervalMs = options.clusterIntervalMs ?? CLUSTER_UPDATE_INTERVAL_MS;
-    this.pages = new PageSubscriptions(options.store, this.timers, () => this.claimedReplicas(options.cluster));
+    this.pages = new PageSubscriptions(options.store, this.timers, () => this.claimedReplicas(options.cluster), options.probe);
     this.cluster = new ClusterBroadcast({ source: options.cluster, log: this.log });
     this.unsubscribe = options.store.onChange((changed) => this.onChange(changed));
   }

@@ -13,6 +13,7 @@
  */
 import { foldPageReplicas } from './replica-fold.js';
 import type { PageName } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { PageCount, Store } from '../store/store.js';
 import type { Timers } from '../timers.js';
 
@@ -36,6 +37,8 @@ export class PageSubscriptions<S extends PageSubscriber> {
     private readonly timers: Timers,
     /** The replica ids the cluster claims now, for folding long breakdowns (replica-fold.ts). */
     private readonly claimed: () => ReadonlySet<string> = () => new Set(),
+    /** Stamps `feed` for sampled pages once their frames are written (bench diagnostics). */
+    private readonly probe?: LatencyProbe,
   ) {}
 
   /** Distinct pages with at least one subscriber. */
@@ -103,6 +106,7 @@ export class PageSubscriptions<S extends PageSubscriber> {
     } finally {
       for (const subscriber of corked) subscriber.uncork();
     }
+    this.probe?.markAll('feed', changed);
   }
 
   /**

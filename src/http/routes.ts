@@ -9,6 +9,7 @@ import type { Context } from 'koa';
 import { Router } from '@koa/router';
 import { AppError } from '../errors.js';
 import type { PageName } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
@@ -36,6 +37,8 @@ export interface RouteDeps {
   readonly views: ViewPolicy;
   /** `ready` once the database is open and migrated; `shutting_down` once stop() began. */
   readonly readiness: () => Readiness;
+  /** Stamps `parsed` for sampled pages (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 // The raw (still percent-encoded) page segment: the router's own decoding hides malformed
@@ -73,7 +76,7 @@ export function pageFromPagePath(path: string): PageName {
 const NO_STORE = 'no-store';
 
 export function createRouter(deps: RouteDeps): Router {
-  const { store, cluster, metrics, maxBodyBytes, views } = deps;
+  const { store, cluster, metrics, maxBodyBytes, views, probe } = deps;
   const router = new Router();
 
   /**
@@ -104,10 +107,12 @@ export function createRouter(deps: RouteDeps): Router {
         if (typeof body === 'object' && body !== null && 'by' in body) throw views.tokenRequired('"by"');
         incrementBy(body);
       }
+      probe?.mark('parsed', page);
       ctx.body = { page, count: await countAnonymous(ctx, page) };
       return;
     }
     const by = hasNoBody(ctx.req) ? 1 : incrementBy(await readJsonBody(ctx.req, maxBodyBytes));
+    probe?.mark('parsed', page);
     const counts = await store.increment([{ page, by }]);
     metrics.observeIncrement(1, by);
     ctx.body = { page, count: (counts[0] as { count: number }).count };

@@ -26,6 +26,7 @@ import type { ClusterStatus, NodeInfo } from '../cluster-status.js';
 import type { Slot } from '../crdt/g-counter.js';
 import { seqOf, type SeqRange } from '../crdt/version-vector.js';
 import { cryptoRandom, type RandomBytes, type ReplicaId } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { Log } from '../log.js';
 import type { IdentityInfo, Store } from '../store/store.js';
 import { realTimers, type TimerHandle, type Timers } from '../timers.js';
@@ -65,6 +66,8 @@ export interface ReplicatorOptions {
   readonly reconnect?: BackoffOptions;
   readonly maxSendBufferBytes?: number;
   readonly syncChunkSlots?: number;
+  /** The latency probe (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 export class Replicator {
@@ -122,6 +125,7 @@ export class Replicator {
       metrics,
       maxSendBufferBytes: options.maxSendBufferBytes ?? MAX_SEND_BUFFER_BYTES,
       syncChunkSlots: options.syncChunkSlots ?? SYNC_CHUNK_SLOTS,
+      ...(options.probe !== undefined ? { probe: options.probe } : {}),
     });
     this.sessions = new SessionTable({
       context: {
@@ -132,6 +136,7 @@ export class Replicator {
         randomBytes: options.randomBytes ?? cryptoRandom,
         metrics,
         admitReplica: (replica, session) => this.admitReplica(replica, session),
+        ...(options.probe !== undefined ? { probe: options.probe } : {}),
       },
       timers,
       log,

@@ -6,6 +6,7 @@
  */
 import { valueOf } from '../crdt/g-counter.js';
 import type { VersionVector } from '../crdt/version-vector.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { Log } from '../log.js';
 import { encodeMessage } from '../protocol/codec.js';
 import type { Message } from '../protocol/messages.js';
@@ -33,6 +34,8 @@ export interface SyncSenderOptions {
   readonly metrics: Pick<ReplicationMetrics, 'syncRound' | 'deltaSkipped'>;
   readonly maxSendBufferBytes: number;
   readonly syncChunkSlots: number;
+  /** Stamps `encoded` and `written` for the sampled pages of a delta (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 export class SyncSender {
@@ -107,9 +110,12 @@ export class SyncSender {
       slots: delta.slots.map((slot) => ({ page: slot.page, ...valueOf(slot) })),
     };
     const frame = encodeMessage(message);
+    const probe = this.options.probe;
+    probe?.markAll('encoded', delta.slots);
     for (const session of sessions) {
       if (this.overBound(session)) continue;
       session.sendFrame(frame, 'delta');
+      probe?.markAll('written', delta.slots, session.peer?.name);
       session.peerHolds(delta.range);
     }
   }

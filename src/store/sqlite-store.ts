@@ -15,6 +15,7 @@ import { addToDigest, epochOf, formatDigest, pageEpochDigestTerm, parseDigest, S
 import { resetSlot } from '../crdt/reset.js';
 import { AppError, isAppError } from '../errors.js';
 import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import { noLog, type Log } from '../log.js';
 import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
 import { decideIdentity, diskIdentityFile, identityFilePath, type DatabaseIdentity, type IdentityFile } from './identity.js';
@@ -43,6 +44,8 @@ export interface SqliteStoreOptions extends ConnectionOptions {
   readonly writeHealthIntervalMs?: number;
   /** Increments waiting for a commit at most (default DEFAULT_MAX_QUEUED_INCREMENTS); past it `overloaded`. */
   readonly maxQueuedIncrements?: number;
+  /** Stamps `queued`, `committed` and `merged` of sampled pages (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
@@ -166,6 +169,7 @@ export class SqliteStore implements Store {
   increment(increments: readonly Increment[]): Promise<PageCount[]> {
     if (!this.accepting) return Promise.reject(new AppError('shutting_down', 'the store is closing'));
     if (this.blocked !== undefined) return Promise.reject(blockError(this.blocked));
+    this.options.probe?.markAll('queued', increments);
     return this.groupCommit.enqueue(increments);
   }
 
@@ -286,6 +290,7 @@ export class SqliteStore implements Store {
       return { changed, advanced, identityChanged, digestChange };
     });
     this.digestSum = addToDigest(this.digestSum, result.digestChange);
+    this.options.probe?.markAll('merged', result.changed);
     if (result.identityChanged !== undefined) this.adoptIdentity(result.identityChanged);
     if (result.changed.length > 0) this.events.emitChange(result.changed, 'merge');
     const { changed, advanced, identityChanged } = result;
@@ -491,6 +496,7 @@ export class SqliteStore implements Store {
       return;
     }
     const { plan, raised } = outcome;
+    this.options.probe?.markAll('committed', raised);
     this.digestSum = addToDigest(this.digestSum, outcome.digestChange);
     for (const { unit, error } of plan.rejected) unit.reject(error);
     if (raised.length > 0) {
