@@ -31,6 +31,7 @@ import { MAX_FRAME_BYTES } from './protocol/messages.js';
 import { createReplicationMetrics } from './replication/replication-metrics.js';
 import { Replicator } from './replication/replicator.js';
 import { lockDatabase, type DatabaseLock } from './store/database-lock.js';
+import { AT_ONCE_AFTER_IDLE_MS } from './store/group-commit.js';
 import { openSqliteStore } from './store/sqlite-store.js';
 import { memoryBounds } from './memory-budget.js';
 import { MAX_SEND_BUFFER_BYTES } from './replication/sync-sender.js';
@@ -204,6 +205,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       synchronous: config.sqliteSynchronous,
       checkpoints: config.checkpoints,
       maxQueuedIncrements: bounds.maxQueuedIncrements,
+      commitAtOnceAfterIdleMs: AT_ONCE_AFTER_IDLE_MS,
       ...(probe !== undefined ? { probe } : {}),
       ...(options.random !== undefined ? { random: options.random } : {}),
       log,
@@ -244,6 +246,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     antiEntropyIntervalMs: config.antiEntropyIntervalMs,
     maxSendBufferBytes: bounds.peerSendBufferBytes,
+    mergeAtOnceAfterIdleMs: AT_ONCE_AFTER_IDLE_MS,
     ...(probe !== undefined ? { probe } : {}),
   });
   // Discovery: PEERS entries and DNS A/AAAA answers name peers' cluster ports (SRV its own).

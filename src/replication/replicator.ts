@@ -68,6 +68,8 @@ export interface ReplicatorOptions {
   readonly syncChunkSlots?: number;
   /** The latency probe (bench diagnostics); undefined: off. */
   readonly probe?: LatencyProbe;
+  /** See MergeQueueOptions.atOnceAfterIdleMs (node.ts: AT_ONCE_AFTER_IDLE_MS); undefined: always the next turn. */
+  readonly mergeAtOnceAfterIdleMs?: number;
 }
 
 export class Replicator {
@@ -117,7 +119,14 @@ export class Replicator {
       connected: (connection, target) => this.sessions.attach(connection, target),
       covers: (replica) => this.sessions.covers(replica),
     });
-    this.merges = new MergeQueue({ store, timers, log, metrics, identityChanged: (info) => this.identityChanged(info) });
+    this.merges = new MergeQueue({
+      store,
+      timers,
+      log,
+      metrics,
+      identityChanged: (info) => this.identityChanged(info),
+      ...(options.mergeAtOnceAfterIdleMs !== undefined ? { atOnceAfterIdleMs: options.mergeAtOnceAfterIdleMs } : {}),
+    });
     this.sender = new SyncSender({
       store,
       timers,
