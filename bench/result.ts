@@ -3,6 +3,7 @@
  * main.ts from the phases and read by report.ts. Fields are described in bench/README.md.
  */
 import type { Breakdown } from './breakdown.js';
+import type { SessionsResult } from './phases/sessions.js';
 import type { Knobs } from './knobs.js';
 import type { MachineInfo } from './machine.js';
 import type { OpenLoopResult } from './open-loop.js';
@@ -123,6 +124,8 @@ export interface BenchResult {
   readonly naive?: { latency: RateResult[]; loss: LossCheck; breakdown?: Breakdown };
   readonly yjs?: YjsPoint[];
   readonly restart?: RestartResult;
+  /** Session tokens' read cost and size, catch-up after restoring a large backup (bench/phases/sessions.ts). */
+  readonly sessions?: SessionsResult;
   /** Cost of per-frame authentication, before/after in the same run (bench/phases/mac.ts). */
   readonly mac?: MacResult;
   readonly targets: TargetResult[];
