@@ -69,9 +69,11 @@ export class Cluster {
   private readonly size: number;
   /** The node's script: NODE_MAIN or NAIVE_MAIN by kind, unless the caller named another (UNSEALED_MAIN). */
   private script = '';
+  private readonly extraEnv: Readonly<Record<string, string>>;
 
-  private constructor(kind: ClusterKind, processes: ProcessSet, dir: string, port: number, clusterPort: number, cpuProf: string, size: number) {
+  private constructor(kind: ClusterKind, processes: ProcessSet, dir: string, port: number, clusterPort: number, cpuProf: string, size: number, extraEnv: Readonly<Record<string, string>>) {
     this.size = size;
+    this.extraEnv = extraEnv;
     this.kind = kind;
     this.processes = processes;
     this.dir = dir;
@@ -80,12 +82,22 @@ export class Cluster {
     this.cpuProf = cpuProf;
   }
 
-  static async start(options: { kind: ClusterKind; nodes: number; processes: ProcessSet; dir: string; cpuProf?: string; label: string; script?: string }): Promise<Cluster> {
+  /** `env`: extra variables for every node (the latency probe's). */
+  static async start(options: {
+    kind: ClusterKind;
+    nodes: number;
+    processes: ProcessSet;
+    dir: string;
+    cpuProf?: string;
+    label: string;
+    script?: string;
+    env?: Readonly<Record<string, string>>;
+  }): Promise<Cluster> {
     const hosts = Array.from({ length: options.nodes }, (_, i) => nodeHost(i));
     const port = await freePortOn(hosts);
     let clusterPort = port;
     while (options.kind === 'ours' && clusterPort === port) clusterPort = await freePortOn(hosts);
-    const cluster = new Cluster(options.kind, options.processes, options.dir, port, clusterPort, options.cpuProf ?? '', options.nodes);
+    const cluster = new Cluster(options.kind, options.processes, options.dir, port, clusterPort, options.cpuProf ?? '', options.nodes, options.env ?? {});
     cluster.script = options.script ?? (options.kind === 'ours' ? NODE_MAIN : NAIVE_MAIN);
     try {
       const children = await Promise.all(hosts.map((_, i) => cluster.spawnNode(i, options.label)));
@@ -125,8 +137,9 @@ export class Cluster {
       CLUSTER_SECRET: this.secret,
       WRITE_TOKENS: BENCH_WRITE_TOKEN,
       LOG_LEVEL: 'warn',
+      ...this.extraEnv,
     };
-    const nodeArgs = this.cpuProf !== '' && this.kind === 'ours' ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProf, '--cpu-prof-name', `${label}-${index}-${Date.now()}.cpuprofile`] : [];
+    const nodeArgs = this.cpuProf !== '' ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProf, '--cpu-prof-name', `${label}-${index}-${Date.now()}.cpuprofile`] : [];
     return this.processes.spawn({ name: `${label}-${index}`, script: this.script, env, nodeArgs, cwd: ROOT, port: this.port });
   }
 

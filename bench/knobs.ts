@@ -48,6 +48,8 @@ export interface Knobs {
   readonly out: string;
   /** Directory for `node --cpu-prof` profiles of the node processes; empty: no profiling. */
   readonly cpuProf: string;
+  /** 1: the latency phases run their nodes with the latency probe and report the breakdown; 0: off. */
+  readonly breakdown: number;
 }
 
 interface KnobSpec {
@@ -82,7 +84,8 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'phases', flag: '--phases', env: 'BENCH_PHASES', full: PHASES.join(','), quick: PHASES.join(','), help: `Phases to run: ${PHASES.join(', ')}.` },
   { name: 'seed', flag: '--seed', env: 'BENCH_SEED', full: '42', quick: '42', help: 'Seed of the page choice.' },
   { name: 'out', flag: '--out', env: 'BENCH_OUT', full: 'bench/results', quick: 'bench/results', help: 'Directory for the JSON result.' },
-  { name: 'cpuProf', flag: '--cpu-prof', env: 'BENCH_CPU_PROF', full: '', quick: '', help: 'Directory for node --cpu-prof profiles of the cluster nodes (empty: off).' },
+  { name: 'cpuProf', flag: '--cpu-prof', env: 'BENCH_CPU_PROF', full: '', quick: '', help: 'Directory for node --cpu-prof profiles of the cluster nodes, ours and naive (empty: off).' },
+  { name: 'breakdown', flag: '--breakdown', env: 'BENCH_BREAKDOWN', full: '1', quick: '1', help: 'Latency breakdown per stage, event-loop delay and GC per node (1), or the nodes without the latency probe (0).' },
 ];
 
 export class KnobError extends Error {}
@@ -105,6 +108,7 @@ const INTEGER_LIMITS: Partial<Record<keyof Knobs, readonly [number, number]>> = 
   startupPages: [1000, 10_000_000],
   yjsPages: [1, 100_000],
   seed: [0, 2 ** 31],
+  breakdown: [0, 1],
 };
 
 function integer(name: string, text: string, [min, max]: readonly [number, number]): number {

@@ -70,7 +70,7 @@ async function main(argv: readonly string[]): Promise<number> {
     if (phases.has('memory')) ours.memory = await runMemory(knobs, processes, dir);
     if (phases.has('startup')) ours.startup = await runStartup(knobs, processes, dir);
     if (phases.has('pressure')) ours.pressure = await runPressure(knobs, processes, dir);
-    if (phases.has('naive')) naive = await runNaive(knobs, processes, dir);
+    if (phases.has('naive')) naive = await runNaive(knobs, processes, dir, knobs.cpuProf === '' ? '' : resolve(knobs.cpuProf));
     if (phases.has('yjs')) {
       log(`yjs: Y.Map counter at ${knobs.yjsIncrements.join(', ')} increments`);
       yjs = runYjsBaseline(knobs.yjsIncrements, knobs.yjsPages);

@@ -21,6 +21,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { AppError, errorBody, isAppError } from '../errors.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { Log } from '../log.js';
 import type { PageCount, Store } from '../store/store.js';
 import { realTimers, type TimerHandle, type Timers } from '../timers.js';
@@ -101,6 +102,8 @@ export interface LiveFeedOptions {
   readonly clusterIntervalMs?: number;
   /** While not ready (catching up at start), upgrades are refused with 503 `catching_up`: a feed would show the stale copy. */
   readonly gate?: { readonly ready: boolean };
+  /** The latency probe (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 export interface LiveFeedStats {
@@ -158,7 +161,7 @@ export class LiveFeed {
     this.clusterIntervalMs = options.clusterIntervalMs ?? CLUSTER_UPDATE_INTERVAL_MS;
     this.sessions = options.sessions;
     this.gate = options.gate;
-    this.pages = new PageSubscriptions(options.store, this.timers, options.sessions, () => this.claimedReplicas(options.cluster));
+    this.pages = new PageSubscriptions(options.store, this.timers, options.sessions, () => this.claimedReplicas(options.cluster), options.probe);
     this.cluster = new ClusterBroadcast({ source: options.cluster, log: this.log });
     this.unsubscribe = options.store.onChange((changed) => this.onChange(changed));
   }

@@ -13,6 +13,7 @@
  */
 import { foldPageReplicas } from './replica-fold.js';
 import type { PageName } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { PageCount, Store } from '../store/store.js';
 import type { Timers } from '../timers.js';
 import { epochOf } from '../crdt/g-counter.js';
@@ -39,6 +40,8 @@ export class PageSubscriptions<S extends PageSubscriber> {
     private readonly sessions?: SessionTokens,
     /** The replica ids the cluster claims now, for folding long breakdowns (replica-fold.ts). */
     private readonly claimed: () => ReadonlySet<string> = () => new Set(),
+    /** Stamps `feed` for sampled pages once their frames are written (bench diagnostics). */
+    private readonly probe?: LatencyProbe,
   ) {}
 
   /** Distinct pages with at least one subscriber. */
@@ -106,6 +109,7 @@ export class PageSubscriptions<S extends PageSubscriber> {
     } finally {
       for (const subscriber of corked) subscriber.uncork();
     }
+    this.probe?.markAll('feed', changed);
   }
 
   /**

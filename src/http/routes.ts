@@ -9,6 +9,7 @@ import type { Context } from 'koa';
 import { Router } from '@koa/router';
 import { AppError } from '../errors.js';
 import type { PageName, ReplicaId } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
@@ -42,6 +43,8 @@ export interface RouteDeps {
    * after; `shutting_down` once stop() began.
    */
   readonly readiness: () => Readiness;
+  /** Stamps `parsed` for sampled pages (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 // The raw (still percent-encoded) page segment: the router's own decoding hides malformed
@@ -85,7 +88,7 @@ function requestSession(ctx: Context, sessions: SessionTokens): Session {
 }
 
 export function createRouter(deps: RouteDeps): Router {
-  const { store, cluster, metrics, maxBodyBytes, views, sessions } = deps;
+  const { store, cluster, metrics, maxBodyBytes, views, sessions, probe } = deps;
   const router = new Router();
 
   /**
@@ -145,11 +148,13 @@ export function createRouter(deps: RouteDeps): Router {
         if (typeof body === 'object' && body !== null && 'by' in body) throw views.tokenRequired('"by"');
         incrementBy(body);
       }
+      probe?.mark('parsed', page);
       await countAnonymous(ctx, page);
       ctx.body = { page, count: answer(ctx, session, [page]).get(page) };
       return;
     }
     const by = hasNoBody(ctx.req) ? 1 : incrementBy(await readJsonBody(ctx.req, maxBodyBytes));
+    probe?.mark('parsed', page);
     await store.increment([{ page, by }]);
     metrics.observeIncrement(1, by);
     ctx.body = { page, count: answer(ctx, session, [page]).get(page) };

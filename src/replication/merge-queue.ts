@@ -1,6 +1,7 @@
 /**
  * Group merge: what peers sent is merged in bounded transactions, as group commit does for local
- * increments. Everything that arrived during one turn of the event loop shares a transaction, up
+ * increments (and, with `atOnceAfterIdleMs`, a small item that arrives alone on an idle queue is
+ * merged at once). Everything that arrived during one turn of the event loop shares a transaction, up
  * to MAX_MERGE_BATCH_SLOTS slots; a bigger backlog (one huge frame, or many) is split into several
  * transactions, one per turn, so HTTP requests and other peers run in between. Order is kept: a
  * queued item's ranges advance the vector only in the transaction that merges its last slot, and
@@ -48,6 +49,12 @@ export interface MergeQueueOptions {
   readonly identityChanged: (info: IdentityInfo) => void;
   readonly maxBatchSlots?: number;
   readonly maxQueuedSlotsPerSource?: number;
+  /**
+   * When set: what arrives to an empty queue with no merge for this many ms is merged at once,
+   * inside enqueue(), instead of on the next turn (as group commit's AT_ONCE_AFTER_IDLE_MS).
+   * Undefined: everything waits for the turn.
+   */
+  readonly atOnceAfterIdleMs?: number;
 }
 
 export class MergeQueue {
@@ -59,6 +66,8 @@ export class MergeQueue {
   private droppingFor: WriteBlock['code'] | undefined;
   private readonly maxBatch: number;
   private readonly maxPerSource: number;
+  /** timers.now() at the end of the last merge transaction. */
+  private lastMergeAt = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: MergeQueueOptions) {
     this.maxBatch = options.maxBatchSlots ?? MAX_MERGE_BATCH_SLOTS;
@@ -76,12 +85,18 @@ export class MergeQueue {
    */
   enqueue(source: MergeSource, slots: readonly Slot[], ranges: readonly SeqRange[], applied?: () => void): void {
     if (this.dropWhileBlocked(slots.length)) return;
+    const atOnce = this.queue.length === 0 && !this.scheduled && this.options.atOnceAfterIdleMs !== undefined && this.options.timers.now() - this.lastMergeAt >= this.options.atOnceAfterIdleMs;
     this.queue.push({ source, slots, done: 0, ranges, applied });
     const queued = (this.queuedBySource.get(source) ?? 0) + slots.length;
     this.queuedBySource.set(source, queued);
     if (queued > this.maxPerSource && !this.paused.has(source)) {
       this.paused.add(source);
       source.pause?.();
+    }
+    if (atOnce && slots.length <= this.maxBatch) {
+      // Alone and small: one transaction now (a bigger item still goes in bounded turns).
+      this.mergeBatch();
+      return;
     }
     this.schedule();
   }
@@ -138,6 +153,7 @@ export class MergeQueue {
     try {
       result = this.options.store.merge(slots, ranges);
     } catch (error) {
+      this.lastMergeAt = this.options.timers.now();
       // A store failure is not the peers' fault, but what they sent is not applied: drop them so
       // the next session resyncs it from their version vectors.
       this.options.log.error({ err: error, slots: slots.length }, 'merge failed');
@@ -147,6 +163,7 @@ export class MergeQueue {
       }
       return;
     }
+    this.lastMergeAt = this.options.timers.now();
     this.options.metrics.merged(slots.length, (performance.now() - started) / 1000);
     for (const { page, count } of result.changed) {
       if (count !== MAX_TOTAL) continue;

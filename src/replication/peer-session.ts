@@ -13,6 +13,7 @@
 import { valueOf, type Slot } from '../crdt/g-counter.js';
 import { canAdvance, seqOf, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import type { RandomBytes, ReplicaId } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import { authProof, verifyProof } from '../protocol/auth.js';
 import { decodeFrame, encodeMessage, ProtocolError } from '../protocol/codec.js';
 import { FrameOpener, FrameSealer, sessionKey } from '../protocol/session-mac.js';
@@ -39,6 +40,8 @@ export interface SessionContext {
   readonly admitReplica: (replica: ReplicaId, peer: PeerSession) => boolean;
   /** Bench only: no per-frame MAC after the handshake (what the bench's `mac` phase compares against). */
   readonly unsealedFrames?: boolean;
+  /** Stamps `received` for the sampled pages of a delta (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 /**
@@ -166,6 +169,7 @@ export class PeerSession {
    */
   receive(frame: Uint8Array, now: number): SessionEvent {
     if (this.currentPhase === 'closed') return NOTHING;
+    const arrivedAt = this.context.probe?.now();
     this.bytesReceived += frame.byteLength;
     this.lastReceivedAt = now;
     let message: Message;
@@ -180,7 +184,9 @@ export class PeerSession {
       return this.refuse('bad_frame', error instanceof Error ? error.message : 'undecodable frame');
     }
     this.context.metrics.frameReceived(message.type, frame.byteLength);
-    return this.currentPhase === 'handshake' ? this.handshake(message) : this.opened(message);
+    const event = this.currentPhase === 'handshake' ? this.handshake(message) : this.opened(message);
+    if (arrivedAt !== undefined && event.kind === 'delta') this.context.probe?.markAll('received', event.slots, this.identity?.name, arrivedAt);
+    return event;
   }
 
   /**

@@ -7,6 +7,7 @@
 import { valueOf } from '../crdt/g-counter.js';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import type { ReplicaId } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { Log } from '../log.js';
 import { encodeMessage } from '../protocol/codec.js';
 import type { Message } from '../protocol/messages.js';
@@ -40,6 +41,8 @@ export interface SyncSenderOptions {
   readonly metrics: Pick<ReplicationMetrics, 'syncRound' | 'deltaSkipped'>;
   readonly maxSendBufferBytes: number;
   readonly syncChunkSlots: number;
+  /** Stamps `encoded` and `written` for the sampled pages of a delta (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 export class SyncSender {
@@ -142,9 +145,12 @@ export class SyncSender {
       slots: delta.slots.map((slot) => ({ page: slot.page, ...valueOf(slot) })),
     };
     const frame = encodeMessage(message);
+    const probe = this.options.probe;
+    probe?.markAll('encoded', delta.slots);
     for (const session of sessions) {
       if (this.overBound(session)) continue;
       session.sendFrame(frame, 'delta');
+      probe?.markAll('written', delta.slots, session.peer?.name);
       session.peerHolds(delta.range);
     }
   }

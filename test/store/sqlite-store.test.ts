@@ -284,6 +284,25 @@ describe('SqliteStore stored stats (migration 0003)', () => {
     await second.store.close();
   });
 
+  it('stores the digest off the commit path: the row is NULL right after a commit, a crash then costs one scan, never a wrong digest', async () => {
+    const first = await openRecorded();
+    await fill(first.store);
+    await first.store.close();
+    const second = await openRecorded();
+    expect(second.scanned()).toBe(false);
+    await second.store.increment([{ page: 'd' as PageName, by: 4 }]);
+    const reader = new Database(path, { readonly: true });
+    expect(reader.prepare('SELECT digest FROM store_stats').pluck().get()).toBeNull();
+    reader.close();
+    const digest = second.store.digest();
+    second.store.kill();
+    const third = await openRecorded();
+    expect(third.scanned()).toBe(true);
+    expect(third.store.digest()).toBe(digest);
+    expect(third.store.digest()).toBe(stateDigest(everySlot(third.store)));
+    await third.store.close();
+  });
+
   it('forgets the stored digest when a slot is changed behind the store, and rescans once at the next open', async () => {
     const first = await openRecorded();
     await fill(first.store);
