@@ -137,12 +137,16 @@ export class LiveClient {
 
   /** One of its pages changed at `now`: sent now if due (and writable), else when due. */
   pageChanged(page: PageName, now: number): void {
-    this.dirty.add(page);
-    if (this.stuckSince !== undefined) return;
-    const due = (this.lastSent.get(page) ?? Number.NEGATIVE_INFINITY) + this.intervalMs;
+    if (this.stuckSince !== undefined) {
+      this.dirty.add(page);
+      return;
+    }
+    // With interval=0 every change is due: no pacing state to read (the fan-out's hot path).
+    const due = this.intervalMs === 0 ? now : (this.lastSent.get(page) ?? Number.NEGATIVE_INFINITY) + this.intervalMs;
     if (due <= now) {
       this.sendPage(page, now);
     } else {
+      this.dirty.add(page);
       this.schedule(due);
     }
   }
@@ -255,9 +259,9 @@ export class LiveClient {
   }
 
   private sendPage(page: PageName, now: number): void {
-    this.dirty.delete(page);
-    this.lastSent.set(page, now);
-    this.send(this.messages.page(page, this.seen.has(page) ? this.session : EMPTY_SESSION), now);
+    if (this.dirty.size > 0) this.dirty.delete(page);
+    if (this.intervalMs > 0) this.lastSent.set(page, now);
+    this.send(this.messages.page(page, this.seen.size > 0 && this.seen.has(page) ? this.session : EMPTY_SESSION), now);
   }
 
   /** Writes (or holds, while corked) one frame, framed once for every client it goes to. */
