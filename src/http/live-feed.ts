@@ -120,6 +120,10 @@ export interface LiveFeedStats {
   readonly dirtyPages: number;
   /** Clients that have not answered the last ping yet. */
   readonly awaitingPong: number;
+  /** Page messages encoded since start (one per change of a page with followers, not per follower). */
+  readonly pageFramesEncoded: number;
+  /** Runs of frames joined once and written to two or more clients, since start. */
+  readonly runsShared: number;
 }
 
 export class LiveFeed {
@@ -233,7 +237,16 @@ export class LiveFeed {
       maxBuffered = Math.max(maxBuffered, client.bufferedBytes);
       dirtyPages += client.dirtyPages;
     }
-    return { clients: this.clients.size, chargedBytes: this.chargedBytes, pages: this.pages.size, stuck, maxBufferedBytes: maxBuffered, dirtyPages, awaitingPong };
+    return {
+      clients: this.clients.size,
+      chargedBytes: this.chargedBytes,
+      pages: this.pages.size,
+      stuck,
+      maxBufferedBytes: maxBuffered,
+      dirtyPages,
+      awaitingPong,
+      ...this.pages.stats,
+    };
   }
 
   /**
@@ -302,7 +315,7 @@ export class LiveFeed {
     ws.on('pong', () => client.pong());
     ws.on('error', (error) => this.log.debug({ err: error }, 'live client error'));
     ws.on('close', () => this.forget(client));
-    // ws writes straight to the socket: its 'drain' says the buffer emptied.
+    // ws and the client write straight to the socket: its 'drain' says the buffer emptied.
     socket.on('drain', () => client.flush());
     this.ensureLoops();
     client.flush();
