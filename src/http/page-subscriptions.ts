@@ -176,6 +176,6 @@ export class PageSubscriptions<S extends PageSubscriber> {
         ? undefined
         : this.sessions.sign(remember(session, [{ page, count: merged.count, epoch: merged.epoch, replicas: merged.replicas }]));
     this.framesEncoded++;
-    return textFrame(JSON.stringify({ type: 'page', page, count: merged.count, replicas, at, ...(token !== undefined ? { session: token } : {}) }));
+    return textFrame(JSON.stringify({ type: 'page', page, count: merged.count, epoch: merged.epoch, replicas, at, ...(token !== undefined ? { session: token } : {}) }));
   }
 }

@@ -266,7 +266,7 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.set('Content-Security-Policy', PAGE_CSP);
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.type = 'text/html; charset=utf-8';
-    ctx.body = renderPage({ page, count, replicas, session, status: pageStatus(foldClusterStatus(status)) });
+    ctx.body = renderPage({ page, count, replicas, session, epoch: seen.epoch, status: pageStatus(foldClusterStatus(status)) });
   };
 
   router.get('/', (ctx: Context) => servePage(ctx, HOME_PAGE as PageName, true));
