@@ -131,7 +131,7 @@ export function createRouter(deps: RouteDeps): Router {
   const refuseIfResetAhead = (ctx: Context, session: Session, pages: Iterable<PageName>): void => {
     if (session.pages.length === 0) return;
     for (const page of pages) {
-      if (!resetAhead(page, store.pageSlots(page), session)) continue;
+      if (!resetAhead(page, () => store.pageSlots(page), session)) continue;
       ctx.set('Retry-After', '1');
       throw new AppError('reset_not_seen', `this node has not yet received the reset of "${page}" your session saw; retry in a moment (or on the node that answered you)`);
     }

@@ -108,15 +108,16 @@ export function mergeSeen(
 }
 
 /**
- * True when the session saw `page` at a newer reset epoch than `slots` (this node's, of the page's
- * current epoch) are in: this node has not received that reset yet.
+ * True when the session saw `page` at a newer reset epoch than `slots()` (this node's, of the page's
+ * current epoch) are in: this node has not received that reset yet. The slots are read only for a
+ * page the session holds.
  */
-export function resetAhead(page: string, slots: Iterable<Pick<SlotValue, 'epoch'>>, session: Session): boolean {
+export function resetAhead(page: string, slots: () => Iterable<Pick<SlotValue, 'epoch'>>, session: Session): boolean {
   if (session.pages.length === 0) return false;
   const seen = findPage(session, pageHash(page));
   if (seen === undefined) return false;
   let epoch = 0;
-  for (const slot of slots) {
+  for (const slot of slots()) {
     epoch = epochOf(slot);
     break;
   }
