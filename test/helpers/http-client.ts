@@ -47,6 +47,20 @@ export async function incrementBatch(node: HttpNode, views: ReadonlyArray<{ page
   await json(await request(`${node.url}/api/views`, { method: 'POST', headers: { ...WRITER_HEADERS, 'content-type': 'application/json' }, body: JSON.stringify({ views }) }));
 }
 
+/** Counts one view of `page` at `node` as a write-token holder, whatever the answer: its status and, if refused, its error code. */
+export async function tryIncrement(node: HttpNode, page: string): Promise<{ status: number; code?: string }> {
+  const response = await request(`${node.url}/api/pages/${encodeURIComponent(page)}/views`, { method: 'POST', headers: WRITER_HEADERS });
+  const body = (await response.json()) as { error?: { code: string } };
+  return { status: response.status, ...(body.error !== undefined ? { code: body.error.code } : {}) };
+}
+
+/** `GET /readyz`: its status and, when not ready, the error's code and message. */
+export async function readiness(node: HttpNode): Promise<{ status: number; code?: string; message?: string }> {
+  const response = await request(`${node.url}/readyz`);
+  const body = (await response.json()) as { error?: { code: string; message: string } };
+  return { status: response.status, ...(body.error ?? {}) };
+}
+
 export async function pageCount(node: HttpNode, page: string): Promise<number> {
   return (await json<{ count: number }>(await request(`${node.url}/api/pages/${encodeURIComponent(page)}`))).count;
 }

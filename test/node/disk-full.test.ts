@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { readIdentityFile } from '../../src/store/identity.js';
 import { ensureBuilt } from '../helpers/build.js';
-import { WRITER_HEADERS } from '../helpers/http-client.js';
+import { pageCount, readiness, tryIncrement } from '../helpers/http-client.js';
 import { eventually } from '../helpers/eventually.js';
 import { NodeProcesses, TEST_ADMIN_TOKEN, type SpawnedNode } from '../helpers/spawn-node.js';
 import { Tmpfs, tmpfsProblem } from '../helpers/tmpfs.js';
@@ -23,24 +23,6 @@ afterEach(async () => {
   await nodes.killAll();
   for (const disk of mounts.splice(0)) disk.unmount();
 });
-
-async function post(url: string, page: string): Promise<{ status: number; code?: string }> {
-  const response = await fetch(`${url}/api/pages/${page}/views`, { method: 'POST', headers: WRITER_HEADERS });
-  const body = (await response.json()) as { error?: { code: string } };
-  return { status: response.status, ...(body.error !== undefined ? { code: body.error.code } : {}) };
-}
-
-async function count(url: string, page: string): Promise<number> {
-  const response = await fetch(`${url}/api/pages/${page}`);
-  expect(response.status).toBe(200);
-  return ((await response.json()) as { count: number }).count;
-}
-
-async function ready(url: string): Promise<{ status: number; code?: string; message?: string }> {
-  const response = await fetch(`${url}/readyz`);
-  const body = (await response.json()) as { error?: { code: string; message: string } };
-  return { status: response.status, ...(body.error ?? {}) };
-}
 
 async function metric(url: string, line: string): Promise<string | undefined> {
   const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).text();
@@ -62,7 +44,7 @@ describe.skipIf(problem !== undefined)('a node on a full disk', () => {
 
     let acked = 0;
     for (let i = 0; i < 20; i++) {
-      expect((await post(node.url, 'home')).status).toBe(200);
+      expect((await tryIncrement(node, 'home')).status).toBe(200);
       acked++;
     }
     disk.fill();
@@ -70,15 +52,15 @@ describe.skipIf(problem !== undefined)('a node on a full disk', () => {
     // answer is a 200 (counted) or a 503 disk_full, never a 500.
     let refused = 0;
     for (let i = 0; i < 400 && refused < 50; i++) {
-      const answer = await post(node.url, `${'long-page-name-'.repeat(15)}${i}`);
+      const answer = await tryIncrement(node, `${'long-page-name-'.repeat(15)}${i}`);
       if (answer.status === 200) continue;
       expect(answer).toEqual({ status: 503, code: 'disk_full' });
       refused++;
     }
     expect(refused).toBe(50);
-    expect(await post(node.url, 'home')).toEqual({ status: 503, code: 'disk_full' });
-    expect(await count(node.url, 'home')).toBe(acked);
-    expect(await ready(node.url)).toMatchObject({ status: 503, code: 'disk_full', message: expect.stringMatching(/disk .* is full/) });
+    expect(await tryIncrement(node, 'home')).toEqual({ status: 503, code: 'disk_full' });
+    expect(await pageCount(node, 'home')).toBe(acked);
+    expect(await readiness(node)).toMatchObject({ status: 503, code: 'disk_full', message: expect.stringMatching(/disk .* is full/) });
     expect(await metric(node.url, 'dsqlite_store_writes_blocked{reason="disk_full"}')).toMatch(/ 1$/);
     expect(logged(node, /is full: increments are refused/)).toHaveLength(1);
 
@@ -96,18 +78,18 @@ describe.skipIf(problem !== undefined)('a node on a full disk', () => {
       expect(logged(node, /^store opened/)).toEqual([expect.objectContaining({ outcome: 'kept', replicaId, pending: 'disk full' })]);
       // The lock is taken all the same, with an empty record (an empty file needs no block).
       expect(logged(node, /^disk full: the database lock/)).toHaveLength(1);
-      expect(await count(node.url, 'home')).toBe(acked);
-      expect(await ready(node.url)).toMatchObject({ status: 503, code: 'disk_full' });
-      expect(await post(node.url, 'home')).toEqual({ status: 503, code: 'disk_full' });
+      expect(await pageCount(node, 'home')).toBe(acked);
+      expect(await readiness(node)).toMatchObject({ status: 503, code: 'disk_full' });
+      expect(await tryIncrement(node, 'home')).toEqual({ status: 503, code: 'disk_full' });
       node.signal(stop);
       await node.exited;
     }
 
     node = await nodes.start({ env });
     disk.free();
-    await eventually(async () => expect(await ready(node.url)).toEqual({ status: 200 }), { timeoutMs: 15_000 });
-    expect(await post(node.url, 'home')).toEqual({ status: 200 });
-    expect(await count(node.url, 'home')).toBe(acked + 1);
+    await eventually(async () => expect(await readiness(node)).toEqual({ status: 200 }), { timeoutMs: 15_000 });
+    expect(await tryIncrement(node, 'home')).toEqual({ status: 200 });
+    expect(await pageCount(node, 'home')).toBe(acked + 1);
     expect(await metric(node.url, 'dsqlite_store_writes_blocked{reason="disk_full"}')).toMatch(/ 0$/);
     expect(await metric(node.url, 'dsqlite_store_replicas ')).toBe('dsqlite_store_replicas 1');
     expect(logged(node, /^writes accepted again/)).toHaveLength(1);
