@@ -79,6 +79,7 @@ export function renderReport(result: BenchResult): string {
   const st = result.ours.startup;
   if (st !== undefined) {
     lines.push(`| node start, spawn → listening: empty database → ${n(st.pages)} pages | ${ms(st.startEmptyMs)} → **${ms(st.startFullMs)} ms** (slowest ${ms(st.startFullMaxMs)} ms; database built in ${n(st.buildMs)} ms) |`);
+    lines.push(`| node start at ${n(st.pages)} pages after a kill -9 (digest row unknown) | ${ms(st.startUnknownDigestMs)} ms to listening; digest recounted in the background by ${ms(st.recountDoneMs)} ms |`);
     lines.push(`| GET /metrics at ${n(st.pages)} pages | p50 **${ms(st.scrapeP50Ms)} ms**, max ${ms(st.scrapeMaxMs)} ms (${n(st.metricsBytes)} B) |`);
     lines.push(`| GET /api/cluster at ${n(st.pages)} pages | p50 ${ms(st.clusterP50Ms)} ms (${n(st.clusterBytes)} B) |`);
   }

@@ -84,6 +84,10 @@ export interface StartupResult {
   /** The same on the database of `pages` pages, and its slowest start. */
   readonly startFullMs: number;
   readonly startFullMaxMs: number;
+  /** The same database with its digest row unknown (a kill -9 within a second of a commit): spawn → listening, median. */
+  readonly startUnknownDigestMs: number;
+  /** And spawn → the digest shown again (recounted in the background while serving), median. */
+  readonly recountDoneMs: number;
   /** GET /metrics from the client side at `pages` pages. */
   readonly scrapeP50Ms: number;
   readonly scrapeMaxMs: number;

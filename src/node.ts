@@ -215,6 +215,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       checkpoints: config.checkpoints,
       maxQueuedIncrements: bounds.maxQueuedIncrements,
       commitAtOnceAfterIdleMs: AT_ONCE_AFTER_IDLE_MS,
+      // A digest left unknown by a crash or a restore is recounted while serving: a start stays bounded.
+      digestRecount: 'background',
       ...(probe !== undefined ? { probe } : {}),
       ...(options.random !== undefined ? { random: options.random } : {}),
       log,

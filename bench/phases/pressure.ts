@@ -4,6 +4,7 @@
  * held: peak RSS, the longest /healthz answer during the flood (how long the event loop stalled),
  * how many requests were refused (503) and that every acknowledged view is counted.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -81,6 +82,28 @@ function probe(url: string): { stop(): Promise<number> } {
       await loop;
       http.close();
       return round(slowest, 1);
+    },
+  };
+}
+
+/** The prober's interval in its own process (healthz-prober.ts). */
+export const APART_PROBE_INTERVAL_MS = 20;
+
+/**
+ * Probes /healthz from a process of its own (see healthz-prober.ts) until stopped; returns its
+ * summary. For floods whose load the bench process itself receives (the live fan-out).
+ */
+function probeApart(url: string): { stop(): Promise<{ count: number; p50: number; p99: number; max: number }> } {
+  const child = spawn(process.execPath, [join(ROOT, 'dist', 'bench', 'healthz-prober.js'), url, String(APART_PROBE_INTERVAL_MS)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => (out += chunk));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    async stop() {
+      child.stdin.end();
+      await exited;
+      return JSON.parse(out) as { count: number; p50: number; p99: number; max: number };
     },
   };
 }
@@ -181,6 +204,8 @@ async function openFeeds(url: string, count: number, pagesOf: (i: number) => str
 export const FANOUT_MEMORY_BUDGET_MB = 256;
 /** POSTs of the fan-out flood, one after the other (each waits for all its frames); the median counts. */
 export const FANOUT_POSTS = 5;
+/** monitorEventLoopDelay's sampling period in prom-client (its default): a reading of its max is one period plus the delay. */
+const LOOP_RESOLUTION_MS = 10;
 /** How long one POST's frames may take to arrive before the flood gives up on it. */
 const FANOUT_ARRIVAL_TIMEOUT_MS = 60_000;
 
@@ -197,11 +222,14 @@ export async function floodLiveFanout(processes: ProcessSet, dir: string): Promi
     if (frames >= wanted) arrived?.();
   });
   try {
-    const prober = probe(node.url);
+    const prober = probeApart(node.url);
     const started = performance.now();
     const cpuPerPost: number[] = [];
+    const loopMaxPerPost: number[] = [];
     let delivered = 0;
     for (let post = 0; post < FANOUT_POSTS; post++) {
+      // A scrape resets the node's event-loop delay histogram (prom-client): the next one reads this POST's.
+      await metricValue(http, 'dsqlite_nodejs_eventloop_lag_max_seconds');
       // Every open socket gets one frame per page of each POST (interval=0).
       wanted = frames + sockets.length * FANOUT_PAGES;
       const done = new Promise<void>((resolve) => (arrived = resolve));
@@ -212,15 +240,17 @@ export async function floodLiveFanout(processes: ProcessSet, dir: string): Promi
       await Promise.race([done, new Promise((resolve) => (timer = setTimeout(resolve, FANOUT_ARRIVAL_TIMEOUT_MS)))]);
       clearTimeout(timer);
       cpuPerPost.push(cpuMs(node.pid) - before);
+      loopMaxPerPost.push(Math.max(0, (await metricValue(http, 'dsqlite_nodejs_eventloop_lag_max_seconds')) * 1000 - LOOP_RESOLUTION_MS));
       delivered = frames;
     }
     const elapsedMs = round(performance.now() - started, 0);
-    const slowestProbeMs = await prober.stop();
+    const healthz = await prober.stop();
     const sorted = [...cpuPerPost].sort((a, b) => a - b);
+    const loopSorted = [...loopMaxPerPost].sort((a, b) => a - b);
     return {
       name: `${FANOUT_SOCKETS} live sockets × the same ${FANOUT_PAGES} pages, interval=0, ${FANOUT_POSTS} ${FANOUT_PAGES}-page POSTs`,
       peakRssBytes: node.memory()?.peak ?? Number.NaN,
-      slowestProbeMs,
+      slowestProbeMs: healthz.max,
       elapsedMs,
       acked: FANOUT_PAGES * FANOUT_POSTS,
       counted: await metricValue(http, 'dsqlite_views_counted_total'),
@@ -229,6 +259,10 @@ export async function floodLiveFanout(processes: ProcessSet, dir: string): Promi
       extra: {
         'node CPU ms per POST and its fan-out (median)': round(sorted[Math.floor(sorted.length / 2)] ?? Number.NaN, 0),
         'node CPU ms per POST (max)': round(sorted[sorted.length - 1] ?? Number.NaN, 0),
+        'longest event-loop delay ms during a POST and its fan-out (median)': round(loopSorted[Math.floor(loopSorted.length / 2)] ?? Number.NaN, 1),
+        'longest event-loop delay ms (max over POSTs)': round(loopSorted[loopSorted.length - 1] ?? Number.NaN, 1),
+        '/healthz p50 ms (probed from its own process every 20 ms)': healthz.p50,
+        '/healthz p99 ms': healthz.p99,
         'frames delivered': delivered,
         'frames expected': sockets.length * FANOUT_PAGES * FANOUT_POSTS,
         'sockets open': sockets.length,

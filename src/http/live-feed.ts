@@ -15,7 +15,9 @@
  * (`liveClientCharge`; 503 `too_many_clients` past either); per client a dirty set of at most
  * MAX_PAGES_PER_CLIENT pages plus MAX_BUFFERED_BYTES of socket buffer (past it, writing waits for
  * drain; stuck longer than STUCK_TIMEOUT_MS, the client is closed); input frames over
- * MAX_CLIENT_FRAME_BYTES are cut off by ws (1009), any input closes the client (1003).
+ * MAX_CLIENT_FRAME_BYTES are cut off by ws (1009), any input closes the client (1003); fan-out work
+ * of at most one change in progress plus each subscribed page pending once, run in slices of
+ * bounded size per loop turn (page-subscriptions.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -29,7 +31,7 @@ import { ClusterBroadcast } from './cluster-broadcast.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
 import { LiveClient, type LiveMessages } from './live-client.js';
 import { parseLiveQuery, type LiveQuery } from './live-query.js';
-import { PageSubscriptions } from './page-subscriptions.js';
+import { type FanOutOptions, type FanOutStats, PageSubscriptions } from './page-subscriptions.js';
 import { claimedReplicas } from './replica-fold.js';
 import { EMPTY_SESSION, type Session, type SessionTokens } from './session-token.js';
 
@@ -104,9 +106,11 @@ export interface LiveFeedOptions {
   readonly gate?: { readonly ready: boolean };
   /** The latency probe (bench diagnostics); undefined: off. */
   readonly probe?: LatencyProbe;
+  /** Slice budgets of the fan-out (default FANOUT_SLICE_DELIVERIES, FANOUT_SLICE_BYTES). */
+  readonly fanOut?: Omit<FanOutOptions, 'onError'>;
 }
 
-export interface LiveFeedStats {
+export interface LiveFeedStats extends FanOutStats {
   readonly clients: number;
   /** Bytes charged to open (and opening) clients against `maxClientBytes`. */
   readonly chargedBytes: number;
@@ -120,10 +124,6 @@ export interface LiveFeedStats {
   readonly dirtyPages: number;
   /** Clients that have not answered the last ping yet. */
   readonly awaitingPong: number;
-  /** Page messages encoded since start (one per change of a page with followers, not per follower). */
-  readonly pageFramesEncoded: number;
-  /** Runs of frames joined once and written to two or more clients, since start. */
-  readonly runsShared: number;
 }
 
 export class LiveFeed {
@@ -165,7 +165,10 @@ export class LiveFeed {
     this.clusterIntervalMs = options.clusterIntervalMs ?? CLUSTER_UPDATE_INTERVAL_MS;
     this.sessions = options.sessions;
     this.gate = options.gate;
-    this.pages = new PageSubscriptions(options.store, this.timers, options.sessions, () => this.claimedReplicas(options.cluster), options.probe);
+    this.pages = new PageSubscriptions(options.store, this.timers, options.sessions, () => this.claimedReplicas(options.cluster), options.probe, {
+      ...options.fanOut,
+      onError: (error) => this.log.error({ err: error }, 'live feed fan-out failed'),
+    });
     this.cluster = new ClusterBroadcast({ source: options.cluster, log: this.log });
     this.unsubscribe = options.store.onChange((changed) => this.onChange(changed));
   }
@@ -279,6 +282,7 @@ export class LiveFeed {
       this.stopped = true;
       this.unsubscribe?.();
       this.unsubscribe = undefined;
+      this.pages.stop();
       if (this.heartbeatTimer !== undefined) this.timers.clearTimeout(this.heartbeatTimer);
       if (this.clusterTimer !== undefined) this.timers.clearTimeout(this.clusterTimer);
       this.heartbeatTimer = undefined;

@@ -4,14 +4,26 @@
  * pages elsewhere cost nothing per commit; a page's message is built once per change and shared.
  * Everything here is kept for subscribed pages only, so it never outgrows the subscriptions.
  *
- * Fair to the event loop (issue 14: 1,000 sockets following the same 100 pages at interval=0 made
- * one 100-page POST cost 1.24 s of CPU, then ~360 ms with corked sockets): a change of a page is
+ * Encoded once (issue 14: 1,000 sockets following the same 100 pages at interval=0 made one
+ * 100-page POST cost 1.24 s of CPU, then ~360 ms with corked sockets): a change of a page is
  * encoded once, JSON and WebSocket frame (ws-frame.ts), into one Buffer every follower is sent as
  * it is; within one fan-out each touched client holds its frames, and at the end clients holding
  * the same run of frames are sent that run joined once (shared-runs.ts): one write per client per
  * fan-out, no per-client framing or copy. Session tokens do not split this: the shared message
  * carries the token of its own view of the page, and only a client whose token saw more than this
  * node holds gets a message of its own (`message`), until the node catches up.
+ *
+ * Fair to the event loop: a fan-out runs in slices, one per loop turn, each of at most
+ * FANOUT_SLICE_DELIVERIES deliveries (one page to one follower) while the clients' frames are
+ * gathered, then at most FANOUT_SLICE_BYTES written (whole clients) while they are written; the
+ * first slice runs in the commit's own turn, so a small fan-out is done at once. Changes that
+ * arrive while a fan-out runs are coalesced: each page is noted once (`pending`, the latest
+ * state wins: messages are read when built) and the next fan-out starts when this one is done.
+ * Bound on pending work: one fan-out in progress (its pages, its touched clients, their held
+ * frames — each client holds at most its buffer bound plus one message, see live-client.ts) plus
+ * one set of pending pages, each at most once: never more than the subscribed pages, whatever the
+ * commit rate.
+ *
  * Bounded memory: a page's message is cached only while two or more clients follow it (a page
  * only one client follows gains nothing from a cache, and 2,000 clients × 100 pages of their own
  * held 200,000 cached messages), and a page name is held once however many clients follow it.
@@ -43,6 +55,35 @@ export interface FanOutStats {
   readonly pageFramesEncoded: number;
   /** Runs of frames joined once and written to two or more clients. */
   readonly runsShared: number;
+  /** Fan-outs run, and the loop turns (slices) they took, since start. */
+  readonly fanOuts: number;
+  readonly fanOutSlices: number;
+  /** Changes of a page already waiting for the next fan-out, folded into it (latest wins). */
+  readonly changesCoalesced: number;
+  /** Pages waiting for the next fan-out now. */
+  readonly pendingPages: number;
+}
+
+/** Deliveries (one changed page to one follower) gathered per loop turn, at most. */
+export const FANOUT_SLICE_DELIVERIES = 2_000;
+/** Bytes written to clients per loop turn, at most (a client's run is never split, so one client may pass it). */
+export const FANOUT_SLICE_BYTES = 1024 * 1024;
+
+export interface FanOutOptions {
+  readonly sliceDeliveries?: number;
+  readonly sliceBytes?: number;
+  /** A slice threw: its fan-out was abandoned (held frames written), the next one still runs. */
+  readonly onError?: (error: unknown) => void;
+}
+
+/** One fan-out in progress: its pages, where it stands, and the clients it corked (in order). */
+interface FanOut<S> {
+  readonly pages: readonly PageName[];
+  pageIndex: number;
+  followers: Iterator<S> | undefined;
+  readonly touched: Set<S>;
+  readonly corked: S[];
+  written: number;
 }
 
 export class PageSubscriptions<S extends PageSubscriber> {
@@ -53,6 +94,17 @@ export class PageSubscriptions<S extends PageSubscriber> {
   private readonly messages = new Map<PageName, Buffer>();
   /** page → when this node last applied a change to it. */
   private readonly changedAt = new Map<PageName, number>();
+  /** Pages changed since the running fan-out took its pages, each once (they go in the next). */
+  private readonly pending = new Set<PageName>();
+  private fanOut: FanOut<S> | undefined;
+  /** True while a slice is scheduled or running (no second pump). */
+  private pumping = false;
+  private stopped = false;
+  private fanOuts = 0;
+  private slices = 0;
+  private coalesced = 0;
+  private readonly sliceDeliveries: number;
+  private readonly sliceBytes: number;
 
   constructor(
     private readonly store: Pick<Store, 'count' | 'pageSlots'>,
@@ -62,7 +114,11 @@ export class PageSubscriptions<S extends PageSubscriber> {
     private readonly claimed: () => ReadonlySet<string> = () => new Set(),
     /** Stamps `feed` for sampled pages once their frames are written (bench diagnostics). */
     private readonly probe?: LatencyProbe,
-  ) {}
+    private readonly fanOutOptions: FanOutOptions = {},
+  ) {
+    this.sliceDeliveries = fanOutOptions.sliceDeliveries ?? FANOUT_SLICE_DELIVERIES;
+    this.sliceBytes = fanOutOptions.sliceBytes ?? FANOUT_SLICE_BYTES;
+  }
 
   /** Distinct pages with at least one subscriber. */
   get size(): number {
@@ -70,7 +126,14 @@ export class PageSubscriptions<S extends PageSubscriber> {
   }
 
   get stats(): FanOutStats {
-    return { pageFramesEncoded: this.framesEncoded, runsShared: this.runsShared };
+    return {
+      pageFramesEncoded: this.framesEncoded,
+      runsShared: this.runsShared,
+      fanOuts: this.fanOuts,
+      fanOutSlices: this.slices,
+      changesCoalesced: this.coalesced,
+      pendingPages: this.pending.size,
+    };
   }
 
   /**
@@ -111,34 +174,113 @@ export class PageSubscriptions<S extends PageSubscriber> {
     }
   }
 
-  /** The store committed changes to these pages: tell their subscribers. */
+  /**
+   * The store committed changes to these pages: their subscribers are told, in the next fan-out
+   * (this one's first slice runs now, unless a fan-out is already under way).
+   */
   changed(changed: readonly PageCount[]): void {
+    if (this.stopped) return;
     const now = this.timers.now();
-    // Every client this fan-out writes to, corked until the end (at most one entry per client).
-    const corked = new Set<S>();
-    try {
-      for (const { page } of changed) {
-        const subscribers = this.byPage.get(page);
-        if (subscribers === undefined) continue;
-        this.messages.delete(page);
-        this.changedAt.set(page, now);
-        for (const subscriber of subscribers) {
-          if (!corked.has(subscriber)) {
-            corked.add(subscriber);
-            subscriber.cork();
-          }
-          subscriber.pageChanged(page, now);
-        }
-      }
-    } finally {
-      // Clients holding the same run of frames share one joined Buffer; the others write theirs.
-      const runs = new SharedRuns();
-      const keys = new Map<S, string>();
-      for (const subscriber of corked) keys.set(subscriber, runs.add(subscriber.held));
-      for (const subscriber of corked) subscriber.uncork(runs.bytesOf(keys.get(subscriber) as string, subscriber.held));
-      this.runsShared += runs.joined;
+    for (const { page } of changed) {
+      if (!this.byPage.has(page)) continue;
+      // Dropped at once, so a message built from now on (by any fan-out) reads this change.
+      this.messages.delete(page);
+      this.changedAt.set(page, now);
+      if (this.pending.has(page)) this.coalesced++;
+      else this.pending.add(page);
     }
-    this.probe?.markAll('feed', changed);
+    if (!this.pumping && this.pending.size > 0) this.pump();
+  }
+
+  /** Runs fan-out slices until none is left; each further slice in a later loop turn. */
+  private pump(): void {
+    this.pumping = true;
+    let more: boolean;
+    try {
+      more = this.slice();
+    } catch (error) {
+      this.abandon();
+      more = this.pending.size > 0;
+      this.fanOutOptions.onError?.(error);
+    }
+    if (more && !this.stopped) {
+      void this.timers.yield().then(() => this.pump());
+    } else {
+      this.pumping = false;
+    }
+  }
+
+  /** One loop turn of fan-out work; true while some is left. */
+  private slice(): boolean {
+    if (this.fanOut === undefined) {
+      if (this.pending.size === 0) return false;
+      this.fanOut = { pages: [...this.pending], pageIndex: 0, followers: undefined, touched: new Set(), corked: [], written: 0 };
+      this.pending.clear();
+      this.fanOuts++;
+    }
+    this.slices++;
+    const fanOut = this.fanOut;
+    const now = this.timers.now();
+    // Gathering: each follower of each page is told, its frames held until the writing.
+    let deliveries = 0;
+    while (fanOut.pageIndex < fanOut.pages.length) {
+      const page = fanOut.pages[fanOut.pageIndex] as PageName;
+      fanOut.followers ??= (this.byPage.get(page) ?? new Set<S>()).values();
+      for (let next = fanOut.followers.next(); next.done !== true; next = fanOut.followers.next()) {
+        const subscriber = next.value;
+        if (!fanOut.touched.has(subscriber)) {
+          fanOut.touched.add(subscriber);
+          fanOut.corked.push(subscriber);
+          subscriber.cork();
+        }
+        subscriber.pageChanged(page, now);
+        if (++deliveries >= this.sliceDeliveries) return true;
+      }
+      fanOut.followers = undefined;
+      fanOut.pageIndex++;
+    }
+    // Writing: whole clients, up to the byte budget; those holding the same run share one Buffer.
+    const from = fanOut.written;
+    let bytes = 0;
+    while (fanOut.written < fanOut.corked.length && bytes < this.sliceBytes) {
+      for (const frame of (fanOut.corked[fanOut.written] as S).held) bytes += frame.length;
+      fanOut.written++;
+    }
+    this.uncork(fanOut.corked.slice(from, fanOut.written));
+    if (fanOut.written < fanOut.corked.length) return true;
+    this.fanOut = undefined;
+    this.probe?.markAll('feed', fanOut.pages.map((page) => ({ page })));
+    // The next fan-out (changes that came in meanwhile) starts in the next turn.
+    return this.pending.size > 0;
+  }
+
+  /** Writes what `subscribers` hold, one write each: the same run joined once for all holding it. */
+  private uncork(subscribers: readonly S[]): void {
+    const runs = new SharedRuns();
+    const keys = subscribers.map((subscriber) => runs.add(subscriber.held));
+    subscribers.forEach((subscriber, i) => subscriber.uncork(runs.bytesOf(keys[i] as string, subscriber.held)));
+    this.runsShared += runs.joined;
+  }
+
+  /** A slice failed: what its clients hold is written (none stays corked), the fan-out is dropped. */
+  private abandon(): void {
+    const fanOut = this.fanOut;
+    this.fanOut = undefined;
+    if (fanOut === undefined) return;
+    for (const subscriber of fanOut.corked.slice(fanOut.written)) {
+      try {
+        subscriber.uncork();
+      } catch {
+        // Already failing: the rest are still uncorked.
+      }
+    }
+  }
+
+  /** No more fan-outs: the one under way is dropped (the feed is closing its clients). */
+  stop(): void {
+    this.stopped = true;
+    this.pending.clear();
+    this.abandon();
   }
 
   /**

@@ -18,6 +18,7 @@ import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '.
 import type { LatencyProbe } from '../latency-probe.js';
 import { noLog, type Log } from '../log.js';
 import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
+import { DigestRecount, RECOUNT_SLICE_ROWS } from './digest-recount.js';
 import { decideIdentity, diskIdentityFile, identityFilePath, type DatabaseIdentity, type IdentityFile } from './identity.js';
 import { checkResetPages, mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
 import { databaseBytes, openConnection, readPragmas, type ConnectionOptions, type ConnectionPragmas } from './sqlite-connection.js';
@@ -48,6 +49,13 @@ export interface SqliteStoreOptions extends ConnectionOptions {
   readonly commitAtOnceAfterIdleMs?: number;
   /** Stamps `queued`, `committed` and `merged` of sampled pages (bench diagnostics); undefined: off. */
   readonly probe?: LatencyProbe;
+  /**
+   * When the database does not hold the digest sum (an unclean stop within DIGEST_STORE_DELAY_MS
+   * of a commit, a restore, a first open after migration 0003): `at-open` (default) scans every
+   * slot before the store opens; `background` opens at once and recounts it in slices while the
+   * store serves (digest-recount.ts; the node's choice, so a start does not grow with pages).
+   */
+  readonly digestRecount?: 'at-open' | 'background';
 }
 
 /** How long after a commit the digest sum is written to the database (see `digestChanged`). */
@@ -104,6 +112,11 @@ export class SqliteStore implements Store {
   private readonly immediate: (body: () => unknown) => unknown;
   /** Set while commits since the digest was last stored are not in the database's digest row yet. */
   private digestTimer: NodeJS.Timeout | undefined;
+  /**
+   * While the digest sum is recounted in the background: `digestSum` then holds only the changes
+   * committed since the recount's snapshot, and is neither shown nor stored until it ends.
+   */
+  private recount: { readonly job: DigestRecount; readonly started: number; next: NodeJS.Immediate | undefined; readonly done: Promise<void>; resolve: () => void } | undefined;
 
   /** Use `openSqliteStore`: it sets the pragmas and migrates first. */
   constructor(
@@ -130,9 +143,18 @@ export class SqliteStore implements Store {
     // full disk keeps this identity and commits it once space returns, drawing no other.
     this.currentIdentity = openedIdentity(decision, stored?.replicaId, () => this.mintReplicaId());
     this.seq = this.currentIdentity.outcome === 'kept' ? (stored?.localSeq ?? 0) : 0;
-    // Read from the database (migration 0003); scanned only when unknown, stored by the commit.
+    // Read from the database (migration 0003); when unknown, scanned now or recounted in the
+    // background (its snapshot taken here, before this store commits anything).
     const known = this.knownDigestSum();
-    this.digestSum = known ?? this.scanDigestSum();
+    if (known === undefined && options.digestRecount === 'background') {
+      this.digestSum = 0n;
+      let resolve = (): void => undefined;
+      const done = new Promise<void>((r) => (resolve = r));
+      this.recount = { job: new DigestRecount(options.path), started: performance.now(), next: undefined, done, resolve };
+      this.log.info({ path: options.path }, 'digest sum not stored (an unclean stop or a restore): recounting it in the background while serving');
+    } else {
+      this.digestSum = known ?? this.scanDigestSum();
+    }
     this.digestStored = known !== undefined;
     try {
       this.commitIdentity();
@@ -149,6 +171,51 @@ export class SqliteStore implements Store {
       this.healthTimer = setInterval(() => this.checkWrites(), interval);
       this.healthTimer.unref();
     }
+    if (this.recount !== undefined) this.recountSlice();
+  }
+
+  /** One slice of the background recount; the next in a later loop turn, until it ends. */
+  private recountSlice(): void {
+    const recount = this.recount;
+    if (recount === undefined) return;
+    recount.next = undefined;
+    let done: boolean;
+    try {
+      done = recount.job.step(RECOUNT_SLICE_ROWS);
+    } catch (error) {
+      // Left unknown (NULL in the database): the next open recounts. Never a wrong digest.
+      this.log.error({ err: error }, 'recounting the digest sum failed: it stays unknown until the next start');
+      this.endRecount();
+      return;
+    }
+    if (!done) {
+      recount.next = setImmediate(() => this.recountSlice());
+      recount.next.unref();
+      return;
+    }
+    // The snapshot's sum plus every change committed since: the sum of the slots now.
+    this.digestSum = addToDigest(recount.job.snapshotSum, this.digestSum);
+    this.endRecount();
+    this.digestStored = true;
+    this.log.info({ path: this.options.path, rows: recount.job.rows, ms: Math.round(performance.now() - recount.started) }, 'digest sum recounted in the background and stored');
+    this.storeDigest();
+  }
+
+  private endRecount(): void {
+    const recount = this.recount;
+    if (recount === undefined) return;
+    this.recount = undefined;
+    if (recount.next !== undefined) clearImmediate(recount.next);
+    recount.job.close();
+    recount.resolve();
+  }
+
+  /**
+   * Resolves once the digest sum is known (at once unless a background recount runs, or the store
+   * closed first). For tests and tools that need digest() to be the digest.
+   */
+  digestKnown(): Promise<void> {
+    return this.recount?.done ?? Promise.resolve();
   }
 
   /**
@@ -160,13 +227,13 @@ export class SqliteStore implements Store {
     const s = this.statements;
     this.transaction(() => {
       s.setMeta.run(this.intern(identity.replicaId), identity.epoch);
-      if (!this.digestStored) {
-        if (s.storedStats.get() === undefined) s.recountStats.run();
-        s.setDigest.run(formatDigest(this.digestSum));
-      }
+      if (!this.digestStored && s.storedStats.get() === undefined) s.recountStats.run();
+      if (!this.digestStored && this.recount === undefined) s.setDigest.run(formatDigest(this.digestSum));
     });
-    if (!this.digestStored) this.log.info({ path: this.options.path }, 'digest sum scanned from every slot and stored');
-    this.digestStored = true;
+    if (!this.digestStored && this.recount === undefined) {
+      this.log.info({ path: this.options.path }, 'digest sum scanned from every slot and stored');
+      this.digestStored = true;
+    }
     // Running: no stop record until close() writes one (a crash from here on mints next time).
     this.identityFile.write({ replicaId: identity.replicaId, epoch: identity.epoch });
     this.self = this.intern(identity.replicaId);
@@ -400,8 +467,13 @@ export class SqliteStore implements Store {
     return identity;
   }
 
+  /**
+   * The digest; while a background recount runs, `recounting:<replica id>` instead (never equal
+   * to another node's digest, so nobody takes the two for converged: the digest is not known).
+   */
   digest(): string {
     this.assertOpen();
+    if (this.recount !== undefined) return `recounting:${this.currentIdentity.replicaId}`;
     return formatDigest(this.digestSum);
   }
 
@@ -440,6 +512,7 @@ export class SqliteStore implements Store {
     if (!this.open) return;
     clearInterval(this.healthTimer);
     clearTimeout(this.digestTimer);
+    this.endRecount();
     this.accepting = false;
     this.groupCommit.drop(new AppError('shutting_down', 'the store was killed'));
     this.open = false;
@@ -453,6 +526,8 @@ export class SqliteStore implements Store {
     if (!this.open) return;
     this.groupCommit.flushNow();
     clearTimeout(this.digestTimer);
+    if (this.recount !== undefined) this.log.info({ path: this.options.path }, 'closing before the digest recount ended: the next start recounts');
+    this.endRecount();
     if (this.digestTimer !== undefined) this.storeDigest();
     this.open = false;
     // No stop record for an identity never committed, nor for a file deleted or replaced under
@@ -478,7 +553,8 @@ export class SqliteStore implements Store {
   /** Writes `digestSum` to the database's row (a failure leaves it NULL: the next open scans). */
   private storeDigest(): void {
     this.digestTimer = undefined;
-    if (!this.open || this.blocked !== undefined) return;
+    // During a recount the running sum is only the changes since its snapshot: nothing to store.
+    if (!this.open || this.blocked !== undefined || !this.digestStored) return;
     try {
       this.transaction(() => this.statements.setDigest.run(formatDigest(this.digestSum)));
     } catch (error) {

@@ -136,7 +136,10 @@ export interface Store {
    */
   writeBlocked(): WriteBlock | undefined;
 
-  /** Digest of all counts: equal on nodes that have converged. */
+  /**
+   * Digest of all counts: equal on nodes that have converged. While a SqliteStore recounts it in
+   * the background after an unclean stop, `recounting:<replica id>`: equal to no other node's.
+   */
   digest(): string;
   stats(): StoreStats;
 

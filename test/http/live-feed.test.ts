@@ -200,6 +200,30 @@ describe('the live feed', () => {
     for (const c of clients) expect(c.pages().map((m) => m.page)).toEqual([...names, ...names]);
   });
 
+  it('spreads a fan-out over loop turns and folds the changes made meanwhile into one more, counts never going down', async () => {
+    const h = await start({ fanOut: { sliceDeliveries: 7, sliceBytes: 2_000 } });
+    const names = ['f1', 'f2', 'f3'];
+    const clients = await Promise.all(Array.from({ length: 30 }, () => connect(h, `${names.map((n) => `page=${n}`).join('&')}&interval=0`)));
+    await eventually(() => {
+      for (const c of clients) expect(c.pages()).toHaveLength(names.length);
+    });
+    const before = h.feed.stats();
+    // Twenty commits back to back, the first of which starts a fan-out of 90 deliveries (13 turns).
+    await Promise.all(Array.from({ length: 20 }, () => h.store.increment(names.map((n) => ({ page: page(n), by: 1 })))));
+    await eventually(() => {
+      for (const c of clients) for (const n of names) expect(c.last(n)?.count).toBe(20);
+    });
+    const after = h.feed.stats();
+    expect(after.fanOutSlices - before.fanOutSlices).toBeGreaterThan(after.fanOuts - before.fanOuts);
+    expect(after.pendingPages).toBe(0);
+    for (const c of clients) {
+      for (const n of names) {
+        const counts = c.pages(n).map((m) => m.count);
+        for (let i = 1; i < counts.length; i++) expect(counts[i]).toBeGreaterThanOrEqual(counts[i - 1] as number);
+      }
+    }
+  });
+
   it('never sends pages the client did not subscribe to', async () => {
     const h = await start();
     const client = await connect(h, 'page=a&interval=0');

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 import { PageSubscriptions, type PageSubscriber } from '../../src/http/page-subscriptions.js';
 import { realTimers } from '../../src/timers.js';
+import { eventually } from '../helpers/eventually.js';
 
 const page = (name: string) => name as PageName;
 
@@ -106,5 +107,94 @@ describe('PageSubscriptions', () => {
     expect(onlyA.written).toHaveLength(1);
     expect(joined.subarray(0, onlyA.written[0]?.length).equals(onlyA.written[0] as Buffer)).toBe(true);
     expect(JSON.parse((onlyA.written[0] as Buffer).subarray(2).toString('utf8'))).toMatchObject({ type: 'page', page: 'a', count: 7 });
+  });
+});
+
+/** realTimers that note, at each yield (the end of a slice), how many deliveries and writes were made so far. */
+function turnsOf(counters: () => { deliveries: number; writes: number }): { timers: typeof realTimers; turns: Array<{ deliveries: number; writes: number }> } {
+  const turns: Array<{ deliveries: number; writes: number }> = [];
+  return { turns, timers: { ...realTimers, yield: () => (turns.push({ ...counters() }), realTimers.yield()) } };
+}
+
+describe('PageSubscriptions fan-out in slices', () => {
+  it('spreads a large fan-out over loop turns of bounded deliveries and bytes, each client still written once', async () => {
+    let deliveries = 0;
+    let writes = 0;
+    const { timers, turns } = turnsOf(() => ({ deliveries, writes }));
+    const slots = [{ page: page('a'), replica: 'aa'.repeat(16) as ReplicaId, count: 7, seq: 1 }];
+    const subs = new PageSubscriptions<Follower>({ count: () => 7, pageSlots: (p) => slots.map((s) => ({ ...s, page: p })) }, timers, undefined, undefined, undefined, { sliceDeliveries: 10, sliceBytes: 1 });
+    class Counting extends Follower {
+      override pageChanged(changed: PageName): void {
+        deliveries++;
+        super.pageChanged(changed);
+      }
+      override uncork(joined?: Buffer): void {
+        if (this.held.length > 0) writes++;
+        super.uncork(joined);
+      }
+    }
+    const followers = Array.from({ length: 30 }, () => new Counting([page('a'), page('b')], () => subs));
+    for (const f of followers) subs.add(f);
+    subs.changed([
+      { page: page('a'), count: 7 },
+      { page: page('b'), count: 7 },
+    ]);
+    // The first slice ran in the commit's turn; the rest are left for later turns.
+    expect(deliveries).toBe(10);
+    expect(writes).toBe(0);
+    await eventually(() => expect(writes).toBe(30));
+    expect(deliveries).toBe(60);
+    // Six gathering slices of ten deliveries, then (a one-byte budget) one client written per slice.
+    let previous = { deliveries: 0, writes: 0 };
+    for (const turn of [...turns, { deliveries, writes }]) {
+      expect(turn.deliveries - previous.deliveries).toBeLessThanOrEqual(10);
+      expect(turn.writes - previous.writes).toBeLessThanOrEqual(1);
+      previous = turn;
+    }
+    for (const f of followers) {
+      expect(f.written).toHaveLength(2);
+      expect(f.written.map((frame) => (JSON.parse(frame.subarray(2).toString('utf8')) as { page: string }).page)).toEqual(['a', 'b']);
+    }
+    expect(subs.stats).toMatchObject({ fanOuts: 1, pendingPages: 0 });
+    expect(subs.stats.fanOutSlices).toBeGreaterThanOrEqual(30);
+  });
+
+  it('coalesces changes that arrive during a fan-out into one more, per page, with the latest state', async () => {
+    let count = 0;
+    const slots = (p: PageName) => [{ page: p, replica: 'aa'.repeat(16) as ReplicaId, count, seq: count }];
+    const subs = new PageSubscriptions<Follower>({ count: () => count, pageSlots: slots }, realTimers, undefined, undefined, undefined, { sliceDeliveries: 5 });
+    const followers = Array.from({ length: 20 }, () => new Follower([page('a')], () => subs));
+    for (const f of followers) subs.add(f);
+    count = 1;
+    subs.changed([{ page: page('a'), count }]);
+    // Under way (5 of 20 told): ten more commits of the page wait as one.
+    for (let i = 0; i < 10; i++) subs.changed([{ page: page('a'), count: ++count }]);
+    expect(subs.stats).toMatchObject({ fanOuts: 1, changesCoalesced: 9, pendingPages: 1 });
+    await eventually(() => {
+      for (const f of followers) expect(f.written.length).toBeGreaterThanOrEqual(2);
+    });
+    expect(subs.stats).toMatchObject({ fanOuts: 2, pendingPages: 0 });
+    const counts = (f: Follower) => f.written.map((frame) => (JSON.parse(frame.subarray(2).toString('utf8')) as { count: number }).count);
+    for (const f of followers) {
+      // Two messages, never lower than the one before, the last one the latest state.
+      expect(counts(f)).toHaveLength(2);
+      expect(counts(f)[1]).toBe(11);
+      expect(counts(f)[1]).toBeGreaterThanOrEqual(counts(f)[0] as number);
+    }
+  });
+
+  it('stop() drops the fan-out under way and what is pending, leaving no client corked', async () => {
+    const subs = new PageSubscriptions<Follower>({ count: () => 1, pageSlots: (p) => [{ page: p, replica: 'aa'.repeat(16) as ReplicaId, count: 1, seq: 1 }] }, realTimers, undefined, undefined, undefined, { sliceDeliveries: 3 });
+    const followers = Array.from({ length: 10 }, () => new Follower([page('a')], () => subs));
+    for (const f of followers) subs.add(f);
+    subs.changed([{ page: page('a'), count: 1 }]);
+    subs.changed([{ page: page('a'), count: 1 }]);
+    subs.stop();
+    await realTimers.yield();
+    await realTimers.yield();
+    expect(subs.stats).toMatchObject({ fanOuts: 1, pendingPages: 0 });
+    for (const f of followers) expect(f.held).toHaveLength(0);
+    subs.changed([{ page: page('a'), count: 1 }]);
+    expect(subs.stats.fanOuts).toBe(1);
   });
 });
