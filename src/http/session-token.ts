@@ -27,7 +27,7 @@
  * them). Within a page that alone does not fit, the smallest slots are dropped and the floor
  * keeps the total from going down.
  */
-import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { epochOf, type SlotValue } from '../crdt/g-counter.js';
@@ -90,7 +90,8 @@ export function mergeSeen(
     replicas.set(slot.replica, slot.count);
     epoch = epochOf(slot);
   }
-  const seen = findPage(session, pageHash(page));
+  // Most answers carry no token: no page hash to compute then.
+  const seen = session.pages.length === 0 ? undefined : findPage(session, pageHash(page));
   let floor = 0;
   if (seen !== undefined && seen.epoch >= epoch) {
     if (seen.epoch > epoch) {
@@ -165,7 +166,12 @@ export function remember(
 
 /** Signs and encodes sessions; verifies and decodes tokens. */
 export class SessionTokens {
-  constructor(private readonly key: Buffer) {}
+  /** Imported once: an HMAC over a raw Buffer key imports it again every call. */
+  private readonly key: KeyObject;
+
+  constructor(key: Buffer) {
+    this.key = createSecretKey(key);
+  }
 
   /** The token for `session`, at most MAX_SESSION_TOKEN_CHARS (see the size rule above). */
   sign(session: Session): string {
