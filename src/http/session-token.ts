@@ -27,7 +27,7 @@
  * them). Within a page that alone does not fit, the smallest slots are dropped and the floor
  * keeps the total from going down.
  */
-import { createHash, createHmac, createSecretKey, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, hash, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { epochOf, type SlotValue } from '../crdt/g-counter.js';
@@ -69,7 +69,8 @@ export function sessionKey(secret: string, cluster: string): Buffer {
 }
 
 export function pageHash(page: string): string {
-  return createHash('sha256').update(page, 'utf8').digest().subarray(0, PAGE_HASH_BYTES).toString('hex');
+  // One-shot hash (no Hash object per answer); the first PAGE_HASH_BYTES bytes are the first hex digits.
+  return hash('sha256', page, 'hex').slice(0, PAGE_HASH_BYTES * 2);
 }
 
 /**
