@@ -87,6 +87,11 @@ export class SqliteStore implements Store {
   private readonly slotKeys = new SlotKeyCache(SLOT_KEY_CACHE_ENTRIES);
   /** Recently read pages' slots, updated after each commit (see page-slot-cache.ts), emptied after a rollback. */
   private readonly slotCache = new PageSlotCache();
+  /**
+   * Version-vector entries read or written, by interned id: a merge reads its replica's entry
+   * without a SELECT. Written in the transaction that writes the row, emptied when one fails.
+   */
+  private vvCache = new Map<number, number>();
   private accepting = true;
   private open = true;
   private closing: Promise<void> | undefined;
@@ -309,10 +314,10 @@ export class SqliteStore implements Store {
       const advanced: SeqRange[] = [];
       for (const range of ranges) {
         const replica = this.intern(range.replica);
-        if (!vv.has(range.replica)) vv.set(range.replica, s.vvEntry.get(replica) ?? 0);
+        if (!vv.has(range.replica)) vv.set(range.replica, this.vvEntry(replica));
         if (advance(vv, range)) advanced.push(range);
       }
-      for (const range of advanced) s.setVv.run(range.upTo, this.intern(range.replica));
+      for (const range of advanced) this.setVv(this.intern(range.replica), range.upTo);
 
       // In the same transaction: a merge proving this database went back in time mints.
       const wentBack = ownSeqProblem(this.replicaId, this.seq, slots, ranges);
@@ -340,7 +345,7 @@ export class SqliteStore implements Store {
     const result = this.transaction(() => {
       const tombstones = unique.map((page) => resetSlot(page, replica, seq, this.statements.pageHead.get(page)?.epoch ?? 0));
       const applied = this.applyInTransaction(tombstones);
-      this.statements.setVv.run(seq, this.self);
+      this.setVv(this.self, seq);
       return { tombstones, ...applied };
     });
     this.seq = seq;
@@ -558,7 +563,7 @@ export class SqliteStore implements Store {
           // src/crdt/reset.ts): the change is `by` at that epoch's key.
           digestChange += BigInt(by) * this.slotKeys.key(page, replica, epoch);
         }
-        s.setVv.run(seq, self);
+        this.setVv(self, seq);
         return { plan, raised, digestChange };
       });
     } catch (error) {
@@ -611,6 +616,7 @@ export class SqliteStore implements Store {
       return this.immediate(body) as T;
     } catch (error) {
       this.slotCache.clear();
+      this.vvCache = new Map();
       if (this.db.open) this.reloadInterned();
       if (isDiskFull(error)) {
         const block = diskFullBlock(this.options.path);
@@ -619,6 +625,22 @@ export class SqliteStore implements Store {
       }
       throw error;
     }
+  }
+
+  /** The version-vector entry of an interned replica (0: nothing complete). */
+  private vvEntry(id: number): number {
+    let seq = this.vvCache.get(id);
+    if (seq === undefined) {
+      seq = this.statements.vvEntry.get(id) ?? 0;
+      this.vvCache.set(id, seq);
+    }
+    return seq;
+  }
+
+  /** Inside a transaction: the entry's row, then the cache (a rollback empties the cache). */
+  private setVv(id: number, seq: number): void {
+    this.statements.setVv.run(seq, id);
+    this.vvCache.set(id, seq);
   }
 
   private reloadInterned(): void {
