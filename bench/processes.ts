@@ -24,6 +24,8 @@ export interface Child {
   signal(signal: NodeJS.Signals): void;
   /** Resident set size now and its peak (VmHWM), bytes; undefined once the process is gone. */
   memory(): { rss: number; peak: number } | undefined;
+  /** CPU seconds the process has used so far, user + system, all threads; undefined once it is gone. */
+  cpuSeconds(): number | undefined;
   /** SIGTERM, then SIGKILL after STOP_TIMEOUT_MS. Idempotent. */
   stop(): Promise<void>;
   stderr(): string;
@@ -78,6 +80,25 @@ function readStatus(pid: number): { rss: number; peak: number } | undefined {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
     return { rss: kb('VmRSS'), peak: kb('VmHWM') };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * /proc/<pid>/stat counts utime and stime in clock ticks of USER_HZ, which Linux fixes at 100 for
+ * every userspace interface whatever the kernel's HZ.
+ */
+const USER_HZ = 100;
+
+/** utime + stime of a process in seconds (fields 14 and 15 of /proc/<pid>/stat, counted after the `)` that ends the name). */
+export function readCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state): utime is field 14, stime field 15.
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return Number.isFinite(ticks) ? ticks / USER_HZ : undefined;
   } catch {
     return undefined;
   }
@@ -170,6 +191,7 @@ async function spawnChild(options: SpawnOptions): Promise<Child> {
     exited,
     signal,
     memory: () => (done ? undefined : readStatus(proc.pid as number)),
+    cpuSeconds: () => (done ? undefined : readCpuSeconds(proc.pid as number)),
     stderr: () => stderr,
     stop() {
       stopping ??= (async () => {

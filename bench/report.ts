@@ -17,8 +17,12 @@ function mb(bytes: number): string {
   return Number.isFinite(bytes) ? `${(bytes / MB).toFixed(0)} MB` : '–';
 }
 
+function cpu(seconds: number | undefined): string {
+  return seconds === undefined || !Number.isFinite(seconds) ? '–' : seconds.toFixed(3);
+}
+
 function latencyRow(system: string, r: RateResult): string {
-  return `| ${system} | ${n(r.rate)} | ${n(r.achievedRate)} | ${ms(r.ack.p50)} / ${ms(r.ack.p99)} | **${ms(r.replication.p50)}** | ${ms(r.replication.p95)} | **${ms(r.replication.p99)}** | ${ms(r.replication.max)} | ${ms(r.endToEnd.p99)} | ${n(r.sampleObservations)} (${r.samplesMissing} missing, ${r.observedBeforeAck} before ack) | ${r.bytesPerIncrement} |`;
+  return `| ${system} | ${n(r.rate)} | ${n(r.achievedRate)} | ${ms(r.ack.p50)} / ${ms(r.ack.p99)} | **${ms(r.replication.p50)}** | ${ms(r.replication.p95)} | **${ms(r.replication.p99)}** | ${ms(r.replication.max)} | ${ms(r.endToEnd.p99)} | ${n(r.sampleObservations)} (${r.samplesMissing} missing, ${r.observedBeforeAck} before ack) | ${r.bytesPerIncrement} | ${cpu(r.cpuPer1000)} | ${r.loadAtStart ?? '–'} |`;
 }
 
 export function renderReport(result: BenchResult): string {
@@ -31,8 +35,8 @@ export function renderReport(result: BenchResult): string {
 
   if (result.ours.latency.length > 0 || result.naive !== undefined) {
     lines.push('**Replication latency** (open loop; ms from the writer\'s HTTP acknowledgement until each other node\'s live feed reports the sampled increment)', '');
-    lines.push('| system | rate /s | acked /s | ack p50 / p99 | repl p50 | p95 | p99 | max | intended→feed p99 | observations | wire bytes / incr |');
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+    lines.push('| system | rate /s | acked /s | ack p50 / p99 | repl p50 | p95 | p99 | max | intended→feed p99 | observations | wire bytes / incr | node CPU s / 1,000 incr | load |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of result.ours.latency) lines.push(latencyRow('G-Counter', r));
     for (const r of result.naive?.latency ?? []) lines.push(latencyRow('naive', r));
     lines.push('');

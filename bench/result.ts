@@ -14,6 +14,18 @@ import type { RestartResult } from './phases/restart.js';
 
 export interface RateResult extends OpenLoopResult {
   readonly bytesPerIncrement: number;
+  /**
+   * CPU seconds (user + system, /proc/<pid>/stat) each node used over the rate, per 1,000
+   * increments acknowledged cluster-wide: robust to a loaded host, unlike the latencies (every node
+   * does work for every increment: its own or a merge).
+   */
+  readonly cpuPer1000PerNode?: readonly number[];
+  /** Their mean over nodes. */
+  readonly cpuPer1000?: number;
+  /** The benchmark process's own CPU seconds per 1,000 increments (the generator and the feeds). */
+  readonly clientCpuPer1000?: number;
+  /** The 1-minute load average when the rate started. */
+  readonly loadAtStart?: number;
 }
 
 export interface LossCheck {

@@ -2,6 +2,7 @@
  * Replication latency: for each rate, an open loop over all nodes with sampled increments watched
  * on every other node's live feed (see open-loop.ts), and the wire bytes per increment.
  */
+import { loadavg } from 'node:os';
 import type { RateSamples, SampleRecord } from '../breakdown.js';
 import type { Cluster } from '../cluster.js';
 import type { Knobs } from '../knobs.js';
@@ -27,6 +28,9 @@ export async function runRates(cluster: Cluster, knobs: Knobs, label: string, ac
     const feeds = await Promise.all(cluster.nodes.map((n) => LiveFeedClient.open(n.child.url, samplePages)));
     try {
       const bytesBefore = await cluster.bytesSent();
+      const loadAtStart = round(loadavg()[0] ?? Number.NaN, 2);
+      const cpuBefore = cluster.nodes.map((n) => n.child.cpuSeconds() ?? Number.NaN);
+      const clientBefore = process.cpuUsage();
       const phaseAcked: Tally = new Map();
       log(`${label}: ${rate} increments/s for ${knobs.rateDurationMs} ms`);
       const record: SampleRecord[] = [];
@@ -48,11 +52,17 @@ export async function runRates(cluster: Cluster, knobs: Knobs, label: string, ac
         unknown,
         ...(samples !== undefined ? { record } : {}),
       });
+      const clientCpu = process.cpuUsage(clientBefore);
+      const cpuAfter = cluster.nodes.map((n) => n.child.cpuSeconds() ?? Number.NaN);
       samples?.push({ rate, from, to: from + knobs.rateDurationMs, samples: record });
+      const thousands = Math.max(1, result.acked) / 1000;
+      const cpuPer1000PerNode = cpuAfter.map((after, i) => round((after - (cpuBefore[i] ?? Number.NaN)) / thousands, 4));
+      const cpuPer1000 = round(cpuPer1000PerNode.reduce((a, b) => a + b, 0) / cpuPer1000PerNode.length, 4);
+      const clientCpuPer1000 = round((clientCpu.user + clientCpu.system) / 1e6 / thousands, 4);
       const bytesAfter = await cluster.bytesSent();
       addAll(acked, phaseAcked);
-      results.push({ ...result, bytesPerIncrement: round((bytesAfter - bytesBefore) / Math.max(1, result.acked), 1) });
-      log(`  replication p50 ${result.replication.p50} p99 ${result.replication.p99} max ${result.replication.max} ms; missing ${result.samplesMissing}`);
+      results.push({ ...result, bytesPerIncrement: round((bytesAfter - bytesBefore) / Math.max(1, result.acked), 1), cpuPer1000PerNode, cpuPer1000, clientCpuPer1000, loadAtStart });
+      log(`  replication p50 ${result.replication.p50} p99 ${result.replication.p99} max ${result.replication.max} ms; missing ${result.samplesMissing}; CPU s per 1,000 increments per node ${cpuPer1000PerNode.join(' / ')} (load ${loadAtStart})`);
     } finally {
       for (const feed of feeds) feed.close();
     }

@@ -27,12 +27,12 @@
  * them). Within a page that alone does not fit, the smallest slots are dropped and the floor
  * keeps the total from going down.
  */
-import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, hash, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { epochOf, type SlotValue } from '../crdt/g-counter.js';
 import { AppError } from '../errors.js';
-import { REPLICA_ID_BYTES, replicaIdFromBytes, replicaIdToBytes, type ReplicaId } from '../ids.js';
+import { REPLICA_ID_BYTES, replicaIdFromBytes, type ReplicaId } from '../ids.js';
 
 export const SESSION_HEADER = 'Counter-Session';
 export const MAX_SESSION_TOKEN_CHARS = 512;
@@ -69,7 +69,8 @@ export function sessionKey(secret: string, cluster: string): Buffer {
 }
 
 export function pageHash(page: string): string {
-  return createHash('sha256').update(page, 'utf8').digest().subarray(0, PAGE_HASH_BYTES).toString('hex');
+  // One-shot hash (no Hash object per answer); the first PAGE_HASH_BYTES bytes are the first hex digits.
+  return hash('sha256', page, 'hex').slice(0, PAGE_HASH_BYTES * 2);
 }
 
 /**
@@ -90,7 +91,8 @@ export function mergeSeen(
     replicas.set(slot.replica, slot.count);
     epoch = epochOf(slot);
   }
-  const seen = findPage(session, pageHash(page));
+  // Most answers carry no token: no page hash to compute then.
+  const seen = session.pages.length === 0 ? undefined : findPage(session, pageHash(page));
   let floor = 0;
   if (seen !== undefined && seen.epoch >= epoch) {
     if (seen.epoch > epoch) {
@@ -166,24 +168,36 @@ export function remember(
 
 /** Signs and encodes sessions; verifies and decodes tokens. */
 export class SessionTokens {
-  constructor(private readonly key: Buffer) {}
+  /** Imported once: an HMAC over a raw Buffer key imports it again every call. */
+  private readonly key: KeyObject;
+
+  constructor(key: Buffer) {
+    this.key = createSecretKey(key);
+  }
 
   /** The token for `session`, at most MAX_SESSION_TOKEN_CHARS (see the size rule above). */
   sign(session: Session): string {
+    const budget = MAX_TOKEN_BYTES - MAC_BYTES - 1 - 2; // version, page count (≤ 2 bytes)
+    const pages = encoding.createEncoder();
+    let count = 0;
+    for (const page of session.pages) {
+      const left = budget - encoding.length(pages);
+      // Most pages surely fit (their largest encoding is within what is left): written at once.
+      if (encodedPageBound(page) <= left) {
+        writePage(pages, page, positiveSlots(page));
+        count++;
+        continue;
+      }
+      // A page that does not fit ends the token: later pages are older (the size rule).
+      const part = encodePage(page, left);
+      if (part === undefined) break;
+      encoding.writeUint8Array(pages, part);
+      count++;
+    }
     const encoder = encoding.createEncoder();
     encoding.writeUint8(encoder, TOKEN_VERSION);
-    const budget = MAX_TOKEN_BYTES - MAC_BYTES - 1 - 2; // version, page count (≤ 2 bytes)
-    const parts: Uint8Array[] = [];
-    let used = 0;
-    for (const page of session.pages) {
-      // A page that does not fit ends the token: later pages are older (the size rule).
-      const part = encodePage(page, budget - used);
-      if (part === undefined) break;
-      parts.push(part);
-      used += part.byteLength;
-    }
-    encoding.writeVarUint(encoder, parts.length);
-    for (const part of parts) encoding.writeUint8Array(encoder, part);
+    encoding.writeVarUint(encoder, count);
+    encoding.writeUint8Array(encoder, encoding.toUint8Array(pages));
     const body = encoding.toUint8Array(encoder);
     return Buffer.concat([body, this.mac(body)]).toString('base64url');
   }
@@ -213,20 +227,38 @@ export class SessionTokens {
   }
 }
 
+/** Bytes of a varuint of `n` at most (lib0 writes 7 bits a byte; counts are below 2^53). */
+const MAX_VARUINT_BYTES = 8;
+
+/** The most bytes `writePage` can take for `page`: a bound, no encoding. */
+function encodedPageBound(page: SessionPage): number {
+  return PAGE_HASH_BYTES + 3 * MAX_VARUINT_BYTES + page.slots.size * (REPLICA_ID_BYTES + MAX_VARUINT_BYTES);
+}
+
+/** The page's slots above zero, largest first (the order the size rule drops them in, from the end). */
+function positiveSlots(page: SessionPage): Array<[ReplicaId, number]> {
+  return [...page.slots].filter(([, count]) => count > 0).sort((a, b) => b[1] - a[1]);
+}
+
+/** One page's entry with its first `keep` slots (all by default). */
+function writePage(encoder: encoding.Encoder, page: SessionPage, slots: ReadonlyArray<readonly [ReplicaId, number]>, keep = slots.length): void {
+  encoding.writeUint8Array(encoder, Buffer.from(page.hash, 'hex'));
+  encoding.writeVarUint(encoder, page.epoch);
+  encoding.writeVarUint(encoder, page.floor);
+  encoding.writeVarUint(encoder, keep);
+  for (let i = 0; i < keep; i++) {
+    const [replica, count] = slots[i] as readonly [ReplicaId, number];
+    encoding.writeUint8Array(encoder, Buffer.from(replica, 'hex'));
+    encoding.writeVarUint(encoder, count);
+  }
+}
+
 /** One page's entry within `budget` bytes (smallest slots dropped to fit), or undefined when even the bare entry does not fit. */
 function encodePage(page: SessionPage, budget: number): Uint8Array | undefined {
-  const slots = [...page.slots].filter(([, count]) => count > 0).sort((a, b) => b[1] - a[1]);
+  const slots = positiveSlots(page);
   for (let keep = slots.length; keep >= 0; keep--) {
     const encoder = encoding.createEncoder();
-    encoding.writeUint8Array(encoder, Buffer.from(page.hash, 'hex'));
-    encoding.writeVarUint(encoder, page.epoch);
-    encoding.writeVarUint(encoder, page.floor);
-    encoding.writeVarUint(encoder, keep);
-    for (let i = 0; i < keep; i++) {
-      const [replica, count] = slots[i] as [ReplicaId, number];
-      encoding.writeUint8Array(encoder, replicaIdToBytes(replica));
-      encoding.writeVarUint(encoder, count);
-    }
+    writePage(encoder, page, slots, keep);
     if (encoding.length(encoder) <= budget) return encoding.toUint8Array(encoder);
     if (keep === 0) return undefined;
     // Past the budget: drop the smallest slots quickly rather than one by one (at least one).

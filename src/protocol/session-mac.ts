@@ -44,20 +44,23 @@ export function sessionKey(secret: string, input: SessionKeyInput): KeyObject {
   return createSecretKey(new Uint8Array(key));
 }
 
-function mac(key: KeyObject, seq: number, body: Uint8Array): Buffer {
-  const counter = Buffer.allocUnsafe(8);
-  counter.writeBigUInt64BE(BigInt(seq));
+/** `counter`: the caller's 8-byte scratch buffer (one per sealer or opener: no allocation per frame). */
+function mac(key: KeyObject, seq: number, body: Uint8Array, counter: Buffer): Buffer {
+  // seq < 2^53: the high 32 bits and the low 32 bits, big-endian, as a u64.
+  counter.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 0);
+  counter.writeUInt32BE(seq >>> 0, 4);
   return createHmac('sha256', key).update(counter).update(body).digest().subarray(0, MAC_BYTES);
 }
 
 /** Appends the MAC of each frame a side sends, counting them. */
 export class FrameSealer {
   private seq = 0;
+  private readonly counter = Buffer.alloc(8);
 
   constructor(private readonly key: KeyObject) {}
 
   seal(body: Uint8Array): Uint8Array {
-    const tag = mac(this.key, this.seq++, body);
+    const tag = mac(this.key, this.seq++, body, this.counter);
     const out = new Uint8Array(body.byteLength + MAC_BYTES);
     out.set(body, 0);
     out.set(tag, body.byteLength);
@@ -68,6 +71,7 @@ export class FrameSealer {
 /** Checks and strips the MAC of each frame a side receives, counting them. */
 export class FrameOpener {
   private seq = 0;
+  private readonly counter = Buffer.alloc(8);
 
   constructor(private readonly key: KeyObject) {}
 
@@ -75,7 +79,7 @@ export class FrameOpener {
   open(frame: Uint8Array): Uint8Array {
     if (frame.byteLength <= MAC_BYTES) bad(`sealed frame of ${frame.byteLength} bytes is too short for its ${MAC_BYTES}-byte MAC`);
     const body = frame.subarray(0, frame.byteLength - MAC_BYTES);
-    const expected = mac(this.key, this.seq, body);
+    const expected = mac(this.key, this.seq, body, this.counter);
     if (!timingSafeEqual(expected, frame.subarray(frame.byteLength - MAC_BYTES))) {
       bad(`frame ${this.seq} of the session does not verify: forged, replayed, reordered or dropped frames end the session`);
     }

@@ -22,6 +22,7 @@ import { DigestRecount, RECOUNT_SLICE_ROWS } from './digest-recount.js';
 import { decideIdentity, diskIdentityFile, identityFilePath, type DatabaseIdentity, type IdentityFile } from './identity.js';
 import { checkResetPages, mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
 import { databaseBytes, openConnection, readPragmas, type ConnectionOptions, type ConnectionPragmas } from './sqlite-connection.js';
+import { PageSlotCache } from './page-slot-cache.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SlotCursor, Store, StoreStats } from './store.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
@@ -92,6 +93,13 @@ export class SqliteStore implements Store {
    */
   private digestSum: bigint;
   private readonly slotKeys = new SlotKeyCache(SLOT_KEY_CACHE_ENTRIES);
+  /** Recently read pages' slots, updated after each commit (see page-slot-cache.ts), emptied after a rollback. */
+  private readonly slotCache = new PageSlotCache();
+  /**
+   * Version-vector entries read or written, by interned id: a merge reads its replica's entry
+   * without a SELECT. Written in the transaction that writes the row, emptied when one fails.
+   */
+  private vvCache = new Map<number, number>();
   private accepting = true;
   private open = true;
   private closing: Promise<void> | undefined;
@@ -321,7 +329,11 @@ export class SqliteStore implements Store {
 
   pageSlots(page: PageName): Slot[] {
     this.assertOpen();
-    return this.statements.pageSlots.all(page).map((row) => ({ page: row.page, replica: row.replica, ...valueOf(row) }));
+    const held = this.slotCache.get(page);
+    if (held !== undefined) return held;
+    const slots = this.statements.pageSlots.all(page).map((row) => ({ page: row.page, replica: row.replica, ...valueOf(row) }));
+    this.slotCache.fill(page, slots);
+    return slots;
   }
 
   localSeq(): number {
@@ -361,7 +373,7 @@ export class SqliteStore implements Store {
     this.assertWritable();
     const s = this.statements;
     const result = this.transaction(() => {
-      const { changed, digestChange } = this.applyInTransaction(slots);
+      const { changed, digestChange, written, replaced } = this.applyInTransaction(slots);
 
       // Advance the vv only now that every slot of this call is in (the caller guarantees the
       // rest of each range was merged earlier).
@@ -369,16 +381,17 @@ export class SqliteStore implements Store {
       const advanced: SeqRange[] = [];
       for (const range of ranges) {
         const replica = this.intern(range.replica);
-        if (!vv.has(range.replica)) vv.set(range.replica, s.vvEntry.get(replica) ?? 0);
+        if (!vv.has(range.replica)) vv.set(range.replica, this.vvEntry(replica));
         if (advance(vv, range)) advanced.push(range);
       }
-      for (const range of advanced) s.setVv.run(range.upTo, this.intern(range.replica));
+      for (const range of advanced) this.setVv(this.intern(range.replica), range.upTo);
 
       // In the same transaction: a merge proving this database went back in time mints.
       const wentBack = ownSeqProblem(this.replicaId, this.seq, slots, ranges);
       const identityChanged = wentBack === undefined ? undefined : this.mintInTransaction(wentBack);
-      return { changed, advanced, identityChanged, digestChange };
+      return { changed, advanced, identityChanged, digestChange, written, replaced };
     });
+    this.slotsCommitted(result.written, result.replaced);
     this.digestSum = addToDigest(this.digestSum, result.digestChange);
     if (slots.length > 0) this.digestChanged();
     this.options.probe?.markAll('merged', result.changed);
@@ -399,10 +412,11 @@ export class SqliteStore implements Store {
     const result = this.transaction(() => {
       const tombstones = unique.map((page) => resetSlot(page, replica, seq, this.statements.pageHead.get(page)?.epoch ?? 0));
       const applied = this.applyInTransaction(tombstones);
-      this.statements.setVv.run(seq, this.self);
+      this.setVv(this.self, seq);
       return { tombstones, ...applied };
     });
     this.seq = seq;
+    this.slotsCommitted(result.written, result.replaced);
     this.digestSum = addToDigest(this.digestSum, result.digestChange);
     this.digestChanged();
     this.events.emitCommit({ range: { replica, after: seq - 1, upTo: seq }, slots: result.tombstones });
@@ -413,15 +427,17 @@ export class SqliteStore implements Store {
 
   /**
    * Inside a transaction: max-merges `slots` with the reset rule (slotEffect, supersedes), keeping
-   * each page's total and epoch in its row. Returns the pages whose total changed and the digest
-   * change, to add once the transaction commits.
+   * each page's total and epoch in its row. Returns the pages whose total changed, the digest
+   * change, the slots written and the pages whose slots a reset replaced, for after the commit.
    */
-  private applyInTransaction(slots: readonly Slot[]): { changed: PageCount[]; digestChange: bigint } {
+  private applyInTransaction(slots: readonly Slot[]): { changed: PageCount[]; digestChange: bigint; written: Slot[]; replaced: PageName[] } {
     const s = this.statements;
     // `recount`: the running total may have passed MAX_TOTAL, where it is no longer exact; the
     // page's total is then summed again from its rows once its slots are in (rare: near 2^53 only).
     const heads = new Map<PageName, { total: number; epoch: number; exists: boolean; before: number; recount: boolean }>();
     let digestChange = 0n;
+    const written: Slot[] = [];
+    const replaced: PageName[] = [];
     for (const slot of slots) {
       let head = heads.get(slot.page);
       if (head === undefined) {
@@ -436,6 +452,7 @@ export class SqliteStore implements Store {
       if (effect === 'reset') {
         for (const row of s.pageSlotRows.all(slot.page)) digestChange -= slotDigestTerm(slot.page, row.replicaId, row.count, row.epoch);
         s.deletePageSlots.run(slot.page);
+        replaced.push(slot.page);
         head.total = 0;
       }
       if (head.epoch !== epoch) digestChange += pageEpochDigestTerm(slot.page, epoch) - pageEpochDigestTerm(slot.page, head.epoch);
@@ -444,6 +461,7 @@ export class SqliteStore implements Store {
       const current = effect === 'reset' ? undefined : s.slot.get(slot.page, replica);
       if (!supersedes(slot, current)) continue;
       s.setSlot.run(slot.page, replica, slot.count, slot.seq, epoch);
+      written.push({ page: slot.page, replica: slot.replica, ...valueOf(slot) });
       digestChange += this.slotKeys.slotChange(slot.page, slot.replica, current, slot);
       // A total at MAX_TOTAL may be a saturated one (more than it shows): recount it too.
       if (head.total >= MAX_TOTAL || head.total + slot.count - (current?.count ?? 0) > MAX_TOTAL) head.recount = true;
@@ -456,7 +474,13 @@ export class SqliteStore implements Store {
       s.setPageHead.run(page, head.total, head.epoch);
       if (head.total !== head.before) changed.push({ page, count: head.total });
     }
-    return { changed, digestChange };
+    return { changed, digestChange, written, replaced };
+  }
+
+  /** After a commit: the slot cache follows what it wrote (pages a reset replaced are dropped, not patched). */
+  private slotsCommitted(written: readonly Slot[], replaced: readonly PageName[]): void {
+    for (const page of replaced) this.slotCache.dropPage(page);
+    for (const slot of written) this.slotCache.written(slot);
   }
 
   rotateIdentity(reason: string): IdentityInfo {
@@ -615,7 +639,7 @@ export class SqliteStore implements Store {
           // src/crdt/reset.ts): the change is `by` at that epoch's key.
           digestChange += BigInt(by) * this.slotKeys.key(page, replica, epoch);
         }
-        s.setVv.run(seq, self);
+        this.setVv(self, seq);
         return { plan, raised, digestChange };
       });
     } catch (error) {
@@ -625,6 +649,7 @@ export class SqliteStore implements Store {
       return;
     }
     const { plan, raised } = outcome;
+    for (const slot of raised) this.slotCache.written(slot);
     this.options.probe?.markAll('committed', raised);
     this.digestSum = addToDigest(this.digestSum, outcome.digestChange);
     if (raised.length > 0) this.digestChanged();
@@ -666,6 +691,8 @@ export class SqliteStore implements Store {
     try {
       return this.immediate(body) as T;
     } catch (error) {
+      this.slotCache.clear();
+      this.vvCache = new Map();
       if (this.db.open) this.reloadInterned();
       if (isDiskFull(error)) {
         const block = diskFullBlock(this.options.path);
@@ -674,6 +701,22 @@ export class SqliteStore implements Store {
       }
       throw error;
     }
+  }
+
+  /** The version-vector entry of an interned replica (0: nothing complete). */
+  private vvEntry(id: number): number {
+    let seq = this.vvCache.get(id);
+    if (seq === undefined) {
+      seq = this.statements.vvEntry.get(id) ?? 0;
+      this.vvCache.set(id, seq);
+    }
+    return seq;
+  }
+
+  /** Inside a transaction: the entry's row, then the cache (a rollback empties the cache). */
+  private setVv(id: number, seq: number): void {
+    this.statements.setVv.run(seq, id);
+    this.vvCache.set(id, seq);
   }
 
   private reloadInterned(): void {

@@ -149,6 +149,40 @@ describe('SqliteStore', () => {
     expect(store.digest()).not.toBe(digest);
   });
 
+  it('answers pageSlots from its cache exactly as the database holds them, through increments, merges, a reset and a rollback', async () => {
+    const store = await open();
+    const p = 'p' as PageName;
+    const other = 'b2'.padStart(32, '0') as ReplicaId;
+    const reader = new Database(join(dir, 'counters.db'), { readonly: true });
+    const inDatabase = (): unknown[] =>
+      reader
+        .prepare('SELECT r.replica_id AS replica, s.count AS count, s.seq AS seq, s.epoch AS epoch FROM slots s JOIN replicas r ON r.id = s.replica WHERE s.page = ? ORDER BY r.replica_id')
+        .all(p)
+        .map((row) => {
+          const { replica, count, seq, epoch } = row as { replica: ReplicaId; count: number; seq: number; epoch: number };
+          return epoch === 0 ? { page: p, replica, count, seq } : { page: p, replica, count, seq, epoch };
+        });
+    try {
+      expect(store.pageSlots(p)).toEqual([]);
+      await store.increment([{ page: p, by: 2 }]);
+      expect(store.pageSlots(p)).toEqual(inDatabase());
+      store.merge([{ page: p, replica: other, count: 5, seq: 1 }], []);
+      expect(store.pageSlots(p)).toEqual(inDatabase());
+      await store.increment([{ page: p, by: 1 }]);
+      store.merge([{ page: p, replica: other, count: 4, seq: 1 }], []);
+      expect(store.pageSlots(p)).toEqual(inDatabase());
+      expect(() => store.merge([{ page: p, replica: other, count: 9, seq: 2 }, { page: p, replica: 'short' as ReplicaId, count: 1, seq: 1 }], [])).toThrow(/CHECK/);
+      expect(store.pageSlots(p)).toEqual(inDatabase());
+      store.reset([p]);
+      expect(store.pageSlots(p)).toEqual(inDatabase());
+      await store.increment([{ page: p, by: 3 }]);
+      expect(store.pageSlots(p)).toEqual(inDatabase());
+      expect(store.pageSlots(p).map((slot) => slot.count)).toContain(3);
+    } finally {
+      reader.close();
+    }
+  });
+
   it('has the same digest as the memory twin holding the same slots', async () => {
     const sqlite = await open();
     const memory = await openMemoryStore(new MemoryDisk());
