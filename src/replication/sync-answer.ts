@@ -13,7 +13,7 @@
  */
 import type { Slot } from '../crdt/g-counter.js';
 import { rangesBeyond, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
-import type { Store } from '../store/store.js';
+import type { SlotCursor, Store } from '../store/store.js';
 
 /** Slots per `slots` chunk: a page name is at most 256 bytes, so a chunk stays far below the frame limit. */
 export const SYNC_CHUNK_SLOTS = 1000;
@@ -33,7 +33,7 @@ export function planSyncAnswer(store: Store, peerVv: VersionVector, chunkSlots =
 function* readChunks(store: Store, ranges: readonly SeqRange[], chunkSlots: number): Generator<Slot[]> {
   let buffer: Slot[] = [];
   for (const range of ranges) {
-    let cursor: { seq: number; page?: Slot['page'] } = { seq: range.after };
+    let cursor: SlotCursor = { seq: range.after };
     for (;;) {
       const rows = store.slotsAfter(range.replica, cursor, chunkSlots);
       for (const row of rows) {
@@ -45,7 +45,8 @@ function* readChunks(store: Store, ranges: readonly SeqRange[], chunkSlots: numb
       }
       const last = rows[rows.length - 1];
       if (rows.length < chunkSlots || last === undefined) break;
-      cursor = { seq: last.seq, page: last.page };
+      // Slots of every kind, in (seq, page, kind, t) order: the cursor names the last one read.
+      cursor = { seq: last.seq, page: last.page, kind: last.kind ?? 0, t: last.t ?? 0 };
     }
   }
   if (buffer.length > 0) yield buffer;

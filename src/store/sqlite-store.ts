@@ -13,6 +13,7 @@ import type Database from 'better-sqlite3';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import { addToDigest, epochOf, formatDigest, pageEpochDigestTerm, parseDigest, SlotKeyCache, slotDigestTerm, slotEffect, supersedes, valueOf, type Slot } from '../crdt/g-counter.js';
 import { resetSlot } from '../crdt/reset.js';
+import { dayOf, expired, hourlyCutoff, hourOf } from '../crdt/series.js';
 import { AppError, isAppError } from '../errors.js';
 import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
 import { noLog, type Log } from '../log.js';
@@ -21,7 +22,9 @@ import { decideIdentity, diskIdentityFile, identityFilePath, type DatabaseIdenti
 import { checkResetPages, mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
 import { databaseBytes, openConnection, readPragmas, type ConnectionOptions, type ConnectionPragmas } from './sqlite-connection.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
-import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SlotCursor, Store, StoreStats } from './store.js';
+import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SeriesPoint, SeriesRange, SlotCursor, Store, StoreStats, TopRange } from './store.js';
+import { mergeByCursorOrder, SeriesTables } from './sqlite-series.js';
+import { DEFAULT_HOURLY_RETENTION_DAYS, SERIES_PRUNE_INTERVAL_MS, visitorsByPage } from './series-rules.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 import {
   blockError,
@@ -43,6 +46,17 @@ export interface SqliteStoreOptions extends ConnectionOptions {
   readonly writeHealthIntervalMs?: number;
   /** Increments waiting for a commit at most (default DEFAULT_MAX_QUEUED_INCREMENTS); past it `overloaded`. */
   readonly maxQueuedIncrements?: number;
+  /** The clock of the buckets (default Date.now). */
+  readonly now?: () => number;
+  /** Days hour buckets are kept (default DEFAULT_HOURLY_RETENTION_DAYS). */
+  readonly hourlyRetentionDays?: number;
+  /**
+   * False: local views raise no buckets and no sketch (the bench's "analytics off" side; merged
+   * series slots from peers are still kept). Default true.
+   */
+  readonly analytics?: boolean;
+  /** How often hour buckets past the retention are pruned by themselves (default SERIES_PRUNE_INTERVAL_MS; 0: only when called). */
+  readonly pruneIntervalMs?: number;
 }
 
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
@@ -90,6 +104,11 @@ export class SqliteStore implements Store {
   /** The file opened, to notice it deleted or replaced under the running node. */
   private readonly openedFile: FileIdentity | undefined;
   private readonly healthTimer: NodeJS.Timeout | undefined;
+  private readonly pruneTimer: NodeJS.Timeout | undefined;
+  private readonly tables: SeriesTables;
+  private readonly now: () => number;
+  private readonly retentionDays: number;
+  private readonly analytics: boolean;
 
   /** Use `openSqliteStore`: it sets the pragmas and migrates first. */
   constructor(
@@ -101,6 +120,10 @@ export class SqliteStore implements Store {
     this.log = options.log ?? noLog;
     this.events = new StoreEvents(this.log);
     this.statements = prepareStatements(db);
+    this.tables = new SeriesTables(db, this.slotKeys);
+    this.now = options.now ?? Date.now;
+    this.retentionDays = options.hourlyRetentionDays ?? DEFAULT_HOURLY_RETENTION_DAYS;
+    this.analytics = options.analytics ?? true;
     this.reloadInterned();
     this.groupCommit = new GroupCommit((units) => this.flush(units), { maxQueuedIncrements: options.maxQueuedIncrements });
     this.openedFile = fileIdentity(options.path);
@@ -131,6 +154,42 @@ export class SqliteStore implements Store {
       this.healthTimer = setInterval(() => this.checkWrites(), interval);
       this.healthTimer.unref();
     }
+    const pruneInterval = options.pruneIntervalMs ?? SERIES_PRUNE_INTERVAL_MS;
+    if (pruneInterval > 0) {
+      this.pruneTimer = setInterval(() => this.pruneQuietly(), pruneInterval);
+      this.pruneTimer.unref();
+    }
+  }
+
+  private pruneQuietly(): void {
+    try {
+      this.pruneSeries();
+    } catch (error) {
+      this.log.warn({ err: error }, 'pruning hour buckets failed');
+    }
+  }
+
+  pruneSeries(): number {
+    this.assertOpen();
+    if (this.blocked !== undefined) return 0;
+    const removed = this.transaction(() => this.tables.pruneHours(this.hourCutoff()));
+    if (removed > 0) this.log.info({ removed }, 'hour buckets past the retention pruned');
+    return removed;
+  }
+
+  /** The first hour bucket kept now. */
+  private hourCutoff(): number {
+    return hourlyCutoff(this.now(), this.retentionDays);
+  }
+
+  series(range: SeriesRange): SeriesPoint[] {
+    this.assertOpen();
+    return this.tables.points(range);
+  }
+
+  top(range: TopRange): PageCount[] {
+    this.assertOpen();
+    return this.tables.top(range);
   }
 
   /**
@@ -257,7 +316,10 @@ export class SqliteStore implements Store {
       cursor.page === undefined
         ? this.statements.slotsAfterSeq.all(id, cursor.seq, limit)
         : this.statements.slotsAfterPage.all(id, cursor.seq, cursor.page, limit);
-    return rows.map((row) => ({ page: row.page, replica, ...valueOf(row) }));
+    const totals: Slot[] = rows.map((row) => ({ page: row.page, replica, ...valueOf(row) }));
+    // A cursor past a page's total (kind > 0) has passed it: the total comes first at (seq, page).
+    const series: Slot[] = this.tables.after(id, cursor, limit).map((row) => ({ page: row.page, replica, ...valueOf(row), kind: row.kind, t: row.t }));
+    return mergeByCursorOrder(totals, series, limit);
   }
 
   merge(slots: readonly Slot[], ranges: readonly SeqRange[]): MergeResult {
@@ -266,6 +328,7 @@ export class SqliteStore implements Store {
     const s = this.statements;
     const result = this.transaction(() => {
       const { changed, digestChange } = this.applyInTransaction(slots);
+      this.tables.finish();
       // After the slots (their triggers clear the stored digest), in the same transaction.
       if (slots.length > 0) s.setDigest.run(formatDigest(addToDigest(this.digestSum, digestChange)));
 
@@ -303,6 +366,7 @@ export class SqliteStore implements Store {
     const result = this.transaction(() => {
       const tombstones = unique.map((page) => resetSlot(page, replica, seq, this.statements.pageHead.get(page)?.epoch ?? 0));
       const applied = this.applyInTransaction(tombstones);
+      this.tables.finish();
       // After the slots (their triggers clear the stored digest), in the same transaction.
       this.statements.setDigest.run(formatDigest(addToDigest(this.digestSum, applied.digestChange)));
       this.statements.setVv.run(seq, this.self);
@@ -324,7 +388,31 @@ export class SqliteStore implements Store {
   private applyInTransaction(slots: readonly Slot[]): { changed: PageCount[]; digestChange: bigint } {
     const s = this.statements;
     const heads = new Map<PageName, { total: number; epoch: number; exists: boolean; before: number }>();
+    const cutoff = this.hourCutoff();
     let digestChange = 0n;
+    const applyTotal = (slot: Slot, head: { total: number; epoch: number; exists: boolean }): void => {
+      const epoch = epochOf(slot);
+      const effect = slotEffect(epoch, head.epoch, head.exists);
+      if (effect === 'drop') return;
+      const replica = this.intern(slot.replica);
+      if (effect === 'reset') {
+        for (const row of s.pageSlotRows.all(slot.page)) digestChange -= slotDigestTerm(slot.page, row.replicaId, row.count, row.epoch);
+        s.deletePageSlots.run(slot.page);
+        head.total = 0;
+      }
+      if (head.epoch !== epoch) {
+        digestChange += pageEpochDigestTerm(slot.page, epoch) - pageEpochDigestTerm(slot.page, head.epoch);
+        // The page's series slots of older epochs go with its totals (series.ts).
+        digestChange += this.tables.dropBelow(slot.page, epoch);
+      }
+      head.epoch = epoch;
+      head.exists = true;
+      const current = effect === 'reset' ? undefined : s.slot.get(slot.page, replica);
+      if (!supersedes(slot, current)) return;
+      s.setSlot.run(slot.page, replica, slot.count, slot.seq, epoch);
+      digestChange += this.slotKeys.slotChange(slot.page, slot.replica, current, slot);
+      head.total += slot.count - (current?.count ?? 0);
+    };
     for (const slot of slots) {
       let head = heads.get(slot.page);
       if (head === undefined) {
@@ -332,23 +420,16 @@ export class SqliteStore implements Store {
         head = row === undefined ? { total: 0, epoch: 0, exists: false, before: 0 } : { ...row, exists: true, before: row.total };
         heads.set(slot.page, head);
       }
-      const epoch = epochOf(slot);
-      const effect = slotEffect(epoch, head.epoch, head.exists);
-      if (effect === 'drop') continue;
-      const replica = this.intern(slot.replica);
-      if (effect === 'reset') {
-        for (const row of s.pageSlotRows.all(slot.page)) digestChange -= slotDigestTerm(slot.page, row.replicaId, row.count, row.epoch);
-        s.deletePageSlots.run(slot.page);
-        head.total = 0;
+      if (slot.kind === undefined) {
+        applyTotal(slot, head);
+        continue;
       }
-      if (head.epoch !== epoch) digestChange += pageEpochDigestTerm(slot.page, epoch) - pageEpochDigestTerm(slot.page, head.epoch);
-      head.epoch = epoch;
-      head.exists = true;
-      const current = effect === 'reset' ? undefined : s.slot.get(slot.page, replica);
-      if (!supersedes(slot, current)) continue;
-      s.setSlot.run(slot.page, replica, slot.count, slot.seq, epoch);
-      digestChange += this.slotKeys.slotChange(slot.page, slot.replica, current, slot);
-      head.total += slot.count - (current?.count ?? 0);
+      if (expired(slot, cutoff)) continue;
+      const epoch = epochOf(slot);
+      if (head.exists && epoch < head.epoch) continue;
+      // A newer epoch than the page holds: the replica's total slot there is at least (0, seq).
+      if (epoch > head.epoch) applyTotal({ page: slot.page, replica: slot.replica, count: 0, seq: slot.seq, epoch }, head);
+      digestChange += this.tables.merge(slot, this.intern(slot.replica));
     }
     const changed: PageCount[] = [];
     for (const [page, head] of heads) {
@@ -406,6 +487,7 @@ export class SqliteStore implements Store {
   kill(): void {
     if (!this.open) return;
     clearInterval(this.healthTimer);
+    clearInterval(this.pruneTimer);
     this.accepting = false;
     this.groupCommit.drop(new AppError('shutting_down', 'the store was killed'));
     this.open = false;
@@ -415,6 +497,7 @@ export class SqliteStore implements Store {
 
   private async shutdown(): Promise<void> {
     clearInterval(this.healthTimer);
+    clearInterval(this.pruneTimer);
     this.accepting = false;
     if (!this.open) return;
     this.groupCommit.flushNow();
@@ -470,6 +553,9 @@ export class SqliteStore implements Store {
         let digestChange = 0n;
         if (plan.pages.size === 0) return { plan, raised, digestChange };
         const replica = this.replicaId;
+        const time = this.now();
+        const now = { hour: hourOf(time), day: dayOf(time) };
+        const visitors = this.analytics ? visitorsByPage(plan.accepted) : undefined;
         for (const [page, { by, total }] of plan.pages) {
           const epoch = epochs.get(page) ?? 0;
           const count = s.addToSlot.get(page, self, by, seq, epoch) ?? by;
@@ -478,7 +564,10 @@ export class SqliteStore implements Store {
           // Within the page's epoch the own slot only rises (the SQL applies incrementedSlot of
           // src/crdt/reset.ts): the change is `by` at that epoch's key.
           digestChange += BigInt(by) * this.slotKeys.key(page, replica, epoch);
+          // The page's buckets and sketch under the same seq, right behind its total (series.ts).
+          if (this.analytics) digestChange += this.tables.addLocal(page, replica, self, epoch, seq, by, now, visitors?.get(page), raised);
         }
+        this.tables.finish();
         // After the slots (their triggers clear the stored digest), in the same transaction.
         s.setDigest.run(formatDigest(addToDigest(this.digestSum, digestChange)));
         s.setVv.run(seq, self);
@@ -519,6 +608,7 @@ export class SqliteStore implements Store {
     let sum = 0n;
     for (const [page, replica, count, epoch] of this.statements.countedSlots.iterate()) sum += slotDigestTerm(page, replica, count, epoch);
     for (const [page, epoch] of this.statements.resetPages.iterate()) sum += pageEpochDigestTerm(page, epoch);
+    sum += this.tables.scanDigestTerms();
     return addToDigest(0n, sum);
   }
 
@@ -530,6 +620,7 @@ export class SqliteStore implements Store {
     try {
       return this.db.transaction(body).immediate();
     } catch (error) {
+      this.tables.abandon();
       if (this.db.open) this.reloadInterned();
       if (isDiskFull(error)) {
         const block = diskFullBlock(this.options.path);
