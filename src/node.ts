@@ -200,6 +200,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       synchronous: config.sqliteSynchronous,
       checkpoints: config.checkpoints,
       maxQueuedIncrements: bounds.maxQueuedIncrements,
+      hourlyRetentionDays: config.hourlyRetentionDays,
       ...(options.random !== undefined ? { random: options.random } : {}),
       log,
     });
@@ -298,6 +299,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       trustProxy: config.trustProxy,
       maxPages: config.maxPages,
       pagePattern: config.pagePattern,
+      // Every node derives the same daily visitor keys from the cluster secret (visitor-key.ts).
+      ...(config.clusterSecret !== '' ? { visitorSecret: config.clusterSecret } : {}),
       registry: metrics.registry,
     }),
     adminTokens: config.adminTokens,

@@ -6,7 +6,7 @@ import type { PageName } from '../ids.js';
 import type { PendingUnit } from './group-commit.js';
 
 /** Days hour buckets are kept by default (HOURLY_RETENTION_DAYS); day buckets are kept for ever. */
-export const DEFAULT_HOURLY_RETENTION_DAYS = 35;
+export { DEFAULT_HOURLY_RETENTION_DAYS } from '../settings.js';
 /** How often a store prunes hour buckets past the retention by itself. */
 export const SERIES_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 

@@ -52,8 +52,8 @@ function prepare(db: Database.Database) {
     deletePageSeriesBelow: db.prepare<[PageName, number]>('DELETE FROM series_slots WHERE page = ? AND epoch < ?'),
     deletePageSketches: db.prepare<[PageName]>('DELETE FROM sketches WHERE page = ?'),
     deleteSiteDay: db.prepare<[number]>('DELETE FROM site_registers WHERE day = ?'),
-    rebuildSiteDay: db.prepare<[number, number, number]>(
-      `INSERT INTO site_registers (day, idx, rank) SELECT ?1, t - ?1 * ${HLL_REGISTERS}, max(count) FROM series_slots WHERE kind = 3 AND t >= ?2 AND t < ?3 GROUP BY t`,
+    rebuildSiteDay: db.prepare<[{ day: number; from: number; to: number }]>(
+      `INSERT INTO site_registers (day, idx, rank) SELECT @day, t - @day * ${HLL_REGISTERS}, max(count) FROM series_slots WHERE kind = 3 AND t >= @from AND t < @to GROUP BY t`,
     ),
     siteDayRanks: db.prepare<[number], number>('SELECT rank FROM site_registers WHERE day = ?').pluck(),
     pruneHours: db.prepare<[number]>('DELETE FROM series_slots WHERE kind = 1 AND t < ?'),
@@ -68,14 +68,14 @@ function prepare(db: Database.Database) {
     // Per page, a seek into its day buckets and at most two into its hour buckets (the range's
     // partial days at either end): 10,000 pages × 30 days is 10,000 short range reads, no sort
     // of 300,000 rows. Pages reset to zero are left out, as in listings.
-    top: db.prepare<[number, number, number, number, number, number, number], PageCount>(
+    top: db.prepare<[{ d1: number; d2: number; h1: number; h2: number; h3: number; h4: number; limit: number }], PageCount>(
       `SELECT page, count FROM (
          SELECT p.page AS page,
-           coalesce((SELECT sum(count) FROM series_slots s WHERE s.page = p.page AND s.kind = 2 AND s.t >= ?1 AND s.t < ?2), 0)
-           + coalesce((SELECT sum(count) FROM series_slots s WHERE s.page = p.page AND s.kind = 1 AND s.t >= ?3 AND s.t < ?4), 0)
-           + coalesce((SELECT sum(count) FROM series_slots s WHERE s.page = p.page AND s.kind = 1 AND s.t >= ?5 AND s.t < ?6), 0) AS count
+           coalesce((SELECT sum(count) FROM series_slots s WHERE s.page = p.page AND s.kind = 2 AND s.t >= @d1 AND s.t < @d2), 0)
+           + coalesce((SELECT sum(count) FROM series_slots s WHERE s.page = p.page AND s.kind = 1 AND s.t >= @h1 AND s.t < @h2), 0)
+           + coalesce((SELECT sum(count) FROM series_slots s WHERE s.page = p.page AND s.kind = 1 AND s.t >= @h3 AND s.t < @h4), 0) AS count
          FROM pages p WHERE p.total > 0)
-       WHERE count > 0 ORDER BY count DESC, page LIMIT ?7`,
+       WHERE count > 0 ORDER BY count DESC, page LIMIT @limit`,
     ),
     counted: db
       .prepare<[], [PageName, ReplicaId, number, number, number, number]>(
@@ -194,7 +194,7 @@ export class SeriesTables {
     const s = this.s;
     for (const day of this.rebuildDays) {
       s.deleteSiteDay.run(day);
-      s.rebuildSiteDay.run(day, registerT(day, 0), registerT(day + 1, 0));
+      s.rebuildSiteDay.run({ day, from: registerT(day, 0), to: registerT(day + 1, 0) });
       const histogram = histogramOf(s.siteDayRanks.iterate(day));
       this.histograms.set(`${day}:${SITE}`, { page: SITE as PageName, day, histogram, dirty: true });
     }
@@ -244,7 +244,7 @@ export class SeriesTables {
 
   top(range: TopRange): PageCount[] {
     const { days, hours } = splitHours(range.fromHour, range.toHour);
-    return this.s.top.all(days[0], days[1], hours[0][0], hours[0][1], hours[1][0], hours[1][1], range.limit);
+    return this.s.top.all({ d1: days[0], d2: days[1], h1: hours[0][0], h2: hours[0][1], h3: hours[1][0], h4: hours[1][1], limit: range.limit });
   }
 
   /** The digest sum's series terms, from scratch (day buckets and registers). */
