@@ -390,7 +390,7 @@ export class MemoryStore implements Store {
       this.db.vv.set(replica, seq);
       this.events.emitCommit({ range: { replica, after: seq - 1, upTo: seq }, slots: raised });
       this.events.emitChange(
-        raised.map(({ page }) => ({ page, count: plan.pages.get(page)?.total ?? 0 })),
+        raised.filter((slot) => slot.kind === undefined).map(({ page }) => ({ page, count: plan.pages.get(page)?.total ?? 0 })),
         'local',
       );
     }

@@ -43,6 +43,7 @@ function prepare(db: Database.Database) {
     siteRegister: db.prepare<[number, number], number>('SELECT rank FROM site_registers WHERE day = ? AND idx = ?').pluck(),
     setSiteRegister: db.prepare<[number, number, number]>('INSERT INTO site_registers (day, idx, rank) VALUES (?, ?, ?) ON CONFLICT (day, idx) DO UPDATE SET rank = excluded.rank'),
     addSiteBucket: db.prepare<[number, number, number]>('INSERT INTO site_buckets (kind, t, views) VALUES (?, ?, ?) ON CONFLICT (kind, t) DO UPDATE SET views = views + excluded.views'),
+    subtractSiteBucket: db.prepare<[number, number, number]>('UPDATE site_buckets SET views = max(0, views - ?) WHERE kind = ? AND t = ?'),
     sketch: db.prepare<[PageName, number], Buffer>('SELECT histogram FROM sketches WHERE page = ? AND day = ?').pluck(),
     setSketch: db.prepare<[PageName, number, Buffer]>('INSERT INTO sketches (page, day, histogram) VALUES (?, ?, ?) ON CONFLICT (page, day) DO UPDATE SET histogram = excluded.histogram'),
     deleteSketch: db.prepare<[PageName, number]>('DELETE FROM sketches WHERE page = ? AND day = ?'),
@@ -176,10 +177,10 @@ export class SeriesTables {
     const s = this.s;
     let digestChange = 0n;
     let any = false;
-    for (const row of s.pageSeriesBelow.iterate(page, epoch)) {
+    for (const row of s.pageSeriesBelow.all(page, epoch)) {
       any = true;
       if (row.kind === SERIES_REGISTER) this.rebuildDays.add(registerDay(row.t));
-      else s.addSiteBucket.run(row.kind, row.t, -row.count);
+      else s.subtractSiteBucket.run(row.count, row.kind, row.t);
       if (row.kind !== SERIES_HOUR) digestChange -= BigInt(row.count) * this.slotKeys.anyKey({ page, replica: row.replicaId, kind: row.kind as 2 | 3, t: row.t, epoch: row.epoch });
     }
     if (!any) return 0n;

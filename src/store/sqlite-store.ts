@@ -586,7 +586,7 @@ export class SqliteStore implements Store {
       this.seq = seq;
       this.events.emitCommit({ range: { replica: this.replicaId, after: seq - 1, upTo: seq }, slots: raised });
       this.events.emitChange(
-        raised.map(({ page }) => ({ page, count: plan.pages.get(page)?.total ?? 0 })),
+        raised.filter((slot) => slot.kind === undefined).map(({ page }) => ({ page, count: plan.pages.get(page)?.total ?? 0 })),
         'local',
       );
     }
