@@ -216,6 +216,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       maxQueuedIncrements: bounds.maxQueuedIncrements,
       commitAtOnceAfterIdleMs: AT_ONCE_AFTER_IDLE_MS,
       ...(probe !== undefined ? { probe } : {}),
+      hourlyRetentionDays: config.hourlyRetentionDays,
       ...(options.random !== undefined ? { random: options.random } : {}),
       log,
     });
@@ -341,6 +342,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       trustProxy: config.trustProxy,
       maxPages: config.maxPages,
       pagePattern: config.pagePattern,
+      // Every node derives the same daily visitor keys from the cluster secret (visitor-key.ts).
+      ...(config.clusterSecret !== '' ? { visitorSecret: config.clusterSecret } : {}),
       registry: metrics.registry,
     }),
     adminTokens: config.adminTokens,

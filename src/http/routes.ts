@@ -21,6 +21,7 @@ import { escapeHtml, HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
 import type { ViewPolicy } from './view-policy.js';
 import { mountAdminRoutes } from './admin-routes.js';
+import { mountSeriesRoutes } from './series-routes.js';
 import { EMPTY_SESSION, mergeSeen, pageHash, remember, resetAhead, SESSION_HEADER, sessionPageHashes, type Session, type SessionTokens } from './session-token.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
@@ -122,7 +123,8 @@ export function createRouter(deps: RouteDeps): Router {
       throw error;
     }
     views.admit(page, options);
-    const counts = await store.increment([{ page, by: 1 }]);
+    // Every anonymous view that counts is a visitor too (bots and prefetches returned above).
+    const counts = await store.increment([{ page, by: 1, visitor: views.visitor(ctx.req) }]);
     metrics.observeIncrement(1, 1);
     return (counts[0] as { count: number }).count;
   };
@@ -207,6 +209,7 @@ export function createRouter(deps: RouteDeps): Router {
   });
 
   mountAdminRoutes(router, { store, maxBodyBytes }, decodePageName);
+  mountSeriesRoutes(router, { store }, pageFromPath);
 
   // The full status (addresses, replica ids, errors, lag) is private; the public one shows names,
   // regions and states.

@@ -21,7 +21,7 @@ function sqliteHarness(): StoreHarness {
   const path = join(dir, 'data', 'counters.db');
   const copies: string[] = [];
   return {
-    open: (options) => openSqliteStore({ path, random: options?.random }),
+    open: (options) => openSqliteStore({ path, random: options?.random, analytics: options?.analytics ?? false }),
     snapshotDatabase: async () => {
       const copy = join(dir, `snapshot-${copies.length}`);
       copyFileSync(path, copy);
@@ -64,7 +64,8 @@ describe('SqliteStore', () => {
   });
 
   async function open(options: Partial<Parameters<typeof openSqliteStore>[0]> = {}): Promise<SqliteStore> {
-    const store = await openSqliteStore({ path: join(dir, 'counters.db'), ...options });
+    // Totals only unless a test asks (its digests are checked against the totals' slots).
+    const store = await openSqliteStore({ path: join(dir, 'counters.db'), analytics: false, ...options });
     stores.push(store);
     return store;
   }
@@ -189,7 +190,21 @@ describe('migrate', () => {
     const tables = (db.prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map(
       (row) => row.name,
     );
-    expect(tables).toEqual(['meta', 'pages', 'replicas', 'slots', 'slots_by_replica_seq', 'store_stats']);
+    expect(tables).toEqual([
+      'meta',
+      'pages',
+      'replicas',
+      'series_hours_by_t',
+      'series_registers_by_t',
+      'series_slots',
+      'series_slots_by_replica_seq',
+      'site_buckets',
+      'site_registers',
+      'sketches',
+      'slots',
+      'slots_by_replica_seq',
+      'store_stats',
+    ]);
     expect(db.pragma('user_version', { simple: true })).toBe(latest);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const withoutRowid = (name: string) => (db.prepare('SELECT sql FROM sqlite_schema WHERE name = ?').get(name) as { sql: string }).sql;
@@ -236,7 +251,7 @@ describe('SqliteStore stored stats (migration 0003)', () => {
   async function openRecorded(): Promise<{ store: SqliteStore; scanned: () => boolean }> {
     const lines: string[] = [];
     const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
-    const store = await openSqliteStore({ path, log });
+    const store = await openSqliteStore({ path, log, analytics: false });
     return { store, scanned: () => lines.some((line) => (JSON.parse(line) as { msg: string }).msg.startsWith('digest sum scanned')) };
   }
 
@@ -359,6 +374,7 @@ describe('SqliteStore stored stats (migration 0003)', () => {
     const db = new Database(path);
     for (const trigger of db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").pluck().all() as string[]) db.exec(`DROP TRIGGER "${trigger}"`);
     db.exec('DROP TABLE store_stats');
+    for (const table of ['series_slots', 'site_buckets', 'site_registers', 'sketches']) db.exec(`DROP TABLE ${table}`);
     db.pragma('user_version = 2');
     db.close();
 
