@@ -12,19 +12,26 @@ export const PAGE_STYLE_PATH = '/assets/page.css';
 /** Browsers reuse an asset this long before revalidating it (a deploy changes it within minutes). */
 export const ASSET_MAX_AGE_S = 300;
 
+/** The tag other sites paste (count.js): served at the root, where its snippet points. */
+export const TAG_SCRIPT_PATH = '/count.js';
+
 /**
- * The page's script is browser code in a file of its own, `live.js` beside this module: in src/
- * when the TypeScript runs directly (vitest), in dist/ once built (scripts/build.mjs copies it).
+ * The browser's scripts are files of their own beside this module (`live.js`, `count.js`): in
+ * src/ when the TypeScript runs directly (vitest), in dist/ once built (scripts/build.mjs copies
+ * them).
  */
-const PAGE_SCRIPT_FILE = new URL('./live.js', import.meta.url);
+export function readBrowserScript(name: string): string {
+  const file = new URL(`./${name}`, import.meta.url);
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new Error(`the browser script ${fileURLToPath(file)} could not be read (is dist/ built with npm run build?)`, { cause: error });
+  }
+}
 
 /** The page's script as served. */
 export function readPageScript(): string {
-  try {
-    return readFileSync(PAGE_SCRIPT_FILE, 'utf8');
-  } catch (error) {
-    throw new Error(`the page script ${fileURLToPath(PAGE_SCRIPT_FILE)} could not be read (is dist/ built with npm run build?)`, { cause: error });
-  }
+  return readBrowserScript('live.js');
 }
 
 export interface Asset {
@@ -43,5 +50,6 @@ export function pageAssets(): ReadonlyMap<string, Asset> {
   return new Map([
     [PAGE_SCRIPT_PATH, asset('text/javascript; charset=utf-8', readPageScript())],
     [PAGE_STYLE_PATH, asset('text/css; charset=utf-8', PAGE_STYLE)],
+    [TAG_SCRIPT_PATH, asset('text/javascript; charset=utf-8', readBrowserScript('count.js'))],
   ]);
 }
