@@ -30,7 +30,7 @@ export default tseslint.config(
       globals: {
         window: 'readonly', document: 'readonly', location: 'readonly', WebSocket: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly',
         navigator: 'readonly', fetch: 'readonly', URL: 'readonly', URLSearchParams: 'readonly', HTMLScriptElement: 'readonly', Intl: 'readonly',
-        uPlot: 'readonly', ResizeObserver: 'readonly', getComputedStyle: 'readonly', matchMedia: 'readonly', setInterval: 'readonly', clearInterval: 'readonly',
+        uPlot: 'readonly', ResizeObserver: 'readonly', getComputedStyle: 'readonly', matchMedia: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', history: 'readonly', HTMLElement: 'readonly',
       },
     },
   },

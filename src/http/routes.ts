@@ -20,6 +20,7 @@ import { escapeHtml, HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
 import type { NotCounted, ViewPolicy } from './view-policy.js';
 import { mountTagRoutes, type CountAnonymous } from './tag-routes.js';
+import { mountDashboard } from './dashboard.js';
 import { mountAdminRoutes } from './admin-routes.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
@@ -151,6 +152,7 @@ export function createRouter(deps: RouteDeps): Router {
 
   mountAdminRoutes(router, { store, maxBodyBytes }, decodePageName);
   mountTagRoutes(router, { store, countAnonymous, decodePageName });
+  mountDashboard(router, () => ({ nodeName: cluster.status().node.name, version: cluster.status().node.version }));
 
   // The full status (addresses, replica ids, errors, lag) is private; the public one shows names,
   // regions and states.

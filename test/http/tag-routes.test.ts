@@ -273,3 +273,42 @@ describe('GET /badge/:page.svg', () => {
     expect(store.stats().pages).toBe(0);
   });
 });
+
+describe('GET /dashboard', () => {
+  it('serves the dashboard under the strict CSP, counting nothing, with uPlot from the node itself', async () => {
+    const response = await get('/dashboard');
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(response.headers.get('cache-control')).toBe('no-store');
+    const csp = response.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("style-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    const html = await response.text();
+    // No inline script or style: every script and stylesheet is a file of the node's.
+    expect(html).not.toMatch(/<script(?![^>]*\ssrc=")/);
+    expect(html).not.toMatch(/<style|\sstyle="/);
+    const sources = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1] as string);
+    for (const source of sources.filter((s) => s.startsWith('/assets/'))) {
+      const asset = await get(source);
+      expect({ source, status: asset.status, cache: asset.headers.get('cache-control'), etag: asset.headers.get('etag') !== null }).toEqual({
+        source,
+        status: 200,
+        cache: expect.stringMatching(/max-age=\d+/) as unknown,
+        etag: true,
+      });
+    }
+    expect(sources).toEqual(expect.arrayContaining(['/assets/uplot.min.js', '/assets/uplot.min.css', '/assets/dashboard.js', '/assets/dashboard.css']));
+    expect(sources.every((s) => s.startsWith('/') || s.startsWith('data:'))).toBe(true);
+    // uPlot byte for byte, its licence header kept; the licence itself beside it.
+    expect(await (await get('/assets/uplot.min.js')).text()).toMatch(/^\/\*! https:\/\/github.com\/leeoniya\/uPlot \(v1\.\d+\.\d+\) \*\//);
+    expect(await (await get('/assets/uplot.min.css')).text()).toContain('MIT License');
+    expect(await (await get('/assets/uplot.LICENSE.txt')).text()).toContain('Permission is hereby granted');
+    expect(store.stats().pages).toBe(0);
+    expect(store.localSeq()).toBe(0);
+  });
+
+  it('is linked from the demo page', async () => {
+    expect(await (await get('/')).text()).toContain('<a href="/dashboard">Dashboard</a>');
+  });
+});
