@@ -5,7 +5,7 @@
  * over its bound is skipped: it falls behind with a gap, and the next anti-entropy round fills it.
  */
 import { valueOf } from '../crdt/g-counter.js';
-import type { VersionVector } from '../crdt/version-vector.js';
+import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import type { Log } from '../log.js';
 import { encodeMessage } from '../protocol/codec.js';
 import type { Message } from '../protocol/messages.js';
@@ -51,14 +51,26 @@ export class SyncSender {
     this.answering.delete(session);
   }
 
-  /** Writes a sync answer for `peerVv`; a vv arriving meanwhile is answered right after. */
+  /**
+   * Writes a sync answer for `peerVv`; a vv arriving meanwhile is answered right after, minus
+   * what the answer in flight covered: that vector was sent before the peer had read our answer
+   * (one ordered stream), so without this a peer catching up on a large state while its
+   * anti-entropy timer fires would be sent all of it again, once per round, and live deltas to it
+   * would be skipped behind the full send buffer all the while. Only the one queued vector is
+   * raised, by ranges this session sent in full: the vector after it is answered as it comes, so
+   * anything the peer did not merge is still sent a round later.
+   */
   answer(session: PeerSession, peerVv: VersionVector): void {
     if (this.answering.has(session)) {
       this.answering.set(session, peerVv);
       return;
     }
     this.answering.set(session, undefined);
+    let covered: readonly SeqRange[] = [];
     void this.writeAnswer(session, peerVv)
+      .then((ranges) => {
+        covered = ranges;
+      })
       .catch((error: unknown) => {
         this.options.log.error({ err: error, peer: session.peer?.name }, 'sync answer failed');
         session.close('sync answer failed');
@@ -66,23 +78,25 @@ export class SyncSender {
       .finally(() => {
         const next = this.answering.get(session);
         this.answering.delete(session);
-        if (next !== undefined && session.phase === 'open') this.answer(session, next);
+        if (next !== undefined && session.phase === 'open') this.answer(session, raisedOver(next, covered));
       });
   }
 
-  private async writeAnswer(session: PeerSession, peerVv: VersionVector): Promise<void> {
+  /** Sends the answer; resolves with the ranges it covered (none when the session closed first). */
+  private async writeAnswer(session: PeerSession, peerVv: VersionVector): Promise<readonly SeqRange[]> {
     const plan = planSyncAnswer(this.options.store, peerVv, this.options.syncChunkSlots);
     const round = session.newRound();
     let index = 0;
     for (const chunk of plan.chunks) {
-      if (!(await this.drained(session))) return;
+      if (!(await this.drained(session))) return [];
       session.send({ type: 'slots', round, index: index++, slots: chunk });
       if (index % SYNC_CHUNKS_PER_TURN === 0) await this.options.timers.yield();
     }
-    if (!(await this.drained(session))) return;
+    if (!(await this.drained(session))) return [];
     session.send({ type: 'covered', round, chunks: index, ranges: plan.ranges });
     for (const range of plan.ranges) session.peerHolds(range);
     this.options.metrics.syncRound('sent');
+    return plan.ranges;
   }
 
   /** Waits until the session's send buffer is under the bound; false when the session closed meanwhile. */
@@ -132,4 +146,12 @@ export class SyncSender {
     this.options.metrics.deltaSkipped();
     return true;
   }
+}
+
+/** `vv` with every entry a range continues moved to the range's end (a range past a gap moves nothing). */
+function raisedOver(vv: VersionVector, ranges: readonly SeqRange[]): VersionVector {
+  if (ranges.length === 0) return vv;
+  const raised = new Map(vv);
+  for (const range of ranges) advance(raised, range);
+  return raised;
 }

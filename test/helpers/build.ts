@@ -1,7 +1,8 @@
 /**
  * Makes sure dist/ is compiled before a test spawns `node dist/src/main.js`, through the same
  * script `npm start` and `npm test` use. Test files run in parallel workers, so a lock directory
- * keeps two of them from running tsc into dist/ at once.
+ * keeps two of them from running tsc into dist/ at once. The lock lives outside dist/: a test that
+ * copies dist/ (the production image's COPY) must not see it appear and vanish mid-copy.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync, statSync } from 'node:fs';
@@ -19,8 +20,9 @@ function sleepSync(ms: number): void {
 }
 
 export function ensureBuilt(): void {
-  const lock = join(ROOT, 'dist', '.build-lock');
-  mkdirSync(join(ROOT, 'dist'), { recursive: true });
+  const cache = join(ROOT, 'node_modules', '.cache');
+  const lock = join(cache, 'distributed-sqlite-build-lock');
+  mkdirSync(cache, { recursive: true });
   for (;;) {
     try {
       mkdirSync(lock);
