@@ -21,6 +21,16 @@
   const RANGE_MS = { '24h': 24 * HOUR_MS, '7d': 7 * 24 * HOUR_MS, '30d': 30 * 24 * HOUR_MS };
   /** @type {Record<Range, Step>} */
   const RANGE_STEP = { '24h': 'hour', '7d': 'day', '30d': 'day' };
+  // uPlot's time-axis formats (tick step s, label, then what a new year/month/day adds), day
+  // first and 24-hour like the range text, instead of its US defaults.
+  const DAY_S = 24 * 3600;
+  const TIME_AXIS = [
+    [365 * DAY_S, '{YYYY}', null, null, null, null, null, null, 1],
+    [28 * DAY_S, '{MMM}', '\n{YYYY}', null, null, null, null, null, 1],
+    [DAY_S, '{D} {MMM}', '\n{YYYY}', null, null, null, null, null, 1],
+    [3600, '{HH}:{mm}', '\n{D} {MMM} {YYYY}', null, '\n{D} {MMM}', null, null, null, 1],
+    [60, '{HH}:{mm}', '\n{D} {MMM} {YYYY}', null, '\n{D} {MMM}', null, null, null, 1],
+  ];
   /** @type {Record<string, string>} */
   const STATE_TEXT = { self: 'this node', live: 'live', connecting: 'connecting', unreachable: 'unreachable' };
 
@@ -227,7 +237,7 @@
       series,
       tzDate: (/** @type {number} */ ts) => Plot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
       scales: { x: { time: true }, y: { range: (/** @type {unknown} */ _u, /** @type {number} */ _min, /** @type {number} */ max) => [0, max > 0 ? Math.ceil(max * 1.1) : 1] } },
-      axes: [axis, Object.assign({}, axis, { size: 56, values: (/** @type {unknown} */ _u, /** @type {number[]} */ ticks) => ticks.map((v) => numberFormat.format(v)) })],
+      axes: [Object.assign({}, axis, { values: TIME_AXIS }), Object.assign({}, axis, { size: 56, values: (/** @type {unknown} */ _u, /** @type {number[]} */ ticks) => ticks.map((v) => numberFormat.format(v)) })],
       cursor: { drag: { x: false, y: false } },
     });
   }
