@@ -170,4 +170,28 @@ describe.skipIf(!hasChromium)('the tag, the pixel and the badge on another site,
     await eventually(async () => expect(await count(node, '/badged')).toBe(1), { timeoutMs: WAIT_MS });
     await page.close();
   });
+
+  it('runs nothing when a badge with script in its name and label is opened on its own', async () => {
+    const page = await visitor.newPage();
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    const name = '<script>alert(1)</script><svg onload="alert(2)">';
+    const label = '"><script>alert(3)</script>';
+    const response = await page.goto(`${node.url}/badge/${encodeURIComponent(name)}.svg?label=${encodeURIComponent(label)}`);
+    expect(response?.status()).toBe(200);
+    expect(response?.headers()['content-type']).toBe('image/svg+xml; charset=utf-8');
+    // Parsed as SVG, the names are text: no script element, no handler, no dialog.
+    const parsed = await page.evaluate(() => ({
+      root: document.documentElement.nodeName,
+      scripts: document.getElementsByTagName('script').length,
+      handlers: Array.from(document.querySelectorAll('*')).filter((e) => e.getAttributeNames().some((a) => a.startsWith('on'))).length,
+      title: document.querySelector('title')?.textContent,
+    }));
+    expect(parsed).toEqual({ root: 'svg', scripts: 0, handlers: 0, title: `${label} of ${name}: 0` });
+    expect(dialogs).toEqual([]);
+    await page.close();
+  });
 });
