@@ -22,6 +22,7 @@ import { runNaive } from './phases/naive.js';
 import { runPressure } from './phases/pressure.js';
 import { runStartup } from './phases/startup.js';
 import { runRestartBench, type RestartResult } from './phases/restart.js';
+import { runSessionsBench, type SessionsResult } from './phases/sessions.js';
 import { ProcessSet } from './processes.js';
 import { log } from './progress.js';
 import { renderReport } from './report.js';
@@ -59,6 +60,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let naive: BenchResult['naive'];
   let yjs: YjsPoint[] | undefined;
   let restart: RestartResult | undefined;
+  let sessions: SessionsResult | undefined;
   let mac: MacResult | undefined;
 
   try {
@@ -81,6 +83,10 @@ async function main(argv: readonly string[]): Promise<number> {
       log('restart: run.sh restart and restore times under Litestream');
       restart = await runRestartBench({ runs: knobs.quick ? 2 : 5, pages: 200 });
     }
+    if (phases.has('sessions')) {
+      log('sessions: read latency with and without a Counter-Session token, catch-up after restoring a large backup');
+      sessions = await runSessionsBench({ readsPerSecond: 1_000, durationMs: knobs.quick ? 3_000 : 10_000, pages: knobs.quick ? 20_000 : 100_000 });
+    }
   } finally {
     await processes.stopAll();
     process.off('SIGINT', onSignal);
@@ -100,6 +106,7 @@ async function main(argv: readonly string[]): Promise<number> {
     ...(naive !== undefined ? { naive } : {}),
     ...(yjs !== undefined ? { yjs } : {}),
     ...(restart !== undefined ? { restart } : {}),
+    ...(sessions !== undefined ? { sessions } : {}),
     ...(mac !== undefined ? { mac } : {}),
     targets: [],
     problems,

@@ -2,6 +2,7 @@
  * The shape of one benchmark run's JSON result (bench/results/<start time>[-quick].json), built by
  * main.ts from the phases and read by report.ts. Fields are described in bench/README.md.
  */
+import type { SessionsResult } from './phases/sessions.js';
 import type { Knobs } from './knobs.js';
 import type { MachineInfo } from './machine.js';
 import type { OpenLoopResult } from './open-loop.js';
@@ -120,6 +121,8 @@ export interface BenchResult {
   readonly naive?: { latency: RateResult[]; loss: LossCheck };
   readonly yjs?: YjsPoint[];
   readonly restart?: RestartResult;
+  /** Session tokens' read cost and size, catch-up after restoring a large backup (bench/phases/sessions.ts). */
+  readonly sessions?: SessionsResult;
   /** Cost of per-frame authentication, before/after in the same run (bench/phases/mac.ts). */
   readonly mac?: MacResult;
   readonly targets: TargetResult[];

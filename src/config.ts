@@ -14,6 +14,7 @@ import { tokenProblem, tokenSet, type TokenSet } from './tokens.js';
 import { formatHostPort, hostnameProblem, hostProblem, ipEndpointProblem, parseHostPort } from './host-port.js';
 import {
   DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
+  DEFAULT_STARTUP_SYNC_TIMEOUT_MS,
   DEFAULT_CLUSTER_NAME,
   DEFAULT_CLUSTER_PORT,
   DEFAULT_DATABASE_PATH,
@@ -84,6 +85,8 @@ export interface Config {
   readonly heartbeatIntervalMs: number;
   readonly heartbeatTimeoutMs: number;
   readonly antiEntropyIntervalMs: number;
+  /** With peers: how long counts wait at start for a sync round with each reachable peer. */
+  readonly startupSyncTimeoutMs: number;
   readonly region: string | undefined;
   readonly flyAppName: string | undefined;
   /** FLY_PRIVATE_IP: the address others reach this node at, when it listens on a wildcard. */
@@ -266,6 +269,7 @@ export function loadConfig(
     problems.push(`HEARTBEAT_TIMEOUT_MS (${heartbeatTimeoutMs}) must be greater than HEARTBEAT_INTERVAL_MS (${heartbeatIntervalMs})`);
   }
   const antiEntropyIntervalMs = integer('ANTI_ENTROPY_INTERVAL_MS', DEFAULT_ANTI_ENTROPY_INTERVAL_MS, 10, MAX_INTERVAL_MS, ' ms');
+  const startupSyncTimeoutMs = integer('STARTUP_SYNC_TIMEOUT_MS', DEFAULT_STARTUP_SYNC_TIMEOUT_MS, 0, MAX_INTERVAL_MS, ' ms');
   const maxBodyBytes = integer('MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES, 64, MAX_MAX_BODY_BYTES, ' bytes');
   const memoryBudgetMb = integer('MEMORY_BUDGET_MB', DEFAULT_MEMORY_BUDGET_MB, MIN_MEMORY_BUDGET_MB, MAX_MEMORY_BUDGET_MB, ' MiB');
   const liveMaxClients = integer('LIVE_MAX_CLIENTS', DEFAULT_LIVE_MAX_CLIENTS, 0, 1_000_000);
@@ -315,6 +319,7 @@ export function loadConfig(
     heartbeatIntervalMs,
     heartbeatTimeoutMs,
     antiEntropyIntervalMs,
+    startupSyncTimeoutMs,
     region,
     flyAppName,
     privateIp,

@@ -42,6 +42,10 @@ export const ERRORS = {
   /** An admin route with a token that is not one of ADMIN_TOKENS, or with none configured. */
   admin_token_refused: { status: 403, expose: true },
   not_ready: { status: 503, expose: true },
+  /** Starting with peers: counts wait until one sync round with each reachable peer is merged. */
+  catching_up: { status: 503, expose: true },
+  /** A `Counter-Session` header that is malformed, tampered with or from another cluster. */
+  bad_session: { status: 400, expose: true },
   shutting_down: { status: 503, expose: true },
   too_many_clients: { status: 503, expose: true },
   // A bounded queue is full (group commit, batch bodies in flight): retry shortly.

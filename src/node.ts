@@ -18,6 +18,7 @@ import type { RandomBytes } from './ids.js';
 import type { Logger } from './log.js';
 import { createMetrics, METRIC_PREFIX, type Metrics } from './metrics.js';
 import { createApp } from './http/app.js';
+import { sessionKey, SessionTokens } from './http/session-token.js';
 import { LIVE_MAX_HEADER_BYTES, LIVE_PATH, LiveFeed } from './http/live-feed.js';
 import { clientErrorStatus, headersProblem, MAX_HEADER_BYTES, MAX_REQUEST_CONNECTIONS, refuseHeaders, serverOptions } from './http/server-limits.js';
 import type { ClusterStatusSource, DiscoveryInfo } from './cluster-status.js';
@@ -28,8 +29,10 @@ import { createDiscovery } from './discovery/create-discovery.js';
 import { DiscoveryLoop } from './discovery/discovery.js';
 import { MAX_FRAME_BYTES } from './protocol/messages.js';
 import { createReplicationMetrics } from './replication/replication-metrics.js';
+import { CatchUp } from './replication/catch-up.js';
 import { Replicator } from './replication/replicator.js';
 import { lockDatabase, type DatabaseLock } from './store/database-lock.js';
+import { realTimers } from './timers.js';
 import { openSqliteStore } from './store/sqlite-store.js';
 import { memoryBounds } from './memory-budget.js';
 import { MAX_SEND_BUFFER_BYTES } from './replication/sync-sender.js';
@@ -240,11 +243,22 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     antiEntropyIntervalMs: config.antiEntropyIntervalMs,
     maxSendBufferBytes: bounds.peerSendBufferBytes,
   });
+  // Catch up before serving counts (replication/catch-up.ts): count requests wait for it.
+  const catchUp = new CatchUp({
+    source: replicator,
+    timers: realTimers,
+    timeoutMs: config.startupSyncTimeoutMs,
+    log,
+    slots: () => store.stats().slots,
+  });
   // Discovery: PEERS entries and DNS A/AAAA answers name peers' cluster ports (SRV its own).
   const discovery = new DiscoveryLoop({
     discovery: createDiscovery({ peers: config.peers, dnsName: config.discoveryDns, dnsServer: config.discoveryDnsServer, port: clusterPort ?? config.clusterPort }),
     intervalMs: config.discoveryDns === undefined ? 0 : config.discoveryIntervalMs,
-    onPeers: (addresses) => replicator.setPeers(addresses),
+    onPeers: (addresses) => {
+      replicator.setPeers(addresses);
+      catchUp.peersDiscovered();
+    },
     warnWhenEmpty: config.discoveryDns !== undefined,
     log,
   });
@@ -276,9 +290,11 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   };
   // Stopped in reverse order of this list: whatever was added last first, replication last
   // (all before the store closes).
-  const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop()];
+  const stopBeforeStore: Array<() => Promise<void> | void> = [() => replicator.stop(), () => catchUp.stop()];
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
-  const liveFeed = new LiveFeed({ store, cluster, log, maxClients: config.liveMaxClients, maxClientBytes: bounds.liveFeedBytes });
+  // Session tokens: every node of the cluster derives the same key from CLUSTER_SECRET.
+  const sessions = new SessionTokens(sessionKey(config.clusterSecret, config.clusterName));
+  const liveFeed = new LiveFeed({ store, cluster, log, sessions, maxClients: config.liveMaxClients, maxClientBytes: bounds.liveFeedBytes });
   upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade, { maxHeaderBytes: LIVE_MAX_HEADER_BYTES });
   stopBeforeStore.push(() => liveFeed.stop());
 
@@ -301,7 +317,9 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       registry: metrics.registry,
     }),
     adminTokens: config.adminTokens,
-    readiness: () => readiness,
+    sessions,
+    readiness: () => (readiness === 'ready' && !catchUp.ready ? 'catching_up' : readiness),
+    gate: catchUp,
   };
   // The same routes on both ports; the private ones (`/metrics`, the full `/api/cluster`, admin)
   // open on the public port only with an admin token, and always on the cluster port.
@@ -314,6 +332,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   readiness = 'ready';
   replicator.updatePresence({ address: advertised() });
   stopBeforeStore.push(() => discovery.stop());
+  catchUp.start(config.peers.length > 0 || config.discoveryDns !== undefined);
   discovery.start();
   log.info(
     { port, url, host: config.host, ...(clusterPort !== undefined ? { clusterPort, clusterUrl, clusterHost: config.clusterHost } : { clusterPort: null }), version, database: config.databasePath, replicaId: store.replicaId },

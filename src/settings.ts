@@ -15,6 +15,7 @@ export const DEFAULT_DISCOVERY_INTERVAL_MS = 5000;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5000;
 export const DEFAULT_ANTI_ENTROPY_INTERVAL_MS = 2000;
+export const DEFAULT_STARTUP_SYNC_TIMEOUT_MS = 5000;
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /** Upper bound for MAX_BODY_BYTES: a batch of 10,000 views fits comfortably in far less. */
 export const MAX_MAX_BODY_BYTES = 64 * 1024 * 1024;
@@ -69,6 +70,7 @@ export const SETTINGS = [
   { env: 'HEARTBEAT_INTERVAL_MS', default: String(DEFAULT_HEARTBEAT_INTERVAL_MS), help: 'Ping interval on peer links.' },
   { env: 'HEARTBEAT_TIMEOUT_MS', default: String(DEFAULT_HEARTBEAT_TIMEOUT_MS), help: 'A peer silent this long is dropped and redialled.' },
   { env: 'ANTI_ENTROPY_INTERVAL_MS', default: String(DEFAULT_ANTI_ENTROPY_INTERVAL_MS), help: 'Version-vector exchange with a peer.' },
+  { env: 'STARTUP_SYNC_TIMEOUT_MS', default: String(DEFAULT_STARTUP_SYNC_TIMEOUT_MS), help: 'With peers: counts wait at most this long at start for a sync round with each reachable peer.' },
   { env: 'LIVE_MAX_CLIENTS', default: String(DEFAULT_LIVE_MAX_CLIENTS), help: 'Most live-page WebSockets open at once; more are refused (503). Keep it under a proxy\'s connection limit so counting requests keep room.' },
   { env: 'MAX_BODY_BYTES', default: String(DEFAULT_MAX_BODY_BYTES), help: 'Largest request body accepted (413 beyond).' },
   { env: 'MEMORY_BUDGET_MB', default: String(DEFAULT_MEMORY_BUDGET_MB), help: 'Memory the bounded queues (group commit, bodies in flight, live feed, peer buffers) share; sized for a 256 MB machine.' },

@@ -9,11 +9,13 @@ import type { Store } from '../store/store.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
 import { BodyBudget, bodyBudgetMiddleware } from './body-budget.js';
 import type { TokenSet } from '../tokens.js';
+import { catchUpGate, type ServingGate } from './catch-up-gate.js';
 import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
 import { privilegeMiddleware } from './privileged.js';
 import { createRouter, type Readiness } from './routes.js';
 import { ViewPolicy } from './view-policy.js';
+import { sessionKey, SessionTokens } from './session-token.js';
 
 export interface AppDeps {
   readonly store: Store;
@@ -28,6 +30,10 @@ export interface AppDeps {
   readonly views?: ViewPolicy;
   /** Defaults to always `ready`. */
   readonly readiness?: () => Readiness;
+  /** Signs and verifies `Counter-Session` tokens; default: a random key (one node). */
+  readonly sessions?: SessionTokens;
+  /** Count requests wait for it while the node catches up at start; default: open. */
+  readonly gate?: ServingGate;
   /** True for the cluster port's app: every request may see the private views (privileged.ts). */
   readonly privileged?: boolean;
   /** ADMIN_TOKENS: open the private views on the public app. Default: none. */
@@ -46,12 +52,15 @@ export function createApp(deps: AppDeps): Koa {
     metrics: deps.metrics,
     maxBodyBytes: deps.maxBodyBytes,
     views: deps.views ?? new ViewPolicy({ store: deps.store }),
+    sessions: deps.sessions ?? new SessionTokens(sessionKey('', '')),
     readiness: deps.readiness ?? (() => 'ready'),
   });
 
   app.use(errorMiddleware(deps.log, deps.metrics));
   app.use(privilegeMiddleware({ privileged: deps.privileged ?? false, adminTokens: deps.adminTokens ?? [] }));
   app.use(corsMiddleware(deps.corsOrigins));
+  // The gate first: a request held while the node catches up has not had its body charged yet.
+  if (deps.gate !== undefined) app.use(catchUpGate(deps.gate));
   if (deps.bodyBytesInFlight !== undefined) app.use(bodyBudgetMiddleware(new BodyBudget(deps.bodyBytesInFlight), deps.maxBodyBytes));
   app.use(router.routes());
   app.use(router.allowedMethods());

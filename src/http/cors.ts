@@ -11,7 +11,9 @@ import { AppError } from '../errors.js';
 /** How long browsers may cache a preflight answer. */
 export const CORS_MAX_AGE_S = 86_400;
 const ALLOWED_METHODS = 'GET, POST, OPTIONS';
-const ALLOWED_HEADERS = 'Content-Type';
+const ALLOWED_HEADERS = 'Content-Type, Counter-Session';
+/** Response headers a page on another site may read: its session token. */
+const EXPOSED_HEADERS = 'Counter-Session';
 
 /** Paths under the prefix that other sites may not read: the cluster's status is for its operators and its own page. */
 const NOT_CROSS_ORIGIN: ReadonlySet<string> = new Set(['/api/cluster']);
@@ -30,6 +32,7 @@ export function corsMiddleware(origins: '*' | readonly string[], pathPrefix = '/
       return next();
     }
     ctx.set('Access-Control-Allow-Origin', listed === undefined ? '*' : origin);
+    ctx.set('Access-Control-Expose-Headers', EXPOSED_HEADERS);
     if (preflight) {
       ctx.set('Access-Control-Allow-Methods', ALLOWED_METHODS);
       ctx.set('Access-Control-Allow-Headers', ALLOWED_HEADERS);

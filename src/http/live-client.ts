@@ -14,11 +14,15 @@ import { WebSocket } from 'ws';
 import type { PageName } from '../ids.js';
 import type { TimerHandle, Timers } from '../timers.js';
 import type { LiveQuery } from './live-query.js';
+import { EMPTY_SESSION, type Session } from './session-token.js';
 
 /** Where a client's messages come from. */
 export interface LiveMessages {
-  /** The page's message with its state as of now (pages only go up, so never an older count). */
-  page(page: PageName): Buffer;
+  /**
+   * The page's message with its state as of now (pages only go up, so never an older count),
+   * max-merged with what `session` saw of it.
+   */
+  page(page: PageName, session: Session): Buffer;
   /** The latest cluster message, once there is one. */
   cluster(): Buffer | undefined;
 }
@@ -55,6 +59,8 @@ export class LiveClient {
     query: LiveQuery,
     private readonly messages: LiveMessages,
     private readonly options: PacingOptions,
+    /** What the client's token says it saw (verified by the feed). */
+    private readonly session: Session = EMPTY_SESSION,
   ) {
     this.pages = query.pages;
     this.intervalMs = query.intervalMs;
@@ -205,7 +211,7 @@ export class LiveClient {
   private sendPage(page: PageName, now: number): void {
     this.dirty.delete(page);
     this.lastSent.set(page, now);
-    this.send(this.messages.page(page), now);
+    this.send(this.messages.page(page, this.session), now);
   }
 
   private send(message: Buffer, now: number): void {

@@ -30,6 +30,7 @@ import { LiveClient, type LiveMessages } from './live-client.js';
 import { parseLiveQuery, type LiveQuery } from './live-query.js';
 import { PageSubscriptions } from './page-subscriptions.js';
 import { claimedReplicas } from './replica-fold.js';
+import { EMPTY_SESSION, type Session, type SessionTokens } from './session-token.js';
 
 export { LIVE_MAX_HEADER_BYTES } from './live-query.js';
 
@@ -43,10 +44,16 @@ export const MAX_LIVE_CLIENTS = 10_000;
  */
 export const LIVE_CLIENT_BASE_BYTES = 12 * 1024;
 export const LIVE_PAGE_OVERHEAD_BYTES = 400;
+/**
+ * A `session=` token is held decoded (a page hash, a floor and a map of replica ids per page): a
+ * slot is 17 bytes of token, ~23 characters of base64url, and ~130 bytes as a Map entry with its
+ * 32-character id, so at most ~4 KiB for a 512-character token.
+ */
+export const LIVE_SESSION_BYTES_PER_CHAR = 8;
 
 /** The bytes a client with this query is charged. */
 export function liveClientCharge(query: LiveQuery): number {
-  let bytes = LIVE_CLIENT_BASE_BYTES;
+  let bytes = LIVE_CLIENT_BASE_BYTES + (query.session?.length ?? 0) * LIVE_SESSION_BYTES_PER_CHAR;
   for (const page of query.pages) bytes += Buffer.byteLength(page) + LIVE_PAGE_OVERHEAD_BYTES;
   return bytes;
 }
@@ -82,6 +89,8 @@ export interface LiveFeedOptions {
   readonly store: Store;
   readonly cluster: ClusterStatusSource;
   readonly log: Log;
+  /** Signs the `session` of page messages and verifies a client's `session=`; without it, none. */
+  readonly sessions?: SessionTokens;
   readonly timers?: Timers;
   readonly maxClients?: number;
   /** Bytes all clients may be charged together (see liveClientCharge); default: unbounded. */
@@ -125,7 +134,8 @@ export class LiveFeed {
   private readonly clients = new Set<LiveClient>();
   private readonly pages: PageSubscriptions<LiveClient>;
   private readonly cluster: ClusterBroadcast<LiveClient>;
-  private readonly messages: LiveMessages = { page: (page) => this.pages.message(page), cluster: () => this.cluster.message() };
+  private readonly messages: LiveMessages = { page: (page, session) => this.pages.message(page, session), cluster: () => this.cluster.message() };
+  private readonly sessions: SessionTokens | undefined;
   private upgrading = 0;
   private claimed: { readonly at: number; readonly ids: ReadonlySet<string> } | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -143,7 +153,8 @@ export class LiveFeed {
     this.stuckTimeoutMs = options.stuckTimeoutMs ?? STUCK_TIMEOUT_MS;
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? LIVE_HEARTBEAT_INTERVAL_MS;
     this.clusterIntervalMs = options.clusterIntervalMs ?? CLUSTER_UPDATE_INTERVAL_MS;
-    this.pages = new PageSubscriptions(options.store, this.timers, () => this.claimedReplicas(options.cluster));
+    this.sessions = options.sessions;
+    this.pages = new PageSubscriptions(options.store, this.timers, options.sessions, () => this.claimedReplicas(options.cluster));
     this.cluster = new ClusterBroadcast({ source: options.cluster, log: this.log });
     this.unsubscribe = options.store.onChange((changed) => this.onChange(changed));
   }
@@ -151,10 +162,12 @@ export class LiveFeed {
   /** The upgrade handler for LIVE_PATH. */
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     let query: LiveQuery;
+    let session: Session = EMPTY_SESSION;
     let charge: number;
     try {
       if (this.stopped) throw new AppError('shutting_down', 'the node is shutting down');
       query = parseLiveQuery(req.url ?? '');
+      if (query.session !== undefined && this.sessions !== undefined) session = this.sessions.verify(query.session);
       if (this.clients.size + this.upgrading >= this.maxClients) {
         throw new AppError('too_many_clients', `this node already serves ${this.maxClients} live connections; try again later or another node`);
       }
@@ -188,7 +201,7 @@ export class LiveFeed {
         return;
       }
       settle(true);
-      this.accept(ws, socket, query, charge);
+      this.accept(ws, socket, query, charge, session);
     });
   };
 
@@ -262,8 +275,15 @@ export class LiveFeed {
     return this.stopping;
   }
 
-  private accept(ws: WebSocket, socket: Duplex, query: LiveQuery, charge: number): void {
-    const client = new LiveClient(ws, socket, { ...query, pages: this.pages.canonical(query.pages) }, this.messages, { timers: this.timers, maxBufferedBytes: this.maxBufferedBytes });
+  private accept(ws: WebSocket, socket: Duplex, query: LiveQuery, charge: number, session: Session): void {
+    const client = new LiveClient(
+      ws,
+      socket,
+      { ...query, pages: this.pages.canonical(query.pages) },
+      this.messages,
+      { timers: this.timers, maxBufferedBytes: this.maxBufferedBytes },
+      session,
+    );
     this.clients.add(client);
     this.charges.set(client, charge);
     this.pages.add(client);

@@ -24,6 +24,8 @@ export interface LiveQuery {
   /** A page is sent to this client at most once per interval. */
   readonly intervalMs: number;
   readonly cluster: boolean;
+  /** A `Counter-Session` token (`session=`), verified by the feed: its pages are never shown lower. */
+  readonly session?: string;
 }
 
 /** Splits and strictly decodes a query string; a malformed escape is a 400, not a guess. */
@@ -51,6 +53,7 @@ export function parseLiveQuery(url: string): LiveQuery {
   const pages = new Set<PageName>();
   let interval: string | undefined;
   let cluster: string | undefined;
+  let session: string | undefined;
   for (const [key, value] of queryPairs(search)) {
     if (key === 'page') {
       pages.add(checkPageName(value, 'page'));
@@ -58,6 +61,9 @@ export function parseLiveQuery(url: string): LiveQuery {
     } else if (key === 'interval') {
       if (interval !== undefined) throw new AppError('bad_request', 'give "interval" at most once');
       interval = value;
+    } else if (key === 'session') {
+      if (session !== undefined) throw new AppError('bad_request', 'give "session" at most once');
+      session = value;
     } else if (key === 'cluster') {
       if (cluster !== undefined) throw new AppError('bad_request', 'give "cluster" at most once');
       cluster = value;
@@ -73,5 +79,5 @@ export function parseLiveQuery(url: string): LiveQuery {
     }
   }
   if (cluster !== undefined && cluster !== '0' && cluster !== '1') throw new AppError('bad_request', 'cluster must be 1 (send cluster updates) or 0');
-  return { pages: [...pages], intervalMs, cluster: cluster === '1' };
+  return { pages: [...pages], intervalMs, cluster: cluster === '1', ...(session !== undefined && session !== '' ? { session } : {}) };
 }

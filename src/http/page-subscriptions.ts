@@ -15,6 +15,8 @@ import { foldPageReplicas } from './replica-fold.js';
 import type { PageName } from '../ids.js';
 import type { PageCount, Store } from '../store/store.js';
 import type { Timers } from '../timers.js';
+import { epochOf } from '../crdt/g-counter.js';
+import { EMPTY_SESSION, mergeSeen, pageHash, remember, type Session, type SessionTokens } from './session-token.js';
 
 export interface PageSubscriber {
   readonly pages: readonly PageName[];
@@ -34,6 +36,7 @@ export class PageSubscriptions<S extends PageSubscriber> {
   constructor(
     private readonly store: Pick<Store, 'count' | 'pageSlots'>,
     private readonly timers: Timers,
+    private readonly sessions?: SessionTokens,
     /** The replica ids the cluster claims now, for folding long breakdowns (replica-fold.ts). */
     private readonly claimed: () => ReadonlySet<string> = () => new Set(),
   ) {}
@@ -106,21 +109,38 @@ export class PageSubscriptions<S extends PageSubscriber> {
   }
 
   /**
-   * `{"type":"page","page","count","replicas":{replica: count},"at"}`, the page's state read now:
-   * the store's totals only go up, so a client never sees an older count after a newer one.
+   * `{"type":"page","page","count","replicas":{replica: count},"at","session"}`, the page's state
+   * read now: the store's totals only go up, so a client never sees an older count after a newer
+   * one. `session` is the token of this view. A client whose token saw more of the page than this
+   * node holds (another node's writes, a node restored from an old backup) gets its own message,
+   * max-merged with the token (or of a reset this node has not seen yet); everyone else shares one.
    */
-  message(page: PageName): Buffer {
+  message(page: PageName, session: Session = EMPTY_SESSION): Buffer {
+    if (session.pages.length > 0 && session.pages.some((p) => p.hash === pageHash(page))) {
+      const slots = this.store.pageSlots(page);
+      const merged = mergeSeen(page, slots, session);
+      // Its own message too when the token is of a reset this node has not seen yet.
+      const epoch = slots[0] === undefined ? 0 : epochOf(slots[0]);
+      if (merged.count > this.store.count(page) || merged.epoch > epoch) return this.build(page, session, merged);
+    }
     let message = this.messages.get(page);
     if (message === undefined) {
-      const replicas: Record<string, number> = {};
-      for (const slot of this.store.pageSlots(page)) replicas[slot.replica] = slot.count;
-      const shown = foldPageReplicas(replicas, this.claimed);
-      // `at` is shown: wall time of the change (pacing uses the monotonic readings).
-      const at = Math.round(this.timers.wallTime(this.changedAt.get(page) ?? this.timers.now()));
-      message = Buffer.from(JSON.stringify({ type: 'page', page, count: this.store.count(page), replicas: shown, at }), 'utf8');
+      message = this.build(page, EMPTY_SESSION, mergeSeen(page, this.store.pageSlots(page), EMPTY_SESSION));
       // Cached only while two or more listen: the cache never outgrows the shared subscriptions.
       if ((this.byPage.get(page)?.size ?? 0) >= 2) this.messages.set(page, message);
     }
     return message;
+  }
+
+  private build(page: PageName, session: Session, merged: ReturnType<typeof mergeSeen>): Buffer {
+    // `at` is shown: wall time of the change (pacing uses the monotonic readings).
+    const at = Math.round(this.timers.wallTime(this.changedAt.get(page) ?? this.timers.now()));
+    // Shown folded past MAX_SHOWN_REPLICAS; the token keeps every slot.
+    const replicas = foldPageReplicas(Object.fromEntries(merged.replicas), this.claimed);
+    const token =
+      this.sessions === undefined
+        ? undefined
+        : this.sessions.sign(remember(session, [{ page, count: merged.count, epoch: merged.epoch, replicas: merged.replicas }]));
+    return Buffer.from(JSON.stringify({ type: 'page', page, count: merged.count, replicas, at, ...(token !== undefined ? { session: token } : {}) }), 'utf8');
   }
 }

@@ -37,6 +37,8 @@ export interface PageModel {
   readonly count: number;
   /** The page's slots: replica → its part of the count. */
   readonly replicas: Readonly<Record<string, number>>;
+  /** The `Counter-Session` token of this view, for the script to carry to the live feed. */
+  readonly session?: string;
   readonly status: ClusterStatus;
 }
 
@@ -202,7 +204,7 @@ export function renderPage(model: PageModel): string {
       <p class="brand">distributed-sqlite</p>
       <p id="feed-status" class="feed" role="status" data-state="static">Not live: showing the count when the page loaded.</p>
     </header>
-    <main id="live" data-page="${escapeHtml(model.page)}" data-self="${escapeHtml(node.replicaId)}">
+    <main id="live" data-page="${escapeHtml(model.page)}" data-self="${escapeHtml(node.replicaId)}" data-replicas="${escapeHtml(JSON.stringify(model.replicas))}"${model.session !== undefined ? ` data-session="${escapeHtml(model.session)}"` : ''}>
       <section aria-labelledby="total-heading">
         <h1 id="total-heading">Views of <q id="page-name">${escapeHtml(model.page)}</q></h1>
         <p class="total"><output id="count" aria-live="polite" aria-atomic="true">${escapeHtml(formatCount(model.count))}</output> <span>views, counted on every node</span></p>

@@ -8,7 +8,7 @@
 import type { Context } from 'koa';
 import { Router } from '@koa/router';
 import { AppError } from '../errors.js';
-import type { PageName } from '../ids.js';
+import type { PageName, ReplicaId } from '../ids.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readAnonymousBody, readJsonBody } from './body.js';
@@ -22,13 +22,14 @@ import type { NotCounted, ViewPolicy } from './view-policy.js';
 import { mountTagRoutes, type CountAnonymous } from './tag-routes.js';
 import { mountDashboard } from './dashboard.js';
 import { mountAdminRoutes } from './admin-routes.js';
+import { EMPTY_SESSION, mergeSeen, remember, SESSION_HEADER, type Session, type SessionTokens } from './session-token.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
 /** Largest body an anonymous view may send: it may hold `{}` at most, so a flood cannot make the node read MAX_BODY_BYTES a request. */
 export const ANONYMOUS_MAX_BODY_BYTES = 1024;
 export const MAX_PAGE_LIMIT = 1000;
 
-export type Readiness = 'starting' | 'ready' | 'shutting_down';
+export type Readiness = 'starting' | 'catching_up' | 'ready' | 'shutting_down';
 
 export interface RouteDeps {
   readonly store: Store;
@@ -36,7 +37,12 @@ export interface RouteDeps {
   readonly metrics: Metrics;
   readonly maxBodyBytes: number;
   readonly views: ViewPolicy;
-  /** `ready` once the database is open and migrated; `shutting_down` once stop() began. */
+  /** Signs and verifies `Counter-Session` tokens. */
+  readonly sessions: SessionTokens;
+  /**
+   * `catching_up` while a node with peers merges its first sync rounds (counts wait); `ready`
+   * after; `shutting_down` once stop() began.
+   */
   readonly readiness: () => Readiness;
 }
 
@@ -74,9 +80,32 @@ export function pageFromPagePath(path: string): PageName {
 
 const NO_STORE = 'no-store';
 
+/** The request's `Counter-Session`, verified before anything is counted (a bad one is a 400). */
+function requestSession(ctx: Context, sessions: SessionTokens): Session {
+  const token = ctx.get(SESSION_HEADER);
+  return token === '' ? EMPTY_SESSION : sessions.verify(token);
+}
+
 export function createRouter(deps: RouteDeps): Router {
-  const { store, cluster, metrics, maxBodyBytes, views } = deps;
+  const { store, cluster, metrics, maxBodyBytes, views, sessions } = deps;
   const router = new Router();
+
+  /**
+   * Answers for `pages` as this node has them, max-merged with what the session saw (so never
+   * below it), and the session token that remembers them (set as the response header).
+   */
+  const answer = (ctx: Context, session: Session, pages: readonly PageName[]): Map<PageName, number> => {
+    const shown = new Map<PageName, number>();
+    const seen: Array<{ page: string; count: number; epoch: number; replicas: ReadonlyMap<ReplicaId, number> }> = [];
+    for (const page of pages) {
+      if (shown.has(page)) continue;
+      const merged = mergeSeen(page, store.pageSlots(page), session);
+      shown.set(page, merged.count);
+      seen.push({ page, count: merged.count, epoch: merged.epoch, replicas: merged.replicas });
+    }
+    ctx.set(SESSION_HEADER, sessions.sign(remember(session, seen)));
+    return shown;
+  };
 
   /**
    * One anonymous view of `page`, after the policy's checks: the page's total after it, or the
@@ -104,6 +133,7 @@ export function createRouter(deps: RouteDeps): Router {
 
   router.post('/api/pages/:page/views', async (ctx: Context) => {
     const page = pageFromPath(ctx.path);
+    const session = requestSession(ctx, sessions);
     if (views.caller(ctx.req) === 'anonymous') {
       // A body is allowed (sendBeacon sends one) but not `by`: anonymous views count one.
       if (!hasNoBody(ctx.req)) {
@@ -111,17 +141,19 @@ export function createRouter(deps: RouteDeps): Router {
         if (typeof body === 'object' && body !== null && 'by' in body) throw views.tokenRequired('"by"');
         incrementBy(body);
       }
-      ctx.body = { page, count: await countAnonymous(ctx, page) };
+      await countAnonymous(ctx, page);
+      ctx.body = { page, count: answer(ctx, session, [page]).get(page) };
       return;
     }
     const by = hasNoBody(ctx.req) ? 1 : incrementBy(await readJsonBody(ctx.req, maxBodyBytes));
-    const counts = await store.increment([{ page, by }]);
+    await store.increment([{ page, by }]);
     metrics.observeIncrement(1, by);
-    ctx.body = { page, count: (counts[0] as { count: number }).count };
+    ctx.body = { page, count: answer(ctx, session, [page]).get(page) };
   });
 
   router.post('/api/views', async (ctx: Context) => {
     views.requireWriter(ctx.req, 'POST /api/views (a batch)');
+    const session = requestSession(ctx, sessions);
     const body = await readJsonBody(ctx.req, maxBodyBytes);
     if (body === undefined) throw new AppError('bad_request', 'the body must be a JSON object like {"views": [{"page": "home", "by": 1}]}');
     const increments = batchIncrements(body);
@@ -129,13 +161,19 @@ export function createRouter(deps: RouteDeps): Router {
     let total = 0;
     for (const increment of increments) total += increment.by;
     metrics.observeIncrement(1, total);
-    ctx.body = { pages: counts.map((c) => ({ page: c.page, count: c.count })) };
+    const shown = answer(
+      ctx,
+      session,
+      counts.map((c) => c.page),
+    );
+    ctx.body = { pages: counts.map((c) => ({ page: c.page, count: shown.get(c.page) })) };
   });
 
   router.get('/api/pages/:page', (ctx: Context) => {
     const page = pageFromPath(ctx.path);
+    const session = requestSession(ctx, sessions);
     ctx.set('Cache-Control', NO_STORE);
-    ctx.body = { page, count: store.count(page) };
+    ctx.body = { page, count: answer(ctx, session, [page]).get(page) };
   });
 
   router.get('/api/pages', (ctx: Context) => {
@@ -143,9 +181,15 @@ export function createRouter(deps: RouteDeps): Router {
     const afterText = ctx.query.after;
     if (Array.isArray(afterText)) throw new AppError('bad_request', 'give "after" at most once');
     const after = afterText === undefined ? undefined : checkPageName(afterText, 'after');
+    const session = requestSession(ctx, sessions);
     // One more than asked tells whether a next page exists without an extra query.
     const rows = store.listPages({ ...(after !== undefined ? { after } : {}), limit: limit + 1 });
-    const pages = rows.slice(0, limit).map((r) => ({ page: r.page, count: r.count }));
+    // Pages the session saw are answered at least as seen; the token comes back as it was (a
+    // listing would not fit in one), so only single and batch answers add pages to it.
+    const pages = rows
+      .slice(0, limit)
+      .map((r) => ({ page: r.page, count: session.pages.length === 0 ? r.count : mergeSeen(r.page, store.pageSlots(r.page), session).count }));
+    ctx.set(SESSION_HEADER, sessions.sign(session));
     ctx.set('Cache-Control', NO_STORE);
     ctx.body = { pages, next: rows.length > limit ? (pages[pages.length - 1] as { page: string }).page : null };
   });
@@ -172,6 +216,7 @@ export function createRouter(deps: RouteDeps): Router {
   router.get('/readyz', (ctx: Context) => {
     const state = deps.readiness();
     if (state === 'shutting_down') throw new AppError('shutting_down', 'the node is shutting down');
+    if (state === 'catching_up') throw new AppError('catching_up', 'the node is catching up with its peers before it serves counts');
     if (state !== 'ready') throw new AppError('not_ready', 'the database is not open yet');
     // Reads are still served, but a node that cannot count is not ready (503 with the reason).
     const blocked = store.writeBlocked();
@@ -199,15 +244,19 @@ export function createRouter(deps: RouteDeps): Router {
       ctx.body = renderNotFound(page);
       return;
     }
-    const count = await countAnonymous(ctx, page, { ignorePattern: home });
-    const raw: Record<string, number> = {};
-    for (const slot of store.pageSlots(page)) raw[slot.replica] = slot.count;
+    await countAnonymous(ctx, page, { ignorePattern: home });
+    const seen = mergeSeen(page, store.pageSlots(page), EMPTY_SESSION);
+    const count = seen.count;
     const status = cluster.status();
-    const replicas = foldPageReplicas(raw, () => claimedReplicas(status));
+    // Shown folded past MAX_SHOWN_REPLICAS (replica-fold.ts); the token keeps every slot.
+    const replicas = foldPageReplicas(Object.fromEntries(seen.replicas), () => claimedReplicas(status));
+    // The page's own view, for its script to carry to the live feed (live.js).
+    const session = sessions.sign(remember(EMPTY_SESSION, [{ page, count, epoch: seen.epoch, replicas: seen.replicas }]));
+    ctx.set(SESSION_HEADER, session);
     ctx.set('Content-Security-Policy', PAGE_CSP);
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.type = 'text/html; charset=utf-8';
-    ctx.body = renderPage({ page, count, replicas, status: pageStatus(foldClusterStatus(status)) });
+    ctx.body = renderPage({ page, count, replicas, session, status: pageStatus(foldClusterStatus(status)) });
   };
 
   router.get('/', (ctx: Context) => servePage(ctx, HOME_PAGE as PageName, true));

@@ -32,9 +32,9 @@ import { realTimers, type TimerHandle, type Timers } from '../timers.js';
 import type { Transport } from '../transport/transport.js';
 import { type BackoffOptions, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from './backoff.js';
 import { MergeQueue } from './merge-queue.js';
-import { PeerDirectory } from './peer-directory.js';
+import { type DialTarget, PeerDirectory } from './peer-directory.js';
 import { SourceBudget, sourceOf } from './peer-limits.js';
-import type { PeerSession } from './peer-session.js';
+import type { PeerIdentity, PeerSession } from './peer-session.js';
 import { Presence, type NodePresence } from './presence.js';
 import { noMetrics, type ReplicationMetrics } from './replication-metrics.js';
 import { clusterStatus } from './replication-status.js';
@@ -45,6 +45,14 @@ import { MAX_SEND_BUFFER_BYTES, SyncSender } from './sync-sender.js';
 export const HEARTBEAT_INTERVAL_MS = 1_000;
 export const HEARTBEAT_TIMEOUT_MS = 5_000;
 export const ANTI_ENTROPY_INTERVAL_MS = 2_000;
+
+/** A dial target as the catch-up at start sees it (`catch-up.ts`). */
+export interface TargetView {
+  readonly address: string;
+  readonly state: DialTarget['state'];
+  readonly replica: ReplicaId | undefined;
+  readonly lastError: string | undefined;
+}
 
 export interface ReplicatorOptions {
   readonly store: Store;
@@ -87,6 +95,9 @@ export class Replicator {
   private readonly known: Set<ReplicaId>;
   private readonly newReplicas = new SourceBudget();
   private readonly unsubscribe: Array<() => void> = [];
+  /** Peers a full sync round of which has been merged since start (for the catch-up at start). */
+  private readonly synced = new Set<ReplicaId>();
+  private readonly firstSyncListeners = new Set<(peer: PeerIdentity) => void>();
   private heartbeatTimer: TimerHandle | undefined;
   private antiEntropyTimer: TimerHandle | undefined;
   private started = false;
@@ -164,6 +175,25 @@ export class Replicator {
   /** The peers to dial (from static config or discovery): new ones are dialled, gone ones dropped. */
   setPeers(addresses: readonly string[]): void {
     if (!this.stopped) this.directory.setPeers(addresses);
+  }
+
+  /**
+   * Called once per peer (by replica id), after the first sync round it sent us has been merged
+   * in full: every chunk applied, its ranges advanced. Returns an unsubscribe function.
+   */
+  onFirstSync(listener: (peer: PeerIdentity) => void): () => void {
+    this.firstSyncListeners.add(listener);
+    return () => this.firstSyncListeners.delete(listener);
+  }
+
+  /** True once a full sync round from `replica` has been merged (see `onFirstSync`). */
+  syncedWith(replica: ReplicaId): boolean {
+    return this.synced.has(replica);
+  }
+
+  /** The addresses being dialled and what became of each. */
+  dialTargets(): TargetView[] {
+    return [...this.directory.targets()].map((t) => ({ address: t.address, state: t.state, replica: t.replica, lastError: t.lastError }));
   }
 
   /** Pings every session; closes the ones silent for longer than the heartbeat timeout. */
@@ -262,6 +292,7 @@ export class Replicator {
         this.merges.enqueue(session, [], this.notOwn(event.ranges), () => {
           session.synced(this.timers.now());
           this.metrics.syncRound('received');
+          this.firstSyncMerged(session);
         });
         return;
       case 'delta':
@@ -272,6 +303,13 @@ export class Replicator {
         this.presence.applyRemote(event.update, session);
         return;
     }
+  }
+
+  private firstSyncMerged(session: PeerSession): void {
+    const peer = session.peer;
+    if (peer === undefined || this.synced.has(peer.replica)) return;
+    this.synced.add(peer.replica);
+    for (const listener of [...this.firstSyncListeners]) listener(peer);
   }
 
   /** Our own replica's vector entry is ours alone: no peer range moves it. */

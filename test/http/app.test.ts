@@ -263,7 +263,7 @@ describe('errors', () => {
       wrapStore: (store) =>
         new Proxy(store, {
           get(target, key, receiver) {
-            if (key === 'count') return () => {
+            if (key === 'count' || key === 'pageSlots') return () => {
               throw new Error('secret detail');
             };
             const value: unknown = Reflect.get(target, key, receiver);

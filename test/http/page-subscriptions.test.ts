@@ -1,6 +1,6 @@
 /** The page index's fan-out: each touched client corked once around all its changed pages; messages cached only for shared pages. */
 import { describe, expect, it } from 'vitest';
-import type { PageName } from '../../src/ids.js';
+import type { PageName, ReplicaId } from '../../src/ids.js';
 import { PageSubscriptions, type PageSubscriber } from '../../src/http/page-subscriptions.js';
 import { realTimers } from '../../src/timers.js';
 
@@ -21,8 +21,12 @@ class Recorder implements PageSubscriber {
 }
 
 function subscriptions(): PageSubscriptions<Recorder> {
+  // Every read of a page's slots sees one more view: a message built anew differs from the last.
   let builds = 0;
-  const store = { count: () => ++builds, pageSlots: () => [] };
+  const store = {
+    count: () => builds,
+    pageSlots: (name: PageName) => [{ page: name, replica: 'r'.repeat(32) as ReplicaId, count: ++builds, seq: builds }],
+  };
   return new PageSubscriptions<Recorder>(store, realTimers);
 }
 
@@ -47,7 +51,7 @@ describe('PageSubscriptions', () => {
     const subs = subscriptions();
     const alone = new Recorder([page('a')]);
     subs.add(alone);
-    // Each build reads the count anew (the fake store counts reads): no cache for one subscriber.
+    // Each build reads the slots anew (the fake store counts reads): no cache for one subscriber.
     expect(subs.message(page('a'))).not.toEqual(subs.message(page('a')));
     const second = new Recorder([page('a')]);
     subs.add(second);

@@ -268,6 +268,11 @@ export class ReplicatedCluster implements ClusterUnderTest {
     return lost;
   }
 
+  /** The page's slots at a live node (what a count answer is made of). */
+  slots(index: number, page: Page): Slot[] {
+    return this.nodes[index]!.store!.pageSlots(page as PageName);
+  }
+
   totals(index: number): Map<string, number> {
     const store = this.nodes[index]!.store!;
     return new Map(store.listPages({ limit: 1_000 }).map((p) => [p.page, p.count]));

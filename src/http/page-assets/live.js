@@ -43,7 +43,19 @@
   const page = root.getAttribute('data-page') || '';
   const numberFormat = new Intl.NumberFormat('en-US');
 
-  /** @type {Fields | null} the page's slots (replica → count) from the latest page message */
+  /**
+   * Everything this page has seen, per replica (the max of every message): the count shown is
+   * their sum, so a reconnect to another node, or a node restored from an old backup, never moves
+   * it down. A G-Counter's slots only grow, so the max per replica is always a real state.
+   * @type {Record<string, number>}
+   */
+  const seen = {};
+  /** The highest count shown (a server's floor may exceed the slots it sent). */
+  let shown = 0;
+  /** @type {string} the latest Counter-Session token, sent with each (re)connect */
+  let session = root.getAttribute('data-session') || '';
+
+  /** @type {Fields | null} the page's slots (replica → count): what was seen, merged */
   let replicas = null;
   /** @type {Cluster | null} */
   let cluster = null;
@@ -266,10 +278,27 @@
   // ---------------------------------------------------------------------------------------------
   // The feed.
 
+  /**
+   * Merges slots into `seen` (max per replica) and returns their sum.
+   * @param {Fields} slots
+   */
+  const mergeSeen = (slots) => {
+    for (const id of Object.keys(slots)) {
+      const count = slots[id];
+      if (isCount(count) && count > (seen[id] || 0)) seen[id] = count;
+    }
+    let sum = 0;
+    for (const id of Object.keys(seen)) sum += seen[id] || 0;
+    return sum;
+  };
+
   /** @param {Fields} m */
   const onPage = (m) => {
     if (m.page !== page || !isCount(m.count) || !isObject(m.replicas)) return;
-    const text = numberFormat.format(m.count);
+    const token = str(m.session);
+    if (token) session = token;
+    shown = Math.max(shown, m.count, mergeSeen(m.replicas));
+    const text = numberFormat.format(shown);
     if (countEl.textContent !== text) {
       countEl.textContent = text;
       countEl.classList.remove('bumped');
@@ -277,7 +306,7 @@
       void countEl.offsetWidth;
       countEl.classList.add('bumped');
     }
-    replicas = m.replicas;
+    replicas = seen;
     renderReplicas();
   };
 
@@ -309,7 +338,8 @@
   const connect = () => {
     retryTimer = null;
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const url = scheme + '//' + location.host + '/api/live?page=' + encodeURIComponent(page) + '&cluster=1';
+    const url =
+      scheme + '//' + location.host + '/api/live?page=' + encodeURIComponent(page) + '&cluster=1' + (session ? '&session=' + encodeURIComponent(session) : '');
     setStatus('connecting', attempt === 0 ? 'Connecting…' : 'Offline: reconnecting…');
     /** @type {WebSocket} */
     let ws;
@@ -320,7 +350,9 @@
       return;
     }
     socket = ws;
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       attempt = 0;
       setStatus('live', 'Live');
     };
@@ -339,9 +371,20 @@
     ws.onclose = () => {
       if (socket !== ws) return;
       socket = null;
+      // Refused before opening: do not offer the token again (what it saw stays in `seen`).
+      if (!opened) session = '';
       retry();
     };
   };
+
+  // What the server rendered is the first thing seen.
+  try {
+    /** @type {unknown} */
+    const rendered = JSON.parse(root.getAttribute('data-replicas') || '{}');
+    if (isObject(rendered)) shown = mergeSeen(rendered);
+  } catch {
+    // A page without the attribute starts from the feed.
+  }
 
   window.addEventListener('online', () => {
     if (retryTimer !== null) {

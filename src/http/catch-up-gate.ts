@@ -1,0 +1,37 @@
+/**
+ * Holds count requests while the node catches up with its peers at start (`replication/catch-up.ts`):
+ * they wait for the catch-up rather than being answered from a possibly stale copy. Bounded: at
+ * most `MAX_CATCH_UP_WAITERS` requests wait (past it: 503 `catching_up`), and the catch-up itself
+ * ends by `STARTUP_SYNC_TIMEOUT_MS`. Other routes (health, readiness, status, metrics, assets)
+ * answer at once.
+ */
+import type { Middleware } from 'koa';
+import { AppError } from '../errors.js';
+
+export const MAX_CATCH_UP_WAITERS = 1_000;
+
+/** The narrow view http has of the catch-up. */
+export interface ServingGate {
+  readonly ready: boolean;
+  wait(): Promise<void>;
+}
+
+/** Paths that answer a count: the pages API, batches, and the page (which counts its view). */
+export function isCountPath(path: string): boolean {
+  return path === '/' || path.startsWith('/api/pages') || path === '/api/views' || path.startsWith('/pages/');
+}
+
+export function catchUpGate(gate: ServingGate, maxWaiters = MAX_CATCH_UP_WAITERS): Middleware {
+  let waiting = 0;
+  return async function catchUp(ctx, next) {
+    if (gate.ready || ctx.method === 'OPTIONS' || !isCountPath(ctx.path)) return next();
+    if (waiting >= maxWaiters) throw new AppError('catching_up', 'the node is catching up with its peers; try again in a moment or another node');
+    waiting++;
+    try {
+      await gate.wait();
+    } finally {
+      waiting--;
+    }
+    return next();
+  };
+}
