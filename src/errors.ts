@@ -44,6 +44,12 @@ export const ERRORS = {
   not_ready: { status: 503, expose: true },
   /** Starting with peers: counts wait until one sync round with each reachable peer is merged. */
   catching_up: { status: 503, expose: true },
+  /**
+   * An increment whose `Counter-Session` saw a reset of the page this node has not received yet:
+   * counted here it would land in the epoch the reset ended and be dropped when the reset
+   * arrives, so it is refused (Retry-After set) instead of acknowledged and lost.
+   */
+  reset_not_seen: { status: 503, expose: true },
   /** A `Counter-Session` header that is malformed, tampered with or from another cluster. */
   bad_session: { status: 400, expose: true },
   shutting_down: { status: 503, expose: true },

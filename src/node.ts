@@ -250,6 +250,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     timeoutMs: config.startupSyncTimeoutMs,
     log,
     slots: () => store.stats().slots,
+    // A new id minted at open means this copy went back in time (a restore) or lost its identity.
+    needsOnePeer: store.identity.outcome === 'minted',
   });
   // Discovery: PEERS entries and DNS A/AAAA answers name peers' cluster ports (SRV its own).
   const discovery = new DiscoveryLoop({
@@ -294,7 +296,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
   // Session tokens: every node of the cluster derives the same key from CLUSTER_SECRET.
   const sessions = new SessionTokens(sessionKey(config.clusterSecret, config.clusterName));
-  const liveFeed = new LiveFeed({ store, cluster, log, sessions, maxClients: config.liveMaxClients, maxClientBytes: bounds.liveFeedBytes });
+  const liveFeed = new LiveFeed({ store, cluster, log, sessions, maxClients: config.liveMaxClients, maxClientBytes: bounds.liveFeedBytes, gate: catchUp });
   upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade, { maxHeaderBytes: LIVE_MAX_HEADER_BYTES });
   stopBeforeStore.push(() => liveFeed.stop());
 

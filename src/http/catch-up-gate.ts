@@ -16,9 +16,23 @@ export interface ServingGate {
   wait(): Promise<void>;
 }
 
-/** Paths that answer a count: the pages API, batches, and the page (which counts its view). */
+/**
+ * Paths that answer or change a count: the pages API, batches, the page (which counts its view),
+ * the series, the tag's pixel and the badge, and the admin routes (a reset on a stale copy would
+ * pick an epoch the cluster already passed, and be dropped).
+ */
 export function isCountPath(path: string): boolean {
-  return path === '/' || path.startsWith('/api/pages') || path === '/api/views' || path.startsWith('/pages/');
+  return (
+    path === '/' ||
+    path.startsWith('/api/pages') ||
+    path === '/api/views' ||
+    path.startsWith('/pages/') ||
+    path.startsWith('/api/admin') ||
+    path === '/api/series' ||
+    path === '/api/top' ||
+    path === '/count.gif' ||
+    path.startsWith('/badge/')
+  );
 }
 
 export function catchUpGate(gate: ServingGate, maxWaiters = MAX_CATCH_UP_WAITERS): Middleware {

@@ -99,6 +99,8 @@ export interface LiveFeedOptions {
   readonly stuckTimeoutMs?: number;
   readonly heartbeatIntervalMs?: number;
   readonly clusterIntervalMs?: number;
+  /** While not ready (catching up at start), upgrades are refused with 503 `catching_up`: a feed would show the stale copy. */
+  readonly gate?: { readonly ready: boolean };
 }
 
 export interface LiveFeedStats {
@@ -143,6 +145,7 @@ export class LiveFeed {
   private clusterTimer: TimerHandle | undefined;
   private stopped = false;
   private stopping: Promise<void> | undefined;
+  private readonly gate: { readonly ready: boolean } | undefined;
 
   constructor(options: LiveFeedOptions) {
     this.log = options.log;
@@ -154,6 +157,7 @@ export class LiveFeed {
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? LIVE_HEARTBEAT_INTERVAL_MS;
     this.clusterIntervalMs = options.clusterIntervalMs ?? CLUSTER_UPDATE_INTERVAL_MS;
     this.sessions = options.sessions;
+    this.gate = options.gate;
     this.pages = new PageSubscriptions(options.store, this.timers, options.sessions, () => this.claimedReplicas(options.cluster));
     this.cluster = new ClusterBroadcast({ source: options.cluster, log: this.log });
     this.unsubscribe = options.store.onChange((changed) => this.onChange(changed));
@@ -166,6 +170,9 @@ export class LiveFeed {
     let charge: number;
     try {
       if (this.stopped) throw new AppError('shutting_down', 'the node is shutting down');
+      if (this.gate !== undefined && !this.gate.ready) {
+        throw new AppError('catching_up', 'the node is catching up with its peers before it serves counts; reconnect in a moment');
+      }
       query = parseLiveQuery(req.url ?? '');
       if (query.session !== undefined && this.sessions !== undefined) session = this.sessions.verify(query.session);
       if (this.clients.size + this.upgrading >= this.maxClients) {

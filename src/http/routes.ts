@@ -22,7 +22,7 @@ import type { NotCounted, ViewPolicy } from './view-policy.js';
 import { mountTagRoutes, type CountAnonymous } from './tag-routes.js';
 import { mountDashboard } from './dashboard.js';
 import { mountAdminRoutes } from './admin-routes.js';
-import { EMPTY_SESSION, mergeSeen, remember, SESSION_HEADER, type Session, type SessionTokens } from './session-token.js';
+import { EMPTY_SESSION, mergeSeen, pageHash, remember, resetAhead, SESSION_HEADER, sessionPageHashes, type Session, type SessionTokens } from './session-token.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
 /** Largest body an anonymous view may send: it may hold `{}` at most, so a flood cannot make the node read MAX_BODY_BYTES a request. */
@@ -131,9 +131,20 @@ export function createRouter(deps: RouteDeps): Router {
     return (counts[0] as { count: number }).count;
   };
 
+  /** Refuses (503, Retry-After) increments of pages whose reset the session saw and this node has not. */
+  const refuseIfResetAhead = (ctx: Context, session: Session, pages: Iterable<PageName>): void => {
+    if (session.pages.length === 0) return;
+    for (const page of pages) {
+      if (!resetAhead(page, store.pageSlots(page), session)) continue;
+      ctx.set('Retry-After', '1');
+      throw new AppError('reset_not_seen', `this node has not yet received the reset of "${page}" your session saw; retry in a moment (or on the node that answered you)`);
+    }
+  };
+
   router.post('/api/pages/:page/views', async (ctx: Context) => {
     const page = pageFromPath(ctx.path);
     const session = requestSession(ctx, sessions);
+    refuseIfResetAhead(ctx, session, [page]);
     if (views.caller(ctx.req) === 'anonymous') {
       // A body is allowed (sendBeacon sends one) but not `by`: anonymous views count one.
       if (!hasNoBody(ctx.req)) {
@@ -157,6 +168,7 @@ export function createRouter(deps: RouteDeps): Router {
     const body = await readJsonBody(ctx.req, maxBodyBytes);
     if (body === undefined) throw new AppError('bad_request', 'the body must be a JSON object like {"views": [{"page": "home", "by": 1}]}');
     const increments = batchIncrements(body);
+    refuseIfResetAhead(ctx, session, new Set(increments.map((increment) => increment.page)));
     const counts = await store.increment(increments);
     let total = 0;
     for (const increment of increments) total += increment.by;
@@ -186,9 +198,11 @@ export function createRouter(deps: RouteDeps): Router {
     const rows = store.listPages({ ...(after !== undefined ? { after } : {}), limit: limit + 1 });
     // Pages the session saw are answered at least as seen; the token comes back as it was (a
     // listing would not fit in one), so only single and batch answers add pages to it.
+    // Only the rows the session holds read their slots (a token names a few pages, a listing 1,000).
+    const held = sessionPageHashes(session);
     const pages = rows
       .slice(0, limit)
-      .map((r) => ({ page: r.page, count: session.pages.length === 0 ? r.count : mergeSeen(r.page, store.pageSlots(r.page), session).count }));
+      .map((r) => ({ page: r.page, count: held.size === 0 || !held.has(pageHash(r.page)) ? r.count : mergeSeen(r.page, store.pageSlots(r.page), session).count }));
     ctx.set(SESSION_HEADER, sessions.sign(session));
     ctx.set('Cache-Control', NO_STORE);
     ctx.body = { pages, next: rows.length > limit ? (pages[pages.length - 1] as { page: string }).page : null };

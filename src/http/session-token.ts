@@ -10,8 +10,9 @@
  *   varuint slots | slots × (16-byte replica id | varuint count)) | 16-byte MAC
  *
  * - page hash: the first 8 bytes of SHA-256 of the page name (UTF-8): names are up to 256 bytes,
- *   the token at most 512 characters. A hash collision could only merge another page's slots of
- *   the *same* client's token, which a client cannot choose (the MAC).
+ *   the token at most 512 characters. A client chooses page names, so it can search offline for
+ *   two that collide (about 2^32 hashes); the collision only lets it be answered, for one page,
+ *   with what its own token saw of the other: no node state and no other client's answer changes.
  * - epoch: the page's reset epoch (src/crdt/reset.ts) the slots and the floor count in. A reset
  *   ends them: a node whose page is at a higher epoch ignores them; a node that has not seen the
  *   reset yet (its page at a lower epoch) answers them, the new epoch's values, as they are.
@@ -101,7 +102,30 @@ export function mergeSeen(
   }
   let sum = 0;
   for (const count of replicas.values()) sum += count;
-  return { count: Math.max(sum, floor), epoch, replicas };
+  // Slots of different replicas can add up past 2^53 - 1 (writers' large `by` on two nodes): the
+  // answer stays a safe integer, so the token signed from it is one every node accepts.
+  return { count: Math.min(Math.max(sum, floor), Number.MAX_SAFE_INTEGER), epoch, replicas };
+}
+
+/**
+ * True when the session saw `page` at a newer reset epoch than `slots` (this node's, of the page's
+ * current epoch) are in: this node has not received that reset yet.
+ */
+export function resetAhead(page: string, slots: Iterable<Pick<SlotValue, 'epoch'>>, session: Session): boolean {
+  if (session.pages.length === 0) return false;
+  const seen = findPage(session, pageHash(page));
+  if (seen === undefined) return false;
+  let epoch = 0;
+  for (const slot of slots) {
+    epoch = epochOf(slot);
+    break;
+  }
+  return seen.epoch > epoch;
+}
+
+/** The page hashes a session holds, for answering many pages (a listing) without hashing into every one. */
+export function sessionPageHashes(session: Session): ReadonlySet<string> {
+  return new Set(session.pages.map((page) => page.hash));
 }
 
 function findPage(session: Session, hash: string): SessionPage | undefined {
@@ -169,6 +193,9 @@ export class SessionTokens {
     if (token.length > MAX_SESSION_TOKEN_CHARS) throw bad(`is longer than ${MAX_SESSION_TOKEN_CHARS} characters`);
     if (!BASE64URL.test(token)) throw bad('is not base64url');
     const raw = Buffer.from(token, 'base64url');
+    // One token per session: Node's decoder ignores a trailing partial character, so "token"
+    // and "tokenA" would both verify. Only the canonical encoding of the bytes is accepted.
+    if (raw.toString('base64url') !== token) throw bad('is not canonical base64url');
     if (raw.byteLength < 1 + 1 + MAC_BYTES) throw bad('is too short');
     const body = raw.subarray(0, raw.byteLength - MAC_BYTES);
     const mac = raw.subarray(raw.byteLength - MAC_BYTES);

@@ -8,6 +8,11 @@
  * or when it was never reached (its dial failed or was refused before any handshake): waiting
  * for a peer that is down would only delay the start by the whole timeout. A peer that connected
  * and dropped before its round is waited for (it is up; it will be redialled).
+ *
+ * A node that knows its copy is stale (it minted a new replica id at open: restored from a backup,
+ * or its identity file lost) does not take "nobody answered" for "caught up": an empty first DNS
+ * answer or a peer whose dial failed once (restarting in a rolling deploy) would open the gate at
+ * once on the old copy. It waits for a full round from at least one peer, or the timeout.
  */
 import type { ReplicaId } from '../ids.js';
 import type { Log } from '../log.js';
@@ -31,6 +36,8 @@ export interface CatchUpOptions {
   readonly log: Log;
   /** Slots in the store now, to log how many the catch-up brought. */
   readonly slots: () => number;
+  /** The copy is known stale: finish only after a full round from at least one peer (or the timeout). */
+  readonly needsOnePeer?: boolean;
 }
 
 export interface CatchUpResult {
@@ -101,11 +108,17 @@ export class CatchUp {
   check(): void {
     if (this.finished !== undefined || !this.peersKnown) return;
     const { source } = this.options;
+    let synced = 0;
     for (const target of source.dialTargets()) {
       if (target.state === 'self') continue;
-      if (target.replica !== undefined ? source.syncedWith(target.replica) : target.lastError !== undefined) continue;
+      if (target.replica !== undefined && source.syncedWith(target.replica)) {
+        synced++;
+        continue;
+      }
+      if (target.replica === undefined && target.lastError !== undefined) continue;
       return;
     }
+    if (this.options.needsOnePeer === true && synced === 0) return;
     this.finish(false);
   }
 
@@ -141,6 +154,7 @@ export class CatchUp {
     if (!log) return;
     const fields = { ...this.finished };
     if (timedOut) this.options.log.warn(fields, `caught up partly: serving after ${this.options.timeoutMs} ms without a sync round from ${unreached.join(', ') || 'discovery'}`);
+    else if (synced.length === 0) this.options.log.warn(fields, `serving without a sync round from any peer: none was reachable${unreached.length > 0 ? ` (${unreached.join(', ')})` : ''}`);
     else if (unreached.length > 0) this.options.log.warn(fields, `caught up with the peers reached; not reached: ${unreached.join(', ')}`);
     else this.options.log.info(fields, 'caught up with peers');
   }

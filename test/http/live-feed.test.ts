@@ -238,6 +238,15 @@ describe('the live feed', () => {
     await connect(h, 'page=c');
   });
 
+  it('refuses clients with 503 catching_up while the node catches up at start, and takes them after', async () => {
+    const gate = { ready: false };
+    const h = await start({ gate });
+    expect(await refused(`${h.url}?page=a`)).toMatchObject({ status: 503, body: { error: { code: 'catching_up' } } });
+    expect(h.feed.stats().clients).toBe(0);
+    gate.ready = true;
+    await connect(h, 'page=a');
+  });
+
   it('refuses clients past the memory budget with 503 and frees a client\'s charge when it goes', async () => {
     const long = (i: number) => `${'n'.repeat(250)}${i}`;
     const greedy = Array.from({ length: 100 }, (_, i) => `page=${long(i)}`).join('&');

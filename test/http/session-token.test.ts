@@ -46,6 +46,15 @@ describe('session tokens', () => {
     expect(mergeSeen('about', [{ replica: replica(2), count: 1 }], session).count).toBe(1);
   });
 
+  it('never answers or signs a count past 2^53 - 1, so the token it gives is one every node accepts', () => {
+    const tokens = new SessionTokens(sessionKey(SECRET, 'c1'));
+    const big = Number.MAX_SAFE_INTEGER - 10;
+    const merged = mergeSeen('home', [{ replica: replica(1), count: big }, { replica: replica(2), count: 100 }], EMPTY_SESSION);
+    expect(merged.count).toBe(Number.MAX_SAFE_INTEGER);
+    const token = tokens.sign(remember(EMPTY_SESSION, [{ page: 'home', count: merged.count, replicas: merged.replicas }]));
+    expect(mergeSeen('home', [], tokens.verify(token)).count).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
   it('refuses tokens from another cluster, another secret, a lone node or edited ones: bad_session', () => {
     const a = new SessionTokens(sessionKey(SECRET, 'c1'));
     const token = a.sign(remember(EMPTY_SESSION, [seen('home', [[1, 5]])]));

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.js';
-import { catchUpGate } from '../../src/http/catch-up-gate.js';
+import { catchUpGate, isCountPath } from '../../src/http/catch-up-gate.js';
 import { singleNodeStatus } from '../../src/http/cluster-status.js';
 import { sessionKey, SessionTokens, MAX_SESSION_TOKEN_CHARS } from '../../src/http/session-token.js';
 import type { PageName } from '../../src/ids.js';
@@ -105,6 +105,46 @@ describe('Counter-Session', () => {
     expect(a.store.count('home' as PageName)).toBe(0);
   });
 
+  it('refuses (503 reset_not_seen, counts nothing) an increment whose session saw a reset this node has not received', async () => {
+    const a = await node();
+    const b = await node();
+    await a.store.increment([{ page: 'home' as PageName, by: 5 }]);
+    await b.store.increment([{ page: 'home' as PageName, by: 5 }]);
+    a.store.reset(['home' as PageName]);
+    const after = await call(`${a.url}/api/pages/home/views`, undefined, { method: 'POST' });
+    expect(after.body.count).toBe(1);
+    // At b (reset not received) the view would land in the ended epoch and be dropped later.
+    for (const init of [
+      { method: 'POST' },
+      { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ by: 2 }) },
+    ]) {
+      const refused = await call(`${b.url}/api/pages/home/views`, after.token, init);
+      expect(refused.status).toBe(503);
+      expect((refused.body.error as { code: string }).code).toBe('reset_not_seen');
+    }
+    const batch = await call(`${b.url}/api/views`, after.token, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ views: [{ page: 'about' }, { page: 'home' }] }),
+    });
+    expect(batch.status).toBe(503);
+    expect(b.store.count('home' as PageName)).toBe(5);
+    expect(b.store.count('about' as PageName)).toBe(0);
+    // Reads still answer what the session saw; a session without the page counts as before.
+    expect((await call(`${b.url}/api/pages/home`, after.token)).body.count).toBe(1);
+    expect((await call(`${b.url}/api/pages/home/views`, undefined, { method: 'POST' })).status).toBe(200);
+  });
+
+  it('accepts only the canonical spelling of a token', async () => {
+    const a = await node();
+    const { token } = await call(`${a.url}/api/pages/home/views`, undefined, { method: 'POST' });
+    expect((await call(`${a.url}/api/pages/home`, token)).status).toBe(200);
+    // Node's base64url decoder ignores a trailing partial character: "tokenA" decodes like "token".
+    const padded = await call(`${a.url}/api/pages/home`, `${token}A`);
+    expect(padded.status).toBe(400);
+    expect((padded.body.error as { code: string }).code).toBe('bad_session');
+  });
+
   it('is readable and sendable from other sites (CORS expose and preflight)', async () => {
     const a = await node();
     const post = await fetch(`${a.url}/api/pages/home/views`, { method: 'POST', headers: { origin: 'https://blog.example' } });
@@ -135,5 +175,12 @@ describe('catch-up gate', () => {
     release();
     await waiting;
     expect(order).toEqual(['health served', 'count served']);
+  });
+
+  it('holds admin changes too: a reset on a stale copy would pick an epoch the cluster passed', () => {
+    for (const path of ['/api/admin/pages/home/reset', '/api/admin/delete-prefix', '/api/pages/home', '/api/views', '/pages/home', '/']) {
+      expect(isCountPath(path), path).toBe(true);
+    }
+    for (const path of ['/healthz', '/readyz', '/api/cluster', '/metrics', '/assets/live.js']) expect(isCountPath(path), path).toBe(false);
   });
 });

@@ -28,11 +28,11 @@ class FakeSource implements CatchUpSource {
   }
 }
 
-function setup(timeoutMs = 5_000) {
+function setup(timeoutMs = 5_000, needsOnePeer = false) {
   const timers = new ManualTimers();
   const source = new FakeSource();
   let slots = 10;
-  const catchUp = new CatchUp({ source, timers, timeoutMs, log: silent, slots: () => slots });
+  const catchUp = new CatchUp({ source, timers, timeoutMs, log: silent, slots: () => slots, needsOnePeer });
   return { timers, source, catchUp, setSlots: (n: number) => (slots = n) };
 }
 
@@ -72,6 +72,31 @@ describe('CatchUp', () => {
     catchUp.peersDiscovered();
     expect(catchUp.ready).toBe(true);
     expect(catchUp.result).toMatchObject({ unreached: ['down:1'], timedOut: false });
+  });
+
+  it('with a copy known stale, takes neither an empty peer list nor a failed dial for caught up: one full round, or the timeout', () => {
+    const { source, catchUp, timers } = setup(1_000, true);
+    catchUp.start(true);
+    catchUp.peersDiscovered(); // the first DNS answer named nobody else
+    timers.advance(100);
+    expect(catchUp.ready).toBe(false);
+    source.targets = [
+      { address: 'restarting:1', state: 'disconnected', replica: undefined, lastError: 'ECONNREFUSED' },
+      { address: 'up:1', state: 'connected', replica: A, lastError: undefined },
+    ];
+    timers.advance(100);
+    expect(catchUp.ready).toBe(false);
+    source.sync(A);
+    expect(catchUp.ready).toBe(true);
+    expect(catchUp.result).toMatchObject({ synced: ['up:1'], unreached: ['restarting:1'], timedOut: false });
+
+    const alone = setup(1_000, true);
+    alone.catchUp.start(true);
+    alone.catchUp.peersDiscovered();
+    alone.timers.advance(999);
+    expect(alone.catchUp.ready).toBe(false);
+    alone.timers.advance(1);
+    expect(alone.catchUp.result).toMatchObject({ timedOut: true });
   });
 
   it('serves after the timeout with what it has, naming the peers not reached', () => {
