@@ -216,7 +216,7 @@ export function createRouter(deps: RouteDeps): Router {
   });
 
   mountAdminRoutes(router, { store, maxBodyBytes }, decodePageName);
-  mountSeriesRoutes(router, { store }, pageFromPath);
+  mountSeriesRoutes(router, { store, mayBePage: (page) => views.admission.mayExist(page) }, pageFromPath);
   mountTagRoutes(router, { store, countAnonymous, decodePageName });
   mountDashboard(router, () => ({ nodeName: cluster.status().node.name, version: cluster.status().node.version }));
 

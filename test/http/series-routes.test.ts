@@ -15,22 +15,25 @@ const dirs = new TempDirs();
 let store: SqliteStore;
 let server: TestServer;
 
-beforeEach(async () => {
-  const dir = await dirs.create('series-');
-  store = await openSqliteStore({ path: join(dir, 'counters.db') });
+function appFor(store: SqliteStore, pagePattern?: RegExp) {
   const metrics = createMetrics();
-  const app = createApp({
+  return createApp({
     store,
     cluster: singleNodeStatus(store, () => ({ name: 'n', address: '127.0.0.1:1', version: '9.9.9', startedAt: '2026-01-01T00:00:00.000Z' })),
     metrics,
     log: noLog,
     corsOrigins: '*',
     maxBodyBytes: 4096,
-    views: new ViewPolicy({ store, writeTokens: tokenSet([TEST_WRITE_TOKEN]), rateLimitPerIp: 0 }),
+    views: new ViewPolicy({ store, writeTokens: tokenSet([TEST_WRITE_TOKEN]), rateLimitPerIp: 0, pagePattern }),
     readiness: () => 'ready',
     adminTokens: tokenSet(['series-test-admin-token-01']),
   });
-  server = await serve(app.callback());
+}
+
+beforeEach(async () => {
+  const dir = await dirs.create('series-');
+  store = await openSqliteStore({ path: join(dir, 'counters.db') });
+  server = await serve(appFor(store).callback());
 });
 
 afterEach(async () => {
@@ -104,7 +107,26 @@ describe('GET /api/pages/:page/series, /api/series, /api/top', () => {
 
   it('refuse bad input with a clear code', async () => {
     const cases: Array<[string, string]> = [
-      ['/api/series?step=week', 'bad_request'],
+      ['/api/series?step=week', 'bad_step'],
+      ['/api/series?step=HOUR', 'bad_step'],
+      ['/api/pages/a/series?step=minute', 'bad_step'],
+      ['/api/series?from=-5', 'bad_time'],
+      ['/api/series?from=1e12', 'bad_time'],
+      ['/api/series?from=9999999999999999', 'bad_time'],
+      ['/api/series?to=253402300800000', 'bad_time'],
+      ['/api/series?from=2026-02-30T00:00:00Z', 'bad_time'],
+      ['/api/series?from=2026-13-01', 'bad_time'],
+      ['/api/series?from=2026-01-01T25:00:00Z', 'bad_time'],
+      ['/api/series?from=2026-01-01T00:00:00Z&to=2026-01-01T00:00:00Z', 'bad_range'],
+      ['/api/pages/a/series?from=2026-03-01&to=2026-02-01', 'bad_range'],
+      ['/api/top?from=2026-03-01&to=2026-02-01', 'bad_range'],
+      ['/api/series?step=day&from=0&to=9999-12-31', 'too_many_points'],
+      ['/api/pages/a/series?step=day&from=1970-01-01&to=1975-12-31', 'too_many_points'],
+      ['/api/top?from=0&to=9999-12-31', 'range_too_long'],
+      ['/api/top?limit=ten', 'bad_request'],
+      ['/api/series?from=2026-01-01&from=2026-01-02', 'bad_request'],
+      [`/api/pages/${'x'.repeat(257)}/series`, 'bad_page_name'],
+      ['/api/pages/a%00b/series', 'bad_page_name'],
       ['/api/series?from=yesterday', 'bad_time'],
       ['/api/series?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z', 'bad_range'],
       ['/api/series?step=hour&from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z', 'too_many_points'],
@@ -117,6 +139,37 @@ describe('GET /api/pages/:page/series, /api/series, /api/top', () => {
       const answer = await get(path);
       expect(answer.status, path).toBe(400);
       expect(answer.body.error.code, path).toBe(code);
+    }
+    // The bounds themselves are answered: 2,000 points, 2,000 days of top pages.
+    expect((await get('/api/series?step=hour&from=0&to=7200000000')).body.points).toHaveLength(2000);
+    expect((await get(`/api/top?from=0&to=${2000 * 86_400_000}`)).status).toBe(200);
+    // Nothing was created or counted by any of it.
+    expect(store.listPages({ limit: 10, withResets: true })).toEqual([]);
+  });
+
+  it('answer a name outside PAGE_PATTERN with a 400 unless the page exists', async () => {
+    const dir = await dirs.create('series-pattern-');
+    const patterned = await openSqliteStore({ path: join(dir, 'counters.db') });
+    const other = await serve(appFor(patterned, /^\/blog\//u).callback());
+    try {
+      // A write-token holder may create any name; an existing page is always readable.
+      await patterned.increment([{ page: 'notes' as never, by: 2 }]);
+      const cases: Array<[string, number, string | undefined]> = [
+        ['/api/pages/%2Fblog%2Fhello/series', 200, undefined],
+        ['/api/pages/notes/series?step=day', 200, undefined],
+        ['/api/pages/%2Fadmin/series', 400, 'bad_page_name'],
+        ['/api/pages/wp-login.php/series?step=day', 400, 'bad_page_name'],
+      ];
+      for (const [path, status, code] of cases) {
+        const response = await fetch(`${other.url}${path}`);
+        const body = (await response.json()) as Answer;
+        expect(response.status, path).toBe(status);
+        expect(body.error?.code, path).toBe(code);
+      }
+      expect(patterned.listPages({ limit: 10, withResets: true }).map((p) => p.page)).toEqual(['notes']);
+    } finally {
+      await other.close();
+      await patterned.close();
     }
   });
 });
