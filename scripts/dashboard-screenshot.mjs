@@ -17,6 +17,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const [out = join(root, 'docs', 'dashboard.png'), scheme = 'light', width = '1000'] = process.argv.slice(2);
 const CHROMIUM = '/usr/bin/chromium';
 const LISTEN_TIMEOUT_MS = 20_000;
+const VISITORS = 48;
 const SEED = [
   ['/', 1840],
   ['/blog/conflict-free-counters', 1312],
@@ -31,7 +32,7 @@ const dir = mkdtempSync(join(tmpdir(), 'dashboard-shot-'));
 const token = randomBytes(16).toString('hex');
 const node = spawn(process.execPath, [join(root, 'dist', 'src', 'main.js')], {
   cwd: root,
-  env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: join(dir, 'counters.db'), NODE_NAME: 'ams-1', WRITE_TOKENS: token, LOG_LEVEL: 'info' },
+  env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: join(dir, 'counters.db'), NODE_NAME: 'ams-1', WRITE_TOKENS: token, RATE_LIMIT_PER_IP: '0', LOG_LEVEL: 'info' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 
@@ -61,6 +62,12 @@ try {
     body: JSON.stringify({ views: SEED.map(([page, by]) => ({ page, by })) }),
   });
   if (response.status !== 200) throw new Error(`seeding failed: ${response.status} ${await response.text()}`);
+  // Anonymous views from a few dozen browsers (distinct User-Agents): they are the unique visitors.
+  for (let i = 0; i < VISITORS; i++) {
+    const [page] = SEED[i % SEED.length];
+    const view = await fetch(`${url}/api/pages/${encodeURIComponent(page)}/views`, { method: 'POST', headers: { 'user-agent': `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.${i} Safari/537.36` } });
+    if (view.status !== 200) throw new Error(`a view failed: ${view.status} ${await view.text()}`);
+  }
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
   try {
