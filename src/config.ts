@@ -25,6 +25,8 @@ import {
   DEFAULT_LIVE_MAX_CLIENTS,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_PAGES,
+  DEFAULT_HOURLY_RETENTION_DAYS,
+  MAX_HOURLY_RETENTION_DAYS,
   DEFAULT_MEMORY_BUDGET_MB,
   MAX_MEMORY_BUDGET_MB,
   MIN_MEMORY_BUDGET_MB,
@@ -103,6 +105,8 @@ export interface Config {
   readonly trustProxy: boolean;
   /** Pages the cluster may hold before anonymous views stop creating new ones. */
   readonly maxPages: number;
+  /** Days hour buckets are kept (HOURLY_RETENTION_DAYS). */
+  readonly hourlyRetentionDays: number;
   /** Names a new page must match for an anonymous view to create it; undefined: any name. */
   readonly pagePattern: RegExp | undefined;
   /** Most live-feed WebSockets at once (LIVE_MAX_CLIENTS). */
@@ -291,6 +295,7 @@ export function loadConfig(
   const rateLimitBurst = integer('RATE_LIMIT_BURST', DEFAULT_RATE_LIMIT_BURST, 1, MAX_RATE_LIMIT, ' views');
   const trustProxy = flag('TRUST_PROXY', flyAppName !== undefined);
   const maxPages = integer('MAX_PAGES', DEFAULT_MAX_PAGES, 0, MAX_MAX_PAGES, ' pages');
+  const hourlyRetentionDays = integer('HOURLY_RETENTION_DAYS', DEFAULT_HOURLY_RETENTION_DAYS, 1, MAX_HOURLY_RETENTION_DAYS, ' days');
   let pagePattern: RegExp | undefined;
   const patternText = raw.PAGE_PATTERN;
   if (patternText !== undefined) {
@@ -338,6 +343,7 @@ export function loadConfig(
     rateLimitBurst,
     trustProxy,
     maxPages,
+    hourlyRetentionDays,
     pagePattern,
     liveMaxClients,
     latencyTraceDir,

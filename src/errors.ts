@@ -19,6 +19,16 @@ export const ERRORS = {
   bad_increment: { status: 400, expose: true },
   bad_request: { status: 400, expose: true },
   bad_json: { status: 400, expose: true },
+  /** A `from`/`to` that is not a time (series routes). */
+  bad_time: { status: 400, expose: true },
+  /** `from` not before `to`. */
+  bad_range: { status: 400, expose: true },
+  /** A series range of more than MAX_SERIES_POINTS points. */
+  too_many_points: { status: 400, expose: true },
+  /** A `step` that is not hour or day (series routes). */
+  bad_step: { status: 400, expose: true },
+  /** A top-pages range longer than MAX_TOP_RANGE_DAYS. */
+  range_too_long: { status: 400, expose: true },
   body_too_large: { status: 413, expose: true },
   /** Request line and headers over the route's limit (src/http/server-limits.ts). */
   headers_too_large: { status: 431, expose: true },

@@ -117,10 +117,11 @@ export class LatencyProbe {
   }
 
   /** Stamps `stage` for every traced page among `items` (slots, changed pages), at one time. */
-  markAll(stage: ProbeStage, items: readonly { readonly page: string }[], peer?: string, at?: number): void {
+  markAll(stage: ProbeStage, items: readonly { readonly page: string; readonly kind?: number }[], peer?: string, at?: number): void {
     let t: number | undefined = at;
-    for (const { page } of items) {
-      if (!this.traces(page)) continue;
+    for (const { page, kind } of items) {
+      // A page's series slots (buckets, registers) ride with its total: one stamp per page.
+      if (kind !== undefined || !this.traces(page)) continue;
       t ??= this.options.clock();
       this.push(peer === undefined ? { stage, page, t } : { stage, page, t, peer });
     }

@@ -218,6 +218,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       // A digest left unknown by a crash or a restore is recounted while serving: a start stays bounded.
       digestRecount: 'background',
       ...(probe !== undefined ? { probe } : {}),
+      hourlyRetentionDays: config.hourlyRetentionDays,
       ...(options.random !== undefined ? { random: options.random } : {}),
       log,
     });
@@ -343,6 +344,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       trustProxy: config.trustProxy,
       maxPages: config.maxPages,
       pagePattern: config.pagePattern,
+      // Every node derives the same daily visitor keys from the cluster secret (visitor-key.ts).
+      ...(config.clusterSecret !== '' ? { visitorSecret: config.clusterSecret } : {}),
       registry: metrics.registry,
     }),
     adminTokens: config.adminTokens,

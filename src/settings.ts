@@ -35,6 +35,9 @@ export const MAX_RATE_LIMIT = 1_000_000;
 /** Distinct pages per cluster that anonymous views may create (about 90 MB of database each node). */
 export const DEFAULT_MAX_PAGES = 100_000;
 export const MAX_MAX_PAGES = 1_000_000_000;
+/** Days hour buckets of views are kept (day buckets are kept for ever); src/store/series-rules.ts. */
+export const DEFAULT_HOURLY_RETENTION_DAYS = 35;
+export const MAX_HOURLY_RETENTION_DAYS = 3660;
 /**
  * Shortest CLUSTER_SECRET accepted: the secret keys the peer handshake and every session key, so
  * it must not be guessable offline from a recorded handshake. 32 characters of `openssl rand
@@ -64,6 +67,7 @@ export const SETTINGS = [
   { env: 'RATE_LIMIT_BURST', default: String(DEFAULT_RATE_LIMIT_BURST), help: 'Anonymous views a client address may count at once (per window of BURST / PER_IP seconds).' },
   { env: 'TRUST_PROXY', default: 'true on Fly.io (FLY_APP_NAME set), else false', help: 'Take the client address from Fly-Client-IP (then X-Forwarded-For) instead of the socket.' },
   { env: 'MAX_PAGES', default: String(DEFAULT_MAX_PAGES), help: 'Pages the cluster may hold before anonymous views stop creating new ones.' },
+  { env: 'HOURLY_RETENTION_DAYS', default: String(DEFAULT_HOURLY_RETENTION_DAYS), help: 'Days hour buckets of views are kept for the series (day buckets and unique visitors are kept for ever).' },
   { env: 'PAGE_PATTERN', default: '(none)', help: 'Regular expression the name of a new page must match for an anonymous view to create it.' },
   { env: 'SQLITE_SYNCHRONOUS', default: 'normal', help: '`normal` (safe against a killed process) or `full` (also against power loss).' },
   { env: 'LITESTREAM', default: 'false', help: 'Set by run.sh when Litestream runs the node: checkpoints are left to it.' },

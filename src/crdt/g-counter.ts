@@ -29,6 +29,14 @@ export function epochOf(value: Pick<SlotValue, 'epoch'>): number {
 export interface Slot extends SlotValue {
   readonly page: PageName;
   readonly replica: ReplicaId;
+  /**
+   * Which counter of the page (series.ts): absent for the page's total; `SERIES_HOUR` /
+   * `SERIES_DAY` for a bucket of the hour or day `t`; `SERIES_REGISTER` for a HyperLogLog register
+   * of a day's unique visitors (`t` = day × HLL_REGISTERS + index, `count` = the register's rank).
+   * Every kind is a slot of the replica like the total: owned by it, max-merged, carried by seqs.
+   */
+  readonly kind?: 1 | 2 | 3;
+  readonly t?: number;
 }
 
 /** page → replica → slot. Mutable only inside the functions that say so. */
@@ -248,6 +256,38 @@ export class SlotKeyCache {
     return change;
   }
 
+  /** What a slot of any kind moving from `before` (same key, any epoch, or absent) to `after` adds to the sum. */
+  slotChangeAny(after: Slot, before: { readonly count: number; readonly epoch?: number } | undefined): bigint {
+    if (after.kind === 1) return 0n;
+    if (before === undefined) return BigInt(after.count) * this.anyKey(after);
+    const epochBefore = before.epoch ?? 0;
+    if (epochBefore === epochOf(after)) return BigInt(after.count - before.count) * this.anyKey(after);
+    return BigInt(after.count) * this.anyKey(after) - BigInt(before.count) * this.anyKey({ ...after, epoch: epochBefore });
+  }
+
+  /** The digest key of a slot of any kind (0n for an hour bucket), remembered like totals' keys. */
+  anyKey(slot: Pick<Slot, 'page' | 'replica' | 'kind' | 't' | 'epoch'>): bigint {
+    if (slot.kind === undefined) return this.key(slot.page, slot.replica, epochOf(slot));
+    if (slot.kind === 1) return 0n;
+    const name = `${slot.replica}/${epochOf(slot)}/${slot.kind}/${slot.t ?? 0}`;
+    let keys = this.byReplica.get(name);
+    let key = keys?.get(slot.page);
+    if (key !== undefined) return key;
+    key = anyDigestKey(slot);
+    if (this.size >= this.capacity) {
+      this.byReplica = new Map();
+      this.size = 0;
+      keys = undefined;
+    }
+    if (keys === undefined) {
+      keys = new Map();
+      this.byReplica.set(name, keys);
+    }
+    keys.set(slot.page, key);
+    this.size++;
+    return key;
+  }
+
   key(page: string, replica: string, epoch = 0): bigint {
     // One map per (replica, epoch): a page name may hold any character, so it cannot carry the epoch.
     const name = epoch === 0 ? replica : `${replica}/${epoch}`;
@@ -270,15 +310,37 @@ export class SlotKeyCache {
   }
 }
 
+/**
+ * A series slot's key (series.ts): SHA-256 over `${kind}/${t}/${epoch}#` then the total's text (a
+ * '/' after the first digits tells it from both forms above). Hour buckets add nothing to the
+ * digest: they expire by the clock, and two converged nodes would differ for as long as their
+ * prune passes are apart; they travel under the same seqs as the day buckets that are counted.
+ */
+export function seriesDigestKey(page: string, replica: string, epoch: number, kind: number, t: number): bigint {
+  return BigInt(`0x${hash('sha256', `${kind}/${t}/${epoch}#${replica.length}:${replica}${page}`, 'hex').slice(0, 32)}`);
+}
+
+/** Whether a slot adds a term to the digest: totals, day buckets and registers do, hour buckets not. */
+export function inDigest(slot: Pick<Slot, 'kind'>): boolean {
+  return slot.kind !== 1;
+}
+
+/** One slot's digest key, whatever its kind (0n for an hour bucket: it adds nothing). */
+export function anyDigestKey(slot: Pick<Slot, 'page' | 'replica' | 'kind' | 't' | 'epoch'>): bigint {
+  if (slot.kind === undefined) return slotDigestKey(slot.page, slot.replica, epochOf(slot));
+  if (slot.kind === 1) return 0n;
+  return seriesDigestKey(slot.page, slot.replica, epochOf(slot), slot.kind, slot.t ?? 0);
+}
+
 /** `sum + change` modulo 2^128: `change` may be negative or the sum of many changes. */
 export function addToDigest(sum: bigint, change: bigint): bigint {
   return BigInt.asUintN(DIGEST_BITS, sum + change);
 }
 
 /** The digest sum of the slots, from scratch, in any order. */
-export function digestSum(slots: Iterable<Pick<Slot, 'page' | 'replica' | 'count' | 'epoch'>>): bigint {
+export function digestSum(slots: Iterable<Pick<Slot, 'page' | 'replica' | 'count' | 'epoch' | 'kind' | 't'>>): bigint {
   let sum = 0n;
-  for (const slot of slots) if (slot.count > 0) sum += BigInt(slot.count) * slotDigestKey(slot.page, slot.replica, epochOf(slot));
+  for (const slot of slots) if (slot.count > 0) sum += BigInt(slot.count) * anyDigestKey(slot);
   return BigInt.asUintN(DIGEST_BITS, sum);
 }
 
@@ -304,6 +366,6 @@ export function parseDigest(text: string): bigint | undefined {
  * every (page, replica). Feed it slots in any order. The stores keep the same sum up to date
  * instead of calling this (it reads every slot); it stays as the reference they are checked against.
  */
-export function stateDigest(slots: Iterable<Pick<Slot, 'page' | 'replica' | 'count' | 'epoch'>>): string {
+export function stateDigest(slots: Iterable<Pick<Slot, 'page' | 'replica' | 'count' | 'epoch' | 'kind' | 't'>>): string {
   return formatDigest(digestSum(slots));
 }

@@ -47,6 +47,11 @@ export class PageAdmission {
     return this.store.count(page) > 0;
   }
 
+  /** True when the page exists, or a view could create it by name (no PAGE_PATTERN, or it matches). */
+  mayExist(page: PageName): boolean {
+    return this.exists(page) || this.pattern === undefined || this.pattern.test(page);
+  }
+
   /** True when the name matches PAGE_PATTERN (there is one and it matches). */
   matchesPattern(page: PageName): boolean {
     return this.pattern !== undefined && this.pattern.test(page);

@@ -229,6 +229,7 @@ export function renderPage(model: PageModel): string {
     </main>
     <footer>
       <p>Served by <span id="served-by">${escapeHtml(node.name)}</span>${node.region !== undefined ? ` in ${escapeHtml(node.region)}` : ''}, version ${escapeHtml(node.version)}. Each node keeps a G-Counter in SQLite; merges never lose a view.</p>
+      <p><a href="/dashboard">Dashboard</a>: views and visitors over time, top pages (counts nothing).</p>
     </footer>
   </body>
 </html>

@@ -12,15 +12,18 @@ import type { PageName, ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
-import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
+import { batchIncrements, checkPageName, hasNoBody, incrementBy, readAnonymousBody, readJsonBody } from './body.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
 import { isPrivileged, privateRoute } from './privileged.js';
 import { pageStatus, publicClusterStatus } from './public-status.js';
 import { claimedReplicas, foldClusterStatus, foldPageReplicas } from './replica-fold.js';
 import { escapeHtml, HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
-import type { ViewPolicy } from './view-policy.js';
+import type { NotCounted, ViewPolicy } from './view-policy.js';
+import { mountTagRoutes, type CountAnonymous } from './tag-routes.js';
+import { mountDashboard } from './dashboard.js';
 import { mountAdminRoutes } from './admin-routes.js';
+import { mountSeriesRoutes } from './series-routes.js';
 import { EMPTY_SESSION, mergeSeen, pageHash, remember, resetAhead, SESSION_HEADER, sessionPageHashes, type Session, type SessionTokens } from './session-token.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
@@ -110,10 +113,15 @@ export function createRouter(deps: RouteDeps): Router {
 
   /**
    * One anonymous view of `page`, after the policy's checks: the page's total after it, or the
-   * current total when the request is not counted (a crawler, a prefetch, HEAD).
+   * current total when the request is not counted (a crawler, a prefetch, HEAD: the reason is
+   * left in `ctx.state.notCounted`). The one path of every anonymous view (tag-routes.ts too).
    */
-  const countAnonymous = async (ctx: Context, page: PageName, options?: { ignorePattern?: boolean }): Promise<number> => {
-    if (views.notCounted(ctx.req) !== undefined) return store.count(page);
+  const countAnonymous: CountAnonymous = async (ctx, page, options) => {
+    const notCounted = views.notCounted(ctx.req);
+    if (notCounted !== undefined) {
+      (ctx.state as { notCounted?: NotCounted }).notCounted = notCounted;
+      return store.count(page);
+    }
     try {
       await views.limit(ctx.req);
     } catch (error) {
@@ -122,7 +130,8 @@ export function createRouter(deps: RouteDeps): Router {
       throw error;
     }
     views.admit(page, options);
-    const counts = await store.increment([{ page, by: 1 }]);
+    // Every anonymous view that counts is a visitor too (bots and prefetches returned above).
+    const counts = await store.increment([{ page, by: 1, visitor: views.visitor(ctx.req) }]);
     metrics.observeIncrement(1, 1);
     return (counts[0] as { count: number }).count;
   };
@@ -144,7 +153,7 @@ export function createRouter(deps: RouteDeps): Router {
     if (views.caller(ctx.req) === 'anonymous') {
       // A body is allowed (sendBeacon sends one) but not `by`: anonymous views count one.
       if (!hasNoBody(ctx.req)) {
-        const body = await readJsonBody(ctx.req, Math.min(maxBodyBytes, ANONYMOUS_MAX_BODY_BYTES));
+        const body = await readAnonymousBody(ctx.req, Math.min(maxBodyBytes, ANONYMOUS_MAX_BODY_BYTES));
         if (typeof body === 'object' && body !== null && 'by' in body) throw views.tokenRequired('"by"');
         incrementBy(body);
       }
@@ -207,6 +216,9 @@ export function createRouter(deps: RouteDeps): Router {
   });
 
   mountAdminRoutes(router, { store, maxBodyBytes }, decodePageName);
+  mountSeriesRoutes(router, { store, mayBePage: (page) => views.admission.mayExist(page) }, pageFromPath);
+  mountTagRoutes(router, { store, countAnonymous, decodePageName });
+  mountDashboard(router, () => ({ nodeName: cluster.status().node.name, version: cluster.status().node.version }));
 
   // The full status (addresses, replica ids, errors, lag) is private; the public one shows names,
   // regions and states.

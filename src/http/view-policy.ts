@@ -19,6 +19,8 @@ import { bearerToken, tokenMatches, type TokenSet } from '../tokens.js';
 import { clientKey } from './client-address.js';
 import { PageAdmission, type AdmissionStore } from './page-admission.js';
 import { ClientRateLimiter } from './rate-limit.js';
+import type { VisitorRegister } from '../crdt/hyperloglog.js';
+import { VisitorKeys } from './visitor-key.js';
 
 /** User-Agent verdicts remembered (isbot costs ~8 µs a call; browsers send few distinct strings). */
 export const BOT_CACHE_ENTRIES = 1_000;
@@ -39,6 +41,10 @@ export interface ViewPolicyOptions {
   readonly maxPages?: number;
   readonly pagePattern?: RegExp | undefined;
   readonly maxTrackedClients?: number;
+  /** The secret visitor keys derive from (visitor-key.ts): CLUSTER_SECRET; none: random per process. */
+  readonly visitorSecret?: string;
+  /** The clock of visitor days (default Date.now). */
+  readonly now?: () => number;
   /** Where the policy's metrics go (none without). */
   readonly registry?: Registry;
   readonly prefix?: string;
@@ -51,11 +57,15 @@ export class ViewPolicy {
   private readonly trustProxy: boolean;
   private readonly limitText: string;
   private readonly botVerdicts = new Map<string, boolean>();
+  private readonly visitorKeys: VisitorKeys;
+  private readonly now: () => number;
   private readonly notCountedTotal: Counter<'reason'> | undefined;
   private readonly refusedTotal: Counter<'reason'> | undefined;
 
   constructor(options: ViewPolicyOptions) {
     this.tokens = options.writeTokens ?? [];
+    this.visitorKeys = new VisitorKeys(options.visitorSecret);
+    this.now = options.now ?? Date.now;
     const perSecond = options.rateLimitPerIp ?? DEFAULT_RATE_LIMIT_PER_IP;
     this.limiter =
       perSecond > 0
@@ -137,6 +147,25 @@ export class ViewPolicy {
     const refusal = this.admission.refusal(page, options);
     if (refusal === 'too_many_pages') throw this.refuse(refusal, 'the cluster holds MAX_PAGES pages: anonymous views count only pages that exist already');
     if (refusal === 'page_not_allowed') throw this.refuse(refusal, 'the page does not exist and its name does not match PAGE_PATTERN, so an anonymous view cannot create it');
+  }
+
+  /**
+   * The visitor's register for unique visitors (visitor-key.ts), for a view that counts (call it
+   * after notCounted(): bots are not visitors). The site is the Origin's host for a view from
+   * another site (count.js, sendBeacon), else the Host the request was sent to.
+   */
+  visitor(req: IncomingMessage): VisitorRegister {
+    const origin = req.headers.origin;
+    let site = req.headers.host ?? '';
+    if (typeof origin === 'string' && origin !== 'null') {
+      try {
+        site = new URL(origin).host;
+      } catch {
+        // A malformed Origin: the Host stands.
+      }
+    }
+    const userAgent = req.headers['user-agent'] ?? '';
+    return this.visitorKeys.register({ address: clientKey(req, this.trustProxy), userAgent, site }, this.now());
   }
 
   /** Client records the rate limiter holds now (0 when it is off). */

@@ -9,8 +9,9 @@ import type { PageName, ReplicaId } from '../ids.js';
 /**
  * 2: slots carry the page's reset epoch (resets, src/crdt/reset.ts), and sessions are authenticated
  * (every frame after a side's auth is sealed, session-mac.ts). Version 1 nodes refuse its frames.
+ * 3: slots carry a kind (the total, an hour or day bucket, a visitor-sketch register: series.ts).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** Largest frame accepted or sent, in bytes. Sync answers are chunked below it. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 /**
@@ -43,6 +44,9 @@ export interface ReplicaSlot {
   readonly seq: number;
   /** The page's reset epoch the slot counts in; absent = 0. */
   readonly epoch?: number;
+  /** The slot's kind and key (series.ts); absent for the page's total. */
+  readonly kind?: 1 | 2 | 3;
+  readonly t?: number;
 }
 
 export type Message =

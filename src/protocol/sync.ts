@@ -9,6 +9,7 @@ import type { SeqRange } from '../crdt/version-vector.js';
 import { replicaIdToBytes, type ReplicaId } from '../ids.js';
 import {
   checkPage,
+  checkSeriesKey,
   checkRange,
   checkReplica,
   checkSafeUint,
@@ -32,8 +33,28 @@ import { bad } from './protocol-error.js';
 // The fewest bytes one list element can take (every field takes at least one byte).
 const MIN_REPLICA_BYTES = 1;
 const MIN_VV_ENTRY_BYTES = 2; // replica, seq
-const MIN_SLOT_BYTES = 5; // page, replica index, count, seq, epoch
-const MIN_DELTA_SLOT_BYTES = 4; // page, count, seq, epoch
+const MIN_SLOT_BYTES = 6; // page, replica index, count, seq, epoch, kind
+const MIN_DELTA_SLOT_BYTES = 5; // page, count, seq, epoch, kind
+
+/** The kind (0: the page's total) and, for a series slot, its t (series.ts). */
+function writeKey(encoder: encoding.Encoder, slot: { readonly kind?: number; readonly t?: number; readonly count: number }): void {
+  if (slot.kind === undefined) {
+    encoding.writeVarUint(encoder, 0);
+    return;
+  }
+  checkSeriesKey(slot.kind, slot.t ?? 0, slot.count);
+  encoding.writeVarUint(encoder, slot.kind);
+  encoding.writeVarUint(encoder, slot.t ?? 0);
+}
+
+/** The key read back: `{}` for a total, else the checked kind and t. */
+function readKey(decoder: decoding.Decoder, count: number): { kind?: 1 | 2 | 3; t?: number } {
+  const kind = readUint(decoder, 'slot kind');
+  if (kind === 0) return {};
+  const t = readUint(decoder, 'slot t');
+  checkSeriesKey(kind, t, count);
+  return { kind: kind as 1 | 2 | 3, t };
+}
 const MIN_RANGE_BYTES = 3; // replica, after, upTo
 
 /** A version vector's entries: list<(replica, seq: varUint ≥ 1)>, each replica at most once. */
@@ -78,7 +99,7 @@ export const vvPart: MessageLayout<'vvPart'> = {
 };
 
 /**
- * round: u32, index: u32, list<replica> (the table), list<(page, replica index, count, seq, epoch)>.
+ * round: u32, index: u32, list<replica> (the table), list<(page, replica index, count, seq, epoch, kind[, t])>.
  * A chunk names each replica once in a table and refers to it by index: a sync answer has many
  * pages and few replicas, so this saves ~16 bytes a slot. The table lists replicas in order of
  * first use and has no unused entries, so a message has one encoding.
@@ -106,6 +127,7 @@ export const slots: MessageLayout<'slots'> = {
       encoding.writeVarUint(encoder, slot.count);
       encoding.writeVarUint(encoder, slot.seq);
       encoding.writeVarUint(encoder, epochOf(slot));
+      writeKey(encoder, slot);
     }
   },
   read(decoder) {
@@ -135,7 +157,8 @@ export const slots: MessageLayout<'slots'> = {
       const seq = readUint(decoder, 'slot seq');
       const epoch = readUint(decoder, 'slot epoch');
       checkSlotValue(slotCount, seq, epoch);
-      slots.push(epoch === 0 ? { page, replica, count: slotCount, seq } : { page, replica, count: slotCount, seq, epoch });
+      const key = readKey(decoder, slotCount);
+      slots.push(epoch === 0 ? { page, replica, count: slotCount, seq, ...key } : { page, replica, count: slotCount, seq, epoch, ...key });
     }
     if (used !== table.length) bad(`replica table has ${table.length - used} unused entries`);
     return { type: 'slots', round, index, slots };
@@ -169,7 +192,7 @@ function checkDeltaSlotSeq(seq: number, range: SeqRange): void {
   if (seq <= range.after || seq > range.upTo) bad(`delta slot seq ${seq} lies outside its range (${range.after}, ${range.upTo}]`);
 }
 
-/** (replica, after, upTo), list<(page, count, seq, epoch)> with every seq inside (after, upTo]. */
+/** (replica, after, upTo), list<(page, count, seq, epoch, kind[, t])> with every seq inside (after, upTo]. */
 export const delta: MessageLayout<'delta'> = {
   write(encoder, message) {
     checkRange(message.range, 'delta range');
@@ -184,6 +207,7 @@ export const delta: MessageLayout<'delta'> = {
       encoding.writeVarUint(encoder, slot.count);
       encoding.writeVarUint(encoder, slot.seq);
       encoding.writeVarUint(encoder, epochOf(slot));
+      writeKey(encoder, slot);
     }
   },
   read(decoder) {
@@ -197,7 +221,8 @@ export const delta: MessageLayout<'delta'> = {
       const epoch = readUint(decoder, 'slot epoch');
       checkSlotValue(slotCount, seq, epoch);
       checkDeltaSlotSeq(seq, range);
-      slots.push(epoch === 0 ? { page, count: slotCount, seq } : { page, count: slotCount, seq, epoch });
+      const key = readKey(decoder, slotCount);
+      slots.push(epoch === 0 ? { page, count: slotCount, seq, ...key } : { page, count: slotCount, seq, epoch, ...key });
     }
     return { type: 'delta', range, slots };
   },

@@ -10,6 +10,7 @@
  * The session owns the per-connection state — the peer's identity, our challenge, which chunks of
  * each sync round arrived, what the peer holds, traffic counters — and nothing else.
  */
+import { keyOf } from '../crdt/series.js';
 import { valueOf, type Slot } from '../crdt/g-counter.js';
 import { canAdvance, seqOf, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import type { RandomBytes, ReplicaId } from '../ids.js';
@@ -292,7 +293,7 @@ export class PeerSession {
       case 'delta': {
         const replica = message.range.replica;
         if (message.range.upTo > MAX_CLAIMED_SEQ) return this.refuse('bad_frame', `delta range ends at ${message.range.upTo}, beyond ${MAX_CLAIMED_SEQ}`);
-        const slots = this.admitted(message.slots.map((slot) => ({ page: slot.page, replica, ...valueOf(slot) })));
+        const slots = this.admitted(message.slots.map((slot) => ({ page: slot.page, replica, ...valueOf(slot), ...keyOf(slot) })));
         const ranges = justified([message.range], highestSeqs(slots));
         for (const range of ranges) this.peerHolds(range, replica === this.identity?.replica);
         return { kind: 'delta', ranges, slots };

@@ -23,7 +23,7 @@
 import type { Slot } from '../crdt/g-counter.js';
 import { rangesBeyond, seqOf, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import type { ReplicaId } from '../ids.js';
-import type { Store } from '../store/store.js';
+import type { SlotCursor, Store } from '../store/store.js';
 
 /** Slots per `slots` chunk: a page name is at most 256 bytes, so a chunk stays far below the frame limit. */
 export const SYNC_CHUNK_SLOTS = 1000;
@@ -62,7 +62,7 @@ export function planSyncAnswer(store: Store, peerVv: VersionVector, chunkSlots =
 function* readChunks(store: Store, ranges: ReadonlyArray<Pick<SeqRange, 'replica' | 'after'>>, chunkSlots: number): Generator<Slot[]> {
   let buffer: Slot[] = [];
   for (const range of ranges) {
-    let cursor: { seq: number; page?: Slot['page'] } = { seq: range.after };
+    let cursor: SlotCursor = { seq: range.after };
     for (;;) {
       const rows = store.slotsAfter(range.replica, cursor, chunkSlots);
       for (const row of rows) {
@@ -74,7 +74,8 @@ function* readChunks(store: Store, ranges: ReadonlyArray<Pick<SeqRange, 'replica
       }
       const last = rows[rows.length - 1];
       if (rows.length < chunkSlots || last === undefined) break;
-      cursor = { seq: last.seq, page: last.page };
+      // Slots of every kind, in (seq, page, kind, t) order: the cursor names the last one read.
+      cursor = { seq: last.seq, page: last.page, kind: last.kind ?? 0, t: last.t ?? 0 };
     }
   }
   if (buffer.length > 0) yield buffer;

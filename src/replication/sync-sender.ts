@@ -4,6 +4,7 @@
  * local commit, the commit's delta to every open session at once. A session whose send buffer is
  * over its bound is skipped: it falls behind with a gap, and the next anti-entropy round fills it.
  */
+import { keyOf } from '../crdt/series.js';
 import { valueOf } from '../crdt/g-counter.js';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import type { ReplicaId } from '../ids.js';
@@ -142,7 +143,7 @@ export class SyncSender {
     const message: Message = {
       type: 'delta',
       range: delta.range,
-      slots: delta.slots.map((slot) => ({ page: slot.page, ...valueOf(slot) })),
+      slots: delta.slots.map((slot) => ({ page: slot.page, ...valueOf(slot), ...keyOf(slot) })),
     };
     const frame = encodeMessage(message);
     const probe = this.options.probe;

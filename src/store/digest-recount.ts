@@ -14,17 +14,40 @@
  * those seconds) and the store's digest is not known (see SqliteStore.digest()).
  */
 import Database from 'better-sqlite3';
-import { addToDigest, pageEpochDigestTerm, slotDigestTerm } from '../crdt/g-counter.js';
+import { addToDigest, anyDigestKey, pageEpochDigestTerm, slotDigestTerm } from '../crdt/g-counter.js';
 import type { PageName, ReplicaId } from '../ids.js';
 import { BUSY_TIMEOUT_MS } from './migrate.js';
 
 /** Slots (or reset pages) hashed per loop turn: ~3–5 µs each here, so a few ms per turn. */
 export const RECOUNT_SLICE_ROWS = 1_000;
 
+/** One kind of row the sum has a term for, and the term of a row. */
+interface Phase {
+  readonly sql: string;
+  readonly term: (row: unknown[]) => bigint;
+}
+
+/**
+ * The rows the digest sum has terms for, all read in the one snapshot: total slots, reset pages'
+ * epochs, and series slots (day buckets and sketch registers; hour buckets have none).
+ */
+const PHASES: readonly Phase[] = [
+  {
+    sql: 'SELECT s.page, r.replica_id, s.count, s.epoch FROM slots s JOIN replicas r ON r.id = s.replica WHERE s.count > 0',
+    term: (row) => slotDigestTerm(row[0] as PageName, row[1] as ReplicaId, row[2] as number, row[3] as number),
+  },
+  { sql: 'SELECT page, epoch FROM pages WHERE epoch > 0', term: (row) => pageEpochDigestTerm(row[0] as PageName, row[1] as number) },
+  {
+    sql: 'SELECT s.page, r.replica_id, s.count, s.epoch, s.kind, s.t FROM series_slots s JOIN replicas r ON r.id = s.replica WHERE s.kind <> 1',
+    term: (row) => BigInt(row[2] as number) * anyDigestKey({ page: row[0] as PageName, replica: row[1] as ReplicaId, epoch: row[3] as number, kind: row[4] as 2 | 3, t: row[5] as number }),
+  },
+];
+
 export class DigestRecount {
   private readonly db: Database.Database;
-  private slots: IterableIterator<[PageName, ReplicaId, number, number]> | undefined;
-  private resets: IterableIterator<[PageName, number]> | undefined;
+  /** The phase being read, by index into PHASES, and its rows; undefined once every phase is read. */
+  private phase = 0;
+  private rowsOfPhase: IterableIterator<unknown[]> | undefined;
   private sum = 0n;
   private rowsSeen = 0;
   private finished = false;
@@ -37,17 +60,19 @@ export class DigestRecount {
       this.db.exec('BEGIN');
       // The first read starts the read transaction: the snapshot every slice reads from.
       this.db.prepare('SELECT 1 FROM store_stats LIMIT 1').get();
-      this.slots = this.db
-        .prepare<[], [PageName, ReplicaId, number, number]>('SELECT s.page, r.replica_id, s.count, s.epoch FROM slots s JOIN replicas r ON r.id = s.replica WHERE s.count > 0')
-        .raw()
-        .iterate();
+      this.rowsOfPhase = this.iterate(0);
     } catch (error) {
       this.db.close();
       throw error;
     }
   }
 
-  /** Rows (slots and reset pages) counted so far. */
+  private iterate(phase: number): IterableIterator<unknown[]> | undefined {
+    const spec = PHASES[phase];
+    return spec === undefined ? undefined : this.db.prepare<[], unknown[]>(spec.sql).raw().iterate();
+  }
+
+  /** Rows (slots, reset pages and series slots) counted so far. */
   get rows(): number {
     return this.rowsSeen;
   }
@@ -67,30 +92,20 @@ export class DigestRecount {
     if (this.finished) return true;
     let sum = 0n;
     let rows = 0;
-    while (rows < maxRows && this.slots !== undefined) {
-      const next = this.slots.next();
+    while (rows < maxRows && this.rowsOfPhase !== undefined) {
+      const next = this.rowsOfPhase.next();
       if (next.done === true) {
-        this.slots = undefined;
-        // Reset pages' epochs are terms too (read in the same snapshot).
-        this.resets = this.db.prepare<[], [PageName, number]>('SELECT page, epoch FROM pages WHERE epoch > 0').raw().iterate();
-        break;
+        this.phase++;
+        this.rowsOfPhase = this.iterate(this.phase);
+        continue;
       }
-      const [page, replica, count, epoch] = next.value;
-      sum += slotDigestTerm(page, replica, count, epoch);
-      rows++;
-    }
-    while (rows < maxRows && this.resets !== undefined) {
-      const next = this.resets.next();
-      if (next.done === true) {
-        this.resets = undefined;
-        break;
-      }
-      sum += pageEpochDigestTerm(next.value[0], next.value[1]);
+      const spec = PHASES[this.phase];
+      if (spec !== undefined) sum += spec.term(next.value);
       rows++;
     }
     this.sum = addToDigest(this.sum, sum);
     this.rowsSeen += rows;
-    if (this.slots !== undefined || this.resets !== undefined) return false;
+    if (this.rowsOfPhase !== undefined) return false;
     this.finished = true;
     this.close();
     return true;
@@ -99,10 +114,8 @@ export class DigestRecount {
   /** Ends the read transaction and closes the connection (idempotent). */
   close(): void {
     if (!this.db.open) return;
-    this.slots?.return?.();
-    this.resets?.return?.();
-    this.slots = undefined;
-    this.resets = undefined;
+    this.rowsOfPhase?.return?.();
+    this.rowsOfPhase = undefined;
     this.db.close();
   }
 }

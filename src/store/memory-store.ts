@@ -8,8 +8,9 @@
  * over 300 lines as one class: it mirrors SqliteStore method for method, which is what makes the
  * two easy to hold side by side.
  */
-import { addToDigest, allSlots, applySlots, formatDigest, pageEpoch, pageTotal, pageEpochDigestTerm, SlotKeyCache, stateDigestSum, valueOf, type Slot, type SlotValue } from '../crdt/g-counter.js';
+import { addToDigest, allSlots, applySlots, epochOf, formatDigest, pageEpoch, pageTotal, pageEpochDigestTerm, SlotKeyCache, stateDigestSum, valueOf, type Slot, type SlotValue } from '../crdt/g-counter.js';
 import { incrementedSlot, resetSlot } from '../crdt/reset.js';
+import { dayOf, expired, hourlyCutoff, hourOf } from '../crdt/series.js';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import { AppError } from '../errors.js';
 import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
@@ -19,7 +20,10 @@ import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-co
 import { decideIdentity, type IdentityFile } from './identity.js';
 import { MEMORY_SCHEMA_VERSION, MemoryDisk, type MemoryDatabase } from './memory-disk.js';
 import { checkResetPages, mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
-import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SlotCursor, Store, StoreStats } from './store.js';
+import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SeriesPoint, SeriesRange, SlotCursor, Store, StoreStats, TopRange } from './store.js';
+import { MemorySeries } from './memory-series.js';
+import { mergeByCursorOrder } from './sqlite-series.js';
+import { DEFAULT_HOURLY_RETENTION_DAYS, visitorsByPage } from './series-rules.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 
 // The disk is part of the twin's interface: tests build one, crash stores on it and reopen.
@@ -28,6 +32,11 @@ export { MemoryDisk, type MemoryDatabaseSnapshot } from './memory-disk.js';
 export interface MemoryStoreOptions {
   readonly random?: RandomBytes;
   readonly log?: Log;
+  /** The clock of the buckets (default Date.now). */
+  readonly now?: () => number;
+  readonly hourlyRetentionDays?: number;
+  /** False: local views raise no buckets and no sketch. Default true. */
+  readonly analytics?: boolean;
 }
 
 export async function openMemoryStore(disk: MemoryDisk = new MemoryDisk(), options: MemoryStoreOptions = {}): Promise<MemoryStore> {
@@ -52,6 +61,10 @@ export class MemoryStore implements Store {
   private digestSum: bigint;
   private readonly slotKeys = new SlotKeyCache(SLOT_KEY_CACHE_ENTRIES);
   private currentIdentity: IdentityInfo;
+  private readonly seriesSlots: MemorySeries;
+  private readonly now: () => number;
+  private readonly retentionDays: number;
+  private readonly analytics: boolean;
   private accepting = true;
   private open = true;
   private closing: Promise<void> | undefined;
@@ -77,7 +90,11 @@ export class MemoryStore implements Store {
     this.events = new StoreEvents(this.log);
     this.db = disk.database;
     for (const slot of allSlots(this.db.state)) this.index(slot.page, slot.replica, slot);
-    this.digestSum = stateDigestSum(this.db.state);
+    this.now = options.now ?? Date.now;
+    this.retentionDays = options.hourlyRetentionDays ?? DEFAULT_HOURLY_RETENTION_DAYS;
+    this.analytics = options.analytics ?? true;
+    this.seriesSlots = new MemorySeries(this.db.series, this.slotKeys);
+    this.digestSum = addToDigest(stateDigestSum(this.db.state), this.seriesSlots.digestTerms());
     for (const page of this.db.state.keys()) {
       const total = pageTotal(this.db.state, page);
       // Like the SQLite store's pages table: a page exists once something raised its total.
@@ -162,6 +179,11 @@ export class MemoryStore implements Store {
       for (const value of slots.values()) if (value.seq > highest) highest = value.seq;
       if (highest > 0) out.set(replica, highest);
     }
+    // Series slots share the seqs of totals, but one can arrive without its total (a lost chunk).
+    for (const replica of this.seriesSlots.replicas()) {
+      const highest = this.seriesSlots.highestSeq(replica);
+      if (highest > (out.get(replica) ?? 0)) out.set(replica, highest);
+    }
     return out;
   }
 
@@ -176,7 +198,22 @@ export class MemoryStore implements Store {
       if (after) out.push({ page, replica, ...valueOf(value) });
     }
     out.sort((x, y) => x.seq - y.seq || compareUtf8(x.page, y.page));
-    return out.slice(0, Math.max(0, Math.floor(limit)));
+    return mergeByCursorOrder(out.slice(0, Math.max(0, Math.floor(limit))), this.seriesSlots.after(replica, cursor, limit), limit);
+  }
+
+  series(range: SeriesRange): SeriesPoint[] {
+    this.assertOpen();
+    return this.seriesSlots.points(range);
+  }
+
+  top(range: TopRange): PageCount[] {
+    this.assertOpen();
+    return this.seriesSlots.top(range, (page) => this.totals.has(page));
+  }
+
+  pruneSeries(): number {
+    this.assertOpen();
+    return this.seriesSlots.prune(hourlyCutoff(this.now(), this.retentionDays));
   }
 
   merge(slots: readonly Slot[], ranges: readonly SeqRange[]): MergeResult {
@@ -219,11 +256,12 @@ export class MemoryStore implements Store {
    */
   private applyAll(slots: readonly Slot[]): PageCount[] {
     const before = new Map<PageName, number>();
+    const cutoff = hourlyCutoff(this.now(), this.retentionDays);
     let digestChange = 0n;
-    for (const slot of slots) {
-      if (!before.has(slot.page)) before.set(slot.page, this.totals.get(slot.page) ?? 0);
+    const applyTotal = (slot: Slot): void => {
       const old = new Map(this.db.state.get(slot.page) ?? []);
       const oldEpoch = pageEpoch(this.db.state, slot.page);
+      const hadSlots = old.size > 0;
       applySlots(this.db.state, [slot]);
       const now = this.db.state.get(slot.page) ?? new Map<ReplicaId, SlotValue>();
       for (const [replica, value] of old) {
@@ -240,7 +278,24 @@ export class MemoryStore implements Store {
       }
       const newEpoch = pageEpoch(this.db.state, slot.page);
       if (newEpoch !== oldEpoch) digestChange += pageEpochDigestTerm(slot.page, newEpoch) - pageEpochDigestTerm(slot.page, oldEpoch);
+      // The page's series slots of older epochs go with its totals (series.ts).
+      if (newEpoch > oldEpoch || (!hadSlots && now.size > 0)) digestChange += this.seriesSlots.dropBelow(slot.page, newEpoch);
       this.setTotal(slot.page, pageTotal(this.db.state, slot.page));
+    };
+    for (const slot of slots) {
+      if (!before.has(slot.page)) before.set(slot.page, this.totals.get(slot.page) ?? 0);
+      if (slot.kind === undefined) {
+        applyTotal(slot);
+        continue;
+      }
+      if (expired(slot, cutoff)) continue;
+      const epoch = epochOf(slot);
+      const hasSlots = (this.db.state.get(slot.page)?.size ?? 0) > 0;
+      const current = pageEpoch(this.db.state, slot.page);
+      if (hasSlots && epoch < current) continue;
+      // A newer epoch than the page holds: the replica's total slot there is at least (0, seq).
+      if (epoch > current) applyTotal({ page: slot.page, replica: slot.replica, count: 0, seq: slot.seq, epoch });
+      digestChange += this.seriesSlots.merge(slot);
     }
     this.digestSum = addToDigest(this.digestSum, digestChange);
     const changed: PageCount[] = [];
@@ -318,21 +373,37 @@ export class MemoryStore implements Store {
       const replica = this.replicaId;
       const seq = this.localSeq() + 1;
       const raised: Slot[] = [];
+      const series: Slot[] = [];
       let digestChange = 0n;
+      const time = this.now();
+      const now = { hour: hourOf(time), day: dayOf(time) };
+      const visitors = this.analytics ? visitorsByPage(plan.accepted) : undefined;
       for (const [page, { by, total }] of plan.pages) {
         const own = this.db.state.get(page)?.get(replica);
-        const value = incrementedSlot(own, pageEpoch(this.db.state, page), by, seq);
+        const epoch = pageEpoch(this.db.state, page);
+        const value = incrementedSlot(own, epoch, by, seq);
         raised.push({ page, replica, ...value });
         this.setTotal(page, total);
         digestChange += this.slotKeys.slotChange(page, replica, own, value);
+        if (this.analytics) digestChange += this.seriesSlots.addLocal(page, replica, epoch, seq, by, now, visitors?.get(page), series);
       }
       applySlots(this.db.state, raised);
       this.digestSum = addToDigest(this.digestSum, digestChange);
       for (const slot of raised) this.index(slot.page, replica, slot);
+      // Each page's series slots right behind its total, as the SQLite store sends them.
+      if (series.length > 0) {
+        const ordered: Slot[] = [];
+        for (const slot of raised) {
+          ordered.push(slot);
+          for (const extra of series) if (extra.page === slot.page) ordered.push(extra);
+        }
+        raised.length = 0;
+        raised.push(...ordered);
+      }
       this.db.vv.set(replica, seq);
       this.events.emitCommit({ range: { replica, after: seq - 1, upTo: seq }, slots: raised });
       this.events.emitChange(
-        raised.map(({ page }) => ({ page, count: plan.pages.get(page)?.total ?? 0 })),
+        raised.filter((slot) => slot.kind === undefined).map(({ page }) => ({ page, count: plan.pages.get(page)?.total ?? 0 })),
         'local',
       );
     }

@@ -13,6 +13,7 @@ import type Database from 'better-sqlite3';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import { addToDigest, epochOf, formatDigest, MAX_TOTAL, saturatingTotal, pageEpochDigestTerm, parseDigest, SlotKeyCache, slotDigestTerm, slotEffect, supersedes, valueOf, type Slot } from '../crdt/g-counter.js';
 import { resetSlot } from '../crdt/reset.js';
+import { dayOf, expired, hourlyCutoff, hourOf } from '../crdt/series.js';
 import { AppError, isAppError } from '../errors.js';
 import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
@@ -24,7 +25,9 @@ import { checkResetPages, mintedIdentity, mintReplicaId, openedIdentity, ownSeqP
 import { databaseBytes, openConnection, readPragmas, type ConnectionOptions, type ConnectionPragmas } from './sqlite-connection.js';
 import { PageSlotCache } from './page-slot-cache.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
-import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SlotCursor, Store, StoreStats } from './store.js';
+import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SeriesPoint, SeriesRange, SlotCursor, Store, StoreStats, TopRange } from './store.js';
+import { mergeByCursorOrder, SeriesTables } from './sqlite-series.js';
+import { DEFAULT_HOURLY_RETENTION_DAYS, SERIES_PRUNE_INTERVAL_MS, visitorsByPage } from './series-rules.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 import {
   blockError,
@@ -57,6 +60,17 @@ export interface SqliteStoreOptions extends ConnectionOptions {
    * store serves (digest-recount.ts; the node's choice, so a start does not grow with pages).
    */
   readonly digestRecount?: 'at-open' | 'background';
+  /** The clock of the buckets (default Date.now). */
+  readonly now?: () => number;
+  /** Days hour buckets are kept (default DEFAULT_HOURLY_RETENTION_DAYS). */
+  readonly hourlyRetentionDays?: number;
+  /**
+   * False: local views raise no buckets and no sketch (the bench's "analytics off" side; merged
+   * series slots from peers are still kept). Default true.
+   */
+  readonly analytics?: boolean;
+  /** How often hour buckets past the retention are pruned by themselves (default SERIES_PRUNE_INTERVAL_MS; 0: only when called). */
+  readonly pruneIntervalMs?: number;
 }
 
 /** How long after a commit the digest sum is written to the database (see `digestChanged`). */
@@ -125,6 +139,11 @@ export class SqliteStore implements Store {
    * committed since the recount's snapshot, and is neither shown nor stored until it ends.
    */
   private recount: { readonly job: DigestRecount; readonly started: number; next: NodeJS.Immediate | undefined; readonly done: Promise<void>; resolve: () => void } | undefined;
+  private readonly pruneTimer: NodeJS.Timeout | undefined;
+  private readonly tables: SeriesTables;
+  private readonly now: () => number;
+  private readonly retentionDays: number;
+  private readonly analytics: boolean;
 
   /** Use `openSqliteStore`: it sets the pragmas and migrates first. */
   constructor(
@@ -137,6 +156,10 @@ export class SqliteStore implements Store {
     this.events = new StoreEvents(this.log);
     this.statements = prepareStatements(db);
     this.immediate = db.transaction((body: () => unknown) => body()).immediate;
+    this.tables = new SeriesTables(db, this.slotKeys);
+    this.now = options.now ?? Date.now;
+    this.retentionDays = options.hourlyRetentionDays ?? DEFAULT_HOURLY_RETENTION_DAYS;
+    this.analytics = options.analytics ?? true;
     this.reloadInterned();
     this.groupCommit = new GroupCommit((units) => this.flush(units), {
       maxQueuedIncrements: options.maxQueuedIncrements,
@@ -180,6 +203,42 @@ export class SqliteStore implements Store {
       this.healthTimer.unref();
     }
     if (this.recount !== undefined) this.recountSlice();
+    const pruneInterval = options.pruneIntervalMs ?? SERIES_PRUNE_INTERVAL_MS;
+    if (pruneInterval > 0) {
+      this.pruneTimer = setInterval(() => this.pruneQuietly(), pruneInterval);
+      this.pruneTimer.unref();
+    }
+  }
+
+  private pruneQuietly(): void {
+    try {
+      this.pruneSeries();
+    } catch (error) {
+      this.log.warn({ err: error }, 'pruning hour buckets failed');
+    }
+  }
+
+  pruneSeries(): number {
+    this.assertOpen();
+    if (this.blocked !== undefined) return 0;
+    const removed = this.transaction(() => this.tables.pruneHours(this.hourCutoff()));
+    if (removed > 0) this.log.info({ removed }, 'hour buckets past the retention pruned');
+    return removed;
+  }
+
+  /** The first hour bucket kept now. */
+  private hourCutoff(): number {
+    return hourlyCutoff(this.now(), this.retentionDays);
+  }
+
+  series(range: SeriesRange): SeriesPoint[] {
+    this.assertOpen();
+    return this.tables.points(range);
+  }
+
+  top(range: TopRange): PageCount[] {
+    this.assertOpen();
+    return this.tables.top(range);
   }
 
   /** One slice of the background recount; the next in a later loop turn, until it ends. */
@@ -351,8 +410,9 @@ export class SqliteStore implements Store {
     this.assertOpen();
     const out = new Map<ReplicaId, number>();
     for (const [replica, id] of this.interned) {
-      const seq = this.statements.highestSeq.get(id)?.seq;
-      if (seq !== null && seq !== undefined) out.set(replica, seq);
+      // Series slots share the seqs of totals, but one can arrive without its total (a lost chunk).
+      const seq = Math.max(this.statements.highestSeq.get(id)?.seq ?? 0, this.tables.highestSeq(id));
+      if (seq > 0) out.set(replica, seq);
     }
     return out;
   }
@@ -365,15 +425,18 @@ export class SqliteStore implements Store {
       cursor.page === undefined
         ? this.statements.slotsAfterSeq.all(id, cursor.seq, limit)
         : this.statements.slotsAfterPage.all(id, cursor.seq, cursor.page, limit);
-    return rows.map((row) => ({ page: row.page, replica, ...valueOf(row) }));
+    const totals: Slot[] = rows.map((row) => ({ page: row.page, replica, ...valueOf(row) }));
+    // A cursor past a page's total (kind > 0) has passed it: the total comes first at (seq, page).
+    const series: Slot[] = this.tables.after(id, cursor, limit).map((row) => ({ page: row.page, replica, ...valueOf(row), kind: row.kind, t: row.t }));
+    return mergeByCursorOrder(totals, series, limit);
   }
 
   merge(slots: readonly Slot[], ranges: readonly SeqRange[]): MergeResult {
     this.assertOpen();
     this.assertWritable();
-    const s = this.statements;
     const result = this.transaction(() => {
       const { changed, digestChange, written, replaced } = this.applyInTransaction(slots);
+      this.tables.finish();
 
       // Advance the vv only now that every slot of this call is in (the caller guarantees the
       // rest of each range was merged earlier).
@@ -412,6 +475,7 @@ export class SqliteStore implements Store {
     const result = this.transaction(() => {
       const tombstones = unique.map((page) => resetSlot(page, replica, seq, this.statements.pageHead.get(page)?.epoch ?? 0));
       const applied = this.applyInTransaction(tombstones);
+      this.tables.finish();
       this.setVv(this.self, seq);
       return { tombstones, ...applied };
     });
@@ -435,19 +499,14 @@ export class SqliteStore implements Store {
     // `recount`: the running total may have passed MAX_TOTAL, where it is no longer exact; the
     // page's total is then summed again from its rows once its slots are in (rare: near 2^53 only).
     const heads = new Map<PageName, { total: number; epoch: number; exists: boolean; before: number; recount: boolean }>();
+    const cutoff = this.hourCutoff();
     let digestChange = 0n;
     const written: Slot[] = [];
     const replaced: PageName[] = [];
-    for (const slot of slots) {
-      let head = heads.get(slot.page);
-      if (head === undefined) {
-        const row = s.pageHead.get(slot.page);
-        head = row === undefined ? { total: 0, epoch: 0, exists: false, before: 0, recount: false } : { ...row, exists: true, before: row.total, recount: false };
-        heads.set(slot.page, head);
-      }
+    const applyTotal = (slot: Slot, head: { total: number; epoch: number; exists: boolean; recount: boolean }): void => {
       const epoch = epochOf(slot);
       const effect = slotEffect(epoch, head.epoch, head.exists);
-      if (effect === 'drop') continue;
+      if (effect === 'drop') return;
       const replica = this.intern(slot.replica);
       if (effect === 'reset') {
         for (const row of s.pageSlotRows.all(slot.page)) digestChange -= slotDigestTerm(slot.page, row.replicaId, row.count, row.epoch);
@@ -455,17 +514,39 @@ export class SqliteStore implements Store {
         replaced.push(slot.page);
         head.total = 0;
       }
-      if (head.epoch !== epoch) digestChange += pageEpochDigestTerm(slot.page, epoch) - pageEpochDigestTerm(slot.page, head.epoch);
+      if (head.epoch !== epoch) {
+        digestChange += pageEpochDigestTerm(slot.page, epoch) - pageEpochDigestTerm(slot.page, head.epoch);
+        // The page's series slots of older epochs go with its totals (series.ts).
+        digestChange += this.tables.dropBelow(slot.page, epoch);
+      }
       head.epoch = epoch;
       head.exists = true;
       const current = effect === 'reset' ? undefined : s.slot.get(slot.page, replica);
-      if (!supersedes(slot, current)) continue;
+      if (!supersedes(slot, current)) return;
       s.setSlot.run(slot.page, replica, slot.count, slot.seq, epoch);
       written.push({ page: slot.page, replica: slot.replica, ...valueOf(slot) });
       digestChange += this.slotKeys.slotChange(slot.page, slot.replica, current, slot);
       // A total at MAX_TOTAL may be a saturated one (more than it shows): recount it too.
       if (head.total >= MAX_TOTAL || head.total + slot.count - (current?.count ?? 0) > MAX_TOTAL) head.recount = true;
       head.total += slot.count - (current?.count ?? 0);
+    };
+    for (const slot of slots) {
+      let head = heads.get(slot.page);
+      if (head === undefined) {
+        const row = s.pageHead.get(slot.page);
+        head = row === undefined ? { total: 0, epoch: 0, exists: false, before: 0, recount: false } : { ...row, exists: true, before: row.total, recount: false };
+        heads.set(slot.page, head);
+      }
+      if (slot.kind === undefined) {
+        applyTotal(slot, head);
+        continue;
+      }
+      if (expired(slot, cutoff)) continue;
+      const epoch = epochOf(slot);
+      if (head.exists && epoch < head.epoch) continue;
+      // A newer epoch than the page holds: the replica's total slot there is at least (0, seq).
+      if (epoch > head.epoch) applyTotal({ page: slot.page, replica: slot.replica, count: 0, seq: slot.seq, epoch }, head);
+      digestChange += this.tables.merge(slot, this.intern(slot.replica));
     }
     const changed: PageCount[] = [];
     for (const [page, head] of heads) {
@@ -537,6 +618,7 @@ export class SqliteStore implements Store {
     clearInterval(this.healthTimer);
     clearTimeout(this.digestTimer);
     this.endRecount();
+    clearInterval(this.pruneTimer);
     this.accepting = false;
     this.groupCommit.drop(new AppError('shutting_down', 'the store was killed'));
     this.open = false;
@@ -546,6 +628,7 @@ export class SqliteStore implements Store {
 
   private async shutdown(): Promise<void> {
     clearInterval(this.healthTimer);
+    clearInterval(this.pruneTimer);
     this.accepting = false;
     if (!this.open) return;
     this.groupCommit.flushNow();
@@ -630,6 +713,9 @@ export class SqliteStore implements Store {
         let digestChange = 0n;
         if (plan.pages.size === 0) return { plan, raised, digestChange };
         const replica = this.replicaId;
+        const time = this.now();
+        const now = { hour: hourOf(time), day: dayOf(time) };
+        const visitors = this.analytics ? visitorsByPage(plan.accepted) : undefined;
         for (const [page, { by, total }] of plan.pages) {
           const epoch = epochs.get(page) ?? 0;
           const count = s.addToSlot.get(page, self, by, seq, epoch) ?? by;
@@ -638,7 +724,10 @@ export class SqliteStore implements Store {
           // Within the page's epoch the own slot only rises (the SQL applies incrementedSlot of
           // src/crdt/reset.ts): the change is `by` at that epoch's key.
           digestChange += BigInt(by) * this.slotKeys.key(page, replica, epoch);
+          // The page's buckets and sketch under the same seq, right behind its total (series.ts).
+          if (this.analytics) digestChange += this.tables.addLocal(page, replica, self, epoch, seq, by, now, visitors?.get(page), raised);
         }
+        this.tables.finish();
         this.setVv(self, seq);
         return { plan, raised, digestChange };
       });
@@ -658,7 +747,7 @@ export class SqliteStore implements Store {
       this.seq = seq;
       this.events.emitCommit({ range: { replica: this.replicaId, after: seq - 1, upTo: seq }, slots: raised });
       this.events.emitChange(
-        raised.map(({ page }) => ({ page, count: plan.pages.get(page)?.total ?? 0 })),
+        raised.filter((slot) => slot.kind === undefined).map(({ page }) => ({ page, count: plan.pages.get(page)?.total ?? 0 })),
         'local',
       );
     }
@@ -680,6 +769,7 @@ export class SqliteStore implements Store {
     let sum = 0n;
     for (const [page, replica, count, epoch] of this.statements.countedSlots.iterate()) sum += slotDigestTerm(page, replica, count, epoch);
     for (const [page, epoch] of this.statements.resetPages.iterate()) sum += pageEpochDigestTerm(page, epoch);
+    sum += this.tables.scanDigestTerms();
     return addToDigest(0n, sum);
   }
 
@@ -693,6 +783,7 @@ export class SqliteStore implements Store {
     } catch (error) {
       this.slotCache.clear();
       this.vvCache = new Map();
+      this.tables.abandon();
       if (this.db.open) this.reloadInterned();
       if (isDiskFull(error)) {
         const block = diskFullBlock(this.options.path);

@@ -5,6 +5,7 @@
  */
 import type { Slot } from '../crdt/g-counter.js';
 import type { SeqRange, VersionVector } from '../crdt/version-vector.js';
+import type { VisitorRegister } from '../crdt/hyperloglog.js';
 import type { PageName, ReplicaId } from '../ids.js';
 import type { WriteBlock } from './write-health.js';
 
@@ -12,6 +13,33 @@ export interface Increment {
   readonly page: PageName;
   /** A positive safe integer. */
   readonly by: number;
+  /** The visitor's register in the day's sketch (hyperloglog.ts), for a view by a visitor. */
+  readonly visitor?: VisitorRegister;
+}
+
+export type SeriesStep = 'hour' | 'day';
+
+/** Points `[from, to)` in hours or days since the epoch (UTC), of one page or (no page) the site. */
+export interface SeriesRange {
+  readonly page?: PageName;
+  readonly step: SeriesStep;
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface SeriesPoint {
+  /** The hour or day since the epoch. */
+  readonly t: number;
+  readonly views: number;
+  /** Unique visitors of the day (estimated); only for step `day`. */
+  readonly visitors?: number;
+}
+
+/** Pages by views in the hours `[fromHour, toHour)`, at most `limit`. */
+export interface TopRange {
+  readonly fromHour: number;
+  readonly toHour: number;
+  readonly limit: number;
 }
 
 export interface PageReset {
@@ -56,10 +84,16 @@ export interface MergeResult {
   readonly identityChanged?: IdentityInfo;
 }
 
-/** Where to continue reading one replica's slots: after `seq`, or after `(seq, page)`. */
+/**
+ * Where to continue reading one replica's slots (of every kind, in (seq, page, kind, t) order,
+ * kind 0 being the page's total): after `seq`, or after `(seq, page, kind, t)` (kind and t 0
+ * when absent).
+ */
 export interface SlotCursor {
   readonly seq: number;
   readonly page?: PageName;
+  readonly kind?: number;
+  readonly t?: number;
 }
 
 export interface StoreStats {
@@ -98,6 +132,15 @@ export interface Store {
   /** The page's total (0 for an unknown page). */
   count(page: PageName): number;
   /**
+   * Views (and for days, unique visitors) per bucket of the range, every step a point (zeros
+   * included), ascending (series.ts). Hours before the retention read 0 (they are pruned).
+   */
+  series(range: SeriesRange): SeriesPoint[];
+  /** Pages by views in the range, most first (ties in name order), pages at 0 left out. */
+  top(range: TopRange): PageCount[];
+  /** Deletes hour buckets past the retention now (the store also does it by itself); returns how many. */
+  pruneSeries(): number;
+  /**
    * Pages with a count above 0 in name order (byte order of UTF-8), after `after`, at most
    * `limit`. `withResets`: pages reset to zero too (count 0), for copying the whole state.
    */
@@ -109,11 +152,11 @@ export interface Store {
   localSeq(): number;
   versionVector(): VersionVector;
   /**
-   * Per replica, the highest seq among the slots held (replicas without a slot left out). Above
+   * Per replica, the highest seq among the slots of every kind held (replicas without a slot left out). Above
    * `versionVector()` for a replica whose slots arrived past a gap nobody covered (sync-answer.ts).
    */
   highestSlotSeqs(): VersionVector;
-  /** Slots of `replica` after the cursor, ordered by (seq, page), at most `limit`. */
+  /** Slots of `replica` of every kind after the cursor, ordered by (seq, page, kind, t), at most `limit`. */
   slotsAfter(replica: ReplicaId, cursor: SlotCursor, limit: number): Slot[];
 
   /**

@@ -52,7 +52,8 @@ export class ReplicatedCluster implements ClusterUnderTest {
   private readonly random: SeededRandom;
   private readonly nodes: SimNode[];
   /** Ground truth for the vv invariant: per replica, per seq, the slots that commit wrote (epoch, count). */
-  private readonly history = new Map<ReplicaId, Map<number, Map<PageName, { epoch: number; count: number }>>>();
+  /** replica → commit seq → slot key (kind:t:page, kind 0 the total) → what the commit wrote. */
+  private readonly history = new Map<ReplicaId, Map<number, Map<string, { page: PageName; epoch: number; count: number }>>>();
 
   constructor(
     count: number,
@@ -75,8 +76,8 @@ export class ReplicatedCluster implements ClusterUnderTest {
     store.onCommit((delta) => {
       let commits = this.history.get(delta.range.replica);
       if (commits === undefined) this.history.set(delta.range.replica, (commits = new Map()));
-      const slots = commits.get(delta.range.upTo) ?? new Map<PageName, { epoch: number; count: number }>();
-      for (const slot of delta.slots) slots.set(slot.page, { epoch: slot.epoch ?? 0, count: slot.count });
+      const slots = commits.get(delta.range.upTo) ?? new Map<string, { page: PageName; epoch: number; count: number }>();
+      for (const slot of delta.slots) slots.set(slotKey(slot), { page: slot.page, epoch: slot.epoch ?? 0, count: slot.count });
       commits.set(delta.range.upTo, slots);
     });
     const replicator = new Replicator({
@@ -117,7 +118,7 @@ export class ReplicatedCluster implements ClusterUnderTest {
       increments.map(async ({ node, page, by }) => {
         const store = this.nodes[node]!.store;
         if (store === undefined) return undefined;
-        const [result] = await store.increment([{ page: page as PageName, by }]);
+        const [result] = await store.increment([{ page: page as PageName, by, visitor: this.visitor() }]);
         return result?.count;
       }),
     );
@@ -138,7 +139,7 @@ export class ReplicatedCluster implements ClusterUnderTest {
   async incrementInEpoch(index: number, page: Page, by: number): Promise<number | undefined> {
     const store = this.nodes[index]!.store;
     if (store === undefined) return undefined;
-    await store.increment([{ page: page as PageName, by }]);
+    await store.increment([{ page: page as PageName, by, visitor: this.visitor() }]);
     // Read at once, before any merge can run: the own slot now holds the increment.
     const epoch = store.pageSlots(page as PageName).find((slot) => slot.replica === store.replicaId)?.epoch ?? 0;
     await flush();
@@ -289,6 +290,46 @@ export class ReplicatedCluster implements ClusterUnderTest {
     }
   }
 
+  /** A visitor of a small population, so sketches see repeats and new registers alike. */
+  private visitor(): { index: number; rank: number } {
+    const bytes = this.random.bytes(2);
+    return { index: (bytes[0] ?? 0) % 64, rank: 1 + ((bytes[1] ?? 0) % 8) };
+  }
+
+  /**
+   * After settling: every node holds the same series slots (buckets and registers), and on each
+   * its page's hour buckets and day buckets each sum to the page's total.
+   */
+  checkSettled(): string | undefined {
+    let first: string | undefined;
+    for (const [index, node] of this.nodes.entries()) {
+      const store = node.store;
+      if (store === undefined) continue;
+      const rows: string[] = [];
+      const sums = new Map<string, number>();
+      // Every replica whose slots are held, not only those in the vector: settling ends once the
+      // digests agree, and a vector may still lag behind slots that arrived without a range.
+      for (const replica of store.highestSlotSeqs().keys()) {
+        for (const slot of store.slotsAfter(replica, { seq: 0 }, 1_000_000)) {
+          if (slot.kind === undefined) continue;
+          rows.push(`${replica}|${slotKey(slot)}=${slot.count}@${slot.epoch ?? 0}`);
+          if (slot.kind !== 3) sums.set(`${slot.kind}:${slot.page}`, (sums.get(`${slot.kind}:${slot.page}`) ?? 0) + slot.count);
+        }
+      }
+      for (const { page, count } of store.listPages({ limit: 1_000_000 })) {
+        for (const kind of [1, 2]) {
+          const sum = sums.get(`${kind}:${page}`) ?? 0;
+          if (sum !== count) return `node ${index}: the ${kind === 1 ? 'hour' : 'day'} buckets of ${page} sum to ${sum}, its total is ${count}`;
+        }
+      }
+      const text = rows.sort().join('\n');
+      if (first === undefined) first = text;
+      else if (text !== first) return `node ${index} holds other series slots than the first live node`;
+      for (const point of store.series({ step: 'day', from: 0, to: 1 })) if (point.views !== 0) return 'a view landed on day 0';
+    }
+    return undefined;
+  }
+
   /** True when every live node shows the same digest. */
   digestsEqual(): boolean {
     return new Set(this.nodes.map((node) => node.store?.digest())).size === 1;
@@ -315,14 +356,15 @@ export class ReplicatedCluster implements ClusterUnderTest {
       for (const [replica, seq] of store.versionVector()) {
         const commits = this.history.get(replica);
         if (commits === undefined) continue;
-        const held = new Map(store.slotsAfter(replica, { seq: 0 }, 1_000_000).map((slot) => [slot.page, slot.count]));
+        // Slots of every kind (totals, buckets, registers: src/crdt/series.ts) keep the invariant.
+        const held = new Map(store.slotsAfter(replica, { seq: 0 }, 1_000_000).map((slot) => [slotKey(slot), slot.count]));
         for (const [commitSeq, slots] of commits) {
           if (commitSeq > seq) continue;
-          for (const [page, { epoch, count }] of slots) {
+          for (const [key, { page, epoch, count }] of slots) {
             const pageEpoch = store.pageSlots(page)[0]?.epoch ?? 0;
             if (pageEpoch > epoch) continue;
-            if (pageEpoch < epoch || (held.get(page) ?? 0) < count) {
-              return `node ${index} has vv[${replica.slice(0, 8)}]=${seq} but ${page}=${held.get(page) ?? 0} at epoch ${pageEpoch} for it, below the ${count} at epoch ${epoch} of its commit ${commitSeq}`;
+            if (pageEpoch < epoch || (held.get(key) ?? 0) < count) {
+              return `node ${index} has vv[${replica.slice(0, 8)}]=${seq} but ${key}=${held.get(key) ?? 0} at epoch ${pageEpoch} for it, below the ${count} at epoch ${epoch} of its commit ${commitSeq}`;
             }
           }
         }
@@ -359,4 +401,9 @@ function advancingOverGaps(store: Store): Store {
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
+}
+
+/** A slot's key within its replica: kind (0 the total), t and page. */
+function slotKey(slot: { readonly page: string; readonly kind?: number; readonly t?: number }): string {
+  return `${slot.kind ?? 0}:${slot.t ?? 0}:${slot.page}`;
 }

@@ -82,6 +82,8 @@ export interface ClusterUnderTest {
   settle(): Promise<void>;
   /** A broken invariant, described; undefined when all hold. */
   checkInvariant(): string | undefined;
+  /** What must hold once settled beyond equal totals (series slots equal, buckets summing to totals). */
+  checkSettled?(): string | undefined;
   dispose(): Promise<void>;
 }
 
@@ -178,6 +180,8 @@ export async function runSchedule(schedule: Schedule, cluster: ClusterUnderTest)
     await cluster.settle();
     const broken = cluster.checkInvariant();
     if (broken !== undefined) throw new PropertyViolation(`after settling: ${broken}`);
+    const unsettled = cluster.checkSettled?.();
+    if (unsettled !== undefined) throw new PropertyViolation(`after settling: ${unsettled}`);
     for (let node = 0; node < schedule.nodes; node++) {
       const totals = cluster.totals(node);
       for (const page of new Set([...acked.keys(), ...totals.keys()])) {

@@ -145,7 +145,7 @@ describe('framing', () => {
 
   it('reads the version of a frame of another version and throws protocol_version', () => {
     // Version 1 (before authenticated sessions) is refused like any other.
-    for (const version of [0, 1, 3, 300, 2 ** 40]) {
+    for (const version of [0, 1, 2, 4, 300, 2 ** 40]) {
       const error = decodeError(frame(u(version), u(MESSAGE_TAGS.ping), u(1)));
       expect(error.code).toBe('protocol_version');
       expect(error.version).toBe(version);
@@ -264,26 +264,41 @@ describe('field validation', () => {
   });
 
   it('slots: u32 round and index, table indexes in range, no duplicate table entries, count and seq ≥ 1', () => {
-    const ok = v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(9), u(0));
+    const ok = v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(9), u(0), u(0));
     expect(decodeFrame(ok)).toEqual({ type: 'slots', round: 1, index: 0, slots: [{ page: 'p', replica: R1, count: 5, seq: 9 }] });
     expectBadFrame(v1('slots', u(2 ** 32), u(0), u(0), u(0)), /round/);
     expectBadFrame(v1('slots', u(0), u(2 ** 32), u(0), u(0)), /chunk index/);
-    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(1), u(5), u(9), u(0)), /outside the table/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(1), u(5), u(9), u(0), u(0)), /outside the table/);
     expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R1), u(0)), /twice/);
-    expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R2), u(1), t('p'), u(1), u(5), u(9), u(0)), /skips table entry 0/);
-    expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R2), u(1), t('p'), u(0), u(5), u(9), u(0)), /unused/);
-    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(0), u(9), u(0)), /count/);
-    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(0), u(0)), /seq/);
-    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1000), t('p'), u(0), u(5), u(9), u(0)), /does not fit/);
+    expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R2), u(1), t('p'), u(1), u(5), u(9), u(0), u(0)), /skips table entry 0/);
+    expectBadFrame(v1('slots', u(1), u(0), u(2), rid(R1), rid(R2), u(1), t('p'), u(0), u(5), u(9), u(0), u(0)), /unused/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(0), u(9), u(0), u(0)), /count/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(0), u(0), u(0)), /seq/);
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1000), t('p'), u(0), u(5), u(9), u(0), u(0)), /does not fit/);
+  });
+
+  it('slots and delta carry the slot kind: 0 the total, 1–3 an hour or day bucket or a register with its t', () => {
+    const slot = (kind: number, ...rest: Part[]) => v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(9), u(0), u(kind), ...rest);
+    expect(decodeFrame(slot(1, u(490_000)))).toEqual({ type: 'slots', round: 1, index: 0, slots: [{ page: 'p', replica: R1, count: 5, seq: 9, kind: 1, t: 490_000 }] });
+    expect(decodeFrame(slot(3, u(20_000 * 16384 + 7)))).toMatchObject({ slots: [{ kind: 3, t: 20_000 * 16384 + 7 }] });
+    expectBadFrame(slot(4, u(1)), /kind/);
+    expectBadFrame(slot(2), /t|fit|end/);
+    expectBadFrame(slot(2, u(2 ** 41)), /t /);
+    // A series slot counts at least 1, even at a reset epoch.
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(0), u(9), u(1), u(2), u(5)), /at least 1/);
+    const delta = v1('delta', rid(R1), u(0), u(1), u(1), t('p'), u(3), u(1), u(0), u(2), u(20_000));
+    expect(decodeFrame(delta)).toEqual({ type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: 'p', count: 3, seq: 1, kind: 2, t: 20_000 }] });
+    const message: Message = { type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: page('p'), count: 3, seq: 1, kind: 2, t: 20_000 }] };
+    expect(decodeFrame(encodeMessage(message))).toEqual(message);
   });
 
   it('slots and delta carry the reset epoch: count 0 only at an epoch ≥ 1 (a reset tombstone)', () => {
-    const slot = (count: number, epoch: number) => v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(count), u(9), u(epoch));
+    const slot = (count: number, epoch: number) => v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(count), u(9), u(epoch), u(0));
     expect(decodeFrame(slot(0, 3))).toEqual({ type: 'slots', round: 1, index: 0, slots: [{ page: 'p', replica: R1, count: 0, seq: 9, epoch: 3 }] });
     expect(decodeFrame(slot(5, 2))).toEqual({ type: 'slots', round: 1, index: 0, slots: [{ page: 'p', replica: R1, count: 5, seq: 9, epoch: 2 }] });
     expectBadFrame(slot(0, 0), /slot count/);
-    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(9)), /epoch/);
-    const delta = (count: number, epoch: number) => v1('delta', rid(R1), u(0), u(1), u(1), t('p'), u(count), u(1), u(epoch));
+    expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(9)), /epoch|does not fit/);
+    const delta = (count: number, epoch: number) => v1('delta', rid(R1), u(0), u(1), u(1), t('p'), u(count), u(1), u(epoch), u(0));
     expect(decodeFrame(delta(0, 1))).toEqual({ type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: 'p', count: 0, seq: 1, epoch: 1 }] });
     expectBadFrame(delta(0, 0), /slot count/);
     expectBadFrame(delta(1, 2 ** 53), /epoch|safe|does not fit|too/);
@@ -292,7 +307,7 @@ describe('field validation', () => {
   });
 
   it('page names: 1–256 bytes of strict UTF-8 without control characters', () => {
-    const withPage = (name: Part) => v1('slots', u(1), u(0), u(1), rid(R1), u(1), name, u(0), u(5), u(9), u(0));
+    const withPage = (name: Part) => v1('slots', u(1), u(0), u(1), rid(R1), u(1), name, u(0), u(5), u(9), u(0), u(0));
     expect(decodeFrame(withPage(t('é'.repeat(128))))).toMatchObject({ type: 'slots' });
     expectBadFrame(withPage(t('')), /empty/);
     expectBadFrame(withPage(t('a'.repeat(257))), /257 bytes/);
@@ -318,13 +333,13 @@ describe('field validation', () => {
   });
 
   it('delta: every slot seq lies in (after, upTo]', () => {
-    const delta = (after: number, upTo: number, seq: number) => v1('delta', rid(), u(after), u(upTo), u(1), t('p'), u(1), u(seq), u(0));
+    const delta = (after: number, upTo: number, seq: number) => v1('delta', rid(), u(after), u(upTo), u(1), t('p'), u(1), u(seq), u(0), u(0));
     expect(decodeFrame(delta(2, 5, 3))).toMatchObject({ type: 'delta' });
     expect(decodeFrame(delta(2, 5, 5))).toMatchObject({ type: 'delta' });
     expectBadFrame(delta(2, 5, 2), /outside its range/);
     expectBadFrame(delta(2, 5, 6), /outside its range/);
     expectBadFrame(delta(5, 5, 5), /after < upTo/);
-    expectBadFrame(v1('delta', rid(), u(0), u(1), u(1), t('p'), u(0), u(1), u(0)), /count/);
+    expectBadFrame(v1('delta', rid(), u(0), u(1), u(1), t('p'), u(0), u(1), u(0), u(0)), /count/);
   });
 
   it('awareness: a well-formed y-protocols update of JSON objects or null', () => {

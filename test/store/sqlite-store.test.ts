@@ -21,7 +21,7 @@ function sqliteHarness(): StoreHarness {
   const path = join(dir, 'data', 'counters.db');
   const copies: string[] = [];
   return {
-    open: (options) => openSqliteStore({ path, random: options?.random }),
+    open: (options) => openSqliteStore({ path, random: options?.random, analytics: options?.analytics ?? false }),
     snapshotDatabase: async () => {
       const copy = join(dir, `snapshot-${copies.length}`);
       copyFileSync(path, copy);
@@ -64,7 +64,8 @@ describe('SqliteStore', () => {
   });
 
   async function open(options: Partial<Parameters<typeof openSqliteStore>[0]> = {}): Promise<SqliteStore> {
-    const store = await openSqliteStore({ path: join(dir, 'counters.db'), ...options });
+    // Totals only unless a test asks (its digests are checked against the totals' slots).
+    const store = await openSqliteStore({ path: join(dir, 'counters.db'), analytics: false, ...options });
     stores.push(store);
     return store;
   }
@@ -223,7 +224,21 @@ describe('migrate', () => {
     const tables = (db.prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map(
       (row) => row.name,
     );
-    expect(tables).toEqual(['meta', 'pages', 'replicas', 'slots', 'slots_by_replica_seq', 'store_stats']);
+    expect(tables).toEqual([
+      'meta',
+      'pages',
+      'replicas',
+      'series_hours_by_t',
+      'series_registers_by_t',
+      'series_slots',
+      'series_slots_by_replica_seq',
+      'site_buckets',
+      'site_registers',
+      'sketches',
+      'slots',
+      'slots_by_replica_seq',
+      'store_stats',
+    ]);
     expect(db.pragma('user_version', { simple: true })).toBe(latest);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const withoutRowid = (name: string) => (db.prepare('SELECT sql FROM sqlite_schema WHERE name = ?').get(name) as { sql: string }).sql;
@@ -267,10 +282,13 @@ describe('SqliteStore stored stats (migration 0003)', () => {
   });
 
   /** Opens with a log recorder; `scanned()` tells whether this open scanned every slot. */
-  async function openRecorded(digestRecount: 'at-open' | 'background' = 'at-open'): Promise<{ store: SqliteStore; scanned: () => boolean; logged: (start: string) => boolean }> {
+  async function openRecorded(
+    digestRecount: 'at-open' | 'background' = 'at-open',
+    analytics = false,
+  ): Promise<{ store: SqliteStore; scanned: () => boolean; logged: (start: string) => boolean }> {
     const lines: string[] = [];
     const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
-    const store = await openSqliteStore({ path, log, digestRecount });
+    const store = await openSqliteStore({ path, log, digestRecount, analytics });
     const logged = (start: string) => lines.some((line) => (JSON.parse(line) as { msg: string }).msg.startsWith(start));
     return { store, scanned: () => logged('digest sum scanned'), logged };
   }
@@ -418,6 +436,29 @@ describe('SqliteStore stored stats (migration 0003)', () => {
     await third.store.close();
   });
 
+  it('recounts the series terms too: with day buckets and sketch registers, the background recount equals a scan', async () => {
+    const first = await openRecorded('at-open', true);
+    await first.store.increment(Array.from({ length: 3_000 }, (_, i) => ({ page: `/p/${i % 700}` as PageName, by: 1, visitor: { index: i % 16_384, rank: 1 + (i % 5) } })));
+    first.store.kill();
+
+    const second = await openRecorded('background', true);
+    expect(second.scanned()).toBe(false);
+    await second.store.increment([{ page: '/p/1' as PageName, by: 2, visitor: { index: 9, rank: 7 } }]);
+    await second.store.digestKnown();
+    expect(second.logged('digest sum recounted in the background and stored')).toBe(true);
+    const digest = second.store.digest();
+    await second.store.close();
+
+    const db = new Database(path);
+    expect(db.prepare('SELECT count(*) FROM series_slots WHERE kind <> 1').pluck().get()).toBeGreaterThan(0);
+    db.prepare('UPDATE store_stats SET digest = NULL').run();
+    db.close();
+    const third = await openRecorded('at-open', true);
+    expect(third.scanned()).toBe(true);
+    expect(third.store.digest()).toBe(digest);
+    await third.store.close();
+  });
+
   it('closes during a background recount without storing a partial sum: the next open recounts', async () => {
     const first = await openRecorded();
     // Twenty slices to recount: the close below comes long before the last.
@@ -448,6 +489,7 @@ describe('SqliteStore stored stats (migration 0003)', () => {
     const db = new Database(path);
     for (const trigger of db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").pluck().all() as string[]) db.exec(`DROP TRIGGER "${trigger}"`);
     db.exec('DROP TABLE store_stats');
+    for (const table of ['series_slots', 'site_buckets', 'site_registers', 'sketches']) db.exec(`DROP TABLE ${table}`);
     db.pragma('user_version = 2');
     db.close();
 

@@ -1,0 +1,311 @@
+/**
+ * The SQLite store's series slots (src/crdt/series.ts): hour and day buckets and visitor-sketch
+ * registers, with the site-wide tables derived from them (migration 0004). Every method runs
+ * inside the store's transaction; what it changes in the digest it returns, for the store to add
+ * after the commit. Histograms of the sketches touched are kept for the transaction and written
+ * once at `finish()` (one row per page-day, not per register); `abandon()` after a rollback.
+ */
+import type Database from 'better-sqlite3';
+import { epochOf, SlotKeyCache, supersedes, type Slot } from '../crdt/g-counter.js';
+import { decodeHistogram, emptyHistogram, encodeHistogram, estimateFromHistogram, HLL_REGISTERS, histogramOf, raiseInHistogram, type Histogram } from '../crdt/hyperloglog.js';
+import { registerDay, registerIndex, registerT, SERIES_DAY, SERIES_HOUR, SERIES_REGISTER } from '../crdt/series.js';
+import type { PageName, ReplicaId } from '../ids.js';
+import { compareUtf8 } from '../utf8.js';
+import type { PageCount, SeriesPoint, SeriesRange, SlotCursor, TopRange } from './store.js';
+
+/** The site's sketch histograms are stored under this page name, which no page can have. */
+const SITE = '';
+
+interface SeriesRow {
+  page: PageName;
+  kind: 1 | 2 | 3;
+  t: number;
+  count: number;
+  seq: number;
+  epoch: number;
+}
+
+function prepare(db: Database.Database) {
+  return {
+    slot: db.prepare<[PageName, number, number, number], { count: number; seq: number; epoch: number }>(
+      'SELECT count, seq, epoch FROM series_slots WHERE page = ? AND kind = ? AND t = ? AND replica = ?',
+    ),
+    setSlot: db.prepare<[PageName, number, number, number, number, number, number]>(
+      'INSERT INTO series_slots (page, kind, t, replica, count, seq, epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (page, kind, t, replica) DO UPDATE SET count = excluded.count, seq = excluded.seq, epoch = excluded.epoch',
+    ),
+    /** A local view within the page's epoch (an own slot of an older epoch restarts), like addToSlot. */
+    addToSlot: db
+      .prepare<[PageName, number, number, number, number, number, number], number>(
+        'INSERT INTO series_slots (page, kind, t, replica, count, seq, epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (page, kind, t, replica) DO UPDATE SET count = CASE WHEN epoch = excluded.epoch THEN count + excluded.count ELSE excluded.count END, seq = excluded.seq, epoch = excluded.epoch RETURNING count',
+      )
+      .pluck(),
+    mergedRegister: db.prepare<[PageName, number], number | null>('SELECT max(count) FROM series_slots WHERE page = ? AND kind = 3 AND t = ?').pluck(),
+    siteRegister: db.prepare<[number, number], number>('SELECT rank FROM site_registers WHERE day = ? AND idx = ?').pluck(),
+    setSiteRegister: db.prepare<[number, number, number]>('INSERT INTO site_registers (day, idx, rank) VALUES (?, ?, ?) ON CONFLICT (day, idx) DO UPDATE SET rank = excluded.rank'),
+    addSiteBucket: db.prepare<[number, number, number]>('INSERT INTO site_buckets (kind, t, views) VALUES (?, ?, ?) ON CONFLICT (kind, t) DO UPDATE SET views = views + excluded.views'),
+    subtractSiteBucket: db.prepare<[number, number, number]>('UPDATE site_buckets SET views = max(0, views - ?) WHERE kind = ? AND t = ?'),
+    sketch: db.prepare<[PageName, number], Buffer>('SELECT histogram FROM sketches WHERE page = ? AND day = ?').pluck(),
+    setSketch: db.prepare<[PageName, number, Buffer]>('INSERT INTO sketches (page, day, histogram) VALUES (?, ?, ?) ON CONFLICT (page, day) DO UPDATE SET histogram = excluded.histogram'),
+    deleteSketch: db.prepare<[PageName, number]>('DELETE FROM sketches WHERE page = ? AND day = ?'),
+    pageSeriesBelow: db.prepare<[PageName, number], { kind: number; t: number; replicaId: ReplicaId; count: number; epoch: number }>(
+      'SELECT s.kind AS kind, s.t AS t, r.replica_id AS replicaId, s.count AS count, s.epoch AS epoch FROM series_slots s JOIN replicas r ON r.id = s.replica WHERE s.page = ? AND s.epoch < ?',
+    ),
+    deletePageSeriesBelow: db.prepare<[PageName, number]>('DELETE FROM series_slots WHERE page = ? AND epoch < ?'),
+    deletePageSketches: db.prepare<[PageName]>('DELETE FROM sketches WHERE page = ?'),
+    deleteSiteDay: db.prepare<[number]>('DELETE FROM site_registers WHERE day = ?'),
+    rebuildSiteDay: db.prepare<[{ day: number; from: number; to: number }]>(
+      `INSERT INTO site_registers (day, idx, rank) SELECT @day, t - @day * ${HLL_REGISTERS}, max(count) FROM series_slots WHERE kind = 3 AND t >= @from AND t < @to GROUP BY t`,
+    ),
+    siteDayRanks: db.prepare<[number], number>('SELECT rank FROM site_registers WHERE day = ?').pluck(),
+    pruneHours: db.prepare<[number]>('DELETE FROM series_slots WHERE kind = 1 AND t < ?'),
+    pruneSiteHours: db.prepare<[number]>('DELETE FROM site_buckets WHERE kind = 1 AND t < ?'),
+    /** Served by series_slots_by_replica_seq: one probe per replica. */
+    highestSeq: db.prepare<[number], number | null>('SELECT max(seq) FROM series_slots WHERE replica = ?').pluck(),
+    afterSeq: db.prepare<[number, number, number], SeriesRow>('SELECT page, kind, t, count, seq, epoch FROM series_slots WHERE replica = ? AND seq > ? ORDER BY seq, page, kind, t LIMIT ?'),
+    afterCursor: db.prepare<[number, number, PageName, number, number, number], SeriesRow>(
+      'SELECT page, kind, t, count, seq, epoch FROM series_slots WHERE replica = ? AND (seq, page, kind, t) > (?, ?, ?, ?) ORDER BY seq, page, kind, t LIMIT ?',
+    ),
+    pagePoints: db.prepare<[PageName, number, number, number], [number, number]>('SELECT t, sum(count) FROM series_slots WHERE page = ? AND kind = ? AND t >= ? AND t < ? GROUP BY t').raw(),
+    sitePoints: db.prepare<[number, number, number], [number, number]>('SELECT t, views FROM site_buckets WHERE kind = ? AND t >= ? AND t < ?').raw(),
+    sketchDays: db.prepare<[PageName, number, number], [number, Buffer]>('SELECT day, histogram FROM sketches WHERE page = ? AND day >= ? AND day < ?').raw(),
+    // Per page, a seek into its day buckets and at most two into its hour buckets (the range's
+    // partial days at either end): 10,000 pages × 30 days is 10,000 short range reads, no sort
+    // of 300,000 rows. Pages reset to zero are left out, as in listings.
+    top: db.prepare<[{ d1: number; d2: number; h1: number; h2: number; h3: number; h4: number; limit: number }], PageCount>(
+      `SELECT page, count FROM (
+         SELECT p.page AS page,
+           coalesce((SELECT sum(count) FROM series_slots s WHERE s.page = p.page AND s.kind = 2 AND s.t >= @d1 AND s.t < @d2), 0)
+           + coalesce((SELECT sum(count) FROM series_slots s WHERE s.page = p.page AND s.kind = 1 AND s.t >= @h1 AND s.t < @h2), 0)
+           + coalesce((SELECT sum(count) FROM series_slots s WHERE s.page = p.page AND s.kind = 1 AND s.t >= @h3 AND s.t < @h4), 0) AS count
+         FROM pages p WHERE p.total > 0)
+       WHERE count > 0 ORDER BY count DESC, page LIMIT @limit`,
+    ),
+    counted: db
+      .prepare<[], [PageName, ReplicaId, number, number, number, number]>(
+        'SELECT s.page, r.replica_id, s.count, s.epoch, s.kind, s.t FROM series_slots s JOIN replicas r ON r.id = s.replica WHERE s.kind <> 1',
+      )
+      .raw(),
+  };
+}
+
+/** A day range and the hour ranges at its ends that together make `[fromHour, toHour)`. */
+export function splitHours(fromHour: number, toHour: number): { days: [number, number]; hours: [[number, number], [number, number]] } {
+  const firstDay = Math.ceil(fromHour / 24);
+  const endDay = Math.floor(toHour / 24);
+  if (endDay <= firstDay) return { days: [0, 0], hours: [[fromHour, toHour], [0, 0]] };
+  return { days: [firstDay, endDay], hours: [[fromHour, firstDay * 24], [endDay * 24, toHour]] };
+}
+
+export class SeriesTables {
+  private readonly s: ReturnType<typeof prepare>;
+  /** Histograms read or changed in this transaction: `${day}:${page}` → histogram. */
+  private histograms = new Map<string, { page: PageName; day: number; histogram: Histogram; dirty: boolean }>();
+  /** Days whose site sketch must be rebuilt at finish (a reset dropped registers of them). */
+  private rebuildDays = new Set<number>();
+
+  constructor(
+    db: Database.Database,
+    private readonly slotKeys: SlotKeyCache,
+  ) {
+    this.s = prepare(db);
+  }
+
+  /**
+   * A local commit's series for one page: `by` views in the hour and the day, the visitors'
+   * registers (index → rank) of the day. Pushes the raised slots onto `raised`; returns the
+   * digest change.
+   */
+  addLocal(
+    page: PageName,
+    replica: ReplicaId,
+    self: number,
+    epoch: number,
+    seq: number,
+    by: number,
+    now: { hour: number; day: number },
+    registers: ReadonlyMap<number, number> | undefined,
+    raised: Slot[],
+  ): bigint {
+    const s = this.s;
+    const hourCount = s.addToSlot.get(page, SERIES_HOUR, now.hour, self, by, seq, epoch) ?? by;
+    const dayCount = s.addToSlot.get(page, SERIES_DAY, now.day, self, by, seq, epoch) ?? by;
+    const epochPart = epoch === 0 ? {} : { epoch };
+    raised.push({ page, replica, count: hourCount, seq, ...epochPart, kind: SERIES_HOUR, t: now.hour });
+    const daySlot: Slot = { page, replica, count: dayCount, seq, ...epochPart, kind: SERIES_DAY, t: now.day };
+    raised.push(daySlot);
+    s.addSiteBucket.run(SERIES_HOUR, now.hour, by);
+    s.addSiteBucket.run(SERIES_DAY, now.day, by);
+    let digestChange = BigInt(by) * this.slotKeys.anyKey(daySlot);
+    if (registers !== undefined) {
+      for (const [index, rank] of registers) {
+        const t = registerT(now.day, index);
+        const merged = s.mergedRegister.get(page, t) ?? 0;
+        // Only a rank above the merged sketch's changes anything: else the own register stays.
+        if (rank <= merged) continue;
+        const own = s.slot.get(page, SERIES_REGISTER, t, self);
+        const slot: Slot = { page, replica, count: rank, seq, ...epochPart, kind: SERIES_REGISTER, t };
+        s.setSlot.run(page, SERIES_REGISTER, t, self, rank, seq, epoch);
+        raised.push(slot);
+        digestChange += this.slotKeys.slotChangeAny(slot, own);
+        this.raiseRegister(page, now.day, index, merged, rank);
+      }
+    }
+    return digestChange;
+  }
+
+  /**
+   * Merges one series slot of a page whose epoch equals the slot's (the store checked it; an
+   * expired hour bucket was dropped). Returns the digest change.
+   */
+  merge(slot: Slot, replica: number): bigint {
+    const s = this.s;
+    const kind = slot.kind as 1 | 2 | 3;
+    const t = slot.t ?? 0;
+    const current = s.slot.get(slot.page, kind, t, replica);
+    if (!supersedes(slot, current)) return 0n;
+    const merged = kind === SERIES_REGISTER ? (s.mergedRegister.get(slot.page, t) ?? 0) : 0;
+    s.setSlot.run(slot.page, kind, t, replica, slot.count, slot.seq, epochOf(slot));
+    if (kind === SERIES_REGISTER) {
+      if (slot.count > merged) this.raiseRegister(slot.page, registerDay(t), registerIndex(t), merged, slot.count);
+    } else {
+      const before = current === undefined || current.epoch !== epochOf(slot) ? 0 : current.count;
+      if (slot.count > before) s.addSiteBucket.run(kind, t, slot.count - before);
+    }
+    return this.slotKeys.slotChangeAny(slot, current);
+  }
+
+  /** The page's epoch rose to `epoch`: its series slots of older epochs go. Returns the digest change. */
+  dropBelow(page: PageName, epoch: number): bigint {
+    const s = this.s;
+    let digestChange = 0n;
+    let any = false;
+    for (const row of s.pageSeriesBelow.all(page, epoch)) {
+      any = true;
+      if (row.kind === SERIES_REGISTER) this.rebuildDays.add(registerDay(row.t));
+      else s.subtractSiteBucket.run(row.count, row.kind, row.t);
+      if (row.kind !== SERIES_HOUR) digestChange -= BigInt(row.count) * this.slotKeys.anyKey({ page, replica: row.replicaId, kind: row.kind as 2 | 3, t: row.t, epoch: row.epoch });
+    }
+    if (!any) return 0n;
+    s.deletePageSeriesBelow.run(page, epoch);
+    s.deletePageSketches.run(page);
+    for (const key of [...this.histograms.keys()]) if (this.histograms.get(key)?.page === page) this.histograms.delete(key);
+    return digestChange;
+  }
+
+  /** End of a transaction's series work: histograms written, site sketches rebuilt. */
+  finish(): void {
+    const s = this.s;
+    for (const day of this.rebuildDays) {
+      s.deleteSiteDay.run(day);
+      s.rebuildSiteDay.run({ day, from: registerT(day, 0), to: registerT(day + 1, 0) });
+      const histogram = histogramOf(s.siteDayRanks.iterate(day));
+      this.histograms.set(`${day}:${SITE}`, { page: SITE as PageName, day, histogram, dirty: true });
+    }
+    for (const entry of this.histograms.values()) {
+      if (!entry.dirty) continue;
+      if ((entry.histogram[0] ?? 0) === HLL_REGISTERS) s.deleteSketch.run(entry.page, entry.day);
+      else s.setSketch.run(entry.page, entry.day, encodeHistogram(entry.histogram));
+    }
+    this.abandon();
+  }
+
+  /** Forgets what this transaction gathered (after a rollback, or once written). */
+  abandon(): void {
+    this.histograms = new Map();
+    this.rebuildDays = new Set();
+  }
+
+  /** Deletes hour buckets before `cutoffHour` (and the site's). Returns whether any went. */
+  pruneHours(cutoffHour: number): number {
+    const removed = this.s.pruneHours.run(cutoffHour).changes;
+    this.s.pruneSiteHours.run(cutoffHour);
+    return removed;
+  }
+
+  /** The highest seq of a series slot of the interned replica (0 without one). */
+  highestSeq(replica: number): number {
+    return this.s.highestSeq.get(replica) ?? 0;
+  }
+
+  /** Series slots of the interned replica after the cursor, in (seq, page, kind, t) order. */
+  after(replica: number, cursor: SlotCursor, limit: number): SeriesRow[] {
+    if (cursor.page === undefined) return this.s.afterSeq.all(replica, cursor.seq, limit);
+    return this.s.afterCursor.all(replica, cursor.seq, cursor.page, cursor.kind ?? 0, cursor.t ?? 0, limit);
+  }
+
+  /** Every point of the range (zeros included), ascending. */
+  points(range: SeriesRange): SeriesPoint[] {
+    const kind = range.step === 'hour' ? SERIES_HOUR : SERIES_DAY;
+    const views = new Map<number, number>();
+    const rows = range.page === undefined ? this.s.sitePoints.iterate(kind, range.from, range.to) : this.s.pagePoints.iterate(range.page, kind, range.from, range.to);
+    for (const [t, n] of rows) views.set(t, n);
+    const visitors = new Map<number, number>();
+    if (range.step === 'day') {
+      for (const [day, bytes] of this.s.sketchDays.iterate(range.page ?? (SITE as PageName), range.from, range.to)) visitors.set(day, estimateFromHistogram(decodeHistogram(bytes)));
+    }
+    const out: SeriesPoint[] = [];
+    for (let t = range.from; t < range.to; t++) {
+      out.push(range.step === 'day' ? { t, views: views.get(t) ?? 0, visitors: visitors.get(t) ?? 0 } : { t, views: views.get(t) ?? 0 });
+    }
+    return out;
+  }
+
+  top(range: TopRange): PageCount[] {
+    const { days, hours } = splitHours(range.fromHour, range.toHour);
+    return this.s.top.all({ d1: days[0], d2: days[1], h1: hours[0][0], h2: hours[0][1], h3: hours[1][0], h4: hours[1][1], limit: range.limit });
+  }
+
+  /** The digest sum's series terms, from scratch (day buckets and registers). */
+  scanDigestTerms(): bigint {
+    let sum = 0n;
+    for (const [page, replica, count, epoch, kind, t] of this.s.counted.iterate()) sum += BigInt(count) * this.slotKeys.anyKey({ page, replica, epoch, kind: kind as 2 | 3, t });
+    return sum;
+  }
+
+  /** The merged register at (page, day, index) went from `before` to `after`: page and site histograms follow. */
+  private raiseRegister(page: PageName, day: number, index: number, before: number, after: number): void {
+    raiseInHistogram(this.histogram(page, day), before, after);
+    const s = this.s;
+    if (this.rebuildDays.has(day)) return; // rebuilt from the registers at finish
+    const site = s.siteRegister.get(day, index) ?? 0;
+    if (after <= site) return;
+    s.setSiteRegister.run(day, index, after);
+    raiseInHistogram(this.histogram(SITE as PageName, day), site, after);
+  }
+
+  private histogram(page: PageName, day: number): Histogram {
+    const key = `${day}:${page}`;
+    let entry = this.histograms.get(key);
+    if (entry === undefined) {
+      const bytes = this.s.sketch.get(page, day);
+      entry = { page, day, histogram: bytes === undefined ? emptyHistogram() : decodeHistogram(bytes), dirty: true };
+      this.histograms.set(key, entry);
+    }
+    entry.dirty = true;
+    return entry.histogram;
+  }
+}
+
+/** Merges total slots and series rows (each list in (seq, page, kind, t) order) into one list of at most `limit`. */
+export function mergeByCursorOrder(totals: readonly Slot[], series: readonly Slot[], limit: number): Slot[] {
+  const out: Slot[] = [];
+  let i = 0;
+  let j = 0;
+  while (out.length < limit && (i < totals.length || j < series.length)) {
+    const a = totals[i];
+    const b = series[j];
+    if (b === undefined || (a !== undefined && compareCursorOrder(a, b) <= 0)) {
+      out.push(a as Slot);
+      i++;
+    } else {
+      out.push(b);
+      j++;
+    }
+  }
+  return out;
+}
+
+/** The (seq, page, kind, t) order of sync answers (kind 0 and t 0 for a total). */
+export function compareCursorOrder(a: Slot, b: Slot): number {
+  return a.seq - b.seq || compareUtf8(a.page, b.page) || (a.kind ?? 0) - (b.kind ?? 0) || (a.t ?? 0) - (b.t ?? 0);
+}
