@@ -4,11 +4,18 @@
  * sees members it has no direct connection to. Awareness drops a state that was not renewed for
  * 30 s (it renews its own every 15 s), and a node that stops announces its removal.
  * Remote states are untrusted JSON: `members()` returns only well-formed ones.
+ *
+ * Time and the client id are injected: the awareness library runs its own `setInterval` on the
+ * wall clock and takes a random client id, which a simulation can control neither of. So the
+ * library's interval is cleared at once and its check (renew our state after half the timeout,
+ * drop a remote one silent for the whole timeout) runs here on `timers`, with when each state was
+ * last renewed read from that clock too.
  */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as Y from 'yjs';
+import type { TimerHandle, Timers } from '../timers.js';
 
 export interface NodePresence {
   readonly name: string;
@@ -60,22 +67,70 @@ export function withoutClient(update: Uint8Array, own: number): Uint8Array | und
   return encoding.toUint8Array(encoder);
 }
 
+/** The awareness library's timeout: a state not renewed for this long is dropped. */
+export const PRESENCE_TIMEOUT_MS = awarenessProtocol.outdatedTimeout;
+/** How often the timeout check runs (the library's own period: a tenth of the timeout). */
+export const PRESENCE_CHECK_MS = Math.floor(PRESENCE_TIMEOUT_MS / 10);
+
+export interface PresenceOptions {
+  readonly timers: Timers;
+  /** The awareness client id of this node (uint32; the library would pick one at random). */
+  readonly clientId: number;
+}
+
 export class Presence {
-  private readonly doc = new Y.Doc();
-  private readonly awareness = new awarenessProtocol.Awareness(this.doc);
+  private readonly doc: Y.Doc;
+  private readonly awareness: awarenessProtocol.Awareness;
+  private readonly timers: Timers;
+  /** timers.now() of each state's last renewal (ours included). */
+  private readonly renewedAt = new Map<number, number>();
+  private checkTimer: TimerHandle | undefined;
   private destroyed = false;
 
   /** `broadcast(update, origin)` must send the update to every session except `origin`. */
   constructor(
     local: NodePresence,
     private readonly broadcast: (update: Uint8Array, origin: unknown) => void,
+    options: PresenceOptions,
   ) {
+    this.timers = options.timers;
+    this.doc = new Y.Doc();
+    // Before the awareness is made: it takes its client id from the document.
+    this.doc.clientID = options.clientId >>> 0;
+    this.awareness = new awarenessProtocol.Awareness(this.doc);
+    clearInterval(this.awareness._checkInterval as ReturnType<typeof setInterval>);
     this.awareness.on('update', (change: AwarenessChange, origin: unknown) => {
+      const now = this.timers.now();
+      for (const client of [...change.added, ...change.updated]) this.renewedAt.set(client, now);
+      for (const client of change.removed) this.renewedAt.delete(client);
       const clients = [...change.added, ...change.updated, ...change.removed];
       if (clients.length === 0 || this.destroyed) return;
       this.broadcast(awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients), origin);
     });
     this.awareness.setLocalState({ ...local });
+    this.scheduleCheck();
+  }
+
+  /** The library's interval check, on our clock. */
+  check(): void {
+    if (this.destroyed) return;
+    const now = this.timers.now();
+    const own = this.awareness.clientID;
+    const local = this.awareness.getLocalState();
+    if (local !== null && now - (this.renewedAt.get(own) ?? now) >= PRESENCE_TIMEOUT_MS / 2) this.awareness.setLocalState(local);
+    const outdated: number[] = [];
+    for (const [client, at] of this.renewedAt) {
+      if (client !== own && now - at >= PRESENCE_TIMEOUT_MS && this.awareness.states.has(client)) outdated.push(client);
+    }
+    if (outdated.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, outdated, 'timeout');
+  }
+
+  private scheduleCheck(): void {
+    if (this.destroyed) return;
+    this.checkTimer = this.timers.setTimeout(() => {
+      this.check();
+      this.scheduleCheck();
+    }, PRESENCE_CHECK_MS);
   }
 
   /** Applies an update from a peer; throws on a malformed one (the caller drops that peer). */
@@ -139,6 +194,7 @@ export class Presence {
     if (this.destroyed) return;
     awarenessProtocol.removeAwarenessStates(this.awareness, [this.awareness.clientID], 'local');
     this.destroyed = true;
+    if (this.checkTimer !== undefined) this.timers.clearTimeout(this.checkTimer);
     this.awareness.destroy();
     this.doc.destroy();
   }

@@ -174,9 +174,15 @@ export class Replicator {
       onFailure: () => this.metrics.peerFailure(),
     });
     // Last: setting the local state broadcasts it at once, to the (still empty) session table.
-    this.presence = new Presence({ ...options.node, replicaId: store.replicaId }, (update, origin) => {
-      for (const session of this.sessions.open()) if (session !== origin) session.send({ type: 'awareness', update });
-    });
+    const idBytes = (options.randomBytes ?? cryptoRandom)(4);
+    const clientId = ((idBytes[0]! << 24) | (idBytes[1]! << 16) | (idBytes[2]! << 8) | idBytes[3]!) >>> 0;
+    this.presence = new Presence(
+      { ...options.node, replicaId: store.replicaId },
+      (update, origin) => {
+        for (const session of this.sessions.open()) if (session !== origin) session.send({ type: 'awareness', update });
+      },
+      { timers, clientId },
+    );
   }
 
   /** Accepts inbound connections, pushes local commits, starts the loops. */
