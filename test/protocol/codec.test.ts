@@ -138,14 +138,14 @@ describe('lib0 varUint, and why the codec reads varUints itself', () => {
 describe('framing', () => {
   it('refuses an empty frame, an unknown tag and trailing bytes', () => {
     expectBadFrame(new Uint8Array(0), /empty/);
-    expectBadFrame(frame(u(PROTOCOL_VERSION), u(11)), /unknown message type 11/);
+    expectBadFrame(frame(u(PROTOCOL_VERSION), u(12)), /unknown message type 12/);
     expectBadFrame(frame(u(PROTOCOL_VERSION), u(2 ** 40)), /unknown message type/);
     expectBadFrame(v1('ping', u(1), raw(0)), /trailing/);
   });
 
   it('reads the version of a frame of another version and throws protocol_version', () => {
     // Version 1 (before authenticated sessions) is refused like any other.
-    for (const version of [0, 1, 3, 300, 2 ** 40]) {
+    for (const version of [0, 1, 2, 4, 300, 2 ** 40]) {
       const error = decodeError(frame(u(version), u(MESSAGE_TAGS.ping), u(1)));
       expect(error.code).toBe('protocol_version');
       expect(error.version).toBe(version);

@@ -125,7 +125,7 @@ describe('PeerSession.receive', () => {
 
   it('refuses another protocol version, another cluster, itself and data before the handshake', () => {
     const cases: Array<[frame: Uint8Array, code: string, reason: RegExp]> = [
-      [Uint8Array.from([1, 0, 0, 0]), 'protocol_version', /this node speaks protocol version 2, the peer version 1/],
+      [Uint8Array.from([1, 0, 0, 0]), 'protocol_version', /this node speaks protocol version 3, the peer version 1/],
       [encodeMessage({ type: 'hello', cluster: 'other', replica: B, node: 'b', nonce: new Uint8Array(16) }), 'cluster', /cluster "test", not "other"/],
       [encodeMessage({ type: 'hello', cluster: 'test', replica: A, node: 'a', nonce: new Uint8Array(16) }), 'self', /itself/],
       [encodeMessage({ type: 'vv', vv: new Map() }), 'bad_frame', /before the handshake finished/],
