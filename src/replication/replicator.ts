@@ -135,6 +135,7 @@ export class Replicator {
       log,
       connected: (connection, target) => this.sessions.attach(connection, target),
       covers: (replica) => this.sessions.covers(replica),
+      localReplica: () => store.replicaId,
     });
     this.merges = new MergeQueue({
       store,

@@ -54,10 +54,16 @@ export class ReplicatedCluster implements ClusterUnderTest {
   /** Ground truth for the vv invariant: per replica, per seq, the slots that commit wrote (epoch, count). */
   private readonly history = new Map<ReplicaId, Map<number, Map<PageName, { epoch: number; count: number }>>>();
 
+  /**
+   * `peers: 'one-way'`: node i lists only the nodes after it, so of each pair one side alone can
+   * dial — the one-side dialling rule (the lower replica id redials, the higher one waits) must
+   * still reconnect every pair whichever of the two that is.
+   */
   constructor(
     count: number,
     seed: number,
     private readonly variant: Variant = 'correct',
+    private readonly peers: 'all' | 'one-way' = 'all',
   ) {
     this.random = seededRandom(seed);
     this.nodes = Array.from({ length: count }, (_, i) => ({ address: `node${i}:1`, disk: new MemoryDisk(), snapshots: [], store: undefined, replicator: undefined }));
@@ -98,7 +104,7 @@ export class ReplicatedCluster implements ClusterUnderTest {
       maxSendBufferBytes: SEND_BUFFER_BYTES,
     });
     replicator.start();
-    replicator.setPeers(this.nodes.filter((other) => other !== node).map((other) => other.address));
+    replicator.setPeers(this.nodes.filter((other, i) => other !== node && (this.peers === 'all' || i > index)).map((other) => other.address));
     node.store = store;
     node.replicator = replicator;
   }
