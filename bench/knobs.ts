@@ -5,7 +5,7 @@
  * each one; `--help` prints them from this table so the two cannot drift far.
  */
 
-export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'startup', 'pressure', 'naive', 'yjs', 'restart', 'mac', 'sessions'] as const;
+export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'startup', 'pressure', 'naive', 'yjs', 'restart', 'mac', 'sessions', 'scale'] as const;
 export type Phase = (typeof PHASES)[number];
 export const FLOODS: readonly string[] = ['batches', 'fanout', 'live-memory', 'peer-frames'];
 
@@ -50,6 +50,10 @@ export interface Knobs {
   readonly cpuProf: string;
   /** 1: the latency phases run their nodes with the latency probe and report the breakdown; 0: off. */
   readonly breakdown: number;
+  /** Scale phase: simulated cluster sizes, one-way link latency and loss in percent. */
+  readonly scaleNodes: readonly number[];
+  readonly scaleLatencyMs: number;
+  readonly scaleLossPercent: number;
 }
 
 interface KnobSpec {
@@ -85,6 +89,9 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'seed', flag: '--seed', env: 'BENCH_SEED', full: '42', quick: '42', help: 'Seed of the page choice.' },
   { name: 'out', flag: '--out', env: 'BENCH_OUT', full: 'bench/results', quick: 'bench/results', help: 'Directory for the JSON result.' },
   { name: 'cpuProf', flag: '--cpu-prof', env: 'BENCH_CPU_PROF', full: '', quick: '', help: 'Directory for node --cpu-prof profiles of the cluster nodes, ours and naive (empty: off).' },
+  { name: 'scaleNodes', flag: '--scale-nodes', env: 'BENCH_SCALE_NODES', full: '10,100', quick: '10,100', help: 'Scale phase: simulated cluster sizes (the real replication code on virtual time; up to 1,000).' },
+  { name: 'scaleLatencyMs', flag: '--scale-latency-ms', env: 'BENCH_SCALE_LATENCY_MS', full: '50', quick: '50', help: 'Scale phase: one-way latency of every simulated link, ms.' },
+  { name: 'scaleLossPercent', flag: '--scale-loss-percent', env: 'BENCH_SCALE_LOSS_PERCENT', full: '1', quick: '1', help: 'Scale phase: frames lost once and retransmitted 200 ms later, percent (0–50).' },
   { name: 'breakdown', flag: '--breakdown', env: 'BENCH_BREAKDOWN', full: '1', quick: '1', help: 'Latency breakdown per stage, event-loop delay and GC per node (1), or the nodes without the latency probe (0).' },
 ];
 
@@ -109,6 +116,8 @@ const INTEGER_LIMITS: Partial<Record<keyof Knobs, readonly [number, number]>> = 
   yjsPages: [1, 100_000],
   seed: [0, 2 ** 31],
   breakdown: [0, 1],
+  scaleLatencyMs: [0, 10_000],
+  scaleLossPercent: [0, 50],
 };
 
 function integer(name: string, text: string, [min, max]: readonly [number, number]): number {
@@ -155,6 +164,11 @@ export function parseKnobs(argv: readonly string[], env: Readonly<Record<string,
   for (const k of KNOBS) {
     const text = given.get(k.flag) ?? (quick ? k.quick : k.full);
     if (k.name === 'rates' || k.name === 'yjsIncrements') knobs[k.name] = integerList(k.flag, text);
+    else if (k.name === 'scaleNodes') {
+      const sizes = integerList(k.flag, text);
+      for (const size of sizes) if (size < 2 || size > 1_000) throw new KnobError(`${k.flag}: cluster sizes go from 2 to 1000, got ${size}`);
+      knobs.scaleNodes = sizes;
+    }
     else if (k.name === 'floods') {
       const floods = text.split(',').map((f) => f.trim()).filter((f) => f !== '');
       for (const f of floods) if (!FLOODS.includes(f)) throw new KnobError(`--floods: unknown flood ${JSON.stringify(f)} (known: ${FLOODS.join(', ')})`);

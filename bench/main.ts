@@ -22,6 +22,7 @@ import { runNaive } from './phases/naive.js';
 import { runPressure } from './phases/pressure.js';
 import { runStartup } from './phases/startup.js';
 import { runRestartBench, type RestartResult } from './phases/restart.js';
+import { runScale, type ScaleResult } from './phases/scale.js';
 import { runSessionsBench, type SessionsResult } from './phases/sessions.js';
 import { ProcessSet } from './processes.js';
 import { log } from './progress.js';
@@ -62,6 +63,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let restart: RestartResult | undefined;
   let sessions: SessionsResult | undefined;
   let mac: MacResult | undefined;
+  let scale: ScaleResult | undefined;
 
   try {
     if (phases.has('latency') || phases.has('throughput') || phases.has('partition')) {
@@ -81,6 +83,7 @@ async function main(argv: readonly string[]): Promise<number> {
       log('mac: end to end, real 2-node clusters with the MAC on and off');
       mac = { ...frames, endToEnd: await runMacEndToEnd(knobs, processes, dir) };
     }
+    if (phases.has('scale')) scale = await runScale(knobs);
     if (phases.has('restart')) {
       log('restart: run.sh restart and restore times under Litestream');
       restart = await runRestartBench({ runs: knobs.quick ? 2 : 5, pages: 200 });
@@ -110,6 +113,7 @@ async function main(argv: readonly string[]): Promise<number> {
     ...(restart !== undefined ? { restart } : {}),
     ...(sessions !== undefined ? { sessions } : {}),
     ...(mac !== undefined ? { mac } : {}),
+    ...(scale !== undefined ? { scale } : {}),
     targets: [],
     problems,
   };

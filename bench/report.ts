@@ -137,6 +137,23 @@ export function renderReport(result: BenchResult): string {
     lines.push('');
   }
 
+  const scale = result.scale;
+  if (scale !== undefined && scale.simulated.length > 0) {
+    const first = scale.simulated[0]!;
+    lines.push(`**Scale, simulated** (the real replication code on virtual time; ${n(first.latencyMs)} ms links, ${n(first.lossRate * 100)}% loss as retransmission; per node)`, '');
+    lines.push('| nodes | at rest B/s | at rest frames/s (by type) | bytes / frames per increment | every node has it p50 / p99 ms | joiner receives | copies | degree | wall s |');
+    lines.push('|---:|---:|---|---:|---:|---:|---:|---:|---:|');
+    for (const p of scale.simulated) {
+      const types = Object.entries(p.rest.framesByType)
+        .map(([type, rate]) => `${type} ${n(rate)}`)
+        .join(', ');
+      lines.push(
+        `| ${n(p.nodes)} | ${n(p.rest.bytesPerNodePerSecond)} | ${n(p.rest.framesPerNodePerSecond)} (${types}) | ${n(p.increment.bytesPerNode)} / ${n(p.increment.framesPerNode)} | ${ms(p.increment.everyNodeMs.p50)} / ${ms(p.increment.everyNodeMs.p99)}${p.increment.missing > 0 ? ` (${p.increment.missing} never)` : ''} | ${n(p.join.bytesReceived)} B | ${n(p.join.copies)} | ${n(p.degree.mean)} | ${n(Math.round(p.wallMs / 100) / 10)} |`,
+      );
+    }
+    lines.push('');
+  }
+
   if (result.targets.length > 0) {
     lines.push('**Targets**', '');
     lines.push('| target | wanted | measured | |');

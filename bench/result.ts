@@ -11,6 +11,7 @@ import type { ThroughputResult } from './closed-loop.js';
 import type { YjsPoint } from './yjs-baseline.js';
 import type { MacResult } from './phases/mac.js';
 import type { RestartResult } from './phases/restart.js';
+import type { ScaleResult } from './phases/scale.js';
 
 export interface RateResult extends OpenLoopResult {
   readonly bytesPerIncrement: number;
@@ -144,6 +145,8 @@ export interface BenchResult {
   readonly sessions?: SessionsResult;
   /** Cost of per-frame authentication, before/after in the same run (bench/phases/mac.ts). */
   readonly mac?: MacResult;
+  /** The scale phase: the simulated cluster at each size (bench/scale-sim.ts). */
+  readonly scale?: ScaleResult;
   readonly targets: TargetResult[];
   readonly problems: string[];
 }

@@ -5,6 +5,7 @@
  * not: only a contiguous range applied in full, starting at or below the current entry, may
  * advance it. A range past a gap leaves the entry where it is (anti-entropy fills the gap).
  */
+import { createHash } from 'node:crypto';
 import type { ReplicaId } from '../ids.js';
 import { compareUtf8 } from '../utf8.js';
 
@@ -64,4 +65,18 @@ export function mergeVectors(a: VersionVector, b: VersionVector): Map<ReplicaId,
 
 export function vectorToObject(vv: VersionVector): Record<string, number> {
   return Object.fromEntries([...vv].sort(([a], [b]) => compareUtf8(a, b)));
+}
+
+/**
+ * The anti-entropy digest (protocol 4): 16 bytes of SHA-256 over the vector's entries in replica
+ * order and the store's state digest. Two nodes with equal digests hold the same vector and the
+ * same slots, so neither has anything to send the other; any difference — an entry, or slots
+ * merged past a gap that no vector shows — makes them exchange vectors.
+ */
+export function syncDigest(vv: VersionVector, stateDigest: string): Uint8Array {
+  const hash = createHash('sha256');
+  const replicas = [...vv.keys()].sort();
+  for (const replica of replicas) hash.update(`${replica}:${vv.get(replica)}\n`);
+  hash.update(stateDigest);
+  return new Uint8Array(hash.digest().subarray(0, 16));
 }

@@ -19,7 +19,7 @@ import { MAX_FRAME_BYTES, PROTOCOL_VERSION, type Message, type MessageType } fro
 import { MAC_BYTES } from './session-mac.js';
 import { awareness, ping, pong } from './presence.js';
 import { bad, ProtocolError } from './protocol-error.js';
-import { covered, delta, slots, vv, vvPart } from './sync.js';
+import { covered, delta, digest, slots, vv, vvPart } from './sync.js';
 
 export { ProtocolError, type ProtocolErrorCode } from './protocol-error.js';
 export { REJECT_CODES } from './handshake.js';
@@ -37,9 +37,10 @@ export const MESSAGE_TAGS = {
   ping: 8,
   pong: 9,
   vvPart: 10,
+  digest: 11,
 } as const satisfies Record<MessageType, number>;
 
-const LAYOUTS: { readonly [T in MessageType]: MessageLayout<T> } = { hello, auth, reject, vv, slots, covered, delta, awareness, ping, pong, vvPart };
+const LAYOUTS: { readonly [T in MessageType]: MessageLayout<T> } = { hello, auth, reject, vv, slots, covered, delta, awareness, ping, pong, vvPart, digest };
 
 // Looked up by a runtime value, the table's pairing of each type with its own layout is lost to
 // the compiler: these two lookups say so once (a layout only ever sees messages of its type).

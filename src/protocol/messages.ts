@@ -10,8 +10,13 @@ import type { PageName, ReplicaId } from '../ids.js';
  * 2: slots carry the page's reset epoch (resets, src/crdt/reset.ts), and sessions are authenticated
  * (every frame after a side's auth is sealed, session-mac.ts). Version 1 nodes refuse its frames.
  * 3: slots carry a kind (the total, an hour or day bucket, a visitor-sketch register: series.ts).
+ * 4: quiet at rest — anti-entropy sends a `digest` first (the vector only on a mismatch) and
+ * presence renewals ride on the session instead of frames (PROTOCOL.md §4, §5). Version 3 nodes
+ * refuse its frames.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
+/** Bytes of an anti-entropy digest (`digest`, SyncDigest in src/crdt/version-vector.ts). */
+export const DIGEST_BYTES = 16;
 /** Largest frame accepted or sent, in bytes. Sync answers are chunked below it. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
 /**
@@ -74,6 +79,8 @@ export type Message =
   | { readonly type: 'delta'; readonly range: SeqRange; readonly slots: readonly ReplicaSlot[] }
   /** A y-protocols awareness update (node presence), relayed across the cluster. */
   | { readonly type: 'awareness'; readonly update: Uint8Array }
+  /** Anti-entropy, first step: a hash of the sender's vector and state; a receiver that differs answers with its `vv`. */
+  | { readonly type: 'digest'; readonly digest: Uint8Array }
   | { readonly type: 'ping'; readonly id: number }
   | { readonly type: 'pong'; readonly id: number };
 

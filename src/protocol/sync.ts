@@ -8,6 +8,7 @@ import { epochOf, type Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
 import { replicaIdToBytes, type ReplicaId } from '../ids.js';
 import {
+  checkBytes,
   checkPage,
   checkSeriesKey,
   checkRange,
@@ -17,6 +18,7 @@ import {
   checkU32,
   checkCount,
   readCount,
+  readExactBytes,
   readPage,
   readReplica,
   readSeqRange,
@@ -27,7 +29,7 @@ import {
   writeText,
   type MessageLayout,
 } from './fields.js';
-import { MAX_FRAME_ENTRIES, type ReplicaSlot } from './messages.js';
+import { DIGEST_BYTES, MAX_FRAME_ENTRIES, type ReplicaSlot } from './messages.js';
 import { bad } from './protocol-error.js';
 
 // The fewest bytes one list element can take (every field takes at least one byte).
@@ -81,6 +83,17 @@ function readVector(decoder: decoding.Decoder): Map<ReplicaId, number> {
   }
   return vv;
 }
+
+/** digest: bytes(DIGEST_BYTES), the anti-entropy digest of the sender's vector and state. */
+export const digest: MessageLayout<'digest'> = {
+  write(encoder, message) {
+    checkBytes(message.digest, DIGEST_BYTES, 'digest');
+    encoding.writeVarUint8Array(encoder, message.digest);
+  },
+  read(decoder) {
+    return { type: 'digest', digest: readExactBytes(decoder, 'digest', DIGEST_BYTES) };
+  },
+};
 
 /** The sender's version vector (or its last part). */
 export const vv: MessageLayout<'vv'> = {

@@ -4,6 +4,13 @@
  * again) or `covered` (its peer is already connected through another session, so it stands
  * aside until that session ends). The directory dials; the replicator makes sessions of the
  * connections and tells the directory when one opens or closes.
+ *
+ * Only one side dials (protocol 4, PROTOCOL.md §5): once a target's replica id is known (from a
+ * handshake), the node with the lower replica id redials at once and the other waits
+ * `ONE_SIDE_GRACE_MS` longer, dialling only if no session to that peer opened meanwhile — so a
+ * pair that lost its link opens one connection again, not two of which one is refused, and a
+ * node the lower side cannot reach (a one-way route, a peer list without it) is still dialled.
+ * A target whose id is not known yet (first contact) is dialled at once from both sides.
  */
 import type { ReplicaId } from '../ids.js';
 import type { Log } from '../log.js';
@@ -11,6 +18,9 @@ import type { TimerHandle, Timers } from '../timers.js';
 import type { Connection, Transport } from '../transport/transport.js';
 import { backoffDelayMs, type BackoffOptions } from './backoff.js';
 import { type PeerSession, refusedByPeer } from './peer-session.js';
+
+/** How much longer the side with the higher replica id waits before it redials (see above). */
+export const ONE_SIDE_GRACE_MS = 3_000;
 
 /** An address discovery gave us, and what became of dialling it. */
 export interface DialTarget {
@@ -37,6 +47,9 @@ export interface PeerDirectoryOptions {
   readonly connected: (connection: Connection, target: DialTarget) => void;
   /** True while an open session to `replica` exists: its other addresses stand aside. */
   readonly covers: (replica: ReplicaId) => boolean;
+  /** This node's replica id, for the one-side rule; undefined: both sides redial at once. */
+  readonly localReplica?: () => ReplicaId;
+  readonly oneSideGraceMs?: number;
 }
 
 export class PeerDirectory {
@@ -132,6 +145,11 @@ export class PeerDirectory {
   private dial(target: DialTarget): void {
     if (this.stopped || target.removed || target.state === 'self') return;
     target.timer = undefined;
+    // The peer dialled us while we waited: stand aside for its session.
+    if (target.replica !== undefined && this.options.covers(target.replica)) {
+      target.state = 'covered';
+      return;
+    }
     target.state = 'connecting';
     this.options.transport.dial(target.address).then(
       (connection) => {
@@ -155,7 +173,9 @@ export class PeerDirectory {
     const { timers } = this.options;
     if (target.state !== 'disconnected') target.since = timers.now();
     target.state = 'disconnected';
-    const delay = backoffDelayMs(target.attempts++, this.options.backoff, this.options.random);
+    const local = this.options.localReplica?.();
+    const waits = local !== undefined && target.replica !== undefined && local > target.replica;
+    const delay = backoffDelayMs(target.attempts++, this.options.backoff, this.options.random) + (waits ? (this.options.oneSideGraceMs ?? ONE_SIDE_GRACE_MS) : 0);
     if (target.timer !== undefined) timers.clearTimeout(target.timer);
     target.timer = timers.setTimeout(() => this.dial(target), delay);
   }

@@ -53,6 +53,12 @@ export interface SessionContext {
 export const MAX_CLAIMED_SEQ = 2 ** 48;
 /** Entries of our vector per `vv`/`vvPart` frame: under MAX_FRAME_ENTRIES (decoding costs per entry), about 100 KB. */
 export const VV_CHUNK_ENTRIES = 4_000;
+/**
+ * Digests from one peer acted on at most once per this many ms (an honest peer sends one per
+ * anti-entropy round to one or two peers): each one that mismatches costs us a vector, so a
+ * peer flooding digests gets at most a few vectors a second, not one per frame.
+ */
+export const MIN_DIGEST_GAP_MS = 250;
 /** Entries a peer's vector may have across its parts; more closes the session. */
 export const MAX_PEER_VV_ENTRIES = 1_000_000;
 
@@ -87,7 +93,9 @@ export type SessionEvent =
   | { readonly kind: 'covered'; readonly ranges: readonly SeqRange[] }
   /** A live delta, its slots named by their replica; `ranges` is its range when its slots justify it, else empty. */
   | { readonly kind: 'delta'; readonly ranges: readonly SeqRange[]; readonly slots: readonly Slot[] }
-  | { readonly kind: 'awareness'; readonly update: Uint8Array };
+  | { readonly kind: 'awareness'; readonly update: Uint8Array }
+  /** The peer's anti-entropy digest (at most one per MIN_DIGEST_GAP_MS; more are ignored): compare, and send our vv on a mismatch. */
+  | { readonly kind: 'digest'; readonly digest: Uint8Array };
 
 const NOTHING: SessionEvent = { kind: 'none' };
 
@@ -128,6 +136,10 @@ export class PeerSession {
   /** Entries of a vector the peer is sending in parts. */
   private vvParts: Map<ReplicaId, number> | undefined;
   private paused = false;
+  /** When the last digest of the peer was acted on. */
+  private digestActedAt = Number.NEGATIVE_INFINITY;
+  /** We sent the peer a digest: its `vv` (sent on a mismatch) is answered and met with ours, once. */
+  private digestOut = false;
 
   constructor(
     readonly connection: Connection,
@@ -300,6 +312,11 @@ export class PeerSession {
       }
       case 'awareness':
         return { kind: 'awareness', update: message.update };
+      case 'digest': {
+        if (this.lastReceivedAt - this.digestActedAt < MIN_DIGEST_GAP_MS) return NOTHING;
+        this.digestActedAt = this.lastReceivedAt;
+        return { kind: 'digest', digest: message.digest };
+      }
       case 'ping':
         this.send({ type: 'pong', id: message.id });
         return NOTHING;
@@ -392,6 +409,24 @@ export class PeerSession {
   resume(): void {
     this.paused = false;
     this.connection.resume?.();
+  }
+
+  /** Anti-entropy, first step: our digest; the peer's `vv`, if it differs, is met with ours (`takeDigestReply`). */
+  sendDigest(digest: Uint8Array): void {
+    this.digestOut = true;
+    this.send({ type: 'digest', digest });
+  }
+
+  /** The peer's digest equals ours: it holds exactly our vector (for the lag figures, as a `vv` would). */
+  peerMatches(vv: VersionVector): void {
+    this.heldByPeer = new Map(vv);
+  }
+
+  /** True once after we sent a digest: the `vv` that arrived is the peer's reply, and ours goes back. */
+  takeDigestReply(): boolean {
+    const out = this.digestOut;
+    this.digestOut = false;
+    return out;
   }
 
   ping(): void {

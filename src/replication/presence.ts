@@ -1,14 +1,30 @@
 /**
  * Node presence over y-protocols awareness. Each node owns one awareness client whose state
- * describes it; updates are relayed to every session except the one they came from, so a node
- * sees members it has no direct connection to. Awareness drops a state that was not renewed for
- * 30 s (it renews its own every 15 s), and a node that stops announces its removal.
- * Remote states are untrusted JSON: `members()` returns only well-formed ones.
+ * describes it. Remote states are untrusted JSON: `members()` returns only well-formed ones.
+ * Awareness drops a state that was not renewed for 30 s, and a node that stops announces its
+ * removal.
+ *
+ * Quiet at rest (protocol 4): nothing is sent while nothing changes.
+ * - A state change of our own goes to every direct peer (open session), once. Renewals are not
+ *   sent: a peer's open session is its renewal ("presence on heartbeats") — every check, the
+ *   state of each directly connected node is renewed here.
+ * - Nothing is relayed on receipt (relaying every renewal to every peer cost (N−1)² frames per
+ *   renewal). A node lists in its own state the members it holds but has no session with
+ *   (`indirect`, client ids) and how many members it holds (`members`). Each check, a node sends
+ *   a peer the states the peer lists as indirect and this node hears directly (an entry at the
+ *   clock the receiver holds counts as a renewal there), and its full update to a peer that holds
+ *   fewer members than it does. In a full mesh both are empty.
+ *
+ * Time and the client id are injected: the awareness library runs its own `setInterval` on the
+ * wall clock and takes a random client id, which a simulation can control neither of. So the
+ * library's interval is cleared at once and its check runs here on `timers`, with when each
+ * state was last renewed read from that clock too.
  */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as Y from 'yjs';
+import type { TimerHandle, Timers } from '../timers.js';
 
 export interface NodePresence {
   readonly name: string;
@@ -37,6 +53,15 @@ export const MAX_AWARENESS_CLOCK = 2 ** 48;
  * re-encoded; undefined when nothing is left. The codec has checked the structure already.
  * Throws on a clock above MAX_AWARENESS_CLOCK.
  */
+/** The entries of an update the codec has checked already. */
+function entriesOf(update: Uint8Array): Array<{ client: number; clock: number; state: string }> {
+  const decoder = decoding.createDecoder(update);
+  const count = decoding.readVarUint(decoder);
+  const entries: Array<{ client: number; clock: number; state: string }> = [];
+  for (let i = 0; i < count; i++) entries.push({ client: decoding.readVarUint(decoder), clock: decoding.readVarUint(decoder), state: decoding.readVarString(decoder) });
+  return entries;
+}
+
 export function withoutClient(update: Uint8Array, own: number): Uint8Array | undefined {
   const decoder = decoding.createDecoder(update);
   const count = decoding.readVarUint(decoder);
@@ -60,28 +85,144 @@ export function withoutClient(update: Uint8Array, own: number): Uint8Array | und
   return encoding.toUint8Array(encoder);
 }
 
+/** The awareness library's timeout: a state not renewed for this long is dropped. */
+export const PRESENCE_TIMEOUT_MS = awarenessProtocol.outdatedTimeout;
+/** How often the timeout check runs (the library's own period: a tenth of the timeout). */
+export const PRESENCE_CHECK_MS = Math.floor(PRESENCE_TIMEOUT_MS / 10);
+
+export interface PresenceOptions {
+  readonly timers: Timers;
+  /** The awareness client id of this node (uint32; the library would pick one at random). */
+  readonly clientId: number;
+}
+
+/** Members listed as indirect in one state, at most (a longer list is cut; a remote's is ignored past it). */
+export const MAX_INDIRECT_LISTED = 64;
+
+/** A direct peer as presence sees it: its replica id (from the handshake) and a way to send to it. */
+export interface PresencePeer {
+  readonly replica: string;
+  send(update: Uint8Array): void;
+}
+
 export class Presence {
-  private readonly doc = new Y.Doc();
-  private readonly awareness = new awarenessProtocol.Awareness(this.doc);
+  private readonly doc: Y.Doc;
+  private readonly awareness: awarenessProtocol.Awareness;
+  private readonly timers: Timers;
+  /** timers.now() of each state's last renewal (ours included). */
+  private readonly renewedAt = new Map<number, number>();
+  private checkTimer: TimerHandle | undefined;
   private destroyed = false;
 
-  /** `broadcast(update, origin)` must send the update to every session except `origin`. */
+  /** `peers()` lists the open sessions: changes of our own go to each of them. */
   constructor(
     local: NodePresence,
-    private readonly broadcast: (update: Uint8Array, origin: unknown) => void,
+    private readonly peers: () => Iterable<PresencePeer>,
+    options: PresenceOptions,
   ) {
-    this.awareness.on('update', (change: AwarenessChange, origin: unknown) => {
-      const clients = [...change.added, ...change.updated, ...change.removed];
-      if (clients.length === 0 || this.destroyed) return;
-      this.broadcast(awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients), origin);
+    this.timers = options.timers;
+    this.doc = new Y.Doc();
+    // Before the awareness is made: it takes its client id from the document.
+    this.doc.clientID = options.clientId >>> 0;
+    this.awareness = new awarenessProtocol.Awareness(this.doc);
+    clearInterval(this.awareness._checkInterval as ReturnType<typeof setInterval>);
+    this.awareness.on('update', (change: AwarenessChange) => {
+      const now = this.timers.now();
+      for (const client of [...change.added, ...change.updated]) this.renewedAt.set(client, now);
+      for (const client of change.removed) this.renewedAt.delete(client);
+    });
+    // Only our own changes are sent (renewals and remote updates are not: see above).
+    this.awareness.on('change', (_change: AwarenessChange, origin: unknown) => {
+      if (origin !== 'local' || this.destroyed) return;
+      const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.awareness.clientID]);
+      for (const peer of this.peers()) peer.send(update);
     });
     this.awareness.setLocalState({ ...local });
+    this.scheduleCheck();
+  }
+
+  /**
+   * The library's interval check, on our clock, plus the relay rules above: renews the states of
+   * direct peers, drops states silent for the timeout, updates what we list, sends peers what
+   * they lack.
+   */
+  check(): void {
+    if (this.destroyed) return;
+    const now = this.timers.now();
+    const own = this.awareness.clientID;
+    const direct = new Map<string, PresencePeer>();
+    for (const peer of this.peers()) direct.set(peer.replica, peer);
+    const clientOf = new Map<string, number>();
+    const indirect: number[] = [];
+    for (const [client, state] of this.awareness.getStates()) {
+      if (client === own) continue;
+      const replica = (state as { replicaId?: unknown }).replicaId;
+      if (typeof replica === 'string' && direct.has(replica)) {
+        clientOf.set(replica, client);
+        this.renewedAt.set(client, now);
+      } else {
+        indirect.push(client);
+      }
+    }
+    const outdated: number[] = [];
+    for (const [client, at] of this.renewedAt) {
+      if (client !== own && now - at >= PRESENCE_TIMEOUT_MS && this.awareness.states.has(client)) outdated.push(client);
+    }
+    if (outdated.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, outdated, 'timeout');
+
+    const local = this.awareness.getLocalState();
+    if (local !== null) {
+      const listed = indirect
+        .filter((client) => this.awareness.states.has(client))
+        .sort((a, b) => a - b)
+        .slice(0, MAX_INDIRECT_LISTED);
+      const members = this.awareness.getStates().size;
+      const current = local as { indirect?: unknown; members?: unknown };
+      if (current.members !== members || JSON.stringify(current.indirect ?? []) !== JSON.stringify(listed)) {
+        this.awareness.setLocalState({ ...local, members, indirect: listed });
+      } else if (now - (this.renewedAt.get(own) ?? now) >= PRESENCE_TIMEOUT_MS / 2) {
+        // The library's local renewal (a clock step), kept so a later change always wins; not sent.
+        this.awareness.setLocalState(local);
+      }
+    }
+    this.relay(direct, clientOf);
+  }
+
+  /** Sends each direct peer the states it lists as indirect that we hear directly, or everything when it holds fewer members. */
+  private relay(direct: ReadonlyMap<string, PresencePeer>, clientOf: ReadonlyMap<string, number>): void {
+    const held = this.awareness.getStates();
+    const directClients = new Set(clientOf.values());
+    for (const [replica, peer] of direct) {
+      const client = clientOf.get(replica);
+      const state = client === undefined ? undefined : (held.get(client) as { indirect?: unknown; members?: unknown } | undefined);
+      if (state === undefined) continue;
+      if (typeof state.members === 'number' && state.members < held.size) {
+        peer.send(this.fullUpdate());
+        continue;
+      }
+      const wanted: unknown[] = Array.isArray(state.indirect) ? (state.indirect as unknown[]).slice(0, MAX_INDIRECT_LISTED) : [];
+      const relayed = wanted.filter((c): c is number => typeof c === 'number' && directClients.has(c) && c !== client);
+      if (relayed.length > 0) peer.send(awarenessProtocol.encodeAwarenessUpdate(this.awareness, relayed));
+    }
+  }
+
+  private scheduleCheck(): void {
+    if (this.destroyed) return;
+    this.checkTimer = this.timers.setTimeout(() => {
+      this.check();
+      this.scheduleCheck();
+    }, PRESENCE_CHECK_MS);
   }
 
   /** Applies an update from a peer; throws on a malformed one (the caller drops that peer). */
   applyRemote(update: Uint8Array, origin: unknown): void {
     const theirs = withoutClient(update, this.awareness.clientID);
     if (theirs === undefined) return;
+    // An entry at the clock we hold is a renewal relayed by a peer that hears that node.
+    const now = this.timers.now();
+    for (const entry of entriesOf(theirs)) {
+      if (entry.state !== 'null' && this.awareness.states.has(entry.client) && this.awareness.meta.get(entry.client)?.clock === entry.clock) this.renewedAt.set(entry.client, now);
+    }
     awarenessProtocol.applyAwarenessUpdate(this.awareness, theirs, origin);
     this.dropSuperseded();
   }
@@ -115,7 +256,12 @@ export class Presence {
     if (remove.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, remove, 'superseded');
   }
 
-  /** Every known state, for a session that just opened. */
+  /** Our own state, for a session that just opened (it is sent the rest if it holds fewer members: see `relay`). */
+  ownUpdate(): Uint8Array {
+    return awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.awareness.clientID]);
+  }
+
+  /** Every known state. */
   fullUpdate(): Uint8Array {
     return awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()]);
   }
@@ -139,6 +285,7 @@ export class Presence {
     if (this.destroyed) return;
     awarenessProtocol.removeAwarenessStates(this.awareness, [this.awareness.clientID], 'local');
     this.destroyed = true;
+    if (this.checkTimer !== undefined) this.timers.clearTimeout(this.checkTimer);
     this.awareness.destroy();
     this.doc.destroy();
   }

@@ -16,15 +16,17 @@
  * (awareness).
  *
  * - On open, both sides send their version vector; each answers with what the other lacks.
- * - Anti-entropy (our version vector to every peer every `antiEntropyIntervalMs`) fills the gaps
- *   skipped deltas leave, and relays other replicas' changes, so nodes that cannot reach each
- *   other converge through one they both reach.
- * - Heartbeats: a ping every `heartbeatIntervalMs`; a session with no traffic for
- *   `heartbeatTimeoutMs` is closed and its peer redialled.
+ * - Anti-entropy (every `antiEntropyIntervalMs`, a digest of our vector and state to two peers
+ *   picked at random; vectors are exchanged only when the digests differ) fills the gaps skipped
+ *   deltas leave, and relays other replicas' changes, so nodes that cannot reach each other
+ *   converge through one they both reach.
+ * - Heartbeats on idle links only: the dialler pings a session it heard nothing from for
+ *   `heartbeatIntervalMs`, the listener one silent for longer (session-table.ts); a session with
+ *   no traffic for `heartbeatTimeoutMs` is closed and its peer redialled.
  */
 import type { ClusterStatus, NodeInfo } from '../cluster-status.js';
 import type { Slot } from '../crdt/g-counter.js';
-import { seqOf, type SeqRange } from '../crdt/version-vector.js';
+import { seqOf, syncDigest, type SeqRange } from '../crdt/version-vector.js';
 import { cryptoRandom, type RandomBytes, type ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
 import type { Log } from '../log.js';
@@ -36,7 +38,7 @@ import { MergeQueue } from './merge-queue.js';
 import { type DialTarget, PeerDirectory } from './peer-directory.js';
 import { SourceBudget, sourceOf } from './peer-limits.js';
 import type { PeerIdentity, PeerSession } from './peer-session.js';
-import { Presence, type NodePresence } from './presence.js';
+import { Presence, type NodePresence, type PresencePeer } from './presence.js';
 import { noMetrics, type ReplicationMetrics } from './replication-metrics.js';
 import { clusterStatus } from './replication-status.js';
 import { type SessionMessage, SessionTable } from './session-table.js';
@@ -46,6 +48,8 @@ import { MAX_SEND_BUFFER_BYTES, SyncSender } from './sync-sender.js';
 export const HEARTBEAT_INTERVAL_MS = 1_000;
 export const HEARTBEAT_TIMEOUT_MS = 5_000;
 export const ANTI_ENTROPY_INTERVAL_MS = 2_000;
+/** Peers each anti-entropy round sends its digest to, picked at random. */
+export const ANTI_ENTROPY_PEERS = 2;
 
 /** A dial target as the catch-up at start sees it (`catch-up.ts`). */
 export interface TargetView {
@@ -131,6 +135,7 @@ export class Replicator {
       log,
       connected: (connection, target) => this.sessions.attach(connection, target),
       covers: (replica) => this.sessions.covers(replica),
+      localReplica: () => store.replicaId,
     });
     this.merges = new MergeQueue({
       store,
@@ -166,7 +171,7 @@ export class Replicator {
       metrics,
       directory: this.directory,
       onOpen: (session) => {
-        session.send({ type: 'awareness', update: this.presence.fullUpdate() });
+        session.send({ type: 'awareness', update: this.presence.ownUpdate() });
         session.sendVv(this.store.versionVector());
       },
       onMessage: (session, message) => this.apply(session, message),
@@ -174,9 +179,13 @@ export class Replicator {
       onFailure: () => this.metrics.peerFailure(),
     });
     // Last: setting the local state broadcasts it at once, to the (still empty) session table.
-    this.presence = new Presence({ ...options.node, replicaId: store.replicaId }, (update, origin) => {
-      for (const session of this.sessions.open()) if (session !== origin) session.send({ type: 'awareness', update });
-    });
+    const idBytes = (options.randomBytes ?? cryptoRandom)(4);
+    const clientId = ((idBytes[0]! << 24) | (idBytes[1]! << 16) | (idBytes[2]! << 8) | idBytes[3]!) >>> 0;
+    this.presence = new Presence(
+      { ...options.node, replicaId: store.replicaId },
+      () => this.presencePeers(),
+      { timers, clientId },
+    );
   }
 
   /** Accepts inbound connections, pushes local commits, starts the loops. */
@@ -213,15 +222,27 @@ export class Replicator {
     return [...this.directory.targets()].map((t) => ({ address: t.address, state: t.state, replica: t.replica, lastError: t.lastError }));
   }
 
-  /** Pings every session; closes the ones silent for longer than the heartbeat timeout. */
+  /** Pings the sessions gone quiet (see SessionTable.heartbeat); closes the ones silent for longer than the timeout. */
   heartbeatTick(): void {
-    this.sessions.heartbeat(this.heartbeatTimeoutMs);
+    this.sessions.heartbeat(this.heartbeatTimeoutMs, this.heartbeatIntervalMs);
   }
 
-  /** Sends our version vector to every open session; each answers with what we lack. */
+  /**
+   * Anti-entropy: our digest to ANTI_ENTROPY_PEERS open sessions picked at random. A peer whose
+   * digest differs answers with its vector, which we answer (what it lacks) and meet with ours
+   * (what we lack). Equal digests cost one small frame and nothing else.
+   */
   antiEntropyTick(): void {
-    const vv = this.store.versionVector();
-    for (const session of this.sessions.open()) this.sessions.guard(session, () => session.sendVv(vv));
+    const open = [...this.sessions.open()];
+    if (open.length === 0) return;
+    const digest = syncDigest(this.store.versionVector(), this.store.digest());
+    for (let i = 0; i < Math.min(ANTI_ENTROPY_PEERS, open.length); i++) {
+      // A partial Fisher–Yates: each round's peers are distinct.
+      const j = i + Math.floor(this.random() * (open.length - i));
+      [open[i], open[j]] = [open[j]!, open[i]!];
+      const session = open[i]!;
+      this.sessions.guard(session, () => session.sendDigest(digest));
+    }
   }
 
   private scheduleHeartbeat(): void {
@@ -249,6 +270,13 @@ export class Replicator {
     } catch (error) {
       this.metrics.peerFailure();
       this.log.error({ err: error }, `${what} tick failed`);
+    }
+  }
+
+  private *presencePeers(): Generator<PresencePeer> {
+    for (const session of this.sessions.open()) {
+      const replica = session.peer?.replica;
+      if (replica !== undefined) yield { replica, send: (update) => this.sessions.guard(session, () => session.send({ type: 'awareness', update })) };
     }
   }
 
@@ -299,7 +327,14 @@ export class Replicator {
       case 'vv':
         if (!this.checkOwnClaim(session, seqOf(event.vv, this.store.replicaId), 'vv')) return;
         this.sender.answer(session, event.vv);
+        if (session.takeDigestReply()) session.sendVv(this.store.versionVector());
         return;
+      case 'digest': {
+        const vv = this.store.versionVector();
+        if (sameBytes(syncDigest(vv, this.store.digest()), event.digest)) session.peerMatches(vv);
+        else session.sendVv(vv);
+        return;
+      }
       case 'slots':
         if (!this.checkOwnClaim(session, highestOwn(event.slots, this.store.replicaId), 'slots')) return;
         this.merges.enqueue(session, event.slots, []);
@@ -371,6 +406,12 @@ export class Replicator {
     this.log.warn({ previous: info.previous, replicaId: info.replicaId, reason: info.reason }, 'replica went back in time: minted a new replica id');
     this.presence.updateLocal({ replicaId: info.replicaId });
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function highestOwn(slots: readonly Slot[], own: ReplicaId): number {

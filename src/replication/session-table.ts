@@ -36,6 +36,11 @@ export interface SessionTableOptions {
   readonly maxHandshakesPerSource?: number;
 }
 
+/** How long a session must have been silent before this side pings it (see `heartbeat`). */
+export function idleBeforePing(direction: Connection['direction'], intervalMs: number, timeoutMs: number): number {
+  return direction === 'outbound' ? intervalMs : Math.min(3 * intervalMs, (intervalMs + timeoutMs) / 2);
+}
+
 export class SessionTable {
   /** Every session from attach to close, open or not. */
   private readonly all = new Set<PeerSession>();
@@ -104,8 +109,14 @@ export class SessionTable {
     return count;
   }
 
-  /** Pings every session; closes the ones silent for longer than `timeoutMs`. */
-  heartbeat(timeoutMs: number): void {
+  /**
+   * Pings the sessions that went quiet; closes the ones silent for longer than `timeoutMs`.
+   * Heartbeats only on idle links, and at rest from one side: the dialler pings a session it
+   * heard nothing from for `intervalMs`, the listener only one silent for three intervals (never
+   * while the dialler's pings arrive), so a quiet link carries one ping and one pong per two
+   * ticks instead of two of each per tick. Any frame counts as traffic.
+   */
+  heartbeat(timeoutMs: number, intervalMs = 0): void {
     const now = this.options.timers.now();
     const handshakeTimeoutMs = this.options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     for (const session of [...this.all]) {
@@ -123,7 +134,7 @@ export class SessionTable {
         this.options.metrics.heartbeatTimeout();
         this.options.log.warn({ peer: session.peer?.name, address: session.connection.remoteAddress, silentMs }, 'peer silent, closing');
         session.close(`heartbeat timeout: no traffic for ${silentMs} ms`);
-      } else {
+      } else if (silentMs >= idleBeforePing(session.connection.direction, intervalMs, timeoutMs)) {
         session.ping();
       }
     }

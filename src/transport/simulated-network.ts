@@ -7,6 +7,14 @@
  * loss and duplication; delivering them oldest first models a healthy link. `autoDeliver` drains
  * the queue oldest first in microtasks, for tests that just need a working network.
  *
+ * Timed links (`links`): every event is delivered by the network itself at its arrival time on the
+ * clock given (a `VirtualTimers`): one-way latency per link, in order per direction (TCP), and
+ * loss as TCP sees it — a lost frame is retransmitted after `retransmitMs` and holds up every
+ * frame behind it on that link, since a frame lost for good would break the session's MAC chain.
+ *
+ * The queue is a map by event id in sending order, so delivering, dropping or taking any one
+ * event is O(1); only `pending()`, `duplicate` and the faults walk it.
+ *
  * Faults: `partition` cuts the connections across two groups at once (both ends see `close`) and
  * refuses dials until `heal`; `crash` is a killed process: its connections' other ends see a
  * queued close after the frames already on the wire, frames towards it are lost, its own
@@ -20,6 +28,7 @@
  * and counters, and splitting them would spread one bookkeeping rule over several files.
  */
 import { SimulatedConnection, SimulatedTransport, type Wire } from './simulated-transport.js';
+import type { Timers } from '../timers.js';
 import type { Connection, Transport } from './transport.js';
 
 /** Guards `deliverAll` against two handlers answering each other forever. */
@@ -30,6 +39,29 @@ export interface SimulatedNetworkOptions {
   readonly autoDeliver?: boolean;
   /** Frames larger than this are refused by `send`, as on the real transport. */
   readonly maxFrameBytes?: number;
+  /** Links with latency and loss, delivered on a clock; the driver only moves the clock. */
+  readonly links?: LinkModel;
+}
+
+export interface LinkModel {
+  /** The clock deliveries are scheduled on (the nodes' own, so their timers interleave). */
+  readonly timers: Pick<Timers, 'now' | 'setTimeout'>;
+  /** One-way latency from `from` to `to`, ms (may vary per call: jitter). */
+  readonly latencyMs: (from: string, to: string) => number;
+  /** Chance in [0, 1) that a frame is lost once and retransmitted. */
+  readonly lossRate?: number;
+  /** Extra delay of a retransmitted frame, ms (Linux's minimum RTO is 200 ms). */
+  readonly retransmitMs?: number;
+  /** Float in [0, 1): seeded, so a run replays. */
+  readonly random: () => number;
+}
+
+/** Frames and bytes one node sent and received. */
+export interface NodeTraffic {
+  framesSent: number;
+  bytesSent: number;
+  framesReceived: number;
+  bytesReceived: number;
 }
 
 export interface InFlight {
@@ -73,7 +105,12 @@ export class SimulatedNetwork implements Wire {
   private readonly transports = new Set<SimulatedTransport>();
   /** Unordered address pairs that cannot reach each other, as `a\u0000b` with a < b. */
   private readonly cut = new Set<string>();
-  private readonly queue: Event[] = [];
+  /** In flight, in sending order (a Map iterates in insertion order). */
+  private queue = new Map<number, Event>();
+  private readonly links: LinkModel | undefined;
+  /** Per connection end: when its last event arrives (later ones arrive no earlier: in order). */
+  private readonly lastArrival = new WeakMap<SimulatedConnection, number>();
+  private readonly traffic = new Map<string, NodeTraffic>();
   private nextEventId = 1;
   private nextLinkId = 1;
   private drainScheduled = false;
@@ -91,6 +128,7 @@ export class SimulatedNetwork implements Wire {
   constructor(options: SimulatedNetworkOptions = {}) {
     this.autoDeliver = options.autoDeliver ?? false;
     this.maxFrameBytes = options.maxFrameBytes ?? Number.POSITIVE_INFINITY;
+    this.links = options.links;
   }
 
   /** A new transport for a node at `address` (one per node incarnation). */
@@ -102,14 +140,7 @@ export class SimulatedNetwork implements Wire {
 
   /** Events in flight, oldest first. */
   pending(): InFlight[] {
-    return this.queue.map((event) => ({
-      id: event.id,
-      kind: event.kind,
-      from: event.from.localAddress,
-      to: event.to.localAddress,
-      connection: event.from.link,
-      size: event.bytes.byteLength,
-    }));
+    return [...this.queue.values()].map(describe);
   }
 
   /** Delivers one event, whatever its place in the queue. Returns false for an unknown id. */
@@ -122,9 +153,9 @@ export class SimulatedNetwork implements Wire {
 
   /** Delivers the oldest event, if any. */
   deliverNext(): InFlight | undefined {
-    const first = this.queue[0];
+    const first = this.queue.values().next().value;
     if (first === undefined) return undefined;
-    const [described] = this.pending();
+    const described = describe(first);
     this.deliver(first.id);
     return described;
   }
@@ -134,7 +165,7 @@ export class SimulatedNetwork implements Wire {
    * Returns how many were delivered.
    */
   deliverAll(): number {
-    const ids = this.queue.map((event) => event.id);
+    const ids = [...this.queue.keys()];
     let delivered = 0;
     for (const id of ids) if (this.deliver(id)) delivered += 1;
     return delivered;
@@ -143,8 +174,8 @@ export class SimulatedNetwork implements Wire {
   /** Delivers oldest first until nothing is in flight; throws after `maxSteps`. Returns the steps taken. */
   runUntilQuiet(maxSteps: number = DEFAULT_MAX_DELIVERY_STEPS): number {
     let steps = 0;
-    while (this.queue.length > 0) {
-      if (steps >= maxSteps) throw new Error(`the network is still busy after ${maxSteps} deliveries (${this.queue.length} in flight)`);
+    while (this.queue.size > 0) {
+      if (steps >= maxSteps) throw new Error(`the network is still busy after ${maxSteps} deliveries (${this.queue.size} in flight)`);
       this.deliverNext();
       steps += 1;
     }
@@ -153,11 +184,17 @@ export class SimulatedNetwork implements Wire {
 
   /** Queues a second copy of a frame right behind the original. */
   duplicate(id: number): boolean {
-    const index = this.queue.findIndex((event) => event.id === id);
-    const event = this.queue[index];
+    const event = this.queue.get(id);
     if (event === undefined) return false;
-    this.queue.splice(index + 1, 0, { ...event, id: this.nextEventId++, buffered: false });
+    const copy: Event = { ...event, id: this.nextEventId++, buffered: false };
+    const queue = new Map<number, Event>();
+    for (const [key, value] of this.queue) {
+      queue.set(key, value);
+      if (key === id) queue.set(copy.id, copy);
+    }
+    this.queue = queue;
     this.counters.framesDuplicated += event.kind === 'frame' ? 1 : 0;
+    if (this.links !== undefined) this.schedule(copy, 0);
     this.scheduleDrain();
     return true;
   }
@@ -203,10 +240,9 @@ export class SimulatedNetwork implements Wire {
       transport.onConnection = undefined;
       transport.isClosed = true;
       for (const connection of [...transport.connections]) {
-        for (let i = this.queue.length - 1; i >= 0; i--) {
-          const event = this.queue[i]!;
+        for (const [id, event] of this.queue) {
           if (event.to === connection) {
-            this.queue.splice(i, 1);
+            this.queue.delete(id);
             if (event.kind === 'frame') this.counters.framesLost += 1;
           }
         }
@@ -221,6 +257,11 @@ export class SimulatedNetwork implements Wire {
 
   stats(): NetworkStats {
     return { ...this.counters };
+  }
+
+  /** What the node at `address` sent (frames handed to `send`) and received (frames delivered), since the network began. */
+  trafficOf(address: string): NodeTraffic {
+    return { ...this.trafficEntry(address) };
   }
 
   // --- the Wire: used by SimulatedTransport and SimulatedConnection ------------------------------
@@ -263,6 +304,9 @@ export class SimulatedNetwork implements Wire {
     this.counters.framesSent += 1;
     this.counters.bytesSent += frame.byteLength;
     from.queuedBytes += frame.byteLength;
+    const sender = this.trafficEntry(from.localAddress);
+    sender.framesSent += 1;
+    sender.bytesSent += frame.byteLength;
     // A copy: the sender may reuse its buffer, as it may with a socket.
     this.push('frame', from, from.peer, frame.slice(), '', true);
   }
@@ -275,16 +319,37 @@ export class SimulatedNetwork implements Wire {
   // --- internals ---------------------------------------------------------------------------------
 
   private push(kind: 'frame' | 'close', from: SimulatedConnection, to: SimulatedConnection, bytes: Uint8Array, reason: string, buffered: boolean): void {
-    this.queue.push({ id: this.nextEventId++, kind, from, to, bytes, reason, buffered });
+    const event: Event = { id: this.nextEventId++, kind, from, to, bytes, reason, buffered };
+    this.queue.set(event.id, event);
+    if (this.links !== undefined) {
+      const { latencyMs, lossRate = 0, retransmitMs = 200, random } = this.links;
+      const lost = kind === 'frame' && lossRate > 0 && random() < lossRate;
+      this.schedule(event, latencyMs(from.localAddress, to.localAddress) + (lost ? retransmitMs : 0));
+    }
     this.scheduleDrain();
   }
 
+  /** Timed links: the event arrives `delayMs` from now, and never before the link's previous one. */
+  private schedule(event: Event, delayMs: number): void {
+    const { timers } = this.links!;
+    const now = timers.now();
+    const at = Math.max(now + delayMs, this.lastArrival.get(event.from) ?? 0);
+    this.lastArrival.set(event.from, at);
+    timers.setTimeout(() => this.deliver(event.id), at - now);
+  }
+
   private take(id: number): Event | undefined {
-    const index = this.queue.findIndex((event) => event.id === id);
-    if (index < 0) return undefined;
-    const [event] = this.queue.splice(index, 1);
-    if (event !== undefined && event.buffered) event.from.queuedBytes -= event.bytes.byteLength;
+    const event = this.queue.get(id);
+    if (event === undefined) return undefined;
+    this.queue.delete(id);
+    if (event.buffered) event.from.queuedBytes -= event.bytes.byteLength;
     return event;
+  }
+
+  private trafficEntry(address: string): NodeTraffic {
+    let entry = this.traffic.get(address);
+    if (entry === undefined) this.traffic.set(address, (entry = { framesSent: 0, bytesSent: 0, framesReceived: 0, bytesReceived: 0 }));
+    return entry;
   }
 
   private apply(event: Event): void {
@@ -297,6 +362,9 @@ export class SimulatedNetwork implements Wire {
     if (event.to.receive(event.bytes.slice())) {
       this.counters.framesDelivered += 1;
       this.counters.bytesDelivered += event.bytes.byteLength;
+      const receiver = this.trafficEntry(event.to.localAddress);
+      receiver.framesReceived += 1;
+      receiver.bytesReceived += event.bytes.byteLength;
     } else {
       this.counters.framesLost += 1;
     }
@@ -304,10 +372,9 @@ export class SimulatedNetwork implements Wire {
 
   /** Removes a link's in-flight events, counting lost frames. */
   private discardLink(link: string): void {
-    for (let i = this.queue.length - 1; i >= 0; i--) {
-      const event = this.queue[i]!;
+    for (const [id, event] of this.queue) {
       if (event.from.link !== link) continue;
-      this.queue.splice(i, 1);
+      this.queue.delete(id);
       if (event.buffered) event.from.queuedBytes -= event.bytes.byteLength;
       if (event.kind === 'frame') this.counters.framesLost += 1;
     }
@@ -330,6 +397,10 @@ export class SimulatedNetwork implements Wire {
       this.runUntilQuiet();
     });
   }
+}
+
+function describe(event: Event): InFlight {
+  return { id: event.id, kind: event.kind, from: event.from.localAddress, to: event.to.localAddress, connection: event.from.link, size: event.bytes.byteLength };
 }
 
 function pairKey(a: string, b: string): string {

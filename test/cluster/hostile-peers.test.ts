@@ -367,13 +367,13 @@ describe('hostile peers', () => {
 
     const reader = await joined(a);
     reader.stopReading();
-    const pingsBefore = await metric(a, 'replication_frames_total', { direction: 'sent', type: 'ping' });
+    const asksBefore = await metric(a, 'replication_frames_total', { direction: 'received', type: 'vv' });
     // Ask for everything, again and again (a peer that does not read can still write).
     const asking = setInterval(() => reader.sendMessage({ type: 'vv', vv: new Map() }), 100);
     try {
-      // A hundred heartbeat rounds later (200 ms each, to b and the reader; about 20 s), answers
-      // that ignored the bound would have queued the whole state many times over.
-      await eventually(async () => expect(await metric(a, 'replication_frames_total', { direction: 'sent', type: 'ping' })).toBeGreaterThan(pingsBefore + 200), {
+      // Two hundred asks read by a later (one per 100 ms: about 20 s), answers that ignored the
+      // bound would have queued the whole state many times over.
+      await eventually(async () => expect(await metric(a, 'replication_frames_total', { direction: 'received', type: 'vv' })).toBeGreaterThan(asksBefore + 200), {
         timeoutMs: 60_000,
       });
     } finally {

@@ -168,6 +168,7 @@ export const messageArbs: { readonly [T in MessageType]: fc.Arbitrary<Extract<Me
   ping: pingArb,
   pong: pongArb,
   vvPart: vvArb.map((m) => ({ type: 'vvPart' as const, vv: m.vv })),
+  digest: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((digest) => ({ type: 'digest' as const, digest })),
 };
 
 export const messageArb: fc.Arbitrary<Message> = fc.oneof(...Object.values(messageArbs) as fc.Arbitrary<Message>[]);

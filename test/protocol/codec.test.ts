@@ -138,7 +138,7 @@ describe('lib0 varUint, and why the codec reads varUints itself', () => {
 describe('framing', () => {
   it('refuses an empty frame, an unknown tag and trailing bytes', () => {
     expectBadFrame(new Uint8Array(0), /empty/);
-    expectBadFrame(frame(u(PROTOCOL_VERSION), u(11)), /unknown message type 11/);
+    expectBadFrame(frame(u(PROTOCOL_VERSION), u(12)), /unknown message type 12/);
     expectBadFrame(frame(u(PROTOCOL_VERSION), u(2 ** 40)), /unknown message type/);
     expectBadFrame(v1('ping', u(1), raw(0)), /trailing/);
   });

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SimulatedNetwork } from '../../src/transport/simulated-network.js';
+import { VirtualTimers } from '../../src/virtual-timers.js';
 import type { Connection, Transport } from '../../src/transport/transport.js';
 import { Recorder } from './transport-contract.js';
 
@@ -253,5 +254,46 @@ describe('SimulatedNetwork', () => {
     network.runUntilQuiet();
     expect(link.recorder.closes).toEqual(['shutting_down: transport closed']);
     await expect(link.dialler.dial('b:1')).rejects.toThrow(/refused/);
+  });
+
+  describe('timed links', () => {
+    function timed(lossRate: number, random: () => number) {
+      const timers = new VirtualTimers();
+      const network = new SimulatedNetwork({ links: { timers, latencyMs: () => 50, lossRate, retransmitMs: 200, random } });
+      return { timers, network };
+    }
+
+    it('delivers each frame after the link latency, in order, and counts each node\'s traffic', async () => {
+      const { timers, network } = timed(0, () => 0.5);
+      const b = listening(network, 'b:1');
+      const { outbound, inboundRecorder } = await connect(network, 'a:1', b, 'b:1');
+      outbound.send(bytes(1));
+      timers.runDue(10);
+      outbound.send(bytes(2, 2));
+      expect(timers.runDue(49)).toBe(false);
+      expect(inboundRecorder.frames).toEqual([]);
+      expect(timers.runDue(1_000)).toBe(true);
+      expect(timers.now()).toBe(50);
+      expect(inboundRecorder.frames).toEqual([bytes(1)]);
+      expect(timers.runDue(1_000)).toBe(true);
+      expect(timers.now()).toBe(60);
+      expect(inboundRecorder.frames).toEqual([bytes(1), bytes(2, 2)]);
+      expect(network.trafficOf('a:1')).toEqual({ framesSent: 2, bytesSent: 3, framesReceived: 0, bytesReceived: 0 });
+      expect(network.trafficOf('b:1')).toEqual({ framesSent: 0, bytesSent: 0, framesReceived: 2, bytesReceived: 3 });
+    });
+
+    it('models loss as a retransmission that holds up the frames behind it, never as a gap', async () => {
+      const draws = [0.001, 0.9, 0.9];
+      const { timers, network } = timed(0.01, () => draws.shift() ?? 0.9);
+      const b = listening(network, 'b:1');
+      const { outbound, inboundRecorder } = await connect(network, 'a:1', b, 'b:1');
+      outbound.send(bytes(1));
+      outbound.send(bytes(2));
+      expect(timers.runDue(249)).toBe(false);
+      expect(inboundRecorder.frames).toEqual([]);
+      while (timers.runDue(1_000));
+      expect(inboundRecorder.frames).toEqual([bytes(1), bytes(2)]);
+      expect(network.stats().framesLost).toBe(0);
+    });
   });
 });

@@ -1,0 +1,35 @@
+/**
+ * The `scale` phase (issue 18): the scale simulation (bench/scale-sim.ts) at each of
+ * `--scale-nodes` node counts, with 50 ms links and 1% loss by default. Virtual time: the figures
+ * are the protocol's (frames, bytes, delays in simulated milliseconds), not this machine's speed;
+ * only `wallMs` says how long the simulation took here.
+ */
+import type { Knobs } from '../knobs.js';
+import { log } from '../progress.js';
+import { DEFAULT_SCALE_OPTIONS, runScaleSimulation, type ScalePoint } from '../scale-sim.js';
+
+export interface ScaleResult {
+  readonly simulated: readonly ScalePoint[];
+}
+
+export async function runScale(knobs: Knobs): Promise<ScaleResult> {
+  const simulated: ScalePoint[] = [];
+  for (const nodes of knobs.scaleNodes) {
+    log(`scale: ${nodes} simulated nodes, ${knobs.scaleLatencyMs} ms links, ${knobs.scaleLossPercent}% loss`);
+    simulated.push(
+      await runScaleSimulation(
+        {
+          ...DEFAULT_SCALE_OPTIONS,
+          nodes,
+          seed: knobs.seed,
+          latencyMs: knobs.scaleLatencyMs,
+          lossRate: knobs.scaleLossPercent / 100,
+          restMs: knobs.quick ? 16_000 : DEFAULT_SCALE_OPTIONS.restMs,
+          increments: knobs.quick ? 20 : DEFAULT_SCALE_OPTIONS.increments,
+        },
+        log,
+      ),
+    );
+  }
+  return { simulated };
+}
