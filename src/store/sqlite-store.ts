@@ -152,7 +152,7 @@ export class SqliteStore implements Store {
       let resolve = (): void => undefined;
       const done = new Promise<void>((r) => (resolve = r));
       this.recount = { job, started: performance.now(), next: undefined, done, resolve };
-      this.log.info({ path: options.path }, 'digest sum not stored (an unclean stop or a restore): recounting it in the background while serving');
+      this.log.info({ path: options.path }, 'digest sum not stored (a new database, an unclean stop or a restore): recounting it in the background while serving');
     } else {
       this.digestSum = known ?? this.scanDigestSum();
     }
