@@ -177,12 +177,13 @@ export class SqliteStore implements Store {
     // Read from the database (migration 0003); when unknown, scanned now or recounted in the
     // background (its snapshot taken here, before this store commits anything).
     const known = this.knownDigestSum();
-    if (known === undefined && options.digestRecount === 'background') {
+    const job = known === undefined && options.digestRecount === 'background' ? this.startRecount() : undefined;
+    if (job !== undefined) {
       this.digestSum = 0n;
       let resolve = (): void => undefined;
       const done = new Promise<void>((r) => (resolve = r));
-      this.recount = { job: new DigestRecount(options.path), started: performance.now(), next: undefined, done, resolve };
-      this.log.info({ path: options.path }, 'digest sum not stored (an unclean stop or a restore): recounting it in the background while serving');
+      this.recount = { job, started: performance.now(), next: undefined, done, resolve };
+      this.log.info({ path: options.path }, 'digest sum not stored (a new database, an unclean stop or a restore): recounting it in the background while serving');
     } else {
       this.digestSum = known ?? this.scanDigestSum();
     }
@@ -250,9 +251,12 @@ export class SqliteStore implements Store {
     try {
       done = recount.job.step(RECOUNT_SLICE_ROWS);
     } catch (error) {
-      // Left unknown (NULL in the database): the next open recounts. Never a wrong digest.
-      this.log.error({ err: error }, 'recounting the digest sum failed: it stays unknown until the next start');
+      // The running sum holds only the changes since the snapshot: scan now rather than show it.
+      this.log.error({ err: error }, 'recounting the digest sum in the background failed: scanning every slot now');
       this.endRecount();
+      this.digestSum = this.scanDigestSum();
+      this.digestStored = true;
+      this.storeDigest();
       return;
     }
     if (!done) {
@@ -266,6 +270,16 @@ export class SqliteStore implements Store {
     this.digestStored = true;
     this.log.info({ path: this.options.path, rows: recount.job.rows, ms: Math.round(performance.now() - recount.started) }, 'digest sum recounted in the background and stored');
     this.storeDigest();
+  }
+
+  /** The background recount's connection and snapshot, or undefined (logged) when it cannot be had: then the caller scans. */
+  private startRecount(): DigestRecount | undefined {
+    try {
+      return new DigestRecount(this.options.path);
+    } catch (error) {
+      this.log.warn({ err: error }, 'cannot recount the digest sum in the background: scanning every slot at open');
+      return undefined;
+    }
   }
 
   private endRecount(): void {

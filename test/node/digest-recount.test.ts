@@ -79,7 +79,7 @@ describe('the digest after kill -9', () => {
     expect(ready.status).toBe(200);
     // Writes while the recount may still run: they must end up in the digest too.
     await incrementBatch(second, Array.from({ length: 100 }, (_, i) => ({ page: `/p/${PAGES - 1 - i}`, by: 2 })));
-    expect(messages(second.logs)).toContain('digest sum not stored (an unclean stop or a restore): recounting it in the background while serving');
+    expect(messages(second.logs)).toContain('digest sum not stored (a new database, an unclean stop or a restore): recounting it in the background while serving');
     expect(messages(second.logs)).not.toContain('digest sum scanned from every slot and stored');
     await eventually(() => expect(messages(second.logs)).toContain('digest sum recounted in the background and stored'), { timeoutMs: 30_000 });
     const recounted = second.logs.find((l) => l.msg === 'digest sum recounted in the background and stored') as { rows: number };
