@@ -304,7 +304,6 @@ export class SqliteStore implements Store {
   merge(slots: readonly Slot[], ranges: readonly SeqRange[]): MergeResult {
     this.assertOpen();
     this.assertWritable();
-    const s = this.statements;
     const result = this.transaction(() => {
       const { changed, digestChange, written, replaced } = this.applyInTransaction(slots);
 
