@@ -15,9 +15,10 @@ const dirs = new TempDirs();
 let store: SqliteStore;
 let server: TestServer;
 
-beforeEach(async () => {
+/** A store and its app; `analytics` false as a node started with ANALYTICS=false wires them. */
+async function open(analytics: boolean): Promise<void> {
   const dir = await dirs.create('series-');
-  store = await openSqliteStore({ path: join(dir, 'counters.db') });
+  store = await openSqliteStore({ path: join(dir, 'counters.db'), analytics });
   const metrics = createMetrics();
   const app = createApp({
     store,
@@ -26,12 +27,14 @@ beforeEach(async () => {
     log: noLog,
     corsOrigins: '*',
     maxBodyBytes: 4096,
-    views: new ViewPolicy({ store, writeTokens: tokenSet([TEST_WRITE_TOKEN]), rateLimitPerIp: 0 }),
+    views: new ViewPolicy({ store, writeTokens: tokenSet([TEST_WRITE_TOKEN]), rateLimitPerIp: 0, visitors: analytics }),
     readiness: () => 'ready',
     adminTokens: tokenSet(['series-test-admin-token-01']),
   });
   server = await serve(app.callback());
-});
+}
+
+beforeEach(() => open(true));
 
 afterEach(async () => {
   await server.close();
@@ -118,5 +121,20 @@ describe('GET /api/pages/:page/series, /api/series, /api/top', () => {
       expect(answer.status, path).toBe(400);
       expect(answer.body.error.code, path).toBe(code);
     }
+  });
+});
+
+describe('with analytics off (ANALYTICS=false)', () => {
+  it('counts totals but raises no bucket and no sketch', async () => {
+    await server.close();
+    await store.close();
+    await open(false);
+    await view('a');
+    await view('a');
+    expect(store.count('a' as never)).toBe(2);
+    const days = await get('/api/series?step=day');
+    expect(days.body.points.every((p) => p.views === 0 && p.visitors === 0)).toBe(true);
+    expect((await get('/api/pages/a/series')).body.points.every((p) => p.views === 0)).toBe(true);
+    expect((await get('/api/top')).body.pages).toEqual([]);
   });
 });
