@@ -16,6 +16,7 @@ import { ROOT } from './cluster.js';
 import { KnobError, parseKnobs, usage, type Knobs } from './knobs.js';
 import { currentLoad, machineInfo } from './machine.js';
 import { runClusterPhases } from './phases/cluster-phases.js';
+import { runAnalytics, type AnalyticsResult } from './phases/analytics.js';
 import { runMacBench, type MacResult } from './phases/mac.js';
 import { runMemory } from './phases/memory.js';
 import { runNaive } from './phases/naive.js';
@@ -62,6 +63,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let restart: RestartResult | undefined;
   let sessions: SessionsResult | undefined;
   let mac: MacResult | undefined;
+  let analytics: AnalyticsResult | undefined;
 
   try {
     if (phases.has('latency') || phases.has('throughput') || phases.has('partition')) {
@@ -87,6 +89,7 @@ async function main(argv: readonly string[]): Promise<number> {
       log('sessions: read latency with and without a Counter-Session token, catch-up after restoring a large backup');
       sessions = await runSessionsBench({ readsPerSecond: 1_000, durationMs: knobs.quick ? 3_000 : 10_000, pages: knobs.quick ? 20_000 : 100_000 });
     }
+    if (phases.has('analytics')) analytics = await runAnalytics(knobs, processes, dir);
   } finally {
     await processes.stopAll();
     process.off('SIGINT', onSignal);
@@ -108,6 +111,7 @@ async function main(argv: readonly string[]): Promise<number> {
     ...(restart !== undefined ? { restart } : {}),
     ...(sessions !== undefined ? { sessions } : {}),
     ...(mac !== undefined ? { mac } : {}),
+    ...(analytics !== undefined ? { analytics } : {}),
     targets: [],
     problems,
   };

@@ -10,6 +10,7 @@ import type { ThroughputResult } from './closed-loop.js';
 import type { YjsPoint } from './yjs-baseline.js';
 import type { MacResult } from './phases/mac.js';
 import type { RestartResult } from './phases/restart.js';
+import type { AnalyticsResult } from './phases/analytics.js';
 
 export interface RateResult extends OpenLoopResult {
   readonly bytesPerIncrement: number;
@@ -125,6 +126,8 @@ export interface BenchResult {
   readonly sessions?: SessionsResult;
   /** Cost of per-frame authentication, before/after in the same run (bench/phases/mac.ts). */
   readonly mac?: MacResult;
+  /** Views over time and unique visitors: throughput on vs off, storage, dashboard queries (bench/phases/analytics.ts). */
+  readonly analytics?: AnalyticsResult;
   readonly targets: TargetResult[];
   readonly problems: string[];
 }
