@@ -27,7 +27,11 @@ export default tseslint.config(
     files: ['src/**/*.js'],
     languageOptions: {
       sourceType: 'script',
-      globals: { window: 'readonly', document: 'readonly', location: 'readonly', WebSocket: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
+      globals: {
+        window: 'readonly', document: 'readonly', location: 'readonly', WebSocket: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly',
+        navigator: 'readonly', fetch: 'readonly', URL: 'readonly', URLSearchParams: 'readonly', HTMLScriptElement: 'readonly', Intl: 'readonly',
+        uPlot: 'readonly', ResizeObserver: 'readonly', getComputedStyle: 'readonly', matchMedia: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', history: 'readonly', HTMLElement: 'readonly',
+      },
     },
   },
   {

@@ -18,6 +18,8 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const NODE_MAIN = join(ROOT, 'dist', 'src', 'main.js');
 export const NAIVE_MAIN = join(ROOT, 'dist', 'bench', 'naive', 'naive-node.js');
 export const KOA_MAIN = join(ROOT, 'dist', 'bench', 'koa-ceiling.js');
+/** Our node with per-frame authentication off (bench only: the `mac` phase's end-to-end comparison). */
+export const UNSEALED_MAIN = join(ROOT, 'dist', 'bench', 'unsealed-node.js');
 
 /**
  * The write token of this run: the benchmark sends `by`, batches and far more views per second
@@ -65,9 +67,13 @@ export class Cluster {
   private readonly dir: string;
   private readonly cpuProf: string;
   private readonly size: number;
+  /** The node's script: NODE_MAIN or NAIVE_MAIN by kind, unless the caller named another (UNSEALED_MAIN). */
+  private script = '';
+  private readonly extraEnv: Readonly<Record<string, string>>;
 
-  private constructor(kind: ClusterKind, processes: ProcessSet, dir: string, port: number, clusterPort: number, cpuProf: string, size: number) {
+  private constructor(kind: ClusterKind, processes: ProcessSet, dir: string, port: number, clusterPort: number, cpuProf: string, size: number, extraEnv: Readonly<Record<string, string>>) {
     this.size = size;
+    this.extraEnv = extraEnv;
     this.kind = kind;
     this.processes = processes;
     this.dir = dir;
@@ -76,12 +82,23 @@ export class Cluster {
     this.cpuProf = cpuProf;
   }
 
-  static async start(options: { kind: ClusterKind; nodes: number; processes: ProcessSet; dir: string; cpuProf?: string; label: string }): Promise<Cluster> {
+  /** `env`: extra variables for every node (the latency probe's). */
+  static async start(options: {
+    kind: ClusterKind;
+    nodes: number;
+    processes: ProcessSet;
+    dir: string;
+    cpuProf?: string;
+    label: string;
+    script?: string;
+    env?: Readonly<Record<string, string>>;
+  }): Promise<Cluster> {
     const hosts = Array.from({ length: options.nodes }, (_, i) => nodeHost(i));
     const port = await freePortOn(hosts);
     let clusterPort = port;
     while (options.kind === 'ours' && clusterPort === port) clusterPort = await freePortOn(hosts);
-    const cluster = new Cluster(options.kind, options.processes, options.dir, port, clusterPort, options.cpuProf ?? '', options.nodes);
+    const cluster = new Cluster(options.kind, options.processes, options.dir, port, clusterPort, options.cpuProf ?? '', options.nodes, options.env ?? {});
+    cluster.script = options.script ?? (options.kind === 'ours' ? NODE_MAIN : NAIVE_MAIN);
     try {
       const children = await Promise.all(hosts.map((_, i) => cluster.spawnNode(i, options.label)));
       children.forEach((child, i) => {
@@ -120,9 +137,10 @@ export class Cluster {
       CLUSTER_SECRET: this.secret,
       WRITE_TOKENS: BENCH_WRITE_TOKEN,
       LOG_LEVEL: 'warn',
+      ...this.extraEnv,
     };
-    const nodeArgs = this.cpuProf !== '' && this.kind === 'ours' ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProf, '--cpu-prof-name', `${label}-${index}-${Date.now()}.cpuprofile`] : [];
-    return this.processes.spawn({ name: `${label}-${index}`, script: this.kind === 'ours' ? NODE_MAIN : NAIVE_MAIN, env, nodeArgs, cwd: ROOT, port: this.port });
+    const nodeArgs = this.cpuProf !== '' ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProf, '--cpu-prof-name', `${label}-${index}-${Date.now()}.cpuprofile`] : [];
+    return this.processes.spawn({ name: `${label}-${index}`, script: this.script, env, nodeArgs, cwd: ROOT, port: this.port });
   }
 
   /** Waits until every node has an open session with every other (GET /api/cluster). */

@@ -7,7 +7,7 @@
 
 export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'startup', 'pressure', 'naive', 'yjs', 'restart', 'mac', 'sessions', 'analytics'] as const;
 export type Phase = (typeof PHASES)[number];
-export const FLOODS: readonly string[] = ['batches', 'fanout', 'live-memory'];
+export const FLOODS: readonly string[] = ['batches', 'fanout', 'live-memory', 'peer-frames'];
 
 export interface Knobs {
   readonly quick: boolean;
@@ -59,6 +59,8 @@ export interface Knobs {
   readonly out: string;
   /** Directory for `node --cpu-prof` profiles of the node processes; empty: no profiling. */
   readonly cpuProf: string;
+  /** 1: the latency phases run their nodes with the latency probe and report the breakdown; 0: off. */
+  readonly breakdown: number;
 }
 
 interface KnobSpec {
@@ -86,7 +88,7 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'partitionMs', flag: '--partition-ms', env: 'BENCH_PARTITION_MS', full: '8000', quick: '2000', help: 'How long one node is SIGSTOPped under load.' },
   { name: 'partitionRate', flag: '--partition-rate', env: 'BENCH_PARTITION_RATE', full: '1000', quick: '1000', help: 'Open-loop rate on the other nodes during the partition.' },
   { name: 'memoryPages', flag: '--memory-pages', env: 'BENCH_MEMORY_PAGES', full: '100000', quick: '100000', help: 'Increments over 1,000 pages, then as many over as many new pages; RSS is read after each.' },
-  { name: 'floods', flag: '--floods', env: 'BENCH_FLOODS', full: 'batches,fanout,live-memory', quick: 'batches,fanout,live-memory', help: 'Floods of the pressure phase: batches (64 concurrent maximal batches), fanout (1,000 live sockets, one POST), live-memory (2,000 live sockets × 100 long names).' },
+  { name: 'floods', flag: '--floods', env: 'BENCH_FLOODS', full: 'batches,fanout,live-memory,peer-frames', quick: 'batches,fanout,live-memory,peer-frames', help: 'Floods of the pressure phase: batches (64 concurrent maximal batches), fanout (1,000 live sockets, one POST), live-memory (2,000 live sockets × 100 long names), peer-frames (an authenticated peer sending 100 slots frames at the entry bound).' },
   { name: 'startupPages', flag: '--startup-pages', env: 'BENCH_STARTUP_PAGES', full: '1000000', quick: '1000000', help: 'Pages of the database the startup phase starts a node on, then scrapes /metrics (goals: start < 1 s, scrape < 50 ms).' },
   { name: 'analyticsDurationMs', flag: '--analytics-duration-ms', env: 'BENCH_ANALYTICS_DURATION_MS', full: '10000', quick: '2000', help: 'Analytics phase: closed-loop time per side (analytics on, off) of single increments and of batches, split into --analytics-rounds interleaved turns.' },
   { name: 'analyticsRounds', flag: '--analytics-rounds', env: 'BENCH_ANALYTICS_ROUNDS', full: '5', quick: '2', help: 'Analytics phase: interleaved turns per side (the order of the sides reversed every other turn).' },
@@ -99,7 +101,8 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'phases', flag: '--phases', env: 'BENCH_PHASES', full: PHASES.join(','), quick: PHASES.join(','), help: `Phases to run: ${PHASES.join(', ')}.` },
   { name: 'seed', flag: '--seed', env: 'BENCH_SEED', full: '42', quick: '42', help: 'Seed of the page choice.' },
   { name: 'out', flag: '--out', env: 'BENCH_OUT', full: 'bench/results', quick: 'bench/results', help: 'Directory for the JSON result.' },
-  { name: 'cpuProf', flag: '--cpu-prof', env: 'BENCH_CPU_PROF', full: '', quick: '', help: 'Directory for node --cpu-prof profiles of the cluster nodes (empty: off).' },
+  { name: 'cpuProf', flag: '--cpu-prof', env: 'BENCH_CPU_PROF', full: '', quick: '', help: 'Directory for node --cpu-prof profiles of the cluster nodes, ours and naive (empty: off).' },
+  { name: 'breakdown', flag: '--breakdown', env: 'BENCH_BREAKDOWN', full: '1', quick: '1', help: 'Latency breakdown per stage, event-loop delay and GC per node (1), or the nodes without the latency probe (0).' },
 ];
 
 export class KnobError extends Error {}
@@ -128,6 +131,7 @@ const INTEGER_LIMITS: Partial<Record<keyof Knobs, readonly [number, number]>> = 
   dashboardViews: [1, 1_000_000_000],
   dashboardQueries: [1, 100_000],
   seed: [0, 2 ** 31],
+  breakdown: [0, 1],
 };
 
 function integer(name: string, text: string, [min, max]: readonly [number, number]): number {

@@ -17,7 +17,7 @@ import { KnobError, parseKnobs, usage, type Knobs } from './knobs.js';
 import { currentLoad, machineInfo } from './machine.js';
 import { runClusterPhases } from './phases/cluster-phases.js';
 import { runAnalytics, type AnalyticsResult } from './phases/analytics.js';
-import { runMacBench, type MacResult } from './phases/mac.js';
+import { runMacBench, runMacEndToEnd, type MacResult } from './phases/mac.js';
 import { runMemory } from './phases/memory.js';
 import { runNaive } from './phases/naive.js';
 import { runPressure } from './phases/pressure.js';
@@ -72,14 +72,16 @@ async function main(argv: readonly string[]): Promise<number> {
     if (phases.has('memory')) ours.memory = await runMemory(knobs, processes, dir);
     if (phases.has('startup')) ours.startup = await runStartup(knobs, processes, dir);
     if (phases.has('pressure')) ours.pressure = await runPressure(knobs, processes, dir);
-    if (phases.has('naive')) naive = await runNaive(knobs, processes, dir);
+    if (phases.has('naive')) naive = await runNaive(knobs, processes, dir, knobs.cpuProf === '' ? '' : resolve(knobs.cpuProf));
     if (phases.has('yjs')) {
       log(`yjs: Y.Map counter at ${knobs.yjsIncrements.join(', ')} increments`);
       yjs = runYjsBaseline(knobs.yjsIncrements, knobs.yjsPages);
     }
     if (phases.has('mac')) {
       log('mac: one delta frame encoded and decoded, without and with its session MAC');
-      mac = runMacBench(knobs.quick ? 20_000 : 100_000);
+      const frames = runMacBench(knobs.quick ? 20_000 : 100_000);
+      log('mac: end to end, real 2-node clusters with the MAC on and off');
+      mac = { ...frames, endToEnd: await runMacEndToEnd(knobs, processes, dir) };
     }
     if (phases.has('restart')) {
       log('restart: run.sh restart and restore times under Litestream');

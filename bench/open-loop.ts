@@ -9,6 +9,7 @@
  * registered on every other node's live feed before the POST leaves; replication latency is the
  * time from the writer's acknowledgement to the moment each other feed reports that count.
  */
+import type { SampleRecord } from './breakdown.js';
 import type { HttpTarget } from './http-client.js';
 import type { LiveFeedClient } from './live-feed-client.js';
 import { roundSummary, summarize, type Summary } from './stats.js';
@@ -44,6 +45,8 @@ export interface OpenLoopOptions {
   readonly unknown: Tally;
   /** Set `stopped` to end the schedule early (what is left is counted as shed). */
   readonly stopSignal?: { stopped: boolean };
+  /** When given, every sample's own times are appended here (for the latency breakdown). */
+  readonly record?: SampleRecord[];
 }
 
 export interface OpenLoopResult {
@@ -87,6 +90,7 @@ interface Sample {
   readonly page: string;
   readonly expected: number;
   readonly intendedAt: number;
+  sentAt: number | undefined;
   ackAt: number | undefined;
   ok: boolean;
   readonly seen: Array<number | undefined>;
@@ -125,6 +129,7 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
     sent++;
     requests++;
     const target = o.targets[node] as HttpTarget;
+    if (sample !== undefined) sample.sentAt = performance.now();
     track(
       target.send('POST', `/api/pages/${encodeURIComponent(page)}/views`).then(
         (res) => {
@@ -190,7 +195,7 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
     const page = o.samplePages[sampleIndex % o.samplePages.length] as string;
     const expected = (sampleTargets.get(page) ?? 0) + 1;
     sampleTargets.set(page, expected);
-    const sample: Sample = { writer, page, expected, intendedAt, ackAt: undefined, ok: true, seen: o.feeds.map(() => undefined), pending: 0 };
+    const sample: Sample = { writer, page, expected, intendedAt, sentAt: undefined, ackAt: undefined, ok: true, seen: o.feeds.map(() => undefined), pending: 0 };
     o.feeds.forEach((feed, node) => {
       if (feed === undefined || node === writer) return;
       sample.pending++;
@@ -252,6 +257,9 @@ export async function runOpenLoop(o: OpenLoopOptions): Promise<OpenLoopResult> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 
+  if (o.record !== undefined) {
+    for (const s of samples) if (s.ok) o.record.push({ page: s.page, writer: s.writer, intendedAt: s.intendedAt, sentAt: s.sentAt, ackAt: s.ackAt, seen: [...s.seen] });
+  }
   const replication: number[] = [];
   const endToEnd: number[] = [];
   let samplesMissing = 0;

@@ -1,4 +1,5 @@
 /** The markdown table printed on stdout (and pasted into the README's Benchmarks section). */
+import { STAGE_ORDER, type Breakdown } from './breakdown.js';
 import type { BenchResult, RateResult } from './result.js';
 
 const MB = 1024 * 1024;
@@ -36,6 +37,8 @@ export function renderReport(result: BenchResult): string {
     for (const r of result.naive?.latency ?? []) lines.push(latencyRow('naive', r));
     lines.push('');
   }
+
+  renderBreakdown(lines, result.ours.breakdown, result.naive?.breakdown);
 
   if (result.ours.throughput.length > 0) {
     const koa = result.ours.koaCeiling;
@@ -117,6 +120,15 @@ export function renderReport(result: BenchResult): string {
         `| end-to-end replication at ${n(latency.rate)}/s, ms (with MAC, measured; without = minus ${n(extraMs)} ms) | ${n(latency.replication.p50)} → ${n(Math.max(0, latency.replication.p50 - extraMs))} | ${n(latency.replication.p99)} | ${n(latency.bytesPerIncrement)} (with MAC) |`,
       );
     }
+    const e2e = mac.endToEnd;
+    if (e2e !== undefined) {
+      lines.push('');
+      lines.push(`End to end, two real 2-node clusters at ${n(e2e.rate)}/s in this run (medians of ${e2e.runs.length / 2} runs each, alternated):`, '');
+      lines.push('| | replication p50 ms | p99 ms | peer bytes per increment |');
+      lines.push('|---|---:|---:|---:|');
+      lines.push(`| MAC on | ${n(e2e.withMac.p50Ms)} | ${n(e2e.withMac.p99Ms)} | ${n(e2e.withMac.bytesPerIncrement)} |`);
+      lines.push(`| MAC off (bench-only node) | ${n(e2e.withoutMac.p50Ms)} | ${n(e2e.withoutMac.p99Ms)} | ${n(e2e.withoutMac.bytesPerIncrement)} |`);
+    }
     lines.push('');
   }
 
@@ -146,4 +158,34 @@ export function renderReport(result: BenchResult): string {
   }
   for (const problem of result.problems) lines.push(`PROBLEM: ${problem}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** Per rate: each stage's p50 / p95 / p99 for both systems, then each node's event-loop delay and GC. */
+function renderBreakdown(lines: string[], ours: Breakdown | undefined, naive: Breakdown | undefined): void {
+  if (ours === undefined && naive === undefined) return;
+  const rates = [...new Set([...(ours?.rates ?? []), ...(naive?.rates ?? [])].map((r) => r.rate))];
+  lines.push('**Latency breakdown** (sampled increments, ms per stage p50 / p95 / p99; CLOCK_MONOTONIC shared by all processes, so cross-process stages are one-way)', '');
+  for (const rate of rates) {
+    const o = ours?.rates.find((r) => r.rate === rate);
+    const v = naive?.rates.find((r) => r.rate === rate);
+    lines.push(`${n(rate)}/s (${o?.samples ?? 0} G-Counter samples, ${v?.samples ?? 0} naive):`, '');
+    lines.push('| stage | G-Counter | naive |');
+    lines.push('|---|---:|---:|');
+    const cell = (stage: string, r: typeof o): string => {
+      const f = r?.stages.find((x) => x.stage === stage);
+      return f === undefined ? '' : `${ms(f.p50)} / ${ms(f.p95)} / ${ms(f.p99)}`;
+    };
+    for (const stage of STAGE_ORDER) {
+      const a = cell(stage, o);
+      const b = cell(stage, v);
+      if (a !== '' || b !== '') lines.push(`| ${stage} | ${a || '–'} | ${b || '–'} |`);
+    }
+    lines.push('');
+    lines.push('| node | loop delay p50 / worst-window p99 / max | GC pauses (major) | GC total / max ms |');
+    lines.push('|---|---:|---:|---:|');
+    for (const node of [...(o?.nodes ?? []), ...(v?.nodes ?? [])]) {
+      lines.push(`| ${node.node} | ${ms(node.loopP50)} / ${ms(node.loopP99)} / ${ms(node.loopMax)} | ${node.gcCount} (${node.gcMajor}) | ${ms(node.gcTotalMs)} / ${ms(node.gcMaxMs)} |`);
+    }
+    lines.push('');
+  }
 }

@@ -2,6 +2,7 @@
  * The shape of one benchmark run's JSON result (bench/results/<start time>[-quick].json), built by
  * main.ts from the phases and read by report.ts. Fields are described in bench/README.md.
  */
+import type { Breakdown } from './breakdown.js';
 import type { SessionsResult } from './phases/sessions.js';
 import type { Knobs } from './knobs.js';
 import type { MachineInfo } from './machine.js';
@@ -118,8 +119,10 @@ export interface BenchResult {
     memory?: MemoryResult;
     startup?: StartupResult;
     pressure?: FloodResult[];
+    /** Where the sampled increments' time went, per rate (bench/breakdown.ts). */
+    breakdown?: Breakdown;
   };
-  readonly naive?: { latency: RateResult[]; loss: LossCheck };
+  readonly naive?: { latency: RateResult[]; loss: LossCheck; breakdown?: Breakdown };
   readonly yjs?: YjsPoint[];
   readonly restart?: RestartResult;
   /** Session tokens' read cost and size, catch-up after restoring a large backup (bench/phases/sessions.ts). */

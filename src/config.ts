@@ -113,6 +113,10 @@ export interface Config {
   readonly pagePattern: RegExp | undefined;
   /** Most live-feed WebSockets at once (LIVE_MAX_CLIENTS). */
   readonly liveMaxClients: number;
+  /** Where the latency probe writes its snapshot at stop (LATENCY_TRACE_DIR); undefined: probe off. */
+  readonly latencyTraceDir: string | undefined;
+  /** Page-name prefix the probe stamps (LATENCY_TRACE_PAGES; '' for every page). */
+  readonly latencyTracePages: string;
   /** Problems that do not stop the start but must be logged loudly. */
   readonly warnings: readonly string[];
 }
@@ -303,6 +307,10 @@ export function loadConfig(
     else problems.push(`${name('PAGE_PATTERN')} ${compiled.problem}`);
   }
 
+  const latencyTraceDir = raw.LATENCY_TRACE_DIR;
+  if (latencyTraceDir?.includes('\0') === true) problems.push(`${name('LATENCY_TRACE_DIR')} must not contain a NUL character`);
+  const latencyTracePages = raw.LATENCY_TRACE_PAGES ?? '';
+
   if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
@@ -342,6 +350,8 @@ export function loadConfig(
     hourlyRetentionDays,
     pagePattern,
     liveMaxClients,
+    latencyTraceDir,
+    latencyTracePages,
     warnings: Object.freeze(warnings),
   });
 }

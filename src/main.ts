@@ -9,6 +9,7 @@
  */
 import { loadConfig, usage, type Config } from './config.js';
 import { EXIT_BAD_CONFIG, EXIT_FAILURE, isAppError } from './errors.js';
+import { LatencyProbe } from './latency-probe.js';
 import { createLogger, noLog } from './log.js';
 import { startNode } from './node.js';
 import { recordWriter, writerFromEnv } from './recovery/backup-writer.js';
@@ -52,9 +53,13 @@ async function main(argv: readonly string[]): Promise<void> {
   // Under run.sh with Litestream: record who writes this database's backup (one writer per path).
   const writer = config.checkpoints === 'external' ? writerFromEnv(process.env) : undefined;
   const writerRecord = writer === undefined ? undefined : recordWriter(config.databasePath, writer);
+  // Diagnostics only (LATENCY_TRACE_DIR): CLOCK_MONOTONIC, which every process on the host shares.
+  const traceDir = config.latencyTraceDir;
+  const probe = traceDir === undefined ? undefined : new LatencyProbe({ name: config.nodeName, pagePrefix: config.latencyTracePages, clock: () => Number(process.hrtime.bigint()) / 1e6 });
+  probe?.start();
   let node: Awaited<ReturnType<typeof startNode>>;
   try {
-    node = await startNode(config, { log });
+    node = await startNode(config, { log, ...(probe !== undefined ? { probe } : {}) });
   } finally {
     writerRecord?.close();
   }
@@ -68,6 +73,14 @@ async function main(argv: readonly string[]): Promise<void> {
     log.info({ signal }, 'signal received: stopping');
     node.stop().then(
       () => {
+        if (probe !== undefined && traceDir !== undefined) {
+          probe.stop();
+          try {
+            log.info({ path: probe.writeTo(traceDir) }, 'latency probe written');
+          } catch (error) {
+            log.error({ err: error }, 'writing the latency probe failed');
+          }
+        }
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
         process.exitCode = 0;

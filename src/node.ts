@@ -15,6 +15,7 @@ import type { Config } from './config.js';
 import { AppError, errorBody } from './errors.js';
 import { formatHostPort } from './host-port.js';
 import type { RandomBytes } from './ids.js';
+import type { LatencyProbe } from './latency-probe.js';
 import type { Logger } from './log.js';
 import { createMetrics, METRIC_PREFIX, type Metrics } from './metrics.js';
 import { createApp } from './http/app.js';
@@ -32,6 +33,7 @@ import { createReplicationMetrics } from './replication/replication-metrics.js';
 import { CatchUp } from './replication/catch-up.js';
 import { Replicator } from './replication/replicator.js';
 import { lockDatabase, type DatabaseLock } from './store/database-lock.js';
+import { AT_ONCE_AFTER_IDLE_MS } from './store/group-commit.js';
 import { realTimers } from './timers.js';
 import { openSqliteStore } from './store/sqlite-store.js';
 import { memoryBounds } from './memory-budget.js';
@@ -48,6 +50,14 @@ export interface NodeOptions {
   /** Randomness for the replica id (tests make it reproducible). */
   readonly random?: RandomBytes;
   readonly now?: () => Date;
+  /**
+   * Bench only (bench/unsealed-node.ts): peer sessions skip the per-frame MAC, so `npm run bench`
+   * can show what it costs end to end. Never read from configuration; a node with it talks only
+   * to nodes with it (each side refuses the other's first frame after auth).
+   */
+  readonly unsealedFrames?: boolean;
+  /** The latency probe (LATENCY_TRACE_DIR, bench diagnostics); undefined: off, and free. */
+  readonly probe?: LatencyProbe;
 }
 
 export interface RunningNode {
@@ -135,7 +145,7 @@ function prepareDataDirectory(databasePath: string): void {
 }
 
 export async function startNode(config: Config, options: NodeOptions): Promise<RunningNode> {
-  const { log } = options;
+  const { log, probe } = options;
   const now = options.now ?? (() => new Date());
   const startedAt = now().toISOString();
   const version = packageVersion();
@@ -162,6 +172,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
         if (inFlight === 0) drained?.();
       });
       // Only the live feed (an upgrade) takes the public server's full header size.
+      probe?.request(req.url, res);
       const tooLarge = headersProblem(req);
       if (tooLarge !== undefined) refuseHeaders(res, tooLarge);
       else handler(req, res);
@@ -203,6 +214,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       synchronous: config.sqliteSynchronous,
       checkpoints: config.checkpoints,
       maxQueuedIncrements: bounds.maxQueuedIncrements,
+      commitAtOnceAfterIdleMs: AT_ONCE_AFTER_IDLE_MS,
+      ...(probe !== undefined ? { probe } : {}),
       hourlyRetentionDays: config.hourlyRetentionDays,
       analytics: config.analytics,
       ...(options.random !== undefined ? { random: options.random } : {}),
@@ -244,6 +257,9 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     heartbeatTimeoutMs: config.heartbeatTimeoutMs,
     antiEntropyIntervalMs: config.antiEntropyIntervalMs,
     maxSendBufferBytes: bounds.peerSendBufferBytes,
+    ...(options.unsealedFrames === true ? { unsealedFrames: true } : {}),
+    mergeAtOnceAfterIdleMs: AT_ONCE_AFTER_IDLE_MS,
+    ...(probe !== undefined ? { probe } : {}),
   });
   // Catch up before serving counts (replication/catch-up.ts): count requests wait for it.
   const catchUp = new CatchUp({
@@ -298,7 +314,16 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   // The live page feed (browsers, `npm run bench`): closed before the store it reads.
   // Session tokens: every node of the cluster derives the same key from CLUSTER_SECRET.
   const sessions = new SessionTokens(sessionKey(config.clusterSecret, config.clusterName));
-  const liveFeed = new LiveFeed({ store, cluster, log, sessions, maxClients: config.liveMaxClients, maxClientBytes: bounds.liveFeedBytes, gate: catchUp });
+  const liveFeed = new LiveFeed({
+    store,
+    cluster,
+    log,
+    sessions,
+    maxClients: config.liveMaxClients,
+    maxClientBytes: bounds.liveFeedBytes,
+    gate: catchUp,
+    ...(probe !== undefined ? { probe } : {}),
+  });
   upgrades.mount(LIVE_PATH, liveFeed.handleUpgrade, { maxHeaderBytes: LIVE_MAX_HEADER_BYTES });
   stopBeforeStore.push(() => liveFeed.stop());
 
@@ -327,6 +352,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     sessions,
     readiness: () => (readiness === 'ready' && !catchUp.ready ? 'catching_up' : readiness),
     gate: catchUp,
+    ...(probe !== undefined ? { probe } : {}),
   };
   // The same routes on both ports; the private ones (`/metrics`, the full `/api/cluster`, admin)
   // open on the public port only with an admin token, and always on the cluster port.

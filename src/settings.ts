@@ -79,6 +79,8 @@ export const SETTINGS = [
   { env: 'LIVE_MAX_CLIENTS', default: String(DEFAULT_LIVE_MAX_CLIENTS), help: 'Most live-page WebSockets open at once; more are refused (503). Keep it under a proxy\'s connection limit so counting requests keep room.' },
   { env: 'MAX_BODY_BYTES', default: String(DEFAULT_MAX_BODY_BYTES), help: 'Largest request body accepted (413 beyond).' },
   { env: 'MEMORY_BUDGET_MB', default: String(DEFAULT_MEMORY_BUDGET_MB), help: 'Memory the bounded queues (group commit, bodies in flight, live feed, peer buffers) share; sized for a 256 MB machine.' },
+  { env: 'LATENCY_TRACE_DIR', default: '(off)', help: 'Diagnostics (`npm run bench`): directory the latency probe writes its stamps, event-loop delay and GC pauses to when the node stops (src/latency-probe.ts).' },
+  { env: 'LATENCY_TRACE_PAGES', default: '(every page)', help: 'With LATENCY_TRACE_DIR: only pages whose name starts with this are stamped.' },
   { env: 'FLY_REGION', default: '(set by Fly.io)', help: 'Region shown in the cluster status.' },
   { env: 'FLY_APP_NAME', default: '(set by Fly.io)', help: 'Defaults DISCOVERY_DNS and CLUSTER_NAME.' },
   { env: 'FLY_MACHINE_ID', default: '(set by Fly.io)', help: 'Defaults NODE_NAME.' },

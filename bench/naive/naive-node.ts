@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import Database from 'better-sqlite3';
 import WebSocket, { WebSocketServer } from 'ws';
+import { LatencyProbe } from '../../src/latency-probe.js';
 
 /** Redial delay while a peer is not up yet. */
 const REDIAL_MS = 50;
@@ -27,6 +28,10 @@ const port = Number(env.PORT ?? '0');
 const host = env.HOST ?? '127.0.0.1';
 const nodeName = env.NODE_NAME ?? 'naive';
 const peers = (env.PEERS ?? '').split(',').filter((p) => p !== '');
+// The same probe as our node's (src/latency-probe.ts), on the same variables and the same clock.
+const traceDir = env.LATENCY_TRACE_DIR;
+const probe = traceDir === undefined || traceDir === '' ? undefined : new LatencyProbe({ name: nodeName, pagePrefix: env.LATENCY_TRACE_PAGES ?? '', clock: () => Number(process.hrtime.bigint()) / 1e6 });
+probe?.start();
 
 const db = new Database(env.DATABASE_PATH ?? ':memory:');
 db.pragma('journal_mode = WAL');
@@ -52,21 +57,27 @@ function publish(page: string, count: number): void {
 function countView(page: string, by: number): number {
   const count = (readRow.get(page)?.count ?? 0) + by;
   writeRow.run(page, count);
+  probe?.mark('committed', page);
   const frame = JSON.stringify({ page, count });
-  for (const socket of outbound.values()) {
+  probe?.mark('encoded', page);
+  for (const [address, socket] of outbound) {
     if (socket.readyState === WebSocket.OPEN) {
       socket.send(frame);
+      probe?.mark('written', page, address);
       bytesSent += Buffer.byteLength(frame);
     }
   }
   publish(page, count);
+  probe?.mark('feed', page);
   return count;
 }
 
 /** A peer's row overwrites ours. */
 function overwrite(page: string, count: number): void {
   writeRow.run(page, count);
+  probe?.mark('merged', page);
   publish(page, count);
+  probe?.mark('feed', page);
 }
 
 function validPage(page: unknown): page is string {
@@ -104,6 +115,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   if (req.method === 'POST' && single !== null) {
     await readBody(req);
     const page = decodeURIComponent(single[1] as string);
+    probe?.mark('parsed', page);
     if (!validPage(page)) return reply(res, 400, { error: { code: 'bad_page_name', message: 'bad page' } });
     return reply(res, 200, { page, count: countView(page, 1) });
   }
@@ -146,12 +158,15 @@ const peerServer = new WebSocketServer({ noServer: true, perMessageDeflate: fals
 const liveServer = new WebSocketServer({ noServer: true, perMessageDeflate: false });
 peerServer.on('connection', (socket: WebSocket) => {
   socket.on('message', (data) => {
+    const arrivedAt = probe?.now();
     const row = JSON.parse(String(data)) as { page?: unknown; count?: unknown };
+    if (arrivedAt !== undefined && typeof row.page === 'string') probe?.markAll('received', [{ page: row.page }], undefined, arrivedAt);
     if (validPage(row.page) && typeof row.count === 'number') overwrite(row.page, row.count);
   });
 });
 
 const server = createServer({ keepAliveTimeout: 5000 }, (req, res) => {
+  probe?.request(req.url, res);
   handle(req, res).catch((error: unknown) => reply(res, 400, { error: { code: 'bad_request', message: String(error) } }));
 });
 server.on('upgrade', (req, socket, head) => {
@@ -183,6 +198,10 @@ function stop(): void {
   server.closeAllConnections();
   server.close(() => {
     db.close();
+    if (probe !== undefined && traceDir !== undefined) {
+      probe.stop();
+      probe.writeTo(traceDir);
+    }
     process.exitCode = 0;
   });
 }

@@ -278,6 +278,8 @@ export async function seedDashboard(knobs: Knobs, path: string): Promise<number>
         store.merge(chunk, [{ replica, after: mergedUpTo, upTo: seq }]);
         mergedUpTo = seq;
         chunk = [];
+        // Let Ctrl-C's handler run between transactions (merge is synchronous).
+        await new Promise((resolve) => setImmediate(resolve));
       }
       if (i % 1000 === 999) log(`  seeded ${i + 1} of ${pages} pages (${written.toLocaleString('en-US')} views)`);
     }

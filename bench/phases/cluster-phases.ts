@@ -2,6 +2,9 @@
  * The phases that share one cluster of our nodes (latency, throughput, partition, in that order),
  * then the check that it converges with nothing acknowledged lost, and its cost.
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildBreakdown, monotonicOffset, readSnapshots, type RateSamples } from '../breakdown.js';
 import { Cluster } from '../cluster.js';
 import { waitConverged } from '../convergence.js';
 import type { Knobs, Phase } from '../knobs.js';
@@ -10,18 +13,23 @@ import type { ProcessSet } from '../processes.js';
 import { log } from '../progress.js';
 import type { BenchResult } from '../result.js';
 import type { Tally } from '../tally.js';
-import { runRates } from './latency.js';
+import { runRates, samplePrefix } from './latency.js';
 import { runPartition } from './partition.js';
 import { runThroughput } from './throughput.js';
 
 export async function runClusterPhases(knobs: Knobs, phases: ReadonlySet<Phase>, processes: ProcessSet, dir: string, cpuProf: string): Promise<BenchResult['ours']> {
   const ours: BenchResult['ours'] = { latency: [], throughput: [] };
   log(`starting ${knobs.nodes} nodes`);
-  const cluster = await Cluster.start({ kind: 'ours', nodes: knobs.nodes, processes, dir, label: 'node', cpuProf });
+  const traceDir = join(dir, 'trace-ours');
+  const tracing = knobs.breakdown === 1 && phases.has('latency');
+  if (tracing) mkdirSync(traceDir, { recursive: true });
+  const env = tracing ? { LATENCY_TRACE_DIR: traceDir, LATENCY_TRACE_PAGES: samplePrefix('ours') } : undefined;
+  const cluster = await Cluster.start({ kind: 'ours', nodes: knobs.nodes, processes, dir, label: 'node', cpuProf, ...(env !== undefined ? { env } : {}) });
   const acked: Tally = new Map();
   const unknown: Tally = new Map();
+  const samples: RateSamples[] = [];
   try {
-    if (phases.has('latency')) ours.latency = await runRates(cluster, knobs, 'ours', acked, unknown);
+    if (phases.has('latency')) ours.latency = await runRates(cluster, knobs, 'ours', acked, unknown, tracing ? samples : undefined);
     if (phases.has('throughput')) {
       const { koa, runs } = await runThroughput(cluster, knobs, processes, acked, unknown, dir);
       ours.koaCeiling = koa;
@@ -36,6 +44,11 @@ export async function runClusterPhases(knobs: Knobs, phases: ReadonlySet<Phase>,
     ours.slots = await cluster.metricPerNode('dsqlite_store_slots');
   } finally {
     await cluster.stop();
+  }
+  // The nodes write their probe when they stop.
+  if (tracing) {
+    const names = cluster.nodes.map((n) => n.name);
+    ours.breakdown = buildBreakdown(samples, readSnapshots(traceDir, names), names, monotonicOffset());
   }
   return ours;
 }

@@ -6,13 +6,23 @@
  * "after". Interleaved frame by frame, so load on the machine hits both alike. The end-to-end
  * replication latency (commit, frame, WebSocket, remote merge and commit) of the latency phase is
  * measured with authentication on; its MAC-free equivalent is that minus the difference here.
+ *
+ * End to end (`runMacEndToEnd`): two real 2-node clusters in the same run, one of `npm start`'s
+ * nodes and one of bench/unsealed-node.ts (the same node with the MAC off, a bench-only knob),
+ * alternated sealed/unsealed/sealed/unsealed at 1,000 increments/s: replication p50/p99 and the
+ * peer bytes per increment of each, side by side.
  */
 import { randomBytes } from 'node:crypto';
 import { newReplicaId, type PageName } from '../../src/ids.js';
 import { decodeFrame, encodeMessage } from '../../src/protocol/codec.js';
 import type { Message } from '../../src/protocol/messages.js';
 import { FrameOpener, FrameSealer, sessionKey } from '../../src/protocol/session-mac.js';
+import { Cluster, UNSEALED_MAIN } from '../cluster.js';
+import type { Knobs } from '../knobs.js';
+import type { ProcessSet } from '../processes.js';
+import { log } from '../progress.js';
 import { round, summarize, type Summary } from '../stats.js';
+import { runRates } from './latency.js';
 
 export interface MacResult {
   readonly frames: number;
@@ -21,6 +31,8 @@ export interface MacResult {
   readonly withMacUs: Summary;
   readonly bytesPerIncrementWithout: number;
   readonly bytesPerIncrementWith: number;
+  /** The end-to-end comparison (runMacEndToEnd), when it ran. */
+  readonly endToEnd?: MacEndToEnd;
 }
 
 export function runMacBench(frames: number): MacResult {
@@ -55,4 +67,39 @@ export function runMacBench(frames: number): MacResult {
     bytesPerIncrementWithout: bytesWithout,
     bytesPerIncrementWith: bytesWith,
   };
+}
+
+/** Rate of the end-to-end comparison (the issue's budget: p50 at 1,000/s under 0.3 ms of MAC cost). */
+export const MAC_E2E_RATE = 1_000;
+/** Sealed and unsealed runs each, alternated so load on the machine hits both alike. */
+export const MAC_E2E_ROUNDS = 2;
+
+export interface MacEndToEnd {
+  readonly rate: number;
+  readonly runs: ReadonlyArray<{ readonly mac: boolean; readonly p50Ms: number; readonly p99Ms: number; readonly bytesPerIncrement: number; readonly acked: number }>;
+  /** Medians over the runs of each kind. */
+  readonly withMac: { readonly p50Ms: number; readonly p99Ms: number; readonly bytesPerIncrement: number };
+  readonly withoutMac: { readonly p50Ms: number; readonly p99Ms: number; readonly bytesPerIncrement: number };
+}
+
+export async function runMacEndToEnd(knobs: Knobs, processes: ProcessSet, dir: string): Promise<MacEndToEnd> {
+  const runs: Array<MacEndToEnd['runs'][number]> = [];
+  for (let i = 0; i < MAC_E2E_ROUNDS * 2; i++) {
+    const mac = i % 2 === 0;
+    const label = `mac-${mac ? 'on' : 'off'}-${i}`;
+    log(`mac: 2 nodes, per-frame MAC ${mac ? 'on' : 'off'}, ${MAC_E2E_RATE}/s`);
+    const cluster = await Cluster.start({ kind: 'ours', nodes: 2, processes, dir, label, ...(mac ? {} : { script: UNSEALED_MAIN }) });
+    try {
+      const [result] = await runRates(cluster, { ...knobs, rates: [MAC_E2E_RATE] }, label, new Map(), new Map());
+      if (result !== undefined) runs.push({ mac, p50Ms: result.replication.p50, p99Ms: result.replication.p99, bytesPerIncrement: result.bytesPerIncrement, acked: result.acked });
+    } finally {
+      await cluster.stop();
+    }
+  }
+  const median = (values: number[]): number => round(summarize(values).p50);
+  const of = (mac: boolean) => {
+    const mine = runs.filter((run) => run.mac === mac);
+    return { p50Ms: median(mine.map((r) => r.p50Ms)), p99Ms: median(mine.map((r) => r.p99Ms)), bytesPerIncrement: median(mine.map((r) => r.bytesPerIncrement)) };
+  };
+  return { rate: MAC_E2E_RATE, runs, withMac: of(true), withoutMac: of(false) };
 }

@@ -65,6 +65,9 @@ async function openLoop(url: string, rate: number, durationMs: number, headers: 
   return latencies;
 }
 
+/** The length of each turn of the with/without-token comparison. */
+const INTERLEAVE_MS = 500;
+
 function copyDatabase(from: string, to: string): void {
   for (const suffix of ['', '-wal', '-shm']) {
     rmSync(to + suffix, { force: true });
@@ -86,6 +89,9 @@ export async function runSessionsBench(options: SessionsOptions): Promise<Sessio
   try {
     const hosts = ['127.0.0.1', '127.0.0.2'];
     const port = await freePortOn(hosts);
+    // Peers talk on their own port (CLUSTER_PORT), one both hosts have free too.
+    let clusterPort = port;
+    while (clusterPort === port) clusterPort = await freePortOn(hosts);
     const db = (i: number) => join(dir, `n${i}.db`);
     const spawnNode = (i: number) =>
       processes.spawn({
@@ -98,7 +104,8 @@ export async function runSessionsBench(options: SessionsOptions): Promise<Sessio
           HOST: hosts[i]!,
           DATABASE_PATH: db(i),
           NODE_NAME: `sessions-${i}`,
-          PEERS: hosts.map((h) => `${h}:${port}`).join(','),
+          CLUSTER_PORT: String(clusterPort),
+          PEERS: hosts.map((h) => `${h}:${clusterPort}`).join(','),
           CLUSTER_SECRET: SECRET,
           WRITE_TOKENS: BENCH_WRITE_TOKEN,
           LOG_LEVEL: 'warn',
@@ -115,8 +122,16 @@ export async function runSessionsBench(options: SessionsOptions): Promise<Sessio
     const token = (await fetch(`${a.url}/api/pages/bench`, { headers: { 'counter-session': viaB.headers.get('counter-session')! } })).headers.get('counter-session')!;
     const url = `${a.url}/api/pages/bench`;
     await openLoop(url, options.readsPerSecond, 500, {}); // warm-up
-    const without = summarize(await openLoop(url, options.readsPerSecond, options.durationMs, {}));
-    const withToken = summarize(await openLoop(url, options.readsPerSecond, options.durationMs, { 'counter-session': token }));
+    await openLoop(url, options.readsPerSecond, 500, { 'counter-session': token });
+    // Interleaved in half-second turns, so a GC or a neighbour's burst lands on both alike.
+    const withoutMs: number[] = [];
+    const withMs: number[] = [];
+    for (let spent = 0; spent < options.durationMs; spent += INTERLEAVE_MS) {
+      withoutMs.push(...(await openLoop(url, options.readsPerSecond, INTERLEAVE_MS, {})));
+      withMs.push(...(await openLoop(url, options.readsPerSecond, INTERLEAVE_MS, { 'counter-session': token })));
+    }
+    const without = summarize(withoutMs);
+    const withToken = summarize(withMs);
     let session = token;
     let maxTokenChars = 0;
     for (let i = 0; i < 50; i++) {

@@ -132,12 +132,45 @@ export function* allSlots(state: GCounterState): Generator<Slot> {
   }
 }
 
-/** The page's value: the sum of its slots (0 for an unknown page). */
+/** The page's value: the sum of its slots (0 for an unknown page), not capped (see `pageTotal`). */
 export function pageValue(state: GCounterState, page: PageName): number {
   let total = 0;
   const slots = state.get(page);
   if (slots !== undefined) for (const value of slots.values()) total += value.count;
   return total;
+}
+
+/**
+ * The highest page total a node shows. Each slot is a safe integer and a local increment that
+ * would take its page's total past it is refused, but slots of different replicas are merged
+ * independently: concurrent increments on two nodes, or a peer's slots, can sum to more. Such a
+ * page is *saturated*: its total reads MAX_TOTAL and takes no more increments.
+ *
+ * Why saturate rather than refuse the slot that would pass: which slot comes last depends on
+ * arrival order, so refusing it would leave two nodes holding different slots for ever (and a
+ * peer could then part two honest nodes with one slot each). The slots themselves merge as
+ * always, the capped total is a function of the merged slots alone, so every node that holds the
+ * same slots shows the same total and the same digest, whatever the order.
+ */
+export const MAX_TOTAL = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The sum of `counts` capped at MAX_TOTAL, exact below it. Counts are safe integers ≥ 0, so a
+ * running sum at most MAX_TOTAL plus one count stays below 2^54, where doubles still compare right.
+ */
+export function saturatingTotal(counts: Iterable<number>): number {
+  let total = 0;
+  for (const count of counts) {
+    total += count;
+    if (total > MAX_TOTAL) return MAX_TOTAL;
+  }
+  return total;
+}
+
+/** The page's total as nodes show it: the sum of its slots capped at MAX_TOTAL (0 for an unknown page). */
+export function pageTotal(state: GCounterState, page: PageName): number {
+  const slots = state.get(page);
+  return slots === undefined ? 0 : saturatingTotal([...slots.values()].map((value) => value.count));
 }
 
 /**

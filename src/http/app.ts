@@ -3,6 +3,7 @@
  * `app.callback()` through node:http on port 0; `node.ts` mounts it on the real server.
  */
 import Koa from 'koa';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { Log } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
@@ -38,6 +39,8 @@ export interface AppDeps {
   readonly privileged?: boolean;
   /** ADMIN_TOKENS: open the private views on the public app. Default: none. */
   readonly adminTokens?: TokenSet;
+  /** The latency probe (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -54,6 +57,7 @@ export function createApp(deps: AppDeps): Koa {
     views: deps.views ?? new ViewPolicy({ store: deps.store }),
     sessions: deps.sessions ?? new SessionTokens(sessionKey('', '')),
     readiness: deps.readiness ?? (() => 'ready'),
+    ...(deps.probe !== undefined ? { probe: deps.probe } : {}),
   });
 
   app.use(errorMiddleware(deps.log, deps.metrics));

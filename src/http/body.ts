@@ -136,6 +136,28 @@ export async function readJsonBody(req: IncomingMessage, maxBytes: number): Prom
   }
 }
 
+function isTextPlain(contentType: string | undefined): boolean {
+  if (contentType === undefined) return false;
+  const semi = contentType.indexOf(';');
+  return (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase() === 'text/plain';
+}
+
+/**
+ * The body of an anonymous view, at most `maxBytes`: empty, or JSON as `application/json` or as
+ * `text/plain` (what `navigator.sendBeacon` and a CORS-simple `fetch` send for a string, so no
+ * preflight is needed). `undefined` when empty.
+ */
+export async function readAnonymousBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  if (!isTextPlain(req.headers['content-type'])) return readJsonBody(req, maxBytes);
+  const text = (await readBody(req, maxBytes)).toString('utf8').trim();
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new AppError('bad_json', `the request body is not valid JSON: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

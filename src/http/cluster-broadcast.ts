@@ -8,6 +8,7 @@ import { foldClusterStatus } from './replica-fold.js';
 import type { Log } from '../log.js';
 import type { ClusterStatus, ClusterStatusSource } from '../cluster-status.js';
 import { pageStatus } from './public-status.js';
+import { textFrame } from './ws-frame.js';
 
 export interface ClusterSubscriber {
   clusterChanged(): void;
@@ -48,7 +49,7 @@ export class ClusterBroadcast<S extends ClusterSubscriber> {
     }
   }
 
-  /** The latest cluster message, once there is one. */
+  /** The latest cluster message (a framed text message), once there is one. */
   message(): Buffer | undefined {
     return this.latest;
   }
@@ -73,7 +74,8 @@ export class ClusterBroadcast<S extends ClusterSubscriber> {
     const key = JSON.stringify(shownOf(status));
     if (key === this.latestKey) return false;
     this.latestKey = key;
-    this.latest = Buffer.from(JSON.stringify({ type: 'cluster', cluster: foldClusterStatus(status) }), 'utf8');
+    // Framed once (ws-frame.ts): every subscriber is written the same bytes.
+    this.latest = textFrame(JSON.stringify({ type: 'cluster', cluster: foldClusterStatus(status) }));
     return true;
   }
 }

@@ -8,22 +8,26 @@
  *   at most MAX_PAGES_PER_CLIENT names), so a slow client gets the latest state, not a backlog.
  * - Past `maxBufferedBytes` of unsent data nothing more is written until the socket drains
  *   (`flush()` on 'drain'); the feed closes a client stuck for too long (`heartbeat`).
+ *
+ * Frames arrive ready to write (ws-frame.ts) and are written to the socket as they are. While
+ * corked (one fan-out, one flush) they are held and leave in one write at `uncork`: the run
+ * joined once for every client holding the same one (shared-runs.ts), else its frames corked.
  */
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import type { PageName } from '../ids.js';
 import type { TimerHandle, Timers } from '../timers.js';
 import type { LiveQuery } from './live-query.js';
-import { EMPTY_SESSION, type Session } from './session-token.js';
+import { EMPTY_SESSION, pageHash, type Session } from './session-token.js';
 
 /** Where a client's messages come from. */
 export interface LiveMessages {
   /**
-   * The page's message with its state as of now (pages only go up, so never an older count),
-   * max-merged with what `session` saw of it.
+   * The page's message, framed (ws-frame.ts), with its state as of now (pages only go up, so
+   * never an older count), max-merged with what `session` saw of it.
    */
   page(page: PageName, session: Session): Buffer;
-  /** The latest cluster message, once there is one. */
+  /** The latest cluster message, framed, once there is one. */
   cluster(): Buffer | undefined;
 }
 
@@ -52,6 +56,11 @@ export class LiveClient {
   /** False once a ping went unanswered for a whole heartbeat. */
   private alive = true;
   private disposed = false;
+  /** Its pages the session token saw: only their messages need the session (the rest share one). */
+  private readonly seen: ReadonlySet<PageName>;
+  /** Frames held while corked (undefined: not corked), and their bytes. */
+  private heldFrames: Buffer[] | undefined;
+  private heldBytes = 0;
 
   constructor(
     readonly ws: WebSocket,
@@ -67,6 +76,8 @@ export class LiveClient {
     this.wantsCluster = query.cluster;
     this.dirty = new Set(query.pages);
     this.clusterDirty = query.cluster;
+    const hashes = new Set(session.pages.map((p) => p.hash));
+    this.seen = new Set(hashes.size === 0 ? [] : query.pages.filter((page) => hashes.has(pageHash(page))));
   }
 
   get closed(): boolean {
@@ -86,30 +97,56 @@ export class LiveClient {
   }
 
   get bufferedBytes(): number {
-    return this.ws.bufferedAmount;
+    return this.ws.bufferedAmount + this.heldBytes;
+  }
+
+  /** The frames held since `cork()`, in order. */
+  get held(): readonly Buffer[] {
+    return this.heldFrames ?? [];
   }
 
   pong(): void {
     this.alive = true;
   }
 
-  /** Holds the socket's writes (one fan-out's frames leave in one write at uncork). */
+  /** Holds the frames sent from now on (one fan-out's frames leave in one write at uncork). */
   cork(): void {
-    if (!this.disposed) this.socket.cork?.();
+    if (!this.disposed) this.heldFrames ??= [];
   }
 
-  uncork(): void {
-    this.socket.uncork?.();
+  /**
+   * Writes what was held in one write: `joined` when given (the held frames joined once for every
+   * client holding the same run), else the frames themselves, corked.
+   */
+  uncork(joined?: Buffer): void {
+    const frames = this.heldFrames;
+    this.heldFrames = undefined;
+    this.heldBytes = 0;
+    if (frames === undefined || frames.length === 0 || this.disposed || this.ws.readyState !== WebSocket.OPEN) return;
+    if (joined !== undefined) {
+      this.socket.write(joined);
+    } else if (frames.length === 1) {
+      this.socket.write(frames[0] as Buffer);
+    } else {
+      this.socket.cork();
+      for (const frame of frames) this.socket.write(frame);
+      this.socket.uncork();
+    }
+    this.writable(this.options.timers.now());
   }
 
   /** One of its pages changed at `now`: sent now if due (and writable), else when due. */
   pageChanged(page: PageName, now: number): void {
-    this.dirty.add(page);
-    if (this.stuckSince !== undefined) return;
-    const due = (this.lastSent.get(page) ?? Number.NEGATIVE_INFINITY) + this.intervalMs;
+    if (this.stuckSince !== undefined) {
+      this.dirty.add(page);
+      return;
+    }
+    // With interval=0 every change is due: no pacing state to read (the fan-out's hot path).
+    const due = this.intervalMs === 0 ? now : (this.lastSent.get(page) ?? Number.NEGATIVE_INFINITY) + this.intervalMs;
     if (due <= now) {
       this.sendPage(page, now);
     } else {
+      this.dirty.add(page);
       this.schedule(due);
     }
   }
@@ -143,6 +180,17 @@ export class LiveClient {
   /** Sends what is due (and possible), schedules the rest. */
   flush(): void {
     if (this.disposed || this.ws.readyState !== WebSocket.OPEN) return;
+    // Its own batch unless a fan-out already holds its writes.
+    if (this.heldFrames !== undefined) return this.flushHeld();
+    this.cork();
+    try {
+      this.flushHeld();
+    } finally {
+      this.uncork();
+    }
+  }
+
+  private flushHeld(): void {
     const timers = this.options.timers;
     if (this.timer !== undefined) {
       timers.clearTimeout(this.timer);
@@ -176,6 +224,8 @@ export class LiveClient {
     if (this.timer !== undefined) this.options.timers.clearTimeout(this.timer);
     this.timer = undefined;
     this.dirty.clear();
+    this.heldFrames = undefined;
+    this.heldBytes = 0;
     return true;
   }
 
@@ -196,7 +246,7 @@ export class LiveClient {
 
   /** False (and the client marked stuck) while its unsent data is over the bound. */
   private writable(now: number): boolean {
-    if (this.ws.bufferedAmount > this.options.maxBufferedBytes) {
+    if (this.bufferedBytes > this.options.maxBufferedBytes) {
       this.stuckSince ??= now;
       return false;
     }
@@ -209,15 +259,20 @@ export class LiveClient {
   }
 
   private sendPage(page: PageName, now: number): void {
-    this.dirty.delete(page);
-    this.lastSent.set(page, now);
-    this.send(this.messages.page(page, this.session), now);
+    if (this.dirty.size > 0) this.dirty.delete(page);
+    if (this.intervalMs > 0) this.lastSent.set(page, now);
+    this.send(this.messages.page(page, this.seen.size > 0 && this.seen.has(page) ? this.session : EMPTY_SESSION), now);
   }
 
-  private send(message: Buffer, now: number): void {
+  /** Writes (or holds, while corked) one frame, framed once for every client it goes to. */
+  private send(frame: Buffer, now: number): void {
     if (this.ws.readyState !== WebSocket.OPEN) return;
-    // Encoded once per change, not once per client; sent as a text frame.
-    this.ws.send(message, { binary: false });
+    if (this.heldFrames !== undefined) {
+      this.heldFrames.push(frame);
+      this.heldBytes += frame.length;
+    } else {
+      this.socket.write(frame);
+    }
     // Checked after writing: one message may pass the bound, then writing stops until drain.
     this.writable(now);
   }

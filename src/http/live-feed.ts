@@ -21,6 +21,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { AppError, errorBody, isAppError } from '../errors.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { Log } from '../log.js';
 import type { PageCount, Store } from '../store/store.js';
 import { realTimers, type TimerHandle, type Timers } from '../timers.js';
@@ -101,6 +102,8 @@ export interface LiveFeedOptions {
   readonly clusterIntervalMs?: number;
   /** While not ready (catching up at start), upgrades are refused with 503 `catching_up`: a feed would show the stale copy. */
   readonly gate?: { readonly ready: boolean };
+  /** The latency probe (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 export interface LiveFeedStats {
@@ -117,6 +120,10 @@ export interface LiveFeedStats {
   readonly dirtyPages: number;
   /** Clients that have not answered the last ping yet. */
   readonly awaitingPong: number;
+  /** Page messages encoded since start (one per change of a page with followers, not per follower). */
+  readonly pageFramesEncoded: number;
+  /** Runs of frames joined once and written to two or more clients, since start. */
+  readonly runsShared: number;
 }
 
 export class LiveFeed {
@@ -158,7 +165,7 @@ export class LiveFeed {
     this.clusterIntervalMs = options.clusterIntervalMs ?? CLUSTER_UPDATE_INTERVAL_MS;
     this.sessions = options.sessions;
     this.gate = options.gate;
-    this.pages = new PageSubscriptions(options.store, this.timers, options.sessions, () => this.claimedReplicas(options.cluster));
+    this.pages = new PageSubscriptions(options.store, this.timers, options.sessions, () => this.claimedReplicas(options.cluster), options.probe);
     this.cluster = new ClusterBroadcast({ source: options.cluster, log: this.log });
     this.unsubscribe = options.store.onChange((changed) => this.onChange(changed));
   }
@@ -230,7 +237,16 @@ export class LiveFeed {
       maxBuffered = Math.max(maxBuffered, client.bufferedBytes);
       dirtyPages += client.dirtyPages;
     }
-    return { clients: this.clients.size, chargedBytes: this.chargedBytes, pages: this.pages.size, stuck, maxBufferedBytes: maxBuffered, dirtyPages, awaitingPong };
+    return {
+      clients: this.clients.size,
+      chargedBytes: this.chargedBytes,
+      pages: this.pages.size,
+      stuck,
+      maxBufferedBytes: maxBuffered,
+      dirtyPages,
+      awaitingPong,
+      ...this.pages.stats,
+    };
   }
 
   /**
@@ -299,7 +315,7 @@ export class LiveFeed {
     ws.on('pong', () => client.pong());
     ws.on('error', (error) => this.log.debug({ err: error }, 'live client error'));
     ws.on('close', () => this.forget(client));
-    // ws writes straight to the socket: its 'drain' says the buffer emptied.
+    // ws and the client write straight to the socket: its 'drain' says the buffer emptied.
     socket.on('drain', () => client.flush());
     this.ensureLoops();
     client.flush();

@@ -5,30 +5,51 @@
  * Everything here is kept for subscribed pages only, so it never outgrows the subscriptions.
  *
  * Fair to the event loop (issue 14: 1,000 sockets following the same 100 pages at interval=0 made
- * one 100-page POST cost 1.24 s of CPU): within one fan-out each touched client's socket is corked,
- * so its frames for every changed page leave in one write instead of one system call per frame.
+ * one 100-page POST cost 1.24 s of CPU, then ~360 ms with corked sockets): a change of a page is
+ * encoded once, JSON and WebSocket frame (ws-frame.ts), into one Buffer every follower is sent as
+ * it is; within one fan-out each touched client holds its frames, and at the end clients holding
+ * the same run of frames are sent that run joined once (shared-runs.ts): one write per client per
+ * fan-out, no per-client framing or copy. Session tokens do not split this: the shared message
+ * carries the token of its own view of the page, and only a client whose token saw more than this
+ * node holds gets a message of its own (`message`), until the node catches up.
  * Bounded memory: a page's message is cached only while two or more clients follow it (a page
  * only one client follows gains nothing from a cache, and 2,000 clients × 100 pages of their own
  * held 200,000 cached messages), and a page name is held once however many clients follow it.
  */
 import { foldPageReplicas } from './replica-fold.js';
 import type { PageName } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { PageCount, Store } from '../store/store.js';
 import type { Timers } from '../timers.js';
 import { epochOf } from '../crdt/g-counter.js';
 import { EMPTY_SESSION, mergeSeen, pageHash, remember, type Session, type SessionTokens } from './session-token.js';
+import { SharedRuns } from './shared-runs.js';
+import { textFrame } from './ws-frame.js';
 
 export interface PageSubscriber {
   readonly pages: readonly PageName[];
   pageChanged(page: PageName, now: number): void;
   /** Hold writes until `uncork()`: the frames of one fan-out leave together. */
   cork(): void;
-  uncork(): void;
+  /** The frames held since `cork()`, in order. */
+  readonly held: readonly Buffer[];
+  /** Write what was held, as `joined` when given (the same run joined once for several clients). */
+  uncork(joined?: Buffer): void;
+}
+
+/** What the fan-out has cost, for tests and the bench. */
+export interface FanOutStats {
+  /** Page messages encoded (JSON and frame), over the index's life. */
+  readonly pageFramesEncoded: number;
+  /** Runs of frames joined once and written to two or more clients. */
+  readonly runsShared: number;
 }
 
 export class PageSubscriptions<S extends PageSubscriber> {
   private readonly byPage = new Map<PageName, Set<S>>();
-  /** page → its message as last built; dropped when the page changes. */
+  private framesEncoded = 0;
+  private runsShared = 0;
+  /** page → its message (framed) as last built; dropped when the page changes. */
   private readonly messages = new Map<PageName, Buffer>();
   /** page → when this node last applied a change to it. */
   private readonly changedAt = new Map<PageName, number>();
@@ -39,11 +60,17 @@ export class PageSubscriptions<S extends PageSubscriber> {
     private readonly sessions?: SessionTokens,
     /** The replica ids the cluster claims now, for folding long breakdowns (replica-fold.ts). */
     private readonly claimed: () => ReadonlySet<string> = () => new Set(),
+    /** Stamps `feed` for sampled pages once their frames are written (bench diagnostics). */
+    private readonly probe?: LatencyProbe,
   ) {}
 
   /** Distinct pages with at least one subscriber. */
   get size(): number {
     return this.byPage.size;
+  }
+
+  get stats(): FanOutStats {
+    return { pageFramesEncoded: this.framesEncoded, runsShared: this.runsShared };
   }
 
   /**
@@ -104,12 +131,19 @@ export class PageSubscriptions<S extends PageSubscriber> {
         }
       }
     } finally {
-      for (const subscriber of corked) subscriber.uncork();
+      // Clients holding the same run of frames share one joined Buffer; the others write theirs.
+      const runs = new SharedRuns();
+      const keys = new Map<S, string>();
+      for (const subscriber of corked) keys.set(subscriber, runs.add(subscriber.held));
+      for (const subscriber of corked) subscriber.uncork(runs.bytesOf(keys.get(subscriber) as string, subscriber.held));
+      this.runsShared += runs.joined;
     }
+    this.probe?.markAll('feed', changed);
   }
 
   /**
-   * `{"type":"page","page","count","replicas":{replica: count},"at","session"}`, the page's state
+   * `{"type":"page","page","count","replicas":{replica: count},"at","session"}` as a WebSocket
+   * text frame (ws-frame.ts), the page's state
    * read now: the store's totals only go up, so a client never sees an older count after a newer
    * one. `session` is the token of this view. A client whose token saw more of the page than this
    * node holds (another node's writes, a node restored from an old backup) gets its own message,
@@ -141,6 +175,7 @@ export class PageSubscriptions<S extends PageSubscriber> {
       this.sessions === undefined
         ? undefined
         : this.sessions.sign(remember(session, [{ page, count: merged.count, epoch: merged.epoch, replicas: merged.replicas }]));
-    return Buffer.from(JSON.stringify({ type: 'page', page, count: merged.count, replicas, at, ...(token !== undefined ? { session: token } : {}) }), 'utf8');
+    this.framesEncoded++;
+    return textFrame(JSON.stringify({ type: 'page', page, count: merged.count, epoch: merged.epoch, replicas, at, ...(token !== undefined ? { session: token } : {}) }));
   }
 }

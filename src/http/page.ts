@@ -39,6 +39,8 @@ export interface PageModel {
   readonly replicas: Readonly<Record<string, number>>;
   /** The `Counter-Session` token of this view, for the script to carry to the live feed. */
   readonly session?: string;
+  /** The page's reset epoch the count and slots are in (src/crdt/reset.ts); absent: 0. */
+  readonly epoch?: number;
   readonly status: ClusterStatus;
 }
 
@@ -204,7 +206,7 @@ export function renderPage(model: PageModel): string {
       <p class="brand">distributed-sqlite</p>
       <p id="feed-status" class="feed" role="status" data-state="static">Not live: showing the count when the page loaded.</p>
     </header>
-    <main id="live" data-page="${escapeHtml(model.page)}" data-self="${escapeHtml(node.replicaId)}" data-replicas="${escapeHtml(JSON.stringify(model.replicas))}"${model.session !== undefined ? ` data-session="${escapeHtml(model.session)}"` : ''}>
+    <main id="live" data-page="${escapeHtml(model.page)}" data-self="${escapeHtml(node.replicaId)}" data-replicas="${escapeHtml(JSON.stringify(model.replicas))}" data-epoch="${model.epoch ?? 0}"${model.session !== undefined ? ` data-session="${escapeHtml(model.session)}"` : ''}>
       <section aria-labelledby="total-heading">
         <h1 id="total-heading">Views of <q id="page-name">${escapeHtml(model.page)}</q></h1>
         <p class="total"><output id="count" aria-live="polite" aria-atomic="true">${escapeHtml(formatCount(model.count))}</output> <span>views, counted on every node</span></p>
@@ -227,6 +229,7 @@ export function renderPage(model: PageModel): string {
     </main>
     <footer>
       <p>Served by <span id="served-by">${escapeHtml(node.name)}</span>${node.region !== undefined ? ` in ${escapeHtml(node.region)}` : ''}, version ${escapeHtml(node.version)}. Each node keeps a G-Counter in SQLite; merges never lose a view.</p>
+      <p><a href="/dashboard">Dashboard</a>: views and visitors over time, top pages (counts nothing).</p>
     </footer>
   </body>
 </html>

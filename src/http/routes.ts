@@ -9,16 +9,19 @@ import type { Context } from 'koa';
 import { Router } from '@koa/router';
 import { AppError } from '../errors.js';
 import type { PageName, ReplicaId } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
-import { batchIncrements, checkPageName, hasNoBody, incrementBy, readJsonBody } from './body.js';
+import { batchIncrements, checkPageName, hasNoBody, incrementBy, readAnonymousBody, readJsonBody } from './body.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
 import { isPrivileged, privateRoute } from './privileged.js';
 import { pageStatus, publicClusterStatus } from './public-status.js';
 import { claimedReplicas, foldClusterStatus, foldPageReplicas } from './replica-fold.js';
 import { escapeHtml, HOME_PAGE, PAGE_CSP, renderPage } from './page.js';
 import { ASSET_MAX_AGE_S, pageAssets } from './page-assets/assets.js';
-import type { ViewPolicy } from './view-policy.js';
+import type { NotCounted, ViewPolicy } from './view-policy.js';
+import { mountTagRoutes, type CountAnonymous } from './tag-routes.js';
+import { mountDashboard } from './dashboard.js';
 import { mountAdminRoutes } from './admin-routes.js';
 import { mountSeriesRoutes } from './series-routes.js';
 import { EMPTY_SESSION, mergeSeen, pageHash, remember, resetAhead, SESSION_HEADER, sessionPageHashes, type Session, type SessionTokens } from './session-token.js';
@@ -43,6 +46,8 @@ export interface RouteDeps {
    * after; `shutting_down` once stop() began.
    */
   readonly readiness: () => Readiness;
+  /** Stamps `parsed` for sampled pages (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 // The raw (still percent-encoded) page segment: the router's own decoding hides malformed
@@ -86,7 +91,7 @@ function requestSession(ctx: Context, sessions: SessionTokens): Session {
 }
 
 export function createRouter(deps: RouteDeps): Router {
-  const { store, cluster, metrics, maxBodyBytes, views, sessions } = deps;
+  const { store, cluster, metrics, maxBodyBytes, views, sessions, probe } = deps;
   const router = new Router();
 
   /**
@@ -108,10 +113,15 @@ export function createRouter(deps: RouteDeps): Router {
 
   /**
    * One anonymous view of `page`, after the policy's checks: the page's total after it, or the
-   * current total when the request is not counted (a crawler, a prefetch, HEAD).
+   * current total when the request is not counted (a crawler, a prefetch, HEAD: the reason is
+   * left in `ctx.state.notCounted`). The one path of every anonymous view (tag-routes.ts too).
    */
-  const countAnonymous = async (ctx: Context, page: PageName, options?: { ignorePattern?: boolean }): Promise<number> => {
-    if (views.notCounted(ctx.req) !== undefined) return store.count(page);
+  const countAnonymous: CountAnonymous = async (ctx, page, options) => {
+    const notCounted = views.notCounted(ctx.req);
+    if (notCounted !== undefined) {
+      (ctx.state as { notCounted?: NotCounted }).notCounted = notCounted;
+      return store.count(page);
+    }
     try {
       await views.limit(ctx.req);
     } catch (error) {
@@ -143,15 +153,17 @@ export function createRouter(deps: RouteDeps): Router {
     if (views.caller(ctx.req) === 'anonymous') {
       // A body is allowed (sendBeacon sends one) but not `by`: anonymous views count one.
       if (!hasNoBody(ctx.req)) {
-        const body = await readJsonBody(ctx.req, Math.min(maxBodyBytes, ANONYMOUS_MAX_BODY_BYTES));
+        const body = await readAnonymousBody(ctx.req, Math.min(maxBodyBytes, ANONYMOUS_MAX_BODY_BYTES));
         if (typeof body === 'object' && body !== null && 'by' in body) throw views.tokenRequired('"by"');
         incrementBy(body);
       }
+      probe?.mark('parsed', page);
       await countAnonymous(ctx, page);
       ctx.body = { page, count: answer(ctx, session, [page]).get(page) };
       return;
     }
     const by = hasNoBody(ctx.req) ? 1 : incrementBy(await readJsonBody(ctx.req, maxBodyBytes));
+    probe?.mark('parsed', page);
     await store.increment([{ page, by }]);
     metrics.observeIncrement(1, by);
     ctx.body = { page, count: answer(ctx, session, [page]).get(page) };
@@ -205,6 +217,8 @@ export function createRouter(deps: RouteDeps): Router {
 
   mountAdminRoutes(router, { store, maxBodyBytes }, decodePageName);
   mountSeriesRoutes(router, { store }, pageFromPath);
+  mountTagRoutes(router, { store, countAnonymous, decodePageName });
+  mountDashboard(router, () => ({ nodeName: cluster.status().node.name, version: cluster.status().node.version }));
 
   // The full status (addresses, replica ids, errors, lag) is private; the public one shows names,
   // regions and states.
@@ -264,7 +278,7 @@ export function createRouter(deps: RouteDeps): Router {
     ctx.set('Content-Security-Policy', PAGE_CSP);
     ctx.set('Referrer-Policy', 'no-referrer');
     ctx.type = 'text/html; charset=utf-8';
-    ctx.body = renderPage({ page, count, replicas, session, status: pageStatus(foldClusterStatus(status)) });
+    ctx.body = renderPage({ page, count, replicas, session, epoch: seen.epoch, status: pageStatus(foldClusterStatus(status)) });
   };
 
   router.get('/', (ctx: Context) => servePage(ctx, HOME_PAGE as PageName, true));

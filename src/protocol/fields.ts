@@ -184,10 +184,16 @@ export function readReplica(decoder: decoding.Decoder, what: string): ReplicaId 
  * field takes at least one byte, so a list of n elements of k fields needs n·k bytes: a count the
  * rest of the frame cannot hold is refused before looping or allocating for it.
  */
-export function readCount(decoder: decoding.Decoder, what: string, minElementBytes: number): number {
+export function readCount(decoder: decoding.Decoder, what: string, minElementBytes: number, max = Number.POSITIVE_INFINITY): number {
   const count = readUint(decoder, `${what} count`);
   if (count * minElementBytes > remaining(decoder)) bad(`${what} count ${count} does not fit in the frame`);
+  if (count > max) bad(`${what} count ${count} is over ${max} per frame`);
   return count;
+}
+
+/** The writer's side of readCount's `max`: a node never sends a list its peer would refuse. */
+export function checkCount(count: number, what: string, max: number): void {
+  if (count > max) bad(`${what} count ${count} is over ${max} per frame`);
 }
 
 export function readSeqRange(decoder: decoding.Decoder, what: string): SeqRange {

@@ -15,6 +15,7 @@ import {
   checkSafeUint,
   checkSlotValue,
   checkU32,
+  checkCount,
   readCount,
   readPage,
   readReplica,
@@ -26,7 +27,7 @@ import {
   writeText,
   type MessageLayout,
 } from './fields.js';
-import type { ReplicaSlot } from './messages.js';
+import { MAX_FRAME_ENTRIES, type ReplicaSlot } from './messages.js';
 import { bad } from './protocol-error.js';
 
 // The fewest bytes one list element can take (every field takes at least one byte).
@@ -58,6 +59,7 @@ const MIN_RANGE_BYTES = 3; // replica, after, upTo
 
 /** A version vector's entries: list<(replica, seq: varUint ≥ 1)>, each replica at most once. */
 function writeVector(encoder: encoding.Encoder, message: { readonly vv: ReadonlyMap<ReplicaId, number> }): void {
+  checkCount(message.vv.size, 'version vector entry', MAX_FRAME_ENTRIES);
   encoding.writeVarUint(encoder, message.vv.size);
   for (const [replica, seq] of message.vv) {
     checkSafeUint(seq, 1, 'version vector seq');
@@ -67,7 +69,7 @@ function writeVector(encoder: encoding.Encoder, message: { readonly vv: Readonly
 }
 
 function readVector(decoder: decoding.Decoder): Map<ReplicaId, number> {
-  const count = readCount(decoder, 'version vector entry', MIN_VV_ENTRY_BYTES);
+  const count = readCount(decoder, 'version vector entry', MIN_VV_ENTRY_BYTES, MAX_FRAME_ENTRIES);
   const vv = new Map<ReplicaId, number>();
   for (let i = 0; i < count; i++) {
     const replica = readReplica(decoder, 'version vector replica');
@@ -117,6 +119,7 @@ export const slots: MessageLayout<'slots'> = {
     encoding.writeVarUint(encoder, message.index);
     encoding.writeVarUint(encoder, table.size);
     for (const replica of table.keys()) encoding.writeVarUint8Array(encoder, replicaIdToBytes(replica));
+    checkCount(message.slots.length, 'slot', MAX_FRAME_ENTRIES);
     encoding.writeVarUint(encoder, message.slots.length);
     for (const slot of message.slots) {
       writeText(encoder, slot.page);
@@ -130,7 +133,7 @@ export const slots: MessageLayout<'slots'> = {
   read(decoder) {
     const round = readU32(decoder, 'round');
     const index = readU32(decoder, 'chunk index');
-    const tableSize = readCount(decoder, 'replica table entry', MIN_REPLICA_BYTES);
+    const tableSize = readCount(decoder, 'replica table entry', MIN_REPLICA_BYTES, MAX_FRAME_ENTRIES);
     const table: ReplicaId[] = [];
     const seen = new Set<ReplicaId>();
     for (let i = 0; i < tableSize; i++) {
@@ -139,7 +142,7 @@ export const slots: MessageLayout<'slots'> = {
       seen.add(replica);
       table.push(replica);
     }
-    const count = readCount(decoder, 'slot', MIN_SLOT_BYTES);
+    const count = readCount(decoder, 'slot', MIN_SLOT_BYTES, MAX_FRAME_ENTRIES);
     const slots: Slot[] = [];
     let used = 0;
     for (let i = 0; i < count; i++) {
@@ -194,6 +197,7 @@ export const delta: MessageLayout<'delta'> = {
   write(encoder, message) {
     checkRange(message.range, 'delta range');
     writeSeqRange(encoder, message.range, 'delta');
+    checkCount(message.slots.length, 'delta slot', MAX_FRAME_ENTRIES);
     encoding.writeVarUint(encoder, message.slots.length);
     for (const slot of message.slots) {
       checkPage(slot.page);
@@ -208,7 +212,7 @@ export const delta: MessageLayout<'delta'> = {
   },
   read(decoder) {
     const range = readSeqRange(decoder, 'delta range');
-    const count = readCount(decoder, 'delta slot', MIN_DELTA_SLOT_BYTES);
+    const count = readCount(decoder, 'delta slot', MIN_DELTA_SLOT_BYTES, MAX_FRAME_ENTRIES);
     const slots: ReplicaSlot[] = [];
     for (let i = 0; i < count; i++) {
       const page = readPage(decoder);

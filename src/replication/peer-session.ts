@@ -14,6 +14,7 @@ import { keyOf } from '../crdt/series.js';
 import { valueOf, type Slot } from '../crdt/g-counter.js';
 import { canAdvance, seqOf, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import type { RandomBytes, ReplicaId } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import { authProof, verifyProof } from '../protocol/auth.js';
 import { decodeFrame, encodeMessage, ProtocolError } from '../protocol/codec.js';
 import { FrameOpener, FrameSealer, sessionKey } from '../protocol/session-mac.js';
@@ -38,6 +39,10 @@ export interface SessionContext {
    * Slots refused here are dropped and justify no coverage; a later round brings them.
    */
   readonly admitReplica: (replica: ReplicaId, peer: PeerSession) => boolean;
+  /** Bench only: no per-frame MAC after the handshake (what the bench's `mac` phase compares against). */
+  readonly unsealedFrames?: boolean;
+  /** Stamps `received` for the sampled pages of a delta (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 /**
@@ -46,8 +51,8 @@ export interface SessionContext {
  * an entry to where the next seq would no longer be a safe integer.
  */
 export const MAX_CLAIMED_SEQ = 2 ** 48;
-/** Entries of our vector per `vv`/`vvPart` frame (about 26 bytes each: well inside a frame). */
-export const VV_CHUNK_ENTRIES = 30_000;
+/** Entries of our vector per `vv`/`vvPart` frame: under MAX_FRAME_ENTRIES (decoding costs per entry), about 100 KB. */
+export const VV_CHUNK_ENTRIES = 4_000;
 /** Entries a peer's vector may have across its parts; more closes the session. */
 export const MAX_PEER_VV_ENTRIES = 1_000_000;
 
@@ -165,6 +170,7 @@ export class PeerSession {
    */
   receive(frame: Uint8Array, now: number): SessionEvent {
     if (this.currentPhase === 'closed') return NOTHING;
+    const arrivedAt = this.context.probe?.now();
     this.bytesReceived += frame.byteLength;
     this.lastReceivedAt = now;
     let message: Message;
@@ -179,7 +185,9 @@ export class PeerSession {
       return this.refuse('bad_frame', error instanceof Error ? error.message : 'undecodable frame');
     }
     this.context.metrics.frameReceived(message.type, frame.byteLength);
-    return this.currentPhase === 'handshake' ? this.handshake(message) : this.opened(message);
+    const event = this.currentPhase === 'handshake' ? this.handshake(message) : this.opened(message);
+    if (arrivedAt !== undefined && event.kind === 'delta') this.context.probe?.markAll('received', event.slots, this.identity?.name, arrivedAt);
+    return event;
   }
 
   /**
@@ -206,7 +214,7 @@ export class PeerSession {
           return this.refuse('auth', 'the proof of CLUSTER_SECRET does not match: the nodes have different secrets');
         }
         if (!this.dialler) this.sendAuth();
-        this.opener = new FrameOpener(this.key('receive'));
+        if (this.context.unsealedFrames !== true) this.opener = new FrameOpener(this.key('receive'));
         this.currentPhase = 'open';
         return { kind: 'open' };
       }
@@ -230,7 +238,7 @@ export class PeerSession {
   /** Sends our proof; every frame after it is sealed. */
   private sendAuth(): void {
     this.send({ type: 'auth', proof: authProof(this.context.secret, this.proofInput('prove')) });
-    this.sealer = new FrameSealer(this.key('send'));
+    if (this.context.unsealedFrames !== true) this.sealer = new FrameSealer(this.key('send'));
   }
 
   private key(direction: 'send' | 'receive') {

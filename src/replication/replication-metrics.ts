@@ -19,6 +19,10 @@ export interface ReplicationMetrics {
   peerFailure(): void;
   /** Slots of a new replica id dropped: the peer's source was over its new-id budget. */
   replicaRefused(): void;
+  /** A merge took a page's total to 2^53-1 (MAX_TOTAL): it reads that and takes no more increments. */
+  pageSaturated(): void;
+  /** Received slots (or an empty frame: 0) dropped unmerged because the store refuses writes. */
+  mergeDropped(slots: number): void;
 }
 
 export const noMetrics: ReplicationMetrics = {
@@ -34,6 +38,8 @@ export const noMetrics: ReplicationMetrics = {
   identityMinted: () => {},
   peerFailure: () => {},
   replicaRefused: () => {},
+  pageSaturated: () => {},
+  mergeDropped: () => {},
 };
 
 /**
@@ -55,6 +61,9 @@ export function createReplicationMetrics(registry: Registry, prefix = ''): Repli
   const minted = new Counter({ name: `${prefix}replication_identity_minted_total`, help: 'Replica ids minted because a peer proved this one went back in time', registers });
   const failures = new Counter({ name: `${prefix}replication_peer_failures_total`, help: 'Peer sessions closed because work for them threw (the node kept serving)', registers });
   const refusedIds = new Counter({ name: `${prefix}replication_replicas_refused_total`, help: 'Slots of new replica ids dropped because the peer host was over its new-id budget', registers });
+  const saturated = new Counter({ name: `${prefix}replication_pages_saturated_total`, help: 'Pages whose total merged slots took to 2^53-1 (capped there; increments refused)', registers });
+  const dropped = new Counter({ name: `${prefix}replication_merges_dropped_total`, help: 'Received merges (frames) dropped unmerged because the store refuses writes (file gone, disk full)', registers });
+  const droppedSlots = new Counter({ name: `${prefix}replication_merge_dropped_slots_total`, help: 'Received slots dropped unmerged because the store refuses writes', registers });
   return {
     frameSent: (type, n) => {
       frames.inc({ direction: 'sent', type });
@@ -77,5 +86,10 @@ export function createReplicationMetrics(registry: Registry, prefix = ''): Repli
     identityMinted: () => minted.inc(),
     peerFailure: () => failures.inc(),
     replicaRefused: () => refusedIds.inc(),
+    pageSaturated: () => saturated.inc(),
+    mergeDropped: (slots) => {
+      dropped.inc();
+      droppedSlots.inc(slots);
+    },
   };
 }

@@ -26,6 +26,7 @@ import type { ClusterStatus, NodeInfo } from '../cluster-status.js';
 import type { Slot } from '../crdt/g-counter.js';
 import { seqOf, type SeqRange } from '../crdt/version-vector.js';
 import { cryptoRandom, type RandomBytes, type ReplicaId } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { Log } from '../log.js';
 import type { IdentityInfo, Store } from '../store/store.js';
 import { realTimers, type TimerHandle, type Timers } from '../timers.js';
@@ -73,6 +74,12 @@ export interface ReplicatorOptions {
   readonly reconnect?: BackoffOptions;
   readonly maxSendBufferBytes?: number;
   readonly syncChunkSlots?: number;
+  /** Bench only: sessions skip the per-frame MAC (see NodeOptions.unsealedFrames). */
+  readonly unsealedFrames?: boolean;
+  /** The latency probe (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
+  /** See MergeQueueOptions.atOnceAfterIdleMs (node.ts: AT_ONCE_AFTER_IDLE_MS); undefined: always the next turn. */
+  readonly mergeAtOnceAfterIdleMs?: number;
 }
 
 export class Replicator {
@@ -125,7 +132,14 @@ export class Replicator {
       connected: (connection, target) => this.sessions.attach(connection, target),
       covers: (replica) => this.sessions.covers(replica),
     });
-    this.merges = new MergeQueue({ store, timers, log, metrics, identityChanged: (info) => this.identityChanged(info) });
+    this.merges = new MergeQueue({
+      store,
+      timers,
+      log,
+      metrics,
+      identityChanged: (info) => this.identityChanged(info),
+      ...(options.mergeAtOnceAfterIdleMs !== undefined ? { atOnceAfterIdleMs: options.mergeAtOnceAfterIdleMs } : {}),
+    });
     this.sender = new SyncSender({
       store,
       timers,
@@ -133,6 +147,7 @@ export class Replicator {
       metrics,
       maxSendBufferBytes: options.maxSendBufferBytes ?? MAX_SEND_BUFFER_BYTES,
       syncChunkSlots: options.syncChunkSlots ?? SYNC_CHUNK_SLOTS,
+      ...(options.probe !== undefined ? { probe: options.probe } : {}),
     });
     this.sessions = new SessionTable({
       context: {
@@ -143,6 +158,8 @@ export class Replicator {
         randomBytes: options.randomBytes ?? cryptoRandom,
         metrics,
         admitReplica: (replica, session) => this.admitReplica(replica, session),
+        ...(options.unsealedFrames === true ? { unsealedFrames: true } : {}),
+        ...(options.probe !== undefined ? { probe: options.probe } : {}),
       },
       timers,
       log,

@@ -7,6 +7,8 @@
 import { keyOf } from '../crdt/series.js';
 import { valueOf } from '../crdt/g-counter.js';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
+import type { ReplicaId } from '../ids.js';
+import type { LatencyProbe } from '../latency-probe.js';
 import type { Log } from '../log.js';
 import { encodeMessage } from '../protocol/codec.js';
 import type { Message } from '../protocol/messages.js';
@@ -26,6 +28,12 @@ export const SYNC_CHUNKS_PER_TURN = 4;
  * most the bound plus one chunk of ours, however much it asks for.
  */
 export const DRAIN_POLL_MS = 20;
+/**
+ * Slots no vector covers (sync-answer.ts) go to a session once per replica, and again no sooner
+ * than this, and only when this node's state changed meanwhile: a gap nobody can fill costs a
+ * resend per half minute at most, and none in a quiet cluster.
+ */
+export const SPREAD_INTERVAL_MS = 30_000;
 
 export interface SyncSenderOptions {
   readonly store: Store;
@@ -34,11 +42,15 @@ export interface SyncSenderOptions {
   readonly metrics: Pick<ReplicationMetrics, 'syncRound' | 'deltaSkipped'>;
   readonly maxSendBufferBytes: number;
   readonly syncChunkSlots: number;
+  /** Stamps `encoded` and `written` for the sampled pages of a delta (bench diagnostics); undefined: off. */
+  readonly probe?: LatencyProbe;
 }
 
 export class SyncSender {
   /** Sessions with a sync answer being written, and the newest vv that arrived meanwhile. */
   private readonly answering = new Map<PeerSession, VersionVector | undefined>();
+  /** Per session, per replica: when its uncovered slots were last sent, and our digest then. */
+  private readonly spreadTo = new Map<PeerSession, Map<ReplicaId, { readonly at: number; readonly digest: string }>>();
 
   constructor(private readonly options: SyncSenderOptions) {}
 
@@ -50,6 +62,7 @@ export class SyncSender {
   /** The session closed: a pending answer stops at its next chunk. */
   forget(session: PeerSession): void {
     this.answering.delete(session);
+    this.spreadTo.delete(session);
   }
 
   /**
@@ -85,7 +98,18 @@ export class SyncSender {
 
   /** Sends the answer; resolves with the ranges it covered (none when the session closed first). */
   private async writeAnswer(session: PeerSession, peerVv: VersionVector): Promise<readonly SeqRange[]> {
-    const plan = planSyncAnswer(this.options.store, peerVv, this.options.syncChunkSlots);
+    const { store, timers } = this.options;
+    const now = timers.now();
+    const digest = store.digest();
+    const spread = this.spreadTo.get(session) ?? new Map<ReplicaId, { at: number; digest: string }>();
+    const plan = planSyncAnswer(store, peerVv, this.options.syncChunkSlots, (replica) => {
+      const last = spread.get(replica);
+      return last === undefined || (now - last.at >= SPREAD_INTERVAL_MS && last.digest !== digest);
+    });
+    if (plan.spread.length > 0) {
+      for (const replica of plan.spread) spread.set(replica, { at: now, digest });
+      this.spreadTo.set(session, spread);
+    }
     const round = session.newRound();
     let index = 0;
     for (const chunk of plan.chunks) {
@@ -122,9 +146,12 @@ export class SyncSender {
       slots: delta.slots.map((slot) => ({ page: slot.page, ...valueOf(slot), ...keyOf(slot) })),
     };
     const frame = encodeMessage(message);
+    const probe = this.options.probe;
+    probe?.markAll('encoded', delta.slots);
     for (const session of sessions) {
       if (this.overBound(session)) continue;
       session.sendFrame(frame, 'delta');
+      probe?.markAll('written', delta.slots, session.peer?.name);
       session.peerHolds(delta.range);
     }
   }

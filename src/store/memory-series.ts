@@ -89,6 +89,18 @@ export class MemorySeries {
     return removed;
   }
 
+  /** The highest seq of a series slot of `replica` (0 without one). */
+  highestSeq(replica: ReplicaId): number {
+    let highest = 0;
+    for (const slot of this.byReplica.get(replica)?.values() ?? []) if (slot.seq > highest) highest = slot.seq;
+    return highest;
+  }
+
+  /** Replicas holding series slots. */
+  replicas(): Iterable<ReplicaId> {
+    return this.byReplica.keys();
+  }
+
   after(replica: ReplicaId, cursor: SlotCursor, limit: number): Slot[] {
     const out: Slot[] = [];
     const at = { page: cursor.page ?? ('' as PageName), replica, count: 0, seq: cursor.seq, kind: cursor.kind, t: cursor.t } as Slot;

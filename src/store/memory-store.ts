@@ -8,7 +8,7 @@
  * over 300 lines as one class: it mirrors SqliteStore method for method, which is what makes the
  * two easy to hold side by side.
  */
-import { addToDigest, allSlots, applySlots, epochOf, formatDigest, pageEpoch, pageEpochDigestTerm, SlotKeyCache, stateDigestSum, valueOf, type Slot, type SlotValue } from '../crdt/g-counter.js';
+import { addToDigest, allSlots, applySlots, epochOf, formatDigest, pageEpoch, pageTotal, pageEpochDigestTerm, SlotKeyCache, stateDigestSum, valueOf, type Slot, type SlotValue } from '../crdt/g-counter.js';
 import { incrementedSlot, resetSlot } from '../crdt/reset.js';
 import { dayOf, expired, hourlyCutoff, hourOf } from '../crdt/series.js';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
@@ -95,9 +95,8 @@ export class MemoryStore implements Store {
     this.analytics = options.analytics ?? true;
     this.seriesSlots = new MemorySeries(this.db.series, this.slotKeys);
     this.digestSum = addToDigest(stateDigestSum(this.db.state), this.seriesSlots.digestTerms());
-    for (const [page, slots] of this.db.state) {
-      let total = 0;
-      for (const value of slots.values()) total += value.count;
+    for (const page of this.db.state.keys()) {
+      const total = pageTotal(this.db.state, page);
       // Like the SQLite store's pages table: a page exists once something raised its total.
       if (total > 0) this.totals.set(page, total);
     }
@@ -170,6 +169,22 @@ export class MemoryStore implements Store {
   versionVector(): VersionVector {
     this.assertOpen();
     return new Map(this.db.vv);
+  }
+
+  highestSlotSeqs(): VersionVector {
+    this.assertOpen();
+    const out = new Map<ReplicaId, number>();
+    for (const [replica, slots] of this.byReplica) {
+      let highest = 0;
+      for (const value of slots.values()) if (value.seq > highest) highest = value.seq;
+      if (highest > 0) out.set(replica, highest);
+    }
+    // Series slots share the seqs of totals, but one can arrive without its total (a lost chunk).
+    for (const replica of this.seriesSlots.replicas()) {
+      const highest = this.seriesSlots.highestSeq(replica);
+      if (highest > (out.get(replica) ?? 0)) out.set(replica, highest);
+    }
+    return out;
   }
 
   slotsAfter(replica: ReplicaId, cursor: SlotCursor, limit: number): Slot[] {
@@ -265,9 +280,7 @@ export class MemoryStore implements Store {
       if (newEpoch !== oldEpoch) digestChange += pageEpochDigestTerm(slot.page, newEpoch) - pageEpochDigestTerm(slot.page, oldEpoch);
       // The page's series slots of older epochs go with its totals (series.ts).
       if (newEpoch > oldEpoch || (!hadSlots && now.size > 0)) digestChange += this.seriesSlots.dropBelow(slot.page, newEpoch);
-      let total = 0;
-      for (const value of now.values()) total += value.count;
-      this.setTotal(slot.page, total);
+      this.setTotal(slot.page, pageTotal(this.db.state, slot.page));
     };
     for (const slot of slots) {
       if (!before.has(slot.page)) before.set(slot.page, this.totals.get(slot.page) ?? 0);

@@ -59,6 +59,8 @@ function prepare(db: Database.Database) {
     siteDayRanks: db.prepare<[number], number>('SELECT rank FROM site_registers WHERE day = ?').pluck(),
     pruneHours: db.prepare<[number]>('DELETE FROM series_slots WHERE kind = 1 AND t < ?'),
     pruneSiteHours: db.prepare<[number]>('DELETE FROM site_buckets WHERE kind = 1 AND t < ?'),
+    /** Served by series_slots_by_replica_seq: one probe per replica. */
+    highestSeq: db.prepare<[number], number | null>('SELECT max(seq) FROM series_slots WHERE replica = ?').pluck(),
     afterSeq: db.prepare<[number, number, number], SeriesRow>('SELECT page, kind, t, count, seq, epoch FROM series_slots WHERE replica = ? AND seq > ? ORDER BY seq, page, kind, t LIMIT ?'),
     afterCursor: db.prepare<[number, number, PageName, number, number, number], SeriesRow>(
       'SELECT page, kind, t, count, seq, epoch FROM series_slots WHERE replica = ? AND (seq, page, kind, t) > (?, ?, ?, ?) ORDER BY seq, page, kind, t LIMIT ?',
@@ -222,6 +224,11 @@ export class SeriesTables {
     const removed = this.s.pruneHours.run(cutoffHour).changes;
     this.s.pruneSiteHours.run(cutoffHour);
     return removed;
+  }
+
+  /** The highest seq of a series slot of the interned replica (0 without one). */
+  highestSeq(replica: number): number {
+    return this.s.highestSeq.get(replica) ?? 0;
   }
 
   /** Series slots of the interned replica after the cursor, in (seq, page, kind, t) order. */

@@ -43,6 +43,8 @@ export function prepareStatements(db: Database.Database) {
     pageSlotRows: db.prepare<[PageName], { replicaId: ReplicaId; count: number; epoch: number }>(
       'SELECT r.replica_id AS replicaId, s.count AS count, s.epoch AS epoch FROM slots s JOIN replicas r ON r.id = s.replica WHERE s.page = ?',
     ),
+    /** Served by the (replica, seq) index: one probe per replica. */
+    highestSeq: db.prepare<[number], { seq: number | null }>('SELECT max(seq) AS seq FROM slots WHERE replica = ?'),
     deletePageSlots: db.prepare<[PageName]>('DELETE FROM slots WHERE page = ?'),
     slotsAfterSeq: db.prepare<[number, number, number], SlotRow>('SELECT page, count, seq, epoch FROM slots WHERE replica = ? AND seq > ? ORDER BY seq, page LIMIT ?'),
     slotsAfterPage: db.prepare<[number, number, PageName, number], SlotRow>(

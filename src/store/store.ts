@@ -151,6 +151,11 @@ export interface Store {
   /** The highest seq this replica has committed. Equals `versionVector().get(replicaId) ?? 0`. */
   localSeq(): number;
   versionVector(): VersionVector;
+  /**
+   * Per replica, the highest seq among the slots of every kind held (replicas without a slot left out). Above
+   * `versionVector()` for a replica whose slots arrived past a gap nobody covered (sync-answer.ts).
+   */
+  highestSlotSeqs(): VersionVector;
   /** Slots of `replica` of every kind after the cursor, ordered by (seq, page, kind, t), at most `limit`. */
   slotsAfter(replica: ReplicaId, cursor: SlotCursor, limit: number): Slot[];
 

@@ -163,6 +163,21 @@ describe.skipIf(!hasChromium)('the page in a real browser', () => {
     expect(dialogs).toEqual([]);
   });
 
+  it('after a reset of the open page, shows the count from zero and goes on from there', async () => {
+    await json(`${a.process.url}/api/pages/reset-me/views`, { method: 'POST' });
+    const { page } = await openPage(context, `${a.process.url}/pages/reset-me`);
+    await expect.poll(() => page.locator('#count').textContent()).toBe(format(2));
+    await expect.poll(() => feedState(page), { timeout: DOM_TIMEOUT_MS }).toBe('live');
+    // The operator resets the page (on the cluster port), and c receives the reset.
+    const reset = await fetch(`${a.process.privateUrl}/api/admin/pages/reset-me/reset`, { method: 'POST' });
+    expect(reset.status).toBe(200);
+    await eventually(async () => expect((await json<{ count: number }>(`${c.process.url}/api/pages/reset-me`)).count).toBe(0), { timeoutMs: DOM_TIMEOUT_MS });
+    await expect.poll(() => page.locator('#count').textContent(), { timeout: DOM_TIMEOUT_MS }).toBe(format(0));
+    // A view counted on another node after the reset: the page shows 1, not 2 + 1.
+    expect((await json<{ count: number }>(`${c.process.url}/api/pages/reset-me/views`, { method: 'POST' })).count).toBe(1);
+    await expect.poll(() => page.locator('#count').textContent(), { timeout: DOM_TIMEOUT_MS }).toBe(format(1));
+  });
+
   it('shows page names with HTML or script in them as text, live updates included', async () => {
     const names = ['<script>alert(1)</script>', '<img src=x onerror="alert(2);window.pwned=1">'];
     for (const name of names) {

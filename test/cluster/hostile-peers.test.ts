@@ -15,13 +15,16 @@ import { CLUSTER_PATH } from '../../src/transport/websocket-transport.js';
 import type { ReplicaId } from '../../src/ids.js';
 import { newReplicaId } from '../../src/ids.js';
 import { MAX_MERGE_BATCH_SLOTS } from '../../src/replication/merge-queue.js';
+import { MAX_FRAME_ENTRIES, PROTOCOL_VERSION } from '../../src/protocol/messages.js';
+import { MESSAGE_TAGS } from '../../src/protocol/codec.js';
+import { replicaIdToBytes } from '../../src/ids.js';
 import { MAX_HANDSHAKES_PER_SOURCE, NEW_REPLICA_BURST } from '../../src/replication/peer-limits.js';
 import { eventually } from '../helpers/eventually.js';
 import { METRIC_PREFIX } from '../../src/metrics.js';
 import { FAST_LIVENESS, type TestCluster, useClusters } from '../helpers/cluster.js';
 import { type ClusterNode, CLUSTER_SECRET } from '../helpers/cluster-node.js';
 import { waitForConvergence } from '../helpers/cluster-waits.js';
-import { clusterStatus, increment, pageCount, peerAt } from '../helpers/http-client.js';
+import { clusterStatus, increment, pageCount, peerAt, WRITER_HEADERS } from '../helpers/http-client.js';
 import { RawPeer } from './raw-peer.js';
 
 const CLUSTER_NAME = 'hostile-test';
@@ -29,7 +32,11 @@ const newCluster = useClusters();
 
 /** A Prometheus sample of the node's /metrics, `name` without the node's prefix (summed over label sets matching `labels`). */
 async function metric(node: ClusterNode, name: string, labels: Readonly<Record<string, string>> = {}): Promise<number> {
-  const text = await (await fetch(`${node.privateUrl}/metrics`)).text();
+  return metricIn(await (await fetch(`${node.privateUrl}/metrics`)).text(), name, labels);
+}
+
+/** A metric's value (summed over matching label sets) in one scrape's text. */
+function metricIn(text: string, name: string, labels: Readonly<Record<string, string>> = {}): number {
   let sum = 0;
   for (const line of text.split('\n')) {
     const match = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
@@ -86,6 +93,19 @@ function awarenessUpdate(entries: ReadonlyArray<{ client: number; clock: number;
 }
 
 const page = (name: string) => name as never;
+
+/** A `slots` frame (round 1, index 0) of one replica, written by hand: encodeMessage refuses more than MAX_FRAME_ENTRIES. */
+function encodeOverBound(slots: ReadonlyArray<{ page: string; replica: ReplicaId; count: number; seq: number }>): Uint8Array {
+  const encoder = encoding.createEncoder();
+  for (const n of [PROTOCOL_VERSION, MESSAGE_TAGS.slots, 1, 0, 1]) encoding.writeVarUint(encoder, n);
+  encoding.writeVarUint8Array(encoder, replicaIdToBytes(slots[0]!.replica));
+  encoding.writeVarUint(encoder, slots.length);
+  for (const slot of slots) {
+    encoding.writeVarString(encoder, slot.page);
+    for (const n of [0, slot.count, slot.seq, 0]) encoding.writeVarUint(encoder, n);
+  }
+  return encoding.toUint8Array(encoder);
+}
 
 describe('hostile peers', () => {
   it('relay: a party without the secret that shuttles a handshake between two nodes cannot send a frame either accepts', async () => {
@@ -200,6 +220,31 @@ describe('hostile peers', () => {
     liar.close();
   });
 
+  it('slots without coverage: slots a peer never covers (no covered, a delta past a gap) still reach every node of a line', async () => {
+    // a and b reach each other only through c; the peer talks to a only and never covers its slots.
+    const nodes = await newCluster().startNodes(3, {
+      env: { ...FAST_LIVENESS, CLUSTER_NAME },
+      names: ['a', 'b', 'c'],
+      perNode: (i, addresses): Record<string, string> => (i === 2 ? {} : { PEERS: addresses[2] as string }),
+    });
+    const [a, b] = nodes as [ClusterNode, ClusterNode, ClusterNode];
+    await waitForConvergence(nodes);
+    const peer = await joined(a);
+    // A round's chunk with no `covered` after it, then a delta whose range starts past a gap.
+    peer.sendMessage({ type: 'slots', round: 7, index: 0, slots: [{ page: page('uncovered'), replica: peer.replica, count: 4, seq: 3 }] });
+    peer.sendMessage({ type: 'delta', range: { replica: peer.replica, after: 10, upTo: 11 }, slots: [{ page: page('gap'), count: 6, seq: 11 }] });
+    await eventually(async () => expect(await pageCount(a, 'gap')).toBe(6));
+    peer.close();
+    const converged = await waitForConvergence(nodes);
+    expect(converged.totals).toMatchObject({ uncovered: 4, gap: 6 });
+    expect(await pageCount(b, 'uncovered')).toBe(4);
+    // No vector took the peer's word: nothing covers its seqs anywhere.
+    for (const node of nodes) expect((await clusterStatus(node)).versionVector[peer.replica] ?? 0).toBe(0);
+    // And the line still carries new counts.
+    await increment(b, 'after-spread');
+    expect((await waitForConvergence(nodes)).totals['after-spread']).toBe(1);
+  });
+
   it('oversized vectors: covered ranges and slots for tens of thousands of fake replicas do not grow the vector past the new-id budget', async () => {
     const { a, stillLinked } = await healthyPair();
     const liar = await joined(a);
@@ -209,11 +254,11 @@ describe('hostile peers', () => {
       liar.sendMessage({ type: 'covered', round: 100 + i, chunks: 0, ranges: fakes.slice(i * 15_000, (i + 1) * 15_000).map((replica) => ({ replica, after: 0, upTo: 5 })) });
     }
     // Slots of new replicas: only the budget's worth is taken.
-    for (let i = 0; i < 4; i++) {
-      const slots = fakes.slice(i * 5_000, (i + 1) * 5_000).map((replica) => ({ page: page('fake'), replica, count: 1, seq: 1 }));
+    for (let i = 0; i < 5; i++) {
+      const slots = fakes.slice(i * 4_000, (i + 1) * 4_000).map((replica) => ({ page: page('fake'), replica, count: 1, seq: 1 }));
       liar.sendMessage({ type: 'slots', round: 200, index: i, slots });
     }
-    liar.sendMessage({ type: 'covered', round: 200, chunks: 4, ranges: fakes.slice(0, 20_000).map((replica) => ({ replica, after: 0, upTo: 1 })) });
+    liar.sendMessage({ type: 'covered', round: 200, chunks: 5, ranges: fakes.slice(0, 20_000).map((replica) => ({ replica, after: 0, upTo: 1 })) });
     liar.sendMessage({ type: 'ping', id: 1 });
     await eventually(() => expect(liar.received.some((m) => m?.type === 'pong')).toBe(true));
     await eventually(async () => expect(await pageCount(a, 'fake')).toBeGreaterThan(0));
@@ -225,6 +270,30 @@ describe('hostile peers', () => {
     // New sessions still open (a vector that no longer fits one frame killed every open before).
     const next = await joined(a);
     next.close();
+    await stillLinked();
+  });
+
+  it('total overflow through merges: slots of two replicas summing past 2^53-1 leave every node at 2^53-1, converged, refusing increments', async () => {
+    const { a, b, stillLinked } = await healthyPair();
+    // Each slot a safe integer, each delta justified by its own slot; together 2^53 + 3 (summed
+    // as doubles 2^53 + 4: the imprecise total of before). One lands on a, the other on b, so
+    // each node meets the sum in the other order (concurrent `by` increments would do the same).
+    const first = await joined(a);
+    const second = await joined(b);
+    first.sendMessage({ type: 'delta', range: { replica: first.replica, after: 0, upTo: 1 }, slots: [{ page: page('overflow'), count: 2 ** 52 + 1, seq: 1 }] });
+    second.sendMessage({ type: 'delta', range: { replica: second.replica, after: 0, upTo: 1 }, slots: [{ page: page('overflow'), count: 2 ** 52 + 2, seq: 1 }] });
+    const converged = await waitForConvergence([a, b]);
+    expect(converged.totals.overflow).toBe(Number.MAX_SAFE_INTEGER);
+    for (const node of [a, b]) expect(await pageCount(node, 'overflow')).toBe(Number.MAX_SAFE_INTEGER);
+    expect((await metric(a, 'replication_pages_saturated_total')) + (await metric(b, 'replication_pages_saturated_total'))).toBeGreaterThanOrEqual(2);
+    const refused = await fetch(`${a.url}/api/pages/overflow/views`, { method: 'POST', headers: WRITER_HEADERS });
+    expect(refused.status).toBe(400);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('counter_overflow');
+    // Neither raw peer was closed for it: nothing was refused that another node kept.
+    first.sendMessage({ type: 'ping', id: 3 });
+    await eventually(() => expect(first.received.some((m) => m?.type === 'pong' && m.id === 3)).toBe(true));
+    first.close();
+    second.close();
     await stillLinked();
   });
 
@@ -248,11 +317,17 @@ describe('hostile peers', () => {
     expect((await clusterStatus(a)).membership.find((m) => m.name === 'a')).toBeDefined();
   });
 
-  it('huge frames: near-limit slots frames are merged in bounded transactions, every slot counted', async () => {
+  it('huge frames: a frame over the entry bound closes the session; frames at it are merged in bounded transactions, every slot counted', async () => {
     const { a, b, stillLinked } = await healthyPair();
+    // One slot more than a frame may list (decoding costs per entry): refused before it is decoded.
+    const greedy = await joined(a);
+    const over = Array.from({ length: MAX_FRAME_ENTRIES + 1 }, (_, i) => ({ page: page(`o${i}`), replica: greedy.replica, count: 1, seq: i + 1 }));
+    greedy.send(greedy.sealer!.seal(encodeOverBound(over)));
+    expect((await greedy.closed).reason).toMatch(/over 4096 per frame/);
+    expect(await pageCount(a, 'o0')).toBe(0);
     const liar = await joined(a);
-    const pages = 60_000;
-    const frames = 3;
+    const pages = MAX_FRAME_ENTRIES;
+    const frames = 45;
     for (let f = 0; f < frames; f++) {
       const slots = Array.from({ length: pages }, (_, i) => ({ page: page(`h${f}-${i}`), replica: liar.replica, count: 2, seq: f * pages + i + 1 }));
       liar.sendMessage({ type: 'slots', round: 1, index: f, slots });
@@ -260,8 +335,10 @@ describe('hostile peers', () => {
     liar.sendMessage({ type: 'covered', round: 1, chunks: frames, ranges: [{ replica: liar.replica, after: 0, upTo: frames * pages }] });
     await eventually(async () => expect(await pageCount(a, `h${frames - 1}-${pages - 1}`)).toBe(2), { timeoutMs: 90_000 });
     // Every merge transaction held at most MAX_MERGE_BATCH_SLOTS slots.
-    const transactions = await metric(a, 'replication_merge_batch_slots_count');
-    const bounded = await metric(a, 'replication_merge_batch_slots_bucket', { le: String(MAX_MERGE_BATCH_SLOTS) });
+    // One scrape for both: anti-entropy with b keeps merging, so two scrapes could differ by a batch.
+    const scrape = await (await fetch(`${a.privateUrl}/metrics`)).text();
+    const transactions = metricIn(scrape, 'replication_merge_batch_slots_count');
+    const bounded = metricIn(scrape, 'replication_merge_batch_slots_bucket', { le: String(MAX_MERGE_BATCH_SLOTS) });
     expect(transactions).toBeGreaterThanOrEqual((frames * pages) / MAX_MERGE_BATCH_SLOTS);
     expect(bounded).toBe(transactions);
     // b gets them all from a through anti-entropy (180,000 slots: give a loaded machine time).

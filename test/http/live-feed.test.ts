@@ -180,6 +180,26 @@ describe('the live feed', () => {
     expect(client.pages('p').length).toBeLessThan(20);
   });
 
+  it('encodes a change of a page once for all its followers over real sockets, and each gets the same run in one write', async () => {
+    const h = await start();
+    const names = ['s1', 's2', 's3', 's4', 's5'];
+    const query = `${names.map((n) => `page=${n}`).join('&')}&interval=0`;
+    const clients = await Promise.all(Array.from({ length: 20 }, () => connect(h, query)));
+    await eventually(() => {
+      for (const c of clients) expect(c.pages()).toHaveLength(names.length);
+    });
+    const before = h.feed.stats();
+    await h.store.increment(names.map((n) => ({ page: page(n), by: 2 })));
+    await eventually(() => {
+      for (const c of clients) for (const n of names) expect(c.last(n)?.count).toBe(2);
+    });
+    const after = h.feed.stats();
+    // Five pages changed, 20 followers each: five encodings (not 100), and one run joined for all 20.
+    expect(after.pageFramesEncoded - before.pageFramesEncoded).toBe(names.length);
+    expect(after.runsShared - before.runsShared).toBe(1);
+    for (const c of clients) expect(c.pages().map((m) => m.page)).toEqual([...names, ...names]);
+  });
+
   it('never sends pages the client did not subscribe to', async () => {
     const h = await start();
     const client = await connect(h, 'page=a&interval=0');

@@ -11,10 +11,14 @@ import { ensureBuilt } from '../helpers/build.js';
 import { WRITER_HEADERS } from '../helpers/http-client.js';
 import { eventually } from '../helpers/eventually.js';
 import { NodeProcesses, TEST_ADMIN_TOKEN } from '../helpers/spawn-node.js';
+import { FAST_LIVENESS, useClusters } from '../helpers/cluster.js';
+import { waitForConvergence } from '../helpers/cluster-waits.js';
+import { clusterStatus, increment, peerAt } from '../helpers/http-client.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
 const dirs = new TempDirs();
 const nodes = new NodeProcesses();
+const newCluster = useClusters();
 
 beforeAll(() => ensureBuilt());
 afterEach(async () => {
@@ -71,4 +75,27 @@ describe('a node whose database file goes away', () => {
       expect((await node.exited).code).toBe(0);
     });
   }
+
+  it('stops merging what peers send, keeps its sessions (no redial loop) and keeps serving its state to them', async () => {
+    const [a, b] = await newCluster().startMesh(2, { env: FAST_LIVENESS, names: ['a', 'b'] });
+    for (let i = 0; i < 3; i++) await increment(a, 'home');
+    await waitForConvergence([a, b]);
+    const since = { a: peerAt(await clusterStatus(a), b.address)?.since, b: peerAt(await clusterStatus(b), a.address)?.since };
+    expect(since.a).toBeDefined();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(a.databasePath + suffix, { force: true });
+    await eventually(async () => expect(await ready(a.url)).toMatchObject({ status: 503, code: 'database_gone' }), { timeoutMs: 10_000 });
+
+    // b keeps counting; its deltas and answers reach a, which drops them unmerged, round after round.
+    const dropped = async () => Number(/^dsqlite_replication_merges_dropped_total (\S+)$/m.exec(await (await fetch(`${a.privateUrl}/metrics`)).text())?.[1] ?? 0);
+    for (let i = 0; i < 4; i++) await increment(b, 'home');
+    await eventually(async () => expect(await dropped()).toBeGreaterThanOrEqual(10), { timeoutMs: 20_000 });
+    expect(await count(a.url, 'home')).toBe(3);
+    expect(await count(b.url, 'home')).toBe(7);
+    // The session both ways is the one from before: nobody closed it, nobody redialled.
+    expect(peerAt(await clusterStatus(a), b.address)).toMatchObject({ state: 'connected', since: since.a });
+    expect(peerAt(await clusterStatus(b), a.address)).toMatchObject({ state: 'connected', since: since.b });
+    const said = (text: string) => a.logs.filter((entry) => typeof entry.msg === 'string' && entry.msg.includes(text));
+    expect(said('merges from peers paused')).toHaveLength(1);
+    expect(said('merge failed')).toHaveLength(0);
+  });
 });

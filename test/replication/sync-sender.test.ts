@@ -45,7 +45,8 @@ class RecordingSession {
 }
 
 async function storeWithPages(): Promise<MemoryStore> {
-  const store = MemoryStore.open(new MemoryDisk(), { random: (n) => new Uint8Array(n).fill(7) });
+  // Totals only (no buckets or registers): the slots counted below are one per page.
+  const store = MemoryStore.open(new MemoryDisk(), { random: (n) => new Uint8Array(n).fill(7), analytics: false });
   for (let i = 0; i < PAGES; i++) await store.increment([{ page: `p${i}` as PageName, by: 1 }]);
   return store;
 }

@@ -59,3 +59,46 @@ describe('GroupCommit bounds', () => {
     expect(queue.pending).toBe(0);
   });
 });
+
+describe('GroupCommit at once when idle (atOnceAfterIdleMs)', () => {
+  function atOnceQueue(atOnceAfterIdleMs: number): { queue: GroupCommit; commits: number[] } {
+    const commits: number[] = [];
+    const queue = new GroupCommit(
+      (units: PendingUnit[]) => {
+        commits.push(units.reduce((sum, unit) => sum + unit.increments.length, 0));
+        for (const unit of units) unit.resolve([]);
+      },
+      { atOnceAfterIdleMs },
+    );
+    return { queue, commits };
+  }
+
+  it('commits a unit that arrives alone inside enqueue(), and groups what arrives while commits are recent', async () => {
+    // An idle time no test reaches: only the first unit (no commit before it) goes at once.
+    const { queue, commits } = atOnceQueue(1e9);
+    const first = queue.enqueue(views(1));
+    expect(commits).toEqual([1]);
+    const grouped = [queue.enqueue(views(2)), queue.enqueue(views(3))];
+    expect(commits).toEqual([1]);
+    await Promise.all([first, ...grouped]);
+    expect(commits).toEqual([1, 5]);
+  });
+
+  it('with no idle time asked, every unit that finds the queue empty commits at once', async () => {
+    const { queue, commits } = atOnceQueue(0);
+    await queue.enqueue(views(1));
+    await queue.enqueue(views(1));
+    expect(commits).toEqual([1, 1]);
+    // Two in one tick: the first at once, the second finds the queue empty too, so it goes at once as well.
+    await Promise.all([queue.enqueue(views(2)), queue.enqueue(views(3))]);
+    expect(commits).toEqual([1, 1, 2, 3]);
+  });
+
+  it('without the option, every unit waits for the turn (the contract: one tick, one commit)', async () => {
+    const { queue, commits } = recordingQueue(1_000);
+    const pending = [queue.enqueue(views(1)), queue.enqueue(views(1))];
+    expect(commits).toEqual([]);
+    await Promise.all(pending);
+    expect(commits).toEqual([2]);
+  });
+});

@@ -6,7 +6,7 @@ import { runStoreContract, type StoreHarness } from './store-contract.js';
 function memoryHarness(): StoreHarness {
   const disk = new MemoryDisk();
   return {
-    open: (options) => openMemoryStore(disk, options),
+    open: (options) => openMemoryStore(disk, { ...options, analytics: options?.analytics ?? false }),
     snapshotDatabase: async () => disk.snapshotDatabase(),
     restoreDatabase: async (snapshot) => disk.restoreDatabase(snapshot as ReturnType<MemoryDisk['snapshotDatabase']>),
     deleteIdentityFile: async () => disk.deleteIdentityFile(),

@@ -21,7 +21,7 @@ function sqliteHarness(): StoreHarness {
   const path = join(dir, 'data', 'counters.db');
   const copies: string[] = [];
   return {
-    open: (options) => openSqliteStore({ path, random: options?.random }),
+    open: (options) => openSqliteStore({ path, random: options?.random, analytics: options?.analytics ?? false }),
     snapshotDatabase: async () => {
       const copy = join(dir, `snapshot-${copies.length}`);
       copyFileSync(path, copy);
@@ -64,7 +64,8 @@ describe('SqliteStore', () => {
   });
 
   async function open(options: Partial<Parameters<typeof openSqliteStore>[0]> = {}): Promise<SqliteStore> {
-    const store = await openSqliteStore({ path: join(dir, 'counters.db'), ...options });
+    // Totals only unless a test asks (its digests are checked against the totals' slots).
+    const store = await openSqliteStore({ path: join(dir, 'counters.db'), analytics: false, ...options });
     stores.push(store);
     return store;
   }
@@ -189,7 +190,21 @@ describe('migrate', () => {
     const tables = (db.prepare("SELECT name FROM sqlite_schema WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map(
       (row) => row.name,
     );
-    expect(tables).toEqual(['meta', 'pages', 'replicas', 'slots', 'slots_by_replica_seq', 'store_stats']);
+    expect(tables).toEqual([
+      'meta',
+      'pages',
+      'replicas',
+      'series_hours_by_t',
+      'series_registers_by_t',
+      'series_slots',
+      'series_slots_by_replica_seq',
+      'site_buckets',
+      'site_registers',
+      'sketches',
+      'slots',
+      'slots_by_replica_seq',
+      'store_stats',
+    ]);
     expect(db.pragma('user_version', { simple: true })).toBe(latest);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const withoutRowid = (name: string) => (db.prepare('SELECT sql FROM sqlite_schema WHERE name = ?').get(name) as { sql: string }).sql;
@@ -236,7 +251,7 @@ describe('SqliteStore stored stats (migration 0003)', () => {
   async function openRecorded(): Promise<{ store: SqliteStore; scanned: () => boolean }> {
     const lines: string[] = [];
     const log = pino({ level: 'info' }, { write: (line: string) => lines.push(line) });
-    const store = await openSqliteStore({ path, log });
+    const store = await openSqliteStore({ path, log, analytics: false });
     return { store, scanned: () => lines.some((line) => (JSON.parse(line) as { msg: string }).msg.startsWith('digest sum scanned')) };
   }
 
@@ -282,6 +297,25 @@ describe('SqliteStore stored stats (migration 0003)', () => {
     expect(second.store.digest()).toBe(digest);
     expect(second.store.stats()).toMatchObject(counted());
     await second.store.close();
+  });
+
+  it('stores the digest off the commit path: the row is NULL right after a commit, a crash then costs one scan, never a wrong digest', async () => {
+    const first = await openRecorded();
+    await fill(first.store);
+    await first.store.close();
+    const second = await openRecorded();
+    expect(second.scanned()).toBe(false);
+    await second.store.increment([{ page: 'd' as PageName, by: 4 }]);
+    const reader = new Database(path, { readonly: true });
+    expect(reader.prepare('SELECT digest FROM store_stats').pluck().get()).toBeNull();
+    reader.close();
+    const digest = second.store.digest();
+    second.store.kill();
+    const third = await openRecorded();
+    expect(third.scanned()).toBe(true);
+    expect(third.store.digest()).toBe(digest);
+    expect(third.store.digest()).toBe(stateDigest(everySlot(third.store)));
+    await third.store.close();
   });
 
   it('forgets the stored digest when a slot is changed behind the store, and rescans once at the next open', async () => {
@@ -340,6 +374,7 @@ describe('SqliteStore stored stats (migration 0003)', () => {
     const db = new Database(path);
     for (const trigger of db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger'").pluck().all() as string[]) db.exec(`DROP TRIGGER "${trigger}"`);
     db.exec('DROP TABLE store_stats');
+    for (const table of ['series_slots', 'site_buckets', 'site_registers', 'sketches']) db.exec(`DROP TABLE ${table}`);
     db.pragma('user_version = 2');
     db.close();
 

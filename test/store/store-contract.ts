@@ -14,6 +14,7 @@ import { lifecycleContract } from './contract/lifecycle.js';
 import { mergeContract } from './contract/merge.js';
 import { paginationContract } from './contract/pagination.js';
 import { resetContract } from './contract/resets.js';
+import { seriesContract } from './contract/series.js';
 import { versionVectorContract } from './contract/version-vector.js';
 
 export type { KillableStore, StoreHarness } from './contract/harness.js';
@@ -25,7 +26,7 @@ export function runStoreContract(name: string, createHarness: () => Promise<Stor
     let extraHarnesses: StoreHarness[];
     let opened: KillableStore[];
 
-    async function open(h: StoreHarness = harness, options?: { random?: RandomBytes }): Promise<KillableStore> {
+    async function open(h: StoreHarness = harness, options?: { random?: RandomBytes; analytics?: boolean }): Promise<KillableStore> {
       const store = await h.open(options);
       opened.push(store);
       return store;
@@ -57,5 +58,6 @@ export function runStoreContract(name: string, createHarness: () => Promise<Stor
     resetContract(ctx);
     identityContract(ctx);
     lifecycleContract(ctx);
+    seriesContract(ctx);
   });
 }

@@ -42,16 +42,29 @@
   if (!root || !countEl || !replicasEl || !nodesEl || !statusEl || !('WebSocket' in window)) return;
   const page = root.getAttribute('data-page') || '';
   const numberFormat = new Intl.NumberFormat('en-US');
+  /** A replica id (src/ids.ts); any other key of a page's breakdown is the folded remainder. */
+  const REPLICA_ID = /^[0-9a-f]{32}$/;
+  /** The key the node folds unshown replicas under (src/http/replica-fold.ts, EARLIER_REPLICAS_KEY). */
+  const FOLDED_KEY = 'earlier';
 
   /**
    * Everything this page has seen, per replica (the max of every message): the count shown is
    * their sum, so a reconnect to another node, or a node restored from an old backup, never moves
-   * it down. A G-Counter's slots only grow, so the max per replica is always a real state.
+   * it down. A G-Counter's slots only grow, so the max per replica is always a real state —
+   * within one reset epoch: a message of a newer epoch (the page was reset) starts `seen` and
+   * `shown` again from it, and one of an older epoch (a node that has not received the reset) is
+   * ignored. Only real replica ids are kept: a folded entry ("earlier", the sum of replicas not
+   * shown one by one) is not one replica's state, and a replica moving in or out of it would be
+   * counted twice; it is shown from the latest message and bounded by that message's count.
    * @type {Record<string, number>}
    */
-  const seen = {};
+  let seen = {};
   /** The highest count shown (a server's floor may exceed the slots it sent). */
   let shown = 0;
+  /** The reset epoch of what `seen` and `shown` hold. */
+  let epoch = Number(root.getAttribute('data-epoch') || '0') || 0;
+  /** The latest message's folded remainder (not a replica), for the breakdown only. */
+  let folded = 0;
   /** @type {string} the latest Counter-Session token, sent with each (re)connect */
   let session = root.getAttribute('data-session') || '';
 
@@ -283,9 +296,15 @@
    * @param {Fields} slots
    */
   const mergeSeen = (slots) => {
+    folded = 0;
     for (const id of Object.keys(slots)) {
       const count = slots[id];
-      if (isCount(count) && count > (seen[id] || 0)) seen[id] = count;
+      if (!isCount(count)) continue;
+      if (!REPLICA_ID.test(id)) {
+        folded += count;
+        continue;
+      }
+      if (count > (seen[id] || 0)) seen[id] = count;
     }
     let sum = 0;
     for (const id of Object.keys(seen)) sum += seen[id] || 0;
@@ -295,6 +314,15 @@
   /** @param {Fields} m */
   const onPage = (m) => {
     if (m.page !== page || !isCount(m.count) || !isObject(m.replicas)) return;
+    const messageEpoch = isCount(m.epoch) ? m.epoch : 0;
+    // A node that has not received a reset this page saw: its counts are of the ended epoch.
+    if (messageEpoch < epoch) return;
+    if (messageEpoch > epoch) {
+      // The page was reset: what was seen before is over; the count starts again from this.
+      epoch = messageEpoch;
+      seen = {};
+      shown = 0;
+    }
     const token = str(m.session);
     if (token) session = token;
     shown = Math.max(shown, m.count, mergeSeen(m.replicas));
@@ -306,7 +334,7 @@
       void countEl.offsetWidth;
       countEl.classList.add('bumped');
     }
-    replicas = seen;
+    replicas = folded > 0 ? { ...seen, [FOLDED_KEY]: folded } : seen;
     renderReplicas();
   };
 

@@ -12,8 +12,12 @@ import type { Store } from '../../../src/store/store.js';
 export type KillableStore = Store & { kill(): void };
 
 export interface StoreHarness {
-  /** Opens (or reopens) the store at this harness's location. */
-  open(options?: { random?: RandomBytes }): Promise<KillableStore>;
+  /**
+   * Opens (or reopens) the store at this harness's location. `analytics`: local views raise hour
+   * and day buckets and visitor registers too (src/crdt/series.ts). Off unless asked: the parts
+   * that list slots and digests by hand are about totals; series.ts turns it on.
+   */
+  open(options?: { random?: RandomBytes; analytics?: boolean }): Promise<KillableStore>;
   /**
    * A copy of the database as it is now: the store closed, or open and between commits (a copy
    * taken while the node runs).
@@ -72,7 +76,7 @@ export interface ContractContext {
   /** This test's location. */
   harness(): StoreHarness;
   /** Opens a store at `h` (default: this test's location); the suite closes it after the test. */
-  open(h?: StoreHarness, options?: { random?: RandomBytes }): Promise<KillableStore>;
+  open(h?: StoreHarness, options?: { random?: RandomBytes; analytics?: boolean }): Promise<KillableStore>;
   /** One more location for this test, cleaned up after it. */
   another(): Promise<StoreHarness>;
 }

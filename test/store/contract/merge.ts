@@ -1,7 +1,7 @@
 /** Merge: the pure applySlots oracle on the real path, interning of new replicas. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { allSlots, applySlots, emptyState, pageValue, stateDigest, type Slot } from '../../../src/crdt/g-counter.js';
+import { allSlots, applySlots, emptyState, MAX_TOTAL, pageValue, stateDigest, type Slot } from '../../../src/crdt/g-counter.js';
 import type { PageName } from '../../../src/ids.js';
 import { type ContractContext, page, replica, utf8Order } from './harness.js';
 
@@ -80,6 +80,33 @@ export function mergeContract(ctx: ContractContext): void {
       );
       expect(store.stats()).toMatchObject({ pages: 2, slots: 3, replicas: 4 });
       expect(store.count(page('p'))).toBe(3);
+    });
+    it('saturates a page whose merged slots sum past 2^53-1: the same capped total and digest in any order, no more increments', async () => {
+      const big = (r: string, count: number, seq: number): Slot => ({ page: page('big'), replica: replica(r), count, seq });
+      // Each slot a safe integer; together 2^53 + 3 (as doubles 2^52+1 + 2^52+2 is 2^53+4: imprecise).
+      const slots = [big('a1', 2 ** 52 + 1, 3), big('b2', 2 ** 52 + 2, 4), big('c3', 5, 1)];
+      const digests = new Set<string>();
+      for (const order of [[0, 1, 2], [2, 1, 0], [1, 0, 2]]) {
+        const h = await ctx.createHarness();
+        const store = await h.open();
+        try {
+          for (const i of order) store.merge([slots[i]!], []);
+          expect(store.count(page('big'))).toBe(MAX_TOTAL);
+          expect(store.listPages({ limit: 10 })).toEqual([{ page: page('big'), count: MAX_TOTAL }]);
+          digests.add(store.digest());
+          // The slots are kept exactly: a raise of one still merges, the total stays capped.
+          store.merge([big('c3', 6, 2)], []);
+          expect(store.pageSlots(page('big')).find((slot) => slot.replica === replica('c3'))?.count).toBe(6);
+          expect(store.count(page('big'))).toBe(MAX_TOTAL);
+          await expect(store.increment([{ page: page('big'), by: 1 }])).rejects.toMatchObject({ code: 'counter_overflow' });
+          // A reset ends the saturation like any other count.
+          store.reset([page('big')]);
+          expect(store.count(page('big'))).toBe(0);
+        } finally {
+          await store.close();
+        }
+      }
+      expect(digests.size).toBe(1);
     });
   });
 }

@@ -34,6 +34,11 @@ export function paginationContract(ctx: ContractContext): void {
       expect(store.slotsAfter(self, { seq: 1 }, 1000)).toEqual(expected.slice(240));
       expect(store.slotsAfter(self, { seq: 2 }, 1000)).toEqual([]);
       expect(store.slotsAfter(replica('99'), { seq: 0 }, 10)).toEqual([]);
+      // The highest seq held per replica: slots only, not the vector.
+      store.merge([{ page: page('x'), replica: replica('77'), count: 1, seq: 9 }, { page: page('y'), replica: replica('77'), count: 1, seq: 4 }], []);
+      expect(store.highestSlotSeqs().get(replica('77'))).toBe(9);
+      expect(store.versionVector().get(replica('77'))).toBeUndefined();
+      expect(store.highestSlotSeqs().get(self)).toBe(2);
     });
 
     it('lists pages in UTF-8 byte order, paginated', async () => {

@@ -1,0 +1,76 @@
+/**
+ * Series slots (src/crdt/series.ts) on the real path: a local view raises its page's hour and day
+ * buckets and the visitor's register under the commit's seq; slotsAfter pages through every kind
+ * with a full cursor; two stores that exchange their slots end with the same series, the same
+ * digest (the from-scratch one over slots of every kind), buckets summing to totals, and merging
+ * the same slots again changes nothing.
+ */
+import { describe, expect, it } from 'vitest';
+import { stateDigest, type Slot } from '../../../src/crdt/g-counter.js';
+import { dayOf, hourOf } from '../../../src/crdt/series.js';
+import type { ReplicaId } from '../../../src/ids.js';
+import type { SlotCursor, Store } from '../../../src/store/store.js';
+import { type ContractContext, page } from './harness.js';
+
+/** Every slot of every replica held, read `limit` at a time with the full cursor. */
+function allSlotsPaged(store: Store, limit: number): Slot[] {
+  const out: Slot[] = [];
+  for (const replica of store.highestSlotSeqs().keys()) {
+    let cursor: SlotCursor = { seq: 0 };
+    for (;;) {
+      const batch = store.slotsAfter(replica as ReplicaId, cursor, limit);
+      out.push(...batch);
+      const last = batch.at(-1);
+      if (batch.length < limit || last === undefined) break;
+      cursor = { seq: last.seq, page: last.page, kind: last.kind ?? 0, t: last.t ?? 0 };
+    }
+  }
+  return out;
+}
+
+export function seriesContract(ctx: ContractContext): void {
+  describe('series', () => {
+    it('raises buckets and registers with each view, pages through every kind, and converges with a peer', async () => {
+      const a = await ctx.open(undefined, { analytics: true });
+      const b = await ctx.open(await ctx.another(), { analytics: true });
+      const visitor = (index: number, rank: number) => ({ index, rank });
+      await a.increment([
+        { page: page('p'), by: 1, visitor: visitor(5, 3) },
+        { page: page('q'), by: 1, visitor: visitor(9, 1) },
+      ]);
+      await a.increment([{ page: page('p'), by: 2, visitor: visitor(5, 2) }]);
+      await b.increment([{ page: page('p'), by: 4, visitor: visitor(700, 4) }]);
+
+      const own = a.slotsAfter(a.replicaId, { seq: 0 }, 1000);
+      // A slot keeps the seq of its last raise: commit 2 raised p's total and buckets, not its
+      // register (rank 2 after 3); q's total, buckets and register and p's register stay at 1.
+      expect(own.filter((slot) => slot.seq === 1).map((slot) => `${slot.page}${slot.kind ?? 0}`)).toEqual(['p3', 'q0', 'q1', 'q2', 'q3']);
+      expect(own.filter((slot) => slot.seq === 2).map((slot) => `${slot.page}${slot.kind ?? 0}`)).toEqual(['p0', 'p1', 'p2']);
+      expect(allSlotsPaged(a, 2)).toEqual(own);
+
+      for (const [from, to] of [
+        [a, b],
+        [b, a],
+      ] as const) {
+        to.merge(allSlotsPaged(from, 1000), []);
+      }
+      const digest = a.digest();
+      expect(b.digest()).toBe(digest);
+      expect(stateDigest(allSlotsPaged(a, 3))).toBe(digest);
+      const sorted = (store: Store) => allSlotsPaged(store, 1000).map((slot) => JSON.stringify(slot)).sort();
+      expect(sorted(b)).toEqual(sorted(a));
+
+      const hour = hourOf(Date.now());
+      const day = dayOf(Date.now());
+      for (const store of [a, b]) {
+        expect(store.series({ page: page('p'), step: 'hour', from: hour - 1, to: hour + 1 }).map((point) => point.views)).toEqual([0, 7]);
+        expect(store.series({ page: page('p'), step: 'day', from: day, to: day + 1 })).toEqual([{ t: day, views: 7, visitors: 2 }]);
+        expect(store.series({ step: 'day', from: day, to: day + 1 })).toEqual([{ t: day, views: 8, visitors: 3 }]);
+        expect(store.count(page('p'))).toBe(7);
+      }
+      // The same slots again change nothing.
+      a.merge(allSlotsPaged(b, 1000), []);
+      expect(a.digest()).toBe(digest);
+    });
+  });
+}
