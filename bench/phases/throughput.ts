@@ -12,6 +12,7 @@ import { combineResults, runClosedLoop, sequenceResults, type ThroughputResult }
 import { BENCH_WRITE_TOKEN, KOA_MAIN, NODE_MAIN, ROOT, WRITER_HEADERS, type Cluster } from '../cluster.js';
 import type { Knobs } from '../knobs.js';
 import type { Child, ProcessSet } from '../processes.js';
+import { waitFor } from '../http-client.js';
 import { log } from '../progress.js';
 import { addTo, type Tally } from '../tally.js';
 
@@ -100,6 +101,8 @@ async function runLimiterCost(knobs: Knobs, processes: ProcessSet, dir: string):
   return results;
 }
 
+/** How long a lone node may take to answer /readyz 200. */
+export const LONE_NODE_READY_TIMEOUT_MS = 30_000;
 /** Unmeasured load on each lone node before its turns (runLoneNodes). */
 export const LONE_NODE_WARM_UP_MS = 1000;
 
@@ -140,6 +143,8 @@ export async function runLoneNodes(processes: ProcessSet, dir: string, nodes: re
         }),
       );
     }
+    // Counting waits while a node catches up at start (the catch-up gate): load only ready nodes.
+    for (const child of children) await waitFor(`${child.name} to be ready`, LONE_NODE_READY_TIMEOUT_MS, async () => (await fetch(`${child.url}/readyz`)).status === 200 || undefined);
     const runCount = Math.max(...nodes.map((n) => n.runs.length));
     const parts = nodes.map((n) => n.runs.map((): ThroughputResult[] => []));
     const durationMs = Math.max(500, Math.round(options.durationMs / options.rounds));
