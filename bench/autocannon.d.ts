@@ -9,6 +9,14 @@ declare module 'autocannon' {
     body?: string;
     headers?: Record<string, string>;
     timeout?: number;
+    /** Each connection cycles through these; `setupRequest` may change the request before it is sent. */
+    requests?: Array<{ setupRequest?: (request: RequestParams) => RequestParams }>;
+  }
+  interface RequestParams {
+    method?: string;
+    path?: string;
+    headers?: Record<string, string>;
+    body?: string;
   }
   interface Histogram {
     average: number;

@@ -59,6 +59,15 @@ export function checkTargets(result: BenchResult): TargetResult[] {
     out.push({ name: `node start at ${pages} pages (spawn → listening)`, target: '< 1 s', measured: `${startup.startFullMs} ms`, met: startup.startFullMs < 1000 });
     out.push({ name: `GET /metrics at ${pages} pages`, target: '< 50 ms', measured: `${startup.scrapeMaxMs} ms at most`, met: startup.scrapeMaxMs < 50 });
   }
+  const analytics = result.analytics;
+  if (analytics !== undefined) {
+    out.push({ name: 'single increments, analytics on vs off', target: '≥ 85%', measured: `${Math.round(analytics.singleRatio * 100)}%`, met: analytics.singleRatio >= 0.85 && analytics.singleOn.non2xx === 0 });
+    out.push({ name: 'batch endpoint, analytics on', target: '≥ 100,000 views/s', measured: `${analytics.batchOn.incrementsPerSecond.toLocaleString('en-US')}/s`, met: analytics.batchOn.incrementsPerSecond >= 100_000 && analytics.batchOn.non2xx === 0 });
+    const d = analytics.dashboard;
+    for (const q of d.queries) {
+      out.push({ name: `${q.name} at ${d.pages.toLocaleString('en-US')} pages, ${d.views.toLocaleString('en-US')} views`, target: 'p99 < 100 ms', measured: `p99 ${q.ms.p99} ms`, met: q.ms.p99 < 100 });
+    }
+  }
   if (result.ours.loss !== undefined) out.push({ name: 'acknowledged increments lost', target: '0', measured: String(Math.max(0, ...result.ours.loss.lostPerNode)), met: result.ours.loss.pagesWrong === 0 });
   return out;
 }

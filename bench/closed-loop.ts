@@ -37,7 +37,13 @@ export async function runClosedLoop(options: {
   /** Sent with every request (e.g. the write token). */
   headers?: Readonly<Record<string, string>>;
   viewsPerRequest: number;
+  /**
+   * The path and extra headers of request `i` (counted over all connections of a target), in
+   * place of `path`: spreads the load over pages and visitors.
+   */
+  vary?: (i: number) => { path: string; headers?: Readonly<Record<string, string>> };
 }): Promise<ThroughputResult> {
+  const { vary } = options;
   const results = await Promise.all(
     options.targets.map((t) =>
       autocannon({
@@ -49,6 +55,7 @@ export async function runClosedLoop(options: {
         headers: { ...options.headers, ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}) },
         ...(options.body !== undefined ? { body: options.body } : {}),
         timeout: 30,
+        ...(vary !== undefined ? { requests: [{ setupRequest: varied(vary) }] } : {}),
       }),
     ),
   );
@@ -77,6 +84,40 @@ export async function runClosedLoop(options: {
     latencyP50Ms: worst((r) => r.latency.p50),
     latencyP99Ms: worst((r) => r.latency.p99),
     latencyMaxMs: worst((r) => r.latency.max),
+  };
+}
+
+function varied(vary: NonNullable<Parameters<typeof runClosedLoop>[0]['vary']>) {
+  let i = 0;
+  return (request: { path?: string; headers?: Record<string, string> }) => {
+    const v = vary(i++);
+    return { ...request, path: v.path, headers: { ...request.headers, ...v.headers } };
+  };
+}
+
+/**
+ * Closed loops against the same target one after the other (the rounds of an interleaved
+ * comparison) as one: counts add up, the rate is requests over the time they took together,
+ * latencies are the worst of each.
+ */
+export function sequenceResults(label: string, results: readonly ThroughputResult[], viewsPerRequest: number): ThroughputResult {
+  const sum = (pick: (r: ThroughputResult) => number): number => results.reduce((s, r) => s + pick(r), 0);
+  const worst = (pick: (r: ThroughputResult) => number): number => Math.max(...results.map(pick));
+  const seconds = results.reduce((s, r) => s + (r.requestsPerSecond > 0 ? r.requests2xx / r.requestsPerSecond : r.durationMs / 1000), 0);
+  const first = results[0];
+  const rps = sum((r) => r.requests2xx) / Math.max(seconds, 0.001);
+  return {
+    label,
+    connections: first?.connections ?? 0,
+    durationMs: sum((r) => r.durationMs),
+    requestsPerSecond: Math.round(rps),
+    incrementsPerSecond: Math.round(rps * viewsPerRequest),
+    requests2xx: sum((r) => r.requests2xx),
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    latencyP50Ms: worst((r) => r.latencyP50Ms),
+    latencyP99Ms: worst((r) => r.latencyP99Ms),
+    latencyMaxMs: worst((r) => r.latencyMaxMs),
   };
 }
 

@@ -5,7 +5,7 @@
  * each one; `--help` prints them from this table so the two cannot drift far.
  */
 
-export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'startup', 'pressure', 'naive', 'yjs', 'restart', 'mac', 'sessions', 'scale'] as const;
+export const PHASES = ['latency', 'throughput', 'partition', 'memory', 'startup', 'pressure', 'naive', 'yjs', 'restart', 'mac', 'sessions', 'analytics', 'scale'] as const;
 export type Phase = (typeof PHASES)[number];
 export const FLOODS: readonly string[] = ['batches', 'fanout', 'live-memory', 'peer-frames'];
 
@@ -39,6 +39,17 @@ export interface Knobs {
   readonly floods: readonly string[];
   /** Startup phase: pages of the database a node is started on and scraped. */
   readonly startupPages: number;
+  /** Analytics phase: closed-loop time per side (on, off) for single increments and for batches, split into turns. */
+  readonly analyticsDurationMs: number;
+  /** Analytics phase: interleaved turns per side. */
+  readonly analyticsRounds: number;
+  /** Analytics phase: pages of the bytes-per-page-per-day measurement. */
+  readonly analyticsStoragePages: number;
+  /** Analytics phase: pages and views (over 30 days) of the dashboard's database. */
+  readonly dashboardPages: number;
+  readonly dashboardViews: number;
+  /** Analytics phase: times each dashboard query is asked. */
+  readonly dashboardQueries: number;
   readonly yjsIncrements: readonly number[];
   /** Pages the Yjs baseline spreads its increments over. */
   readonly yjsPages: number;
@@ -83,6 +94,12 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'memoryPages', flag: '--memory-pages', env: 'BENCH_MEMORY_PAGES', full: '100000', quick: '100000', help: 'Increments over 1,000 pages, then as many over as many new pages; RSS is read after each.' },
   { name: 'floods', flag: '--floods', env: 'BENCH_FLOODS', full: 'batches,fanout,live-memory,peer-frames', quick: 'batches,fanout,live-memory,peer-frames', help: 'Floods of the pressure phase: batches (64 concurrent maximal batches), fanout (1,000 live sockets, one POST), live-memory (2,000 live sockets × 100 long names), peer-frames (an authenticated peer sending 100 slots frames at the entry bound).' },
   { name: 'startupPages', flag: '--startup-pages', env: 'BENCH_STARTUP_PAGES', full: '1000000', quick: '1000000', help: 'Pages of the database the startup phase starts a node on, then scrapes /metrics (goals: start < 1 s, scrape < 50 ms).' },
+  { name: 'analyticsDurationMs', flag: '--analytics-duration-ms', env: 'BENCH_ANALYTICS_DURATION_MS', full: '10000', quick: '2000', help: 'Analytics phase: closed-loop time per side (analytics on, off) of single increments and of batches, split into --analytics-rounds interleaved turns.' },
+  { name: 'analyticsRounds', flag: '--analytics-rounds', env: 'BENCH_ANALYTICS_ROUNDS', full: '5', quick: '2', help: 'Analytics phase: interleaved turns per side (the order of the sides reversed every other turn).' },
+  { name: 'analyticsStoragePages', flag: '--analytics-storage-pages', env: 'BENCH_ANALYTICS_STORAGE_PAGES', full: '500', quick: '100', help: 'Analytics phase: pages of the bytes-per-page-per-day measurement (10 views an hour each, two days).' },
+  { name: 'dashboardPages', flag: '--dashboard-pages', env: 'BENCH_DASHBOARD_PAGES', full: '10000', quick: '10000', help: 'Analytics phase: pages of the dashboard database (views Zipf-distributed over them).' },
+  { name: 'dashboardViews', flag: '--dashboard-views', env: 'BENCH_DASHBOARD_VIEWS', full: '10000000', quick: '1000000', help: 'Analytics phase: views of the dashboard database, over 30 days (goal: each dashboard query p99 < 100 ms at 10,000 pages and 10,000,000 views).' },
+  { name: 'dashboardQueries', flag: '--dashboard-queries', env: 'BENCH_DASHBOARD_QUERIES', full: '200', quick: '50', help: 'Analytics phase: times each of the dashboard\'s queries is asked (one request at a time).' },
   { name: 'yjsIncrements', flag: '--yjs-increments', env: 'BENCH_YJS_INCREMENTS', full: '1000,10000,100000', quick: '1000,10000', help: 'Increment counts at which the Yjs Y.Map state is measured.' },
   { name: 'yjsPages', flag: '--yjs-pages', env: 'BENCH_YJS_PAGES', full: '100', quick: '100', help: 'Pages the Yjs baseline spreads its increments over.' },
   { name: 'phases', flag: '--phases', env: 'BENCH_PHASES', full: PHASES.join(','), quick: PHASES.join(','), help: `Phases to run: ${PHASES.join(', ')}.` },
@@ -114,6 +131,12 @@ const INTEGER_LIMITS: Partial<Record<keyof Knobs, readonly [number, number]>> = 
   memoryPages: [1000, 10_000_000],
   startupPages: [1000, 10_000_000],
   yjsPages: [1, 100_000],
+  analyticsDurationMs: [500, 600_000],
+  analyticsRounds: [1, 100],
+  analyticsStoragePages: [1, 1_000_000],
+  dashboardPages: [1, 1_000_000],
+  dashboardViews: [1, 1_000_000_000],
+  dashboardQueries: [1, 100_000],
   seed: [0, 2 ** 31],
   breakdown: [0, 1],
   scaleLatencyMs: [0, 10_000],

@@ -16,6 +16,7 @@ import { ROOT } from './cluster.js';
 import { KnobError, parseKnobs, usage, type Knobs } from './knobs.js';
 import { currentLoad, machineInfo } from './machine.js';
 import { runClusterPhases } from './phases/cluster-phases.js';
+import { runAnalytics, type AnalyticsResult } from './phases/analytics.js';
 import { runMacBench, runMacEndToEnd, type MacResult } from './phases/mac.js';
 import { runMemory } from './phases/memory.js';
 import { runNaive } from './phases/naive.js';
@@ -64,6 +65,7 @@ async function main(argv: readonly string[]): Promise<number> {
   let sessions: SessionsResult | undefined;
   let mac: MacResult | undefined;
   let scale: ScaleResult | undefined;
+  let analytics: AnalyticsResult | undefined;
 
   try {
     if (phases.has('latency') || phases.has('throughput') || phases.has('partition')) {
@@ -92,6 +94,7 @@ async function main(argv: readonly string[]): Promise<number> {
       log('sessions: read latency with and without a Counter-Session token, catch-up after restoring a large backup');
       sessions = await runSessionsBench({ readsPerSecond: 1_000, durationMs: knobs.quick ? 3_000 : 10_000, pages: knobs.quick ? 20_000 : 100_000 });
     }
+    if (phases.has('analytics')) analytics = await runAnalytics(knobs, processes, dir);
   } finally {
     await processes.stopAll();
     process.off('SIGINT', onSignal);
@@ -114,6 +117,7 @@ async function main(argv: readonly string[]): Promise<number> {
     ...(sessions !== undefined ? { sessions } : {}),
     ...(mac !== undefined ? { mac } : {}),
     ...(scale !== undefined ? { scale } : {}),
+    ...(analytics !== undefined ? { analytics } : {}),
     targets: [],
     problems,
   };

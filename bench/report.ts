@@ -154,6 +154,23 @@ export function renderReport(result: BenchResult): string {
     lines.push('');
   }
 
+  const an = result.analytics;
+  if (an !== undefined) {
+    lines.push(`**Views over time and unique visitors** (lone nodes with \`ANALYTICS\` on and off side by side, ${an.rounds} interleaved turns of ${n(Math.round(result.knobs.analyticsDurationMs / an.rounds))} ms each per side and run)`, '');
+    lines.push('| run | requests/s | views/s | p50 ms | p99 ms | errors |');
+    lines.push('|---|---:|---:|---:|---:|---:|');
+    for (const t of [an.singleOn, an.singleOff, an.batchOn, an.batchOff]) lines.push(`| ${t.label} | ${n(t.requestsPerSecond)} | ${n(t.incrementsPerSecond)} | ${ms(t.latencyP50Ms)} | ${ms(t.latencyP99Ms)} | ${t.non2xx + t.errors} |`);
+    lines.push('', `Single increments with analytics on: **${Math.round(an.singleRatio * 100)}%** of off.`, '');
+    const st = an.storage;
+    lines.push('| measure | value |');
+    lines.push('|---|---|');
+    lines.push(`| bytes per page per day (file + WAL after checkpoint; ${n(st.pages)} pages, ${n(st.viewsPerPageDay)} views and ${n(st.visitorsPerPageDay)} visitors a page-day) | **${n(st.bytesPerPageDay)} B** (first day, the page's own rows included: ${n(st.firstDayBytesPerPage)} B); rows a page-day: ${st.hourRowsPerPageDay} hour, ${st.dayRowsPerPageDay} day, ${st.registerRowsPerPageDay} register |`);
+    const d = an.dashboard;
+    lines.push(`| dashboard database: ${n(d.pages)} pages, ${n(d.views)} views over ${d.days} days | seeded in ${n(d.seedMs)} ms (${d.seedMethod}), ${mb(d.databaseBytes)}; node start ${ms(d.startMs)} ms |`);
+    for (const q of d.queries) lines.push(`| ${q.name} (${n(q.ms.count)} asked, ${n(q.bytes)} B) | p50 ${ms(q.ms.p50)} ms, **p99 ${ms(q.ms.p99)} ms**, max ${ms(q.ms.max)} ms |`);
+    lines.push('');
+  }
+
   if (result.targets.length > 0) {
     lines.push('**Targets**', '');
     lines.push('| target | wanted | measured | |');

@@ -12,6 +12,7 @@ import type { YjsPoint } from './yjs-baseline.js';
 import type { MacResult } from './phases/mac.js';
 import type { RestartResult } from './phases/restart.js';
 import type { ScaleResult } from './phases/scale.js';
+import type { AnalyticsResult } from './phases/analytics.js';
 
 export interface RateResult extends OpenLoopResult {
   readonly bytesPerIncrement: number;
@@ -147,6 +148,8 @@ export interface BenchResult {
   readonly mac?: MacResult;
   /** The scale phase: the simulated cluster at each size (bench/scale-sim.ts). */
   readonly scale?: ScaleResult;
+  /** Views over time and unique visitors: throughput on vs off, storage, dashboard queries (bench/phases/analytics.ts). */
+  readonly analytics?: AnalyticsResult;
   readonly targets: TargetResult[];
   readonly problems: string[];
 }

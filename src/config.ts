@@ -105,6 +105,8 @@ export interface Config {
   readonly trustProxy: boolean;
   /** Pages the cluster may hold before anonymous views stop creating new ones. */
   readonly maxPages: number;
+  /** Local views raise hour/day buckets and visitor sketches (ANALYTICS); false: totals only. */
+  readonly analytics: boolean;
   /** Days hour buckets are kept (HOURLY_RETENTION_DAYS). */
   readonly hourlyRetentionDays: number;
   /** Names a new page must match for an anonymous view to create it; undefined: any name. */
@@ -295,6 +297,7 @@ export function loadConfig(
   const rateLimitBurst = integer('RATE_LIMIT_BURST', DEFAULT_RATE_LIMIT_BURST, 1, MAX_RATE_LIMIT, ' views');
   const trustProxy = flag('TRUST_PROXY', flyAppName !== undefined);
   const maxPages = integer('MAX_PAGES', DEFAULT_MAX_PAGES, 0, MAX_MAX_PAGES, ' pages');
+  const analytics = flag('ANALYTICS', true);
   const hourlyRetentionDays = integer('HOURLY_RETENTION_DAYS', DEFAULT_HOURLY_RETENTION_DAYS, 1, MAX_HOURLY_RETENTION_DAYS, ' days');
   let pagePattern: RegExp | undefined;
   const patternText = raw.PAGE_PATTERN;
@@ -343,6 +346,7 @@ export function loadConfig(
     rateLimitBurst,
     trustProxy,
     maxPages,
+    analytics,
     hourlyRetentionDays,
     pagePattern,
     liveMaxClients,

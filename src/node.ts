@@ -219,6 +219,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       digestRecount: 'background',
       ...(probe !== undefined ? { probe } : {}),
       hourlyRetentionDays: config.hourlyRetentionDays,
+      analytics: config.analytics,
       ...(options.random !== undefined ? { random: options.random } : {}),
       log,
     });
@@ -346,6 +347,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       pagePattern: config.pagePattern,
       // Every node derives the same daily visitor keys from the cluster secret (visitor-key.ts).
       ...(config.clusterSecret !== '' ? { visitorSecret: config.clusterSecret } : {}),
+      visitors: config.analytics,
       registry: metrics.registry,
     }),
     adminTokens: config.adminTokens,

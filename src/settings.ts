@@ -67,6 +67,7 @@ export const SETTINGS = [
   { env: 'RATE_LIMIT_BURST', default: String(DEFAULT_RATE_LIMIT_BURST), help: 'Anonymous views a client address may count at once (per window of BURST / PER_IP seconds).' },
   { env: 'TRUST_PROXY', default: 'true on Fly.io (FLY_APP_NAME set), else false', help: 'Take the client address from Fly-Client-IP (then X-Forwarded-For) instead of the socket.' },
   { env: 'MAX_PAGES', default: String(DEFAULT_MAX_PAGES), help: 'Pages the cluster may hold before anonymous views stop creating new ones.' },
+  { env: 'ANALYTICS', default: 'true', help: 'Views over time and unique visitors of the views this node counts (hour and day buckets, visitor sketches); false: totals only (series slots from peers are still kept).' },
   { env: 'HOURLY_RETENTION_DAYS', default: String(DEFAULT_HOURLY_RETENTION_DAYS), help: 'Days hour buckets of views are kept for the series (day buckets and unique visitors are kept for ever).' },
   { env: 'PAGE_PATTERN', default: '(none)', help: 'Regular expression the name of a new page must match for an anonymous view to create it.' },
   { env: 'SQLITE_SYNCHRONOUS', default: 'normal', help: '`normal` (safe against a killed process) or `full` (also against power loss).' },

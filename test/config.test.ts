@@ -53,6 +53,8 @@ describe('loadConfig defaults', () => {
       rateLimitBurst: 50,
       trustProxy: false,
       maxPages: 100_000,
+      analytics: true,
+      hourlyRetentionDays: 35,
       pagePattern: undefined,
       warnings: [],
     });
@@ -83,6 +85,12 @@ describe('loadConfig defaults', () => {
   it('lets explicit settings win over Fly.io defaults', () => {
     const config = loadConfig({ FLY_APP_NAME: 'counters', FLY_MACHINE_ID: 'm', NODE_NAME: 'n1', CLUSTER_NAME: 'c', DISCOVERY_DNS: 'peers.test', CLUSTER_SECRET: SECRET }, [], HOST);
     expect([config.nodeName, config.clusterName, config.discoveryDns]).toEqual(['n1', 'c', 'peers.test']);
+  });
+
+  it('turns analytics off with ANALYTICS=false (or 0, no, off) and refuses other words', () => {
+    for (const word of ['false', '0', 'no', 'off']) expect(loadConfig({ ANALYTICS: word }, [], HOST).analytics).toBe(false);
+    expect(loadConfig({}, ['--analytics', 'true'], HOST).analytics).toBe(true);
+    expect(problemsOf({ ANALYTICS: 'sometimes' }).some((p) => p.includes('ANALYTICS'))).toBe(true);
   });
 
   it('treats empty variables as unset', () => {

@@ -8,10 +8,11 @@
  * and none is refused).
  */
 import { join } from 'node:path';
-import { combineResults, runClosedLoop, type ThroughputResult } from '../closed-loop.js';
-import { KOA_MAIN, NODE_MAIN, ROOT, WRITER_HEADERS, type Cluster } from '../cluster.js';
+import { combineResults, runClosedLoop, sequenceResults, type ThroughputResult } from '../closed-loop.js';
+import { BENCH_WRITE_TOKEN, KOA_MAIN, NODE_MAIN, ROOT, WRITER_HEADERS, type Cluster } from '../cluster.js';
 import type { Knobs } from '../knobs.js';
-import type { ProcessSet } from '../processes.js';
+import type { Child, ProcessSet } from '../processes.js';
+import { waitFor } from '../http-client.js';
 import { log } from '../progress.js';
 import { addTo, type Tally } from '../tally.js';
 
@@ -24,6 +25,13 @@ export const LIMITER_ON_LABEL = 'anonymous single increments, lone node, rate li
 
 /** Connections of the batch throughput run: a few large requests keep the node busy. */
 export const BATCH_CONNECTIONS = 8;
+
+/** The batch run's load: `--batch-size` views per POST /api/views, one view of each of as many pages named `<prefix>-<i>`. */
+export function batchLoad(knobs: Knobs, prefix: string): { pages: string[]; path: string; body: string; headers: Readonly<Record<string, string>>; viewsPerRequest: number; connections: number } {
+  const pages = Array.from({ length: knobs.batchSize }, (_, i) => `${prefix}-${i}`);
+  const body = JSON.stringify({ views: pages.map((page) => ({ page, by: 1 })) });
+  return { pages, path: '/api/views', body, headers: WRITER_HEADERS, viewsPerRequest: knobs.batchSize, connections: Math.min(knobs.connections, BATCH_CONNECTIONS) };
+}
 
 /**
  * autocannon stops at the deadline with up to one request per connection in flight: the server
@@ -65,13 +73,11 @@ export async function runThroughput(cluster: Cluster, knobs: Knobs, processes: P
   runs.push(combineResults(`single increments, all ${cluster.nodes.length} nodes`, allResults));
 
   log(`throughput: batches of ${knobs.batchSize} views, one node`);
-  const batchPages = Array.from({ length: knobs.batchSize }, (_, i) => `tp-batch-${i}`);
-  const body = JSON.stringify({ views: batchPages.map((page) => ({ page, by: 1 })) });
-  const batchConnections = Math.min(knobs.connections, BATCH_CONNECTIONS);
-  const batch = await runClosedLoop({ label: `POST /api/views, ${knobs.batchSize} views/request, one node`, targets: [{ url: first.child.url, connections: batchConnections }], path: '/api/views', body, headers: WRITER_HEADERS, durationMs: knobs.throughputDurationMs, viewsPerRequest: knobs.batchSize });
+  const { pages: batchPages, ...batchRun } = batchLoad(knobs, 'tp-batch');
+  const batch = await runClosedLoop({ ...batchRun, label: `POST /api/views, ${knobs.batchSize} views/request, one node`, targets: [{ url: first.child.url, connections: batchRun.connections }], durationMs: knobs.throughputDurationMs });
   for (const page of batchPages) {
     addTo(acked, page, batch.requests2xx);
-    addInFlight(unknown, page, batchConnections);
+    addInFlight(unknown, page, batchRun.connections);
   }
   runs.push(batch);
 
@@ -82,31 +88,88 @@ export async function runThroughput(cluster: Cluster, knobs: Knobs, processes: P
 /**
  * The cost of the anonymous checks (bot check, rate limiter, page admission): the same anonymous
  * single increments against a lone node with RATE_LIMIT_PER_IP=0 and against one with a limit it
- * never reaches, one after the other, on their own databases (no peers: replication is the same
- * for both and only blurs the difference). Not part of the loss check: those nodes are not in
- * the cluster.
+ * never reaches, on their own databases (no peers: replication is the same for both and only
+ * blurs the difference). Not part of the loss check: those nodes are not in the cluster.
  */
 async function runLimiterCost(knobs: Knobs, processes: ProcessSet, dir: string): Promise<ThroughputResult[]> {
-  const results: ThroughputResult[] = [];
-  for (const [label, limit] of [
-    [LIMITER_OFF_LABEL, '0'],
-    [LIMITER_ON_LABEL, String(UNREACHED_RATE_LIMIT)],
-  ] as const) {
-    const name = limit === '0' ? 'limiter-off' : 'limiter-on';
-    const node = await processes.spawn({
-      name,
-      script: NODE_MAIN,
-      env: { PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: join(dir, `${name}.db`), NODE_NAME: name, RATE_LIMIT_PER_IP: limit, RATE_LIMIT_BURST: String(UNREACHED_RATE_LIMIT) },
-      cwd: ROOT,
-    });
-    try {
-      log(`throughput: ${label}`);
-      const result = await runClosedLoop({ label, targets: [{ url: node.url, connections: knobs.connections }], path: '/api/pages/tp-anonymous/views', headers: { 'user-agent': BROWSER_USER_AGENT }, durationMs: knobs.throughputDurationMs, viewsPerRequest: 1 });
-      if (result.non2xx > 0) log(`  ${result.non2xx} answers were not 2xx: the limit was reached after all`);
-      results.push(result);
-    } finally {
-      await node.stop();
-    }
-  }
+  const run = { path: '/api/pages/tp-anonymous/views', headers: { 'user-agent': BROWSER_USER_AGENT }, viewsPerRequest: 1, connections: knobs.connections };
+  const results = await runLoneNodes(processes, dir, [
+    { name: 'limiter-off', env: { RATE_LIMIT_PER_IP: '0', RATE_LIMIT_BURST: String(UNREACHED_RATE_LIMIT) }, runs: [{ ...run, label: LIMITER_OFF_LABEL }] },
+    { name: 'limiter-on', env: { RATE_LIMIT_PER_IP: String(UNREACHED_RATE_LIMIT), RATE_LIMIT_BURST: String(UNREACHED_RATE_LIMIT) }, runs: [{ ...run, label: LIMITER_ON_LABEL }] },
+  ], { rounds: 1, durationMs: knobs.throughputDurationMs });
+  for (const result of results) if (result.non2xx > 0) log(`  ${result.label}: ${result.non2xx} answers were not 2xx`);
   return results;
+}
+
+/** How long a lone node may take to answer /readyz 200. */
+export const LONE_NODE_READY_TIMEOUT_MS = 30_000;
+/** Unmeasured load on each lone node before its turns (runLoneNodes). */
+export const LONE_NODE_WARM_UP_MS = 1000;
+
+/** One closed-loop run of a lone node (see runLoneNodes). */
+export interface LoneNodeRun {
+  readonly label: string;
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: string;
+  readonly viewsPerRequest: number;
+  readonly connections: number;
+  readonly vary?: Parameters<typeof runClosedLoop>[0]['vary'];
+}
+
+/** A lone node (no peers, its own database, WRITE_TOKENS of the run) and the runs against it. */
+export interface LoneNode {
+  readonly name: string;
+  readonly env: Readonly<Record<string, string>>;
+  readonly runs: readonly LoneNodeRun[];
+}
+
+/**
+ * Closed loops against lone nodes started side by side: every run of every node, in `rounds`
+ * turns of `durationMs / rounds` each (after an unmeasured warm-up), the nodes' order reversed every other turn, so what the
+ * host does meanwhile (a neighbour's burst, a GC, the page cache) lands on every side alike.
+ * Answers one result per run, nodes in order, each node's runs in order.
+ */
+export async function runLoneNodes(processes: ProcessSet, dir: string, nodes: readonly LoneNode[], options: { rounds: number; durationMs: number }): Promise<ThroughputResult[]> {
+  const children: Child[] = [];
+  try {
+    for (const node of nodes) {
+      children.push(
+        await processes.spawn({
+          name: node.name,
+          script: NODE_MAIN,
+          env: { PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: join(dir, `${node.name}.db`), NODE_NAME: node.name, WRITE_TOKENS: BENCH_WRITE_TOKEN, ...node.env },
+          cwd: ROOT,
+        }),
+      );
+    }
+    // Counting waits while a node catches up at start (the catch-up gate): load only ready nodes.
+    for (const child of children) await waitFor(`${child.name} to be ready`, LONE_NODE_READY_TIMEOUT_MS, async () => (await fetch(`${child.url}/readyz`)).status === 200 || undefined);
+    const runCount = Math.max(...nodes.map((n) => n.runs.length));
+    const parts = nodes.map((n) => n.runs.map((): ThroughputResult[] => []));
+    const durationMs = Math.max(500, Math.round(options.durationMs / options.rounds));
+    // A fresh process runs cold (JIT, caches) for its first second or so: warm every node up
+    // with each of its runs, unmeasured, so short turns compare warm nodes.
+    for (const [i, node] of nodes.entries()) {
+      const child = children[i];
+      if (child === undefined) continue;
+      for (const run of node.runs) await runClosedLoop({ ...run, label: `${run.label} (warm-up)`, targets: [{ url: child.url, connections: run.connections }], durationMs: LONE_NODE_WARM_UP_MS });
+    }
+    for (let round = 0; round < options.rounds; round++) {
+      for (let r = 0; r < runCount; r++) {
+        const order = nodes.map((_, i) => i);
+        if (round % 2 === 1) order.reverse();
+        for (const i of order) {
+          const run = nodes[i]?.runs[r];
+          const child = children[i];
+          if (run === undefined || child === undefined) continue;
+          log(`  ${run.label} (turn ${round + 1} of ${options.rounds})`);
+          parts[i]?.[r]?.push(await runClosedLoop({ ...run, targets: [{ url: child.url, connections: run.connections }], durationMs }));
+        }
+      }
+    }
+    return nodes.flatMap((n, i) => n.runs.map((run, r) => sequenceResults(run.label, parts[i]?.[r] ?? [], run.viewsPerRequest)));
+  } finally {
+    await Promise.all(children.map((c) => c.stop()));
+  }
 }

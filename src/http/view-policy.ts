@@ -43,6 +43,8 @@ export interface ViewPolicyOptions {
   readonly maxTrackedClients?: number;
   /** The secret visitor keys derive from (visitor-key.ts): CLUSTER_SECRET; none: random per process. */
   readonly visitorSecret?: string;
+  /** False: no visitor keys are computed (ANALYTICS=false: the store would not keep them). Default true. */
+  readonly visitors?: boolean;
   /** The clock of visitor days (default Date.now). */
   readonly now?: () => number;
   /** Where the policy's metrics go (none without). */
@@ -57,14 +59,14 @@ export class ViewPolicy {
   private readonly trustProxy: boolean;
   private readonly limitText: string;
   private readonly botVerdicts = new Map<string, boolean>();
-  private readonly visitorKeys: VisitorKeys;
+  private readonly visitorKeys: VisitorKeys | undefined;
   private readonly now: () => number;
   private readonly notCountedTotal: Counter<'reason'> | undefined;
   private readonly refusedTotal: Counter<'reason'> | undefined;
 
   constructor(options: ViewPolicyOptions) {
     this.tokens = options.writeTokens ?? [];
-    this.visitorKeys = new VisitorKeys(options.visitorSecret);
+    this.visitorKeys = options.visitors === false ? undefined : new VisitorKeys(options.visitorSecret);
     this.now = options.now ?? Date.now;
     const perSecond = options.rateLimitPerIp ?? DEFAULT_RATE_LIMIT_PER_IP;
     this.limiter =
@@ -152,9 +154,11 @@ export class ViewPolicy {
   /**
    * The visitor's register for unique visitors (visitor-key.ts), for a view that counts (call it
    * after notCounted(): bots are not visitors). The site is the Origin's host for a view from
-   * another site (count.js, sendBeacon), else the Host the request was sent to.
+   * another site (count.js, sendBeacon), else the Host the request was sent to. Undefined when
+   * visitors are off.
    */
-  visitor(req: IncomingMessage): VisitorRegister {
+  visitor(req: IncomingMessage): VisitorRegister | undefined {
+    if (this.visitorKeys === undefined) return undefined;
     const origin = req.headers.origin;
     let site = req.headers.host ?? '';
     if (typeof origin === 'string' && origin !== 'null') {

@@ -68,24 +68,28 @@ function prepare(db: Database.Database) {
     pagePoints: db.prepare<[PageName, number, number, number], [number, number]>('SELECT t, sum(count) FROM series_slots WHERE page = ? AND kind = ? AND t >= ? AND t < ? GROUP BY t').raw(),
     sitePoints: db.prepare<[number, number, number], [number, number]>('SELECT t, views FROM site_buckets WHERE kind = ? AND t >= ? AND t < ?').raw(),
     sketchDays: db.prepare<[PageName, number, number], [number, Buffer]>('SELECT day, histogram FROM sketches WHERE page = ? AND day >= ? AND day < ?').raw(),
-    // Per page, a seek into its day buckets and at most two into its hour buckets (the range's
-    // partial days at either end): 10,000 pages × 30 days is 10,000 short range reads, no sort
-    // of 300,000 rows. Pages reset to zero are left out, as in listings.
-    top: db.prepare<[{ d1: number; d2: number; h1: number; h2: number; h3: number; h4: number; limit: number }], PageCount>(
-      `SELECT page, count FROM (
-         SELECT p.page AS page,
-           coalesce((SELECT sum(count) FROM series_slots s WHERE s.page = p.page AND s.kind = 2 AND s.t >= @d1 AND s.t < @d2), 0)
-           + coalesce((SELECT sum(count) FROM series_slots s WHERE s.page = p.page AND s.kind = 1 AND s.t >= @h1 AND s.t < @h2), 0)
-           + coalesce((SELECT sum(count) FROM series_slots s WHERE s.page = p.page AND s.kind = 1 AND s.t >= @h3 AND s.t < @h4), 0) AS count
-         FROM pages p WHERE p.total > 0)
-       WHERE count > 0 ORDER BY count DESC, page LIMIT @limit`,
-    ),
+    // A page's views in a range: a seek into its day buckets and at most two into its hour
+    // buckets (the range's partial days at either end).
+    pageRange: db
+      .prepare<[{ page: PageName; d1: number; d2: number; h1: number; h2: number; h3: number; h4: number }], number>(
+        `SELECT coalesce((SELECT sum(count) FROM series_slots WHERE page = @page AND kind = 2 AND t >= @d1 AND t < @d2), 0)
+           + coalesce((SELECT sum(count) FROM series_slots WHERE page = @page AND kind = 1 AND t >= @h1 AND t < @h2), 0)
+           + coalesce((SELECT sum(count) FROM series_slots WHERE page = @page AND kind = 1 AND t >= @h3 AND t < @h4), 0)`,
+      )
+      .pluck(),
+    // Candidates of the top list, largest total first (pages reset to zero left out, as in listings).
+    pagesByTotal: db.prepare<[], PageCount>('SELECT page, total AS count FROM pages WHERE total > 0 ORDER BY total DESC'),
     counted: db
       .prepare<[], [PageName, ReplicaId, number, number, number, number]>(
         'SELECT s.page, r.replica_id, s.count, s.epoch, s.kind, s.t FROM series_slots s JOIN replicas r ON r.id = s.replica WHERE s.kind <> 1',
       )
       .raw(),
   };
+}
+
+/** Most views first, then name order (UTF-8 bytes, as SQLite compares them). */
+function byViews(a: PageCount, b: PageCount): number {
+  return b.count - a.count || compareUtf8(a.page, b.page);
 }
 
 /** A day range and the hour ranges at its ends that together make `[fromHour, toHour)`. */
@@ -250,9 +254,31 @@ export class SeriesTables {
     return out;
   }
 
+  /**
+   * Pages by views in the range, most first, ties in name order. A page's views in any range are
+   * at most its total (its buckets sum to it, series.ts), so pages are read largest total first
+   * and the reading stops at the first whose total is below the last place's views: with the
+   * usual skew a few dozen range reads, not one per page (at 10,000 pages and 10 million views,
+   * 30 days: 10,000 pages × three seeks took ~60 ms unloaded, 200+ ms on a busy host).
+   */
   top(range: TopRange): PageCount[] {
     const { days, hours } = splitHours(range.fromHour, range.toHour);
-    return this.s.top.all({ d1: days[0], d2: days[1], h1: hours[0][0], h2: hours[0][1], h3: hours[1][0], h4: hours[1][1], limit: range.limit });
+    const bounds = { d1: days[0], d2: days[1], h1: hours[0][0], h2: hours[0][1], h3: hours[1][0], h4: hours[1][1] };
+    const best: PageCount[] = [];
+    for (const candidate of this.s.pagesByTotal.iterate()) {
+      const last = best[range.limit - 1];
+      if (last !== undefined && candidate.count < last.count) break;
+      const count = this.s.pageRange.get({ page: candidate.page, ...bounds }) ?? 0;
+      if (count === 0) continue;
+      const entry = { page: candidate.page, count };
+      let at = best.length;
+      while (at > 0 && byViews(entry, best[at - 1] as PageCount) < 0) at--;
+      if (at < range.limit) {
+        best.splice(at, 0, entry);
+        if (best.length > range.limit) best.pop();
+      }
+    }
+    return best;
   }
 
   /** The digest sum's series terms, from scratch (day buckets and registers). */

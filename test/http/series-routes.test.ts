@@ -15,7 +15,7 @@ const dirs = new TempDirs();
 let store: SqliteStore;
 let server: TestServer;
 
-function appFor(store: SqliteStore, pagePattern?: RegExp) {
+function appFor(store: SqliteStore, options: { pagePattern?: RegExp; analytics?: boolean } = {}) {
   const metrics = createMetrics();
   return createApp({
     store,
@@ -24,17 +24,20 @@ function appFor(store: SqliteStore, pagePattern?: RegExp) {
     log: noLog,
     corsOrigins: '*',
     maxBodyBytes: 4096,
-    views: new ViewPolicy({ store, writeTokens: tokenSet([TEST_WRITE_TOKEN]), rateLimitPerIp: 0, pagePattern }),
+    views: new ViewPolicy({ store, writeTokens: tokenSet([TEST_WRITE_TOKEN]), rateLimitPerIp: 0, visitors: options.analytics ?? true, ...(options.pagePattern !== undefined ? { pagePattern: options.pagePattern } : {}) }),
     readiness: () => 'ready',
     adminTokens: tokenSet(['series-test-admin-token-01']),
   });
 }
 
-beforeEach(async () => {
+/** A store and its app; `analytics` false as a node started with ANALYTICS=false wires them. */
+async function open(analytics: boolean): Promise<void> {
   const dir = await dirs.create('series-');
-  store = await openSqliteStore({ path: join(dir, 'counters.db') });
-  server = await serve(appFor(store).callback());
-});
+  store = await openSqliteStore({ path: join(dir, 'counters.db'), analytics });
+  server = await serve(appFor(store, { analytics }).callback());
+}
+
+beforeEach(() => open(true));
 
 afterEach(async () => {
   await server.close();
@@ -150,7 +153,7 @@ describe('GET /api/pages/:page/series, /api/series, /api/top', () => {
   it('answer a name outside PAGE_PATTERN with a 400 unless the page exists', async () => {
     const dir = await dirs.create('series-pattern-');
     const patterned = await openSqliteStore({ path: join(dir, 'counters.db') });
-    const other = await serve(appFor(patterned, /^\/blog\//u).callback());
+    const other = await serve(appFor(patterned, { pagePattern: /^\/blog\//u }).callback());
     try {
       // A write-token holder may create any name; an existing page is always readable.
       await patterned.increment([{ page: 'notes' as never, by: 2 }]);
@@ -171,5 +174,20 @@ describe('GET /api/pages/:page/series, /api/series, /api/top', () => {
       await other.close();
       await patterned.close();
     }
+  });
+});
+
+describe('with analytics off (ANALYTICS=false)', () => {
+  it('counts totals but raises no bucket and no sketch', async () => {
+    await server.close();
+    await store.close();
+    await open(false);
+    await view('a');
+    await view('a');
+    expect(store.count('a' as never)).toBe(2);
+    const days = await get('/api/series?step=day');
+    expect(days.body.points.every((p) => p.views === 0 && p.visitors === 0)).toBe(true);
+    expect((await get('/api/pages/a/series')).body.points.every((p) => p.views === 0)).toBe(true);
+    expect((await get('/api/top')).body.pages).toEqual([]);
   });
 });
