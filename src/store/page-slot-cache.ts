@@ -43,6 +43,9 @@ export class PageSlotCache {
 
   /** A committed slot write: replaces the replica's slot of a held page (or adds it, in order). */
   written(slot: Slot): void {
+    // Only a page's total slots are held: a series slot (bucket, register) of the same replica
+    // shares its seq but is another counter (series.ts), and must not take the total's place.
+    if (slot.kind !== undefined) return;
     const held = this.pages.get(slot.page);
     if (held === undefined) return;
     let i = 0;

@@ -150,8 +150,10 @@ describe('SqliteStore', () => {
     expect(store.digest()).not.toBe(digest);
   });
 
-  it('answers pageSlots from its cache exactly as the database holds them, through increments, merges, a reset and a rollback', async () => {
-    const store = await open();
+  it.each([false, true])('answers pageSlots from its cache exactly as the database holds them, through increments, merges, a reset and a rollback (analytics %s)', async (analytics) => {
+    // With analytics on, each increment also writes series slots under the same seq: they are
+    // other counters and must never stand in the cache for the page's total slot.
+    const store = await open({ analytics });
     const p = 'p' as PageName;
     const other = 'b2'.padStart(32, '0') as ReplicaId;
     const reader = new Database(join(dir, 'counters.db'), { readonly: true });
@@ -165,7 +167,7 @@ describe('SqliteStore', () => {
         });
     try {
       expect(store.pageSlots(p)).toEqual([]);
-      await store.increment([{ page: p, by: 2 }]);
+      await store.increment([{ page: p, by: 2, visitor: { index: 5, rank: 3 } }]);
       expect(store.pageSlots(p)).toEqual(inDatabase());
       store.merge([{ page: p, replica: other, count: 5, seq: 1 }], []);
       expect(store.pageSlots(p)).toEqual(inDatabase());
