@@ -70,6 +70,7 @@ function handBuiltDelta(replica: Uint8Array, range: { after: number; upTo: numbe
   encoding.writeVarUint(encoder, slot.count);
   encoding.writeVarUint(encoder, slot.seq);
   encoding.writeVarUint(encoder, 0); // epoch
+  encoding.writeVarUint(encoder, 0); // kind: the page's total (protocol 3, PROTOCOL.md §4a)
   return encoding.toUint8Array(encoder);
 }
 

@@ -102,7 +102,8 @@ function encodeOverBound(slots: ReadonlyArray<{ page: string; replica: ReplicaId
   encoding.writeVarUint(encoder, slots.length);
   for (const slot of slots) {
     encoding.writeVarString(encoder, slot.page);
-    for (const n of [0, slot.count, slot.seq, 0]) encoding.writeVarUint(encoder, n);
+    // table index, count, seq, epoch, kind (0: the page's total; PROTOCOL.md §4a)
+    for (const n of [0, slot.count, slot.seq, 0, 0]) encoding.writeVarUint(encoder, n);
   }
   return encoding.toUint8Array(encoder);
 }
