@@ -46,6 +46,8 @@ export class SessionTable {
   private readonly all = new Set<PeerSession>();
   /** The one open session per peer replica. */
   private readonly byReplica = new Map<ReplicaId, PeerSession>();
+  /** Per session: its bytesSent at the tick it last changed, and when (the heartbeat's "sent nothing for"). */
+  private readonly sentAt = new WeakMap<PeerSession, { bytes: number; at: number }>();
   private stopped = false;
 
   constructor(private readonly options: SessionTableOptions) {}
@@ -111,10 +113,11 @@ export class SessionTable {
 
   /**
    * Pings the sessions that went quiet; closes the ones silent for longer than `timeoutMs`.
-   * Heartbeats only on idle links, and at rest from one side: the dialler pings a session it
-   * heard nothing from for `intervalMs`, the listener only one silent for three intervals (never
-   * while the dialler's pings arrive), so a quiet link carries one ping and one pong per two
-   * ticks instead of two of each per tick. Any frame counts as traffic.
+   * Heartbeats only on idle links, and at rest from one side: the dialler pings a session quiet
+   * both ways for `intervalMs` (or one it sent nothing to for twice that), the listener only one
+   * it sent nothing to for three intervals (never while it answers the dialler's pings), so a
+   * quiet link carries one ping and one pong per two ticks instead of two of each per tick. A side
+   * that only receives still pings, so the peer sees traffic. Any frame counts as traffic.
    */
   heartbeat(timeoutMs: number, intervalMs = 0): void {
     const now = this.options.timers.now();
@@ -134,8 +137,18 @@ export class SessionTable {
         this.options.metrics.heartbeatTimeout();
         this.options.log.warn({ peer: session.peer?.name, address: session.connection.remoteAddress, silentMs }, 'peer silent, closing');
         session.close(`heartbeat timeout: no traffic for ${silentMs} ms`);
-      } else if (silentMs >= idleBeforePing(session.connection.direction, intervalMs, timeoutMs)) {
-        session.ping();
+      } else {
+        // What we sent is what the peer's silence check sees: a side that only receives (a bulk
+        // answer coming in) must still ping, or the peer's ping would wait behind that bulk.
+        const sent = this.sentAt.get(session);
+        if (sent === undefined || sent.bytes !== session.bytesSent) this.sentAt.set(session, { bytes: session.bytesSent, at: now });
+        const quietMs = now - (this.sentAt.get(session)?.at ?? now);
+        const threshold = idleBeforePing(session.connection.direction, intervalMs, timeoutMs);
+        const due = session.connection.direction === 'outbound' ? (silentMs >= threshold && quietMs >= threshold) || quietMs >= 2 * threshold : quietMs >= threshold;
+        if (due) {
+          session.ping();
+          this.sentAt.set(session, { bytes: session.bytesSent, at: now });
+        }
       }
     }
   }
