@@ -10,10 +10,14 @@
 import { MAX_TOTAL, saturatingTotal, type Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
 import { isReplicaId, pageNameProblem, type PageName, type ReplicaId } from '../ids.js';
-import type { Store } from '../store/store.js';
+import { seriesKeyProblem } from '../crdt/series.js';
+import type { SlotCursor, Store } from '../store/store.js';
 
 /** Pages read and merged per transaction: bounds one merge's size and the memory held. */
 export const UNION_PAGES_PER_MERGE = 500;
+
+/** Series slots (buckets, visitor registers) read and merged per transaction, for the same reason. */
+export const UNION_SERIES_PER_MERGE = 5_000;
 
 /**
  * A copy whose contents break the model (a corrupt or forged backup file). The store's merge
@@ -79,6 +83,25 @@ export function mergeInto(target: Store, source: Store): StateSize {
   }
   if (slotsRead !== slotsHeld) {
     throw new UnsafeCopyError(`it holds ${slotsHeld} slots but its pages list ${slotsRead}: slots of pages with no total, an inconsistent (corrupt) copy`);
+  }
+  // The series (views over time, unique visitors: crdt/series.ts) are slots of their own under the
+  // same replicas' seqs, which a page's total slots do not list: each replica's are read with the
+  // full cursor, checked like the codec checks a peer's, and merged after the totals they sit on.
+  for (const replica of source.highestSlotSeqs().keys()) {
+    let cursor: SlotCursor = { seq: 0 };
+    for (;;) {
+      const batch = source.slotsAfter(replica, cursor, UNION_SERIES_PER_MERGE);
+      const series = batch.filter((slot) => slot.kind !== undefined);
+      for (const slot of series) {
+        checkSlot(slot);
+        const problem = seriesKeyProblem(slot.kind ?? 0, slot.t ?? 0);
+        if (problem !== undefined) throw new UnsafeCopyError(`page ${JSON.stringify(slot.page)}, replica ${slot.replica}: ${problem}`);
+      }
+      if (series.length > 0) target.merge(series, []);
+      const last = batch.at(-1);
+      if (batch.length < UNION_SERIES_PER_MERGE || last === undefined) break;
+      cursor = { seq: last.seq, page: last.page, kind: last.kind ?? 0, t: last.t ?? 0 };
+    }
   }
   // Only now that every slot of the source is in: each entry `(R, s)` of its vector is a range
   // `(0, s]` the target holds in full. In a sound copy R's commit s raised a slot of R to seq s
