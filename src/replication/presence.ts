@@ -96,6 +96,16 @@ export interface PresenceOptions {
   readonly clientId: number;
 }
 
+/**
+ * Presence states held at most (members of the cluster, this node included), and the most one
+ * state's JSON may take. An update past either closes the session it came on: without them a
+ * peer could add states until the full update passed the frame limit, which then failed on every
+ * honest session. An honest state is ~1.1 KB at most (a 128-character name, MAX_INDIRECT_LISTED
+ * ids), and 500 × (2,048 + 14) bytes keep the full update under 1 MiB.
+ */
+export const MAX_PRESENCE_STATES = 500;
+export const MAX_PRESENCE_STATE_BYTES = 2_048;
+
 /** Members listed as indirect in one state, at most (a longer list is cut; a remote's is ignored past it). */
 export const MAX_INDIRECT_LISTED = 64;
 
@@ -158,8 +168,13 @@ export class Presence {
       if (client === own) continue;
       const replica = (state as { replicaId?: unknown }).replicaId;
       if (typeof replica === 'string' && direct.has(replica)) {
-        clientOf.set(replica, client);
-        this.renewedAt.set(client, now);
+        // One state per direct peer is its presence: the first one held under its replica id.
+        // Renewing every state that claims it would let a peer keep any number of them alive
+        // just by holding its session open.
+        if (!clientOf.has(replica)) {
+          clientOf.set(replica, client);
+          this.renewedAt.set(client, now);
+        }
       } else {
         indirect.push(client);
       }
@@ -214,13 +229,24 @@ export class Presence {
     }, PRESENCE_CHECK_MS);
   }
 
-  /** Applies an update from a peer; throws on a malformed one (the caller drops that peer). */
+  /**
+   * Applies an update from a peer; throws on a malformed one, or one that would take the states
+   * held past MAX_PRESENCE_STATES (the caller drops that peer).
+   */
   applyRemote(update: Uint8Array, origin: unknown): void {
     const theirs = withoutClient(update, this.awareness.clientID);
     if (theirs === undefined) return;
+    const entries = entriesOf(theirs);
+    for (const entry of entries) {
+      if (entry.state.length > MAX_PRESENCE_STATE_BYTES) throw new RangeError(`presence state of client ${entry.client} is ${entry.state.length} characters; at most ${MAX_PRESENCE_STATE_BYTES}`);
+    }
+    const added = new Set(entries.filter((entry) => entry.state !== 'null' && !this.awareness.states.has(entry.client)).map((entry) => entry.client));
+    if (this.awareness.states.size + added.size > MAX_PRESENCE_STATES) {
+      throw new RangeError(`presence would hold ${this.awareness.states.size + added.size} members; at most ${MAX_PRESENCE_STATES} are kept`);
+    }
     // An entry at the clock we hold is a renewal relayed by a peer that hears that node.
     const now = this.timers.now();
-    for (const entry of entriesOf(theirs)) {
+    for (const entry of entries) {
       if (entry.state !== 'null' && this.awareness.states.has(entry.client) && this.awareness.meta.get(entry.client)?.clock === entry.clock) this.renewedAt.set(entry.client, now);
     }
     awarenessProtocol.applyAwarenessUpdate(this.awareness, theirs, origin);

@@ -16,6 +16,7 @@ import type { ReplicaId } from '../../src/ids.js';
 import { newReplicaId } from '../../src/ids.js';
 import { MAX_MERGE_BATCH_SLOTS } from '../../src/replication/merge-queue.js';
 import { MAX_FRAME_ENTRIES, PROTOCOL_VERSION } from '../../src/protocol/messages.js';
+import { MAX_PRESENCE_STATE_BYTES, MAX_PRESENCE_STATES } from '../../src/replication/presence.js';
 import { MESSAGE_TAGS } from '../../src/protocol/codec.js';
 import { replicaIdToBytes } from '../../src/ids.js';
 import { MAX_HANDSHAKES_PER_SOURCE, NEW_REPLICA_BURST } from '../../src/replication/peer-limits.js';
@@ -316,6 +317,30 @@ describe('hostile peers', () => {
     expect((await liar.closed).reason).toMatch(/could not be applied|bad_frame/);
     await stillLinked();
     expect((await clusterStatus(a)).membership.find((m) => m.name === 'a')).toBeDefined();
+  });
+
+  it('presence flood: a peer adding states under client ids of its own making is closed at the cap, the members stay the honest ones', async () => {
+    const { a, stillLinked } = await healthyPair();
+    const liar = await joined(a);
+    const full = await liar.next('awareness');
+    const template = JSON.parse(awarenessEntries(full.update).find((entry) => JSON.parse(entry.state)?.name === 'a')!.state) as Record<string, unknown>;
+    // Each a live-looking member that claims no replica a session vouches for; together past the cap.
+    const forged = Array.from({ length: MAX_PRESENCE_STATES + 5 }, (_, i) => ({
+      client: 1_000_000 + i,
+      clock: 1,
+      state: JSON.stringify({ ...template, name: `forged-${i}`, address: `127.9.${i >> 8}.${i & 255}:1`, replicaId: String(i).padStart(32, 'f') }),
+    }));
+    liar.sendMessage({ type: 'awareness', update: awarenessUpdate(forged) });
+    expect((await liar.closed).reason).toMatch(/could not be applied|bad_frame/);
+    // One state over the size bound is refused the same way.
+    const big = await joined(a);
+    await big.next('awareness');
+    big.sendMessage({ type: 'awareness', update: awarenessUpdate([{ client: 7, clock: 1, state: JSON.stringify({ ...template, name: 'big', pad: 'x'.repeat(MAX_PRESENCE_STATE_BYTES) }) }]) });
+    expect((await big.closed).reason).toMatch(/could not be applied|bad_frame/);
+    await stillLinked();
+    const names = (await clusterStatus(a)).membership.map((m) => m.name);
+    expect(names.some((name) => name.startsWith('forged-') || name === 'big')).toBe(false);
+    expect(names).toContain('a');
   });
 
   it('huge frames: a frame over the entry bound closes the session; frames at it are merged in bounded transactions, every slot counted', async () => {
