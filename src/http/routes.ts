@@ -24,7 +24,7 @@ import { mountTagRoutes, type CountAnonymous } from './tag-routes.js';
 import { mountDashboard } from './dashboard.js';
 import { mountAdminRoutes } from './admin-routes.js';
 import { mountSeriesRoutes } from './series-routes.js';
-import { EMPTY_SESSION, mergeSeen, pageHash, remember, resetAhead, SESSION_HEADER, sessionPageHashes, type Session, type SessionTokens } from './session-token.js';
+import { EMPTY_SESSION, MAX_TOKEN_PAGES, mergeSeen, pageHash, remember, resetAhead, SESSION_HEADER, sessionPageHashes, type Session, type SessionTokens } from './session-token.js';
 
 export const DEFAULT_PAGE_LIMIT = 100;
 /** Largest body an anonymous view may send: it may hold `{}` at most, so a flood cannot make the node read MAX_BODY_BYTES a request. */
@@ -98,11 +98,20 @@ export function createRouter(deps: RouteDeps): Router {
    * Answers for `pages` as this node has them, max-merged with what the session saw (so never
    * below it), and the session token that remembers them (set as the response header).
    */
-  const answer = (ctx: Context, session: Session, pages: readonly PageName[]): Map<PageName, number> => {
+  const answer = (ctx: Context, session: Session, pages: readonly PageName[], committed?: ReadonlyMap<PageName, number>): Map<PageName, number> => {
     const shown = new Map<PageName, number>();
     const seen: Array<{ page: string; count: number; epoch: number; replicas: ReadonlyMap<ReplicaId, number> }> = [];
+    const held = session.pages.length === 0 ? undefined : sessionPageHashes(session);
     for (const page of pages) {
       if (shown.has(page)) continue;
+      // Past what a token can carry, a page the session does not hold is answered with its count
+      // as just committed (the sum of its slots: no merge ran since), without reading its slots:
+      // a batch of 10,000 new pages read 10,000 pages' slots, holding the loop for seconds.
+      const count = seen.length >= MAX_TOKEN_PAGES ? committed?.get(page) : undefined;
+      if (count !== undefined && (held === undefined || !held.has(pageHash(page)))) {
+        shown.set(page, count);
+        continue;
+      }
       const merged = mergeSeen(page, store.pageSlots(page), session);
       shown.set(page, merged.count);
       seen.push({ page, count: merged.count, epoch: merged.epoch, replicas: merged.replicas });
@@ -184,6 +193,7 @@ export function createRouter(deps: RouteDeps): Router {
       ctx,
       session,
       counts.map((c) => c.page),
+      new Map(counts.map((c) => [c.page, c.count])),
     );
     ctx.body = { pages: counts.map((c) => ({ page: c.page, count: shown.get(c.page) })) };
   });

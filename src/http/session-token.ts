@@ -41,6 +41,14 @@ const MAX_TOKEN_BYTES = Math.floor((MAX_SESSION_TOKEN_CHARS * 3) / 4);
 const TOKEN_VERSION = 1;
 const MAC_BYTES = 16;
 const PAGE_HASH_BYTES = 8;
+/** What the pages of a token may take: the token less its version, page count (≤ 2 bytes) and MAC. */
+const PAGES_BUDGET_BYTES = MAX_TOKEN_BYTES - MAC_BYTES - 1 - 2;
+/**
+ * More pages than a token can ever hold: each takes at least its hash and three one-byte varuints.
+ * An answer for many pages (a batch) remembers only its first this many: `sign` would drop the
+ * rest anyway, so the token is the same, without reading slots for pages it cannot carry.
+ */
+export const MAX_TOKEN_PAGES = Math.floor(PAGES_BUDGET_BYTES / (PAGE_HASH_BYTES + 3)) + 1;
 const KEY_BYTES = 32;
 const HKDF_SALT = 'distributed-sqlite/counter-session/v1';
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
@@ -177,7 +185,7 @@ export class SessionTokens {
 
   /** The token for `session`, at most MAX_SESSION_TOKEN_CHARS (see the size rule above). */
   sign(session: Session): string {
-    const budget = MAX_TOKEN_BYTES - MAC_BYTES - 1 - 2; // version, page count (≤ 2 bytes)
+    const budget = PAGES_BUDGET_BYTES;
     const pages = encoding.createEncoder();
     let count = 0;
     for (const page of session.pages) {

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAX_BATCH_VIEWS } from '../../src/http/body.js';
+import { MAX_TOKEN_PAGES } from '../../src/http/session-token.js';
 import { createApp } from '../../src/http/app.js';
 import { singleNodeStatus } from '../../src/http/cluster-status.js';
 import type { Readiness } from '../../src/http/routes.js';
@@ -275,6 +276,36 @@ describe('errors', () => {
     expect(response).toEqual(expect.objectContaining({ status: 500, body: { error: { code: 'internal', message: 'internal error' } } }));
     expect(JSON.stringify(response.body)).not.toContain('secret');
     expect(h.logs.some((l) => l.level === 'error' && JSON.stringify(l).includes('secret detail'))).toBe(true);
+  });
+});
+
+describe('a large batch', () => {
+  it('reads the slots of no more pages than a session token can carry, and answers every page its count', async () => {
+    let reads = 0;
+    await restart({
+      maxBodyBytes: 1 << 20,
+      wrapStore: (store) =>
+        new Proxy(store, {
+          get(target, key, receiver) {
+            if (key === 'pageSlots')
+              return (page: PageName) => {
+                reads++;
+                return target.pageSlots(page);
+              };
+            const value: unknown = Reflect.get(target, key, receiver);
+            return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+          },
+        }),
+    });
+    expect((await call('/api/views', json({ views: [{ page: 'p-1999', by: 4 }] }))).status).toBe(200);
+    reads = 0;
+    const views = Array.from({ length: 2_000 }, (_, i) => ({ page: `p-${i}`, by: 1 }));
+    const response = await call('/api/views', json({ views: [...views, { page: 'p-0', by: 2 }] }));
+    expect(response.status).toBe(200);
+    expect((response.body as { pages: unknown }).pages).toEqual([...views.map((v, i) => ({ page: v.page, count: i === 1999 ? 5 : i === 0 ? 3 : 1 })), { page: 'p-0', count: 3 }]);
+    // Each page's slots were read for the token only, and a token holds fewer than this many.
+    expect(reads).toBeLessThanOrEqual(MAX_TOKEN_PAGES);
+    expect(response.headers.get('counter-session')).toMatch(/^[A-Za-z0-9_-]+$/);
   });
 });
 
