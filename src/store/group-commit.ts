@@ -95,10 +95,13 @@ export function unitCounts(unit: PendingUnit, pages: ReadonlyMap<PageName, PageA
 export const DEFAULT_MAX_QUEUED_INCREMENTS = 100_000;
 /**
  * Increments per transaction, at most: a flush takes whole units from the queue up to this many
- * (at least one unit), the rest waits for the next turn of the event loop, so one commit holds the
- * loop for tens of milliseconds, not seconds (about 2 µs per increment measured here).
+ * (at least one unit), the rest waits for the next turn of the event loop. An increment of a page
+ * already held costs about 2 µs; one of a new page with analytics on (a page row, its slot, hour
+ * and day buckets, the site's) costs tens of µs, so a maximal batch (MAX_BATCH_VIEWS, 10,000) of
+ * new pages is one commit of a few hundred ms and commits alone: a bound of 20,000 let two such
+ * batches share one, and the loop waited for both.
  */
-export const MAX_FLUSH_INCREMENTS = 20_000;
+export const MAX_FLUSH_INCREMENTS = 10_000;
 
 export interface GroupCommitOptions {
   /** Increments waiting at most; past it enqueue() rejects with `overloaded`. */
