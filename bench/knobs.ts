@@ -61,6 +61,8 @@ export interface Knobs {
   readonly cpuProf: string;
   /** 1: the latency phases run their nodes with the latency probe and report the breakdown; 0: off. */
   readonly breakdown: number;
+  /** 1: the cluster phases' nodes count views over time and visitors (the node's default); 0: ANALYTICS=false. */
+  readonly clusterAnalytics: number;
   /** Scale phase: simulated cluster sizes, one-way link latency and loss in percent. */
   readonly scaleNodes: readonly number[];
   readonly scaleLatencyMs: number;
@@ -109,6 +111,7 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'scaleNodes', flag: '--scale-nodes', env: 'BENCH_SCALE_NODES', full: '10,100', quick: '10,100', help: 'Scale phase: simulated cluster sizes (the real replication code on virtual time; up to 1,000).' },
   { name: 'scaleLatencyMs', flag: '--scale-latency-ms', env: 'BENCH_SCALE_LATENCY_MS', full: '50', quick: '50', help: 'Scale phase: one-way latency of every simulated link, ms.' },
   { name: 'scaleLossPercent', flag: '--scale-loss-percent', env: 'BENCH_SCALE_LOSS_PERCENT', full: '1', quick: '1', help: 'Scale phase: frames lost once and retransmitted 200 ms later, percent (0–50).' },
+  { name: 'clusterAnalytics', flag: '--cluster-analytics', env: 'BENCH_CLUSTER_ANALYTICS', full: '1', quick: '1', help: 'Analytics (hour/day buckets, visitor sketches) on the nodes of the latency, throughput and partition phases: 1 (the default of a node) or 0 (ANALYTICS=false), to compare in the same conditions.' },
   { name: 'breakdown', flag: '--breakdown', env: 'BENCH_BREAKDOWN', full: '1', quick: '1', help: 'Latency breakdown per stage, event-loop delay and GC per node (1), or the nodes without the latency probe (0).' },
 ];
 
@@ -139,6 +142,7 @@ const INTEGER_LIMITS: Partial<Record<keyof Knobs, readonly [number, number]>> = 
   dashboardQueries: [1, 100_000],
   seed: [0, 2 ** 31],
   breakdown: [0, 1],
+  clusterAnalytics: [0, 1],
   scaleLatencyMs: [0, 10_000],
   scaleLossPercent: [0, 50],
 };

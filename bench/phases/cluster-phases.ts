@@ -19,12 +19,13 @@ import { runThroughput } from './throughput.js';
 
 export async function runClusterPhases(knobs: Knobs, phases: ReadonlySet<Phase>, processes: ProcessSet, dir: string, cpuProf: string): Promise<BenchResult['ours']> {
   const ours: BenchResult['ours'] = { latency: [], throughput: [] };
-  log(`starting ${knobs.nodes} nodes`);
+  log(`starting ${knobs.nodes} nodes${knobs.clusterAnalytics === 0 ? ' (ANALYTICS=false)' : ''}`);
   const traceDir = join(dir, 'trace-ours');
   const tracing = knobs.breakdown === 1 && phases.has('latency');
   if (tracing) mkdirSync(traceDir, { recursive: true });
-  const env = tracing ? { LATENCY_TRACE_DIR: traceDir, LATENCY_TRACE_PAGES: samplePrefix('ours') } : undefined;
-  const cluster = await Cluster.start({ kind: 'ours', nodes: knobs.nodes, processes, dir, label: 'node', cpuProf, ...(env !== undefined ? { env } : {}) });
+  const env: Record<string, string> = tracing ? { LATENCY_TRACE_DIR: traceDir, LATENCY_TRACE_PAGES: samplePrefix('ours') } : {};
+  if (knobs.clusterAnalytics === 0) env.ANALYTICS = 'false';
+  const cluster = await Cluster.start({ kind: 'ours', nodes: knobs.nodes, processes, dir, label: 'node', cpuProf, env });
   const acked: Tally = new Map();
   const unknown: Tally = new Map();
   const samples: RateSamples[] = [];
