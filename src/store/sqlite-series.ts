@@ -57,7 +57,10 @@ function prepare(db: Database.Database) {
     deletePageSketches: db.prepare<[PageName]>('DELETE FROM sketches WHERE page = ?'),
     deleteSiteDay: db.prepare<[number]>('DELETE FROM site_registers WHERE day = ?'),
     rebuildSiteDay: db.prepare<[{ day: number; from: number; to: number }]>(
-      `INSERT INTO site_registers (day, idx, rank) SELECT @day, t - @day * ${HLL_REGISTERS}, max(count) FROM series_slots WHERE kind = 3 AND t >= @from AND t < @to GROUP BY t`,
+      // The pages with a sketch that day (sketches_by_day), each one's registers of the day by the primary key.
+      `INSERT INTO site_registers (day, idx, rank)
+         SELECT @day, s.t - @day * ${HLL_REGISTERS}, max(s.count) FROM sketches k JOIN series_slots s ON s.page = k.page AND s.kind = 3 AND s.t >= @from AND s.t < @to
+         WHERE k.day = @day AND k.page <> '' GROUP BY s.t`,
     ),
     pruneHours: db.prepare<[number]>('DELETE FROM series_slots WHERE kind = 1 AND t < ?'),
     pruneSiteHours: db.prepare<[number]>('DELETE FROM site_buckets WHERE kind = 1 AND t < ?'),
@@ -229,6 +232,9 @@ export class SeriesTables {
       if (views > 0) s.addSiteBucket.run(kind, t, views);
       else if (views < 0) s.subtractSiteBucket.run(-views, kind, t);
     }
+    // The pages' histograms first: a site day is rebuilt from the pages whose sketch row exists.
+    for (const day of this.rebuildDays) this.histograms.delete(`${day}:${SITE}`);
+    this.writeHistograms();
     for (const day of this.rebuildDays) {
       s.deleteSiteDay.run(day);
       s.rebuildSiteDay.run({ day, from: registerT(day, 0), to: registerT(day + 1, 0) });
@@ -236,6 +242,14 @@ export class SeriesTables {
       const histogram = histogramOf(this.siteDay(day));
       this.histograms.set(`${day}:${SITE}`, { page: SITE as PageName, day, histogram, dirty: true });
     }
+    this.writeHistograms();
+    this.rebuildDays = new Set();
+    this.siteBuckets = new Map();
+  }
+
+  /** Writes the transaction's changed histograms, and holds them as committed (see committedHistograms). */
+  private writeHistograms(): void {
+    const s = this.s;
     for (const [key, entry] of this.histograms) {
       if (!entry.dirty) continue;
       if ((entry.histogram[0] ?? 0) === HLL_REGISTERS) s.deleteSketch.run(entry.page, entry.day);
@@ -246,8 +260,6 @@ export class SeriesTables {
     }
     while (this.committedHistograms.size > HISTOGRAM_CACHE_ENTRIES) this.committedHistograms.delete(this.committedHistograms.keys().next().value as string);
     this.histograms = new Map();
-    this.rebuildDays = new Set();
-    this.siteBuckets = new Map();
   }
 
   /** Forgets what this transaction gathered and every cache that may hold its changes (after a rollback). */
