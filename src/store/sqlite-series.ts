@@ -1,9 +1,12 @@
 /**
  * The SQLite store's series slots (src/crdt/series.ts): hour and day buckets and visitor-sketch
- * registers, with the site-wide tables derived from them (migration 0004). Every method runs
- * inside the store's transaction; what it changes in the digest it returns, for the store to add
- * after the commit. Histograms of the sketches touched are kept for the transaction and written
- * once at `finish()` (one row per page-day, not per register); `abandon()` after a rollback.
+ * registers, with the site-wide tables derived from them (migrations 0004, 0005). Every method
+ * runs inside the store's transaction; what it changes in the digest it returns, for the store to
+ * add after the commit. What a transaction changes in the derived tables is gathered and written
+ * once at `finish()`: the site's buckets per (kind, t), each touched sketch's histogram per
+ * page-day (not per register). The site's registers of recent days and recently written
+ * histograms stay in memory between transactions (bounded, below), so a commit by new visitors
+ * writes what it must and reads little; `abandon()` after a failed transaction forgets them.
  */
 import type Database from 'better-sqlite3';
 import { epochOf, SlotKeyCache, supersedes, type Slot } from '../crdt/g-counter.js';
