@@ -134,7 +134,7 @@ async function runThroughputSides(knobs: Knobs, processes: ProcessSet, dir: stri
       { name: 'analytics-on', env: { ...env, ANALYTICS: 'true' }, runs: [single(ANALYTICS_ON_LABEL), { ...batch, label: BATCH_ON_LABEL }] },
       { name: 'analytics-off', env: { ...env, ANALYTICS: 'false' }, runs: [single(ANALYTICS_OFF_LABEL), { ...batch, label: BATCH_OFF_LABEL }] },
     ],
-    { rounds: knobs.analyticsRounds, durationMs: knobs.analyticsDurationMs },
+    { rounds: knobs.analyticsRounds, durationMs: knobs.analyticsDurationMs, cpuProf: knobs.cpuProf },
   );
 }
 

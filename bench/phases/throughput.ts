@@ -130,15 +130,22 @@ export interface LoneNode {
  * host does meanwhile (a neighbour's burst, a GC, the page cache) lands on every side alike.
  * Answers one result per run, nodes in order, each node's runs in order.
  */
-export async function runLoneNodes(processes: ProcessSet, dir: string, nodes: readonly LoneNode[], options: { rounds: number; durationMs: number }): Promise<ThroughputResult[]> {
+export async function runLoneNodes(
+  processes: ProcessSet,
+  dir: string,
+  nodes: readonly LoneNode[],
+  options: { rounds: number; durationMs: number; /** `--cpu-prof`: a directory for one profile per node, or '' (off). */ cpuProf?: string },
+): Promise<ThroughputResult[]> {
   const children: Child[] = [];
   try {
     for (const node of nodes) {
+      const cpuProf = options.cpuProf ?? '';
       children.push(
         await processes.spawn({
           name: node.name,
           script: NODE_MAIN,
           env: { PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: join(dir, `${node.name}.db`), NODE_NAME: node.name, WRITE_TOKENS: BENCH_WRITE_TOKEN, ...node.env },
+          nodeArgs: cpuProf === '' ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${node.name}-${Date.now()}.cpuprofile`],
           cwd: ROOT,
         }),
       );

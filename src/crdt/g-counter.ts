@@ -269,6 +269,9 @@ export class SlotKeyCache {
   anyKey(slot: Pick<Slot, 'page' | 'replica' | 'kind' | 't' | 'epoch'>): bigint {
     if (slot.kind === undefined) return this.key(slot.page, slot.replica, epochOf(slot));
     if (slot.kind === 1) return 0n;
+    // A register's key is wanted about once (when the register first rises), and a day has
+    // 16,384 of them per page: remembered, they would only push the hot totals' keys out.
+    if (slot.kind === 3) return anyDigestKey(slot);
     const name = `${slot.replica}/${epochOf(slot)}/${slot.kind}/${slot.t ?? 0}`;
     let keys = this.byReplica.get(name);
     let key = keys?.get(slot.page);

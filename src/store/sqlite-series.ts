@@ -1,9 +1,12 @@
 /**
  * The SQLite store's series slots (src/crdt/series.ts): hour and day buckets and visitor-sketch
- * registers, with the site-wide tables derived from them (migration 0004). Every method runs
- * inside the store's transaction; what it changes in the digest it returns, for the store to add
- * after the commit. Histograms of the sketches touched are kept for the transaction and written
- * once at `finish()` (one row per page-day, not per register); `abandon()` after a rollback.
+ * registers, with the site-wide tables derived from them (migrations 0004, 0005). Every method
+ * runs inside the store's transaction; what it changes in the digest it returns, for the store to
+ * add after the commit. What a transaction changes in the derived tables is gathered and written
+ * once at `finish()`: the site's buckets per (kind, t), each touched sketch's histogram per
+ * page-day (not per register). The site's registers of recent days and recently written
+ * histograms stay in memory between transactions (bounded, below), so a commit by new visitors
+ * writes what it must and reads little; `abandon()` after a failed transaction forgets them.
  */
 import type Database from 'better-sqlite3';
 import { epochOf, SlotKeyCache, supersedes, type Slot } from '../crdt/g-counter.js';
@@ -39,8 +42,11 @@ function prepare(db: Database.Database) {
         'INSERT INTO series_slots (page, kind, t, replica, count, seq, epoch) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (page, kind, t, replica) DO UPDATE SET count = CASE WHEN epoch = excluded.epoch THEN count + excluded.count ELSE excluded.count END, seq = excluded.seq, epoch = excluded.epoch RETURNING count',
       )
       .pluck(),
-    mergedRegister: db.prepare<[PageName, number], number | null>('SELECT max(count) FROM series_slots WHERE page = ? AND kind = 3 AND t = ?').pluck(),
-    siteRegister: db.prepare<[number, number], number>('SELECT rank FROM site_registers WHERE day = ? AND idx = ?').pluck(),
+    /** Every replica's row of one register (one seek: a register has a row per replica that raised it). */
+    registerRows: db
+      .prepare<[PageName, number], [number, number, number, number]>('SELECT replica, count, seq, epoch FROM series_slots WHERE page = ? AND kind = 3 AND t = ?')
+      .raw(),
+    siteDay: db.prepare<[number], [number, number]>('SELECT idx, rank FROM site_registers WHERE day = ?').raw(),
     setSiteRegister: db.prepare<[number, number, number]>('INSERT INTO site_registers (day, idx, rank) VALUES (?, ?, ?) ON CONFLICT (day, idx) DO UPDATE SET rank = excluded.rank'),
     addSiteBucket: db.prepare<[number, number, number]>('INSERT INTO site_buckets (kind, t, views) VALUES (?, ?, ?) ON CONFLICT (kind, t) DO UPDATE SET views = views + excluded.views'),
     subtractSiteBucket: db.prepare<[number, number, number]>('UPDATE site_buckets SET views = max(0, views - ?) WHERE kind = ? AND t = ?'),
@@ -54,9 +60,11 @@ function prepare(db: Database.Database) {
     deletePageSketches: db.prepare<[PageName]>('DELETE FROM sketches WHERE page = ?'),
     deleteSiteDay: db.prepare<[number]>('DELETE FROM site_registers WHERE day = ?'),
     rebuildSiteDay: db.prepare<[{ day: number; from: number; to: number }]>(
-      `INSERT INTO site_registers (day, idx, rank) SELECT @day, t - @day * ${HLL_REGISTERS}, max(count) FROM series_slots WHERE kind = 3 AND t >= @from AND t < @to GROUP BY t`,
+      // The pages with a sketch that day (sketches_by_day), each one's registers of the day by the primary key.
+      `INSERT INTO site_registers (day, idx, rank)
+         SELECT @day, s.t - @day * ${HLL_REGISTERS}, max(s.count) FROM sketches k JOIN series_slots s ON s.page = k.page AND s.kind = 3 AND s.t >= @from AND s.t < @to
+         WHERE k.day = @day AND k.page <> '' GROUP BY s.t`,
     ),
-    siteDayRanks: db.prepare<[number], number>('SELECT rank FROM site_registers WHERE day = ?').pluck(),
     pruneHours: db.prepare<[number]>('DELETE FROM series_slots WHERE kind = 1 AND t < ?'),
     pruneSiteHours: db.prepare<[number]>('DELETE FROM site_buckets WHERE kind = 1 AND t < ?'),
     /** Served by series_slots_by_replica_seq: one probe per replica. */
@@ -100,10 +108,32 @@ export function splitHours(fromHour: number, toHour: number): { days: [number, n
   return { days: [firstDay, endDay], hours: [[fromHour, firstDay * 24], [endDay * 24, toHour]] };
 }
 
+/** Sketch histograms (page-days) held between transactions, at most: ~0.5 KB each, so ~2 MB. */
+export const HISTOGRAM_CACHE_ENTRIES = 4096;
+/** Days of the site's sketch held in memory, at most (16 KB each: one byte per register). */
+export const SITE_DAYS_CACHED = 4;
+
 export class SeriesTables {
   private readonly s: ReturnType<typeof prepare>;
   /** Histograms read or changed in this transaction: `${day}:${page}` → histogram. */
   private histograms = new Map<string, { page: PageName; day: number; histogram: Histogram; dirty: boolean }>();
+  /**
+   * Committed histograms of recently touched page-days (and the site's), so a commit does not
+   * read back the row it wrote the commit before. Invariant: an entry equals its `sketches` row
+   * (absent row: the empty histogram) as of the last commit. `finish()` puts what it writes here
+   * before COMMIT, so a failed transaction must end in `abandon()`, which empties it. Bounded by
+   * HISTOGRAM_CACHE_ENTRIES; the oldest put go first.
+   */
+  private committedHistograms = new Map<string, { page: PageName; histogram: Histogram }>();
+  /**
+   * The site's registers of recently touched days (index → rank, 0 for none), read once per day
+   * instead of once per register. Invariant: equal to `site_registers` as of the last commit plus
+   * this transaction's raises (which the same transaction writes); emptied by `abandon()`, and a
+   * day rebuilt at `finish()` is dropped. At most SITE_DAYS_CACHED days.
+   */
+  private siteDays = new Map<number, Uint8Array>();
+  /** Views this transaction adds to (or, after a reset, takes from) the site's buckets: `${kind}:${t}` → change. */
+  private siteBuckets = new Map<string, { kind: number; t: number; views: number }>();
   /** Days whose site sketch must be rebuilt at finish (a reset dropped registers of them). */
   private rebuildDays = new Set<number>();
 
@@ -137,16 +167,15 @@ export class SeriesTables {
     raised.push({ page, replica, count: hourCount, seq, ...epochPart, kind: SERIES_HOUR, t: now.hour });
     const daySlot: Slot = { page, replica, count: dayCount, seq, ...epochPart, kind: SERIES_DAY, t: now.day };
     raised.push(daySlot);
-    s.addSiteBucket.run(SERIES_HOUR, now.hour, by);
-    s.addSiteBucket.run(SERIES_DAY, now.day, by);
+    this.addToSite(SERIES_HOUR, now.hour, by);
+    this.addToSite(SERIES_DAY, now.day, by);
     let digestChange = BigInt(by) * this.slotKeys.anyKey(daySlot);
     if (registers !== undefined) {
       for (const [index, rank] of registers) {
         const t = registerT(now.day, index);
-        const merged = s.mergedRegister.get(page, t) ?? 0;
+        const { merged, own } = this.register(page, t, self);
         // Only a rank above the merged sketch's changes anything: else the own register stays.
         if (rank <= merged) continue;
-        const own = s.slot.get(page, SERIES_REGISTER, t, self);
         const slot: Slot = { page, replica, count: rank, seq, ...epochPart, kind: SERIES_REGISTER, t };
         s.setSlot.run(page, SERIES_REGISTER, t, self, rank, seq, epoch);
         raised.push(slot);
@@ -165,15 +194,17 @@ export class SeriesTables {
     const s = this.s;
     const kind = slot.kind as 1 | 2 | 3;
     const t = slot.t ?? 0;
-    const current = s.slot.get(slot.page, kind, t, replica);
+    let current: { count: number; seq: number; epoch: number } | undefined;
+    let merged = 0;
+    if (kind === SERIES_REGISTER) ({ merged, own: current } = this.register(slot.page, t, replica));
+    else current = s.slot.get(slot.page, kind, t, replica);
     if (!supersedes(slot, current)) return 0n;
-    const merged = kind === SERIES_REGISTER ? (s.mergedRegister.get(slot.page, t) ?? 0) : 0;
     s.setSlot.run(slot.page, kind, t, replica, slot.count, slot.seq, epochOf(slot));
     if (kind === SERIES_REGISTER) {
       if (slot.count > merged) this.raiseRegister(slot.page, registerDay(t), registerIndex(t), merged, slot.count);
     } else {
       const before = current === undefined || current.epoch !== epochOf(slot) ? 0 : current.count;
-      if (slot.count > before) s.addSiteBucket.run(kind, t, slot.count - before);
+      if (slot.count > before) this.addToSite(kind, t, slot.count - before);
     }
     return this.slotKeys.slotChangeAny(slot, current);
   }
@@ -186,37 +217,61 @@ export class SeriesTables {
     for (const row of s.pageSeriesBelow.all(page, epoch)) {
       any = true;
       if (row.kind === SERIES_REGISTER) this.rebuildDays.add(registerDay(row.t));
-      else s.subtractSiteBucket.run(row.count, row.kind, row.t);
+      else this.addToSite(row.kind, row.t, -row.count);
       if (row.kind !== SERIES_HOUR) digestChange -= BigInt(row.count) * this.slotKeys.anyKey({ page, replica: row.replicaId, kind: row.kind as 2 | 3, t: row.t, epoch: row.epoch });
     }
     if (!any) return 0n;
     s.deletePageSeriesBelow.run(page, epoch);
     s.deletePageSketches.run(page);
     for (const key of [...this.histograms.keys()]) if (this.histograms.get(key)?.page === page) this.histograms.delete(key);
+    for (const [key, held] of [...this.committedHistograms]) if (held.page === page) this.committedHistograms.delete(key);
     return digestChange;
   }
 
   /** End of a transaction's series work: histograms written, site sketches rebuilt. */
   finish(): void {
     const s = this.s;
+    for (const { kind, t, views } of this.siteBuckets.values()) {
+      if (views > 0) s.addSiteBucket.run(kind, t, views);
+      else if (views < 0) s.subtractSiteBucket.run(-views, kind, t);
+    }
+    // The pages' histograms first: a site day is rebuilt from the pages whose sketch row exists.
+    for (const day of this.rebuildDays) this.histograms.delete(`${day}:${SITE}`);
+    this.writeHistograms();
     for (const day of this.rebuildDays) {
       s.deleteSiteDay.run(day);
       s.rebuildSiteDay.run({ day, from: registerT(day, 0), to: registerT(day + 1, 0) });
-      const histogram = histogramOf(s.siteDayRanks.iterate(day));
+      this.siteDays.delete(day);
+      const histogram = histogramOf(this.siteDay(day));
       this.histograms.set(`${day}:${SITE}`, { page: SITE as PageName, day, histogram, dirty: true });
     }
-    for (const entry of this.histograms.values()) {
+    this.writeHistograms();
+    this.rebuildDays = new Set();
+    this.siteBuckets = new Map();
+  }
+
+  /** Writes the transaction's changed histograms, and holds them as committed (see committedHistograms). */
+  private writeHistograms(): void {
+    const s = this.s;
+    for (const [key, entry] of this.histograms) {
       if (!entry.dirty) continue;
       if ((entry.histogram[0] ?? 0) === HLL_REGISTERS) s.deleteSketch.run(entry.page, entry.day);
       else s.setSketch.run(entry.page, entry.day, encodeHistogram(entry.histogram));
+      // Held as written; should COMMIT still fail, transaction() calls abandon(), which empties it.
+      this.committedHistograms.delete(key);
+      this.committedHistograms.set(key, { page: entry.page, histogram: entry.histogram });
     }
-    this.abandon();
+    while (this.committedHistograms.size > HISTOGRAM_CACHE_ENTRIES) this.committedHistograms.delete(this.committedHistograms.keys().next().value as string);
+    this.histograms = new Map();
   }
 
-  /** Forgets what this transaction gathered (after a rollback, or once written). */
+  /** Forgets what this transaction gathered and every cache that may hold its changes (after a rollback). */
   abandon(): void {
     this.histograms = new Map();
     this.rebuildDays = new Set();
+    this.siteBuckets = new Map();
+    this.committedHistograms = new Map();
+    this.siteDays = new Map();
   }
 
   /** Deletes hour buckets before `cutoffHour` (and the site's). Returns whether any went. */
@@ -291,20 +346,58 @@ export class SeriesTables {
   /** The merged register at (page, day, index) went from `before` to `after`: page and site histograms follow. */
   private raiseRegister(page: PageName, day: number, index: number, before: number, after: number): void {
     raiseInHistogram(this.histogram(page, day), before, after);
-    const s = this.s;
     if (this.rebuildDays.has(day)) return; // rebuilt from the registers at finish
-    const site = s.siteRegister.get(day, index) ?? 0;
+    const ranks = this.siteDay(day);
+    const site = ranks[index] ?? 0;
     if (after <= site) return;
-    s.setSiteRegister.run(day, index, after);
+    this.s.setSiteRegister.run(day, index, after);
+    ranks[index] = after;
     raiseInHistogram(this.histogram(SITE as PageName, day), site, after);
+  }
+
+  /** The merged rank of a page's register (the max over replicas, 0 for none) and `replica`'s own row of it. */
+  private register(page: PageName, t: number, replica: number): { merged: number; own: { count: number; seq: number; epoch: number } | undefined } {
+    let merged = 0;
+    let own: { count: number; seq: number; epoch: number } | undefined;
+    for (const [holder, count, seq, epoch] of this.s.registerRows.iterate(page, t)) {
+      if (count > merged) merged = count;
+      if (holder === replica) own = { count, seq, epoch };
+    }
+    return { merged, own };
+  }
+
+  /** The views of a site bucket change by `views` at finish. */
+  private addToSite(kind: number, t: number, views: number): void {
+    const key = `${kind}:${t}`;
+    const entry = this.siteBuckets.get(key);
+    if (entry === undefined) this.siteBuckets.set(key, { kind, t, views });
+    else entry.views += views;
+  }
+
+  /** The site's registers of a day (index → rank), from the cache or read once. */
+  private siteDay(day: number): Uint8Array {
+    let ranks = this.siteDays.get(day);
+    if (ranks === undefined) {
+      ranks = new Uint8Array(HLL_REGISTERS);
+      for (const [index, rank] of this.s.siteDay.iterate(day)) if (index >= 0 && index < HLL_REGISTERS) ranks[index] = rank;
+      if (this.siteDays.size >= SITE_DAYS_CACHED) this.siteDays.delete(this.siteDays.keys().next().value as number);
+      this.siteDays.set(day, ranks);
+    }
+    return ranks;
   }
 
   private histogram(page: PageName, day: number): Histogram {
     const key = `${day}:${page}`;
     let entry = this.histograms.get(key);
     if (entry === undefined) {
-      const bytes = this.s.sketch.get(page, day);
-      entry = { page, day, histogram: bytes === undefined ? emptyHistogram() : decodeHistogram(bytes), dirty: true };
+      const held = this.committedHistograms.get(key);
+      let histogram: Histogram;
+      if (held !== undefined) histogram = held.histogram.slice();
+      else {
+        const bytes = this.s.sketch.get(page, day);
+        histogram = bytes === undefined ? emptyHistogram() : decodeHistogram(bytes);
+      }
+      entry = { page, day, histogram, dirty: true };
       this.histograms.set(key, entry);
     }
     entry.dirty = true;
