@@ -377,7 +377,10 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   catchUp.start(config.peers.length > 0 || config.discoveryDns !== undefined);
   discovery.start();
   // Last, so the GC collects everything the start left behind; requests are served meanwhile.
-  const warmUpMs = options.warmUp === true ? Math.round(await warmUp({ render: () => metrics.render() })) : undefined;
+  // The copy of the public app counts into metrics of its own and takes no admin token.
+  const warmed = options.warmUp === true ? await warmUp({ render: () => metrics.render(), app: createApp({ ...appDeps, adminTokens: [], metrics: createMetrics() }).callback() }) : undefined;
+  if (warmed?.requestsSkipped !== undefined) log.warn({ reason: warmed.requestsSkipped }, 'warm-up requests skipped: the first requests will be slower');
+  const warmUpMs = warmed === undefined ? undefined : Math.round(warmed.ms);
   log.info(
     { port, url, host: config.host, ...(clusterPort !== undefined ? { clusterPort, clusterUrl, clusterHost: config.clusterHost } : { clusterPort: null }), version, database: config.databasePath, replicaId: store.replicaId, ...(warmUpMs !== undefined ? { warmUpMs } : {}) },
     'listening',

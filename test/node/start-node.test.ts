@@ -64,10 +64,13 @@ describe('startNode', () => {
     const warmed = await start({ warmUp: true });
     const listening = warmed.logs.find((l) => l.msg === 'listening');
     expect(listening?.warmUpMs).toEqual(expect.any(Number));
-    expect(await (await fetch(`${warmed.node.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    expect(warmed.logs.filter((l) => l.level === 40)).toEqual([]);
+    // The warm-up's requests went through a copy of the app with metrics of its own.
     const metrics = await warmed.node.metrics.render();
-    expect(metrics).toMatch(/^dsqlite_nodejs_eventloop_lag_max_seconds /m);
+    expect(metrics).not.toMatch(/^dsqlite_http_requests_total\{/m);
     expect(metrics).toMatch(/^dsqlite_store_pages 0$/m);
+    expect(await (await fetch(`${warmed.node.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    expect(await warmed.node.metrics.render()).toMatch(/^dsqlite_http_requests_total\{route="\/healthz",method="GET",status="200"\} 1$/m);
   });
 
   it('routes upgrades by path and answers unknown ones 404', async () => {
