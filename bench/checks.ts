@@ -57,7 +57,8 @@ export function checkTargets(result: BenchResult): TargetResult[] {
   if (startup !== undefined) {
     const pages = startup.pages.toLocaleString('en-US');
     out.push({ name: `node start at ${pages} pages (spawn → listening)`, target: '< 1 s', measured: `${startup.startFullMs} ms`, met: startup.startFullMs < 1000 });
-    out.push({ name: `GET /metrics at ${pages} pages`, target: '< 50 ms', measured: `${startup.scrapeMaxMs} ms at most`, met: startup.scrapeMaxMs < 50 });
+    // The slowest scrape counts, the first after a start included (it was the slow one).
+    out.push({ name: `GET /metrics at ${pages} pages (every scrape)`, target: '< 50 ms', measured: `${startup.scrapeMaxMs} ms at most (first after a start ${startup.scrapeFirstMs} ms, p50 ${startup.scrapeP50Ms} ms)`, met: startup.scrapeMaxMs < 50 });
   }
   const analytics = result.analytics;
   if (analytics !== undefined) {

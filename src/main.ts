@@ -59,7 +59,7 @@ async function main(argv: readonly string[]): Promise<void> {
   probe?.start();
   let node: Awaited<ReturnType<typeof startNode>>;
   try {
-    node = await startNode(config, { log, ...(probe !== undefined ? { probe } : {}) });
+    node = await startNode(config, { log, warmUp: true, ...(probe !== undefined ? { probe } : {}) });
   } finally {
     writerRecord?.close();
   }

@@ -40,6 +40,7 @@ import { memoryBounds } from './memory-budget.js';
 import { MAX_SEND_BUFFER_BYTES } from './replication/sync-sender.js';
 import { CLUSTER_PATH, WebSocketTransport } from './transport/websocket-transport.js';
 import type { Store } from './store/store.js';
+import { warmUp } from './warm-up.js';
 
 /** How long stop() lets in-flight requests finish before cutting their connections. */
 export const STOP_GRACE_MS = 10_000;
@@ -58,6 +59,12 @@ export interface NodeOptions {
   readonly unsealedFrames?: boolean;
   /** The latency probe (LATENCY_TRACE_DIR, bench diagnostics); undefined: off, and free. */
   readonly probe?: LatencyProbe;
+  /**
+   * The process is the node's own (main.ts): before `listening`, warm the first requests' paths
+   * and collect the start-up garbage (warm-up.ts). Off in tests that start nodes in their own
+   * process, where a full GC would walk the test runner's heap.
+   */
+  readonly warmUp?: boolean;
 }
 
 export interface RunningNode {
@@ -369,8 +376,13 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   stopBeforeStore.push(() => discovery.stop());
   catchUp.start(config.peers.length > 0 || config.discoveryDns !== undefined);
   discovery.start();
+  // Last, so the GC collects everything the start left behind; requests are served meanwhile.
+  // The copy of the public app counts into metrics of its own and takes no admin token.
+  const warmed = options.warmUp === true ? await warmUp({ render: () => metrics.render(), app: createApp({ ...appDeps, adminTokens: [], metrics: createMetrics() }).callback() }) : undefined;
+  if (warmed?.requestsSkipped !== undefined) log.warn({ reason: warmed.requestsSkipped }, 'warm-up requests skipped: the first requests will be slower');
+  const warmUpMs = warmed === undefined ? undefined : Math.round(warmed.ms);
   log.info(
-    { port, url, host: config.host, ...(clusterPort !== undefined ? { clusterPort, clusterUrl, clusterHost: config.clusterHost } : { clusterPort: null }), version, database: config.databasePath, replicaId: store.replicaId },
+    { port, url, host: config.host, ...(clusterPort !== undefined ? { clusterPort, clusterUrl, clusterHost: config.clusterHost } : { clusterPort: null }), version, database: config.databasePath, replicaId: store.replicaId, ...(warmUpMs !== undefined ? { warmUpMs } : {}) },
     'listening',
   );
   if (clusterPort === undefined) log.info({}, 'cluster port not opened: no CLUSTER_SECRET, so this node runs alone');

@@ -63,6 +63,8 @@ describe('a real node process', () => {
     for (const c of counts) expect(c >= 1 && c <= 200).toBe(true);
     expect(Math.max(...counts)).toBe(200);
     expect(await count(node.url, 'hot')).toBe(200);
+    // main.ts starts the node warmed up (src/warm-up.ts): the listening line says how long it took.
+    expect(node.logs.find((l) => l.msg === 'listening')?.warmUpMs).toEqual(expect.any(Number));
   });
 
   it('keeps every acknowledged increment across kill -9 under load', async () => {

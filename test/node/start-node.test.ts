@@ -17,7 +17,7 @@ afterEach(async () => {
   await dirs.removeAll();
 });
 
-async function start(): Promise<{ node: RunningNode; logs: Array<Record<string, unknown>> }> {
+async function start(options: { warmUp?: boolean } = {}): Promise<{ node: RunningNode; logs: Array<Record<string, unknown>> }> {
   const dir = await dirs.create('start-node-');
   const logs: Array<Record<string, unknown>> = [];
   const log = createLogger({
@@ -30,7 +30,7 @@ async function start(): Promise<{ node: RunningNode; logs: Array<Record<string, 
     }),
   });
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', DATABASE_PATH: join(dir, 'c.db'), NODE_NAME: 'n1' });
-  const node = await startNode(config, { log });
+  const node = await startNode(config, { log, ...options });
   running.push(node);
   return { node, logs };
 }
@@ -56,6 +56,21 @@ describe('startNode', () => {
     expect(listening[0]).toMatchObject({ port: node.port, url: `http://127.0.0.1:${node.port}` });
     expect(node.port).toBeGreaterThan(0);
     expect(await (await fetch(`${node.url}/healthz`)).json()).toEqual({ status: 'ok' });
+  });
+
+  it('warms up before listening only when asked (a process of its own), and then serves as before', async () => {
+    const plain = await start();
+    expect(plain.logs.find((l) => l.msg === 'listening')).not.toHaveProperty('warmUpMs');
+    const warmed = await start({ warmUp: true });
+    const listening = warmed.logs.find((l) => l.msg === 'listening');
+    expect(listening?.warmUpMs).toEqual(expect.any(Number));
+    expect(warmed.logs.filter((l) => l.level === 40)).toEqual([]);
+    // The warm-up's requests went through a copy of the app with metrics of its own.
+    const metrics = await warmed.node.metrics.render();
+    expect(metrics).not.toMatch(/^dsqlite_http_requests_total\{/m);
+    expect(metrics).toMatch(/^dsqlite_store_pages 0$/m);
+    expect(await (await fetch(`${warmed.node.url}/healthz`)).json()).toEqual({ status: 'ok' });
+    expect(await warmed.node.metrics.render()).toMatch(/^dsqlite_http_requests_total\{route="\/healthz",method="GET",status="200"\} 1$/m);
   });
 
   it('routes upgrades by path and answers unknown ones 404', async () => {
