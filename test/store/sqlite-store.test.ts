@@ -230,6 +230,7 @@ describe('migrate', () => {
       'meta',
       'pages',
       'replicas',
+      'series_days_by_t',
       'series_hours_by_t',
       'series_registers_by_t',
       'series_slots',
