@@ -20,6 +20,12 @@
  *   `hourlyCutoff(now)` is pruned and one arriving is dropped. The rule is a function of the
  *   bucket's hour and the clock only, so every node prunes the same buckets (within its clock's
  *   skew) and, since the version vectors already cover them, no one sends them again.
+ * - Every sum of buckets shown (a point, a site bucket, a page's views in a top list) saturates
+ *   at MAX_TOTAL, as a page's total does; a top list counts a page at most at its total (a peer
+ *   can send buckets above its total slot; refusing them would depend on arrival order). Both are
+ *   functions of the merged slots alone (sqlite-series.ts `topViews`).
+ * - A register's rank is 1–HLL_MAX_RANK (`seriesSlotProblem`): the codec refuses a peer's frame
+ *   holding another, the recovery union a backup holding one.
  */
 import type { Slot } from './g-counter.js';
 import { HLL_MAX_RANK, HLL_REGISTERS } from './hyperloglog.js';
