@@ -75,7 +75,8 @@ const ALPHA = 0.7213 / (1 + 1.079 / HLL_REGISTERS);
  */
 export function estimateFromHistogram(histogram: Histogram): number {
   let sum = 0;
-  for (let rank = 0; rank < histogram.length; rank++) sum += (histogram[rank] ?? 0) * 2 ** -rank;
+  // Ranks 0–HLL_MAX_RANK only, whatever else the array holds: bounded work for any input.
+  for (let rank = 0; rank <= HLL_MAX_RANK; rank++) sum += (histogram[rank] ?? 0) * 2 ** -rank;
   const zeros = histogram[0] ?? 0;
   if (zeros === HLL_REGISTERS) return 0;
   const raw = (ALPHA * HLL_REGISTERS * HLL_REGISTERS) / sum;

@@ -20,9 +20,15 @@
  *   `hourlyCutoff(now)` is pruned and one arriving is dropped. The rule is a function of the
  *   bucket's hour and the clock only, so every node prunes the same buckets (within its clock's
  *   skew) and, since the version vectors already cover them, no one sends them again.
+ * - Every sum of buckets shown (a point, a site bucket, a page's views in a top list) saturates
+ *   at MAX_TOTAL, as a page's total does; a top list counts a page at most at its total (a peer
+ *   can send buckets above its total slot; refusing them would depend on arrival order). Both are
+ *   functions of the merged slots alone (sqlite-series.ts `topViews`).
+ * - A register's rank is 1–HLL_MAX_RANK (`seriesSlotProblem`): the codec refuses a peer's frame
+ *   holding another, the recovery union a backup holding one.
  */
 import type { Slot } from './g-counter.js';
-import { HLL_REGISTERS } from './hyperloglog.js';
+import { HLL_MAX_RANK, HLL_REGISTERS } from './hyperloglog.js';
 
 export const SERIES_HOUR = 1;
 export const SERIES_DAY = 2;
@@ -91,5 +97,19 @@ export const MAX_SERIES_T = 2 ** 40;
 export function seriesKeyProblem(kind: number, t: number): string | undefined {
   if (kind !== SERIES_HOUR && kind !== SERIES_DAY && kind !== SERIES_REGISTER) return `slot kind ${kind} is not 0–3`;
   if (!Number.isSafeInteger(t) || t < 0 || t > MAX_SERIES_T) return `slot t ${t} is not a whole number from 0 to 2^40`;
+  return undefined;
+}
+
+/**
+ * Why a series slot's value is impossible, or undefined: its key as above, a count of at least 1
+ * (a series slot exists once it counts), and for a register a rank of at most HLL_MAX_RANK (51: a
+ * 64-bit hash has 50 bits after the index). A higher rank no visitor can raise; the histograms
+ * hold ranks 0–51 only, and an estimate would treat it as 2^-rank of nothing.
+ */
+export function seriesSlotProblem(kind: number, t: number, count: number): string | undefined {
+  const problem = seriesKeyProblem(kind, t);
+  if (problem !== undefined) return problem;
+  if (count < 1) return `a slot of kind ${kind} must count at least 1, got ${count}`;
+  if (kind === SERIES_REGISTER && count > HLL_MAX_RANK) return `a register's rank must be 1–${HLL_MAX_RANK}, got ${count}`;
   return undefined;
 }

@@ -8,7 +8,7 @@
  */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
-import { seriesKeyProblem } from '../crdt/series.js';
+import { seriesSlotProblem } from '../crdt/series.js';
 import type { SeqRange } from '../crdt/version-vector.js';
 import { isReplicaId, MAX_PAGE_NAME_BYTES, pageNameProblem, REPLICA_ID_BYTES, replicaIdFromBytes, replicaIdToBytes } from '../ids.js';
 import type { PageName, ReplicaId } from '../ids.js';
@@ -72,16 +72,18 @@ export function checkBytes(value: unknown, length: number, what: string): void {
 }
 
 /**
+ * A series slot's key (kind 1–3, t in range) and count (≥ 1: a series slot exists once it counts;
+ * a register's rank at most 51), series.ts `seriesSlotProblem`.
+ */
+export function checkSeriesKey(kind: number, t: number, count: number): void {
+  const problem = seriesSlotProblem(kind, t, count);
+  if (problem !== undefined) bad(problem);
+}
+
+/**
  * A slot's value: seq ≥ 1, epoch ≥ 0, count ≥ 1 — or count 0 at an epoch ≥ 1, the tombstone a
  * reset leaves (src/crdt/reset.ts). Nothing else ever has count 0.
  */
-/** A series slot's key (kind 1–3, t in range) and count (≥ 1: a series slot exists once it counts). */
-export function checkSeriesKey(kind: number, t: number, count: number): void {
-  const problem = seriesKeyProblem(kind, t);
-  if (problem !== undefined) bad(problem);
-  if (count < 1) bad(`a slot of kind ${kind} must count at least 1, got ${count}`);
-}
-
 export function checkSlotValue(count: number, seq: number, epoch = 0): void {
   checkSafeUint(epoch, 0, 'slot epoch');
   checkSafeUint(count, epoch === 0 ? 1 : 0, epoch === 0 ? 'slot count' : 'slot count of a reset epoch');

@@ -10,7 +10,7 @@
 import { MAX_TOTAL, saturatingTotal, type Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
 import { isReplicaId, pageNameProblem, type PageName, type ReplicaId } from '../ids.js';
-import { seriesKeyProblem } from '../crdt/series.js';
+import { seriesSlotProblem } from '../crdt/series.js';
 import type { SlotCursor, Store } from '../store/store.js';
 
 /** Pages read and merged per transaction: bounds one merge's size and the memory held. */
@@ -94,7 +94,7 @@ export function mergeInto(target: Store, source: Store): StateSize {
       const series = batch.filter((slot) => slot.kind !== undefined);
       for (const slot of series) {
         checkSlot(slot);
-        const problem = seriesKeyProblem(slot.kind ?? 0, slot.t ?? 0);
+        const problem = seriesSlotProblem(slot.kind ?? 0, slot.t ?? 0, slot.count);
         if (problem !== undefined) throw new UnsafeCopyError(`page ${JSON.stringify(slot.page)}, replica ${slot.replica}: ${problem}`);
       }
       if (series.length > 0) target.merge(series, []);

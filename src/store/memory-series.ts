@@ -3,13 +3,13 @@
  * same rules as SqliteStore's SeriesTables; the site-wide figures are computed by scanning (the
  * twin serves tests, not dashboards).
  */
-import { epochOf, SlotKeyCache, supersedes, type Slot } from '../crdt/g-counter.js';
+import { epochOf, saturatingTotal, SlotKeyCache, supersedes, type Slot } from '../crdt/g-counter.js';
 import { estimate } from '../crdt/hyperloglog.js';
 import { expired, registerDay, registerIndex, registerT, SERIES_DAY, SERIES_HOUR, SERIES_REGISTER, seriesKey } from '../crdt/series.js';
 import type { PageName, ReplicaId } from '../ids.js';
 import { compareUtf8 } from '../utf8.js';
 import type { SeriesState } from './memory-disk.js';
-import { compareCursorOrder, splitHours } from './sqlite-series.js';
+import { compareCursorOrder, splitHours, topViews } from './sqlite-series.js';
 import type { PageCount, SeriesPoint, SeriesRange, SlotCursor, TopRange } from './store.js';
 
 export class MemorySeries {
@@ -119,7 +119,8 @@ export class MemorySeries {
     for (const slots of pages) {
       for (const slot of slots.values()) {
         const t = slot.t ?? 0;
-        if (slot.kind === kind && t >= range.from && t < range.to) views.set(t, (views.get(t) ?? 0) + slot.count);
+        // Saturating, as SqliteStore's sums (sqlite-series.ts MAX).
+        if (slot.kind === kind && t >= range.from && t < range.to) views.set(t, saturatingTotal([views.get(t) ?? 0, slot.count]));
         if (range.step === 'day' && slot.kind === SERIES_REGISTER) {
           const day = registerDay(t);
           if (day < range.from || day >= range.to) continue;
@@ -138,7 +139,8 @@ export class MemorySeries {
     return out;
   }
 
-  top(range: TopRange, counted: (page: PageName) => boolean): PageCount[] {
+  /** `totalOf`: the page's total, undefined for a page not listed (no total yet). */
+  top(range: TopRange, totalOf: (page: PageName) => number | undefined): PageCount[] {
     const { days, hours } = splitHours(range.fromHour, range.toHour);
     const inside = (slot: Slot): boolean => {
       const t = slot.t ?? 0;
@@ -148,9 +150,9 @@ export class MemorySeries {
     };
     const out: PageCount[] = [];
     for (const [page, slots] of this.state) {
-      if (!counted(page)) continue;
-      let count = 0;
-      for (const slot of slots.values()) if (inside(slot)) count += slot.count;
+      const total = totalOf(page);
+      if (total === undefined) continue;
+      const count = topViews(saturatingTotal([...slots.values()].filter(inside).map((slot) => slot.count)), total);
       if (count > 0) out.push({ page, count });
     }
     out.sort((a, b) => b.count - a.count || compareUtf8(a.page, b.page));

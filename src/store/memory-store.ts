@@ -208,7 +208,7 @@ export class MemoryStore implements Store {
 
   top(range: TopRange): PageCount[] {
     this.assertOpen();
-    return this.seriesSlots.top(range, (page) => this.totals.has(page));
+    return this.seriesSlots.top(range, (page) => this.totals.get(page));
   }
 
   pruneSeries(): number {

@@ -1,6 +1,6 @@
 /**
  * The SQLite store's series slots (src/crdt/series.ts): hour and day buckets and visitor-sketch
- * registers, with the site-wide tables derived from them (migrations 0004, 0005). Every method
+ * registers, with the site-wide tables derived from them (migrations 0004–0006). Every method
  * runs inside the store's transaction; what it changes in the digest it returns, for the store to
  * add after the commit. What a transaction changes in the derived tables is gathered and written
  * once at `finish()`: the site's buckets per (kind, t), each touched sketch's histogram per
@@ -9,7 +9,7 @@
  * writes what it must and reads little; `abandon()` after a failed transaction forgets them.
  */
 import type Database from 'better-sqlite3';
-import { epochOf, SlotKeyCache, supersedes, type Slot } from '../crdt/g-counter.js';
+import { epochOf, MAX_TOTAL, SlotKeyCache, supersedes, type Slot } from '../crdt/g-counter.js';
 import { decodeHistogram, emptyHistogram, encodeHistogram, estimateFromHistogram, HLL_REGISTERS, histogramOf, raiseInHistogram, type Histogram } from '../crdt/hyperloglog.js';
 import { registerDay, registerIndex, registerT, SERIES_DAY, SERIES_HOUR, SERIES_REGISTER } from '../crdt/series.js';
 import type { PageName, ReplicaId } from '../ids.js';
@@ -18,6 +18,16 @@ import type { PageCount, SeriesPoint, SeriesRange, SlotCursor, TopRange } from '
 
 /** The site's sketch histograms are stored under this page name, which no page can have. */
 const SITE = '';
+
+/**
+ * Every sum of buckets saturates at MAX_TOTAL, as a page's total does (g-counter.ts): a point, a
+ * page's views in a range, a site bucket. In SQL as `min(MAX, total(count))`: `sum()` throws
+ * "integer overflow" past 2^63 (1,025 slots near 2^53 from a peer do it) and past 2^53 its
+ * integers are no longer exact in JavaScript; `total()` adds exactly in 64 bits and turns the
+ * sum into a double, which rounds a sum above MAX to 2^53 or more (monotonic), so the cap is
+ * exact and the same on every node. Only the merged slots decide it, never the order.
+ */
+const MAX = String(MAX_TOTAL);
 
 interface SeriesRow {
   page: PageName;
@@ -48,8 +58,16 @@ function prepare(db: Database.Database) {
       .raw(),
     siteDay: db.prepare<[number], [number, number]>('SELECT idx, rank FROM site_registers WHERE day = ?').raw(),
     setSiteRegister: db.prepare<[number, number, number]>('INSERT INTO site_registers (day, idx, rank) VALUES (?, ?, ?) ON CONFLICT (day, idx) DO UPDATE SET rank = excluded.rank'),
-    addSiteBucket: db.prepare<[number, number, number]>('INSERT INTO site_buckets (kind, t, views) VALUES (?, ?, ?) ON CONFLICT (kind, t) DO UPDATE SET views = views + excluded.views'),
-    subtractSiteBucket: db.prepare<[number, number, number]>('UPDATE site_buckets SET views = max(0, views - ?) WHERE kind = ? AND t = ?'),
+    // views and the added count are at most MAX: their sum fits 64 bits, and min() keeps the cap.
+    addSiteBucket: db.prepare<[number, number, number]>(
+      `INSERT INTO site_buckets (kind, t, views) VALUES (?, ?, ?) ON CONFLICT (kind, t) DO UPDATE SET views = min(${MAX}, views + excluded.views)`,
+    ),
+    /** Exact below the cap only: a saturated bucket is left alone (no change) and summed again. */
+    subtractSiteBucket: db.prepare<[number, number, number]>(`UPDATE site_buckets SET views = max(0, views - ?) WHERE kind = ? AND t = ? AND views < ${MAX}`),
+    setSiteBucket: db.prepare<[number, number, number]>('INSERT INTO site_buckets (kind, t, views) VALUES (?, ?, ?) ON CONFLICT (kind, t) DO UPDATE SET views = excluded.views'),
+    // Literal kinds, so each reads its partial index (series_hours_by_t, series_days_by_t).
+    hourBucketSum: db.prepare<[number], number>(`SELECT min(${MAX}, total(count)) FROM series_slots WHERE kind = 1 AND t = ?`).pluck(),
+    dayBucketSum: db.prepare<[number], number>(`SELECT min(${MAX}, total(count)) FROM series_slots WHERE kind = 2 AND t = ?`).pluck(),
     sketch: db.prepare<[PageName, number], Buffer>('SELECT histogram FROM sketches WHERE page = ? AND day = ?').pluck(),
     setSketch: db.prepare<[PageName, number, Buffer]>('INSERT INTO sketches (page, day, histogram) VALUES (?, ?, ?) ON CONFLICT (page, day) DO UPDATE SET histogram = excluded.histogram'),
     deleteSketch: db.prepare<[PageName, number]>('DELETE FROM sketches WHERE page = ? AND day = ?'),
@@ -73,16 +91,18 @@ function prepare(db: Database.Database) {
     afterCursor: db.prepare<[number, number, PageName, number, number, number], SeriesRow>(
       'SELECT page, kind, t, count, seq, epoch FROM series_slots WHERE replica = ? AND (seq, page, kind, t) > (?, ?, ?, ?) ORDER BY seq, page, kind, t LIMIT ?',
     ),
-    pagePoints: db.prepare<[PageName, number, number, number], [number, number]>('SELECT t, sum(count) FROM series_slots WHERE page = ? AND kind = ? AND t >= ? AND t < ? GROUP BY t').raw(),
+    pagePoints: db
+      .prepare<[PageName, number, number, number], [number, number]>(`SELECT t, min(${MAX}, total(count)) FROM series_slots WHERE page = ? AND kind = ? AND t >= ? AND t < ? GROUP BY t`)
+      .raw(),
     sitePoints: db.prepare<[number, number, number], [number, number]>('SELECT t, views FROM site_buckets WHERE kind = ? AND t >= ? AND t < ?').raw(),
     sketchDays: db.prepare<[PageName, number, number], [number, Buffer]>('SELECT day, histogram FROM sketches WHERE page = ? AND day >= ? AND day < ?').raw(),
     // A page's views in a range: a seek into its day buckets and at most two into its hour
     // buckets (the range's partial days at either end).
     pageRange: db
       .prepare<[{ page: PageName; d1: number; d2: number; h1: number; h2: number; h3: number; h4: number }], number>(
-        `SELECT coalesce((SELECT sum(count) FROM series_slots WHERE page = @page AND kind = 2 AND t >= @d1 AND t < @d2), 0)
-           + coalesce((SELECT sum(count) FROM series_slots WHERE page = @page AND kind = 1 AND t >= @h1 AND t < @h2), 0)
-           + coalesce((SELECT sum(count) FROM series_slots WHERE page = @page AND kind = 1 AND t >= @h3 AND t < @h4), 0)`,
+        `SELECT min(${MAX}, (SELECT total(count) FROM series_slots WHERE page = @page AND kind = 2 AND t >= @d1 AND t < @d2)
+           + (SELECT total(count) FROM series_slots WHERE page = @page AND kind = 1 AND t >= @h1 AND t < @h2)
+           + (SELECT total(count) FROM series_slots WHERE page = @page AND kind = 1 AND t >= @h3 AND t < @h4))`,
       )
       .pluck(),
     // Candidates of the top list, largest total first (pages reset to zero left out, as in listings).
@@ -93,6 +113,18 @@ function prepare(db: Database.Database) {
       )
       .raw(),
   };
+}
+
+/**
+ * A page's views in a top list: its buckets' views in the range, at most its total. Honest
+ * buckets never sum to more (each view raises the total and one bucket of each kind, series.ts),
+ * but a peer can send buckets above its total slot, and the top list's early stop (`top`) holds
+ * only while no page counts more than its total. The same function of the merged slots on every
+ * node, so nodes with the same slots show the same list; refusing such buckets instead would
+ * depend on arrival order (a bucket may come before its total slot, series.ts lower bounds).
+ */
+export function topViews(rangeViews: number, total: number): number {
+  return Math.min(rangeViews, total);
 }
 
 /** Most views first, then name order (UTF-8 bytes, as SQLite compares them). */
@@ -136,6 +168,8 @@ export class SeriesTables {
   private siteBuckets = new Map<string, { kind: number; t: number; views: number }>();
   /** Days whose site sketch must be rebuilt at finish (a reset dropped registers of them). */
   private rebuildDays = new Set<number>();
+  /** Saturated site buckets a reset dropped slots of, `${kind}:${t}`: summed again at finish. */
+  private resumBuckets = new Map<string, { kind: 1 | 2; t: number }>();
 
   constructor(
     db: Database.Database,
@@ -228,12 +262,17 @@ export class SeriesTables {
     return digestChange;
   }
 
-  /** End of a transaction's series work: histograms written, site sketches rebuilt. */
+  /** End of a transaction's series work: histograms written, site sketches and saturated buckets rebuilt. */
   finish(): void {
     const s = this.s;
     for (const { kind, t, views } of this.siteBuckets.values()) {
       if (views > 0) s.addSiteBucket.run(kind, t, views);
-      else if (views < 0) s.subtractSiteBucket.run(-views, kind, t);
+      // Exact below the cap only: a saturated bucket (or none) is summed again from its slots.
+      else if (views < 0 && s.subtractSiteBucket.run(-views, kind, t).changes === 0) this.resumBuckets.set(`${kind}:${t}`, { kind: kind as 1 | 2, t });
+    }
+    for (const { kind, t } of this.resumBuckets.values()) {
+      const views = (kind === SERIES_HOUR ? s.hourBucketSum.get(t) : s.dayBucketSum.get(t)) ?? 0;
+      s.setSiteBucket.run(kind, t, views);
     }
     // The pages' histograms first: a site day is rebuilt from the pages whose sketch row exists.
     for (const day of this.rebuildDays) this.histograms.delete(`${day}:${SITE}`);
@@ -248,6 +287,7 @@ export class SeriesTables {
     this.writeHistograms();
     this.rebuildDays = new Set();
     this.siteBuckets = new Map();
+    this.resumBuckets = new Map();
   }
 
   /** Writes the transaction's changed histograms, and holds them as committed (see committedHistograms). */
@@ -272,6 +312,7 @@ export class SeriesTables {
     this.siteBuckets = new Map();
     this.committedHistograms = new Map();
     this.siteDays = new Map();
+    this.resumBuckets = new Map();
   }
 
   /** Deletes hour buckets before `cutoffHour` (and the site's). Returns whether any went. */
@@ -310,11 +351,11 @@ export class SeriesTables {
   }
 
   /**
-   * Pages by views in the range, most first, ties in name order. A page's views in any range are
-   * at most its total (its buckets sum to it, series.ts), so pages are read largest total first
-   * and the reading stops at the first whose total is below the last place's views: with the
-   * usual skew a few dozen range reads, not one per page (at 10,000 pages and 10 million views,
-   * 30 days: 10,000 pages × three seeks took ~60 ms unloaded, 200+ ms on a busy host).
+   * Pages by views in the range, most first, ties in name order. A page's views in a range count
+   * at most its total (`topViews`), so pages are read largest total first and the reading stops
+   * at the first whose total is below the last place's views: with the usual skew a few dozen
+   * range reads, not one per page (at 10,000 pages and 10 million views, 30 days: 10,000 pages ×
+   * three seeks took ~60 ms unloaded, 200+ ms on a busy host).
    */
   top(range: TopRange): PageCount[] {
     const { days, hours } = splitHours(range.fromHour, range.toHour);
@@ -323,7 +364,7 @@ export class SeriesTables {
     for (const candidate of this.s.pagesByTotal.iterate()) {
       const last = best[range.limit - 1];
       if (last !== undefined && candidate.count < last.count) break;
-      const count = this.s.pageRange.get({ page: candidate.page, ...bounds }) ?? 0;
+      const count = topViews(this.s.pageRange.get({ page: candidate.page, ...bounds }) ?? 0, candidate.count);
       if (count === 0) continue;
       const entry = { page: candidate.page, count };
       let at = best.length;

@@ -25,7 +25,9 @@ import { METRIC_PREFIX } from '../../src/metrics.js';
 import { FAST_LIVENESS, type TestCluster, useClusters } from '../helpers/cluster.js';
 import { type ClusterNode, CLUSTER_SECRET } from '../helpers/cluster-node.js';
 import { waitForConvergence } from '../helpers/cluster-waits.js';
-import { clusterStatus, increment, pageCount, peerAt, WRITER_HEADERS } from '../helpers/http-client.js';
+import { clusterStatus, increment, incrementBatch, pageCount, peerAt, WRITER_HEADERS } from '../helpers/http-client.js';
+import { DAY_MS, dayOf, hourOf, HOUR_MS, registerT, SERIES_DAY, SERIES_HOUR, SERIES_REGISTER } from '../../src/crdt/series.js';
+import type { Slot } from '../../src/crdt/g-counter.js';
 import { RawPeer } from './raw-peer.js';
 
 const CLUSTER_NAME = 'hostile-test';
@@ -49,9 +51,9 @@ function metricIn(text: string, name: string, labels: Readonly<Record<string, st
 }
 
 /** a and b, linked; `stillLinked` proves b's session with a never broke and both still converge. */
-async function healthyPair(): Promise<{ cluster: TestCluster; a: ClusterNode; b: ClusterNode; stillLinked: () => Promise<void> }> {
+async function healthyPair(env: Readonly<Record<string, string>> = {}): Promise<{ cluster: TestCluster; a: ClusterNode; b: ClusterNode; stillLinked: () => Promise<void> }> {
   const cluster = newCluster();
-  const [a, b] = await cluster.startMesh(2, { env: { ...FAST_LIVENESS, CLUSTER_NAME }, names: ['a', 'b'] });
+  const [a, b] = await cluster.startMesh(2, { env: { ...FAST_LIVENESS, CLUSTER_NAME, ...env }, names: ['a', 'b'] });
   const since = peerAt(await clusterStatus(b), a.address)?.since;
   expect(since).toBeDefined();
   let round = 0;
@@ -444,6 +446,157 @@ describe('hostile peers', () => {
     expect(status.node.replicaId).toBe(before);
     expect(await metric(a, 'replication_identity_minted_total')).toBe(0);
     expect(Object.keys(status.versionVector).length).toBeLessThanOrEqual(4);
+    await stillLinked();
+  });
+});
+
+const MAX = Number.MAX_SAFE_INTEGER;
+const ADMIN_TOKEN = 'test-admin-token-0123456789';
+
+/** A public GET's JSON, expecting 200. */
+async function getJson<T>(node: ClusterNode, path: string): Promise<T> {
+  const response = await fetch(`${node.url}${path}`);
+  expect(response.status, `${node.name} ${path}`).toBe(200);
+  return (await response.json()) as T;
+}
+
+type Points = { points: Array<{ views: number; visitors?: number }> };
+type Top = { pages: Array<{ page: string; views: number }> };
+
+/**
+ * A `delta` frame written by hand, the slots' keys unchecked: encodeMessage refuses what a node
+ * would (a register's rank past 51), and these tests send it anyway.
+ */
+function encodeDeltaUnchecked(range: { replica: ReplicaId; after: number; upTo: number }, slots: ReadonlyArray<{ page: string; count: number; seq: number; kind?: number; t?: number }>): Uint8Array {
+  const encoder = encoding.createEncoder();
+  for (const n of [PROTOCOL_VERSION, MESSAGE_TAGS.delta]) encoding.writeVarUint(encoder, n);
+  encoding.writeVarUint8Array(encoder, replicaIdToBytes(range.replica));
+  for (const n of [range.after, range.upTo, slots.length]) encoding.writeVarUint(encoder, n);
+  for (const slot of slots) {
+    encoding.writeVarString(encoder, slot.page);
+    // count, seq, epoch, kind[, t] (PROTOCOL.md §4a)
+    for (const n of [slot.count, slot.seq, 0, slot.kind ?? 0]) encoding.writeVarUint(encoder, n);
+    if (slot.kind !== undefined) encoding.writeVarUint(encoder, slot.t ?? 0);
+  }
+  return encoding.toUint8Array(encoder);
+}
+
+describe('hostile peers and the analytics (issue 16)', () => {
+  it('bucket sums past 2^53-1: top pages, page and site series read 2^53-1 on every node (no 500), and a reset sums the saturated site buckets again', async () => {
+    const { a, b, stillLinked } = await healthyPair({ ADMIN_TOKENS: ADMIN_TOKEN });
+    await incrementBatch(a, [{ page: 'plain', by: 3 }]);
+    const now = Date.now();
+    const day = dayOf(now);
+    const hour = hourOf(now);
+    // 40 replicas (well within the new-id budget), each at 2^53-1 in the page's total, its hour
+    // and its last 30 day buckets: a 30-day sum holds 1,200 of them (SQLite's sum() overflows 64 bits).
+    const slots: Slot[] = [];
+    const replicas = Array.from({ length: 40 }, () => newReplicaId());
+    for (const replica of replicas) {
+      slots.push({ page: page('flood'), replica, count: MAX, seq: 1 }, { page: page('flood'), replica, count: MAX, seq: 1, kind: SERIES_HOUR, t: hour });
+      for (let d = day - 29; d <= day; d++) slots.push({ page: page('flood'), replica, count: MAX, seq: 1, kind: SERIES_DAY, t: d });
+    }
+    const flooder = await joined(a);
+    flooder.sendMessage({ type: 'slots', round: 1, index: 0, slots });
+    flooder.sendMessage({ type: 'covered', round: 1, chunks: 1, ranges: replicas.map((replica) => ({ replica, after: 0, upTo: 1 })) });
+    // Nothing was refused: buckets near 2^53 are slots like any other.
+    flooder.sendMessage({ type: 'ping', id: 4 });
+    await eventually(() => expect(flooder.received.some((m) => m?.type === 'pong' && m.id === 4)).toBe(true));
+    flooder.close();
+    await eventually(async () => expect(await pageCount(b, 'flood')).toBe(MAX));
+    await waitForConvergence([a, b]);
+    const days = `from=${(day - 29) * DAY_MS}&to=${(day + 1) * DAY_MS}`;
+    const hours = `from=${(hour - 1) * HOUR_MS}&to=${(hour + 1) * HOUR_MS}`;
+    for (const node of [a, b]) {
+      await eventually(async () => {
+        // 30 whole days: one sum over 1,200 day buckets of 2^53-1 (a 500 "integer overflow" before).
+        expect((await getJson<Top>(node, `/api/top?${days}`)).pages).toEqual([
+          { page: 'flood', views: MAX },
+          { page: 'plain', views: 3 },
+        ]);
+        // 40 × (2^53-1) per point: imprecise numbers past 2^53 before, now the cap.
+        expect((await getJson<Points>(node, `/api/pages/flood/series?step=day&${days}`)).points.map((p) => p.views)).toEqual(Array(30).fill(MAX));
+        expect((await getJson<Points>(node, `/api/series?step=day&${days}`)).points.map((p) => p.views)).toEqual(Array(30).fill(MAX));
+        expect((await getJson<Points>(node, `/api/series?step=hour&${hours}`)).points.map((p) => p.views)).toEqual([0, MAX]);
+      });
+    }
+    // The site buckets were saturated: a reset of the page cannot subtract from them, so they are
+    // summed again from what is left (only `plain`'s 3 views), on the node that reset and the other.
+    const reset = await fetch(`${a.url}/api/admin/pages/flood/reset`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(reset.status).toBe(200);
+    for (const node of [a, b]) {
+      await eventually(async () => {
+        expect((await getJson<Points>(node, `/api/series?step=day&${days}`)).points.map((p) => p.views)).toEqual([...Array<number>(29).fill(0), 3]);
+        expect((await getJson<Points>(node, `/api/series?step=hour&${hours}`)).points.map((p) => p.views)).toEqual([0, 3]);
+        expect((await getJson<Top>(node, `/api/top?${days}`)).pages).toEqual([{ page: 'plain', views: 3 }]);
+      });
+    }
+    await stillLinked();
+  });
+
+  it('a register rank past 51: the frame closes the session and nothing of it is merged, in a delta or a sync chunk', async () => {
+    const { a, stillLinked } = await healthyPair();
+    const day = dayOf(Date.now());
+    const liar = await joined(a);
+    // The page's total slot first, valid: refused with the rest of its frame.
+    const frame = encodeDeltaUnchecked({ replica: liar.replica, after: 0, upTo: 1 }, [
+      { page: 'ranked', count: 1, seq: 1 },
+      { page: 'ranked', count: 10 ** 9, seq: 1, kind: SERIES_REGISTER, t: registerT(day, 9) },
+    ]);
+    liar.send(liar.sealer!.seal(frame));
+    expect((await liar.closed).reason).toMatch(/rank must be 1–51, got 1000000000/);
+    // 52, one past the highest rank a 64-bit hash gives, in a sync chunk of another replica.
+    const other = await joined(a);
+    const chunk = encoding.createEncoder();
+    for (const n of [PROTOCOL_VERSION, MESSAGE_TAGS.slots, 1, 0, 1]) encoding.writeVarUint(chunk, n);
+    encoding.writeVarUint8Array(chunk, replicaIdToBytes(newReplicaId()));
+    encoding.writeVarUint(chunk, 2);
+    encoding.writeVarString(chunk, 'ranked');
+    for (const n of [0, 1, 1, 0, 0]) encoding.writeVarUint(chunk, n);
+    encoding.writeVarString(chunk, 'ranked');
+    for (const n of [0, 52, 1, 0, SERIES_REGISTER, registerT(day, 10)]) encoding.writeVarUint(chunk, n);
+    other.send(other.sealer!.seal(encoding.toUint8Array(chunk)));
+    expect((await other.closed).reason).toMatch(/rank must be 1–51, got 52/);
+    expect(await pageCount(a, 'ranked')).toBe(0);
+    expect((await getJson<Points>(a, `/api/pages/ranked/series?step=day&from=${day * DAY_MS}&to=${(day + 1) * DAY_MS}`)).points).toEqual([{ t: new Date(day * DAY_MS).toISOString(), views: 0, visitors: 0 }]);
+    await stillLinked();
+  });
+
+  it('buckets above their total slot: every node lists top pages by views at most their totals, each limit a prefix of the next', async () => {
+    const { a, b, stillLinked } = await healthyPair();
+    await incrementBatch(a, [
+      { page: 'honest', by: 5 },
+      { page: 'second', by: 4 },
+    ]);
+    const now = Date.now();
+    const liar = await joined(a);
+    // Impossible for an honest replica (each view raises its total and one bucket of each kind),
+    // accepted all the same: refusing it would depend on arrival order (a bucket may come first).
+    liar.sendMessage({
+      type: 'delta',
+      range: { replica: liar.replica, after: 0, upTo: 1 },
+      slots: [
+        { page: page('inflated'), count: 1, seq: 1 },
+        { page: page('inflated'), count: 1_000, seq: 1, kind: SERIES_HOUR, t: hourOf(now) },
+        { page: page('inflated'), count: 1_000, seq: 1, kind: SERIES_DAY, t: dayOf(now) },
+      ],
+    });
+    await eventually(async () => expect(await pageCount(b, 'inflated')).toBe(1));
+    const range = `from=${(dayOf(now) - 29) * DAY_MS}&to=${(dayOf(now) + 1) * DAY_MS}`;
+    const full = [
+      { page: 'honest', views: 5 },
+      { page: 'second', views: 4 },
+      { page: 'inflated', views: 1 },
+    ];
+    for (const node of [a, b]) {
+      await eventually(async () => {
+        // Before, limit 3 read the inflated page (1,000 in its buckets) and put it first, limit 2 stopped before it.
+        for (const limit of [1, 2, 3, 10]) expect((await getJson<Top>(node, `/api/top?limit=${limit}&${range}`)).pages, `${node.name} limit ${limit}`).toEqual(full.slice(0, limit));
+        // The series show what the slots hold.
+        expect((await getJson<Points>(node, `/api/pages/inflated/series?step=day&${range}`)).points.at(-1)?.views).toBe(1_000);
+      });
+    }
+    liar.close();
     await stillLinked();
   });
 });

@@ -65,6 +65,12 @@ describe('recover refuses a forged or corrupt backup', () => {
     // Slots are read page by page: a slot whose page lost its row would be dropped silently.
     ['slots of a page with no total', (db: Database.Database) => db.exec("DELETE FROM pages WHERE page = 'about'"), /it holds 2 slots but its pages list 1: slots of pages with no total/],
     ['a page total that is not the sum of its slots', (db: Database.Database) => db.exec("UPDATE pages SET total = 7 WHERE page = 'about'"), /page "about" totals 7 but its slots sum to 1/],
+    // A register of the day's visitor sketch beside each day bucket, at a rank no 64-bit hash gives (1–51).
+    [
+      'a register rank past 51',
+      (db: Database.Database) => db.exec(`INSERT INTO series_slots (page, kind, t, replica, count, seq, epoch) SELECT page, 3, t * 16384 + 9, replica, 1000000000, seq, epoch FROM series_slots WHERE kind = 2`),
+      /rank must be 1–51, got 1000000000/,
+    ],
   ])('%s: exit 1, the backup named, nothing written', async (_what, forge, message) => {
     const result = await recoverWith(forge, { home: 3 });
     expect(result.code, result.output).toBe(1);

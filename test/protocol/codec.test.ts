@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { describe, expect, it } from 'vitest';
+import { HLL_MAX_RANK } from '../../src/crdt/hyperloglog.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 import { decodeFrame, encodeMessage, MESSAGE_TAGS, ProtocolError, REJECT_CODES } from '../../src/protocol/codec.js';
 import { MAX_FRAME_BYTES, NONCE_BYTES, PROOF_BYTES, PROTOCOL_VERSION, type Message } from '../../src/protocol/messages.js';
@@ -284,6 +285,16 @@ describe('field validation', () => {
     expectBadFrame(slot(4, u(1)), /kind/);
     expectBadFrame(slot(2), /t|fit|end/);
     expectBadFrame(slot(2, u(2 ** 41)), /t /);
+    // A register's rank is 1–51 (HLL_MAX_RANK: 64 − 14 + 1); anything above no visitor can raise.
+    const register = (count: number) => v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(count), u(9), u(0), u(3), u(20_000 * 16384 + 7));
+    expect(decodeFrame(register(HLL_MAX_RANK))).toMatchObject({ slots: [{ kind: 3, count: HLL_MAX_RANK }] });
+    expectBadFrame(register(HLL_MAX_RANK + 1), /rank must be 1–51, got 52/);
+    expectBadFrame(register(10 ** 9), /rank/);
+    const rankDelta: Message = { type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: page('p'), count: 10 ** 9, seq: 1, kind: 3, t: 20_000 * 16384 }] };
+    expect(() => encodeMessage(rankDelta)).toThrow(/rank/);
+    expectBadFrame(v1('delta', rid(R1), u(0), u(1), u(1), t('p'), u(52), u(1), u(0), u(3), u(20_000 * 16384)), /rank/);
+    // The count of a bucket is not bounded by the rank.
+    expect(decodeFrame(v1('delta', rid(R1), u(0), u(1), u(1), t('p'), u(52), u(1), u(0), u(2), u(20_000)))).toMatchObject({ slots: [{ kind: 2, count: 52 }] });
     // A series slot counts at least 1, even at a reset epoch.
     expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(0), u(9), u(1), u(2), u(5)), /at least 1/);
     const delta = v1('delta', rid(R1), u(0), u(1), u(1), t('p'), u(3), u(1), u(0), u(2), u(20_000));

@@ -11,11 +11,12 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { PageName } from '../../src/ids.js';
+import { dayOf, registerT, SERIES_REGISTER } from '../../src/crdt/series.js';
+import type { PageName, ReplicaId } from '../../src/ids.js';
 import { openMemoryStore } from '../../src/store/memory-store.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
 import type { Store } from '../../src/store/store.js';
-import { mergeInto, stateSize, UNION_PAGES_PER_MERGE } from '../../src/recovery/union.js';
+import { mergeInto, stateSize, UNION_PAGES_PER_MERGE, UnsafeCopyError } from '../../src/recovery/union.js';
 
 const PAGES = ['a', 'b', 'c', 'd'] as PageName[];
 
@@ -114,6 +115,29 @@ describe('the union of a copy that claims more than it holds', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('the union checks series slots like a peer’s', () => {
+  it('refuses a copy holding a register rank above 51 before merging the series batch that holds it', async () => {
+    // The store's merge trusts its input (the codec checks peers): a forged copy can hold anything.
+    const source = await openMemoryStore();
+    await source.increment([{ page: 'home' as PageName, by: 2, visitor: { index: 5, rank: 3 } }]);
+    const day = dayOf(Date.now());
+    const forger = '00000000000000000000000000000bad' as ReplicaId;
+    source.merge(
+      [
+        { page: 'home' as PageName, replica: forger, count: 1, seq: 1 },
+        { page: 'home' as PageName, replica: forger, count: 10 ** 9, seq: 1, kind: SERIES_REGISTER, t: registerT(day, 9) },
+      ],
+      [],
+    );
+    const union = await openMemoryStore();
+    expect(() => mergeInto(union, source)).toThrow(UnsafeCopyError);
+    expect(() => mergeInto(union, source)).toThrow(/rank must be 1–51, got 1000000000/);
+    // The batch holding it was not merged (the recovery then discards the whole union).
+    expect(union.slotsAfter(forger, { seq: 0 }, 100).filter((slot) => slot.kind === SERIES_REGISTER)).toEqual([]);
+    await Promise.all([source.close(), union.close()]);
   });
 });
 

@@ -230,6 +230,7 @@ describe('migrate', () => {
       'meta',
       'pages',
       'replicas',
+      'series_days_by_t',
       'series_hours_by_t',
       'series_slots',
       'series_slots_by_replica_seq',

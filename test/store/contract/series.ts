@@ -7,10 +7,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { stateDigest, type Slot } from '../../../src/crdt/g-counter.js';
-import { dayOf, hourOf } from '../../../src/crdt/series.js';
+import { dayOf, hourOf, SERIES_DAY, SERIES_HOUR } from '../../../src/crdt/series.js';
 import type { ReplicaId } from '../../../src/ids.js';
 import type { SlotCursor, Store } from '../../../src/store/store.js';
-import { type ContractContext, page } from './harness.js';
+import { type ContractContext, MAX, page, replica } from './harness.js';
 
 /** Every slot of every replica held, read `limit` at a time with the full cursor. */
 function allSlotsPaged(store: Store, limit: number): Slot[] {
@@ -71,6 +71,69 @@ export function seriesContract(ctx: ContractContext): void {
       // The same slots again change nothing.
       a.merge(allSlotsPaged(b, 1000), []);
       expect(a.digest()).toBe(digest);
+    });
+
+    it('saturates every sum of buckets at 2^53-1 (points, site buckets, top), and a reset of a saturated bucket sums it again', async () => {
+      const store = await ctx.open(undefined, { analytics: true });
+      await store.increment([{ page: page('small'), by: 3 }]);
+      const hour = hourOf(Date.now());
+      const day = dayOf(Date.now());
+      // 1,100 replicas at 2^53-1 on one page, in its total, hour and day bucket: 64-bit sums overflow past 1,024.
+      const slots: Slot[] = [];
+      for (let i = 1; i <= 1_100; i++) {
+        const r = replica(`f${i.toString(16)}`);
+        slots.push({ page: page('big'), replica: r, count: MAX, seq: 1 }, { page: page('big'), replica: r, count: MAX, seq: 1, kind: SERIES_HOUR, t: hour }, { page: page('big'), replica: r, count: MAX, seq: 1, kind: SERIES_DAY, t: day });
+      }
+      store.merge(slots, []);
+      expect(store.count(page('big'))).toBe(MAX);
+      for (const range of [{ page: page('big') }, {}]) {
+        expect(store.series({ ...range, step: 'hour', from: hour, to: hour + 1 }).map((point) => point.views)).toEqual([MAX]);
+        expect(store.series({ ...range, step: 'day', from: day, to: day + 1 }).map((point) => point.views)).toEqual([MAX]);
+      }
+      const top = { fromHour: hour - 24 * 30, toHour: hour + 1, limit: 10 };
+      expect(store.top(top)).toEqual([
+        { page: page('big'), count: MAX },
+        { page: page('small'), count: 3 },
+      ]);
+      // The site's buckets were at the cap: they cannot subtract, and read the rest exactly after the reset.
+      store.reset([page('big')]);
+      expect(store.series({ step: 'hour', from: hour, to: hour + 1 }).map((point) => point.views)).toEqual([3]);
+      expect(store.series({ step: 'day', from: day, to: day + 1 }).map((point) => point.views)).toEqual([3]);
+      expect(store.top(top)).toEqual([{ page: page('small'), count: 3 }]);
+      // Below the cap a site bucket subtracts exactly as before.
+      await store.increment([{ page: page('big'), by: 2 }]);
+      store.reset([page('small')]);
+      expect(store.series({ step: 'day', from: day, to: day + 1 }).map((point) => point.views)).toEqual([2]);
+    });
+
+    it('counts a page in the top list at most at its total: buckets a peer sent above its total slot do not break the early stop', async () => {
+      const store = await ctx.open(undefined, { analytics: true });
+      await store.increment([
+        { page: page('honest'), by: 5 },
+        { page: page('second'), by: 4 },
+      ]);
+      const hour = hourOf(Date.now());
+      const day = dayOf(Date.now());
+      const liar = replica('bad');
+      store.merge(
+        [
+          { page: page('inflated'), replica: liar, count: 1, seq: 1 },
+          { page: page('inflated'), replica: liar, count: 1_000, seq: 1, kind: SERIES_HOUR, t: hour },
+          { page: page('inflated'), replica: liar, count: 1_000, seq: 1, kind: SERIES_DAY, t: day },
+        ],
+        [],
+      );
+      const range = { fromHour: hour - 24 * 30, toHour: hour + 1 };
+      const full = [
+        { page: page('honest'), count: 5 },
+        { page: page('second'), count: 4 },
+        { page: page('inflated'), count: 1 },
+      ];
+      // Every limit a prefix of the same list (before, limit 3 read the inflated page and put it first; 2 stopped before it).
+      for (const limit of [1, 2, 3, 10]) expect(store.top({ ...range, limit }), `limit ${limit}`).toEqual(full.slice(0, limit));
+      for (const fromHour of [hour, hour - 5, day * 24]) expect(store.top({ fromHour, toHour: hour + 1, limit: 3 })).toEqual(full);
+      // The series themselves show what the slots hold.
+      expect(store.series({ page: page('inflated'), step: 'day', from: day, to: day + 1 }).map((point) => point.views)).toEqual([1_000]);
     });
   });
 }
