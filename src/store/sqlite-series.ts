@@ -75,7 +75,11 @@ function prepare(db: Database.Database) {
     afterCursor: db.prepare<[number, number, PageName, number, number, number], SeriesRow>(
       'SELECT page, kind, t, count, seq, epoch FROM series_slots WHERE replica = ? AND (seq, page, kind, t) > (?, ?, ?, ?) ORDER BY seq, page, kind, t LIMIT ?',
     ),
-    pagePoints: db.prepare<[PageName, number, number, number], [number, number]>('SELECT t, sum(count) FROM series_slots WHERE page = ? AND kind = ? AND t >= ? AND t < ? GROUP BY t').raw(),
+    // Hour and day points apart, each with its kind written out (see prepareSlotReads).
+    pagePoints: {
+      [SERIES_HOUR]: db.prepare<[PageName, number, number], [number, number]>(`SELECT t, sum(count) FROM series_slots WHERE page = ? AND kind = ${SERIES_HOUR} AND t >= ? AND t < ? GROUP BY t`).raw(),
+      [SERIES_DAY]: db.prepare<[PageName, number, number], [number, number]>(`SELECT t, sum(count) FROM series_slots WHERE page = ? AND kind = ${SERIES_DAY} AND t >= ? AND t < ? GROUP BY t`).raw(),
+    },
     sitePoints: db.prepare<[number, number, number], [number, number]>('SELECT t, views FROM site_buckets WHERE kind = ? AND t >= ? AND t < ?').raw(),
     sketchDays: db.prepare<[PageName, number, number], [number, Buffer]>('SELECT day, histogram FROM sketches WHERE page = ? AND day >= ? AND day < ?').raw(),
     // A page's views in a range: a seek into its day buckets and at most two into its hour
@@ -251,7 +255,7 @@ export class SeriesTables {
   points(range: SeriesRange): SeriesPoint[] {
     const kind = range.step === 'hour' ? SERIES_HOUR : SERIES_DAY;
     const views = new Map<number, number>();
-    const rows = range.page === undefined ? this.s.sitePoints.iterate(kind, range.from, range.to) : this.s.pagePoints.iterate(range.page, kind, range.from, range.to);
+    const rows = range.page === undefined ? this.s.sitePoints.iterate(kind, range.from, range.to) : this.s.pagePoints[kind].iterate(range.page, range.from, range.to);
     for (const [t, n] of rows) views.set(t, n);
     const visitors = new Map<number, number>();
     if (range.step === 'day') {
