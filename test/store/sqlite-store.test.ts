@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { stateDigest, type Slot } from '../../src/crdt/g-counter.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 import { identityFilePath, readIdentityFile, writeIdentityFile } from '../../src/store/identity.js';
@@ -148,6 +148,20 @@ describe('SqliteStore', () => {
     store.merge([good], []);
     expect(store.digest()).toBe(stateDigest(store.pageSlots('p' as PageName)));
     expect(store.digest()).not.toBe(digest);
+  });
+
+  it('prepares no statement that compares a series slot\'s kind with a bound parameter (SQLite would re-prepare it at every run)', async () => {
+    // A bound kind could make a partial index of migration 0004 usable, so SQLite marks it and
+    // re-prepares the statement whenever it is bound again: 10–15 µs per run instead of 2.
+    const prepare = vi.spyOn(Database.prototype, 'prepare');
+    try {
+      await open({ analytics: true });
+      const sources = prepare.mock.calls.map(([source]) => source).filter((source) => /\bseries_slots\b/.test(source));
+      expect(sources.length).toBeGreaterThan(10);
+      expect(sources.filter((source) => /\bkind\s*(?:=|==|<>|!=|IN\s*\()\s*[?:@$]/i.test(source))).toEqual([]);
+    } finally {
+      prepare.mockRestore();
+    }
   });
 
   it.each([false, true])('answers pageSlots from its cache exactly as the database holds them, through increments, merges, a reset and a rollback (analytics %s)', async (analytics) => {
