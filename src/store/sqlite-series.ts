@@ -68,9 +68,10 @@ function prepare(db: Database.Database) {
       .raw(),
     siteDay: db.prepare<[number], [number, number]>('SELECT idx, rank FROM site_registers WHERE day = ?').raw(),
     setSiteRegister: db.prepare<[number, number, number]>('INSERT INTO site_registers (day, idx, rank) VALUES (?, ?, ?) ON CONFLICT (day, idx) DO UPDATE SET rank = excluded.rank'),
-    // views and the added count are at most MAX: their sum fits 64 bits, and min() keeps the cap.
+    // views and the added count are at most MAX: their sum fits 64 bits, and min() keeps the cap
+    // (on a new row too: a transaction's sum for one bucket can pass MAX).
     addSiteBucket: db.prepare<[number, number, number]>(
-      `INSERT INTO site_buckets (kind, t, views) VALUES (?, ?, ?) ON CONFLICT (kind, t) DO UPDATE SET views = min(${MAX}, views + excluded.views)`,
+      `INSERT INTO site_buckets (kind, t, views) VALUES (?, ?, min(${MAX}, ?)) ON CONFLICT (kind, t) DO UPDATE SET views = min(${MAX}, views + excluded.views)`,
     ),
     /** Exact below the cap only: a saturated bucket is left alone (no change) and summed again. */
     subtractSiteBucket: db.prepare<[number, number, number]>(`UPDATE site_buckets SET views = max(0, views - ?) WHERE kind = ? AND t = ? AND views < ${MAX}`),
@@ -177,7 +178,8 @@ export class SeriesTables {
    */
   private siteDays = new Map<number, Uint8Array>();
   /** Views this transaction adds to (or, after a reset, takes from) the site's buckets: `${kind}:${t}` → change. */
-  private siteBuckets = new Map<string, { kind: number; t: number; views: number }>();
+  /** Net change per site bucket in this transaction, exact (BigInt: raises and a reset's drops of slots near 2^53 mix). */
+  private siteBuckets = new Map<string, { kind: number; t: number; views: bigint }>();
   /** Days whose site sketch must be rebuilt at finish (a reset dropped registers of them). */
   private rebuildDays = new Set<number>();
   /** Saturated site buckets a reset dropped slots of, `${kind}:${t}`: summed again at finish. */
@@ -277,10 +279,13 @@ export class SeriesTables {
   /** End of a transaction's series work: histograms written, site sketches and saturated buckets rebuilt. */
   finish(): void {
     const s = this.s;
+    const max = BigInt(MAX_TOTAL);
     for (const { kind, t, views } of this.siteBuckets.values()) {
-      if (views > 0) s.addSiteBucket.run(kind, t, views);
-      // Exact below the cap only: a saturated bucket (or none) is summed again from its slots.
-      else if (views < 0 && s.subtractSiteBucket.run(-views, kind, t).changes === 0) this.resumBuckets.set(`${kind}:${t}`, { kind: kind as 1 | 2, t });
+      if (views > 0n) s.addSiteBucket.run(kind, t, Number(views < max ? views : max));
+      else if (views < 0n) {
+        // Exact below the cap only: a saturated bucket (or none), or a fall past the cap, is summed again from its slots.
+        if (-views > max || s.subtractSiteBucket.run(Number(-views), kind, t).changes === 0) this.resumBuckets.set(`${kind}:${t}`, { kind: kind as 1 | 2, t });
+      }
     }
     for (const { kind, t } of this.resumBuckets.values()) {
       const views = (kind === SERIES_HOUR ? s.hourBucketSum.get(t) : s.dayBucketSum.get(t)) ?? 0;
@@ -423,8 +428,8 @@ export class SeriesTables {
   private addToSite(kind: number, t: number, views: number): void {
     const key = `${kind}:${t}`;
     const entry = this.siteBuckets.get(key);
-    if (entry === undefined) this.siteBuckets.set(key, { kind, t, views });
-    else entry.views += views;
+    if (entry === undefined) this.siteBuckets.set(key, { kind, t, views: BigInt(views) });
+    else entry.views += BigInt(views);
   }
 
   /** The site's registers of a day (index → rank), from the cache or read once. */

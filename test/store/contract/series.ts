@@ -73,6 +73,28 @@ export function seriesContract(ctx: ContractContext): void {
       expect(a.digest()).toBe(digest);
     });
 
+    it('caps a site bucket written first by one transaction past 2^53-1', async () => {
+      const store = await ctx.open(undefined, { analytics: true });
+      const day = dayOf(Date.now());
+      // Two pages at the limit in one commit: the site's new day bucket is their sum, capped.
+      await store.increment([
+        { page: page('x'), by: MAX },
+        { page: page('y'), by: MAX },
+      ]);
+      expect(store.series({ step: 'day', from: day, to: day + 1 }).map((point) => point.views)).toEqual([MAX]);
+    });
+
+    it('sums a site bucket exactly when raises near 2^53-1 and a reset of the same bucket meet in one merge', async () => {
+      const other = await ctx.open(undefined, { analytics: true });
+      const day = dayOf(Date.now());
+      other.merge([{ page: page('z'), replica: replica('e1'), count: 5, seq: 1 }, { page: page('z'), replica: replica('e1'), count: 5, seq: 1, kind: SERIES_DAY, t: day }], [{ replica: replica('e1'), after: 0, upTo: 1 }]);
+      // One merge: a's day bucket at the limit from three replicas, then a reset of a (a tombstone).
+      const slots: Slot[] = ['e2', 'e3', 'e4'].map((r) => ({ page: page('a'), replica: replica(r), count: MAX, seq: 1, kind: SERIES_DAY, t: day }));
+      slots.push({ page: page('a'), replica: replica('e5'), count: 0, seq: 1, epoch: 1 });
+      other.merge(slots, []);
+      expect(other.series({ step: 'day', from: day, to: day + 1 }).map((point) => point.views)).toEqual([5]);
+    });
+
     it('saturates every sum of buckets at 2^53-1 (points, site buckets, top), and a reset of a saturated bucket sums it again', async () => {
       const store = await ctx.open(undefined, { analytics: true });
       await store.increment([{ page: page('small'), by: 3 }]);
