@@ -141,7 +141,14 @@ export class SyncSource {
    */
   roundMerged(session: PeerSession, whole: boolean): void {
     if (!this.catching) return;
-    if (whole && this.source?.session === session && !this.advertised.has(session)) {
+    // A whole round (every chunk arrived and merged) answered our vector with everything the
+    // source held after it, whether or not its slots justified every range it claimed: after an
+    // honest reset a vector names seqs no slot carries any more, so "we hold all it advertised"
+    // may never come (review F4: every join then waited out SOURCE_STALL_MS per source). The next
+    // source, a waiting peer still ahead, sends only what our vector (moved by the justified
+    // ranges) still lacks. `whole` is kept for the log.
+    if (this.source?.session === session) {
+      if (!whole) this.options.log.debug({ peer: session.peer?.name }, 'catch-up source claimed ranges its slots did not justify');
       this.done();
       return;
     }
