@@ -10,15 +10,15 @@
  * - The first session to open becomes the source. A peer whose own vector (sent at its open) we
  *   already dominate gets ours at once: it can only send what it commits meanwhile.
  * - The source is done once our vector dominates the one it advertised (checked when it arrives
- *   and after every merged round) — or, when it advertised none (it is catching up too, and holds
- *   its vector back from us), once a round of its answer was merged whose slots justified every
- *   range it claimed. Then a waiting peer still ahead of us, picked at random, is the next source;
+ *   and after every merged round), or once a whole round of its answer was merged, justified or
+ *   not (only the justified ranges moved our vector; what is left, the next source sends). Then a waiting peer still ahead of us, picked at random, is the next source;
  *   when none is ahead, every waiting peer gets our vector and catching up ends.
  * - A source that closes, sends no frame of its answer for SOURCE_STALL_MS (while we are not
  *   merging or holding its socket paused), or is not done within SOURCE_DEADLINE_MS — it died,
  *   withholds, trickles, or its `covered` lied — is replaced by a waiting peer. After
- *   MAX_SYNC_SOURCES sources, or with no peer left to ask, catching up ends. So no peer can keep
- *   this node from asking the others for longer than MAX_SYNC_SOURCES × SOURCE_DEADLINE_MS.
+ *   MAX_SYNC_SOURCES sources, or with no peer left to ask, catching up ends; and it ends at the
+ *   latest CATCH_UP_BOUND_MS after it began. So no peer can keep this node from asking the others
+ *   for longer than CATCH_UP_BOUND_MS (plus one SOURCE_CHECK_MS).
  *
  * Nothing here changes what goes on the wire or what a receiver checks: a node may send its
  * vector when it likes (PROTOCOL.md §5), and every answer is checked as before. Live deltas and
@@ -38,6 +38,14 @@ export const SOURCE_STALL_MS = 2_000;
 export const SOURCE_DEADLINE_MS = 15_000;
 /** Sources asked one after the other before every peer is asked at once. */
 export const MAX_SYNC_SOURCES = 3;
+/**
+ * Catching up one source at a time ends at most this long after it began: every waiting peer is
+ * then asked. Half the start-up gate's wait (STARTUP_SYNC_TIMEOUT_MS, 5 s, catch-up.ts), so a
+ * source that trickles its answer (each frame within SOURCE_STALL_MS) cannot keep the honest peers
+ * unasked until the gate opens on an old or empty copy (review F5). A large state still arriving
+ * from the source then costs the others' answers for what is left, as before one copy on join.
+ */
+export const CATCH_UP_BOUND_MS = 2_500;
 /** How often the source's progress is looked at. */
 export const SOURCE_CHECK_MS = 250;
 
@@ -58,6 +66,7 @@ export interface SyncSourceOptions {
   readonly stallMs?: number;
   readonly deadlineMs?: number;
   readonly maxSources?: number;
+  readonly boundMs?: number;
 }
 
 interface Source {
@@ -81,8 +90,13 @@ export class SyncSource {
   private readonly stallMs: number;
   private readonly deadlineMs: number;
   private readonly maxSources: number;
+  private readonly boundMs: number;
+  /** When catching up (re)began. */
+  private catchingSince: number;
 
   constructor(private readonly options: SyncSourceOptions) {
+    this.catchingSince = options.timers.now();
+    this.boundMs = options.boundMs ?? CATCH_UP_BOUND_MS;
     this.stallMs = options.stallMs ?? SOURCE_STALL_MS;
     this.deadlineMs = options.deadlineMs ?? SOURCE_DEADLINE_MS;
     this.maxSources = options.maxSources ?? MAX_SYNC_SOURCES;
@@ -170,6 +184,7 @@ export class SyncSource {
     }
     if (!this.catching && this.openCount() === 0) {
       this.catching = true;
+      this.catchingSince = this.options.timers.now();
       this.sourcesAsked = 0;
       this.asked = new WeakSet();
       this.advertised = new WeakMap();
@@ -181,6 +196,11 @@ export class SyncSource {
     const source = this.source;
     if (source === undefined || !this.catching) return;
     const now = this.options.timers.now();
+    if (now - this.catchingSince >= this.boundMs) {
+      this.options.log.warn({ peer: source.session.peer?.name, boundMs: this.boundMs }, 'catching up from one source took too long: asking every peer');
+      this.finish();
+      return;
+    }
     if (this.options.holdingUp(source.session)) source.progressAt = now;
     if (now - source.askedAt >= this.deadlineMs) this.replace(`not caught up within ${this.deadlineMs} ms`);
     else if (now - source.progressAt >= this.stallMs) this.replace(`no answer for ${this.stallMs} ms`);

@@ -8,7 +8,8 @@ import type { VersionVector } from '../../src/crdt/version-vector.js';
 import type { ReplicaId } from '../../src/ids.js';
 import { noLog } from '../../src/log.js';
 import type { PeerSession } from '../../src/replication/peer-session.js';
-import { MAX_SYNC_SOURCES, SOURCE_DEADLINE_MS, SOURCE_STALL_MS, SyncSource } from '../../src/replication/sync-source.js';
+import { CATCH_UP_BOUND_MS, MAX_SYNC_SOURCES, SOURCE_CHECK_MS, SOURCE_DEADLINE_MS, SOURCE_STALL_MS, SyncSource } from '../../src/replication/sync-source.js';
+import { STARTUP_SYNC_TIMEOUT_MS } from '../../src/replication/catch-up.js';
 import { VirtualTimers } from '../../src/virtual-timers.js';
 
 const OWN = '00000000000000000000000000000000' as ReplicaId;
@@ -19,7 +20,8 @@ interface FakeSession {
   readonly peer: { readonly replica: ReplicaId; readonly name: string };
 }
 
-function harness() {
+/** `boundMs`: the whole catch-up's bound; the rule's other tests run it far out of their way. */
+function harness(boundMs = 10 * SOURCE_DEADLINE_MS) {
   const timers = new VirtualTimers();
   const local = new Map<ReplicaId, number>();
   const sessions = new Map<ReplicaId, FakeSession>();
@@ -35,6 +37,7 @@ function harness() {
     sessionOf: (replica) => sessions.get(replica) as unknown as PeerSession | undefined,
     sendVv: (session) => sentTo.push(session.peer!.name),
     holdingUp: () => holdingUp,
+    boundMs,
   });
   let next = 1;
   const open = (name: string): PeerSession => {
@@ -170,6 +173,23 @@ describe('SyncSource: one copy on join', () => {
     h.source.answerArrived(a);
     h.advance(1_000);
     expect(h.source.current).not.toBe(a.peer!.replica);
+  });
+
+  it(`asks every peer once catching up has taken ${CATCH_UP_BOUND_MS} ms, however the source trickles (before the start-up gate opens)`, () => {
+    const h = harness(CATCH_UP_BOUND_MS);
+    const a = h.open('a');
+    h.open('b');
+    h.open('c');
+    for (let t = 0; t < CATCH_UP_BOUND_MS - 500; t += 500) {
+      h.source.answerArrived(a);
+      h.advance(500);
+    }
+    expect(h.sentTo).toEqual(['a']);
+    h.source.answerArrived(a);
+    h.advance(500 + SOURCE_CHECK_MS);
+    expect(h.sentTo).toEqual(['a', 'b', 'c']);
+    expect(h.source.catchingUp).toBe(false);
+    expect(CATCH_UP_BOUND_MS + SOURCE_CHECK_MS).toBeLessThan(STARTUP_SYNC_TIMEOUT_MS);
   });
 
   it(`asks every peer at once after ${MAX_SYNC_SOURCES} sources failed`, () => {
