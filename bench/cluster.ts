@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HttpTarget, waitFor } from './http-client.js';
 import { freePortOn } from './loopback-ports.js';
-import type { Child, ProcessSet } from './processes.js';
+import { type Child, LISTEN_TIMEOUT_MS, type ProcessSet } from './processes.js';
 
 /** The repository root, from dist/bench/cluster.js. */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -34,6 +34,17 @@ export const WRITER_HEADERS: Readonly<Record<string, string>> = { authorization:
 
 /** How long a cluster may take until every node sees every other as connected. */
 export const CONNECT_TIMEOUT_MS = 30_000;
+/**
+ * Nodes a cluster starts within the plain timeouts. Past it the listen and connect timeouts grow
+ * in proportion: 16 processes starting at once on 2 cores (busy with other work) took longer than
+ * 20 s to listen.
+ */
+const NODES_PER_TIMEOUT = 4;
+
+/** `base` stretched for a cluster of `nodes` starting at once. */
+export function startTimeout(base: number, nodes: number): number {
+  return base * Math.max(1, nodes / NODES_PER_TIMEOUT);
+}
 
 export type ClusterKind = 'ours' | 'naive';
 
@@ -112,7 +123,7 @@ export class Cluster {
           privateHttp: new HttpTarget(options.kind === 'ours' ? privateUrl : child.url, { maxSockets: 4 }),
         });
       });
-      await cluster.waitConnected();
+      await cluster.waitConnected(startTimeout(CONNECT_TIMEOUT_MS, options.nodes));
       return cluster;
     } catch (error) {
       await cluster.stop();
@@ -140,7 +151,7 @@ export class Cluster {
       ...this.extraEnv,
     };
     const nodeArgs = this.cpuProf !== '' ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProf, '--cpu-prof-name', `${label}-${index}-${Date.now()}.cpuprofile`] : [];
-    return this.processes.spawn({ name: `${label}-${index}`, script: this.script, env, nodeArgs, cwd: ROOT, port: this.port });
+    return this.processes.spawn({ name: `${label}-${index}`, script: this.script, env, nodeArgs, cwd: ROOT, port: this.port, listenTimeoutMs: startTimeout(LISTEN_TIMEOUT_MS, this.size) });
   }
 
   /** Waits until every node has an open session with every other (GET /api/cluster). */

@@ -79,7 +79,7 @@ interface KnobSpec {
 }
 
 export const KNOBS: readonly KnobSpec[] = [
-  { name: 'nodes', flag: '--nodes', env: 'BENCH_NODES', full: '3', quick: '3', help: 'Node processes in the cluster (2–9).' },
+  { name: 'nodes', flag: '--nodes', env: 'BENCH_NODES', full: '3', quick: '3', help: 'Node processes in the cluster (2–16; each on its own loopback address, 127.0.0.2 …).' },
   { name: 'rates', flag: '--rates', env: 'BENCH_RATES', full: '100,1000,10000', quick: '100,1000,10000', help: 'Open-loop rates, increments/s, comma-separated.' },
   { name: 'rateDurationMs', flag: '--rate-duration-ms', env: 'BENCH_RATE_DURATION_MS', full: '10000', quick: '2000', help: 'How long each rate runs.' },
   { name: 'pages', flag: '--pages', env: 'BENCH_PAGES', full: '1000', quick: '1000', help: 'Distinct pages the load spreads over.' },
@@ -118,7 +118,7 @@ export const KNOBS: readonly KnobSpec[] = [
 export class KnobError extends Error {}
 
 const INTEGER_LIMITS: Partial<Record<keyof Knobs, readonly [number, number]>> = {
-  nodes: [2, 9],
+  nodes: [2, 16],
   rateDurationMs: [500, 600_000],
   pages: [1, 1_000_000],
   sampleRate: [1, 1000],

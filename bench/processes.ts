@@ -42,6 +42,8 @@ export interface SpawnOptions {
    * than the `listening` line (which LOG_LEVEL=warn hides).
    */
   readonly port?: number;
+  /** How long it may take to be ready; default LISTEN_TIMEOUT_MS. */
+  readonly listenTimeoutMs?: number;
 }
 
 /** PATH and friends from our environment, none of the node settings (PEERS, FLY_* …). */
@@ -146,11 +148,12 @@ async function spawnChild(options: SpawnOptions): Promise<Child> {
       };
       poll();
     }
+    const listenTimeoutMs = options.listenTimeoutMs ?? LISTEN_TIMEOUT_MS;
     const timer = setTimeout(() => {
       settled = true;
       clearTimeout(probe);
-      reject(new Error(`${options.name} did not start listening within ${LISTEN_TIMEOUT_MS} ms; stderr: ${stderr}`));
-    }, LISTEN_TIMEOUT_MS);
+      reject(new Error(`${options.name} did not start listening within ${listenTimeoutMs} ms; stderr: ${stderr}`));
+    }, listenTimeoutMs);
     proc.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
       buffered += chunk;
       let newline: number;

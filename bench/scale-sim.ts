@@ -20,8 +20,9 @@ import type { Log } from '../src/log.js';
 import { noMetrics, type ReplicationMetrics } from '../src/replication/replication-metrics.js';
 import { Replicator } from '../src/replication/replicator.js';
 import { MemoryDisk, MemoryStore } from '../src/store/memory-store.js';
-import type { Store } from '../src/store/store.js';
+import type { SlotCursor, Store } from '../src/store/store.js';
 import { SimulatedNetwork } from '../src/transport/simulated-network.js';
+import type { Transport } from '../src/transport/transport.js';
 import { VirtualTimers } from '../src/virtual-timers.js';
 import { round, seededRandom, summarize, type Summary } from './stats.js';
 
@@ -43,6 +44,8 @@ export interface ScaleOptions {
   readonly joinPagesPerNode: number;
   /** Gives up waiting for a condition after this much virtual time. */
   readonly timeoutMs: number;
+  /** Each node's send-buffer bound (ReplicatorOptions.maxSendBufferBytes); undefined: the default 8 MiB. */
+  readonly maxSendBufferBytes?: number;
 }
 
 export const DEFAULT_SCALE_OPTIONS: Omit<ScaleOptions, 'nodes'> = {
@@ -85,12 +88,14 @@ export interface ScalePoint {
     readonly missing: number;
   };
   readonly join: {
-    /** Slots the cluster held when the node joined (one copy of the state). */
+    /** Page-total slots the cluster held when the node joined. */
     readonly stateSlots: number;
+    /** Slots of every kind (totals, hour and day buckets, visitor registers) it held: one copy of the state. */
+    readonly allSlots: number;
     /** Slots the joiner merged, and bytes it received, until it matched the cluster and 3 s more (answers still in flight). */
     readonly slotsReceived: number;
     readonly bytesReceived: number;
-    /** slotsReceived / stateSlots: copies of the state the joiner was sent. */
+    /** slotsReceived / allSlots: copies of the state the joiner was sent. */
     readonly copies: number;
     readonly catchUpMs: number | undefined;
   };
@@ -130,7 +135,7 @@ class CountingMetrics implements ReplicationMetrics {
   mergeDropped = noMetrics.mergeDropped;
 }
 
-interface SimNode {
+export interface SimNode {
   readonly index: number;
   readonly address: string;
   readonly store: MemoryStore;
@@ -138,6 +143,16 @@ interface SimNode {
   readonly metrics: CountingMetrics;
   /** Slots merged from peers. */
   slotsMerged: number;
+  /** Crashed (`ScaleCluster.crash`): its replicator stopped, its store gone. */
+  down: boolean;
+}
+
+/** Faults a test plugs into one node (test/replication/one-copy-join.test.ts): the real code, a misbehaving environment. */
+export interface NodeFaults {
+  /** The store as the replicator sees it (e.g. one whose reads come back empty: a node that lies in its answers). */
+  readonly store?: (store: Store) => Store;
+  /** The transport as the replicator sees it (e.g. connections that report a full send buffer: a node that withholds). */
+  readonly transport?: (transport: Transport) => Transport;
 }
 
 /** Lets immediates (group commits) and the microtasks they start run. */
@@ -173,14 +188,16 @@ export class ScaleCluster {
   }
 
   /** Boots node `index` with every other address (of `peers`) as its static peers. */
-  boot(index: number, peers: readonly string[]): SimNode {
+  boot(index: number, peers: readonly string[], faults: NodeFaults = {}): SimNode {
     const address = `n${index}:1`;
     const store = MemoryStore.open(new MemoryDisk(), { random: (n) => this.bytes(n) });
     const metrics = new CountingMetrics();
-    const node: SimNode = { index, address, store, replicator: undefined as unknown as Replicator, metrics, slotsMerged: 0 };
+    const node: SimNode = { index, address, store, replicator: undefined as unknown as Replicator, metrics, slotsMerged: 0, down: false };
+    const transport = this.network.transport(address);
+    const observed = this.observed(store, node);
     const replicator = new Replicator({
-      store: this.observed(store, node),
-      transport: this.network.transport(address),
+      store: faults.store?.(observed) ?? observed,
+      transport: faults.transport?.(transport) ?? transport,
       cluster: 'scale',
       secret: 'scale-simulation-secret-of-32-characters',
       node: { name: `n${index}`, version: 'sim', startedAt: this.timers.now(), address },
@@ -189,6 +206,7 @@ export class ScaleCluster {
       timers: this.timers,
       random: this.random,
       randomBytes: (n) => this.bytes(n),
+      ...(this.options.maxSendBufferBytes !== undefined ? { maxSendBufferBytes: this.options.maxSendBufferBytes } : {}),
     });
     (node as { replicator: Replicator }).replicator = replicator;
     replicator.start();
@@ -234,12 +252,38 @@ export class ScaleCluster {
     return Math.floor(this.random() * this.nodes.length);
   }
 
+  /** Kills node `index` as a crashed process: its links break, nothing more comes from it. */
+  async crash(index: number): Promise<void> {
+    const node = this.nodes[index]!;
+    if (node.down) return;
+    node.down = true;
+    this.network.crash(node.address);
+    await node.replicator.stop();
+    node.store.kill();
+  }
+
   async stop(): Promise<void> {
     for (const node of this.nodes) {
+      if (node.down) continue;
       await node.replicator.stop();
       node.store.kill();
     }
   }
+}
+
+/** Every slot the store holds, of every kind: what one full sync answer to an empty vector sends. */
+export function slotsOfEveryKind(store: Store): number {
+  let count = 0;
+  for (const replica of store.highestSlotSeqs().keys()) {
+    for (let cursor: SlotCursor = { seq: 0 }; ; ) {
+      const rows = store.slotsAfter(replica, cursor, 10_000);
+      count += rows.length;
+      const last = rows[rows.length - 1];
+      if (rows.length < 10_000 || last === undefined) break;
+      cursor = { seq: last.seq, page: last.page, kind: last.kind ?? 0, t: last.t ?? 0 };
+    }
+  }
+  return count;
 }
 
 function sentTotals(cluster: ScaleCluster): { frames: number; bytes: number; byType: Map<string, { frames: number; bytes: number }> } {
@@ -356,6 +400,7 @@ export async function runScaleSimulation(options: ScaleOptions, progress: (messa
     await cluster.runUntil(cluster.timers.now() + options.timeoutMs, () => cluster.nodes.every((node) => node.store.digest() === reference.store.digest()));
     let stateSlots = 0;
     for (const page of reference.store.listPages({ limit: 1_000_000 })) stateSlots += reference.store.pageSlots(page.page).length;
+    const allSlots = slotsOfEveryKind(reference.store);
     const joinAt = cluster.timers.now();
     const joiner = cluster.boot(n, addresses);
     const received = () => cluster.network.trafficOf(joiner.address).bytesReceived;
@@ -365,9 +410,10 @@ export async function runScaleSimulation(options: ScaleOptions, progress: (messa
     await cluster.run(JOIN_TAIL_MS);
     const join = {
       stateSlots,
+      allSlots,
       slotsReceived: joiner.slotsMerged,
       bytesReceived: received(),
-      copies: round(stateSlots === 0 ? 0 : joiner.slotsMerged / stateSlots, 2),
+      copies: round(allSlots === 0 ? 0 : joiner.slotsMerged / allSlots, 2),
       catchUpMs: caughtUp ? round(catchUpMs, 0) : undefined,
     };
     progress(`scale ${n}: a joiner received ${join.bytesReceived} bytes, ${join.copies} copies of the state`);

@@ -124,6 +124,8 @@ export class PeerSession {
    */
   private heldByPeer: Map<ReplicaId, number> | undefined;
   lastSyncAt: number | undefined;
+  /** Whether the last completed round's slots justified every range it claimed (sync-source.ts: an answer in full). */
+  lastRoundWhole = false;
   bytesSent = 0;
   bytesReceived = 0;
   private nextRound = 1;
@@ -299,6 +301,7 @@ export class PeerSession {
         // then only those its delivered slots justify.
         const ranges = this.rounds.covered(message.round, message.chunks, message.ranges);
         if (ranges === undefined) return NOTHING;
+        this.lastRoundWhole = ranges.length === message.ranges.length;
         for (const range of ranges) this.peerHolds(range);
         return { kind: 'covered', ranges };
       }

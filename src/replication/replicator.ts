@@ -15,7 +15,9 @@
  * `MergeQueue` → `Store.merge` (slots, covered, delta), `SyncSender.answer` (vv) or `Presence`
  * (awareness).
  *
- * - On open, both sides send their version vector; each answers with what the other lacks.
+ * - On open, both sides send their version vector; each answers with what the other lacks. A node
+ *   catching up (starting, or back from being cut off) sends its vector to one source first and
+ *   to the other peers once it holds what they advertised (sync-source.ts): one copy on join.
  * - Anti-entropy (every `antiEntropyIntervalMs`, a digest of our vector and state to two peers
  *   picked at random; vectors are exchanged only when the digests differ) fills the gaps skipped
  *   deltas leave, and relays other replicas' changes, so nodes that cannot reach each other
@@ -44,6 +46,7 @@ import { clusterStatus } from './replication-status.js';
 import { type SessionMessage, SessionTable } from './session-table.js';
 import { SYNC_CHUNK_SLOTS } from './sync-answer.js';
 import { MAX_SEND_BUFFER_BYTES, SyncSender } from './sync-sender.js';
+import { SyncSource } from './sync-source.js';
 
 export const HEARTBEAT_INTERVAL_MS = 1_000;
 export const HEARTBEAT_TIMEOUT_MS = 5_000;
@@ -100,6 +103,7 @@ export class Replicator {
   private readonly directory: PeerDirectory;
   private readonly merges: MergeQueue;
   private readonly sender: SyncSender;
+  private readonly source: SyncSource;
 
   private readonly sessions: SessionTable;
   /** Replica ids this node knows (in its vector, or admitted from a peer since start). */
@@ -154,6 +158,17 @@ export class Replicator {
       syncChunkSlots: options.syncChunkSlots ?? SYNC_CHUNK_SLOTS,
       ...(options.probe !== undefined ? { probe: options.probe } : {}),
     });
+    this.source = new SyncSource({
+      timers,
+      random: this.random,
+      log,
+      localVv: () => store.versionVector(),
+      localReplica: () => store.replicaId,
+      openSessions: () => this.sessions.open(),
+      sessionOf: (replica) => this.sessions.sessionOf(replica),
+      sendVv: (session) => this.sessions.guard(session, () => session.sendVv(store.versionVector())),
+      holdingUp: (session) => session.readingPaused || this.merges.busy(),
+    });
     this.sessions = new SessionTable({
       context: {
         cluster: options.cluster,
@@ -172,10 +187,13 @@ export class Replicator {
       directory: this.directory,
       onOpen: (session) => {
         session.send({ type: 'awareness', update: this.presence.ownUpdate() });
-        session.sendVv(this.store.versionVector());
+        this.source.opened(session);
       },
       onMessage: (session, message) => this.apply(session, message),
-      onClose: (session) => this.sender.forget(session),
+      onClose: (session) => {
+        this.sender.forget(session);
+        this.source.closed(session);
+      },
       onFailure: () => this.metrics.peerFailure(),
     });
     // Last: setting the local state broadcasts it at once, to the (still empty) session table.
@@ -212,6 +230,11 @@ export class Replicator {
     return () => this.firstSyncListeners.delete(listener);
   }
 
+  /** The peer this node is catching up from (one source at a time, sync-source.ts); undefined when not catching up. */
+  catchUpSource(): ReplicaId | undefined {
+    return this.source.catchingUp ? this.source.current : undefined;
+  }
+
   /** True once a full sync round from `replica` has been merged (see `onFirstSync`). */
   syncedWith(replica: ReplicaId): boolean {
     return this.synced.has(replica);
@@ -233,6 +256,9 @@ export class Replicator {
    * (what we lack). Equal digests cost one small frame and nothing else.
    */
   antiEntropyTick(): void {
+    // While catching up, vectors go to one source at a time (sync-source.ts); a digest would
+    // only invite the peers' vectors, and with ours back their whole state.
+    if (this.source.catchingUp) return;
     const open = [...this.sessions.open()];
     if (open.length === 0) return;
     const digest = syncDigest(this.store.versionVector(), this.store.digest());
@@ -312,6 +338,7 @@ export class Replicator {
     if (this.heartbeatTimer !== undefined) this.timers.clearTimeout(this.heartbeatTimer);
     if (this.antiEntropyTimer !== undefined) this.timers.clearTimeout(this.antiEntropyTimer);
     this.directory.stop();
+    this.source.stop();
     this.presence.destroy();
     // What peers already sent is applied before the store closes.
     this.merges.flush();
@@ -327,26 +354,32 @@ export class Replicator {
       case 'vv':
         if (!this.checkOwnClaim(session, seqOf(event.vv, this.store.replicaId), 'vv')) return;
         this.sender.answer(session, event.vv);
-        if (session.takeDigestReply()) session.sendVv(this.store.versionVector());
+        if (session.takeDigestReply()) this.source.offer(session);
+        this.source.vvReceived(session, event.vv);
         return;
       case 'digest': {
         const vv = this.store.versionVector();
         if (sameBytes(syncDigest(vv, this.store.digest()), event.digest)) session.peerMatches(vv);
-        else session.sendVv(vv);
+        else this.source.offer(session);
         return;
       }
       case 'slots':
         if (!this.checkOwnClaim(session, highestOwn(event.slots, this.store.replicaId), 'slots')) return;
+        this.source.answerArrived(session);
         this.merges.enqueue(session, event.slots, []);
         return;
-      case 'covered':
+      case 'covered': {
+        this.source.answerArrived(session);
+        const whole = session.lastRoundWhole;
         // Queued behind the round's chunks, so its ranges advance only after their slots.
         this.merges.enqueue(session, [], this.notOwn(event.ranges), () => {
           session.synced(this.timers.now());
           this.metrics.syncRound('received');
           this.firstSyncMerged(session);
+          this.source.roundMerged(session, whole);
         });
         return;
+      }
       case 'delta':
         if (!this.checkOwnClaim(session, highestOwn(event.slots, this.store.replicaId), 'delta')) return;
         this.merges.enqueue(session, event.slots, this.notOwn(event.ranges));
