@@ -9,7 +9,7 @@ import type { ReplicaId } from '../ids.js';
 import { identityRecord, type IdentityFileContents, type IdentityRecord, type StoredIdentity } from './identity.js';
 
 /** The schema version the memory twin models (the SQLite store's migrations count). */
-export const MEMORY_SCHEMA_VERSION = 6;
+export const MEMORY_SCHEMA_VERSION = 7;
 
 /** page → series key (series.ts `seriesKey`) → series slot: the hour and day buckets and sketch registers. */
 export type SeriesState = Map<PageName, Map<string, Slot>>;

@@ -12,10 +12,12 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { Slot } from '../../src/crdt/g-counter.js';
-import { decodeHistogram, HLL_REGISTERS, histogramOf } from '../../src/crdt/hyperloglog.js';
+import { stateDigest, type Slot } from '../../src/crdt/g-counter.js';
+import { decodeHistogram, HLL_MAX_RANK, HLL_REGISTERS, histogramOf } from '../../src/crdt/hyperloglog.js';
 import { DAY_MS, registerT, SERIES_DAY, SERIES_HOUR, SERIES_REGISTER } from '../../src/crdt/series.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
+import { encodeMessage } from '../../src/protocol/codec.js';
+import { planSyncAnswer } from '../../src/replication/sync-answer.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 
 const PAGES = ['a', 'b', 'c:d'] as PageName[];
@@ -134,4 +136,85 @@ describe('the derived series tables of the SQLite store', () => {
       { numRuns: 60 },
     );
   }, 120_000);
+});
+
+describe('migration 0007 (register ranks 1–51, series counts at least 1)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'series-0007-'));
+  });
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('clamps the ranks a schema-6 database merged above 51, drops counts below 1, and keeps the derived tables and sync answers right', async () => {
+    const path = join(dir, 'old.db');
+    const day = BASE_DAY;
+    const open = () => openSqliteStore({ path, now: () => day * DAY_MS + 3_600_000, pruneIntervalMs: 0, writeHealthIntervalMs: 0, analytics: true });
+    const [peer, other] = PEERS as [ReplicaId, ReplicaId];
+    const [a, b] = PAGES as [PageName, PageName];
+    // What a schema-6 node stored before the codec refused ranks above 51: its own views, and a
+    // peer's registers above 51 merged by the store's own code (so its derived tables hold them
+    // as that code wrote them), beside in-range ones of another peer on the same registers.
+    const first = await open();
+    await first.increment([{ page: a, by: 1, visitor: { index: 1, rank: 3 } }]);
+    await first.increment([{ page: b, by: 1, visitor: { index: 2, rank: 5 } }]);
+    const register = (page: PageName, replica: ReplicaId, index: number, count: number, seq: number): Slot => ({ page, replica, count, seq, kind: SERIES_REGISTER, t: registerT(day, index) });
+    first.merge(
+      [
+        { page: a, replica: peer, count: 2, seq: 1 },
+        { page: a, replica: peer, count: 20, seq: 1, kind: SERIES_DAY, t: day },
+        { page: a, replica: peer, count: 20, seq: 1, kind: SERIES_HOUR, t: day * 24 + 1 },
+        register(a, peer, 1, 60, 1),
+        register(a, peer, 7, 200, 1),
+        register(b, peer, 2, 52, 1),
+      ],
+      [{ replica: peer, after: 0, upTo: 1 }],
+    );
+    first.merge([{ page: a, replica: other, count: 1, seq: 1 }, register(a, other, 7, 30, 1), register(b, other, 9, 51, 1)], [{ replica: other, after: 0, upTo: 1 }]);
+    await first.close();
+    // Counts below 1 no code wrote, but a hostile or hand-edited file can hold (past the CHECKs).
+    const raw = new Database(path);
+    const interned = raw.prepare('SELECT id FROM replicas WHERE replica_id = ?').pluck().get(other) as number;
+    raw.pragma('ignore_check_constraints = ON');
+    const insert = raw.prepare('INSERT INTO series_slots (page, kind, t, replica, count, seq, epoch) VALUES (?, ?, ?, ?, ?, 1, 0)');
+    insert.run(a, SERIES_HOUR, day * 24 + 1, interned, -5);
+    insert.run(b, SERIES_DAY, day, interned, 0);
+    insert.run(b, SERIES_REGISTER, registerT(day, 11), interned, 0);
+    raw.pragma('user_version = 6');
+    raw.close();
+    expect(derivedAndRecomputed(path).held).not.toBe(derivedAndRecomputed(path).recomputed);
+
+    const store = await open();
+    try {
+      // (a) The rows are fixed: ranks above 51 at 51 under their seq, counts below 1 gone.
+      const db = new Database(path, { readonly: true });
+      const series = db.prepare('SELECT page, kind, t, count, seq FROM series_slots WHERE replica = (SELECT id FROM replicas WHERE replica_id = ?) AND kind = 3 ORDER BY page, t').all(peer);
+      const bad = db.prepare('SELECT count(*) FROM series_slots WHERE count < 1 OR (kind = 3 AND count > ?)').pluck().get(HLL_MAX_RANK);
+      db.close();
+      expect(series).toEqual([
+        { page: a, kind: 3, t: registerT(day, 1), count: 51, seq: 1 },
+        { page: a, kind: 3, t: registerT(day, 7), count: 51, seq: 1 },
+        { page: b, kind: 3, t: registerT(day, 2), count: 51, seq: 1 },
+      ]);
+      expect(bad).toBe(0);
+      // (b) A full sync answer encodes, and holds what the digest counts.
+      const answer = planSyncAnswer(store, new Map());
+      const slots: Slot[] = [];
+      let index = 0;
+      for (const chunk of answer.chunks) {
+        expect(() => encodeMessage({ type: 'slots', round: 1, index: index++, slots: chunk })).not.toThrow();
+        slots.push(...chunk);
+      }
+      expect(() => encodeMessage({ type: 'covered', round: 1, chunks: index, ranges: answer.ranges })).not.toThrow();
+      expect(slots.filter((slot) => slot.kind === SERIES_REGISTER && slot.replica === peer).map((slot) => slot.count)).toEqual([51, 51, 51]);
+      expect(store.digest()).toBe(stateDigest(slots));
+      // (c) The derived tables equal a recount from the fixed slots.
+      const { held, recomputed } = derivedAndRecomputed(path);
+      expect(held).toBe(recomputed);
+      expect(store.series({ page: a, step: 'day', from: day, to: day + 1 })).toEqual([{ t: day, views: 21, visitors: expect.any(Number) }]);
+    } finally {
+      await store.close();
+    }
+  });
 });
