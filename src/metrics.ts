@@ -4,6 +4,7 @@
  * (`new Counter({ registers: [metrics.registry], … })`). Knows no store: it watches anything of
  * the `MeteredStore` shape, which the Store interface satisfies (the composition root passes it).
  */
+import perfHooks, { type IntervalHistogram } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The one prefix of every metric the node exports (its own, the process's, replication's). */
@@ -43,13 +44,52 @@ export interface Metrics {
   /** Prometheus text exposition. */
   render(): Promise<string>;
   readonly contentType: string;
+  /** Ends what the default collectors keep running (idempotent; the node's stop() calls it last). */
+  stop(): void;
+}
+
+/**
+ * prom-client's default collectors start two things per registry that nothing ever stops: a
+ * PerformanceObserver of every GC and an enabled event-loop delay histogram. A process that
+ * starts and stops nodes (the tests, the bench) kept one of each per node, each GC calling every
+ * observer. prom-client hands neither out, so they are caught as it makes them: its collectors
+ * look both up on the `perf_hooks` module at the call, and the call is synchronous, so the
+ * module's two entries are swapped for its length only. Returns what ends them.
+ */
+function collectStoppableDefaultMetrics(registry: Registry, prefix: string): () => void {
+  const hooks = perfHooks as { PerformanceObserver: typeof perfHooks.PerformanceObserver; monitorEventLoopDelay: typeof perfHooks.monitorEventLoopDelay };
+  const { PerformanceObserver: Observer, monitorEventLoopDelay } = hooks;
+  const observers: InstanceType<typeof Observer>[] = [];
+  const histograms: IntervalHistogram[] = [];
+  hooks.PerformanceObserver = class extends Observer {
+    constructor(callback: ConstructorParameters<typeof Observer>[0]) {
+      super(callback);
+      observers.push(this);
+    }
+  };
+  hooks.monitorEventLoopDelay = (options) => {
+    const histogram = monitorEventLoopDelay(options);
+    histograms.push(histogram);
+    return histogram;
+  };
+  try {
+    collectDefaultMetrics({ register: registry, prefix });
+  } finally {
+    hooks.PerformanceObserver = Observer;
+    hooks.monitorEventLoopDelay = monitorEventLoopDelay;
+  }
+  return () => {
+    for (const observer of observers.splice(0)) observer.disconnect();
+    for (const histogram of histograms.splice(0)) histogram.disable();
+  };
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean; prefix?: string } = {}): Metrics {
   const registry = new Registry();
   const prefix = options.prefix ?? METRIC_PREFIX;
+  let stopDefaults = (): void => {};
   if (options.defaultMetrics === true) {
-    collectDefaultMetrics({ register: registry, prefix });
+    stopDefaults = collectStoppableDefaultMetrics(registry, prefix);
     // prom-client names three gauges `…_total`, which Prometheus reserves for counters
     // (`promtool check metrics` refuses them). Dropped: `nodejs_active_resources` (by type) and
     // `nodejs_active_handles` say the same.
@@ -173,5 +213,6 @@ export function createMetrics(options: { defaultMetrics?: boolean; prefix?: stri
       };
     },
     render: () => registry.metrics(),
+    stop: () => stopDefaults(),
   };
 }

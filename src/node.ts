@@ -414,6 +414,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       // 4. Commit what is queued and close the database; then the file is free for another process.
       await store.close();
       unwatchStore();
+      metrics.stop();
       lock?.release();
       log.info({}, 'stopped');
     })();
