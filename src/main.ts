@@ -5,13 +5,14 @@
  * `main.js recover …` merges every node's backup (src/recovery/recover-command.ts);
  * `main.js check-backup-writer` is run.sh's one-writer check (src/recovery/check-writer-command.ts).
  * Exit codes: 0 clean stop, 1 failure at start or run, 2 bad configuration (one message naming
- * every problem on stderr). SIGTERM/SIGINT stop the node gracefully; a second signal forces exit.
+ * every problem on stderr). SIGTERM/SIGINT stop the node gracefully, during its start too; a second
+ * signal forces exit.
  */
 import { loadConfig, usage, type Config } from './config.js';
 import { EXIT_BAD_CONFIG, EXIT_FAILURE, isAppError } from './errors.js';
 import { LatencyProbe } from './latency-probe.js';
 import { createLogger, noLog } from './log.js';
-import { startNode } from './node.js';
+import { startNode, type RunningNode } from './node.js';
 import { recordWriter, writerFromEnv } from './recovery/backup-writer.js';
 import { runCheckWriterCommand } from './recovery/check-writer-command.js';
 import { runRecoverCommand } from './recovery/recover-command.js';
@@ -50,28 +51,19 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
 
-  // Under run.sh with Litestream: record who writes this database's backup (one writer per path).
-  const writer = config.checkpoints === 'external' ? writerFromEnv(process.env) : undefined;
-  const writerRecord = writer === undefined ? undefined : recordWriter(config.databasePath, writer);
+  // The signal handlers go on before the start, which takes a while (the store, the warm-up): a
+  // signal during it stops the node like one after it. The start completes (cutting the warm-up
+  // short), then the node stops, writing its clean-stop record, so the next start keeps the
+  // replica id. Without a handler the default action ended the process there: no stop record,
+  // and the next start minted a new id (identity.ts).
+  const stopRequested = new AbortController();
   // Diagnostics only (LATENCY_TRACE_DIR): CLOCK_MONOTONIC, which every process on the host shares.
   const traceDir = config.latencyTraceDir;
   const probe = traceDir === undefined ? undefined : new LatencyProbe({ name: config.nodeName, pagePrefix: config.latencyTracePages, clock: () => Number(process.hrtime.bigint()) / 1e6 });
-  probe?.start();
-  let node: Awaited<ReturnType<typeof startNode>>;
-  try {
-    node = await startNode(config, { log, warmUp: true, ...(probe !== undefined ? { probe } : {}) });
-  } finally {
-    writerRecord?.close();
-  }
+  let node: RunningNode | undefined;
   let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals++;
-    if (signals > 1) {
-      log.warn({ signal }, 'second signal: exiting now');
-      process.exit(EXIT_FORCED);
-    }
-    log.info({ signal }, 'signal received: stopping');
-    node.stop().then(
+  const stop = (running: RunningNode): void => {
+    running.stop().then(
       () => {
         if (probe !== undefined && traceDir !== undefined) {
           probe.stop();
@@ -91,8 +83,33 @@ async function main(argv: readonly string[]): Promise<void> {
       },
     );
   };
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal }, 'second signal: exiting now');
+      process.exit(EXIT_FORCED);
+    }
+    if (node === undefined) {
+      log.info({ signal }, 'signal received while starting: stopping once started');
+      stopRequested.abort();
+      return;
+    }
+    log.info({ signal }, 'signal received: stopping');
+    stop(node);
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+
+  // Under run.sh with Litestream: record who writes this database's backup (one writer per path).
+  const writer = config.checkpoints === 'external' ? writerFromEnv(process.env) : undefined;
+  const writerRecord = writer === undefined ? undefined : recordWriter(config.databasePath, writer);
+  probe?.start();
+  try {
+    node = await startNode(config, { log, warmUp: true, stopRequested: stopRequested.signal, ...(probe !== undefined ? { probe } : {}) });
+  } finally {
+    writerRecord?.close();
+  }
+  if (stopRequested.signal.aborted) stop(node);
 }
 
 main(process.argv.slice(2)).catch((error: unknown) => {

@@ -65,6 +65,11 @@ export interface NodeOptions {
    * process, where a full GC would walk the test runner's heap.
    */
   readonly warmUp?: boolean;
+  /**
+   * Aborted when a stop is asked for while the node starts (main.ts: a signal before startNode
+   * returns): the warm-up is cut short, the start completes, and the caller stops the node.
+   */
+  readonly stopRequested?: AbortSignal;
 }
 
 export interface RunningNode {
@@ -378,8 +383,11 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
   discovery.start();
   // Last, so the GC collects everything the start left behind; requests are served meanwhile.
   // The copy of the public app counts into metrics of its own and takes no admin token.
-  const warmed = options.warmUp === true ? await warmUp({ render: () => metrics.render(), app: createApp({ ...appDeps, adminTokens: [], metrics: createMetrics() }).callback() }) : undefined;
-  if (warmed?.requestsSkipped !== undefined) log.warn({ reason: warmed.requestsSkipped }, 'warm-up requests skipped: the first requests will be slower');
+  const warmed =
+    options.warmUp === true
+      ? await warmUp({ render: () => metrics.render(), app: createApp({ ...appDeps, adminTokens: [], metrics: createMetrics() }).callback(), ...(options.stopRequested !== undefined ? { stopRequested: options.stopRequested } : {}) })
+      : undefined;
+  if (warmed?.requestsSkipped !== undefined && options.stopRequested?.aborted !== true) log.warn({ reason: warmed.requestsSkipped }, 'warm-up requests skipped: the first requests will be slower');
   const warmUpMs = warmed === undefined ? undefined : Math.round(warmed.ms);
   log.info(
     { port, url, host: config.host, ...(clusterPort !== undefined ? { clusterPort, clusterUrl, clusterHost: config.clusterHost } : { clusterPort: null }), version, database: config.databasePath, replicaId: store.replicaId, ...(warmUpMs !== undefined ? { warmUpMs } : {}) },

@@ -29,6 +29,8 @@ export interface WarmUpDeps {
   readonly render: () => Promise<string>;
   /** A copy of the public app (`app.callback()`), served on loopback for WARM_UP_PATHS only while warming. */
   readonly app?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Aborted: the node is to stop, so what is left of the warm-up is skipped (checked between steps). */
+  readonly stopRequested?: AbortSignal;
 }
 
 export interface WarmedUp {
@@ -49,17 +51,17 @@ export async function warmUp(deps: WarmUpDeps): Promise<WarmedUp> {
   let requestsSkipped: string | undefined;
   if (deps.app !== undefined) {
     try {
-      await serveOnce(deps.app);
+      await serveOnce(deps.app, deps.stopRequested);
     } catch (error) {
       requestsSkipped = (error as Error).message;
     }
   }
-  collectGarbage();
+  if (deps.stopRequested?.aborted !== true) collectGarbage();
   return { ms: performance.now() - started, ...(requestsSkipped !== undefined ? { requestsSkipped } : {}) };
 }
 
 /** GETs WARM_UP_PATHS from `app` on an ephemeral loopback port, then closes it and its connections. */
-async function serveOnce(app: (req: IncomingMessage, res: ServerResponse) => void): Promise<void> {
+async function serveOnce(app: (req: IncomingMessage, res: ServerResponse) => void, stopRequested: AbortSignal | undefined): Promise<void> {
   const server = createServer(app);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -68,6 +70,7 @@ async function serveOnce(app: (req: IncomingMessage, res: ServerResponse) => voi
   try {
     const { port } = server.address() as AddressInfo;
     for (const path of WARM_UP_PATHS) {
+      if (stopRequested?.aborted === true) throw new Error('the node is stopping');
       await new Promise<void>((resolve, reject) => {
         const req = get({ host: '127.0.0.1', port, path, agent: false, timeout: WARM_UP_REQUEST_TIMEOUT_MS }, (res) => {
           res.resume();

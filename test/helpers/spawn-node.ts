@@ -31,6 +31,8 @@ export interface SpawnOptions {
   readonly listenTimeoutMs?: number;
   /** A command the node is run under (`sh -c '… exec "$@"' sh`), e.g. to start it inside a cgroup. */
   readonly wrapper?: readonly string[];
+  /** Called with each log line as it arrives, before `listening` too (e.g. to signal the node mid-start). */
+  readonly onLog?: (entry: Record<string, unknown>, child: ChildProcess) => void;
 }
 
 export interface Exit {
@@ -112,6 +114,7 @@ export async function spawnNode(options: SpawnOptions = {}): Promise<SpawnedNode
           entry = { raw: line };
         }
         logs.push(entry);
+        options.onLog?.(entry, child);
         if (entry.msg === 'listening' && typeof entry.port === 'number' && typeof entry.url === 'string') {
           clearTimeout(timer);
           resolve({ port: entry.port, clusterPort: typeof entry.clusterPort === 'number' ? entry.clusterPort : undefined });

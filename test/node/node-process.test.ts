@@ -22,6 +22,9 @@ afterEach(async () => {
   await dirs.removeAll();
 });
 
+/** Starts signalled mid-start before one lands ahead of `listening` (each lands there almost always). */
+const STOP_DURING_START_ATTEMPTS = 5;
+
 /** One view as a write-token holder: these tests load the node harder than any one visitor may. */
 async function increment(url: string, page: string): Promise<number> {
   const response = await fetch(`${url}/api/pages/${page}/views`, { method: 'POST', headers: WRITER_HEADERS });
@@ -104,6 +107,35 @@ describe('a real node process', () => {
     } finally {
       db.close();
     }
+  });
+
+  it('stops cleanly on a SIGTERM during its start (the warm-up), so the next start keeps its replica id', async () => {
+    const dir = await dirs.create('node-');
+    const env = { DATABASE_PATH: join(dir, 'c.db') };
+    const first = await nodes.start({ env });
+    const replicaId = first.logs.find((l) => l.msg === 'listening')?.replicaId;
+    first.signal('SIGTERM');
+    expect(await first.exited).toEqual({ code: 0, signal: null });
+    // The store logs that it opened before the warm-up, and the node logs `listening` after it:
+    // signalled on the first line, the node is still starting. Should the signal land after
+    // `listening` anyway (a busy host), it was an ordinary stop: that start is tried again.
+    let landedDuringStart = false;
+    for (let attempt = 1; !landedDuringStart && attempt <= STOP_DURING_START_ATTEMPTS; attempt++) {
+      const node = await nodes.start({
+        env,
+        onLog: (entry, child) => {
+          if (typeof entry.msg === 'string' && entry.msg.startsWith('store opened')) child.kill('SIGTERM');
+        },
+      });
+      expect(await node.exited).toEqual({ code: 0, signal: null });
+      await eventually(() => expect(node.logs.some((l) => l.msg === 'stopped')).toBe(true));
+      expect(node.logs.find((l) => l.msg === 'listening')?.replicaId).toBe(replicaId);
+      landedDuringStart = node.logs.some((l) => l.msg === 'signal received while starting: stopping once started');
+    }
+    expect(landedDuringStart, `no SIGTERM landed before "listening" in ${STOP_DURING_START_ATTEMPTS} starts`).toBe(true);
+    // The clean-stop record was written: the next start keeps the id.
+    const next = await nodes.start({ env });
+    expect(next.logs.find((l) => typeof l.msg === 'string' && l.msg.startsWith('store opened'))).toMatchObject({ outcome: 'kept', replicaId });
   });
 
   it('exits non-zero on bad configuration with one message naming every problem', async () => {
