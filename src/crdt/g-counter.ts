@@ -272,32 +272,20 @@ export class SlotKeyCache {
     // A register's key is wanted about once (when the register first rises), and a day has
     // 16,384 of them per page: remembered, they would only push the hot totals' keys out.
     if (slot.kind === 3) return anyDigestKey(slot);
-    const name = `${slot.replica}/${epochOf(slot)}/${slot.kind}/${slot.t ?? 0}`;
-    let keys = this.byReplica.get(name);
-    let key = keys?.get(slot.page);
-    if (key !== undefined) return key;
-    key = anyDigestKey(slot);
-    if (this.size >= this.capacity) {
-      this.byReplica = new Map();
-      this.size = 0;
-      keys = undefined;
-    }
-    if (keys === undefined) {
-      keys = new Map();
-      this.byReplica.set(name, keys);
-    }
-    keys.set(slot.page, key);
-    this.size++;
-    return key;
+    return this.remember(`${slot.replica}/${epochOf(slot)}/${slot.kind}/${slot.t ?? 0}`, slot.page, () => anyDigestKey(slot));
   }
 
   key(page: string, replica: string, epoch = 0): bigint {
     // One map per (replica, epoch): a page name may hold any character, so it cannot carry the epoch.
-    const name = epoch === 0 ? replica : `${replica}/${epoch}`;
+    return this.remember(epoch === 0 ? replica : `${replica}/${epoch}`, page, () => slotDigestKey(page, replica, epoch));
+  }
+
+  /** The key held under (name, page), or `compute()`'s, held from now on (all forgotten once full). */
+  private remember(name: string, page: string, compute: () => bigint): bigint {
     let keys = this.byReplica.get(name);
     let key = keys?.get(page);
     if (key !== undefined) return key;
-    key = slotDigestKey(page, replica, epoch);
+    key = compute();
     if (this.size >= this.capacity) {
       this.byReplica = new Map();
       this.size = 0;
