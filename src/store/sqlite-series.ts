@@ -182,8 +182,6 @@ export class SeriesTables {
   private siteBuckets = new Map<string, { kind: number; t: number; views: bigint }>();
   /** Days whose site sketch must be rebuilt at finish (a reset dropped registers of them). */
   private rebuildDays = new Set<number>();
-  /** Saturated site buckets a reset dropped slots of, `${kind}:${t}`: summed again at finish. */
-  private resumBuckets = new Map<string, { kind: 1 | 2; t: number }>();
 
   constructor(
     db: Database.Database,
@@ -280,14 +278,16 @@ export class SeriesTables {
   finish(): void {
     const s = this.s;
     const max = BigInt(MAX_TOTAL);
+    // Saturated site buckets a reset dropped slots of, `${kind}:${t}`: summed again below.
+    const resumBuckets = new Map<string, { kind: 1 | 2; t: number }>();
     for (const { kind, t, views } of this.siteBuckets.values()) {
       if (views > 0n) s.addSiteBucket.run(kind, t, Number(views < max ? views : max));
       else if (views < 0n) {
         // Exact below the cap only: a saturated bucket (or none), or a fall past the cap, is summed again from its slots.
-        if (-views > max || s.subtractSiteBucket.run(Number(-views), kind, t).changes === 0) this.resumBuckets.set(`${kind}:${t}`, { kind: kind as 1 | 2, t });
+        if (-views > max || s.subtractSiteBucket.run(Number(-views), kind, t).changes === 0) resumBuckets.set(`${kind}:${t}`, { kind: kind as 1 | 2, t });
       }
     }
-    for (const { kind, t } of this.resumBuckets.values()) {
+    for (const { kind, t } of resumBuckets.values()) {
       const views = (kind === SERIES_HOUR ? s.hourBucketSum.get(t) : s.dayBucketSum.get(t)) ?? 0;
       s.setSiteBucket.run(kind, t, views);
     }
@@ -304,7 +304,6 @@ export class SeriesTables {
     this.writeHistograms();
     this.rebuildDays = new Set();
     this.siteBuckets = new Map();
-    this.resumBuckets = new Map();
   }
 
   /** Writes the transaction's changed histograms, and holds them as committed (see committedHistograms). */
@@ -329,7 +328,6 @@ export class SeriesTables {
     this.siteBuckets = new Map();
     this.committedHistograms = new Map();
     this.siteDays = new Map();
-    this.resumBuckets = new Map();
   }
 
   /** Deletes hour buckets before `cutoffHour` (and the site's). Returns whether any went. */
