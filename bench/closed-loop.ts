@@ -95,26 +95,23 @@ function varied(vary: NonNullable<Parameters<typeof runClosedLoop>[0]['vary']>) 
   };
 }
 
-/**
- * Closed loops against the same target one after the other (the rounds of an interleaved
- * comparison) as one: counts add up, the rate is requests over the time they took together,
- * latencies are the worst of each.
- */
-export function sequenceResults(label: string, results: readonly ThroughputResult[], viewsPerRequest: number): ThroughputResult {
-  const sum = (pick: (r: ThroughputResult) => number): number => results.reduce((s, r) => s + pick(r), 0);
+/** A sum over results. */
+function sumOf(results: readonly ThroughputResult[], pick: (r: ThroughputResult) => number): number {
+  return results.reduce((s, r) => s + pick(r), 0);
+}
+
+/** Several results as one: `own` says how size, time and rates combine; counts add up, latencies are the worst of each. */
+function mergedResult(label: string, results: readonly ThroughputResult[], own: Pick<ThroughputResult, 'connections' | 'durationMs' | 'requestsPerSecond' | 'incrementsPerSecond'>): ThroughputResult {
   const worst = (pick: (r: ThroughputResult) => number): number => Math.max(...results.map(pick));
-  const seconds = results.reduce((s, r) => s + (r.requestsPerSecond > 0 ? r.requests2xx / r.requestsPerSecond : r.durationMs / 1000), 0);
-  const first = results[0];
-  const rps = sum((r) => r.requests2xx) / Math.max(seconds, 0.001);
   return {
     label,
-    connections: first?.connections ?? 0,
-    durationMs: sum((r) => r.durationMs),
-    requestsPerSecond: Math.round(rps),
-    incrementsPerSecond: Math.round(rps * viewsPerRequest),
-    requests2xx: sum((r) => r.requests2xx),
-    non2xx: sum((r) => r.non2xx),
-    errors: sum((r) => r.errors),
+    connections: own.connections,
+    durationMs: own.durationMs,
+    requestsPerSecond: own.requestsPerSecond,
+    incrementsPerSecond: own.incrementsPerSecond,
+    requests2xx: sumOf(results, (r) => r.requests2xx),
+    non2xx: sumOf(results, (r) => r.non2xx),
+    errors: sumOf(results, (r) => r.errors),
     latencyP50Ms: worst((r) => r.latencyP50Ms),
     latencyP99Ms: worst((r) => r.latencyP99Ms),
     latencyMaxMs: worst((r) => r.latencyMaxMs),
@@ -122,23 +119,30 @@ export function sequenceResults(label: string, results: readonly ThroughputResul
 }
 
 /**
+ * Closed loops against the same target one after the other (the rounds of an interleaved
+ * comparison) as one: counts add up, the rate is requests over the time they took together,
+ * latencies are the worst of each.
+ */
+export function sequenceResults(label: string, results: readonly ThroughputResult[], viewsPerRequest: number): ThroughputResult {
+  const seconds = results.reduce((s, r) => s + (r.requestsPerSecond > 0 ? r.requests2xx / r.requestsPerSecond : r.durationMs / 1000), 0);
+  const rps = sumOf(results, (r) => r.requests2xx) / Math.max(seconds, 0.001);
+  return mergedResult(label, results, {
+    connections: results[0]?.connections ?? 0,
+    durationMs: sumOf(results, (r) => r.durationMs),
+    requestsPerSecond: Math.round(rps),
+    incrementsPerSecond: Math.round(rps * viewsPerRequest),
+  });
+}
+
+/**
  * Results of closed loops run side by side (one per node, each on its own page) as one: counts
  * and rates add up, latencies are the worst of each.
  */
 export function combineResults(label: string, results: readonly ThroughputResult[]): ThroughputResult {
-  const sum = (pick: (r: ThroughputResult) => number): number => results.reduce((s, r) => s + pick(r), 0);
-  const worst = (pick: (r: ThroughputResult) => number): number => Math.max(...results.map(pick));
-  return {
-    label,
-    connections: sum((r) => r.connections),
+  return mergedResult(label, results, {
+    connections: sumOf(results, (r) => r.connections),
     durationMs: results[0]?.durationMs ?? 0,
-    requestsPerSecond: sum((r) => r.requestsPerSecond),
-    incrementsPerSecond: sum((r) => r.incrementsPerSecond),
-    requests2xx: sum((r) => r.requests2xx),
-    non2xx: sum((r) => r.non2xx),
-    errors: sum((r) => r.errors),
-    latencyP50Ms: worst((r) => r.latencyP50Ms),
-    latencyP99Ms: worst((r) => r.latencyP99Ms),
-    latencyMaxMs: worst((r) => r.latencyMaxMs),
-  };
+    requestsPerSecond: sumOf(results, (r) => r.requestsPerSecond),
+    incrementsPerSecond: sumOf(results, (r) => r.incrementsPerSecond),
+  });
 }
