@@ -7,8 +7,8 @@
  */
 import type { Context } from 'koa';
 import type { Router } from '@koa/router';
-import { DASHBOARD_SCRIPT_PATH, DASHBOARD_STYLE_PATH, PAGE_STYLE_PATH, UPLOT_LICENSE_PATH, UPLOT_SCRIPT_PATH, UPLOT_STYLE_PATH } from './page-assets/assets.js';
-import { escapeHtml, PAGE_CSP } from './page.js';
+import { DASHBOARD_SCRIPT_PATH, DASHBOARD_STYLE_PATH, UPLOT_LICENSE_PATH, UPLOT_SCRIPT_PATH, UPLOT_STYLE_PATH } from './page-assets/assets.js';
+import { escapeHtml, htmlHead, PAGE_CSP } from './page.js';
 
 export const DASHBOARD_PATH = '/dashboard';
 
@@ -19,15 +19,7 @@ export interface DashboardModel {
 }
 
 export function renderDashboard(model: DashboardModel): string {
-  return `<!doctype html>
-<html lang="en">
-  <head>
-    <meta charset="utf-8">
-    <meta name="viewport" content="width=device-width, initial-scale=1">
-    <meta name="color-scheme" content="light dark">
-    <title>Dashboard · distributed-sqlite</title>
-    <link rel="icon" href="data:,">
-    <link rel="stylesheet" href="${PAGE_STYLE_PATH}">
+  return `${htmlHead('Dashboard · distributed-sqlite')}
     <link rel="stylesheet" href="${UPLOT_STYLE_PATH}">
     <link rel="stylesheet" href="${DASHBOARD_STYLE_PATH}">
     <script src="${UPLOT_SCRIPT_PATH}" defer></script>

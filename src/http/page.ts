@@ -187,18 +187,26 @@ function renderNodeRows(rows: readonly NodeRow[]): string {
     .join('\n        ');
 }
 
-export function renderPage(model: PageModel): string {
-  const { status } = model;
-  const node = status.node;
+/**
+ * The start of every HTML page the node serves, up to its own links and scripts: the head's
+ * metadata, the title (escaped here) and the shared stylesheet. The caller closes `</head>`.
+ */
+export function htmlHead(title: string): string {
   return `<!doctype html>
 <html lang="en">
   <head>
     <meta charset="utf-8">
     <meta name="viewport" content="width=device-width, initial-scale=1">
     <meta name="color-scheme" content="light dark">
-    <title>${escapeHtml(model.page)} · distributed-sqlite</title>
+    <title>${escapeHtml(title)}</title>
     <link rel="icon" href="data:,">
-    <link rel="stylesheet" href="${PAGE_STYLE_PATH}">
+    <link rel="stylesheet" href="${PAGE_STYLE_PATH}">`;
+}
+
+export function renderPage(model: PageModel): string {
+  const { status } = model;
+  const node = status.node;
+  return `${htmlHead(`${model.page} · distributed-sqlite`)}
     <script src="${PAGE_SCRIPT_PATH}" defer></script>
   </head>
   <body>
