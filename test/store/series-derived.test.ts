@@ -87,15 +87,15 @@ function derivedAndRecomputed(path: string): { held: string; recomputed: string 
   }
 }
 
-describe('the derived series tables of the SQLite store', () => {
-  let dir: string;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'series-derived-'));
-  });
-  afterEach(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'series-derived-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
 
+describe('the derived series tables of the SQLite store', () => {
   it('equal a recount from the series slots after any views, merges, resets and reopens', async () => {
     let run = 0;
     await fc.assert(
@@ -139,14 +139,6 @@ describe('the derived series tables of the SQLite store', () => {
 });
 
 describe('migration 0007 (register ranks 1–51, series counts at least 1)', () => {
-  let dir: string;
-  beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'series-0007-'));
-  });
-  afterEach(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
-
   it('clamps the ranks a schema-6 database merged above 51, drops counts below 1, and keeps the derived tables and sync answers right', async () => {
     const path = join(dir, 'old.db');
     const day = BASE_DAY;
