@@ -63,6 +63,7 @@ INSERT INTO migration_0007_ranks
 
 -- Each histogram as the store writes it (hyperloglog.ts `encodeHistogram`): 52 little-endian
 -- u16, the count of registers at rank 0, 1, … 51; no row for a sketch with no register above 0.
+-- (unhex and an ordered group_concat want SQLite 3.44 or newer; better-sqlite3 12 bundles 3.5x.)
 DELETE FROM sketches WHERE (page, day) IN (SELECT page, day FROM migration_0007_sketches);
 INSERT INTO sketches (page, day, histogram)
   WITH RECURSIVE ranks (rank) AS (SELECT 0 UNION ALL SELECT rank + 1 FROM ranks WHERE rank < 51),
