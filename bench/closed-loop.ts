@@ -20,6 +20,12 @@ export interface ThroughputResult {
   readonly latencyP50Ms: number;
   readonly latencyP99Ms: number;
   readonly latencyMaxMs: number;
+  /**
+   * CPU ms (user + system, /proc/<pid>/stat) the serving node used per 2xx request over the run,
+   * where it was measured (lone nodes, runLoneNodes): on a shared host throughput moves with the
+   * neighbours' load, CPU per request much less.
+   */
+  readonly nodeCpuMsPerRequest?: number;
 }
 
 export interface Target {

@@ -157,10 +157,10 @@ export function renderReport(result: BenchResult): string {
   const an = result.analytics;
   if (an !== undefined) {
     lines.push(`**Views over time and unique visitors** (lone nodes with \`ANALYTICS\` on and off side by side, ${an.rounds} interleaved turns of ${n(Math.round(result.knobs.analyticsDurationMs / an.rounds))} ms each per side and run)`, '');
-    lines.push('| run | requests/s | views/s | p50 ms | p99 ms | errors |');
-    lines.push('|---|---:|---:|---:|---:|---:|');
-    for (const t of [an.singleOn, an.singleOff, an.batchOn, an.batchOff]) lines.push(`| ${t.label} | ${n(t.requestsPerSecond)} | ${n(t.incrementsPerSecond)} | ${ms(t.latencyP50Ms)} | ${ms(t.latencyP99Ms)} | ${t.non2xx + t.errors} |`);
-    lines.push('', `Single increments with analytics on: **${Math.round(an.singleRatio * 100)}%** of off.`, '');
+    lines.push('| run | requests/s | views/s | p50 ms | p99 ms | node CPU ms a request | errors |');
+    lines.push('|---|---:|---:|---:|---:|---:|---:|');
+    for (const t of [an.singleOn, an.singleOff, an.batchOn, an.batchOff]) lines.push(`| ${t.label} | ${n(t.requestsPerSecond)} | ${n(t.incrementsPerSecond)} | ${ms(t.latencyP50Ms)} | ${ms(t.latencyP99Ms)} | ${t.nodeCpuMsPerRequest ?? '–'} | ${t.non2xx + t.errors} |`);
+    lines.push('', `Single increments with analytics on: **${Math.round(an.singleRatio * 100)}%** of off (node CPU a request: off is ${Math.round(an.singleCpuRatio * 100)}% of on).`, '');
     const st = an.storage;
     lines.push('| measure | value |');
     lines.push('|---|---|');

@@ -97,6 +97,8 @@ export interface AnalyticsResult {
   readonly singleOff: ThroughputResult;
   /** singleOn / singleOff requests per second. */
   readonly singleRatio: number;
+  /** singleOff / singleOn node CPU per request: the ratio were CPU the only limit (less moved by the host's load). */
+  readonly singleCpuRatio: number;
   readonly batchOn: ThroughputResult;
   readonly batchOff: ThroughputResult;
   readonly storage: StorageResult;
@@ -372,6 +374,7 @@ export async function runAnalytics(knobs: Knobs, processes: ProcessSet, dir: str
     singleOn,
     singleOff,
     singleRatio: round(singleOn.requestsPerSecond / Math.max(1, singleOff.requestsPerSecond), 3),
+    singleCpuRatio: round((singleOff.nodeCpuMsPerRequest ?? 0) / Math.max(0.001, singleOn.nodeCpuMsPerRequest ?? 0), 3),
     batchOn,
     batchOff,
     storage,

@@ -154,6 +154,8 @@ export async function runLoneNodes(
     for (const child of children) await waitFor(`${child.name} to be ready`, LONE_NODE_READY_TIMEOUT_MS, async () => (await fetch(`${child.url}/readyz`)).status === 200 || undefined);
     const runCount = Math.max(...nodes.map((n) => n.runs.length));
     const parts = nodes.map((n) => n.runs.map((): ThroughputResult[] => []));
+    // CPU seconds each node used during each run's measured turns (warm-up left out).
+    const cpu = nodes.map((n) => n.runs.map(() => 0));
     const durationMs = Math.max(500, Math.round(options.durationMs / options.rounds));
     // A fresh process runs cold (JIT, caches) for its first second or so: warm every node up
     // with each of its runs, unmeasured, so short turns compare warm nodes.
@@ -171,11 +173,20 @@ export async function runLoneNodes(
           const child = children[i];
           if (run === undefined || child === undefined) continue;
           log(`  ${run.label} (turn ${round + 1} of ${options.rounds})`);
+          const before = child.cpuSeconds() ?? 0;
           parts[i]?.[r]?.push(await runClosedLoop({ ...run, targets: [{ url: child.url, connections: run.connections }], durationMs }));
+          const used = cpu[i];
+          if (used !== undefined) used[r] = (used[r] ?? 0) + (child.cpuSeconds() ?? before) - before;
         }
       }
     }
-    return nodes.flatMap((n, i) => n.runs.map((run, r) => sequenceResults(run.label, parts[i]?.[r] ?? [], run.viewsPerRequest)));
+    return nodes.flatMap((n, i) =>
+      n.runs.map((run, r) => {
+        const result = sequenceResults(run.label, parts[i]?.[r] ?? [], run.viewsPerRequest);
+        const seconds = cpu[i]?.[r] ?? 0;
+        return { ...result, nodeCpuMsPerRequest: result.requests2xx > 0 ? Math.round((seconds * 1e6) / result.requests2xx) / 1000 : 0 };
+      }),
+    );
   } finally {
     await Promise.all(children.map((c) => c.stop()));
   }
