@@ -27,11 +27,12 @@
  * them). Within a page that alone does not fit, the smallest slots are dropped and the floor
  * keeps the total from going down.
  */
-import { createHmac, createSecretKey, hash, hkdfSync, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { hash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { epochOf, type SlotValue } from '../crdt/g-counter.js';
 import { AppError } from '../errors.js';
+import { HmacSha256 } from '../hmac-sha256.js';
 import { REPLICA_ID_BYTES, replicaIdFromBytes, type ReplicaId } from '../ids.js';
 
 export const SESSION_HEADER = 'Counter-Session';
@@ -176,11 +177,11 @@ export function remember(
 
 /** Signs and encodes sessions; verifies and decodes tokens. */
 export class SessionTokens {
-  /** Imported once: an HMAC over a raw Buffer key imports it again every call. */
-  private readonly key: KeyObject;
+  /** Pads computed once (hmac-sha256.ts): no HMAC object per answer. */
+  private readonly hmac: HmacSha256;
 
   constructor(key: Buffer) {
-    this.key = createSecretKey(key);
+    this.hmac = new HmacSha256(key);
   }
 
   /** The token for `session`, at most MAX_SESSION_TOKEN_CHARS (see the size rule above). */
@@ -231,7 +232,7 @@ export class SessionTokens {
   }
 
   private mac(body: Uint8Array): Buffer {
-    return createHmac('sha256', this.key).update(body).digest().subarray(0, MAC_BYTES);
+    return this.hmac.digest(body).subarray(0, MAC_BYTES);
   }
 }
 
