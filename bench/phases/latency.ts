@@ -27,10 +27,11 @@ export async function runRates(cluster: Cluster, knobs: Knobs, label: string, ac
     const samplePages = Array.from({ length: knobs.samplePages }, (_, i) => `${samplePrefix(label)}${rate}-${i}`);
     const feeds = await Promise.all(cluster.nodes.map((n) => LiveFeedClient.open(n.child.url, samplePages)));
     try {
+      // Scraped before the CPU readings: a scrape's own CPU stays out of the figures.
+      const transactionsBefore = await transactions(cluster);
       const bytesBefore = await cluster.bytesSent();
       const loadAtStart = round(loadavg()[0] ?? Number.NaN, 2);
       const cpuBefore = cluster.nodes.map((n) => n.child.cpuSeconds() ?? Number.NaN);
-      const transactionsBefore = await transactions(cluster);
       const clientBefore = process.cpuUsage();
       const phaseAcked: Tally = new Map();
       log(`${label}: ${rate} increments/s for ${knobs.rateDurationMs} ms`);
