@@ -7,8 +7,8 @@
  * `crypto.hash` calls ~2 µs, and they leave no object for the collector (issue 19). Messages
  * longer than MAX_FAST_MESSAGE_BYTES go through `createHmac` (same bytes, rare: large frames).
  *
- * Digests pass through 'binary' (latin1) strings: `crypto.hash` returns a Buffer through a slower path on
- * Node 20 (~3× here), and latin1 maps each byte to one char code and back unchanged.
+ * Digests pass through 'binary' (latin1) strings: `crypto.hash` returns a Buffer through a slower
+ * path on Node 20 (~3× here), and latin1 maps each byte to one char code and back unchanged.
  */
 import { createHmac, createSecretKey, hash, type KeyObject } from 'node:crypto';
 
