@@ -28,6 +28,13 @@ export interface RateResult extends OpenLoopResult {
   readonly clientCpuPer1000?: number;
   /** The 1-minute load average when the rate started. */
   readonly loadAtStart?: number;
+  /**
+   * Per node, SQLite write transactions over the rate per 1,000 increments acknowledged
+   * cluster-wide: local commits (`dsqlite_store_commits_total`) and merge transactions
+   * (`dsqlite_replication_merge_batch_slots_count`). Ours only (the naive node writes one row per
+   * increment, in autocommit).
+   */
+  readonly transactionsPer1000PerNode?: { readonly commits: readonly number[]; readonly merges: readonly number[] };
 }
 
 export interface LossCheck {

@@ -27,6 +27,8 @@ export async function runRates(cluster: Cluster, knobs: Knobs, label: string, ac
     const samplePages = Array.from({ length: knobs.samplePages }, (_, i) => `${samplePrefix(label)}${rate}-${i}`);
     const feeds = await Promise.all(cluster.nodes.map((n) => LiveFeedClient.open(n.child.url, samplePages)));
     try {
+      // Scraped before the CPU readings: a scrape's own CPU stays out of the figures.
+      const transactionsBefore = await transactions(cluster);
       const bytesBefore = await cluster.bytesSent();
       const loadAtStart = round(loadavg()[0] ?? Number.NaN, 2);
       const cpuBefore = cluster.nodes.map((n) => n.child.cpuSeconds() ?? Number.NaN);
@@ -60,12 +62,29 @@ export async function runRates(cluster: Cluster, knobs: Knobs, label: string, ac
       const cpuPer1000 = round(cpuPer1000PerNode.reduce((a, b) => a + b, 0) / cpuPer1000PerNode.length, 4);
       const clientCpuPer1000 = round((clientCpu.user + clientCpu.system) / 1e6 / thousands, 4);
       const bytesAfter = await cluster.bytesSent();
+      const transactionsAfter = await transactions(cluster);
+      const per1000 = (after: readonly number[], before: readonly number[]): number[] => after.map((a, i) => round((a - (before[i] ?? Number.NaN)) / thousands, 1));
+      const transactionsPer1000PerNode = { commits: per1000(transactionsAfter.commits, transactionsBefore.commits), merges: per1000(transactionsAfter.merges, transactionsBefore.merges) };
       addAll(acked, phaseAcked);
-      results.push({ ...result, bytesPerIncrement: round((bytesAfter - bytesBefore) / Math.max(1, result.acked), 1), cpuPer1000PerNode, cpuPer1000, clientCpuPer1000, loadAtStart });
+      results.push({
+        ...result,
+        bytesPerIncrement: round((bytesAfter - bytesBefore) / Math.max(1, result.acked), 1),
+        cpuPer1000PerNode,
+        cpuPer1000,
+        clientCpuPer1000,
+        loadAtStart,
+        ...(transactionsAfter.commits.every(Number.isFinite) ? { transactionsPer1000PerNode } : {}),
+      });
       log(`  replication p50 ${result.replication.p50} p99 ${result.replication.p99} max ${result.replication.max} ms; missing ${result.samplesMissing}; CPU s per 1,000 increments per node ${cpuPer1000PerNode.join(' / ')} (load ${loadAtStart})`);
     } finally {
       for (const feed of feeds) feed.close();
     }
   }
   return results;
+}
+
+/** Per node, local commits and merge transactions so far (our node's metrics; NaN on the naive node). */
+async function transactions(cluster: Cluster): Promise<{ commits: number[]; merges: number[] }> {
+  const [commits, merges] = await Promise.all([cluster.metricPerNode('dsqlite_store_commits_total '), cluster.metricPerNode('dsqlite_replication_merge_batch_slots_count ')]);
+  return { commits, merges };
 }

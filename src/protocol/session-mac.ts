@@ -9,8 +9,9 @@
  * bound to the cluster, both replica ids and the direction: only the two endpoints can derive them,
  * and a party that relays a handshake between two nodes learns neither key. Pure: no I/O, no clock.
  */
-import { createHmac, hkdfSync, timingSafeEqual, type KeyObject, createSecretKey } from 'node:crypto';
+import { hkdfSync, timingSafeEqual, type KeyObject, createSecretKey } from 'node:crypto';
 import * as encoding from 'lib0/encoding';
+import { HmacSha256 } from '../hmac-sha256.js';
 import { replicaIdToBytes, type ReplicaId } from '../ids.js';
 import { PROTOCOL_VERSION } from './messages.js';
 import { bad } from './protocol-error.js';
@@ -45,22 +46,25 @@ export function sessionKey(secret: string, input: SessionKeyInput): KeyObject {
 }
 
 /** `counter`: the caller's 8-byte scratch buffer (one per sealer or opener: no allocation per frame). */
-function mac(key: KeyObject, seq: number, body: Uint8Array, counter: Buffer): Buffer {
+function mac(hmac: HmacSha256, seq: number, body: Uint8Array, counter: Buffer): Buffer {
   // seq < 2^53: the high 32 bits and the low 32 bits, big-endian, as a u64.
   counter.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), 0);
   counter.writeUInt32BE(seq >>> 0, 4);
-  return createHmac('sha256', key).update(counter).update(body).digest().subarray(0, MAC_BYTES);
+  return hmac.digest(counter, body).subarray(0, MAC_BYTES);
 }
 
 /** Appends the MAC of each frame a side sends, counting them. */
 export class FrameSealer {
   private seq = 0;
   private readonly counter = Buffer.alloc(8);
+  private readonly hmac: HmacSha256;
 
-  constructor(private readonly key: KeyObject) {}
+  constructor(key: KeyObject) {
+    this.hmac = new HmacSha256(key);
+  }
 
   seal(body: Uint8Array): Uint8Array {
-    const tag = mac(this.key, this.seq++, body, this.counter);
+    const tag = mac(this.hmac, this.seq++, body, this.counter);
     const out = new Uint8Array(body.byteLength + MAC_BYTES);
     out.set(body, 0);
     out.set(tag, body.byteLength);
@@ -72,14 +76,17 @@ export class FrameSealer {
 export class FrameOpener {
   private seq = 0;
   private readonly counter = Buffer.alloc(8);
+  private readonly hmac: HmacSha256;
 
-  constructor(private readonly key: KeyObject) {}
+  constructor(key: KeyObject) {
+    this.hmac = new HmacSha256(key);
+  }
 
   /** The body of a sealed frame; throws `ProtocolError('bad_frame')` when its MAC does not verify. */
   open(frame: Uint8Array): Uint8Array {
     if (frame.byteLength <= MAC_BYTES) bad(`sealed frame of ${frame.byteLength} bytes is too short for its ${MAC_BYTES}-byte MAC`);
     const body = frame.subarray(0, frame.byteLength - MAC_BYTES);
-    const expected = mac(this.key, this.seq, body, this.counter);
+    const expected = mac(this.hmac, this.seq, body, this.counter);
     if (!timingSafeEqual(expected, frame.subarray(frame.byteLength - MAC_BYTES))) {
       bad(`frame ${this.seq} of the session does not verify: forged, replayed, reordered or dropped frames end the session`);
     }
