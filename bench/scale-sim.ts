@@ -18,7 +18,7 @@ import type { SeqRange } from '../src/crdt/version-vector.js';
 import type { PageName } from '../src/ids.js';
 import type { Log } from '../src/log.js';
 import { noMetrics, type ReplicationMetrics } from '../src/replication/replication-metrics.js';
-import { Replicator } from '../src/replication/replicator.js';
+import { Replicator, type ReplicatorOptions } from '../src/replication/replicator.js';
 import { MemoryDisk, MemoryStore } from '../src/store/memory-store.js';
 import type { SlotCursor, Store } from '../src/store/store.js';
 import { SimulatedNetwork } from '../src/transport/simulated-network.js';
@@ -46,6 +46,8 @@ export interface ScaleOptions {
   readonly timeoutMs: number;
   /** Each node's send-buffer bound (ReplicatorOptions.maxSendBufferBytes); undefined: the default 8 MiB. */
   readonly maxSendBufferBytes?: number;
+  /** ReplicatorOptions.boundedDegree (e.g. `{ aboveNodes: Infinity }`: the full mesh at any size); undefined: the default, bounded past 16 nodes. */
+  readonly boundedDegree?: ReplicatorOptions['boundedDegree'];
 }
 
 export const DEFAULT_SCALE_OPTIONS: Omit<ScaleOptions, 'nodes'> = {
@@ -207,6 +209,7 @@ export class ScaleCluster {
       random: this.random,
       randomBytes: (n) => this.bytes(n),
       ...(this.options.maxSendBufferBytes !== undefined ? { maxSendBufferBytes: this.options.maxSendBufferBytes } : {}),
+      ...(this.options.boundedDegree !== undefined ? { boundedDegree: this.options.boundedDegree } : {}),
     });
     (node as { replicator: Replicator }).replicator = replicator;
     replicator.start();
@@ -246,6 +249,16 @@ export class ScaleCluster {
 
   async run(ms: number): Promise<void> {
     await this.runUntil(this.timers.now() + ms);
+  }
+
+  /** Every live node is connected: to every peer in the full mesh, to every peer it dials in bounded-degree mode (past 16 nodes). */
+  formed(): boolean {
+    const n = this.nodes.filter((node) => !node.down).length;
+    return this.nodes.every(
+      (node) =>
+        node.down ||
+        (node.replicator.degree().bounded ? node.replicator.dialTargets().every((t) => t.state === 'connected' || t.state === 'covered') : node.metrics.peers === n - 1),
+    );
   }
 
   pick(): number {
@@ -312,7 +325,7 @@ export async function runScaleSimulation(options: ScaleOptions, progress: (messa
   const addresses = Array.from({ length: n }, (_, i) => `n${i}:1`);
   try {
     for (let i = 0; i < n; i++) cluster.boot(i, addresses);
-    const formed = await cluster.runUntil(options.timeoutMs, () => cluster.nodes.every((node) => node.metrics.peers === n - 1));
+    const formed = await cluster.runUntil(options.timeoutMs, () => cluster.formed());
     const meshFormedMs = formed ? cluster.timers.now() : undefined;
     const framesToForm = sentTotals(cluster).frames / n;
     progress(`scale ${n}: mesh ${formed ? `formed at ${round(cluster.timers.now(), 0)} ms` : 'not formed'} (virtual), ${round(framesToForm, 0)} frames per node`);
