@@ -35,7 +35,7 @@ export interface ScaleOptions {
   /** Chance a frame is lost once (and retransmitted after `retransmitMs`). */
   readonly lossRate: number;
   readonly retransmitMs: number;
-  /** Virtual time the at-rest window lasts (longer than presence's 15 s renewal). */
+  /** Virtual time the at-rest window lasts (longer than presence's renewal: 15 s in the mesh, SPARSE_RENEW_MS = 120 s past 16 nodes). */
   readonly restMs: number;
   /** Increments timed, one every `incrementGapMs` at a random node. */
   readonly increments: number;
@@ -56,7 +56,7 @@ export const DEFAULT_SCALE_OPTIONS: Omit<ScaleOptions, 'nodes'> = {
   jitterMs: 5,
   lossRate: 0.01,
   retransmitMs: 200,
-  restMs: 32_000,
+  restMs: 130_000,
   increments: 50,
   incrementGapMs: 200,
   joinPagesPerNode: 20,
@@ -102,6 +102,11 @@ export interface ScalePoint {
     readonly catchUpMs: number | undefined;
   };
   readonly degree: { readonly mean: number; readonly max: number };
+  /**
+   * Bounded-degree mode (past 16 nodes), over the increments: deltas taken from the broadcast
+   * tree, duplicates dropped, grafts sent, and eager links per node at the end (all 0 in the mesh).
+   */
+  readonly tree: { readonly deltasReceived: number; readonly duplicates: number; readonly grafts: number; readonly eagerMean: number };
   /** Wall-clock time the simulation took, ms. */
   readonly wallMs: number;
 }
@@ -402,6 +407,16 @@ export async function runScaleSimulation(options: ScaleOptions, progress: (messa
       missing,
     };
     cluster.onMerged = undefined;
+    const treeCounts = { received: 0, duplicates: 0, grafts: 0, eager: 0 };
+    for (const node of cluster.nodes) {
+      const d = node.replicator.degree();
+      treeCounts.received += d.tree?.received ?? 0;
+      treeCounts.duplicates += d.tree?.duplicates ?? 0;
+      treeCounts.grafts += d.tree?.grafts ?? 0;
+      treeCounts.eager += d.eager ?? 0;
+    }
+    const tree = { deltasReceived: treeCounts.received, duplicates: treeCounts.duplicates, grafts: treeCounts.grafts, eagerMean: round(treeCounts.eager / n, 1) };
+    if (treeCounts.received > 0) progress(`scale ${n}: broadcast tree ${JSON.stringify(tree)}`);
     progress(`scale ${n}: increment reached every node in p50 ${round(increment.everyNodeMs.p50, 0)} ms, p99 ${round(increment.everyNodeMs.p99, 0)} ms (virtual)`);
 
     // State, then a node joins and is caught up.
@@ -443,6 +458,7 @@ export async function runScaleSimulation(options: ScaleOptions, progress: (messa
       increment,
       join,
       degree,
+      tree,
       wallMs: Math.round(performance.now() - wallStart),
     };
   } finally {

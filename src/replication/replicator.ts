@@ -222,7 +222,7 @@ export class Replicator {
     this.presence = new Presence(
       { ...options.node, replicaId: store.replicaId },
       () => this.presencePeers(),
-      { timers, clientId },
+      { timers, clientId, sparse: () => this.view.bounded },
     );
   }
 
@@ -244,9 +244,17 @@ export class Replicator {
   }
 
   /** The active view's mode and sizes (bench, status): the full mesh, or bounded degree. */
-  degree(): { readonly bounded: boolean; readonly dial: number; readonly max: number; readonly eager?: number; readonly lazy?: number } {
+  degree(): {
+    readonly bounded: boolean;
+    readonly dial: number;
+    readonly max: number;
+    readonly eager?: number;
+    readonly lazy?: number;
+    readonly tree?: { readonly received: number; readonly duplicates: number; readonly grafts: number };
+  } {
     const links = this.tree?.links();
-    return { bounded: this.view.bounded, dial: this.view.bounded ? this.view.dialCount : this.directory.size, max: this.view.maxDegree, ...links };
+    const tree = this.tree === undefined ? {} : { tree: { ...this.tree.counts } };
+    return { bounded: this.view.bounded, dial: this.view.bounded ? this.view.dialCount : this.directory.size, max: this.view.maxDegree, ...links, ...tree };
   }
 
   /** Starts or ends the broadcast tree when the mode changed; a new tree takes every open session as eager. */
@@ -472,7 +480,7 @@ export class Replicator {
         this.tree?.pruned(session);
         return;
       case 'awareness':
-        this.presence.applyRemote(event.update, session);
+        this.presence.applyRemote(event.update, session, session.peer?.replica);
         return;
     }
   }
