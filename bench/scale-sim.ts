@@ -247,7 +247,7 @@ export class ScaleCluster {
   /**
    * Runs the clock to `until` (virtual ms), or until `done()` holds after an instant. Returns
    * whether `done` held. `pollMs` > 0 asks `done` at most once per that much virtual time (a
-   * condition over every node, asked after each of a 1,000-node run's instants, was most of its CPU).
+   * condition over every node, asked after each instant, costs O(N) per instant).
    */
   async runUntil(until: number, done?: () => boolean, pollMs = 0): Promise<boolean> {
     await settleMicrotasks();
