@@ -18,7 +18,7 @@ import type { SeqRange } from '../src/crdt/version-vector.js';
 import type { PageName } from '../src/ids.js';
 import type { Log } from '../src/log.js';
 import { noMetrics, type ReplicationMetrics } from '../src/replication/replication-metrics.js';
-import { Replicator } from '../src/replication/replicator.js';
+import { Replicator, type ReplicatorOptions } from '../src/replication/replicator.js';
 import { MemoryDisk, MemoryStore } from '../src/store/memory-store.js';
 import type { SlotCursor, Store } from '../src/store/store.js';
 import { SimulatedNetwork } from '../src/transport/simulated-network.js';
@@ -35,7 +35,7 @@ export interface ScaleOptions {
   /** Chance a frame is lost once (and retransmitted after `retransmitMs`). */
   readonly lossRate: number;
   readonly retransmitMs: number;
-  /** Virtual time the at-rest window lasts (longer than presence's 15 s renewal). */
+  /** Virtual time the at-rest window lasts (longer than presence's renewal: 15 s in the mesh, SPARSE_RENEW_MS = 120 s past 16 nodes). */
   readonly restMs: number;
   /** Increments timed, one every `incrementGapMs` at a random node. */
   readonly increments: number;
@@ -46,6 +46,8 @@ export interface ScaleOptions {
   readonly timeoutMs: number;
   /** Each node's send-buffer bound (ReplicatorOptions.maxSendBufferBytes); undefined: the default 8 MiB. */
   readonly maxSendBufferBytes?: number;
+  /** ReplicatorOptions.boundedDegree (e.g. `{ aboveNodes: Infinity }`: the full mesh at any size); undefined: the default, bounded past 16 nodes. */
+  readonly boundedDegree?: ReplicatorOptions['boundedDegree'];
 }
 
 export const DEFAULT_SCALE_OPTIONS: Omit<ScaleOptions, 'nodes'> = {
@@ -54,7 +56,7 @@ export const DEFAULT_SCALE_OPTIONS: Omit<ScaleOptions, 'nodes'> = {
   jitterMs: 5,
   lossRate: 0.01,
   retransmitMs: 200,
-  restMs: 32_000,
+  restMs: 130_000,
   increments: 50,
   incrementGapMs: 200,
   joinPagesPerNode: 20,
@@ -100,9 +102,17 @@ export interface ScalePoint {
     readonly catchUpMs: number | undefined;
   };
   readonly degree: { readonly mean: number; readonly max: number };
+  /**
+   * Bounded-degree mode (past 16 nodes), over the increments: deltas taken from the broadcast
+   * tree, duplicates dropped, grafts sent, and eager links per node at the end (all 0 in the mesh).
+   */
+  readonly tree: { readonly deltasReceived: number; readonly duplicates: number; readonly grafts: number; readonly eagerMean: number };
   /** Wall-clock time the simulation took, ms. */
   readonly wallMs: number;
 }
+
+/** Virtual ms between checks of a condition over every node (formed, settled): the figures they give are this coarse. */
+const POLL_MS = 50;
 
 /** How long after catching up a joiner's received traffic is still counted (answers in flight). */
 const JOIN_TAIL_MS = 3_000;
@@ -207,6 +217,7 @@ export class ScaleCluster {
       random: this.random,
       randomBytes: (n) => this.bytes(n),
       ...(this.options.maxSendBufferBytes !== undefined ? { maxSendBufferBytes: this.options.maxSendBufferBytes } : {}),
+      ...(this.options.boundedDegree !== undefined ? { boundedDegree: this.options.boundedDegree } : {}),
     });
     (node as { replicator: Replicator }).replicator = replicator;
     replicator.start();
@@ -233,12 +244,19 @@ export class ScaleCluster {
     });
   }
 
-  /** Runs the clock to `until` (virtual ms), or until `done()` holds after an instant. Returns whether `done` held. */
-  async runUntil(until: number, done?: () => boolean): Promise<boolean> {
+  /**
+   * Runs the clock to `until` (virtual ms), or until `done()` holds after an instant. Returns
+   * whether `done` held. `pollMs` > 0 asks `done` at most once per that much virtual time (a
+   * condition over every node, asked after each instant, costs O(N) per instant).
+   */
+  async runUntil(until: number, done?: () => boolean, pollMs = 0): Promise<boolean> {
     await settleMicrotasks();
     if (done?.() === true) return true;
+    let askedAt = this.timers.now();
     while (this.timers.runDue(until)) {
       await settleMicrotasks();
+      if (pollMs > 0 && this.timers.now() - askedAt < pollMs) continue;
+      askedAt = this.timers.now();
       if (done?.() === true) return true;
     }
     return done?.() ?? false;
@@ -246,6 +264,16 @@ export class ScaleCluster {
 
   async run(ms: number): Promise<void> {
     await this.runUntil(this.timers.now() + ms);
+  }
+
+  /** Every live node is connected: to every peer in the full mesh, to every peer it dials in bounded-degree mode (past 16 nodes). */
+  formed(): boolean {
+    const n = this.nodes.filter((node) => !node.down).length;
+    return this.nodes.every(
+      (node) =>
+        node.down ||
+        (node.replicator.degree().bounded ? node.replicator.dialTargets().every((t) => t.state === 'connected' || t.state === 'covered') : node.metrics.peers === n - 1),
+    );
   }
 
   pick(): number {
@@ -312,7 +340,7 @@ export async function runScaleSimulation(options: ScaleOptions, progress: (messa
   const addresses = Array.from({ length: n }, (_, i) => `n${i}:1`);
   try {
     for (let i = 0; i < n; i++) cluster.boot(i, addresses);
-    const formed = await cluster.runUntil(options.timeoutMs, () => cluster.nodes.every((node) => node.metrics.peers === n - 1));
+    const formed = await cluster.runUntil(options.timeoutMs, () => cluster.formed(), POLL_MS);
     const meshFormedMs = formed ? cluster.timers.now() : undefined;
     const framesToForm = sentTotals(cluster).frames / n;
     progress(`scale ${n}: mesh ${formed ? `formed at ${round(cluster.timers.now(), 0)} ms` : 'not formed'} (virtual), ${round(framesToForm, 0)} frames per node`);
@@ -389,6 +417,16 @@ export async function runScaleSimulation(options: ScaleOptions, progress: (messa
       missing,
     };
     cluster.onMerged = undefined;
+    const treeCounts = { received: 0, duplicates: 0, grafts: 0, eager: 0 };
+    for (const node of cluster.nodes) {
+      const d = node.replicator.degree();
+      treeCounts.received += d.tree?.received ?? 0;
+      treeCounts.duplicates += d.tree?.duplicates ?? 0;
+      treeCounts.grafts += d.tree?.grafts ?? 0;
+      treeCounts.eager += d.eager ?? 0;
+    }
+    const tree = { deltasReceived: treeCounts.received, duplicates: treeCounts.duplicates, grafts: treeCounts.grafts, eagerMean: round(treeCounts.eager / n, 1) };
+    if (treeCounts.received > 0) progress(`scale ${n}: broadcast tree ${JSON.stringify(tree)}`);
     progress(`scale ${n}: increment reached every node in p50 ${round(increment.everyNodeMs.p50, 0)} ms, p99 ${round(increment.everyNodeMs.p99, 0)} ms (virtual)`);
 
     // State, then a node joins and is caught up.
@@ -397,7 +435,7 @@ export async function runScaleSimulation(options: ScaleOptions, progress: (messa
       if (pages.length > 0) void node.store.increment(pages);
     }
     const reference = cluster.nodes[0]!;
-    await cluster.runUntil(cluster.timers.now() + options.timeoutMs, () => cluster.nodes.every((node) => node.store.digest() === reference.store.digest()));
+    await cluster.runUntil(cluster.timers.now() + options.timeoutMs, () => cluster.nodes.every((node) => node.store.digest() === reference.store.digest()), POLL_MS);
     let stateSlots = 0;
     for (const page of reference.store.listPages({ limit: 1_000_000 })) stateSlots += reference.store.pageSlots(page.page).length;
     const allSlots = slotsOfEveryKind(reference.store);
@@ -430,6 +468,7 @@ export async function runScaleSimulation(options: ScaleOptions, progress: (messa
       increment,
       join,
       degree,
+      tree,
       wallMs: Math.round(performance.now() - wallStart),
     };
   } finally {

@@ -8,6 +8,10 @@ import type { Knobs } from '../knobs.js';
 import { log } from '../progress.js';
 import { DEFAULT_SCALE_OPTIONS, runScaleSimulation, type ScalePoint } from '../scale-sim.js';
 
+/** From this many nodes each writes LARGE_JOIN_PAGES pages before the join, not the default 20. */
+const LARGE_CLUSTER = 500;
+const LARGE_JOIN_PAGES = 2;
+
 export interface ScaleResult {
   readonly simulated: readonly ScalePoint[];
 }
@@ -26,6 +30,9 @@ export async function runScale(knobs: Knobs): Promise<ScaleResult> {
           lossRate: knobs.scaleLossPercent / 100,
           restMs: knobs.quick ? 16_000 : DEFAULT_SCALE_OPTIONS.restMs,
           increments: knobs.quick ? 20 : DEFAULT_SCALE_OPTIONS.increments,
+          // The join's state is pages × nodes, merged by every node: at 1,000 nodes 20 pages each
+          // would be 60 million slot merges before the joiner even starts.
+          joinPagesPerNode: nodes >= LARGE_CLUSTER ? LARGE_JOIN_PAGES : DEFAULT_SCALE_OPTIONS.joinPagesPerNode,
         },
         log,
       ),

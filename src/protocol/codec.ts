@@ -20,6 +20,7 @@ import { MAC_BYTES } from './session-mac.js';
 import { awareness, ping, pong } from './presence.js';
 import { bad, ProtocolError } from './protocol-error.js';
 import { covered, delta, digest, slots, vv, vvPart } from './sync.js';
+import { graft, ihave, prune } from './broadcast.js';
 
 export { ProtocolError, type ProtocolErrorCode } from './protocol-error.js';
 export { REJECT_CODES } from './handshake.js';
@@ -38,9 +39,12 @@ export const MESSAGE_TAGS = {
   pong: 9,
   vvPart: 10,
   digest: 11,
+  ihave: 12,
+  graft: 13,
+  prune: 14,
 } as const satisfies Record<MessageType, number>;
 
-const LAYOUTS: { readonly [T in MessageType]: MessageLayout<T> } = { hello, auth, reject, vv, slots, covered, delta, awareness, ping, pong, vvPart, digest };
+const LAYOUTS: { readonly [T in MessageType]: MessageLayout<T> } = { hello, auth, reject, vv, slots, covered, delta, awareness, ping, pong, vvPart, digest, ihave, graft, prune };
 
 // Looked up by a runtime value, the table's pairing of each type with its own layout is lost to
 // the compiler: these two lookups say so once (a layout only ever sees messages of its type).

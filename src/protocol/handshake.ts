@@ -8,7 +8,7 @@ import { MAX_CLUSTER_NAME_BYTES, MAX_NODE_NAME_BYTES, MAX_REASON_BYTES, NONCE_BY
 import { bad } from './protocol-error.js';
 
 /** Reject codes on the wire, by index. Append only. */
-export const REJECT_CODES: readonly RejectCode[] = ['protocol_version', 'cluster', 'auth', 'self', 'duplicate', 'bad_frame', 'shutting_down'];
+export const REJECT_CODES: readonly RejectCode[] = ['protocol_version', 'cluster', 'auth', 'self', 'duplicate', 'bad_frame', 'shutting_down', 'full'];
 
 /** cluster: string, replica, node: string, nonce: bytes(NONCE_BYTES). */
 export const hello: MessageLayout<'hello'> = {

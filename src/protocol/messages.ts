@@ -27,6 +27,8 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
  * chunks and deltas carry at most 1,000 slots, vectors go in parts of VV_CHUNK_ENTRIES).
  */
 export const MAX_FRAME_ENTRIES = 4_096;
+/** Most ranges one `ihave` or `graft` frame may list (broadcast.ts). */
+export const MAX_ANNOUNCED_RANGES = 256;
 export const NONCE_BYTES = 16;
 export const PROOF_BYTES = 32;
 export const MAX_CLUSTER_NAME_BYTES = 128;
@@ -40,7 +42,8 @@ export type RejectCode =
   | 'self' // the peer is this very node
   | 'duplicate' // a connection between these two nodes already exists
   | 'bad_frame' // a frame failed validation
-  | 'shutting_down';
+  | 'shutting_down'
+  | 'full'; // bounded-degree mode: the node keeps as many peers as it takes; dial another
 
 /** A slot of the replica named by the enclosing message. */
 export interface ReplicaSlot {
@@ -81,6 +84,12 @@ export type Message =
   | { readonly type: 'awareness'; readonly update: Uint8Array }
   /** Anti-entropy, first step: a hash of the sender's vector and state; a receiver that differs answers with its `vv`. */
   | { readonly type: 'digest'; readonly digest: Uint8Array }
+  /** Bounded-degree mode (broadcast-tree.ts): the sender holds these deltas, by `(replica, after, upTo)`. */
+  | { readonly type: 'ihave'; readonly ranges: readonly SeqRange[] }
+  /** Bounded-degree mode: send me these announced deltas, and push deltas to me eagerly from now on. */
+  | { readonly type: 'graft'; readonly ranges: readonly SeqRange[] }
+  /** Bounded-degree mode: stop pushing deltas to me eagerly (announce them instead). */
+  | { readonly type: 'prune' }
   | { readonly type: 'ping'; readonly id: number }
   | { readonly type: 'pong'; readonly id: number };
 

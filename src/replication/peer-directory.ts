@@ -62,6 +62,11 @@ export class PeerDirectory {
     return this.byAddress.values();
   }
 
+  /** Addresses being dialled. */
+  get size(): number {
+    return this.byAddress.size;
+  }
+
   /** The peers to dial (from static config or discovery): new ones are dialled, gone ones dropped. */
   setPeers(addresses: readonly string[]): void {
     if (this.stopped) return;

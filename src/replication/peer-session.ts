@@ -91,8 +91,15 @@ export type SessionEvent =
   | { readonly kind: 'slots'; readonly slots: readonly Slot[] }
   /** The end of a sync round whose every chunk arrived: the ranges may advance once merged after those chunks. */
   | { readonly kind: 'covered'; readonly ranges: readonly SeqRange[] }
-  /** A live delta, its slots named by their replica; `ranges` is its range when its slots justify it, else empty. */
-  | { readonly kind: 'delta'; readonly ranges: readonly SeqRange[]; readonly slots: readonly Slot[] }
+  /**
+   * A live delta, its slots named by their replica; `ranges` is its range when its slots justify it, else empty.
+   * `relay` is the delta as it came, for the broadcast tree to pass on: set only when it is justified and every slot was admitted.
+   */
+  | { readonly kind: 'delta'; readonly ranges: readonly SeqRange[]; readonly slots: readonly Slot[]; readonly relay?: Extract<Message, { type: 'delta' }> }
+  /** Broadcast tree (bounded-degree mode): the peer holds these deltas / wants them and eager pushes / wants only announcements. */
+  | { readonly kind: 'ihave'; readonly ranges: readonly SeqRange[] }
+  | { readonly kind: 'graft'; readonly ranges: readonly SeqRange[] }
+  | { readonly kind: 'prune' }
   | { readonly kind: 'awareness'; readonly update: Uint8Array }
   /** The peer's anti-entropy digest (at most one per MIN_DIGEST_GAP_MS; more are ignored): compare, and send our vv on a mismatch. */
   | { readonly kind: 'digest'; readonly digest: Uint8Array };
@@ -311,8 +318,18 @@ export class PeerSession {
         const slots = this.admitted(message.slots.map((slot) => ({ page: slot.page, replica, ...valueOf(slot), ...keyOf(slot) })));
         const ranges = justified([message.range], highestSeqs(slots));
         for (const range of ranges) this.peerHolds(range, replica === this.identity?.replica);
-        return { kind: 'delta', ranges, slots };
+        const whole = ranges.length === 1 && slots.length === message.slots.length;
+        return whole ? { kind: 'delta', ranges, slots, relay: message } : { kind: 'delta', ranges, slots };
       }
+      case 'ihave':
+      case 'graft': {
+        for (const range of message.ranges) {
+          if (range.upTo > MAX_CLAIMED_SEQ) return this.refuse('bad_frame', `${message.type} range ends at ${range.upTo}, beyond ${MAX_CLAIMED_SEQ}`);
+        }
+        return { kind: message.type, ranges: message.ranges };
+      }
+      case 'prune':
+        return { kind: 'prune' };
       case 'awareness':
         return { kind: 'awareness', update: message.update };
       case 'digest': {

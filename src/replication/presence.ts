@@ -15,6 +15,8 @@
  *   clock the receiver holds counts as a renewal there), and its full update to a peer that holds
  *   fewer members than it does. In a full mesh both are empty.
  *
+ * - In bounded-degree mode (sparse): own clock steps relayed hop by hop instead (SPARSE_RENEW_MS).
+ *
  * Time and the client id are injected: the awareness library runs its own `setInterval` on the
  * wall clock and takes a random client id, which a simulation can control neither of. So the
  * library's interval is cleared at once and its check runs here on `timers`, with when each
@@ -94,17 +96,32 @@ export interface PresenceOptions {
   readonly timers: Timers;
   /** The awareness client id of this node (uint32; the library would pick one at random). */
   readonly clientId: number;
+  /** True while the node is in bounded-degree mode (see SPARSE_RENEW_MS); default never. */
+  readonly sparse?: () => boolean;
 }
 
 /**
- * Presence states held at most (members of the cluster, this node included), and the most one
- * state's JSON may take. An update past either closes the session it came on: without them a
- * peer could add states until the full update passed the frame limit, which then failed on every
- * honest session. An honest state is ~1.1 KB at most (a 128-character name, MAX_INDIRECT_LISTED
- * ids), and 500 × (2,048 + 14) bytes keep the full update under 1 MiB.
+ * Presence states held at most (members of the cluster, this node included), the most one
+ * state's JSON may take, and the most states one update (one frame) may carry. An update past any
+ * closes the session it came on: without them a peer could add states until an update passed the
+ * frame limit, which then failed on every honest session. An honest state is ~1.1 KB at most (a
+ * 128-character name, MAX_INDIRECT_LISTED ids); 400 × (2,048 + 14) bytes keep one update under
+ * 1 MiB, and the full update goes in parts of MAX_UPDATE_STATES.
  */
-export const MAX_PRESENCE_STATES = 500;
+export const MAX_PRESENCE_STATES = 2_048;
 export const MAX_PRESENCE_STATE_BYTES = 2_048;
+export const MAX_UPDATE_STATES = 400;
+
+/**
+ * Sparse mode (bounded degree, active-view.ts): most members are not direct peers, and the rules
+ * above would send full updates all the time (a member count that differs somewhere is the rule,
+ * not the exception). Instead each node steps its own clock every SPARSE_RENEW_MS, and at each
+ * check every node sends each direct peer the entries (states and removals) whose clock that peer
+ * is not known to hold — known from what it sent us and what we sent it. So each renewal crosses
+ * each link about once, and a state not renewed for SPARSE_TIMEOUT_MS is dropped.
+ */
+export const SPARSE_RENEW_MS = 120_000;
+export const SPARSE_TIMEOUT_MS = 3 * SPARSE_RENEW_MS;
 
 /** Members listed as indirect in one state, at most (a longer list is cut; a remote's is ignored past it). */
 export const MAX_INDIRECT_LISTED = 64;
@@ -123,6 +140,9 @@ export class Presence {
   private readonly renewedAt = new Map<number, number>();
   private checkTimer: TimerHandle | undefined;
   private destroyed = false;
+  private readonly sparse: () => boolean;
+  /** Sparse mode: per direct peer (replica id), the clock of each client it is known to hold. */
+  private readonly peerClocks = new Map<string, Map<number, number>>();
 
   /** `peers()` lists the open sessions: changes of our own go to each of them. */
   constructor(
@@ -131,6 +151,7 @@ export class Presence {
     options: PresenceOptions,
   ) {
     this.timers = options.timers;
+    this.sparse = options.sparse ?? (() => false);
     this.doc = new Y.Doc();
     // Before the awareness is made: it takes its client id from the document.
     this.doc.clientID = options.clientId >>> 0;
@@ -144,8 +165,13 @@ export class Presence {
     // Only our own changes are sent (renewals and remote updates are not: see above).
     this.awareness.on('change', (_change: AwarenessChange, origin: unknown) => {
       if (origin !== 'local' || this.destroyed) return;
-      const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.awareness.clientID]);
-      for (const peer of this.peers()) peer.send(update);
+      const own = this.awareness.clientID;
+      const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, [own]);
+      const clock = this.awareness.meta.get(own)?.clock ?? 0;
+      for (const peer of this.peers()) {
+        peer.send(update);
+        this.peerClocks.get(peer.replica)?.set(own, clock);
+      }
     });
     this.awareness.setLocalState({ ...local });
     this.scheduleCheck();
@@ -158,6 +184,11 @@ export class Presence {
    */
   check(): void {
     if (this.destroyed) return;
+    if (this.sparse()) {
+      this.checkSparse();
+      return;
+    }
+    this.peerClocks.clear();
     const now = this.timers.now();
     const own = this.awareness.clientID;
     const direct = new Map<string, PresencePeer>();
@@ -212,12 +243,59 @@ export class Presence {
       const state = client === undefined ? undefined : (held.get(client) as { indirect?: unknown; members?: unknown } | undefined);
       if (state === undefined) continue;
       if (typeof state.members === 'number' && state.members < held.size) {
-        peer.send(this.fullUpdate());
+        for (const part of this.fullUpdate()) peer.send(part);
         continue;
       }
       const wanted: unknown[] = Array.isArray(state.indirect) ? (state.indirect as unknown[]).slice(0, MAX_INDIRECT_LISTED) : [];
       const relayed = wanted.filter((c): c is number => typeof c === 'number' && directClients.has(c) && c !== client);
       if (relayed.length > 0) peer.send(awarenessProtocol.encodeAwarenessUpdate(this.awareness, relayed));
+    }
+  }
+
+  /** The check in sparse mode: renew direct peers, drop what timed out, step our clock, send each peer what it lacks. */
+  private checkSparse(): void {
+    const now = this.timers.now();
+    const own = this.awareness.clientID;
+    const direct = new Map<string, PresencePeer>();
+    for (const peer of this.peers()) direct.set(peer.replica, peer);
+    const renewed = new Set<string>();
+    for (const [client, state] of this.awareness.getStates()) {
+      const replica = (state as { replicaId?: unknown }).replicaId;
+      // One state per direct peer is renewed by its session (as in the mesh).
+      if (client !== own && typeof replica === 'string' && direct.has(replica) && !renewed.has(replica)) {
+        renewed.add(replica);
+        this.renewedAt.set(client, now);
+      }
+    }
+    const outdated: number[] = [];
+    for (const [client, at] of this.renewedAt) {
+      if (client !== own && now - at >= SPARSE_TIMEOUT_MS && this.awareness.states.has(client)) outdated.push(client);
+    }
+    if (outdated.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, outdated, 'timeout');
+    const local = this.awareness.getLocalState();
+    if (local !== null) {
+      const current = local as { indirect?: unknown; members?: unknown };
+      if (current.indirect !== undefined || current.members !== undefined) {
+        // The mesh's relay lists mean nothing here.
+        const { indirect: _indirect, members: _members, ...rest } = current as Record<string, unknown>;
+        this.awareness.setLocalState(rest);
+      } else if (now - (this.renewedAt.get(own) ?? now) >= SPARSE_RENEW_MS) {
+        this.awareness.setLocalState(local);
+      }
+    }
+    for (const replica of [...this.peerClocks.keys()]) if (!direct.has(replica)) this.peerClocks.delete(replica);
+    for (const [replica, peer] of direct) {
+      const known = this.peerClocks.get(replica) ?? new Map<number, number>();
+      this.peerClocks.set(replica, known);
+      const lacking: number[] = [];
+      for (const [client, meta] of this.awareness.meta) {
+        if ((known.get(client) ?? -1) < meta.clock) lacking.push(client);
+      }
+      for (let i = 0; i < lacking.length; i += MAX_UPDATE_STATES) {
+        const part = lacking.slice(i, i + MAX_UPDATE_STATES);
+        peer.send(awarenessProtocol.encodeAwarenessUpdate(this.awareness, part));
+        for (const client of part) known.set(client, this.awareness.meta.get(client)!.clock);
+      }
     }
   }
 
@@ -233,10 +311,11 @@ export class Presence {
    * Applies an update from a peer; throws on a malformed one, or one that would take the states
    * held past MAX_PRESENCE_STATES (the caller drops that peer).
    */
-  applyRemote(update: Uint8Array, origin: unknown): void {
+  applyRemote(update: Uint8Array, origin: unknown, from?: string): void {
     const theirs = withoutClient(update, this.awareness.clientID);
     if (theirs === undefined) return;
     const entries = entriesOf(theirs);
+    if (entries.length > MAX_UPDATE_STATES) throw new RangeError(`presence update of ${entries.length} states; at most ${MAX_UPDATE_STATES} a frame`);
     for (const entry of entries) {
       if (entry.state.length > MAX_PRESENCE_STATE_BYTES) throw new RangeError(`presence state of client ${entry.client} is ${entry.state.length} characters; at most ${MAX_PRESENCE_STATE_BYTES}`);
     }
@@ -250,6 +329,12 @@ export class Presence {
       if (entry.state !== 'null' && this.awareness.states.has(entry.client) && this.awareness.meta.get(entry.client)?.clock === entry.clock) this.renewedAt.set(entry.client, now);
     }
     awarenessProtocol.applyAwarenessUpdate(this.awareness, theirs, origin);
+    if (from !== undefined && this.sparse()) {
+      // What the peer sent, it holds: never sent back to it.
+      const known = this.peerClocks.get(from) ?? new Map<number, number>();
+      this.peerClocks.set(from, known);
+      for (const entry of entries) if ((known.get(entry.client) ?? -1) < entry.clock) known.set(entry.client, entry.clock);
+    }
     this.dropSuperseded();
   }
 
@@ -287,9 +372,12 @@ export class Presence {
     return awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.awareness.clientID]);
   }
 
-  /** Every known state. */
-  fullUpdate(): Uint8Array {
-    return awarenessProtocol.encodeAwarenessUpdate(this.awareness, [...this.awareness.getStates().keys()]);
+  /** Every known state, in updates of MAX_UPDATE_STATES at most. */
+  fullUpdate(): Uint8Array[] {
+    const clients = [...this.awareness.getStates().keys()];
+    const parts: Uint8Array[] = [];
+    for (let i = 0; i < clients.length; i += MAX_UPDATE_STATES) parts.push(awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients.slice(i, i + MAX_UPDATE_STATES)));
+    return parts;
   }
 
   updateLocal(fields: Partial<NodePresence>): void {

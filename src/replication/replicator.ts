@@ -32,10 +32,12 @@ import { seqOf, syncDigest, type SeqRange } from '../crdt/version-vector.js';
 import { cryptoRandom, type RandomBytes, type ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
 import type { Log } from '../log.js';
-import type { IdentityInfo, Store } from '../store/store.js';
+import type { Delta, IdentityInfo, Store } from '../store/store.js';
 import { realTimers, type TimerHandle, type Timers } from '../timers.js';
 import type { Transport } from '../transport/transport.js';
 import { type BackoffOptions, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from './backoff.js';
+import { ActiveView, type ActiveViewOptions } from './active-view.js';
+import { BroadcastTree } from './broadcast-tree.js';
 import { MergeQueue } from './merge-queue.js';
 import { type DialTarget, PeerDirectory } from './peer-directory.js';
 import { SourceBudget, sourceOf } from './peer-limits.js';
@@ -45,7 +47,7 @@ import { noMetrics, type ReplicationMetrics } from './replication-metrics.js';
 import { clusterStatus } from './replication-status.js';
 import { type SessionMessage, SessionTable } from './session-table.js';
 import { SYNC_CHUNK_SLOTS } from './sync-answer.js';
-import { MAX_SEND_BUFFER_BYTES, SyncSender } from './sync-sender.js';
+import { deltaMessage, MAX_SEND_BUFFER_BYTES, SyncSender } from './sync-sender.js';
 import { SyncSource } from './sync-source.js';
 
 export const HEARTBEAT_INTERVAL_MS = 1_000;
@@ -87,6 +89,12 @@ export interface ReplicatorOptions {
   readonly probe?: LatencyProbe;
   /** See MergeQueueOptions.atOnceAfterIdleMs (node.ts: AT_ONCE_AFTER_IDLE_MS); undefined: always the next turn. */
   readonly mergeAtOnceAfterIdleMs?: number;
+  /**
+   * Bounded-degree mode (active-view.ts, broadcast-tree.ts): past `aboveNodes` nodes (default 16)
+   * the node keeps a small active set and deltas travel on a broadcast tree. Tests lower the
+   * threshold and the sizes; `dropFirstDelivery` is the deliberately broken suppression.
+   */
+  readonly boundedDegree?: Omit<ActiveViewOptions, 'random'> & { readonly dropFirstDelivery?: boolean };
 }
 
 export class Replicator {
@@ -104,6 +112,11 @@ export class Replicator {
   private readonly merges: MergeQueue;
   private readonly sender: SyncSender;
   private readonly source: SyncSource;
+  private readonly view: ActiveView;
+  /** The broadcast tree, in bounded-degree mode only (undefined in the full mesh). */
+  private tree: BroadcastTree | undefined;
+  private readonly maxSendBufferBytes: number;
+  private readonly dropFirstDelivery: boolean;
 
   private readonly sessions: SessionTable;
   /** Replica ids this node knows (in its vector, or admitted from a peer since start). */
@@ -131,6 +144,10 @@ export class Replicator {
     this.antiEntropyIntervalMs = options.antiEntropyIntervalMs ?? ANTI_ENTROPY_INTERVAL_MS;
     const { timers, metrics } = this;
     this.known = new Set(store.versionVector().keys());
+    this.maxSendBufferBytes = options.maxSendBufferBytes ?? MAX_SEND_BUFFER_BYTES;
+    const { dropFirstDelivery, ...viewOptions } = options.boundedDegree ?? {};
+    this.dropFirstDelivery = dropFirstDelivery === true;
+    this.view = new ActiveView({ ...viewOptions, random: this.random });
     this.directory = new PeerDirectory({
       transport: this.transport,
       timers,
@@ -154,7 +171,7 @@ export class Replicator {
       timers,
       log,
       metrics,
-      maxSendBufferBytes: options.maxSendBufferBytes ?? MAX_SEND_BUFFER_BYTES,
+      maxSendBufferBytes: this.maxSendBufferBytes,
       syncChunkSlots: options.syncChunkSlots ?? SYNC_CHUNK_SLOTS,
       ...(options.probe !== undefined ? { probe: options.probe } : {}),
     });
@@ -187,13 +204,16 @@ export class Replicator {
       directory: this.directory,
       onOpen: (session) => {
         session.send({ type: 'awareness', update: this.presence.ownUpdate() });
+        this.tree?.opened(session);
         this.source.opened(session);
       },
       onMessage: (session, message) => this.apply(session, message),
       onClose: (session) => {
         this.sender.forget(session);
+        this.tree?.closed(session);
         this.source.closed(session);
       },
+      admitsInbound: () => this.inboundOpen() < this.view.inboundCap,
       onFailure: () => this.metrics.peerFailure(),
     });
     // Last: setting the local state broadcasts it at once, to the (still empty) session table.
@@ -202,7 +222,7 @@ export class Replicator {
     this.presence = new Presence(
       { ...options.node, replicaId: store.replicaId },
       () => this.presencePeers(),
-      { timers, clientId },
+      { timers, clientId, sparse: () => this.view.bounded },
     );
   }
 
@@ -211,14 +231,74 @@ export class Replicator {
     if (this.started) return;
     this.started = true;
     this.transport.listen((connection) => this.sessions.attach(connection, undefined));
-    this.unsubscribe.push(this.store.onCommit((delta) => this.sender.push(delta, [...this.sessions.open()])));
+    this.unsubscribe.push(this.store.onCommit((delta) => this.pushCommit(delta)));
     this.scheduleHeartbeat();
     this.scheduleAntiEntropy();
   }
 
   /** The peers to dial (from static config or discovery): new ones are dialled, gone ones dropped. */
   setPeers(addresses: readonly string[]): void {
-    if (!this.stopped) this.directory.setPeers(addresses);
+    if (this.stopped) return;
+    this.directory.setPeers(this.view.setPeers(addresses, this.timers.now()));
+    this.modeChanged();
+  }
+
+  /** The active view's mode and sizes (bench, status): the full mesh, or bounded degree. */
+  degree(): {
+    readonly bounded: boolean;
+    readonly dial: number;
+    readonly max: number;
+    readonly eager?: number;
+    readonly lazy?: number;
+    readonly tree?: { readonly received: number; readonly duplicates: number; readonly grafts: number };
+  } {
+    const links = this.tree?.links();
+    const tree = this.tree === undefined ? {} : { tree: { ...this.tree.counts } };
+    return { bounded: this.view.bounded, dial: this.view.bounded ? this.view.dialCount : this.directory.size, max: this.view.maxDegree, ...links, ...tree };
+  }
+
+  /** Starts or ends the broadcast tree when the mode changed; a new tree takes every open session as eager. */
+  private modeChanged(): void {
+    if (this.view.bounded && this.tree === undefined) {
+      this.tree = new BroadcastTree({
+        timers: this.timers,
+        send: (session, message) => this.sessions.guard(session, () => session.send(message)),
+        sendDelta: (session, frame, range) => this.sessions.guard(session, () => this.sendDelta(session, frame, range)),
+        dropFirstDelivery: this.dropFirstDelivery,
+      });
+      for (const session of this.sessions.open()) this.tree.opened(session);
+    } else if (!this.view.bounded && this.tree !== undefined) {
+      this.tree.stop();
+      this.tree = undefined;
+    }
+  }
+
+  /** A local commit: to every open session in the full mesh, along the broadcast tree in bounded-degree mode. */
+  private pushCommit(delta: Delta): void {
+    const tree = this.tree;
+    if (tree === undefined || delta.slots.length > this.sender.maxDeltaSlots) {
+      // A delta too big for one frame goes as a round to every active peer, outside the tree.
+      this.sender.push(delta, [...this.sessions.open()]);
+      tree?.heard(delta.range);
+      return;
+    }
+    tree.broadcast(deltaMessage(delta));
+  }
+
+  /** One tree delta to one session, unless its send buffer is over the bound (anti-entropy then fills it). */
+  private sendDelta(session: PeerSession, frame: Uint8Array, range: SeqRange): void {
+    if (session.connection.bufferedBytes() > this.maxSendBufferBytes) {
+      this.metrics.deltaSkipped();
+      return;
+    }
+    session.sendFrame(frame, 'delta');
+    session.peerHolds(range);
+  }
+
+  private inboundOpen(): number {
+    let count = 0;
+    for (const session of this.sessions.open()) if (session.connection.direction === 'inbound') count++;
+    return count;
   }
 
   /**
@@ -248,6 +328,9 @@ export class Replicator {
   /** Pings the sessions gone quiet (see SessionTable.heartbeat); closes the ones silent for longer than the timeout. */
   heartbeatTick(): void {
     this.sessions.heartbeat(this.heartbeatTimeoutMs, this.heartbeatIntervalMs);
+    // Bounded degree: dialled peers that failed make way for passive ones.
+    const dial = this.view.replaceFailed(this.directory.targets(), this.timers.now());
+    if (dial !== undefined) this.directory.setPeers(dial);
   }
 
   /**
@@ -338,6 +421,7 @@ export class Replicator {
     if (this.heartbeatTimer !== undefined) this.timers.clearTimeout(this.heartbeatTimer);
     if (this.antiEntropyTimer !== undefined) this.timers.clearTimeout(this.antiEntropyTimer);
     this.directory.stop();
+    this.tree?.stop();
     this.source.stop();
     this.presence.destroy();
     // What peers already sent is applied before the store closes.
@@ -382,10 +466,21 @@ export class Replicator {
       }
       case 'delta':
         if (!this.checkOwnClaim(session, highestOwn(event.slots, this.store.replicaId), 'delta')) return;
+        // Bounded degree: a duplicate is dropped (its link pruned), a first copy passed on along the tree.
+        if (this.tree !== undefined && event.relay !== undefined && !this.tree.received(session, event.relay)) return;
         this.merges.enqueue(session, event.slots, this.notOwn(event.ranges));
         return;
+      case 'ihave':
+        this.tree?.announced(session, event.ranges);
+        return;
+      case 'graft':
+        this.tree?.graftedBy(session, event.ranges);
+        return;
+      case 'prune':
+        this.tree?.pruned(session);
+        return;
       case 'awareness':
-        this.presence.applyRemote(event.update, session);
+        this.presence.applyRemote(event.update, session, session.peer?.replica);
         return;
     }
   }

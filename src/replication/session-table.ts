@@ -34,6 +34,8 @@ export interface SessionTableOptions {
   readonly onFailure?: () => void;
   readonly handshakeTimeoutMs?: number;
   readonly maxHandshakesPerSource?: number;
+  /** Whether a new inbound session (not one replacing a duplicate) may stay; false: refused as `full` (bounded degree, active-view.ts). */
+  readonly admitsInbound?: () => boolean;
 }
 
 /** How long a session must have been silent before this side pings it (see `heartbeat`). */
@@ -204,7 +206,7 @@ export class SessionTable {
 
   private logRefusal(session: PeerSession, code: RejectCode, reason: string): void {
     this.options.metrics.peerRejected(code);
-    const level = code === 'self' || code === 'duplicate' ? 'debug' : 'warn';
+    const level = code === 'self' || code === 'duplicate' || code === 'full' ? 'debug' : 'warn';
     this.options.log[level]({ address: session.connection.remoteAddress, peer: session.peer?.name, code, reason }, 'closing peer connection');
   }
 
@@ -223,6 +225,9 @@ export class SessionTable {
       // Register the survivor first, so the loser's close handler sees the peer still covered.
       this.byReplica.set(peer.replica, session);
       this.refuse(existing, 'duplicate', 'these two nodes already have a connection');
+    } else if (session.connection.direction === 'inbound' && this.options.admitsInbound?.() === false) {
+      this.refuse(session, 'full', 'this node keeps as many peers as it takes (bounded degree); dial another');
+      return;
     }
     this.byReplica.set(peer.replica, session);
     this.options.metrics.peersConnected(this.byReplica.size);

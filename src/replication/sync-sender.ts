@@ -132,6 +132,11 @@ export class SyncSender {
     return session.phase === 'open';
   }
 
+  /** Slots a live delta carries at most; a bigger commit goes as a sync round. */
+  get maxDeltaSlots(): number {
+    return this.options.syncChunkSlots;
+  }
+
   /** Pushes a local commit to every open session, encoded once. */
   push(delta: Delta, sessions: readonly PeerSession[]): void {
     if (sessions.length === 0) return;
@@ -140,12 +145,7 @@ export class SyncSender {
       for (const session of sessions) this.pushAsRound(session, delta);
       return;
     }
-    const message: Message = {
-      type: 'delta',
-      range: delta.range,
-      slots: delta.slots.map((slot) => ({ page: slot.page, ...valueOf(slot), ...keyOf(slot) })),
-    };
-    const frame = encodeMessage(message);
+    const frame = encodeMessage(deltaMessage(delta));
     const probe = this.options.probe;
     probe?.markAll('encoded', delta.slots);
     for (const session of sessions) {
@@ -174,6 +174,11 @@ export class SyncSender {
     this.options.metrics.deltaSkipped();
     return true;
   }
+}
+
+/** A local commit as a live delta: its range and the slots it raised, named by the range's replica. */
+export function deltaMessage(delta: Delta): Extract<Message, { type: 'delta' }> {
+  return { type: 'delta', range: delta.range, slots: delta.slots.map((slot) => ({ page: slot.page, ...valueOf(slot), ...keyOf(slot) })) };
 }
 
 /** `vv` with every entry a range continues moved to the range's end (a range past a gap moves nothing). */

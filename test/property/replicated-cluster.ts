@@ -1,12 +1,15 @@
 /**
  * The real replication code under test: one `Replicator` per node over the `MemoryStore` twin and
  * the `SimulatedNetwork`, all on one manual clock and one seeded random source, so a schedule
- * replays exactly. Nodes form a full mesh through static peers.
+ * replays exactly. Nodes form a full mesh through static peers, or (`mode: 'bounded'`) the sparse
+ * graph of large clusters, with live deltas on the broadcast tree.
  *
  * `variant` plugs in deliberately broken versions, to show the property catches them:
  * - `advance-over-gap`: the store advances the version vector over any range, gap or not;
  * - `keep-identity-after-restore`: a restored copy comes back with an identity file that matches
- *   it (as if the file were backed up with the database), so the node keeps its old replica id.
+ *   it (as if the file were backed up with the database), so the node keeps its old replica id;
+ * - `drop-first-delivery`: bounded mode whose duplicate suppression records a delta before it
+ *   checks it, so every delivery looks like a duplicate and is dropped.
  */
 import type { Slot } from '../../src/crdt/g-counter.js';
 import type { SeqRange } from '../../src/crdt/version-vector.js';
@@ -20,7 +23,29 @@ import { ManualTimers } from '../helpers/manual-timers.js';
 import { seededRandom, type SeededRandom } from '../helpers/seeded-random.js';
 import type { ClusterUnderTest, IncrementStep, Page } from './schedule.js';
 
-export type Variant = 'correct' | 'advance-over-gap' | 'keep-identity-after-restore';
+export type Variant = 'correct' | 'advance-over-gap' | 'keep-identity-after-restore' | 'drop-first-delivery';
+
+/**
+ * `mesh`: every node dials every peer (the mode of clusters up to 16 nodes). `bounded`: the
+ * bounded-degree mode of large clusters forced at this size (active-view.ts, broadcast-tree.ts):
+ * each node dials 2 peers picked at random, and live deltas travel on the broadcast tree.
+ * `drop-first-delivery` (bounded only) is the tree with a broken duplicate suppression.
+ */
+export type Mode = 'mesh' | 'bounded';
+/**
+ * Peers each node dials in `bounded` mode: at ≤ 5 nodes a 2-out graph is always connected. No
+ * node refuses one as `full` here (the degree cap is above the node count): the property tests
+ * the tree; the scale simulation the cap.
+ */
+const BOUNDED_DIAL = 2;
+
+export interface ClusterOptions {
+  readonly mode?: Mode;
+  /** 0: no anti-entropy (the delivery property: live deltas alone must reach every node). */
+  readonly antiEntropyIntervalMs?: number;
+  /** The send bound past which deltas are skipped; default SEND_BUFFER_BYTES (gaps on purpose). */
+  readonly maxSendBufferBytes?: number;
+}
 
 const HEARTBEAT_INTERVAL_MS = 1_000;
 const HEARTBEAT_TIMEOUT_MS = 5_000;
@@ -65,6 +90,7 @@ export class ReplicatedCluster implements ClusterUnderTest {
     seed: number,
     private readonly variant: Variant = 'correct',
     private readonly peers: 'all' | 'one-way' = 'all',
+    private readonly clusterOptions: ClusterOptions = {},
   ) {
     this.random = seededRandom(seed);
     this.nodes = Array.from({ length: count }, (_, i) => ({ address: `node${i}:1`, disk: new MemoryDisk(), snapshots: [], store: undefined, replicator: undefined }));
@@ -98,11 +124,14 @@ export class ReplicatedCluster implements ClusterUnderTest {
       randomBytes: (n) => this.random.bytes(n),
       heartbeatIntervalMs: HEARTBEAT_INTERVAL_MS,
       heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS,
-      antiEntropyIntervalMs: ANTI_ENTROPY_INTERVAL_MS,
+      antiEntropyIntervalMs: this.clusterOptions.antiEntropyIntervalMs ?? ANTI_ENTROPY_INTERVAL_MS,
       reconnect: { baseMs: 100, maxMs: 2_000 },
       // A small send bound, so live deltas get skipped behind frames still in flight: on an
       // authenticated session that is how gaps arise (a lost or reordered frame ends the session).
-      maxSendBufferBytes: SEND_BUFFER_BYTES,
+      maxSendBufferBytes: this.clusterOptions.maxSendBufferBytes ?? SEND_BUFFER_BYTES,
+      ...(this.clusterOptions.mode === 'bounded' || this.variant === 'drop-first-delivery'
+        ? { boundedDegree: { aboveNodes: 0, dial: BOUNDED_DIAL, maxDegree: this.nodes.length + BOUNDED_DIAL, dropFirstDelivery: this.variant === 'drop-first-delivery' } }
+        : {}),
     });
     replicator.start();
     replicator.setPeers(this.nodes.filter((other, i) => other !== node && (this.peers === 'all' || i > index)).map((other) => other.address));

@@ -169,6 +169,9 @@ export const messageArbs: { readonly [T in MessageType]: fc.Arbitrary<Extract<Me
   pong: pongArb,
   vvPart: vvArb.map((m) => ({ type: 'vvPart' as const, vv: m.vv })),
   digest: fc.uint8Array({ minLength: 16, maxLength: 16 }).map((digest) => ({ type: 'digest' as const, digest })),
+  ihave: fc.array(seqRangeArb(), { minLength: 1, maxLength: 6 }).map((ranges) => ({ type: 'ihave' as const, ranges })),
+  graft: fc.array(seqRangeArb(), { minLength: 1, maxLength: 6 }).map((ranges) => ({ type: 'graft' as const, ranges })),
+  prune: fc.constant({ type: 'prune' as const }),
 };
 
 export const messageArb: fc.Arbitrary<Message> = fc.oneof(...Object.values(messageArbs) as fc.Arbitrary<Message>[]);

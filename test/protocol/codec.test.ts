@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { HLL_MAX_RANK } from '../../src/crdt/hyperloglog.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 import { decodeFrame, encodeMessage, MESSAGE_TAGS, ProtocolError, REJECT_CODES } from '../../src/protocol/codec.js';
-import { MAX_FRAME_BYTES, NONCE_BYTES, PROOF_BYTES, PROTOCOL_VERSION, type Message } from '../../src/protocol/messages.js';
+import { MAX_ANNOUNCED_RANGES, MAX_FRAME_BYTES, NONCE_BYTES, PROOF_BYTES, PROTOCOL_VERSION, type Message } from '../../src/protocol/messages.js';
 import { messageArb, messageArbs } from './arbitraries.js';
 
 const R1 = '0123456789abcdef0123456789abcdef' as ReplicaId;
@@ -139,7 +139,7 @@ describe('lib0 varUint, and why the codec reads varUints itself', () => {
 describe('framing', () => {
   it('refuses an empty frame, an unknown tag and trailing bytes', () => {
     expectBadFrame(new Uint8Array(0), /empty/);
-    expectBadFrame(frame(u(PROTOCOL_VERSION), u(12)), /unknown message type 12/);
+    expectBadFrame(frame(u(PROTOCOL_VERSION), u(15)), /unknown message type 15/);
     expectBadFrame(frame(u(PROTOCOL_VERSION), u(2 ** 40)), /unknown message type/);
     expectBadFrame(v1('ping', u(1), raw(0)), /trailing/);
   });
@@ -353,6 +353,26 @@ describe('field validation', () => {
     expectBadFrame(v1('delta', rid(), u(0), u(1), u(1), t('p'), u(0), u(1), u(0), u(0)), /count/);
   });
 
+  it('ihave and graft: 1 to MAX_ANNOUNCED_RANGES ranges with after < upTo; prune: no body', () => {
+    expect(decodeFrame(v1('ihave', u(1), rid(R1), u(2), u(5)))).toEqual({ type: 'ihave', ranges: [{ replica: R1, after: 2, upTo: 5 }] });
+    expect(decodeFrame(v1('graft', u(2), rid(R1), u(0), u(1), rid(R2), u(3), u(4)))).toEqual({
+      type: 'graft',
+      ranges: [
+        { replica: R1, after: 0, upTo: 1 },
+        { replica: R2, after: 3, upTo: 4 },
+      ],
+    });
+    expect(decodeFrame(v1('prune'))).toEqual({ type: 'prune' });
+    expectBadFrame(v1('ihave', u(0)), /empty list/);
+    expectBadFrame(v1('graft', u(0)), /empty list/);
+    expectBadFrame(v1('ihave', u(1), rid(R1), u(5), u(5)), /after < upTo/);
+    expectBadFrame(v1('ihave', u(1), b([1, 2]), u(0), u(5)), /replica/);
+    const many = Array.from({ length: MAX_ANNOUNCED_RANGES + 1 }, () => [rid(R1), u(0), u(1)]).flat();
+    expectBadFrame(v1('ihave', u(MAX_ANNOUNCED_RANGES + 1), ...many), /over 256/);
+    expectBadFrame(v1('prune', u(0)), /trailing/);
+    expect(decodeFrame(v1('reject', u(7), t('full')))).toEqual({ type: 'reject', code: 'full', reason: 'full' });
+  });
+
   it('awareness: a well-formed y-protocols update of JSON objects or null', () => {
     const entry = (json: string | Uint8Array): Part[] => [u(1), u(2), typeof json === 'string' ? t(json) : b(json)];
     expect(decodeFrame(v1('awareness', b(awareness(entry('{"a":1}'), entry('null')))))).toMatchObject({ type: 'awareness' });
@@ -386,6 +406,9 @@ describe('the encoder applies the same rules', () => {
     ['empty range', { type: 'covered', round: 0, chunks: 0, ranges: [{ replica: R1, after: 1, upTo: 1 }] }],
     ['delta seq outside range', { type: 'delta', range: { replica: R1, after: 1, upTo: 2 }, slots: [{ page: 'p', count: 1, seq: 1 }] }],
     ['awareness garbage', { type: 'awareness', update: Uint8Array.from([1, 2]) }],
+    ['empty ihave', { type: 'ihave', ranges: [] }],
+    ['graft of an empty range', { type: 'graft', ranges: [{ replica: R1, after: 3, upTo: 3 }] }],
+    ['ihave over the limit', { type: 'ihave', ranges: Array.from({ length: 257 }, () => ({ replica: R1, after: 0, upTo: 1 })) }],
     ['unknown type', { type: 'gossip' }],
   ];
   for (const [name, message] of bad) {

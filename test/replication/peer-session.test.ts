@@ -171,10 +171,13 @@ describe('PeerSession.receive', () => {
     expect(fromB({ type: 'covered', round: 1, chunks: 2, ranges })).toEqual({ kind: 'none' });
     fromB({ type: 'slots', round: 2, index: 0, slots: [slot] });
     expect(fromB({ type: 'covered', round: 2, chunks: 1, ranges })).toEqual({ kind: 'covered', ranges });
-    expect(fromB({ type: 'delta', range: { replica: B, after: 2, upTo: 3 }, slots: [{ page: page('p'), count: 4, seq: 3 }] })).toEqual({
+    const delta = { type: 'delta', range: { replica: B, after: 2, upTo: 3 }, slots: [{ page: page('p'), count: 4, seq: 3 }] } as const;
+    // Justified, every slot admitted: passed on as it came (the broadcast tree's relay).
+    expect(fromB(delta)).toEqual({
       kind: 'delta',
       ranges: [{ replica: B, after: 2, upTo: 3 }],
       slots: [{ page: page('p'), replica: B, count: 4, seq: 3 }],
+      relay: delta,
     });
     // What the peer holds moved on with what it sent.
     expect(a.session.peerVv?.get(B)).toBe(3);

@@ -1,0 +1,243 @@
+/**
+ * Live deltas in bounded-degree mode: an epidemic broadcast tree (Plumtree) over the node's
+ * active sessions. Each session is eager (deltas are pushed to it) or lazy (only announced, by
+ * `ihave`). Every session starts eager, so the first deltas flood the active graph; a node that
+ * receives a delta it already has tells that sender `prune` and both make the link lazy (while it
+ * keeps more than MIN_EAGER eager links), which leaves a sparse graph of eager links. A node that hears `ihave` for a delta that has not come
+ * within GRAFT_TIMEOUT_MS asks the announcer (`graft`): the announcer sends it and the link is eager
+ * again, which repairs the tree when a peer fails.
+ *
+ * A delta is identified by its `(replica, after, upTo)` and passed on as it came: the originating
+ * replica's slots and range, so a receiver checks a relayed delta exactly as one from its origin
+ * (justified by its slots; advanced only over a contiguous range, DESIGN.md §1). The tree decides
+ * only who gets a frame; what a frame may advance is the merge's business. Anti-entropy stays the
+ * safety net: a delta no announcement or graft brings is filled by the next vector exchange.
+ *
+ * Bounds: MAX_SEEN_DELTAS ids remembered, MAX_CACHED_DELTA_BYTES of encoded deltas kept for
+ * grafts, MAX_MISSING announced ids waited for, MAX_GRAFTED_PER_SECOND deltas sent per peer on
+ * its grafts (a peer cannot make this node resend its whole cache in a loop).
+ */
+import type { SeqRange } from '../crdt/version-vector.js';
+import { encodeMessage } from '../protocol/codec.js';
+import type { Message } from '../protocol/messages.js';
+import type { TimerHandle, Timers } from '../timers.js';
+import type { PeerSession } from './peer-session.js';
+
+/** Wait after the first announcement of a delta that has not arrived before grafting its announcer. */
+export const GRAFT_TIMEOUT_MS = 400;
+/** Wait before grafting the next announcer when the first graft brought nothing. */
+export const SECOND_GRAFT_TIMEOUT_MS = 200;
+/**
+ * Eager links a node keeps however many duplicates come over them (it neither prunes below it nor
+ * lets a peer prune it below it): a pure tree's paths are up to twice its depth, and a tree shaped
+ * by the first deltas' races is deep (at 100 simulated nodes, 50 ms links: p50 549 ms to every
+ * node with 3, 448 ms with 4 only on the pruning side). Four make a sparse random graph of a few
+ * hops' diameter, for a few duplicate frames per delta per node.
+ */
+export const MIN_EAGER = 4;
+export const MAX_SEEN_DELTAS = 16_384;
+export const MAX_CACHED_DELTA_BYTES = 4 * 1024 * 1024;
+export const MAX_MISSING = 4_096;
+export const MAX_GRAFTED_PER_SECOND = 512;
+
+type DeltaMessage = Extract<Message, { type: 'delta' }>;
+
+export interface BroadcastTreeOptions {
+  readonly timers: Timers;
+  /** Sends a control message (`ihave`, `graft`, `prune`) to a session, guarded. */
+  readonly send: (session: PeerSession, message: Message) => void;
+  /** Sends an encoded delta to a session (skipped when its send buffer is over the bound), guarded. */
+  readonly sendDelta: (session: PeerSession, frame: Uint8Array, range: SeqRange) => void;
+  /**
+   * Test only, a deliberately broken suppression: the id is recorded before it is checked, so the
+   * first copy of every delta is taken for a duplicate (dropped, its link pruned), and so is
+   * every later one. The property tests must catch it.
+   */
+  readonly dropFirstDelivery?: boolean;
+}
+
+interface Missing {
+  readonly range: SeqRange;
+  readonly announcers: PeerSession[];
+  timer: TimerHandle | undefined;
+}
+
+export function deltaId(range: SeqRange): string {
+  return `${range.replica}/${range.after}/${range.upTo}`;
+}
+
+export class BroadcastTree {
+  private readonly eager = new Set<PeerSession>();
+  private readonly lazy = new Set<PeerSession>();
+  /** Ids of deltas this node has (sent or received), oldest first. */
+  private readonly seen = new Set<string>();
+  /** Encoded deltas for grafts, oldest first, MAX_CACHED_DELTA_BYTES in all. */
+  private readonly cache = new Map<string, Uint8Array>();
+  private cachedBytes = 0;
+  private readonly missing = new Map<string, Missing>();
+  /** Per session, deltas sent on its grafts in the current second. */
+  private readonly graftBudget = new WeakMap<PeerSession, { second: number; count: number }>();
+
+  /** Counters for the bench: deltas taken, duplicates dropped, grafts sent. */
+  readonly counts = { received: 0, duplicates: 0, grafts: 0 };
+
+  constructor(private readonly options: BroadcastTreeOptions) {}
+
+  /** Sessions deltas are pushed to, and sessions they are announced to (status and tests). */
+  links(): { readonly eager: number; readonly lazy: number } {
+    return { eager: this.eager.size, lazy: this.lazy.size };
+  }
+
+  opened(session: PeerSession): void {
+    this.lazy.delete(session);
+    this.eager.add(session);
+  }
+
+  closed(session: PeerSession): void {
+    this.eager.delete(session);
+    this.lazy.delete(session);
+    for (const entry of this.missing.values()) {
+      const at = entry.announcers.indexOf(session);
+      if (at >= 0) entry.announcers.splice(at, 1);
+    }
+  }
+
+  /** A local commit's delta: pushed to the eager sessions, announced to the lazy ones. */
+  broadcast(message: DeltaMessage): void {
+    const frame = encodeMessage(message);
+    this.remember(message.range, frame);
+    this.passOn(message.range, frame, undefined);
+  }
+
+  /**
+   * A delta from `from` (as it came: `relay` of the session's event). Returns false when it is a
+   * duplicate: the caller drops it (the link is pruned here).
+   */
+  received(from: PeerSession, message: DeltaMessage): boolean {
+    const id = deltaId(message.range);
+    if (this.options.dropFirstDelivery === true) this.seen.add(id);
+    if (this.seen.has(id)) {
+      this.counts.duplicates += 1;
+      if (this.eager.size > MIN_EAGER && this.eager.delete(from)) {
+        this.lazy.add(from);
+        this.options.send(from, { type: 'prune' });
+      }
+      return false;
+    }
+    this.counts.received += 1;
+    const frame = encodeMessage(message);
+    this.remember(message.range, frame);
+    const waiting = this.missing.get(id);
+    if (waiting !== undefined) {
+      if (waiting.timer !== undefined) this.options.timers.clearTimeout(waiting.timer);
+      this.missing.delete(id);
+    }
+    if (!this.eager.has(from)) {
+      this.lazy.delete(from);
+      this.eager.add(from);
+    }
+    this.passOn(message.range, frame, from);
+    return true;
+  }
+
+  /** A delta that arrived outside the tree (too big for one frame, sent as a round): nothing to wait for any more. */
+  heard(range: SeqRange): void {
+    const id = deltaId(range);
+    this.seen.add(id);
+    const waiting = this.missing.get(id);
+    if (waiting?.timer !== undefined) this.options.timers.clearTimeout(waiting.timer);
+    this.missing.delete(id);
+  }
+
+  /** `ihave` from a lazy peer: wait a while for the deltas we lack, then graft it. */
+  announced(from: PeerSession, ranges: readonly SeqRange[]): void {
+    for (const range of ranges) {
+      const id = deltaId(range);
+      if (this.seen.has(id)) continue;
+      const entry = this.missing.get(id);
+      if (entry !== undefined) {
+        if (!entry.announcers.includes(from)) entry.announcers.push(from);
+        continue;
+      }
+      if (this.missing.size >= MAX_MISSING) continue;
+      const created: Missing = { range, announcers: [from], timer: undefined };
+      created.timer = this.options.timers.setTimeout(() => this.graftNext(id), GRAFT_TIMEOUT_MS);
+      this.missing.set(id, created);
+    }
+  }
+
+  /** `graft` from a peer: the link is eager again, and the deltas it names that we still hold go to it. */
+  graftedBy(from: PeerSession, ranges: readonly SeqRange[]): void {
+    this.lazy.delete(from);
+    this.eager.add(from);
+    const now = this.options.timers.now();
+    const second = Math.floor(now / 1000);
+    let budget = this.graftBudget.get(from);
+    if (budget === undefined || budget.second !== second) {
+      budget = { second, count: 0 };
+      this.graftBudget.set(from, budget);
+    }
+    for (const range of ranges) {
+      const frame = this.cache.get(deltaId(range));
+      if (frame === undefined || budget.count >= MAX_GRAFTED_PER_SECOND) continue;
+      budget.count += 1;
+      this.options.sendDelta(from, frame, range);
+    }
+  }
+
+  /**
+   * `prune` from a peer: announce to it from now on — unless this node is down to MIN_EAGER eager
+   * links, which it keeps (the peer then drops what comes over it as a duplicate, and sends no
+   * second prune: the link is lazy on its side).
+   */
+  pruned(from: PeerSession): void {
+    if (this.eager.size > MIN_EAGER && this.eager.delete(from)) this.lazy.add(from);
+  }
+
+  /** Clears every timer. */
+  stop(): void {
+    for (const entry of this.missing.values()) if (entry.timer !== undefined) this.options.timers.clearTimeout(entry.timer);
+    this.missing.clear();
+  }
+
+  private graftNext(id: string): void {
+    const entry = this.missing.get(id);
+    if (entry === undefined) return;
+    entry.timer = undefined;
+    let announcer: PeerSession | undefined;
+    while (announcer === undefined && entry.announcers.length > 0) {
+      const next = entry.announcers.shift()!;
+      if (next.phase === 'open') announcer = next;
+    }
+    if (announcer === undefined || this.seen.has(id)) {
+      // Nobody left to ask: anti-entropy fills it.
+      this.missing.delete(id);
+      return;
+    }
+    this.lazy.delete(announcer);
+    this.eager.add(announcer);
+    this.counts.grafts += 1;
+    this.options.send(announcer, { type: 'graft', ranges: [entry.range] });
+    if (entry.announcers.length === 0) this.missing.delete(id);
+    else entry.timer = this.options.timers.setTimeout(() => this.graftNext(id), SECOND_GRAFT_TIMEOUT_MS);
+  }
+
+  private passOn(range: SeqRange, frame: Uint8Array, from: PeerSession | undefined): void {
+    for (const session of [...this.eager]) if (session !== from) this.options.sendDelta(session, frame, range);
+    for (const session of [...this.lazy]) if (session !== from) this.options.send(session, { type: 'ihave', ranges: [range] });
+  }
+
+  private remember(range: SeqRange, frame: Uint8Array): void {
+    const id = deltaId(range);
+    this.seen.add(id);
+    if (this.seen.size > MAX_SEEN_DELTAS) this.seen.delete(this.seen.values().next().value!);
+    if (frame.byteLength > MAX_CACHED_DELTA_BYTES || this.cache.has(id)) return;
+    this.cache.set(id, frame);
+    this.cachedBytes += frame.byteLength;
+    while (this.cachedBytes > MAX_CACHED_DELTA_BYTES) {
+      const [oldest, bytes] = this.cache.entries().next().value!;
+      this.cache.delete(oldest);
+      this.cachedBytes -= bytes.byteLength;
+    }
+  }
+}
