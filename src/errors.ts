@@ -66,6 +66,11 @@ export const ERRORS = {
   too_many_clients: { status: 503, expose: true },
   // A bounded queue is full (group commit, batch bodies in flight): retry shortly.
   overloaded: { status: 503, expose: true },
+  /**
+   * A write the store cannot take now: a large commit is spread over loop turns and holds the
+   * write transaction (sqlite-store.ts). Callers wait for `writesHeld()`; one that did not fails here.
+   */
+  store_busy: { status: 503, expose: true },
   // Writes refused, reads still served: the disk has no room, or the database file on disk is no
   // longer the one the node has open (see src/store/write-health.ts).
   disk_full: { status: 503, expose: true },
