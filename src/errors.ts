@@ -60,6 +60,8 @@ export const ERRORS = {
    * arrives, so it is refused (Retry-After set) instead of acknowledged and lost.
    */
   reset_not_seen: { status: 503, expose: true },
+  /** An `Idempotency-Key` sent again with other views than the batch it first counted (idempotency.ts). */
+  idempotency_key_reused: { status: 422, expose: true },
   /** A `Counter-Session` header that is malformed, tampered with or from another cluster. */
   bad_session: { status: 400, expose: true },
   shutting_down: { status: 503, expose: true },

@@ -111,6 +111,15 @@ export const MAX_FLUSH_INCREMENTS = 10_000;
  */
 export type FlushMode = 'spread' | 'now';
 
+/**
+ * Increments a node lets wait for a commit, at most, whatever its memory budget allows
+ * (node.ts takes the smaller): three maximal flushes behind the one committing. A unit waits
+ * for everything ahead of it, and a flush of 10,000 new pages takes 1–4 s of wall time on a busy
+ * host: with the budget's 83,886 (eight maximal batches) the last of them waited 30 s and more,
+ * its client gave up, and the batch was counted all the same. Past it: 503 `overloaded` at once.
+ */
+export const MAX_QUEUED_INCREMENTS_FOR_LATENCY = 3 * MAX_FLUSH_INCREMENTS;
+
 export interface GroupCommitOptions {
   /** Increments waiting at most; past it enqueue() rejects with `overloaded`. */
   readonly maxQueuedIncrements?: number;
