@@ -756,8 +756,11 @@ export class SqliteStore implements Store {
     this.digestTimer = undefined;
     // During a recount the running sum is only the changes since its snapshot: nothing to store.
     if (!this.open || this.blocked !== undefined || !this.digestStored) return;
-    // The spread commit's own digestChanged() after it commits schedules the next write.
-    if (this.spread !== undefined) return;
+    // A spread commit holds the writer: try again a moment later.
+    if (this.spread !== undefined) {
+      this.digestChanged();
+      return;
+    }
     try {
       this.transaction(() => this.statements.setDigest.run(formatDigest(this.digestSum)));
     } catch (error) {
