@@ -32,9 +32,9 @@ export class HttpTarget {
     this.agent = new Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
   }
 
-  send(method: string, path: string, body?: string): Promise<Response> {
+  send(method: string, path: string, body?: string, extraHeaders: Readonly<Record<string, string>> = {}): Promise<Response> {
     return new Promise((resolve, reject) => {
-      const headers: Record<string, string | number> = {};
+      const headers: Record<string, string | number> = { ...extraHeaders };
       if (body !== undefined) {
         headers['content-type'] = 'application/json';
         headers['content-length'] = Buffer.byteLength(body);

@@ -80,7 +80,7 @@ export interface FloodResult {
   readonly name: string;
   /** VmHWM of the node at the end of the flood. */
   readonly peakRssBytes: number;
-  /** The slowest GET /healthz during the flood (one every 50 ms): the longest loop stall seen. */
+  /** The slowest GET /healthz during the flood (one every 50 ms, or every 20 ms from a prober process of its own): the longest stall seen. */
   readonly slowestProbeMs: number;
   readonly elapsedMs: number;
   /** Views acknowledged with 200, and dsqlite_views_counted_total after (equal: none lost or doubled). */

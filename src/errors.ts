@@ -60,12 +60,19 @@ export const ERRORS = {
    * arrives, so it is refused (Retry-After set) instead of acknowledged and lost.
    */
   reset_not_seen: { status: 503, expose: true },
+  /** An `Idempotency-Key` sent again with other views than the batch it first counted (idempotency.ts). */
+  idempotency_key_reused: { status: 422, expose: true },
   /** A `Counter-Session` header that is malformed, tampered with or from another cluster. */
   bad_session: { status: 400, expose: true },
   shutting_down: { status: 503, expose: true },
   too_many_clients: { status: 503, expose: true },
   // A bounded queue is full (group commit, batch bodies in flight): retry shortly.
   overloaded: { status: 503, expose: true },
+  /**
+   * A write the store cannot take now: a large commit is spread over loop turns and holds the
+   * write transaction (sqlite-store.ts). Callers wait for `writesHeld()`; one that did not fails here.
+   */
+  store_busy: { status: 503, expose: true },
   // Writes refused, reads still served: the disk has no room, or the database file on disk is no
   // longer the one the node has open (see src/store/write-health.ts).
   disk_full: { status: 503, expose: true },

@@ -25,6 +25,7 @@ import { clientErrorStatus, headersProblem, MAX_HEADER_BYTES, MAX_REQUEST_CONNEC
 import type { ClusterStatusSource, DiscoveryInfo } from './cluster-status.js';
 import type { Readiness } from './http/routes.js';
 import { UpgradeDispatcher } from './http/upgrade-dispatcher.js';
+import { IdempotencyKeys } from './http/idempotency.js';
 import { ViewPolicy } from './http/view-policy.js';
 import { createDiscovery } from './discovery/create-discovery.js';
 import { DiscoveryLoop } from './discovery/discovery.js';
@@ -33,7 +34,7 @@ import { createReplicationMetrics } from './replication/replication-metrics.js';
 import { CatchUp } from './replication/catch-up.js';
 import { Replicator } from './replication/replicator.js';
 import { lockDatabase, type DatabaseLock } from './store/database-lock.js';
-import { AT_ONCE_AFTER_IDLE_MS } from './store/group-commit.js';
+import { AT_ONCE_AFTER_IDLE_MS, MAX_QUEUED_INCREMENTS_FOR_LATENCY } from './store/group-commit.js';
 import { realTimers } from './timers.js';
 import { openSqliteStore } from './store/sqlite-store.js';
 import { memoryBounds } from './memory-budget.js';
@@ -225,7 +226,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
       path: config.databasePath,
       synchronous: config.sqliteSynchronous,
       checkpoints: config.checkpoints,
-      maxQueuedIncrements: bounds.maxQueuedIncrements,
+      maxQueuedIncrements: Math.min(bounds.maxQueuedIncrements, MAX_QUEUED_INCREMENTS_FOR_LATENCY),
       commitAtOnceAfterIdleMs: AT_ONCE_AFTER_IDLE_MS,
       // A digest left unknown by a crash or a restore is recounted while serving: a start stays bounded.
       digestRecount: 'background',
@@ -366,6 +367,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     sessions,
     readiness: () => (readiness === 'ready' && !catchUp.ready ? 'catching_up' : readiness),
     gate: catchUp,
+    // One for both ports: a batch retried on the other port is still the same batch.
+    idempotency: new IdempotencyKeys(),
     ...(probe !== undefined ? { probe } : {}),
   };
   // The same routes on both ports; the private ones (`/metrics`, the full `/api/cluster`, admin)

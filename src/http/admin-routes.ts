@@ -9,7 +9,7 @@ import type { Context } from 'koa';
 import type { Router } from '@koa/router';
 import { AppError } from '../errors.js';
 import type { PageName } from '../ids.js';
-import { MAX_RESET_PAGES, type Store } from '../store/store.js';
+import { MAX_RESET_PAGES, type PageReset, type Store } from '../store/store.js';
 import { checkPageName, readJsonBody } from './body.js';
 import { requirePrivileged } from './privileged.js';
 
@@ -28,17 +28,17 @@ export function mountAdminRoutes(router: Router, deps: AdminDeps, pageOf: (raw: 
     return pageOf(raw);
   };
 
-  router.post('/api/admin/pages/:page/reset', (ctx: Context) => {
+  router.post('/api/admin/pages/:page/reset', async (ctx: Context) => {
     requirePrivileged(ctx);
     const name = page(ctx);
-    const [reset] = store.reset([name]);
+    const [reset] = await resetWhenWritable(store, [name]);
     ctx.body = { page: name, count: 0, epoch: reset?.epoch ?? 0 };
   });
 
-  router.delete('/api/admin/pages/:page', (ctx: Context) => {
+  router.delete('/api/admin/pages/:page', async (ctx: Context) => {
     requirePrivileged(ctx);
     const name = page(ctx);
-    const [reset] = store.reset([name]);
+    const [reset] = await resetWhenWritable(store, [name]);
     ctx.body = { page: name, deleted: true, epoch: reset?.epoch ?? 0 };
   });
 
@@ -53,6 +53,12 @@ export function mountAdminRoutes(router: Router, deps: AdminDeps, pageOf: (raw: 
   });
 }
 
+/** Resets `pages` once no spread commit holds the store's writes (Store.writesHeld). */
+async function resetWhenWritable(store: Store, pages: readonly PageName[]): Promise<PageReset[]> {
+  for (let held = store.writesHeld?.(); held !== undefined; held = store.writesHeld?.()) await held;
+  return store.reset(pages);
+}
+
 /**
  * Resets every page this node lists under `prefix`, MAX_RESET_PAGES per commit (each commit's
  * delta stays one small frame), yielding to the event loop between commits so a large prefix
@@ -64,12 +70,12 @@ export async function deletePrefix(store: Store, prefix: PageName): Promise<numb
   let after: PageName | undefined;
   // The prefix itself is a page name too; listPages({after}) starts strictly after it.
   const first = store.count(prefix) > 0 ? [prefix] : [];
-  if (first.length > 0) deleted += store.reset(first).length;
+  if (first.length > 0) deleted += (await resetWhenWritable(store, first)).length;
   after = prefix;
   for (;;) {
     const batch = store.listPages({ after, limit: MAX_RESET_PAGES });
     const matching = batch.filter((row) => row.page.startsWith(prefix)).map((row) => row.page);
-    if (matching.length > 0) deleted += store.reset(matching).length;
+    if (matching.length > 0) deleted += (await resetWhenWritable(store, matching)).length;
     // Pages are in UTF-8 byte order, so the pages under a prefix are contiguous after it.
     if (matching.length < batch.length || batch.length < MAX_RESET_PAGES) return deleted;
     after = batch[batch.length - 1]?.page;

@@ -15,6 +15,7 @@ import { corsMiddleware } from './cors.js';
 import { errorMiddleware } from './error-middleware.js';
 import { privilegeMiddleware } from './privileged.js';
 import { createRouter, type Readiness } from './routes.js';
+import { IdempotencyKeys } from './idempotency.js';
 import { ViewPolicy } from './view-policy.js';
 import { sessionKey, SessionTokens } from './session-token.js';
 
@@ -41,6 +42,8 @@ export interface AppDeps {
   readonly adminTokens?: TokenSet;
   /** The latency probe (bench diagnostics); undefined: off. */
   readonly probe?: LatencyProbe;
+  /** Batch answers by `Idempotency-Key` (idempotency.ts); share one between a node's apps. Default: one of its own. */
+  readonly idempotency?: IdempotencyKeys;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -57,6 +60,7 @@ export function createApp(deps: AppDeps): Koa {
     views: deps.views ?? new ViewPolicy({ store: deps.store }),
     sessions: deps.sessions ?? new SessionTokens(sessionKey('', '')),
     readiness: deps.readiness ?? (() => 'ready'),
+    idempotency: deps.idempotency ?? new IdempotencyKeys(),
     ...(deps.probe !== undefined ? { probe: deps.probe } : {}),
   });
 

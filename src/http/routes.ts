@@ -11,8 +11,9 @@ import { AppError } from '../errors.js';
 import type { PageName, ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
 import type { Metrics } from '../metrics.js';
-import type { Store } from '../store/store.js';
+import type { PageCount, Store } from '../store/store.js';
 import { batchIncrements, checkPageName, hasNoBody, incrementBy, readAnonymousBody, readJsonBody } from './body.js';
+import { idempotencyKey, type IdempotencyKeys } from './idempotency.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
 import { isPrivileged, privateRoute } from './privileged.js';
 import { pageStatus, publicClusterStatus } from './public-status.js';
@@ -48,6 +49,8 @@ export interface RouteDeps {
   readonly readiness: () => Readiness;
   /** Stamps `parsed` for sampled pages (bench diagnostics); undefined: off. */
   readonly probe?: LatencyProbe;
+  /** `POST /api/views` answers by `Idempotency-Key` (idempotency.ts). */
+  readonly idempotency: IdempotencyKeys;
 }
 
 // The raw (still percent-encoded) page segment: the router's own decoding hides malformed
@@ -181,14 +184,22 @@ export function createRouter(deps: RouteDeps): Router {
   router.post('/api/views', async (ctx: Context) => {
     views.requireWriter(ctx.req, 'POST /api/views (a batch)');
     const session = requestSession(ctx, sessions);
+    const key = idempotencyKey(ctx.req);
     const body = await readJsonBody(ctx.req, maxBodyBytes);
     if (body === undefined) throw new AppError('bad_request', 'the body must be a JSON object like {"views": [{"page": "home", "by": 1}]}');
     const increments = batchIncrements(body);
     refuseIfResetAhead(ctx, session, new Set(increments.map((increment) => increment.page)));
-    const counts = await store.increment(increments);
+    let counts: PageCount[];
+    let replayed = false;
+    if (key === undefined) counts = await store.increment(increments);
+    else {
+      // A retry of a batch this node counted gets the first answer, and counts nothing more.
+      ({ counts, replayed } = await deps.idempotency.run(key, increments, () => store.increment(increments)));
+      if (replayed) ctx.set('Idempotency-Replayed', 'true');
+    }
     let total = 0;
     for (const increment of increments) total += increment.by;
-    metrics.observeIncrement(1, total);
+    if (!replayed) metrics.observeIncrement(1, total);
     const shown = answer(
       ctx,
       session,

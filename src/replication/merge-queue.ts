@@ -41,7 +41,7 @@ interface QueuedMerge {
 }
 
 export interface MergeQueueOptions {
-  readonly store: Pick<Store, 'merge' | 'writeBlocked'>;
+  readonly store: Pick<Store, 'merge' | 'writeBlocked' | 'writesHeld'>;
   readonly timers: Timers;
   readonly log: Log;
   readonly metrics: Pick<ReplicationMetrics, 'merged' | 'pageSaturated' | 'mergeDropped'>;
@@ -62,6 +62,8 @@ export class MergeQueue {
   private readonly queuedBySource = new Map<MergeSource, number>();
   private readonly paused = new Set<MergeSource>();
   private scheduled = false;
+  /** Set while the store holds writes (a spread commit, Store.writesHeld): merging resumes when it ends. */
+  private waiting = false;
   /** The write block merges are being dropped for (logged once when it starts, once when it ends). */
   private droppingFor: WriteBlock['code'] | undefined;
   private readonly maxBatch: number;
@@ -85,7 +87,7 @@ export class MergeQueue {
    */
   enqueue(source: MergeSource, slots: readonly Slot[], ranges: readonly SeqRange[], applied?: () => void): void {
     if (this.dropWhileBlocked(slots.length)) return;
-    const atOnce = this.queue.length === 0 && !this.scheduled && this.options.atOnceAfterIdleMs !== undefined && this.options.timers.now() - this.lastMergeAt >= this.options.atOnceAfterIdleMs;
+    const atOnce = this.queue.length === 0 && !this.scheduled && !this.waiting && this.options.atOnceAfterIdleMs !== undefined && this.options.timers.now() - this.lastMergeAt >= this.options.atOnceAfterIdleMs;
     this.queue.push({ source, slots, done: 0, ranges, applied });
     const queued = (this.queuedBySource.get(source) ?? 0) + slots.length;
     this.queuedBySource.set(source, queued);
@@ -110,11 +112,12 @@ export class MergeQueue {
 
   /** Merges everything queued now, in as many bounded transactions as it takes. */
   flush(): void {
-    while (this.queue.length > 0) this.mergeBatch();
+    // What a held store cannot take now stays unmerged: nothing advanced the vector for it.
+    while (this.queue.length > 0 && this.options.store.writesHeld?.() === undefined) this.mergeBatch();
   }
 
   private schedule(): void {
-    if (this.scheduled) return;
+    if (this.scheduled || this.waiting) return;
     this.scheduled = true;
     void this.options.timers.yield().then(() => {
       this.scheduled = false;
@@ -128,6 +131,18 @@ export class MergeQueue {
 
   /** One transaction of at most `maxBatch` slots from the head of the queue. */
   private mergeBatch(): void {
+    const held = this.options.store.writesHeld?.();
+    if (held !== undefined) {
+      // A spread local commit holds the writer: merge right after it (before the next one starts).
+      if (!this.waiting) {
+        this.waiting = true;
+        void held.then(() => {
+          this.waiting = false;
+          if (this.queue.length > 0) this.schedule();
+        });
+      }
+      return;
+    }
     const slots: Slot[] = [];
     const ranges: SeqRange[] = [];
     const finished: QueuedMerge[] = [];

@@ -1,7 +1,9 @@
 /**
  * Group commit, shared by both stores: increments from concurrent callers are queued and
  * committed together on the next turn of the event loop, in one transaction under one seq (with
- * `atOnceAfterIdleMs`, a unit that arrives alone on an idle store commits at once instead).
+ * `atOnceAfterIdleMs`, a unit that arrives alone on an idle store commits at once instead, at
+ * most once per loop turn). A flush may return a promise (the SQLite store spreads a large
+ * commit over several loop turns): the next flush starts only once it settled.
  * `planFlush` is the pure part: it checks each unit against the running totals of the flush, so
  * one unit that would overflow is refused alone while the others commit.
  */
@@ -103,6 +105,21 @@ export const DEFAULT_MAX_QUEUED_INCREMENTS = 100_000;
  */
 export const MAX_FLUSH_INCREMENTS = 10_000;
 
+/**
+ * How a flush may commit: `spread` over several loop turns when it is large (the flush then
+ * returns a promise), `now` synchronously whatever its size (flushNow(), at close).
+ */
+export type FlushMode = 'spread' | 'now';
+
+/**
+ * Increments a node lets wait for a commit, at most, whatever its memory budget allows
+ * (node.ts takes the smaller): three maximal flushes behind the one committing. A unit waits
+ * for everything ahead of it, and a flush of 10,000 new pages takes 1–4 s of wall time on a busy
+ * host: with the budget's 83,886 (eight maximal batches) the last of them waited 30 s and more,
+ * its client gave up, and the batch was counted all the same. Past it: 503 `overloaded` at once.
+ */
+export const MAX_QUEUED_INCREMENTS_FOR_LATENCY = 3 * MAX_FLUSH_INCREMENTS;
+
 export interface GroupCommitOptions {
   /** Increments waiting at most; past it enqueue() rejects with `overloaded`. */
   readonly maxQueuedIncrements?: number;
@@ -131,9 +148,18 @@ export class GroupCommit {
   private readonly atOnceAfterIdleMs: number | undefined;
   /** performance.now() at the end of the last flush. */
   private lastFlushAt = Number.NEGATIVE_INFINITY;
+  /** A flush spread over loop turns that has not settled yet: no other flush starts meanwhile. */
+  private inFlight: Promise<void> | undefined;
+  /**
+   * Set by a commit at once until the loop turns: one I/O phase can complete many request bodies,
+   * and each found the queue empty and the last commit (its own predecessor's) a parse ago, so
+   * they all committed at once, one after the other, in that one phase: the loop waited 25 s for
+   * 25 maximal batches, and /healthz with it. The next one waits for the turn instead.
+   */
+  private atOnceThisTurn = false;
 
   constructor(
-    private readonly flush: (units: PendingUnit[]) => void,
+    private readonly flush: (units: PendingUnit[], mode: FlushMode) => void | Promise<void>,
     options: GroupCommitOptions = {},
   ) {
     this.maxQueued = options.maxQueuedIncrements ?? DEFAULT_MAX_QUEUED_INCREMENTS;
@@ -148,19 +174,37 @@ export class GroupCommit {
     return new Promise<PageCount[]>((resolve, reject) => {
       this.queue.push({ increments, resolve, reject });
       this.queuedIncrements += increments.length;
-      if (this.scheduled === undefined && this.queue.length === 1 && this.atOnceAfterIdleMs !== undefined && performance.now() - this.lastFlushAt >= this.atOnceAfterIdleMs) {
-        this.flushSome();
+      if (
+        this.scheduled === undefined &&
+        this.inFlight === undefined &&
+        !this.atOnceThisTurn &&
+        this.queue.length === 1 &&
+        this.atOnceAfterIdleMs !== undefined &&
+        performance.now() - this.lastFlushAt >= this.atOnceAfterIdleMs
+      ) {
+        this.atOnceThisTurn = true;
+        setImmediate(this.turned);
+        this.flushSome('spread');
         return;
       }
       this.scheduled ??= setImmediate(this.run);
     });
   }
 
-  /** Flushes everything queued now, synchronously, in as many commits as it takes (close() uses it). */
+  /**
+   * Flushes everything queued now, synchronously, in as many commits as it takes (close() uses
+   * it, after idle()). Throws while a spread flush is open.
+   */
   flushNow(): void {
+    if (this.inFlight !== undefined) throw new Error('flushNow() while a spread commit is open: await idle() first');
     if (this.scheduled !== undefined) clearImmediate(this.scheduled);
     this.scheduled = undefined;
-    while (this.queue.length > 0) this.flushSome();
+    while (this.queue.length > 0) this.flushSome('now');
+  }
+
+  /** Resolves once no flush is open (at once when none is). */
+  idle(): Promise<void> {
+    return this.inFlight ?? Promise.resolve();
   }
 
   /** Drops what is queued without committing it (a crash), rejecting each unit with `error`. */
@@ -177,15 +221,20 @@ export class GroupCommit {
     return this.queue.length;
   }
 
-  private readonly run = (): void => {
-    this.scheduled = undefined;
-    this.flushSome();
-    // What did not fit waits one turn, so requests and frames get the loop in between.
-    if (this.queue.length > 0) this.scheduled = setImmediate(this.run);
+  private readonly turned = (): void => {
+    this.atOnceThisTurn = false;
   };
 
-  private flushSome(): void {
-    if (this.queue.length === 0) return;
+  private readonly run = (): void => {
+    this.scheduled = undefined;
+    this.flushSome('spread');
+    // What did not fit waits one turn, so requests and frames get the loop in between (after a
+    // spread flush, the turn after it settled).
+    if (this.queue.length > 0 && this.inFlight === undefined) this.scheduled = setImmediate(this.run);
+  };
+
+  private flushSome(mode: FlushMode): void {
+    if (this.queue.length === 0 || this.inFlight !== undefined) return;
     let take = 0;
     let increments = 0;
     while (take < this.queue.length && (take === 0 || increments + (this.queue[take] as PendingUnit).increments.length <= MAX_FLUSH_INCREMENTS)) {
@@ -195,10 +244,18 @@ export class GroupCommit {
     const units = take === this.queue.length ? this.queue : this.queue.slice(0, take);
     this.queue = take === this.queue.length ? [] : this.queue.slice(take);
     this.queuedIncrements -= increments;
+    let spread: void | Promise<void>;
     try {
-      this.flush(units);
+      spread = this.flush(units, mode);
     } finally {
       this.lastFlushAt = performance.now();
     }
+    if (spread === undefined) return;
+    const settled = (): void => {
+      this.inFlight = undefined;
+      this.lastFlushAt = performance.now();
+      if (this.queue.length > 0) this.scheduled ??= setImmediate(this.run);
+    };
+    this.inFlight = spread.then(settled, settled);
   }
 }

@@ -9,7 +9,7 @@
  * identity, and the orders that keep them true (the digest moves only after a commit, the cache
  * is rebuilt after a rollback, the database before the identity file) are checked in one place.
  */
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
 import { addToDigest, epochOf, formatDigest, MAX_TOTAL, saturatingTotal, pageEpochDigestTerm, parseDigest, SlotKeyCache, slotDigestTerm, slotEffect, supersedes, valueOf, type Slot } from '../crdt/g-counter.js';
 import { resetSlot } from '../crdt/reset.js';
@@ -18,10 +18,11 @@ import { AppError, isAppError } from '../errors.js';
 import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
 import { noLog, type Log } from '../log.js';
-import { GroupCommit, planFlush, unitCounts, type PendingUnit } from './group-commit.js';
+import { GroupCommit, planFlush, unitCounts, type FlushMode, type FlushPlan, type PendingUnit } from './group-commit.js';
 import { DigestRecount, RECOUNT_SLICE_ROWS } from './digest-recount.js';
 import { decideIdentity, diskIdentityFile, identityFilePath, type DatabaseIdentity, type IdentityFile } from './identity.js';
 import { checkResetPages, mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
+import { BUSY_TIMEOUT_MS } from './migrate.js';
 import { databaseBytes, openConnection, readPragmas, type ConnectionOptions, type ConnectionPragmas } from './sqlite-connection.js';
 import { PageSlotCache } from './page-slot-cache.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
@@ -71,6 +72,38 @@ export interface SqliteStoreOptions extends ConnectionOptions {
   readonly analytics?: boolean;
   /** How often hour buckets past the retention are pruned by themselves (default SERIES_PRUNE_INTERVAL_MS; 0: only when called). */
   readonly pruneIntervalMs?: number;
+}
+
+/**
+ * Increments above which a group commit is spread over several loop turns (SqliteStore.spreadFlush):
+ * below it one synchronous transaction is short already (a new page with analytics costs 67–114 µs,
+ * so 64 of them some 4–7 ms).
+ */
+export const SPREAD_ABOVE_INCREMENTS = 64;
+/** A spread commit works this long, then lets the loop turn (requests, frames, timers) before its next slice. */
+export const SPREAD_SLICE_MS = 4;
+/** Pages (or page reads) between two looks at the clock in a spread commit. */
+const SPREAD_CLOCK_EVERY = 16;
+
+/** What one local commit hands from its transaction to what follows the commit. */
+interface LocalCommit {
+  readonly plan: FlushPlan;
+  readonly raised: Slot[];
+  readonly digestChange: bigint;
+}
+
+/** What every page of one local commit shares (SqliteStore.localContext). */
+interface LocalContext {
+  readonly self: number;
+  readonly replica: ReplicaId;
+  readonly now: { readonly hour: number; readonly day: number };
+  readonly visitors: ReturnType<typeof visitorsByPage> | undefined;
+}
+
+/** Statements to read with: the writer's own, or while a spread commit is open a read-only connection's. */
+interface ReadSide {
+  readonly s: Statements;
+  readonly t: SeriesTables;
 }
 
 /** How long after a commit the digest sum is written to the database (see `digestChanged`). */
@@ -144,6 +177,16 @@ export class SqliteStore implements Store {
   private readonly now: () => number;
   private readonly retentionDays: number;
   private readonly analytics: boolean;
+  /** What reads use when no spread commit is open: the writer's statements. */
+  private readonly ownSide: ReadSide;
+  /**
+   * A read-only connection of its own (opened at the first spread commit): while one is open the
+   * writer's connection sees that commit's rows before COMMIT, so every read goes here instead,
+   * to the last committed state (WAL snapshot isolation). Nothing uncommitted is ever read.
+   */
+  private reader: (ReadSide & { readonly db: Database.Database }) | undefined;
+  /** The spread commit open now (see spreadFlush), resolved when it committed or rolled back. */
+  private spread: { readonly done: Promise<void>; readonly resolve: () => void } | undefined;
 
   /** Use `openSqliteStore`: it sets the pragmas and migrates first. */
   constructor(
@@ -157,11 +200,12 @@ export class SqliteStore implements Store {
     this.statements = prepareStatements(db);
     this.immediate = db.transaction((body: () => unknown) => body()).immediate;
     this.tables = new SeriesTables(db, this.slotKeys);
+    this.ownSide = { s: this.statements, t: this.tables };
     this.now = options.now ?? Date.now;
     this.retentionDays = options.hourlyRetentionDays ?? DEFAULT_HOURLY_RETENTION_DAYS;
     this.analytics = options.analytics ?? true;
     this.reloadInterned();
-    this.groupCommit = new GroupCommit((units) => this.flush(units), {
+    this.groupCommit = new GroupCommit((units, mode) => this.flush(units, mode), {
       maxQueuedIncrements: options.maxQueuedIncrements,
       ...(options.commitAtOnceAfterIdleMs !== undefined ? { atOnceAfterIdleMs: options.commitAtOnceAfterIdleMs } : {}),
     });
@@ -221,7 +265,8 @@ export class SqliteStore implements Store {
 
   pruneSeries(): number {
     this.assertOpen();
-    if (this.blocked !== undefined) return 0;
+    // While a spread commit holds the writer, the next prune tick does it.
+    if (this.blocked !== undefined || this.spread !== undefined) return 0;
     const removed = this.transaction(() => this.tables.pruneHours(this.hourCutoff()));
     if (removed > 0) this.log.info({ removed }, 'hour buckets past the retention pruned');
     return removed;
@@ -234,12 +279,42 @@ export class SqliteStore implements Store {
 
   series(range: SeriesRange): SeriesPoint[] {
     this.assertOpen();
-    return this.tables.points(range);
+    return this.reads().t.points(range);
   }
 
   top(range: TopRange): PageCount[] {
     this.assertOpen();
-    return this.tables.top(range);
+    return this.reads().t.top(range);
+  }
+
+  /**
+   * While a spread commit is open: a promise resolved once it committed or rolled back, and no
+   * other write (merge, reset, rotateIdentity) may run before (they throw `store_busy`). Undefined
+   * when writes can go ahead now. Reads never wait: they see the last commit.
+   */
+  writesHeld(): Promise<void> | undefined {
+    return this.spread?.done;
+  }
+
+  /** The statements reads use now (see `reader`). */
+  private reads(): ReadSide {
+    return this.spread === undefined ? this.ownSide : (this.reader ?? this.ownSide);
+  }
+
+  /** The read-only connection, opened once; undefined (logged) when it cannot be opened: then no commit is spread. */
+  private openReader(): ReadSide | undefined {
+    if (this.reader !== undefined) return this.reader;
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(this.options.path, { readonly: true, fileMustExist: true });
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      this.reader = { db, s: prepareStatements(db), t: new SeriesTables(db, this.slotKeys) };
+      return this.reader;
+    } catch (error) {
+      db?.close();
+      this.log.warn({ err: error }, 'cannot open a read-only connection: large commits are not spread over loop turns');
+      return undefined;
+    }
   }
 
   /** One slice of the background recount; the next in a later loop turn, until it ends. */
@@ -388,12 +463,12 @@ export class SqliteStore implements Store {
 
   count(page: PageName): number {
     this.assertOpen();
-    return this.statements.total.get(page) ?? 0;
+    return this.reads().s.total.get(page) ?? 0;
   }
 
   listPages(options: { after?: PageName; limit: number; withResets?: boolean }): PageCount[] {
     this.assertOpen();
-    const s = this.statements;
+    const s = this.reads().s;
     const limit = Math.max(0, Math.floor(options.limit));
     if (options.withResets === true) return options.after === undefined ? s.allPagesFirst.all(limit) : s.allPagesAfter.all(options.after, limit);
     if (options.after === undefined) return s.pagesFirst.all(limit);
@@ -404,7 +479,7 @@ export class SqliteStore implements Store {
     this.assertOpen();
     const held = this.slotCache.get(page);
     if (held !== undefined) return held;
-    const slots = this.statements.pageSlots.all(page).map((row) => ({ page: row.page, replica: row.replica, ...valueOf(row) }));
+    const slots = this.reads().s.pageSlots.all(page).map((row) => ({ page: row.page, replica: row.replica, ...valueOf(row) }));
     this.slotCache.fill(page, slots);
     return slots;
   }
@@ -416,16 +491,17 @@ export class SqliteStore implements Store {
   versionVector(): VersionVector {
     this.assertOpen();
     const vv = new Map<ReplicaId, number>();
-    for (const { replicaId, seq } of this.statements.versionVector.iterate()) vv.set(replicaId, seq);
+    for (const { replicaId, seq } of this.reads().s.versionVector.iterate()) vv.set(replicaId, seq);
     return vv;
   }
 
   highestSlotSeqs(): VersionVector {
     this.assertOpen();
     const out = new Map<ReplicaId, number>();
+    const { s, t } = this.reads();
     for (const [replica, id] of this.interned) {
       // Series slots share the seqs of totals, but one can arrive without its total (a lost chunk).
-      const seq = Math.max(this.statements.highestSeq.get(id)?.seq ?? 0, this.tables.highestSeq(id));
+      const seq = Math.max(s.highestSeq.get(id)?.seq ?? 0, t.highestSeq(id));
       if (seq > 0) out.set(replica, seq);
     }
     return out;
@@ -435,13 +511,11 @@ export class SqliteStore implements Store {
     this.assertOpen();
     const id = this.interned.get(replica);
     if (id === undefined) return [];
-    const rows =
-      cursor.page === undefined
-        ? this.statements.slotsAfterSeq.all(id, cursor.seq, limit)
-        : this.statements.slotsAfterPage.all(id, cursor.seq, cursor.page, limit);
+    const { s, t } = this.reads();
+    const rows = cursor.page === undefined ? s.slotsAfterSeq.all(id, cursor.seq, limit) : s.slotsAfterPage.all(id, cursor.seq, cursor.page, limit);
     const totals: Slot[] = rows.map((row) => ({ page: row.page, replica, ...valueOf(row) }));
     // A cursor past a page's total (kind > 0) has passed it: the total comes first at (seq, page).
-    const series: Slot[] = this.tables.after(id, cursor, limit).map((row) => ({ page: row.page, replica, ...valueOf(row), kind: row.kind, t: row.t }));
+    const series: Slot[] = t.after(id, cursor, limit).map((row) => ({ page: row.page, replica, ...valueOf(row), kind: row.kind, t: row.t }));
     return mergeByCursorOrder(totals, series, limit);
   }
 
@@ -599,7 +673,7 @@ export class SqliteStore implements Store {
   /** One row read (the counts the triggers of migration 0003 keep) and two stat calls: no count(*). */
   stats(): StoreStats {
     this.assertOpen();
-    const row = this.statements.storedStats.get();
+    const row = this.reads().s.storedStats.get();
     return { pages: row?.pages ?? 0, slots: row?.slots ?? 0, replicas: row?.replicas ?? 0, bytes: databaseBytes(this.options.path) };
   }
 
@@ -637,13 +711,18 @@ export class SqliteStore implements Store {
     this.groupCommit.drop(new AppError('shutting_down', 'the store was killed'));
     this.open = false;
     this.closing ??= Promise.resolve();
+    // A spread commit still open is rolled back with the connection (as a killed process's is).
     this.db.close();
+    this.reader?.db.close();
   }
 
   private async shutdown(): Promise<void> {
     clearInterval(this.healthTimer);
     clearInterval(this.pruneTimer);
     this.accepting = false;
+    if (!this.open) return;
+    // A spread commit ends first (committed or rolled back); what queued meanwhile commits now.
+    await this.groupCommit.idle();
     if (!this.open) return;
     this.groupCommit.flushNow();
     clearTimeout(this.digestTimer);
@@ -655,6 +734,7 @@ export class SqliteStore implements Store {
     // us: what is at the path does not hold the commits made since (the next start mints).
     if (!this.identityPending && this.blocked?.code !== 'database_gone') this.writeStopRecord();
     this.db.close();
+    this.reader?.db.close();
     this.log.info({ path: this.options.path }, 'store closed');
   }
 
@@ -676,6 +756,11 @@ export class SqliteStore implements Store {
     this.digestTimer = undefined;
     // During a recount the running sum is only the changes since its snapshot: nothing to store.
     if (!this.open || this.blocked !== undefined || !this.digestStored) return;
+    // A spread commit holds the writer: try again a moment later.
+    if (this.spread !== undefined) {
+      this.digestChanged();
+      return;
+    }
     try {
       this.transaction(() => this.statements.setDigest.run(formatDigest(this.digestSum)));
     } catch (error) {
@@ -697,60 +782,162 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** One group commit: every accepted unit of `units` under one new seq, in one transaction. */
-  private flush(units: PendingUnit[]): void {
+  /**
+   * One group commit: every accepted unit of `units` under one new seq, in one transaction. A
+   * large one (`spread` mode, more than SPREAD_ABOVE_INCREMENTS increments) is spread over loop
+   * turns (spreadFlush) and returns a promise; else it commits before returning.
+   */
+  private flush(units: PendingUnit[], mode: FlushMode): void | Promise<void> {
     if (!this.open || this.blocked !== undefined) {
       const error = this.blocked !== undefined ? blockError(this.blocked) : new AppError('shutting_down', 'the store is closed');
       for (const unit of units) unit.reject(error);
       return;
     }
+    if (mode === 'spread') {
+      let increments = 0;
+      for (const unit of units) increments += unit.increments.length;
+      if (increments > SPREAD_ABOVE_INCREMENTS && this.openReader() !== undefined) return this.spreadFlush(units);
+    }
     const s = this.statements;
     const self = this.self;
     const seq = this.seq + 1;
-    let outcome: { plan: ReturnType<typeof planFlush>; raised: Slot[]; digestChange: bigint };
+    let outcome: LocalCommit;
     try {
       outcome = this.transaction(() => {
         // planFlush asks for a page's total up to twice: one SELECT each is enough.
-        const totals = new Map<PageName, number>();
-        const epochs = new Map<PageName, number>();
-        const plan = planFlush(units, (page) => {
-          let total = totals.get(page);
-          if (total === undefined) {
-            const head = s.pageHead.get(page);
-            total = head?.total ?? 0;
-            totals.set(page, total);
-            epochs.set(page, head?.epoch ?? 0);
-          }
-          return total;
-        });
+        const heads = new Map<PageName, { total: number; epoch: number }>();
+        const plan = planFlush(units, (page) => this.pageHeadOf(s, heads, page).total);
         const raised: Slot[] = [];
         let digestChange = 0n;
         if (plan.pages.size === 0) return { plan, raised, digestChange };
-        const replica = this.replicaId;
-        const time = this.now();
-        const now = { hour: hourOf(time), day: dayOf(time) };
-        const visitors = this.analytics ? visitorsByPage(plan.accepted) : undefined;
-        for (const [page, { by, total }] of plan.pages) {
-          const epoch = epochs.get(page) ?? 0;
-          const count = s.addToSlot.get(page, self, by, seq, epoch) ?? by;
-          s.setPageHead.run(page, total, epoch);
-          raised.push({ page, replica, ...valueOf({ count, seq, epoch }) });
-          // Within the page's epoch the own slot only rises (the SQL applies incrementedSlot of
-          // src/crdt/reset.ts): the change is `by` at that epoch's key.
-          digestChange += BigInt(by) * this.slotKeys.key(page, replica, epoch);
-          // The page's buckets and sketch under the same seq, right behind its total (series.ts).
-          if (this.analytics) digestChange += this.tables.addLocal(page, replica, self, epoch, seq, by, now, visitors?.get(page), raised);
-        }
+        const local = this.localContext(plan);
+        for (const [page, { by, total }] of plan.pages) digestChange += this.writeLocal(local, page, by, total, heads.get(page)?.epoch ?? 0, seq, raised);
         this.tables.finish();
         this.setVv(self, seq);
         return { plan, raised, digestChange };
       });
     } catch (error) {
-      const failure = isAppError(error) ? error : new AppError('internal', 'committing increments failed', { cause: error });
-      this.log.error({ err: error, units: units.length }, 'group commit failed');
-      for (const unit of units) unit.reject(failure);
+      this.flushFailed(units, error);
       return;
     }
+    this.localCommitted(outcome, seq);
+  }
+
+  /**
+   * A large group commit as one transaction spread over loop turns: `BEGIN IMMEDIATE` by hand,
+   * then slices of SPREAD_SLICE_MS (read the pages' heads, then write them), each followed by a
+   * turn of the event loop, then `COMMIT`, and only then the answers, the digest, the caches and
+   * the delta and change events, as for any commit. One maximal batch of new pages (~1 s of CPU
+   * with analytics on) held the loop in one piece; now requests, peers' frames and timers run
+   * every few ms. While it is open (`spread`): reads go to the read-only connection (the last
+   * commit: nothing of this one is visible before COMMIT, and nothing at all after a rollback),
+   * other writes wait for `writesHeld()` (group commit does not start another flush; a write that
+   * did not wait throws `store_busy`), and no delta or change leaves before COMMIT.
+   */
+  private async spreadFlush(units: PendingUnit[]): Promise<void> {
+    const s = this.statements;
+    const self = this.self;
+    const seq = this.seq + 1;
+    let resolve = (): void => undefined;
+    const done = new Promise<void>((r) => (resolve = r));
+    let outcome: LocalCommit;
+    try {
+      this.db.exec('BEGIN IMMEDIATE');
+    } catch (error) {
+      this.flushFailed(units, error);
+      return;
+    }
+    this.spread = { done, resolve };
+    try {
+      let sliceStarted = performance.now();
+      let steps = 0;
+      const turn = async (): Promise<void> => {
+        if (++steps % SPREAD_CLOCK_EVERY !== 0 || performance.now() - sliceStarted < SPREAD_SLICE_MS) return;
+        await new Promise<void>((r) => setImmediate(r));
+        // Killed (or closed by force) meanwhile: the connection is gone and so is the transaction.
+        if (!this.open) throw new AppError('shutting_down', 'the store was closed during a commit');
+        sliceStarted = performance.now();
+      };
+      const heads = new Map<PageName, { total: number; epoch: number }>();
+      for (const unit of units) {
+        for (const { page } of unit.increments) {
+          if (heads.has(page)) continue;
+          this.pageHeadOf(s, heads, page);
+          await turn();
+        }
+      }
+      // Every page's head is read: the plan is pure work on them (no other writer meanwhile).
+      const plan = planFlush(units, (page) => heads.get(page)?.total ?? 0);
+      const raised: Slot[] = [];
+      let digestChange = 0n;
+      if (plan.pages.size > 0) {
+        const local = this.localContext(plan);
+        for (const [page, { by, total }] of plan.pages) {
+          digestChange += this.writeLocal(local, page, by, total, heads.get(page)?.epoch ?? 0, seq, raised);
+          await turn();
+        }
+        this.tables.finish();
+        this.setVv(self, seq);
+      }
+      outcome = { plan, raised, digestChange };
+      this.db.exec('COMMIT');
+    } catch (error) {
+      this.spread = undefined;
+      this.rolledBack();
+      resolve();
+      this.flushFailed(units, isDiskFull(error) ? this.diskFullError(error) : error);
+      return;
+    }
+    this.spread = undefined;
+    resolve();
+    this.localCommitted(outcome, seq);
+  }
+
+  /** A page's total and epoch as the transaction sees them, read once into `heads`. */
+  private pageHeadOf(s: Statements, heads: Map<PageName, { total: number; epoch: number }>, page: PageName): { total: number; epoch: number } {
+    let head = heads.get(page);
+    if (head === undefined) {
+      const row = s.pageHead.get(page);
+      head = { total: row?.total ?? 0, epoch: row?.epoch ?? 0 };
+      heads.set(page, head);
+    }
+    return head;
+  }
+
+  /** What every page of one local commit shares. */
+  private localContext(plan: FlushPlan): LocalContext {
+    const time = this.now();
+    return {
+      self: this.self,
+      replica: this.replicaId,
+      now: { hour: hourOf(time), day: dayOf(time) },
+      visitors: this.analytics ? visitorsByPage(plan.accepted) : undefined,
+    };
+  }
+
+  /** Inside the commit's transaction: one page raised by `by` to `total`; returns the digest change. */
+  private writeLocal(local: LocalContext, page: PageName, by: number, total: number, epoch: number, seq: number, raised: Slot[]): bigint {
+    const s = this.statements;
+    const { self, replica } = local;
+    const count = s.addToSlot.get(page, self, by, seq, epoch) ?? by;
+    s.setPageHead.run(page, total, epoch);
+    raised.push({ page, replica, ...valueOf({ count, seq, epoch }) });
+    // Within the page's epoch the own slot only rises (the SQL applies incrementedSlot of
+    // src/crdt/reset.ts): the change is `by` at that epoch's key.
+    let digestChange = BigInt(by) * this.slotKeys.key(page, replica, epoch);
+    // The page's buckets and sketch under the same seq, right behind its total (series.ts).
+    if (this.analytics) digestChange += this.tables.addLocal(page, replica, self, epoch, seq, by, local.now, local.visitors?.get(page), raised);
+    return digestChange;
+  }
+
+  private flushFailed(units: readonly PendingUnit[], error: unknown): void {
+    const failure = isAppError(error) ? error : new AppError('internal', 'committing increments failed', { cause: error });
+    this.log.error({ err: error, units: units.length }, 'group commit failed');
+    for (const unit of units) unit.reject(failure);
+  }
+
+  /** After a local commit: caches, digest, events, then the answers. */
+  private localCommitted(outcome: LocalCommit, seq: number): void {
     const { plan, raised } = outcome;
     for (const slot of raised) this.slotCache.written(slot);
     this.options.probe?.markAll('committed', raised);
@@ -792,20 +979,30 @@ export class SqliteStore implements Store {
    * full disk blocks writes from here on and is thrown as AppError `disk_full` (503).
    */
   private transaction<T>(body: () => T): T {
+    if (this.spread !== undefined) throw new AppError('store_busy', 'a large commit is being written: wait for writesHeld() and retry');
     try {
       return this.immediate(body) as T;
     } catch (error) {
-      this.slotCache.clear();
-      this.vvCache = new Map();
-      this.tables.abandon();
-      if (this.db.open) this.reloadInterned();
-      if (isDiskFull(error)) {
-        const block = diskFullBlock(this.options.path);
-        this.block(block, error);
-        throw new AppError(block.code, block.reason, { cause: error });
-      }
+      this.rolledBack();
+      if (isDiskFull(error)) throw this.diskFullError(error);
       throw error;
     }
+  }
+
+  /** After a failed transaction (rolled back): the caches that may hold its writes are emptied. */
+  private rolledBack(): void {
+    if (this.db.open && this.db.inTransaction) this.db.exec('ROLLBACK');
+    this.slotCache.clear();
+    this.vvCache = new Map();
+    this.tables.abandon();
+    if (this.db.open) this.reloadInterned();
+  }
+
+  /** A full disk: writes blocked from now on, and the AppError `disk_full` to throw. */
+  private diskFullError(error: unknown): AppError {
+    const block = diskFullBlock(this.options.path);
+    this.block(block, error);
+    return new AppError(block.code, block.reason, { cause: error });
   }
 
   /** The version-vector entry of an interned replica (0: nothing complete). */

@@ -180,6 +180,14 @@ export interface Store {
   writeBlocked(): WriteBlock | undefined;
 
   /**
+   * While a large local commit is spread over loop turns (SqliteStore): a promise resolved once
+   * it committed or rolled back. Until then merge(), reset() and rotateIdentity() throw AppError
+   * `store_busy`, so writers wait for it first; reads go on and see only what is committed.
+   * Undefined (or absent: the memory twin commits at once) when writes can go ahead now.
+   */
+  writesHeld?(): Promise<void> | undefined;
+
+  /**
    * Digest of all counts: equal on nodes that have converged. While a SqliteStore recounts it in
    * the background after an unclean stop, `recounting:<replica id>`: equal to no other node's.
    */

@@ -60,6 +60,40 @@ describe('GroupCommit bounds', () => {
   });
 });
 
+describe('GroupCommit with a flush spread over turns (a promise)', () => {
+  it('starts no other flush, at once or on a turn, until the spread one settles; then commits what queued', async () => {
+    const commits: number[] = [];
+    let finish = (): void => undefined;
+    const queue = new GroupCommit(
+      (units: PendingUnit[], mode) => {
+        commits.push(units.reduce((sum, unit) => sum + unit.increments.length, 0));
+        if (commits.length === 1) {
+          expect(mode).toBe('spread');
+          return new Promise<void>((resolve) => {
+            finish = () => {
+              for (const unit of units) unit.resolve([]);
+              resolve();
+            };
+          });
+        }
+        for (const unit of units) unit.resolve([]);
+        return undefined;
+      },
+      { atOnceAfterIdleMs: 0 },
+    );
+    const first = queue.enqueue(views(100));
+    expect(commits).toEqual([100]);
+    const later = [queue.enqueue(views(1)), queue.enqueue(views(2))];
+    for (let i = 0; i < 5; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(commits).toEqual([100]);
+    expect(() => queue.flushNow()).toThrow(/spread/);
+    finish();
+    await queue.idle();
+    await Promise.all([first, ...later]);
+    expect(commits).toEqual([100, 3]);
+  });
+});
+
 describe('GroupCommit at once when idle (atOnceAfterIdleMs)', () => {
   function atOnceQueue(atOnceAfterIdleMs: number): { queue: GroupCommit; commits: number[] } {
     const commits: number[] = [];
@@ -89,9 +123,25 @@ describe('GroupCommit at once when idle (atOnceAfterIdleMs)', () => {
     await queue.enqueue(views(1));
     await queue.enqueue(views(1));
     expect(commits).toEqual([1, 1]);
-    // Two in one tick: the first at once, the second finds the queue empty too, so it goes at once as well.
-    await Promise.all([queue.enqueue(views(2)), queue.enqueue(views(3))]);
+    // Two in one tick: the first at once; the second finds the queue empty too, but a turn takes
+    // one commit at once: it waits for the next turn.
+    const both = [queue.enqueue(views(2)), queue.enqueue(views(3))];
+    expect(commits).toEqual([1, 1, 2]);
+    await Promise.all(both);
     expect(commits).toEqual([1, 1, 2, 3]);
+  });
+
+  it('commits at once at most once per loop turn, however many units complete in it one after the other', async () => {
+    // One I/O phase that completes many request bodies: each enqueue finds the queue empty again.
+    const { queue, commits } = atOnceQueue(0);
+    const units: Promise<unknown>[] = [];
+    for (let i = 0; i < 5; i++) {
+      units.push(queue.enqueue(views(1)));
+      if (i === 0) expect(commits).toEqual([1]);
+    }
+    expect(commits).toEqual([1]);
+    await Promise.all(units);
+    expect(commits.reduce((a, b) => a + b, 0)).toBe(5);
   });
 
   it('without the option, every unit waits for the turn (the contract: one tick, one commit)', async () => {
