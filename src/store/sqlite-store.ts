@@ -883,9 +883,13 @@ export class SqliteStore implements Store {
       this.db.exec('COMMIT');
     } catch (error) {
       this.spread = undefined;
-      this.rolledBack();
-      resolve();
-      this.flushFailed(units, isDiskFull(error) ? this.diskFullError(error) : error);
+      try {
+        this.rolledBack();
+      } finally {
+        // Even when the cleanup throws: the units get their answer and whoever waits goes on.
+        resolve();
+        this.flushFailed(units, isDiskFull(error) ? this.diskFullError(error) : error);
+      }
       return;
     }
     this.spread = undefined;

@@ -154,4 +154,30 @@ describe('SqliteStore spread commits', () => {
     expect(again.count('late' as PageName)).toBe(1);
     expect(again.stats().pages).toBe(PAGES + 1);
   });
+  it('answers its units and ends the hold even when cleaning up after a failed spread commit throws', async () => {
+    const store = await open();
+    await store.increment([{ page: 'home' as PageName, by: 1 }]);
+    // Internals on purpose: a failure in the middle of the spread, then one in its cleanup.
+    const tables = (store as unknown as { tables: { addLocal: (...args: unknown[]) => bigint; abandon: () => void } }).tables;
+    const addLocal = tables.addLocal.bind(tables);
+    const abandon = tables.abandon.bind(tables);
+    let calls = 0;
+    tables.addLocal = (...args: unknown[]) => {
+      if (++calls === PAGES / 2) throw new Error('a failure in the middle of the commit');
+      return addLocal(...args);
+    };
+    tables.abandon = () => {
+      tables.abandon = abandon;
+      throw new Error('a failure while cleaning up');
+    };
+    const counted = store.increment(newPages(PAGES)).catch((error: unknown) => error);
+    const { held } = await untilHeld(store);
+    await held;
+    const refused = await counted;
+    expect(isAppError(refused) && refused.code).toBe('internal');
+    tables.addLocal = addLocal;
+    expect(store.writesHeld()).toBeUndefined();
+    expect(await store.increment([{ page: 'home' as PageName, by: 1 }])).toEqual([{ page: 'home', count: 2 }]);
+    expect(store.count('/bulk/00000' as PageName)).toBe(0);
+  });
 });
