@@ -712,8 +712,9 @@ export class SqliteStore implements Store {
     this.open = false;
     this.closing ??= Promise.resolve();
     // A spread commit still open is rolled back with the connection (as a killed process's is).
-    this.db.close();
+    // The reader first: the last connection to close checkpoints the WAL, and a read-only one cannot.
     this.reader?.db.close();
+    this.db.close();
   }
 
   private async shutdown(): Promise<void> {
@@ -733,8 +734,10 @@ export class SqliteStore implements Store {
     // No stop record for an identity never committed, nor for a file deleted or replaced under
     // us: what is at the path does not hold the commits made since (the next start mints).
     if (!this.identityPending && this.blocked?.code !== 'database_gone') this.writeStopRecord();
-    this.db.close();
+    // The reader first: SQLite checkpoints and removes the WAL when the last connection closes,
+    // and only the writer can (recover.ts counts on a clean stop leaving no -wal behind).
     this.reader?.db.close();
+    this.db.close();
     this.log.info({ path: this.options.path }, 'store closed');
   }
 

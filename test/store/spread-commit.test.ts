@@ -4,7 +4,7 @@
  * sync answer, other writes wait for it (or throw `store_busy`), and a kill meanwhile leaves
  * none of it in the file.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -179,5 +179,13 @@ describe('SqliteStore spread commits', () => {
     expect(store.writesHeld()).toBeUndefined();
     expect(await store.increment([{ page: 'home' as PageName, by: 1 }])).toEqual([{ page: 'home', count: 2 }]);
     expect(store.count('/bulk/00000' as PageName)).toBe(0);
+  });
+  it('leaves no WAL behind after a spread commit and a clean close (the writer closes last and checkpoints)', async () => {
+    const store = await open();
+    await store.increment(newPages(PAGES));
+    await store.close();
+    stores.splice(stores.indexOf(store), 1);
+    const wal = `${path}-wal`;
+    expect(existsSync(wal) ? statSync(wal).size : 0).toBe(0);
   });
 });
