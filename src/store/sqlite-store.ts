@@ -180,11 +180,13 @@ export class SqliteStore implements Store {
   /** What reads use when no spread commit is open: the writer's statements. */
   private readonly ownSide: ReadSide;
   /**
-   * A read-only connection of its own (opened at the first spread commit): while one is open the
+   * A read-only connection of its own (opened with the store, so on the file the writer has open,
+   * not on whatever is at the path by the first spread; undefined when it cannot be opened, as
+   * for ':memory:': then no commit is spread): while a spread commit is open the
    * writer's connection sees that commit's rows before COMMIT, so every read goes here instead,
    * to the last committed state (WAL snapshot isolation). Nothing uncommitted is ever read.
    */
-  private reader: (ReadSide & { readonly db: Database.Database }) | undefined;
+  private readonly reader: (ReadSide & { readonly db: Database.Database }) | undefined;
   /** The spread commit open now (see spreadFlush), resolved when it committed or rolled back. */
   private spread: { readonly done: Promise<void>; readonly resolve: () => void } | undefined;
 
@@ -239,6 +241,7 @@ export class SqliteStore implements Store {
       // Serve reads; writes wait for space (checkWrites). No crash, so no restart loop.
       this.block(diskFullBlock(options.path), error);
     }
+    this.reader = this.openReader();
     const identity = this.currentIdentity;
     const level = identity.outcome === 'minted' ? 'warn' : 'info';
     this.log[level]({ path: options.path, ...identity, ...(this.identityPending ? { pending: 'disk full' } : {}) }, `store opened: replica id ${identity.outcome}`);
@@ -301,15 +304,13 @@ export class SqliteStore implements Store {
     return this.spread === undefined ? this.ownSide : (this.reader ?? this.ownSide);
   }
 
-  /** The read-only connection, opened once; undefined (logged) when it cannot be opened: then no commit is spread. */
-  private openReader(): ReadSide | undefined {
-    if (this.reader !== undefined) return this.reader;
+  /** The read-only connection, opened once at open; undefined (logged once) when it cannot be opened: then no commit is spread. */
+  private openReader(): (ReadSide & { readonly db: Database.Database }) | undefined {
     let db: Database.Database | undefined;
     try {
       db = new Database(this.options.path, { readonly: true, fileMustExist: true });
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      this.reader = { db, s: prepareStatements(db), t: new SeriesTables(db, this.slotKeys) };
-      return this.reader;
+      return { db, s: prepareStatements(db), t: new SeriesTables(db, this.slotKeys) };
     } catch (error) {
       db?.close();
       this.log.warn({ err: error }, 'cannot open a read-only connection: large commits are not spread over loop turns');
@@ -799,7 +800,7 @@ export class SqliteStore implements Store {
     if (mode === 'spread') {
       let increments = 0;
       for (const unit of units) increments += unit.increments.length;
-      if (increments > SPREAD_ABOVE_INCREMENTS && this.openReader() !== undefined) return this.spreadFlush(units);
+      if (increments > SPREAD_ABOVE_INCREMENTS && this.reader !== undefined) return this.spreadFlush(units);
     }
     const s = this.statements;
     const self = this.self;

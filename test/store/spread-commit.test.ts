@@ -4,7 +4,7 @@
  * sync answer, other writes wait for it (or throw `store_busy`), and a kill meanwhile leaves
  * none of it in the file.
  */
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -187,5 +187,25 @@ describe('SqliteStore spread commits', () => {
     stores.splice(stores.indexOf(store), 1);
     const wal = `${path}-wal`;
     expect(existsSync(wal) ? statSync(wal).size : 0).toBe(0);
+  });
+  it('reads during a spread commit from the file it opened, even when another file was put at the path since', async () => {
+    const store = await open();
+    await store.increment([{ page: 'home' as PageName, by: 1 }]);
+    // Another database at the path, before the write-health tick noticed (it is off here).
+    const otherPath = join(dir, 'other.db');
+    const other = await openSqliteStore({ path: otherPath, writeHealthIntervalMs: 0, pruneIntervalMs: 0 });
+    await other.increment([{ page: 'home' as PageName, by: 99 }]);
+    await other.close();
+    // As a restore does: the file alone, without the WAL of the one it replaces.
+    rmSync(`${path}-wal`, { force: true });
+    rmSync(`${path}-shm`, { force: true });
+    renameSync(otherPath, path);
+    const counted = store.increment(newPages(PAGES));
+    const { held } = await untilHeld(store);
+    expect(store.count('home' as PageName)).toBe(1);
+    expect(store.stats().pages).toBe(1);
+    await held;
+    expect(await counted).toHaveLength(PAGES);
+    expect(store.count('home' as PageName)).toBe(1);
   });
 });
