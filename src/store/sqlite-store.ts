@@ -100,6 +100,15 @@ interface LocalContext {
   readonly visitors: ReturnType<typeof visitorsByPage> | undefined;
 }
 
+/** A digest recount running in the background (SqliteStore.recount). */
+interface BackgroundRecount {
+  readonly job: DigestRecount;
+  readonly started: number;
+  next: NodeJS.Immediate | undefined;
+  readonly done: Promise<void>;
+  resolve: () => void;
+}
+
 /** Statements to read with: the writer's own, or while a spread commit is open a read-only connection's. */
 interface ReadSide {
   readonly s: Statements;
@@ -171,7 +180,7 @@ export class SqliteStore implements Store {
    * While the digest sum is recounted in the background: `digestSum` then holds only the changes
    * committed since the recount's snapshot, and is neither shown nor stored until it ends.
    */
-  private recount: { readonly job: DigestRecount; readonly started: number; next: NodeJS.Immediate | undefined; readonly done: Promise<void>; resolve: () => void } | undefined;
+  private recount: BackgroundRecount | undefined;
   private readonly pruneTimer: NodeJS.Timeout | undefined;
   private readonly tables: SeriesTables;
   private readonly now: () => number;
@@ -329,10 +338,7 @@ export class SqliteStore implements Store {
     } catch (error) {
       // The running sum holds only the changes since the snapshot: scan now rather than show it.
       this.log.error({ err: error }, 'recounting the digest sum in the background failed: scanning every slot now');
-      this.endRecount();
-      this.digestSum = this.scanDigestSum();
-      this.digestStored = true;
-      this.storeDigest();
+      this.scanAfterFailedRecount(recount);
       return;
     }
     if (!done) {
@@ -345,6 +351,25 @@ export class SqliteStore implements Store {
     this.endRecount();
     this.digestStored = true;
     this.log.info({ path: this.options.path, rows: recount.job.rows, ms: Math.round(performance.now() - recount.started) }, 'digest sum recounted in the background and stored');
+    this.storeDigest();
+  }
+
+  /**
+   * The fallback of a failed recount: every slot scanned on the writer's connection. Not while a
+   * spread commit is open: the writer would see that commit's rows before its COMMIT, and the
+   * commit then adds its change to the sum once more (a wrong digest, stored for good). So it
+   * waits for the commit to end; until then the recount stays on and digest() says so.
+   */
+  private scanAfterFailedRecount(recount: BackgroundRecount): void {
+    if (this.recount !== recount || !this.open) return;
+    const held = this.writesHeld();
+    if (held !== undefined) {
+      void held.then(() => this.scanAfterFailedRecount(recount));
+      return;
+    }
+    this.endRecount();
+    this.digestSum = this.scanDigestSum();
+    this.digestStored = true;
     this.storeDigest();
   }
 

@@ -7,6 +7,7 @@
 import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isAppError } from '../../src/errors.js';
 import type { PageName } from '../../src/ids.js';
@@ -207,5 +208,42 @@ describe('SqliteStore spread commits', () => {
     await held;
     expect(await counted).toHaveLength(PAGES);
     expect(store.count('home' as PageName)).toBe(1);
+  });
+  it('scans the slots after a failed background recount only once a spread commit ended: the digest shown and stored is the true one', async () => {
+    let store = await open();
+    await store.increment(newPages(3_000, 'old'));
+    // Unclean: the digest row stays NULL, so the next open recounts in the background.
+    store.kill();
+    stores.splice(stores.indexOf(store), 1);
+    store = await openSqliteStore({ path, writeHealthIntervalMs: 0, pruneIntervalMs: 0, digestRecount: 'background' });
+    stores.push(store);
+    // Internals on purpose: the recount keeps going until a spread commit is open, then fails in it.
+    const job = (store as unknown as { recount: { job: { step: (rows: number) => boolean } } | undefined }).recount?.job;
+    expect(job).toBeDefined();
+    if (job === undefined) return;
+    const step = job.step.bind(job);
+    let heldSteps = 0;
+    job.step = (rows: number) => {
+      if (store.writesHeld() === undefined) return step(rows);
+      if (++heldSteps < 10) return false;
+      throw new Error('a failure of the recount during a spread commit');
+    };
+    const counted = store.increment(newPages(PAGES, 'new'));
+    const { held } = await untilHeld(store);
+    await held;
+    await counted;
+    expect(heldSteps).toBeGreaterThanOrEqual(10);
+    await store.digestKnown();
+    const shown = store.digest();
+    await store.close();
+    stores.splice(stores.indexOf(store), 1);
+    const db = new Database(path);
+    const stored = (db.prepare('SELECT digest FROM store_stats WHERE id = 1').get() as { digest: string | null }).digest;
+    db.prepare('UPDATE store_stats SET digest = NULL WHERE id = 1').run();
+    db.close();
+    // The truth: every slot scanned at open.
+    const truth = await open();
+    expect(shown).toBe(truth.digest());
+    expect(stored).toBe(truth.digest());
   });
 });
