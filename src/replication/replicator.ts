@@ -342,8 +342,9 @@ export class Replicator {
     this.directory.stop();
     this.source.stop();
     this.presence.destroy();
-    // What peers already sent is applied before the store closes.
-    this.merges.flush();
+    // What peers already sent is applied before the store closes, unless a spread commit holds
+    // the store: then it is dropped (it advanced no vector, so peers send it again).
+    this.merges.stop();
     this.sessions.stop();
     await this.transport.close();
   }
