@@ -459,6 +459,8 @@ export class SqliteStore implements Store {
       this.block(diskFullBlock(this.options.path));
       return this.blocked;
     }
+    // A spread commit holds the writer (the probe would throw store_busy): the next tick probes.
+    if (this.spread !== undefined) return this.blocked;
     try {
       if (this.identityPending) this.commitIdentity();
       else this.transaction(() => this.statements.touchStats.run());
