@@ -64,6 +64,8 @@ export class MergeQueue {
   private scheduled = false;
   /** Set while the store holds writes (a spread commit, Store.writesHeld): merging resumes when it ends. */
   private waiting = false;
+  /** Set by stop(): nothing more is merged. */
+  private stopped = false;
   /** The write block merges are being dropped for (logged once when it starts, once when it ends). */
   private droppingFor: WriteBlock['code'] | undefined;
   private readonly maxBatch: number;
@@ -116,11 +118,24 @@ export class MergeQueue {
     while (this.queue.length > 0 && this.options.store.writesHeld?.() === undefined) this.mergeBatch();
   }
 
+  /**
+   * At a stop, before the store closes: merges what it can now (flush), then drops the rest and
+   * merges nothing more (a merge waiting for a spread commit, or a turn, would find the store
+   * closed). What is dropped advanced no vector: peers send it again next time.
+   */
+  stop(): void {
+    this.flush();
+    this.stopped = true;
+    this.queue.length = 0;
+    this.queuedBySource.clear();
+  }
+
   private schedule(): void {
-    if (this.scheduled || this.waiting) return;
+    if (this.scheduled || this.waiting || this.stopped) return;
     this.scheduled = true;
     void this.options.timers.yield().then(() => {
       this.scheduled = false;
+      if (this.stopped) return;
       try {
         this.mergeBatch();
       } finally {

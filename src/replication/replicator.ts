@@ -130,6 +130,8 @@ export class Replicator {
   private antiEntropyTimer: TimerHandle | undefined;
   private started = false;
   private stopped = false;
+  /** Set while a proof that our replica went back in time waits for the store's writes (rotateOwnIdentity). */
+  private rotationWaiting = false;
 
   constructor(options: ReplicatorOptions) {
     const { store, log } = options;
@@ -424,8 +426,9 @@ export class Replicator {
     this.tree?.stop();
     this.source.stop();
     this.presence.destroy();
-    // What peers already sent is applied before the store closes.
-    this.merges.flush();
+    // What peers already sent is applied before the store closes, unless a spread commit holds
+    // the store: then it is dropped (it advanced no vector, so peers send it again).
+    this.merges.stop();
     this.sessions.stop();
     await this.transport.close();
   }
@@ -512,9 +515,37 @@ export class Replicator {
       this.sessions.refuse(session, 'bad_frame', `${what} claims seq ${theirs} of this node's replica, which has only reached ${ours} and was never written elsewhere`);
       return false;
     }
-    if (what === 'vv') this.identityChanged(this.store.rotateIdentity(`a peer holds seq ${theirs} of this replica, which has only reached ${ours}`));
+    if (what === 'vv') this.rotateOwnIdentity(`a peer holds seq ${theirs} of this replica, which has only reached ${ours}`);
     // Slots and deltas go on: the store mints in the transaction that merges them.
     return true;
+  }
+
+  /**
+   * Mints a new id for our replica (the proof is in: see checkOwnClaim). While the store holds
+   * writes (a spread commit, Store.writesHeld) rotateIdentity() would throw `store_busy`, and the
+   * honest peer that brought the proof was refused for it: the rotation waits for the commit to
+   * end instead, once (later proofs while it waits add nothing), and goes ahead if the id is still
+   * the one the proof is about (a merge meanwhile may have minted already). The proof stays
+   * valid: the commit that ended took its seq before it arrived, as one just before would have.
+   */
+  private rotateOwnIdentity(reason: string): void {
+    const held = this.store.writesHeld?.();
+    if (held === undefined) {
+      this.identityChanged(this.store.rotateIdentity(reason));
+      return;
+    }
+    if (this.rotationWaiting) return;
+    this.rotationWaiting = true;
+    const about = this.store.replicaId;
+    void held.then(() => {
+      this.rotationWaiting = false;
+      if (this.stopped || this.store.replicaId !== about) return;
+      try {
+        this.rotateOwnIdentity(reason);
+      } catch (error) {
+        this.log.error({ err: error }, 'minting a new replica id after a spread commit failed: the next proof tries again');
+      }
+    });
   }
 
   /** Whether `session` may bring slots of `replica`: known ones always, new ones within its source's budget. */

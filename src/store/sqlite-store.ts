@@ -100,6 +100,15 @@ interface LocalContext {
   readonly visitors: ReturnType<typeof visitorsByPage> | undefined;
 }
 
+/** A digest recount running in the background (SqliteStore.recount). */
+interface BackgroundRecount {
+  readonly job: DigestRecount;
+  readonly started: number;
+  next: NodeJS.Immediate | undefined;
+  readonly done: Promise<void>;
+  resolve: () => void;
+}
+
 /** Statements to read with: the writer's own, or while a spread commit is open a read-only connection's. */
 interface ReadSide {
   readonly s: Statements;
@@ -171,7 +180,7 @@ export class SqliteStore implements Store {
    * While the digest sum is recounted in the background: `digestSum` then holds only the changes
    * committed since the recount's snapshot, and is neither shown nor stored until it ends.
    */
-  private recount: { readonly job: DigestRecount; readonly started: number; next: NodeJS.Immediate | undefined; readonly done: Promise<void>; resolve: () => void } | undefined;
+  private recount: BackgroundRecount | undefined;
   private readonly pruneTimer: NodeJS.Timeout | undefined;
   private readonly tables: SeriesTables;
   private readonly now: () => number;
@@ -180,11 +189,13 @@ export class SqliteStore implements Store {
   /** What reads use when no spread commit is open: the writer's statements. */
   private readonly ownSide: ReadSide;
   /**
-   * A read-only connection of its own (opened at the first spread commit): while one is open the
+   * A read-only connection of its own (opened with the store, so on the file the writer has open,
+   * not on whatever is at the path by the first spread; undefined when it cannot be opened, as
+   * for ':memory:': then no commit is spread): while a spread commit is open the
    * writer's connection sees that commit's rows before COMMIT, so every read goes here instead,
    * to the last committed state (WAL snapshot isolation). Nothing uncommitted is ever read.
    */
-  private reader: (ReadSide & { readonly db: Database.Database }) | undefined;
+  private readonly reader: (ReadSide & { readonly db: Database.Database }) | undefined;
   /** The spread commit open now (see spreadFlush), resolved when it committed or rolled back. */
   private spread: { readonly done: Promise<void>; readonly resolve: () => void } | undefined;
 
@@ -239,6 +250,7 @@ export class SqliteStore implements Store {
       // Serve reads; writes wait for space (checkWrites). No crash, so no restart loop.
       this.block(diskFullBlock(options.path), error);
     }
+    this.reader = this.openReader();
     const identity = this.currentIdentity;
     const level = identity.outcome === 'minted' ? 'warn' : 'info';
     this.log[level]({ path: options.path, ...identity, ...(this.identityPending ? { pending: 'disk full' } : {}) }, `store opened: replica id ${identity.outcome}`);
@@ -301,15 +313,13 @@ export class SqliteStore implements Store {
     return this.spread === undefined ? this.ownSide : (this.reader ?? this.ownSide);
   }
 
-  /** The read-only connection, opened once; undefined (logged) when it cannot be opened: then no commit is spread. */
-  private openReader(): ReadSide | undefined {
-    if (this.reader !== undefined) return this.reader;
+  /** The read-only connection, opened once at open; undefined (logged once) when it cannot be opened: then no commit is spread. */
+  private openReader(): (ReadSide & { readonly db: Database.Database }) | undefined {
     let db: Database.Database | undefined;
     try {
       db = new Database(this.options.path, { readonly: true, fileMustExist: true });
       db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      this.reader = { db, s: prepareStatements(db), t: new SeriesTables(db, this.slotKeys) };
-      return this.reader;
+      return { db, s: prepareStatements(db), t: new SeriesTables(db, this.slotKeys) };
     } catch (error) {
       db?.close();
       this.log.warn({ err: error }, 'cannot open a read-only connection: large commits are not spread over loop turns');
@@ -328,10 +338,7 @@ export class SqliteStore implements Store {
     } catch (error) {
       // The running sum holds only the changes since the snapshot: scan now rather than show it.
       this.log.error({ err: error }, 'recounting the digest sum in the background failed: scanning every slot now');
-      this.endRecount();
-      this.digestSum = this.scanDigestSum();
-      this.digestStored = true;
-      this.storeDigest();
+      this.scanAfterFailedRecount(recount);
       return;
     }
     if (!done) {
@@ -344,6 +351,25 @@ export class SqliteStore implements Store {
     this.endRecount();
     this.digestStored = true;
     this.log.info({ path: this.options.path, rows: recount.job.rows, ms: Math.round(performance.now() - recount.started) }, 'digest sum recounted in the background and stored');
+    this.storeDigest();
+  }
+
+  /**
+   * The fallback of a failed recount: every slot scanned on the writer's connection. Not while a
+   * spread commit is open: the writer would see that commit's rows before its COMMIT, and the
+   * commit then adds its change to the sum once more (a wrong digest, stored for good). So it
+   * waits for the commit to end; until then the recount stays on and digest() says so.
+   */
+  private scanAfterFailedRecount(recount: BackgroundRecount): void {
+    if (this.recount !== recount || !this.open) return;
+    const held = this.writesHeld();
+    if (held !== undefined) {
+      void held.then(() => this.scanAfterFailedRecount(recount));
+      return;
+    }
+    this.endRecount();
+    this.digestSum = this.scanDigestSum();
+    this.digestStored = true;
     this.storeDigest();
   }
 
@@ -433,6 +459,8 @@ export class SqliteStore implements Store {
       this.block(diskFullBlock(this.options.path));
       return this.blocked;
     }
+    // A spread commit holds the writer (the probe would throw store_busy): the next tick probes.
+    if (this.spread !== undefined) return this.blocked;
     try {
       if (this.identityPending) this.commitIdentity();
       else this.transaction(() => this.statements.touchStats.run());
@@ -712,8 +740,9 @@ export class SqliteStore implements Store {
     this.open = false;
     this.closing ??= Promise.resolve();
     // A spread commit still open is rolled back with the connection (as a killed process's is).
-    this.db.close();
+    // The reader first: the last connection to close checkpoints the WAL, and a read-only one cannot.
     this.reader?.db.close();
+    this.db.close();
   }
 
   private async shutdown(): Promise<void> {
@@ -733,8 +762,10 @@ export class SqliteStore implements Store {
     // No stop record for an identity never committed, nor for a file deleted or replaced under
     // us: what is at the path does not hold the commits made since (the next start mints).
     if (!this.identityPending && this.blocked?.code !== 'database_gone') this.writeStopRecord();
-    this.db.close();
+    // The reader first: SQLite checkpoints and removes the WAL when the last connection closes,
+    // and only the writer can (recover.ts counts on a clean stop leaving no -wal behind).
     this.reader?.db.close();
+    this.db.close();
     this.log.info({ path: this.options.path }, 'store closed');
   }
 
@@ -796,7 +827,7 @@ export class SqliteStore implements Store {
     if (mode === 'spread') {
       let increments = 0;
       for (const unit of units) increments += unit.increments.length;
-      if (increments > SPREAD_ABOVE_INCREMENTS && this.openReader() !== undefined) return this.spreadFlush(units);
+      if (increments > SPREAD_ABOVE_INCREMENTS && this.reader !== undefined) return this.spreadFlush(units);
     }
     const s = this.statements;
     const self = this.self;
@@ -883,9 +914,13 @@ export class SqliteStore implements Store {
       this.db.exec('COMMIT');
     } catch (error) {
       this.spread = undefined;
-      this.rolledBack();
-      resolve();
-      this.flushFailed(units, isDiskFull(error) ? this.diskFullError(error) : error);
+      try {
+        this.rolledBack();
+      } finally {
+        // Even when the cleanup throws: the units get their answer and whoever waits goes on.
+        resolve();
+        this.flushFailed(units, isDiskFull(error) ? this.diskFullError(error) : error);
+      }
       return;
     }
     this.spread = undefined;

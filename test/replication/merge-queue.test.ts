@@ -65,4 +65,31 @@ describe('MergeQueue', () => {
     for (let i = 0; i < 4; i++) await realTimers.yield();
     expect(calls).toEqual([2, 1]);
   });
+  it('stop() while the store holds writes drops what waits: nothing is merged after it (the store is closing)', async () => {
+    let release = (): void => undefined;
+    let held: Promise<void> | undefined = new Promise<void>((resolve) => (release = resolve));
+    const calls: number[] = [];
+    const merges = new MergeQueue({
+      store: {
+        merge: (slots) => {
+          calls.push(slots.length);
+          return { changed: [], advanced: [] };
+        },
+        writeBlocked: () => undefined,
+        writesHeld: () => held,
+      },
+      timers: realTimers,
+      log: noLog,
+      metrics: { merged: () => {}, pageSaturated: () => {}, mergeDropped: () => {} },
+      identityChanged: () => {},
+    });
+    merges.enqueue(source, [slot('a', 1)], []);
+    for (let i = 0; i < 3; i++) await realTimers.yield();
+    expect(calls).toEqual([]);
+    merges.stop();
+    held = undefined;
+    release();
+    for (let i = 0; i < 4; i++) await realTimers.yield();
+    expect(calls).toEqual([]);
+  });
 });
