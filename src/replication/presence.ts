@@ -143,6 +143,14 @@ export class Presence {
   private readonly sparse: () => boolean;
   /** Sparse mode: per direct peer (replica id), the clock of each client it is known to hold. */
   private readonly peerClocks = new Map<string, Map<number, number>>();
+  /**
+   * For dropSuperseded: the held states with an address, by `name\naddress` (client → startedAt),
+   * each client's key, and the keys whose states changed since it last ran. Kept from the
+   * awareness 'update' event, so an update costs its own entries, not a scan of every state.
+   */
+  private readonly runsByKey = new Map<string, Map<number, number>>();
+  private readonly keyOf = new Map<number, string>();
+  private readonly changedKeys = new Set<string>();
 
   /** `peers()` lists the open sessions: changes of our own go to each of them. */
   constructor(
@@ -161,6 +169,8 @@ export class Presence {
       const now = this.timers.now();
       for (const client of [...change.added, ...change.updated]) this.renewedAt.set(client, now);
       for (const client of change.removed) this.renewedAt.delete(client);
+      for (const client of change.removed) this.unindex(client);
+      for (const client of [...change.added, ...change.updated]) this.index(client);
     });
     // Only our own changes are sent (renewals and remote updates are not: see above).
     this.awareness.on('change', (_change: AwarenessChange, origin: unknown) => {
@@ -346,25 +356,45 @@ export class Presence {
    * through the update this emits, everywhere else.
    */
   private dropSuperseded(): void {
-    const newest = new Map<string, { clientId: number; startedAt: number }>();
+    // Only a key whose states changed can hold a new superseded run: a group left alone since the
+    // last pass holds its newest run and at most our own besides, and removals keep it so.
     const stale: number[] = [];
-    for (const [clientId, state] of this.awareness.getStates()) {
-      const member = parseMember(state);
-      if (member?.address === undefined) continue;
-      const key = `${member.name}\n${member.address}`;
-      const seen = newest.get(key);
-      if (seen === undefined) {
-        newest.set(key, { clientId, startedAt: member.startedAt });
-      } else if (member.startedAt > seen.startedAt) {
-        stale.push(seen.clientId);
-        newest.set(key, { clientId, startedAt: member.startedAt });
-      } else {
-        stale.push(clientId);
-      }
+    for (const key of this.changedKeys) {
+      const runs = this.runsByKey.get(key);
+      if (runs === undefined || runs.size < 2) continue;
+      let newestStart = -Infinity;
+      for (const startedAt of runs.values()) if (startedAt > newestStart) newestStart = startedAt;
+      const newest = [...runs].filter(([, startedAt]) => startedAt === newestStart).map(([clientId]) => clientId);
+      // Of runs started at the same instant the first held stays (the order of the states).
+      const kept = newest.length === 1 ? newest[0] : [...this.awareness.getStates().keys()].find((clientId) => newest.includes(clientId));
+      for (const clientId of runs.keys()) if (clientId !== kept) stale.push(clientId);
     }
+    this.changedKeys.clear();
     // Never our own state (two nodes configured alike would otherwise remove each other's).
     const remove = stale.filter((clientId) => clientId !== this.awareness.clientID);
     if (remove.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, remove, 'superseded');
+  }
+
+  /** Files a held state under its name and address for dropSuperseded (a state without an address is not filed). */
+  private index(clientId: number): void {
+    this.unindex(clientId);
+    const member = parseMember(this.awareness.states.get(clientId));
+    if (member?.address === undefined) return;
+    const key = `${member.name}\n${member.address}`;
+    const runs = this.runsByKey.get(key) ?? new Map<number, number>();
+    this.runsByKey.set(key, runs);
+    runs.set(clientId, member.startedAt);
+    this.keyOf.set(clientId, key);
+    this.changedKeys.add(key);
+  }
+
+  private unindex(clientId: number): void {
+    const key = this.keyOf.get(clientId);
+    if (key === undefined) return;
+    this.keyOf.delete(clientId);
+    const runs = this.runsByKey.get(key);
+    runs?.delete(clientId);
+    if (runs?.size === 0) this.runsByKey.delete(key);
   }
 
   /** Our own state, for a session that just opened (it is sent the rest if it holds fewer members: see `relay`). */
