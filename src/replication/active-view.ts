@@ -1,6 +1,6 @@
 /**
- * Which peers this node keeps sessions with. Up to BOUNDED_DEGREE_ABOVE_NODES nodes (the peers
- * discovery gives, and this one) every peer is dialled: the full mesh, exactly as before. Past it
+ * Which peers this node keeps sessions with. Up to BOUNDED_DEGREE_ABOVE_NODES nodes (counted as
+ * the distinct addresses discovery gives, see `nodes()`) every peer is dialled: the full mesh, exactly as before. Past it
  * the node is in bounded-degree mode: it dials `dialCount` peers picked at random from the
  * discovered addresses (the rest are its passive view) and takes inbound sessions only while it
  * has fewer than `maxDegree − dialCount` of them (a node with more is refused with `full`), so no
@@ -104,11 +104,16 @@ export class ActiveView {
     return [...this.dialled];
   }
 
-  /** Nodes in the cluster as discovery sees it: its addresses (but our own) and this node. */
+  /**
+   * Nodes in the cluster as discovery sees it: the number of distinct discovered addresses (at
+   * least 1). DNS and shared PEERS lists include this node's own address, others do not, and a
+   * node learns which address is its own only by dialling it, so this node is not added: the
+   * count is the same on every node of a cluster whichever addresses it has dialled, and a
+   * cluster of up to 16 nodes stays a mesh whether or not discovery lists the node itself (one of
+   * 17 nodes whose list leaves itself out counts 16 and stays a mesh too; conservative).
+   */
   private nodes(): number {
-    let count = 1;
-    for (const address of this.addresses) if (!this.selves.has(address)) count++;
-    return count;
+    return Math.max(1, this.addresses.length);
   }
 
   /** Tops the dial set up to `dialCount` with random passive addresses, avoided ones last. */
