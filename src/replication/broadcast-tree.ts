@@ -17,6 +17,7 @@
  * grafts, MAX_MISSING announced ids waited for, MAX_GRAFTED_PER_SECOND deltas sent per peer on
  * its grafts (a peer cannot make this node resend its whole cache in a loop).
  */
+import { createHash } from 'node:crypto';
 import type { SeqRange } from '../crdt/version-vector.js';
 import { encodeMessage } from '../protocol/codec.js';
 import type { Message } from '../protocol/messages.js';
@@ -66,6 +67,10 @@ export function deltaId(range: SeqRange): string {
   return `${range.replica}/${range.after}/${range.upTo}`;
 }
 
+function copyKey(id: string, frame: Uint8Array): string {
+  return `${id}/${createHash('sha256').update(frame).digest('base64')}`;
+}
+
 export class BroadcastTree {
   private readonly eager = new Set<PeerSession>();
   private readonly lazy = new Set<PeerSession>();
@@ -78,8 +83,11 @@ export class BroadcastTree {
   /** Per session, deltas sent on its grafts in the current second. */
   private readonly graftBudget = new WeakMap<PeerSession, { second: number; count: number }>();
 
-  /** Counters for the bench: deltas taken, duplicates dropped, grafts sent. */
-  readonly counts = { received: 0, duplicates: 0, grafts: 0 };
+  /** Copies taken (`id/sha-256 of the frame`), oldest first: a copy seen before is a duplicate. */
+  private readonly copies = new Set<string>();
+
+  /** Counters for the bench: deltas taken, duplicates dropped, grafts sent, other copies of a held id taken. */
+  readonly counts = { received: 0, duplicates: 0, grafts: 0, otherCopies: 0 };
 
   constructor(private readonly options: BroadcastTreeOptions) {}
 
@@ -105,18 +113,27 @@ export class BroadcastTree {
   /** A local commit's delta: pushed to the eager sessions, announced to the lazy ones. */
   broadcast(message: DeltaMessage): void {
     const frame = encodeMessage(message);
+    this.took(copyKey(deltaId(message.range), frame));
     this.remember(message.range, frame);
     this.passOn(message.range, frame, undefined);
   }
 
   /**
    * A delta from `from` (as it came: `relay` of the session's event). Returns false when it is a
-   * duplicate: the caller drops it (the link is pruned here).
+   * duplicate, a copy byte for byte of one this node already took: the caller drops it (the link
+   * is pruned here). A copy of a held id whose bytes differ is not a duplicate: any relayer can
+   * send a bogus copy under a genuine delta's id first, and dropping the genuine one then would
+   * lose its increments for good (the vector says the range is held, so nothing resends it). It
+   * is merged (merge is a max: a second copy is harmless) and passed on once, like a first copy,
+   * so it reaches the nodes the bogus one reached; it does not prune. Bound: MAX_SEEN_DELTAS
+   * copies remembered, as ids are.
    */
   received(from: PeerSession, message: DeltaMessage): boolean {
     const id = deltaId(message.range);
+    const frame = encodeMessage(message);
+    const copy = copyKey(id, frame);
     if (this.options.dropFirstDelivery === true) this.seen.add(id);
-    if (this.seen.has(id)) {
+    if (this.options.dropFirstDelivery === true ? this.seen.has(id) : this.copies.has(copy)) {
       this.counts.duplicates += 1;
       if (this.eager.size > MIN_EAGER && this.eager.delete(from)) {
         this.lazy.add(from);
@@ -124,8 +141,13 @@ export class BroadcastTree {
       }
       return false;
     }
+    this.took(copy);
+    if (this.seen.has(id)) {
+      this.counts.otherCopies += 1;
+      this.passOn(message.range, frame, from);
+      return true;
+    }
     this.counts.received += 1;
-    const frame = encodeMessage(message);
     this.remember(message.range, frame);
     const waiting = this.missing.get(id);
     if (waiting !== undefined) {
@@ -225,6 +247,11 @@ export class BroadcastTree {
   private passOn(range: SeqRange, frame: Uint8Array, from: PeerSession | undefined): void {
     for (const session of [...this.eager]) if (session !== from) this.options.sendDelta(session, frame, range);
     for (const session of [...this.lazy]) if (session !== from) this.options.send(session, { type: 'ihave', ranges: [range] });
+  }
+
+  private took(copy: string): void {
+    this.copies.add(copy);
+    if (this.copies.size > MAX_SEEN_DELTAS) this.copies.delete(this.copies.values().next().value!);
   }
 
   private remember(range: SeqRange, frame: Uint8Array): void {
