@@ -15,12 +15,22 @@
  * address it drops leaves both views, a new one joins the passive view.
  */
 import type { DialTarget } from './peer-directory.js';
+import { sourceOf } from './peer-limits.js';
 
 export const BOUNDED_DEGREE_ABOVE_NODES = 16;
 /** Failed dials in a row after which a dialled peer is replaced (bounded-degree mode). */
 export const REPLACE_AFTER_FAILURES = 2;
 /** A replaced address is not picked again for this long, unless nothing else is left. */
 export const AVOID_MS = 60_000;
+/**
+ * Inbound sessions taken at most from one host (the remote address without its port) in
+ * bounded mode. Without it one host with the cluster secret could hold every inbound slot under
+ * fresh replica ids and leave honest dialers only `full` (an eclipse): with it, an attacker needs
+ * ⌈inboundCap / 2⌉ hosts (3 at 100 nodes) to fill a node's inbound side, and its dialled peers
+ * (chosen by this node, from discovery) stay out of its reach. Nodes that share one host (several
+ * processes behind one address) take at most 2 inbound sessions from each other in bounded mode.
+ */
+export const MAX_INBOUND_PER_HOST = 2;
 
 export interface ActiveViewOptions {
   /** Float in [0, 1). */
@@ -66,6 +76,22 @@ export class ActiveView {
   /** Inbound sessions taken at most. */
   get inboundCap(): number {
     return this.boundedMode ? Math.max(1, this.maxDegree - this.dialCount) : Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * Whether an inbound session from `remote` may stay, with inbound sessions from `open` already
+   * held: always in the mesh; in bounded mode below `inboundCap` and MAX_INBOUND_PER_HOST from its host.
+   */
+  admitsInbound(remote: string, open: Iterable<string>): boolean {
+    if (!this.boundedMode) return true;
+    const host = sourceOf(remote);
+    let total = 0;
+    let fromHost = 0;
+    for (const address of open) {
+      total += 1;
+      if (sourceOf(address) === host) fromHost += 1;
+    }
+    return total < this.inboundCap && fromHost < MAX_INBOUND_PER_HOST;
   }
 
   /** The addresses from discovery; returns the ones to dial. */
