@@ -14,7 +14,7 @@
  * safety net: a delta no announcement or graft brings is filled by the next vector exchange.
  *
  * Bounds: MAX_SEEN_DELTAS ids remembered, MAX_CACHED_DELTA_BYTES of encoded deltas kept for
- * grafts, MAX_MISSING announced ids waited for, MAX_GRAFTED_PER_SECOND deltas sent per peer on
+ * grafts, MAX_MISSING_PER_PEER announced ids waited for per announcer, MAX_GRAFTED_PER_SECOND deltas sent per peer on
  * its grafts (a peer cannot make this node resend its whole cache in a loop).
  */
 import { createHash } from 'node:crypto';
@@ -38,7 +38,12 @@ export const SECOND_GRAFT_TIMEOUT_MS = 200;
 export const MIN_EAGER = 4;
 export const MAX_SEEN_DELTAS = 16_384;
 export const MAX_CACHED_DELTA_BYTES = 4 * 1024 * 1024;
-export const MAX_MISSING = 4_096;
+/**
+ * Announced ids waited for at most per announcer (the peer whose `ihave` first named them): a peer
+ * announcing bogus ranges fills only its own share and the grafts to others go on. In all at
+ * most MAX_MISSING_PER_PEER × the sessions held (≤ 13 at 1,000 nodes).
+ */
+export const MAX_MISSING_PER_PEER = 1_024;
 export const MAX_GRAFTED_PER_SECOND = 512;
 
 type DeltaMessage = Extract<Message, { type: 'delta' }>;
@@ -59,6 +64,8 @@ export interface BroadcastTreeOptions {
 
 interface Missing {
   readonly range: SeqRange;
+  /** The first announcer, whose share of MAX_MISSING_PER_PEER the entry takes. */
+  readonly by: PeerSession;
   readonly announcers: PeerSession[];
   timer: TimerHandle | undefined;
 }
@@ -80,6 +87,8 @@ export class BroadcastTree {
   private readonly cache = new Map<string, Uint8Array>();
   private cachedBytes = 0;
   private readonly missing = new Map<string, Missing>();
+  /** Per first announcer, its entries in `missing`. */
+  private readonly missingBy = new Map<PeerSession, number>();
   /** Per session, deltas sent on its grafts in the current second. */
   private readonly graftBudget = new WeakMap<PeerSession, { second: number; count: number }>();
 
@@ -152,7 +161,7 @@ export class BroadcastTree {
     const waiting = this.missing.get(id);
     if (waiting !== undefined) {
       if (waiting.timer !== undefined) this.options.timers.clearTimeout(waiting.timer);
-      this.missing.delete(id);
+      this.forget(id);
     }
     if (!this.eager.has(from)) {
       this.lazy.delete(from);
@@ -168,7 +177,7 @@ export class BroadcastTree {
     this.seen.add(id);
     const waiting = this.missing.get(id);
     if (waiting?.timer !== undefined) this.options.timers.clearTimeout(waiting.timer);
-    this.missing.delete(id);
+    this.forget(id);
   }
 
   /** `ihave` from a lazy peer: wait a while for the deltas we lack, then graft it. */
@@ -181,8 +190,10 @@ export class BroadcastTree {
         if (!entry.announcers.includes(from)) entry.announcers.push(from);
         continue;
       }
-      if (this.missing.size >= MAX_MISSING) continue;
-      const created: Missing = { range, announcers: [from], timer: undefined };
+      const held = this.missingBy.get(from) ?? 0;
+      if (held >= MAX_MISSING_PER_PEER) continue;
+      this.missingBy.set(from, held + 1);
+      const created: Missing = { range, by: from, announcers: [from], timer: undefined };
       created.timer = this.options.timers.setTimeout(() => this.graftNext(id), GRAFT_TIMEOUT_MS);
       this.missing.set(id, created);
     }
@@ -220,6 +231,7 @@ export class BroadcastTree {
   stop(): void {
     for (const entry of this.missing.values()) if (entry.timer !== undefined) this.options.timers.clearTimeout(entry.timer);
     this.missing.clear();
+    this.missingBy.clear();
   }
 
   private graftNext(id: string): void {
@@ -233,15 +245,24 @@ export class BroadcastTree {
     }
     if (announcer === undefined || this.seen.has(id)) {
       // Nobody left to ask: anti-entropy fills it.
-      this.missing.delete(id);
+      this.forget(id);
       return;
     }
     this.lazy.delete(announcer);
     this.eager.add(announcer);
     this.counts.grafts += 1;
     this.options.send(announcer, { type: 'graft', ranges: [entry.range] });
-    if (entry.announcers.length === 0) this.missing.delete(id);
+    if (entry.announcers.length === 0) this.forget(id);
     else entry.timer = this.options.timers.setTimeout(() => this.graftNext(id), SECOND_GRAFT_TIMEOUT_MS);
+  }
+
+  private forget(id: string): void {
+    const entry = this.missing.get(id);
+    if (entry === undefined) return;
+    this.missing.delete(id);
+    const held = (this.missingBy.get(entry.by) ?? 1) - 1;
+    if (held > 0) this.missingBy.set(entry.by, held);
+    else this.missingBy.delete(entry.by);
   }
 
   private passOn(range: SeqRange, frame: Uint8Array, from: PeerSession | undefined): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BroadcastTree } from '../../src/replication/broadcast-tree.js';
+import { BroadcastTree, MAX_MISSING_PER_PEER } from '../../src/replication/broadcast-tree.js';
 import { VirtualTimers } from '../../src/virtual-timers.js';
 import type { PeerSession } from '../../src/replication/peer-session.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
@@ -48,5 +48,26 @@ describe('the broadcast tree', () => {
     expect(relayed).toBe(1);
     expect(tree.received(peer, own)).toBe(false);
     expect(relayed).toBe(1);
+  });
+});
+
+describe('the broadcast tree: announcements waited for', () => {
+  it('one peer announcing bogus ranges fills only its own share: an honest announcer is still grafted', () => {
+    const timers = new VirtualTimers();
+    const grafts: string[] = [];
+    const tree = new BroadcastTree({
+      timers,
+      send: (to, message) => { if (message.type === 'graft') grafts.push((to as unknown as { name: string }).name); },
+      sendDelta: () => {},
+    });
+    const [hostile, honest] = [session('hostile'), session('honest')];
+    tree.opened(hostile);
+    tree.opened(honest);
+    const range = (replica: string, i: number) => ({ replica: replica as ReplicaId, after: i, upTo: i + 1 });
+    for (let f = 0; f < 4_096 / 256; f++) tree.announced(hostile, Array.from({ length: 256 }, (_, i) => range('b'.repeat(32), f * 256 + i)));
+    tree.announced(honest, [range('c'.repeat(32), 0)]);
+    for (let t = 1; t <= 10; t++) timers.runDue(t * 100);
+    expect(grafts.filter((to) => to === 'honest')).toHaveLength(1);
+    expect(grafts.filter((to) => to === 'hostile')).toHaveLength(MAX_MISSING_PER_PEER);
   });
 });
