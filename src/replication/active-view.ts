@@ -1,6 +1,6 @@
 /**
- * Which peers this node keeps sessions with. Up to BOUNDED_DEGREE_ABOVE_NODES nodes (the peers
- * discovery gives, and this one) every peer is dialled: the full mesh, exactly as before. Past it
+ * Which peers this node keeps sessions with. Up to BOUNDED_DEGREE_ABOVE_NODES nodes (counted as
+ * the distinct addresses discovery gives, see `nodes()`) every peer is dialled: the full mesh, exactly as before. Past it
  * the node is in bounded-degree mode: it dials `dialCount` peers picked at random from the
  * discovered addresses (the rest are its passive view) and takes inbound sessions only while it
  * has fewer than `maxDegree − dialCount` of them (a node with more is refused with `full`), so no
@@ -15,12 +15,22 @@
  * address it drops leaves both views, a new one joins the passive view.
  */
 import type { DialTarget } from './peer-directory.js';
+import { sourceOf } from './peer-limits.js';
 
 export const BOUNDED_DEGREE_ABOVE_NODES = 16;
 /** Failed dials in a row after which a dialled peer is replaced (bounded-degree mode). */
 export const REPLACE_AFTER_FAILURES = 2;
 /** A replaced address is not picked again for this long, unless nothing else is left. */
 export const AVOID_MS = 60_000;
+/**
+ * Inbound sessions taken at most from one host (the remote address without its port) in
+ * bounded mode. Without it one host with the cluster secret could hold every inbound slot under
+ * fresh replica ids and leave honest dialers only `full` (an eclipse): with it, an attacker needs
+ * ⌈inboundCap / 2⌉ hosts (3 at 100 nodes) to fill a node's inbound side, and its dialled peers
+ * (chosen by this node, from discovery) stay out of its reach. Nodes that share one host (several
+ * processes behind one address) take at most 2 inbound sessions from each other in bounded mode.
+ */
+export const MAX_INBOUND_PER_HOST = 2;
 
 export interface ActiveViewOptions {
   /** Float in [0, 1). */
@@ -68,6 +78,22 @@ export class ActiveView {
     return this.boundedMode ? Math.max(1, this.maxDegree - this.dialCount) : Number.POSITIVE_INFINITY;
   }
 
+  /**
+   * Whether an inbound session from `remote` may stay, with inbound sessions from `open` already
+   * held: always in the mesh; in bounded mode below `inboundCap` and MAX_INBOUND_PER_HOST from its host.
+   */
+  admitsInbound(remote: string, open: Iterable<string>): boolean {
+    if (!this.boundedMode) return true;
+    const host = sourceOf(remote);
+    let total = 0;
+    let fromHost = 0;
+    for (const address of open) {
+      total += 1;
+      if (sourceOf(address) === host) fromHost += 1;
+    }
+    return total < this.inboundCap && fromHost < MAX_INBOUND_PER_HOST;
+  }
+
   /** The addresses from discovery; returns the ones to dial. */
   setPeers(addresses: readonly string[], now: number): readonly string[] {
     this.addresses = [...new Set(addresses)];
@@ -104,11 +130,16 @@ export class ActiveView {
     return [...this.dialled];
   }
 
-  /** Nodes in the cluster as discovery sees it: its addresses (but our own) and this node. */
+  /**
+   * Nodes in the cluster as discovery sees it: the number of distinct discovered addresses (at
+   * least 1). DNS and shared PEERS lists include this node's own address, others do not, and a
+   * node learns which address is its own only by dialling it, so this node is not added: the
+   * count is the same on every node of a cluster whichever addresses it has dialled, and a
+   * cluster of up to 16 nodes stays a mesh whether or not discovery lists the node itself (one of
+   * 17 nodes whose list leaves itself out counts 16 and stays a mesh too; conservative).
+   */
   private nodes(): number {
-    let count = 1;
-    for (const address of this.addresses) if (!this.selves.has(address)) count++;
-    return count;
+    return Math.max(1, this.addresses.length);
   }
 
   /** Tops the dial set up to `dialCount` with random passive addresses, avoided ones last. */

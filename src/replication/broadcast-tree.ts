@@ -14,9 +14,10 @@
  * safety net: a delta no announcement or graft brings is filled by the next vector exchange.
  *
  * Bounds: MAX_SEEN_DELTAS ids remembered, MAX_CACHED_DELTA_BYTES of encoded deltas kept for
- * grafts, MAX_MISSING announced ids waited for, MAX_GRAFTED_PER_SECOND deltas sent per peer on
+ * grafts, MAX_MISSING_PER_PEER announced ids waited for per announcer, MAX_GRAFTED_PER_SECOND deltas sent per peer on
  * its grafts (a peer cannot make this node resend its whole cache in a loop).
  */
+import { createHash } from 'node:crypto';
 import type { SeqRange } from '../crdt/version-vector.js';
 import { encodeMessage } from '../protocol/codec.js';
 import type { Message } from '../protocol/messages.js';
@@ -37,7 +38,12 @@ export const SECOND_GRAFT_TIMEOUT_MS = 200;
 export const MIN_EAGER = 4;
 export const MAX_SEEN_DELTAS = 16_384;
 export const MAX_CACHED_DELTA_BYTES = 4 * 1024 * 1024;
-export const MAX_MISSING = 4_096;
+/**
+ * Announced ids waited for at most per announcer (the peer whose `ihave` first named them): a peer
+ * announcing bogus ranges fills only its own share and the grafts to others go on. In all at
+ * most MAX_MISSING_PER_PEER × the sessions held (≤ 13 at 1,000 nodes).
+ */
+export const MAX_MISSING_PER_PEER = 1_024;
 export const MAX_GRAFTED_PER_SECOND = 512;
 
 type DeltaMessage = Extract<Message, { type: 'delta' }>;
@@ -58,12 +64,18 @@ export interface BroadcastTreeOptions {
 
 interface Missing {
   readonly range: SeqRange;
+  /** The first announcer, whose share of MAX_MISSING_PER_PEER the entry takes. */
+  readonly by: PeerSession;
   readonly announcers: PeerSession[];
   timer: TimerHandle | undefined;
 }
 
 export function deltaId(range: SeqRange): string {
   return `${range.replica}/${range.after}/${range.upTo}`;
+}
+
+function copyKey(id: string, frame: Uint8Array): string {
+  return `${id}/${createHash('sha256').update(frame).digest('base64')}`;
 }
 
 export class BroadcastTree {
@@ -75,11 +87,16 @@ export class BroadcastTree {
   private readonly cache = new Map<string, Uint8Array>();
   private cachedBytes = 0;
   private readonly missing = new Map<string, Missing>();
+  /** Per first announcer, its entries in `missing`. */
+  private readonly missingBy = new Map<PeerSession, number>();
   /** Per session, deltas sent on its grafts in the current second. */
   private readonly graftBudget = new WeakMap<PeerSession, { second: number; count: number }>();
 
-  /** Counters for the bench: deltas taken, duplicates dropped, grafts sent. */
-  readonly counts = { received: 0, duplicates: 0, grafts: 0 };
+  /** Copies taken (`id/sha-256 of the frame`), oldest first: a copy seen before is a duplicate. */
+  private readonly copies = new Set<string>();
+
+  /** Counters for the bench: deltas taken, duplicates dropped, grafts sent, other copies of a held id taken. */
+  readonly counts = { received: 0, duplicates: 0, grafts: 0, otherCopies: 0 };
 
   constructor(private readonly options: BroadcastTreeOptions) {}
 
@@ -105,18 +122,27 @@ export class BroadcastTree {
   /** A local commit's delta: pushed to the eager sessions, announced to the lazy ones. */
   broadcast(message: DeltaMessage): void {
     const frame = encodeMessage(message);
+    this.took(copyKey(deltaId(message.range), frame));
     this.remember(message.range, frame);
     this.passOn(message.range, frame, undefined);
   }
 
   /**
    * A delta from `from` (as it came: `relay` of the session's event). Returns false when it is a
-   * duplicate: the caller drops it (the link is pruned here).
+   * duplicate, a copy byte for byte of one this node already took: the caller drops it (the link
+   * is pruned here). A copy of a held id whose bytes differ is not a duplicate: any relayer can
+   * send a bogus copy under a genuine delta's id first, and dropping the genuine one then would
+   * lose its increments for good (the vector says the range is held, so nothing resends it). It
+   * is merged (merge is a max: a second copy is harmless) and passed on once, like a first copy,
+   * so it reaches the nodes the bogus one reached; it does not prune. Bound: MAX_SEEN_DELTAS
+   * copies remembered, as ids are.
    */
   received(from: PeerSession, message: DeltaMessage): boolean {
     const id = deltaId(message.range);
+    const frame = encodeMessage(message);
+    const copy = copyKey(id, frame);
     if (this.options.dropFirstDelivery === true) this.seen.add(id);
-    if (this.seen.has(id)) {
+    if (this.options.dropFirstDelivery === true ? this.seen.has(id) : this.copies.has(copy)) {
       this.counts.duplicates += 1;
       if (this.eager.size > MIN_EAGER && this.eager.delete(from)) {
         this.lazy.add(from);
@@ -124,13 +150,18 @@ export class BroadcastTree {
       }
       return false;
     }
+    this.took(copy);
+    if (this.seen.has(id)) {
+      this.counts.otherCopies += 1;
+      this.passOn(message.range, frame, from);
+      return true;
+    }
     this.counts.received += 1;
-    const frame = encodeMessage(message);
     this.remember(message.range, frame);
     const waiting = this.missing.get(id);
     if (waiting !== undefined) {
       if (waiting.timer !== undefined) this.options.timers.clearTimeout(waiting.timer);
-      this.missing.delete(id);
+      this.forget(id);
     }
     if (!this.eager.has(from)) {
       this.lazy.delete(from);
@@ -146,7 +177,7 @@ export class BroadcastTree {
     this.seen.add(id);
     const waiting = this.missing.get(id);
     if (waiting?.timer !== undefined) this.options.timers.clearTimeout(waiting.timer);
-    this.missing.delete(id);
+    this.forget(id);
   }
 
   /** `ihave` from a lazy peer: wait a while for the deltas we lack, then graft it. */
@@ -159,8 +190,10 @@ export class BroadcastTree {
         if (!entry.announcers.includes(from)) entry.announcers.push(from);
         continue;
       }
-      if (this.missing.size >= MAX_MISSING) continue;
-      const created: Missing = { range, announcers: [from], timer: undefined };
+      const held = this.missingBy.get(from) ?? 0;
+      if (held >= MAX_MISSING_PER_PEER) continue;
+      this.missingBy.set(from, held + 1);
+      const created: Missing = { range, by: from, announcers: [from], timer: undefined };
       created.timer = this.options.timers.setTimeout(() => this.graftNext(id), GRAFT_TIMEOUT_MS);
       this.missing.set(id, created);
     }
@@ -198,6 +231,7 @@ export class BroadcastTree {
   stop(): void {
     for (const entry of this.missing.values()) if (entry.timer !== undefined) this.options.timers.clearTimeout(entry.timer);
     this.missing.clear();
+    this.missingBy.clear();
   }
 
   private graftNext(id: string): void {
@@ -211,20 +245,34 @@ export class BroadcastTree {
     }
     if (announcer === undefined || this.seen.has(id)) {
       // Nobody left to ask: anti-entropy fills it.
-      this.missing.delete(id);
+      this.forget(id);
       return;
     }
     this.lazy.delete(announcer);
     this.eager.add(announcer);
     this.counts.grafts += 1;
     this.options.send(announcer, { type: 'graft', ranges: [entry.range] });
-    if (entry.announcers.length === 0) this.missing.delete(id);
+    if (entry.announcers.length === 0) this.forget(id);
     else entry.timer = this.options.timers.setTimeout(() => this.graftNext(id), SECOND_GRAFT_TIMEOUT_MS);
+  }
+
+  private forget(id: string): void {
+    const entry = this.missing.get(id);
+    if (entry === undefined) return;
+    this.missing.delete(id);
+    const held = (this.missingBy.get(entry.by) ?? 1) - 1;
+    if (held > 0) this.missingBy.set(entry.by, held);
+    else this.missingBy.delete(entry.by);
   }
 
   private passOn(range: SeqRange, frame: Uint8Array, from: PeerSession | undefined): void {
     for (const session of [...this.eager]) if (session !== from) this.options.sendDelta(session, frame, range);
     for (const session of [...this.lazy]) if (session !== from) this.options.send(session, { type: 'ihave', ranges: [range] });
+  }
+
+  private took(copy: string): void {
+    this.copies.add(copy);
+    if (this.copies.size > MAX_SEEN_DELTAS) this.copies.delete(this.copies.values().next().value!);
   }
 
   private remember(range: SeqRange, frame: Uint8Array): void {

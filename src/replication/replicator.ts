@@ -215,7 +215,7 @@ export class Replicator {
         this.tree?.closed(session);
         this.source.closed(session);
       },
-      admitsInbound: () => this.inboundOpen() < this.view.inboundCap,
+      admitsInbound: (session) => this.view.admitsInbound(session.connection.remoteAddress, this.inboundRemotes()),
       onFailure: () => this.metrics.peerFailure(),
     });
     // Last: setting the local state broadcasts it at once, to the (still empty) session table.
@@ -297,10 +297,8 @@ export class Replicator {
     session.peerHolds(range);
   }
 
-  private inboundOpen(): number {
-    let count = 0;
-    for (const session of this.sessions.open()) if (session.connection.direction === 'inbound') count++;
-    return count;
+  private *inboundRemotes(): Generator<string> {
+    for (const session of this.sessions.open()) if (session.connection.direction === 'inbound') yield session.connection.remoteAddress;
   }
 
   /**

@@ -35,7 +35,7 @@ export interface SessionTableOptions {
   readonly handshakeTimeoutMs?: number;
   readonly maxHandshakesPerSource?: number;
   /** Whether a new inbound session (not one replacing a duplicate) may stay; false: refused as `full` (bounded degree, active-view.ts). */
-  readonly admitsInbound?: () => boolean;
+  readonly admitsInbound?: (session: PeerSession) => boolean;
 }
 
 /** How long a session must have been silent before this side pings it (see `heartbeat`). */
@@ -225,8 +225,8 @@ export class SessionTable {
       // Register the survivor first, so the loser's close handler sees the peer still covered.
       this.byReplica.set(peer.replica, session);
       this.refuse(existing, 'duplicate', 'these two nodes already have a connection');
-    } else if (session.connection.direction === 'inbound' && this.options.admitsInbound?.() === false) {
-      this.refuse(session, 'full', 'this node keeps as many peers as it takes (bounded degree); dial another');
+    } else if (session.connection.direction === 'inbound' && this.options.admitsInbound?.(session) === false) {
+      this.refuse(session, 'full', 'this node keeps as many peers as it takes, and at most 2 from one host (bounded degree); dial another');
       return;
     }
     this.byReplica.set(peer.replica, session);

@@ -18,6 +18,24 @@ describe('the active view (bounded degree past 16 nodes)', () => {
     expect(v.inboundCap).toBe(Number.POSITIVE_INFINITY);
   });
 
+  it('16 nodes whose discovery lists the node itself stay a mesh, before and after it dials its own address', () => {
+    const v = view();
+    const listed = addresses(BOUNDED_DEGREE_ABOVE_NODES); // 15 peers and this node (n0:1)
+    expect(v.setPeers(listed, 0)).toEqual(listed);
+    expect(v.bounded).toBe(false);
+    expect(v.replaceFailed([{ address: 'n0:1', state: 'self', attempts: 0, lastError: undefined }], 1)).toBeUndefined();
+    expect(v.setPeers(listed, 2)).toEqual(listed);
+    expect(v.bounded).toBe(false);
+    // Past 16 addresses every node goes bounded, and learning its own address does not change the mode or the sizes.
+    const more = addresses(BOUNDED_DEGREE_ABOVE_NODES + 1);
+    const dialled = v.setPeers(more, 3);
+    expect(v.bounded).toBe(true);
+    const sizes = [v.dialCount, v.maxDegree, v.inboundCap];
+    v.replaceFailed([{ address: dialled[0]!, state: 'self', attempts: 0, lastError: undefined }], 4);
+    expect(v.bounded).toBe(true);
+    expect([v.dialCount, v.maxDegree, v.inboundCap]).toEqual(sizes);
+  });
+
   it('past 16 nodes dials ⌈a/2⌉ distinct peers and holds a + 2 sessions at most (a = ⌈log2 N⌉ + 1)', () => {
     expect(activeSize(100)).toBe(8);
     expect(activeSize(1_000)).toBe(11);
