@@ -57,6 +57,9 @@ class Load {
   }
 }
 
+/** Three real nodes under run.sh, their Litestream backups, restores and a recovery: ~55 s alone on 2 cores, more under load (a timeout, not a speed goal). */
+const SLOW_RECOVERY_MS = 180_000;
+
 describe('whole-cluster recovery from the union of every backup', () => {
   const { dirs, runs } = useRunSh();
 
@@ -185,7 +188,7 @@ describe('whole-cluster recovery from the union of every backup', () => {
     // They count on.
     await countViews(fresh[0]?.url ?? '', { home: 2 });
     await expectConverged(fresh, addCounts(union, { home: 2 }));
-  });
+  }, SLOW_RECOVERY_MS);
 
   it('sets the whole cluster back to a point in time before a bad deploy, idle nodes included', async () => {
     const dir = await dirs.create('recover-pitr-');
@@ -223,5 +226,5 @@ describe('whole-cluster recovery from the union of every backup', () => {
 
     const fresh = await startCluster({ RESTORE_FROM: 'all', RESTORE_TIMESTAMP: timestamp });
     await expectConverged(fresh, { ...good, junk: 0 });
-  });
+  }, SLOW_RECOVERY_MS);
 });
