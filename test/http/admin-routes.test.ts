@@ -4,14 +4,11 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/http/app.js';
-import { singleNodeStatus } from '../../src/http/cluster-status.js';
 import type { PageName } from '../../src/ids.js';
-import { noLog } from '../../src/log.js';
-import { createMetrics } from '../../src/metrics.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import { tokenSet } from '../../src/tokens.js';
-import { serve, type TestServer } from '../helpers/http-server.js';
+import { serveApp } from '../helpers/app.js';
+import type { TestServer } from '../helpers/http-server.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
 const ADMIN_TOKEN = 'admin-token-for-the-app-test';
@@ -21,16 +18,7 @@ let server: TestServer;
 
 async function start(adminTokens: readonly string[]): Promise<void> {
   store = await openSqliteStore({ path: join(await dirs.create('admin-'), 'counters.db') });
-  const app = createApp({
-    store,
-    cluster: singleNodeStatus(store, () => ({ name: 'n', address: '127.0.0.1:1', version: '1', startedAt: '2026-01-01T00:00:00.000Z' })),
-    metrics: createMetrics(),
-    log: noLog,
-    corsOrigins: '*',
-    maxBodyBytes: 4096,
-    adminTokens: tokenSet(adminTokens),
-  });
-  server = await serve(app.callback());
+  server = await serveApp(store, { adminTokens: tokenSet(adminTokens) });
 }
 
 beforeEach(async () => {

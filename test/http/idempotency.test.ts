@@ -4,18 +4,15 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/http/app.js';
-import { singleNodeStatus } from '../../src/http/cluster-status.js';
 import { IdempotencyKeys, MAX_IDEMPOTENCY_KEY_LENGTH } from '../../src/http/idempotency.js';
 import { ViewPolicy } from '../../src/http/view-policy.js';
 import { AppError, isAppError } from '../../src/errors.js';
 import type { PageName } from '../../src/ids.js';
-import { noLog } from '../../src/log.js';
-import { createMetrics } from '../../src/metrics.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import type { Increment } from '../../src/store/store.js';
 import { tokenSet } from '../../src/tokens.js';
-import { serve, type TestServer } from '../helpers/http-server.js';
+import { serveApp } from '../helpers/app.js';
+import type { TestServer } from '../helpers/http-server.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
 const WRITE_TOKEN = 'write-token-for-the-idempotency-test';
@@ -25,16 +22,7 @@ let server: TestServer;
 
 beforeEach(async () => {
   store = await openSqliteStore({ path: join(await dirs.create('idempotency-'), 'counters.db') });
-  const app = createApp({
-    store,
-    cluster: singleNodeStatus(store, () => ({ name: 'n', address: '127.0.0.1:1', version: '1', startedAt: '2026-01-01T00:00:00.000Z' })),
-    metrics: createMetrics(),
-    log: noLog,
-    corsOrigins: '*',
-    maxBodyBytes: 1024 * 1024,
-    views: new ViewPolicy({ store, writeTokens: tokenSet([WRITE_TOKEN]) }),
-  });
-  server = await serve(app.callback());
+  server = await serveApp(store, { maxBodyBytes: 1024 * 1024, views: new ViewPolicy({ store, writeTokens: tokenSet([WRITE_TOKEN]) }) });
 });
 
 afterEach(async () => {

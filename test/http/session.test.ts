@@ -5,17 +5,14 @@
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/http/app.js';
 import { catchUpGate, isCountPath } from '../../src/http/catch-up-gate.js';
-import { singleNodeStatus } from '../../src/http/cluster-status.js';
 import { sessionKey, SessionTokens, MAX_SESSION_TOKEN_CHARS } from '../../src/http/session-token.js';
 import type { PageName } from '../../src/ids.js';
-import { createLogger } from '../../src/log.js';
 import { ViewPolicy } from '../../src/http/view-policy.js';
 import { tokenSet } from '../../src/tokens.js';
-import { createMetrics } from '../../src/metrics.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
-import { serve, type TestServer } from '../helpers/http-server.js';
+import { serveApp } from '../helpers/app.js';
+import type { TestServer } from '../helpers/http-server.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
 const dirs = new TempDirs();
@@ -26,17 +23,10 @@ const KEY = sessionKey('a-cluster-secret-of-at-least-32-characters', 'test');
 async function node(key = KEY): Promise<{ url: string; store: SqliteStore }> {
   const dir = await dirs.create('session-');
   const store = await openSqliteStore({ path: join(dir, 'counters.db') });
-  const app = createApp({
-    store,
-    cluster: singleNodeStatus(store, () => ({ name: 'n', address: '127.0.0.1:1', version: '0', startedAt: '2026-01-01T00:00:00.000Z' })),
-    metrics: createMetrics(),
-    log: createLogger({ level: 'silent' }),
-    corsOrigins: '*',
-    maxBodyBytes: 4096,
+  const server = await serveApp(store, {
     sessions: new SessionTokens(key),
     views: new ViewPolicy({ store, writeTokens: tokenSet([WRITE_TOKEN]), rateLimitPerIp: 0 }),
   });
-  const server = await serve(app.callback());
   open.push({ server, store });
   return { url: server.url, store };
 }

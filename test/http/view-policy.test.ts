@@ -6,16 +6,14 @@
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApp } from '../../src/http/app.js';
-import { singleNodeStatus } from '../../src/http/cluster-status.js';
 import { ANONYMOUS_MAX_BODY_BYTES } from '../../src/http/routes.js';
 import { ViewPolicy, type ViewPolicyOptions } from '../../src/http/view-policy.js';
 import type { PageName } from '../../src/ids.js';
-import { silentLogger } from '../../src/log.js';
 import { createMetrics, type Metrics } from '../../src/metrics.js';
 import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite-store.js';
 import { tokenSet } from '../../src/tokens.js';
-import { serve, type TestServer } from '../helpers/http-server.js';
+import { serveApp } from '../helpers/app.js';
+import type { TestServer } from '../helpers/http-server.js';
 import { BROWSER_USER_AGENT } from '../helpers/spawn-node.js';
 import { TempDirs } from '../helpers/temp-dir.js';
 
@@ -34,16 +32,12 @@ let h: Harness | undefined;
 async function start(views: Partial<ViewPolicyOptions> = {}, corsOrigins: '*' | string[] = '*'): Promise<Harness> {
   const store = await openSqliteStore({ path: join(await dirs.create('policy-'), 'counters.db') });
   const metrics = createMetrics();
-  const app = createApp({
-    store,
-    cluster: singleNodeStatus(store, () => ({ name: 'n', address: '127.0.0.1:1', version: '1', startedAt: '2026-01-01T00:00:00.000Z' })),
+  const server = await serveApp(store, {
     metrics,
-    log: silentLogger(),
     corsOrigins,
-    maxBodyBytes: 4096,
     views: new ViewPolicy({ store, writeTokens: tokenSet([OLD_TOKEN, TOKEN]), registry: metrics.registry, ...views }),
   });
-  h = { store, server: await serve(app.callback()), metrics };
+  h = { store, server, metrics };
   return h;
 }
 
