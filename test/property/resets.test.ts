@@ -13,7 +13,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ReplicatedCluster } from './replicated-cluster.js';
-import { describeStep, PAGES, stepArbitrary, type Page, type Step } from './schedule.js';
+import { describeStep, PAGES, playFault, stepArbitrary, type Page, type Step } from './schedule.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 60);
 const TIMEOUT_MS = Math.max(60_000, RUNS * 300);
@@ -65,42 +65,8 @@ async function run(schedule: { nodes: number; seed: number; steps: readonly Rese
             if (epoch !== undefined) ack(inc.page, epoch, inc.by);
           }
           break;
-        case 'deliver':
-          if (cluster.inFlight() > 0) await cluster.deliver(Math.min(cluster.inFlight() - 1, Math.floor(step.pick * cluster.inFlight())));
-          break;
-        case 'flow':
-          await cluster.flow(step.count);
-          break;
-        case 'drop':
-          if (cluster.inFlight() > 0) cluster.drop(Math.min(cluster.inFlight() - 1, Math.floor(step.pick * cluster.inFlight())));
-          break;
-        case 'duplicate':
-          if (cluster.inFlight() > 0) cluster.duplicate(Math.min(cluster.inFlight() - 1, Math.floor(step.pick * cluster.inFlight())));
-          break;
-        case 'partition': {
-          const a: number[] = [];
-          const b: number[] = [];
-          for (let i = 0; i < schedule.nodes; i++) ((step.mask >> i) & 1 ? a : b).push(i);
-          if (a.length > 0 && b.length > 0) cluster.partition(a, b);
-          break;
-        }
-        case 'heal':
-          cluster.heal();
-          break;
-        case 'tick':
-          await cluster.tick(step.ms);
-          break;
-        case 'crash':
-          await cluster.crash(step.node);
-          break;
-        case 'stop':
-          await cluster.stop(step.node);
-          break;
-        case 'restart':
-          await cluster.restart(step.node);
-          break;
         default:
-          break;
+          await playFault(cluster, step, schedule.nodes);
       }
       const broken = cluster.checkInvariant();
       if (broken !== undefined) fail(`after ${describeStep(step as Step)}: ${broken}`);

@@ -93,6 +93,55 @@ function pickIndex(pick: number, length: number): number {
   return Math.min(length - 1, Math.floor(pick * length));
 }
 
+/**
+ * Plays a step of the network, the clock or a node's life (deliver, flow, drop, duplicate,
+ * partition, heal, tick, crash, stop, restart, snapshot) on `cluster`; the property suites play
+ * their own steps (counting, resets, clients, stale restores) and hand the rest here; a step of
+ * any other kind does nothing.
+ */
+export async function playFault(cluster: ClusterUnderTest, step: { kind: string } & Partial<Step>, nodes: number): Promise<void> {
+  const s = step as Step;
+  switch (s.kind) {
+    case 'deliver':
+      if (cluster.inFlight() > 0) await cluster.deliver(pickIndex(s.pick, cluster.inFlight()));
+      return;
+    case 'flow':
+      await cluster.flow(s.count);
+      return;
+    case 'drop':
+      if (cluster.inFlight() > 0) cluster.drop(pickIndex(s.pick, cluster.inFlight()));
+      return;
+    case 'duplicate':
+      if (cluster.inFlight() > 0) cluster.duplicate(pickIndex(s.pick, cluster.inFlight()));
+      return;
+    case 'partition': {
+      const a: number[] = [];
+      const b: number[] = [];
+      for (let i = 0; i < nodes; i++) ((s.mask >> i) & 1 ? a : b).push(i);
+      if (a.length > 0 && b.length > 0) cluster.partition(a, b);
+      return;
+    }
+    case 'heal':
+      cluster.heal();
+      return;
+    case 'tick':
+      await cluster.tick(s.ms);
+      return;
+    case 'crash':
+      await cluster.crash(s.node);
+      return;
+    case 'stop':
+      await cluster.stop(s.node);
+      return;
+    case 'restart':
+      await cluster.restart(s.node);
+      return;
+    case 'snapshot':
+      cluster.snapshot(s.node);
+      return;
+  }
+}
+
 /** Plays the schedule and throws PropertyViolation with a description when the property fails. */
 export async function runSchedule(schedule: Schedule, cluster: ClusterUnderTest): Promise<void> {
   const acked = new Map<string, number>();
@@ -126,43 +175,6 @@ export async function runSchedule(schedule: Schedule, cluster: ClusterUnderTest)
           });
           break;
         }
-        case 'deliver':
-          if (cluster.inFlight() > 0) await cluster.deliver(pickIndex(step.pick, cluster.inFlight()));
-          break;
-        case 'flow':
-          await cluster.flow(step.count);
-          break;
-        case 'drop':
-          if (cluster.inFlight() > 0) cluster.drop(pickIndex(step.pick, cluster.inFlight()));
-          break;
-        case 'duplicate':
-          if (cluster.inFlight() > 0) cluster.duplicate(pickIndex(step.pick, cluster.inFlight()));
-          break;
-        case 'partition': {
-          const a: number[] = [];
-          const b: number[] = [];
-          for (let i = 0; i < schedule.nodes; i++) ((step.mask >> i) & 1 ? a : b).push(i);
-          if (a.length > 0 && b.length > 0) cluster.partition(a, b);
-          break;
-        }
-        case 'heal':
-          cluster.heal();
-          break;
-        case 'tick':
-          await cluster.tick(step.ms);
-          break;
-        case 'crash':
-          await cluster.crash(step.node);
-          break;
-        case 'stop':
-          await cluster.stop(step.node);
-          break;
-        case 'restart':
-          await cluster.restart(step.node);
-          break;
-        case 'snapshot':
-          cluster.snapshot(step.node);
-          break;
         case 'restoreStale': {
           const gone = await cluster.restoreStale(step.node, step.pick);
           if (gone === undefined) break;
@@ -171,6 +183,8 @@ export async function runSchedule(schedule: Schedule, cluster: ClusterUnderTest)
           for (const [page, count] of gone) lost.set(page, (lost.get(page) ?? 0) + count);
           break;
         }
+        default:
+          await playFault(cluster, step, schedule.nodes);
       }
       for (let node = 0; node < schedule.nodes; node++) observe(node);
       const broken = cluster.checkInvariant();

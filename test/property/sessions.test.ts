@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { EMPTY_SESSION, mergeSeen, remember, sessionKey, SessionTokens } from '../../src/http/session-token.js';
 import { ReplicatedCluster } from './replicated-cluster.js';
-import { PAGES, type Page, type Step, stepArbitrary } from './schedule.js';
+import { PAGES, type Page, playFault, type Step, stepArbitrary } from './schedule.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 100);
 const CLIENTS = 3;
@@ -46,8 +46,6 @@ const scenario = fc.integer({ min: 2, max: 4 }).chain((nodes) =>
   }),
 );
 
-const pickIndex = (pick: number, length: number) => Math.min(length - 1, Math.floor(pick * length));
-
 async function play(s: { nodes: number; seed: number; steps: readonly AnyStep[] }, honourTokens: boolean): Promise<void> {
   const cluster = await new ReplicatedCluster(s.nodes, s.seed).start();
   const token: string[] = Array.from({ length: CLIENTS }, () => tokens.sign(EMPTY_SESSION));
@@ -77,42 +75,11 @@ async function play(s: { nodes: number; seed: number; steps: readonly AnyStep[] 
         case 'inc':
           await cluster.increment(step.node, step.page, step.by);
           break;
-        case 'deliver':
-          if (cluster.inFlight() > 0) await cluster.deliver(pickIndex(step.pick, cluster.inFlight()));
-          break;
-        case 'flow':
-          await cluster.flow(step.count);
-          break;
-        case 'drop':
-          if (cluster.inFlight() > 0) cluster.drop(pickIndex(step.pick, cluster.inFlight()));
-          break;
-        case 'partition': {
-          const a: number[] = [];
-          const b: number[] = [];
-          for (let i = 0; i < s.nodes; i++) ((step.mask >> i) & 1 ? a : b).push(i);
-          cluster.partition(a, b);
-          break;
-        }
-        case 'heal':
-          cluster.heal();
-          break;
-        case 'tick':
-          await cluster.tick(step.ms);
-          break;
-        case 'crash':
-          await cluster.crash(step.node);
-          break;
-        case 'restart':
-          await cluster.restart(step.node);
-          break;
-        case 'snapshot':
-          cluster.snapshot(step.node);
-          break;
         case 'restoreStale':
           await cluster.restoreStale(step.node, step.pick);
           break;
         default:
-          break;
+          await playFault(cluster, step, s.nodes);
       }
     }
   } finally {
