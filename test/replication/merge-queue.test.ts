@@ -10,7 +10,8 @@ const replica = 'a1'.padStart(32, '0') as ReplicaId;
 const slot = (page: string, count: number): Slot => ({ page: page as PageName, replica, count, seq: count });
 const source = { close: () => {} };
 
-function queue(options: Partial<MergeQueueOptions> = {}): { merges: MergeQueue; calls: number[]; now: { t: number } } {
+/** A queue over a stub store that records the size of each merge; `writesHeld` stands for a spread commit. */
+function queue(options: Partial<MergeQueueOptions> = {}, writesHeld?: () => Promise<void> | undefined): { merges: MergeQueue; calls: number[]; now: { t: number } } {
   const calls: number[] = [];
   const now = { t: 0 };
   const merges = new MergeQueue({
@@ -20,6 +21,7 @@ function queue(options: Partial<MergeQueueOptions> = {}): { merges: MergeQueue; 
         return { changed: [], advanced: [] };
       },
       writeBlocked: () => undefined,
+      ...(writesHeld === undefined ? {} : { writesHeld }),
     },
     timers: { ...realTimers, now: () => now.t },
     log: noLog,
@@ -65,24 +67,11 @@ describe('MergeQueue', () => {
     for (let i = 0; i < 4; i++) await realTimers.yield();
     expect(calls).toEqual([2, 1]);
   });
+
   it('stop() while the store holds writes drops what waits: nothing is merged after it (the store is closing)', async () => {
     let release = (): void => undefined;
     let held: Promise<void> | undefined = new Promise<void>((resolve) => (release = resolve));
-    const calls: number[] = [];
-    const merges = new MergeQueue({
-      store: {
-        merge: (slots) => {
-          calls.push(slots.length);
-          return { changed: [], advanced: [] };
-        },
-        writeBlocked: () => undefined,
-        writesHeld: () => held,
-      },
-      timers: realTimers,
-      log: noLog,
-      metrics: { merged: () => {}, pageSaturated: () => {}, mergeDropped: () => {} },
-      identityChanged: () => {},
-    });
+    const { merges, calls } = queue({ timers: realTimers }, () => held);
     merges.enqueue(source, [slot('a', 1)], []);
     for (let i = 0; i < 3; i++) await realTimers.yield();
     expect(calls).toEqual([]);
