@@ -50,41 +50,91 @@ type AwarenessChange = { added: number[]; updated: number[]; removed: number[] }
  */
 export const MAX_AWARENESS_CLOCK = 2 ** 48;
 
-/**
- * An update without the entries of `own` (a remote never changes this node's own presence),
- * re-encoded; undefined when nothing is left. The codec has checked the structure already.
- * Throws on a clock above MAX_AWARENESS_CLOCK.
- */
-/** The entries of an update the codec has checked already. */
-function entriesOf(update: Uint8Array): Array<{ client: number; clock: number; state: string }> {
-  const decoder = decoding.createDecoder(update);
-  const count = decoding.readVarUint(decoder);
-  const entries: Array<{ client: number; clock: number; state: string }> = [];
-  for (let i = 0; i < count; i++) entries.push({ client: decoding.readVarUint(decoder), clock: decoding.readVarUint(decoder), state: decoding.readVarString(decoder) });
-  return entries;
-}
+type Entry = { client: number; clock: number; state: string };
 
-export function withoutClient(update: Uint8Array, own: number): Uint8Array | undefined {
+/**
+ * The entries of an update the codec has checked already. Throws on a clock above
+ * MAX_AWARENESS_CLOCK.
+ */
+function entriesOf(update: Uint8Array): Entry[] {
   const decoder = decoding.createDecoder(update);
   const count = decoding.readVarUint(decoder);
-  const kept: Array<{ client: number; clock: number; state: string }> = [];
+  const entries: Entry[] = [];
   for (let i = 0; i < count; i++) {
     const client = decoding.readVarUint(decoder);
     const clock = decoding.readVarUint(decoder);
     const state = decoding.readVarString(decoder);
     if (clock > MAX_AWARENESS_CLOCK) throw new RangeError(`awareness clock ${clock} of client ${client} is beyond ${MAX_AWARENESS_CLOCK}`);
-    if (client !== own) kept.push({ client, clock, state });
+    entries.push({ client, clock, state });
   }
-  if (kept.length === count) return update;
-  if (kept.length === 0) return undefined;
+  return entries;
+}
+
+function encodeUpdate(entries: readonly Entry[]): Uint8Array {
   const encoder = encoding.createEncoder();
-  encoding.writeVarUint(encoder, kept.length);
-  for (const entry of kept) {
+  encoding.writeVarUint(encoder, entries.length);
+  for (const entry of entries) {
     encoding.writeVarUint(encoder, entry.client);
     encoding.writeVarUint(encoder, entry.clock);
     encoding.writeVarString(encoder, entry.state);
   }
   return encoding.toUint8Array(encoder);
+}
+
+/**
+ * An update without the entries of `own` (a remote never changes this node's own presence),
+ * re-encoded; undefined when nothing is left. The codec has checked the structure already.
+ * Throws on a clock above MAX_AWARENESS_CLOCK.
+ */
+export function withoutClient(update: Uint8Array, own: number): Uint8Array | undefined {
+  const entries = entriesOf(update);
+  const kept = entries.filter((entry) => entry.client !== own);
+  if (kept.length === entries.length) return update;
+  return kept.length === 0 ? undefined : encodeUpdate(kept);
+}
+
+/** The bytes `text` takes in UTF-8 as lib0 writes it (a lone surrogate becomes U+FFFD, 3 bytes). */
+export function utf8Bytes(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if ((code & 0xfc00) === 0xd800 && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** At most what an entry's client, clock and state length take besides the state (three varUints). */
+const ENTRY_OVERHEAD_BYTES = 5 + 8 + 3;
+
+/**
+ * Entries as updates of at most MAX_UPDATE_STATES entries and MAX_UPDATE_BYTES bytes each (an
+ * entry larger than that alone goes alone), in order.
+ */
+export function encodeParts(entries: readonly Entry[]): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const size = ENTRY_OVERHEAD_BYTES + utf8Bytes(entries[i]!.state);
+    if (i > start && (i - start >= MAX_UPDATE_STATES || bytes + size > MAX_UPDATE_BYTES)) {
+      parts.push(encodeUpdate(entries.slice(start, i)));
+      start = i;
+      bytes = 0;
+    }
+    bytes += size;
+  }
+  if (entries.length > start) parts.push(encodeUpdate(entries.slice(start)));
+  return parts;
+}
+
+/** True for an entry that removes its client (JSON null; the codec has checked it is JSON). */
+function isRemoval(state: string): boolean {
+  return state.trim() === 'null';
 }
 
 /** The awareness library's timeout: a state not renewed for this long is dropped. */
@@ -101,16 +151,28 @@ export interface PresenceOptions {
 }
 
 /**
- * Presence states held at most (members of the cluster, this node included), the most one
- * state's JSON may take, and the most states one update (one frame) may carry. An update past any
- * closes the session it came on: without them a peer could add states until an update passed the
- * frame limit, which then failed on every honest session. An honest state is ~1.1 KB at most (a
- * 128-character name, MAX_INDIRECT_LISTED ids); 400 × (2,048 + 14) bytes keep one update under
- * 1 MiB, and the full update goes in parts of MAX_UPDATE_STATES.
+ * Bounds on what a peer can make this node hold and send. An update past one closes the session
+ * it came on (the caller drops that peer):
+ * - MAX_PRESENCE_STATES: awareness entries held at most, states and removals together (members
+ *   of the cluster, this node included, plus the removals of REMOVAL_TIMEOUT_MS). The library
+ *   keeps an entry (`meta`) for every client it ever heard of, a removal of a client it never
+ *   held included; without the count a peer could grow it without end with removals. A state
+ *   past the bound closes the session; removals make room for states (the oldest is forgotten
+ *   first), and a removal of an unknown client that finds no room is ignored (it removes
+ *   nothing here and is not passed on).
+ * - MAX_PRESENCE_STATE_BYTES: the most one state's JSON may take, in UTF-8 bytes (a character of
+ *   a name can take 3). An honest state is ~1.1 KB at most (a 128-character name,
+ *   MAX_INDIRECT_LISTED ids).
+ * - MAX_UPDATE_STATES: the most entries one update (one frame) may carry.
+ * Whatever is held, this node sends it in parts of at most MAX_UPDATE_STATES entries and
+ * MAX_UPDATE_BYTES encoded bytes (an entry takes at most MAX_PRESENCE_STATE_BYTES + 15), so no
+ * part comes near the frame limit (1 MiB): a part that passed it would fail on every honest
+ * session it went to, again at every check.
  */
 export const MAX_PRESENCE_STATES = 2_048;
 export const MAX_PRESENCE_STATE_BYTES = 2_048;
 export const MAX_UPDATE_STATES = 400;
+export const MAX_UPDATE_BYTES = 256 * 1024;
 
 /**
  * Sparse mode (bounded degree, active-view.ts): most members are not direct peers, and the rules
@@ -122,6 +184,13 @@ export const MAX_UPDATE_STATES = 400;
  */
 export const SPARSE_RENEW_MS = 120_000;
 export const SPARSE_TIMEOUT_MS = 3 * SPARSE_RENEW_MS;
+
+/**
+ * A removal (an entry without a state: a node that left, a state that timed out or was
+ * superseded) is kept this long, so that an older copy of the state relayed late cannot bring it
+ * back, then forgotten. As long as the longest state timeout: by then no peer still renews it.
+ */
+export const REMOVAL_TIMEOUT_MS = SPARSE_TIMEOUT_MS;
 
 /** Members listed as indirect in one state, at most (a longer list is cut; a remote's is ignored past it). */
 export const MAX_INDIRECT_LISTED = 64;
@@ -138,6 +207,8 @@ export class Presence {
   private readonly timers: Timers;
   /** timers.now() of each state's last renewal (ours included). */
   private readonly renewedAt = new Map<number, number>();
+  /** timers.now() at which each removal held (an entry without a state) was made, oldest first. */
+  private readonly removedAt = new Map<number, number>();
   private checkTimer: TimerHandle | undefined;
   private destroyed = false;
   private readonly sparse: () => boolean;
@@ -167,8 +238,15 @@ export class Presence {
     clearInterval(this.awareness._checkInterval as ReturnType<typeof setInterval>);
     this.awareness.on('update', (change: AwarenessChange) => {
       const now = this.timers.now();
-      for (const client of [...change.added, ...change.updated]) this.renewedAt.set(client, now);
-      for (const client of change.removed) this.renewedAt.delete(client);
+      for (const client of [...change.added, ...change.updated]) {
+        this.renewedAt.set(client, now);
+        this.removedAt.delete(client);
+      }
+      for (const client of change.removed) {
+        this.renewedAt.delete(client);
+        this.removedAt.delete(client);
+        this.removedAt.set(client, now);
+      }
       for (const client of change.removed) this.unindex(client);
       for (const client of [...change.added, ...change.updated]) this.index(client);
     });
@@ -176,10 +254,10 @@ export class Presence {
     this.awareness.on('change', (_change: AwarenessChange, origin: unknown) => {
       if (origin !== 'local' || this.destroyed) return;
       const own = this.awareness.clientID;
-      const update = awarenessProtocol.encodeAwarenessUpdate(this.awareness, [own]);
+      const parts = this.encode([own]);
       const clock = this.awareness.meta.get(own)?.clock ?? 0;
       for (const peer of this.peers()) {
-        peer.send(update);
+        for (const part of parts) peer.send(part);
         this.peerClocks.get(peer.replica)?.set(own, clock);
       }
     });
@@ -220,11 +298,7 @@ export class Presence {
         indirect.push(client);
       }
     }
-    const outdated: number[] = [];
-    for (const [client, at] of this.renewedAt) {
-      if (client !== own && now - at >= PRESENCE_TIMEOUT_MS && this.awareness.states.has(client)) outdated.push(client);
-    }
-    if (outdated.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, outdated, 'timeout');
+    this.dropUnrenewed(now, PRESENCE_TIMEOUT_MS);
 
     const local = this.awareness.getLocalState();
     if (local !== null) {
@@ -244,6 +318,39 @@ export class Presence {
     this.relay(direct, clientOf);
   }
 
+  /** Removes the states (not ours) not renewed for `timeoutMs`, and forgets the removals older than REMOVAL_TIMEOUT_MS. */
+  private dropUnrenewed(now: number, timeoutMs: number): void {
+    const own = this.awareness.clientID;
+    const outdated: number[] = [];
+    for (const [client, at] of this.renewedAt) {
+      if (client !== own && now - at >= timeoutMs && this.awareness.states.has(client)) outdated.push(client);
+    }
+    if (outdated.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, outdated, 'timeout');
+    // Oldest first (each removal is filed again at its end when it is made).
+    for (const [client, at] of this.removedAt) {
+      if (now - at < REMOVAL_TIMEOUT_MS) break;
+      this.forget(client);
+    }
+  }
+
+  /** Forgets a removal: its entry (the library keeps one for every client it heard of) and what peers are known to hold of it. */
+  private forget(client: number): void {
+    this.removedAt.delete(client);
+    if (this.awareness.states.has(client) || client === this.awareness.clientID) return;
+    this.awareness.meta.delete(client);
+    for (const known of this.peerClocks.values()) known.delete(client);
+  }
+
+  /** The entries of `clients` held (states and removals) as updates of bounded size (`encodeParts`). */
+  private encode(clients: Iterable<number>): Uint8Array[] {
+    const entries: Entry[] = [];
+    for (const client of clients) {
+      const meta = this.awareness.meta.get(client);
+      if (meta !== undefined) entries.push({ client, clock: meta.clock, state: JSON.stringify(this.awareness.states.get(client) ?? null) });
+    }
+    return encodeParts(entries);
+  }
+
   /** Sends each direct peer the states it lists as indirect that we hear directly, or everything when it holds fewer members. */
   private relay(direct: ReadonlyMap<string, PresencePeer>, clientOf: ReadonlyMap<string, number>): void {
     const held = this.awareness.getStates();
@@ -258,7 +365,7 @@ export class Presence {
       }
       const wanted: unknown[] = Array.isArray(state.indirect) ? (state.indirect as unknown[]).slice(0, MAX_INDIRECT_LISTED) : [];
       const relayed = wanted.filter((c): c is number => typeof c === 'number' && directClients.has(c) && c !== client);
-      if (relayed.length > 0) peer.send(awarenessProtocol.encodeAwarenessUpdate(this.awareness, relayed));
+      if (relayed.length > 0) for (const part of this.encode(relayed)) peer.send(part);
     }
   }
 
@@ -277,11 +384,7 @@ export class Presence {
         this.renewedAt.set(client, now);
       }
     }
-    const outdated: number[] = [];
-    for (const [client, at] of this.renewedAt) {
-      if (client !== own && now - at >= SPARSE_TIMEOUT_MS && this.awareness.states.has(client)) outdated.push(client);
-    }
-    if (outdated.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, outdated, 'timeout');
+    this.dropUnrenewed(now, SPARSE_TIMEOUT_MS);
     const local = this.awareness.getLocalState();
     if (local !== null) {
       const current = local as { indirect?: unknown; members?: unknown };
@@ -301,11 +404,9 @@ export class Presence {
       for (const [client, meta] of this.awareness.meta) {
         if ((known.get(client) ?? -1) < meta.clock) lacking.push(client);
       }
-      for (let i = 0; i < lacking.length; i += MAX_UPDATE_STATES) {
-        const part = lacking.slice(i, i + MAX_UPDATE_STATES);
-        peer.send(awarenessProtocol.encodeAwarenessUpdate(this.awareness, part));
-        for (const client of part) known.set(client, this.awareness.meta.get(client)!.clock);
-      }
+      if (lacking.length === 0) continue;
+      for (const part of this.encode(lacking)) peer.send(part);
+      for (const client of lacking) known.set(client, this.awareness.meta.get(client)!.clock);
     }
   }
 
@@ -318,34 +419,77 @@ export class Presence {
   }
 
   /**
-   * Applies an update from a peer; throws on a malformed one, or one that would take the states
-   * held past MAX_PRESENCE_STATES (the caller drops that peer).
+   * Applies an update from a peer; throws on a malformed one, or one past the bounds above
+   * (MAX_UPDATE_STATES, MAX_PRESENCE_STATE_BYTES, states held past MAX_PRESENCE_STATES): the
+   * caller drops that peer. Removals of clients never held are kept only while the entries held
+   * stay within MAX_PRESENCE_STATES, and ignored past it.
    */
   applyRemote(update: Uint8Array, origin: unknown, from?: string): void {
-    const theirs = withoutClient(update, this.awareness.clientID);
-    if (theirs === undefined) return;
-    const entries = entriesOf(theirs);
-    if (entries.length > MAX_UPDATE_STATES) throw new RangeError(`presence update of ${entries.length} states; at most ${MAX_UPDATE_STATES} a frame`);
-    for (const entry of entries) {
-      if (entry.state.length > MAX_PRESENCE_STATE_BYTES) throw new RangeError(`presence state of client ${entry.client} is ${entry.state.length} characters; at most ${MAX_PRESENCE_STATE_BYTES}`);
+    const own = this.awareness.clientID;
+    const all = entriesOf(update);
+    const theirs = all.filter((entry) => entry.client !== own);
+    if (theirs.length === 0) return;
+    if (theirs.length > MAX_UPDATE_STATES) throw new RangeError(`presence update of ${theirs.length} states; at most ${MAX_UPDATE_STATES} a frame`);
+    for (const entry of theirs) {
+      // A character takes at most 3 bytes (a surrogate pair 4 for two): short states need no count.
+      if (entry.state.length * 3 <= MAX_PRESENCE_STATE_BYTES) continue;
+      const bytes = utf8Bytes(entry.state);
+      if (bytes > MAX_PRESENCE_STATE_BYTES) throw new RangeError(`presence state of client ${entry.client} is ${bytes} bytes; at most ${MAX_PRESENCE_STATE_BYTES}`);
     }
-    const added = new Set(entries.filter((entry) => entry.state !== 'null' && !this.awareness.states.has(entry.client)).map((entry) => entry.client));
-    if (this.awareness.states.size + added.size > MAX_PRESENCE_STATES) {
-      throw new RangeError(`presence would hold ${this.awareness.states.size + added.size} members; at most ${MAX_PRESENCE_STATES} are kept`);
+    const { states, meta } = this.awareness;
+    const added = new Set<number>(); // states of clients without one held
+    const fresh = new Set<number>(); // states of clients without an entry held
+    const unknownRemovals = new Set<number>();
+    for (const entry of theirs) {
+      if (!isRemoval(entry.state)) {
+        if (!states.has(entry.client)) added.add(entry.client);
+        if (!meta.has(entry.client)) fresh.add(entry.client);
+      } else if (!meta.has(entry.client)) {
+        unknownRemovals.add(entry.client);
+      }
+    }
+    for (const client of fresh) unknownRemovals.delete(client);
+    if (states.size + added.size > MAX_PRESENCE_STATES) {
+      throw new RangeError(`presence would hold ${states.size + added.size} members; at most ${MAX_PRESENCE_STATES} are kept`);
+    }
+    // Room for new states: the oldest removals are forgotten first (the check above leaves enough of them).
+    let over = meta.size + fresh.size - MAX_PRESENCE_STATES;
+    for (const client of this.removedAt.keys()) {
+      if (over <= 0) break;
+      if (added.has(client)) continue;
+      this.forget(client);
+      over--;
+    }
+    // Removals of clients never held while there is room; past it they are ignored (not kept, not passed on).
+    const room = Math.max(0, MAX_PRESENCE_STATES - meta.size - fresh.size);
+    let kept = theirs;
+    if (unknownRemovals.size > room) {
+      const ignored = new Set([...unknownRemovals].slice(room));
+      kept = theirs.filter((entry) => !ignored.has(entry.client));
+      if (kept.length === 0) return;
     }
     // An entry at the clock we hold is a renewal relayed by a peer that hears that node.
     const now = this.timers.now();
-    for (const entry of entries) {
-      if (entry.state !== 'null' && this.awareness.states.has(entry.client) && this.awareness.meta.get(entry.client)?.clock === entry.clock) this.renewedAt.set(entry.client, now);
+    for (const entry of kept) {
+      if (!isRemoval(entry.state) && states.has(entry.client) && meta.get(entry.client)?.clock === entry.clock) this.renewedAt.set(entry.client, now);
     }
-    awarenessProtocol.applyAwarenessUpdate(this.awareness, theirs, origin);
+    awarenessProtocol.applyAwarenessUpdate(this.awareness, kept.length === all.length ? update : encodeUpdate(kept), origin);
+    // A removal of a client never held emits nothing: filed here.
+    for (const entry of kept) {
+      if (!states.has(entry.client) && meta.has(entry.client) && !this.removedAt.has(entry.client)) this.removedAt.set(entry.client, now);
+    }
     if (from !== undefined && this.sparse()) {
       // What the peer sent, it holds: never sent back to it.
       const known = this.peerClocks.get(from) ?? new Map<number, number>();
       this.peerClocks.set(from, known);
-      for (const entry of entries) if ((known.get(entry.client) ?? -1) < entry.clock) known.set(entry.client, entry.clock);
+      for (const entry of kept) if (meta.has(entry.client) && (known.get(entry.client) ?? -1) < entry.clock) known.set(entry.client, entry.clock);
     }
     this.dropSuperseded();
+  }
+
+  /** Entries held: states, and removals not yet forgotten (at most MAX_PRESENCE_STATES together). */
+  held(): { states: number; removals: number } {
+    return { states: this.awareness.states.size, removals: this.awareness.meta.size - this.awareness.states.size };
   }
 
   /**
@@ -399,15 +543,12 @@ export class Presence {
 
   /** Our own state, for a session that just opened (it is sent the rest if it holds fewer members: see `relay`). */
   ownUpdate(): Uint8Array {
-    return awarenessProtocol.encodeAwarenessUpdate(this.awareness, [this.awareness.clientID]);
+    return this.encode([this.awareness.clientID])[0]!;
   }
 
-  /** Every known state, in updates of MAX_UPDATE_STATES at most. */
+  /** Every known state, in updates of at most MAX_UPDATE_STATES entries and MAX_UPDATE_BYTES bytes. */
   fullUpdate(): Uint8Array[] {
-    const clients = [...this.awareness.getStates().keys()];
-    const parts: Uint8Array[] = [];
-    for (let i = 0; i < clients.length; i += MAX_UPDATE_STATES) parts.push(awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients.slice(i, i + MAX_UPDATE_STATES)));
-    return parts;
+    return this.encode(this.awareness.getStates().keys());
   }
 
   updateLocal(fields: Partial<NodePresence>): void {

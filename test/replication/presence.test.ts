@@ -1,6 +1,18 @@
 import * as encoding from 'lib0/encoding';
 import { describe, expect, it } from 'vitest';
-import { Presence } from '../../src/replication/presence.js';
+import * as decoding from 'lib0/decoding';
+import { encodeMessage } from '../../src/protocol/codec.js';
+import {
+  encodeParts,
+  MAX_PRESENCE_STATE_BYTES,
+  MAX_PRESENCE_STATES,
+  MAX_UPDATE_BYTES,
+  MAX_UPDATE_STATES,
+  Presence,
+  PRESENCE_CHECK_MS,
+  REMOVAL_TIMEOUT_MS,
+  utf8Bytes,
+} from '../../src/replication/presence.js';
 import { VirtualTimers } from '../../src/virtual-timers.js';
 
 type Entry = { client: number; clock: number; state: Record<string, unknown> | null };
@@ -58,5 +70,113 @@ describe('presence drops a superseded run of a node (same name and address, star
     expect(clients()).toEqual([1, 30]);
     p.applyRemote(update([{ client: 31, clock: 1, state: run('self', 0) }]), 'peer');
     expect(clients()).toEqual([1, 30]);
+  });
+});
+
+/** The entries of an update (client, clock, state JSON). */
+function entries(u: Uint8Array): Array<{ client: number; clock: number; state: string }> {
+  const decoder = decoding.createDecoder(u);
+  const out = [];
+  for (let n = decoding.readVarUint(decoder); n > 0; n--) out.push({ client: decoding.readVarUint(decoder), clock: decoding.readVarUint(decoder), state: decoding.readVarString(decoder) });
+  return out;
+}
+
+/** A presence with two direct peers, `hostile` and `honest`, recording every update sent to each (each encoded as a frame: one past the limit throws there). */
+function withPeers(sparse: boolean) {
+  const timers = new VirtualTimers();
+  const sent: Record<string, Uint8Array[]> = { hostile: [], honest: [] };
+  const peers = () => ['hostile', 'honest'].map((replica) => ({ replica, send: (u: Uint8Array) => void (encodeMessage({ type: 'awareness', update: u }), sent[replica]!.push(u)) }));
+  const p = new Presence(run('self', 1), peers, { timers, clientId: 1, sparse: () => sparse });
+  let now = 0;
+  const advance = (ms: number) => {
+    now += ms;
+    while (timers.runDue(now));
+  };
+  return { p, sent, advance };
+}
+
+/** Of 3-byte characters: 2,038 characters (under 2,048), 6 KB of UTF-8. */
+const wide = (chars: number) => '\u4e00'.repeat(chars);
+
+describe('presence bounds (review h18 #4, #5)', () => {
+  it('counts a state in UTF-8 bytes: 2,038 characters of 3 bytes are refused, 679 are taken', () => {
+    const { p } = withPeers(false);
+    const big = { pad: wide(2_030) };
+    expect(JSON.stringify(big).length).toBeLessThanOrEqual(MAX_PRESENCE_STATE_BYTES);
+    expect(() => p.applyRemote(update([{ client: 10, clock: 1, state: big }]), 'peer')).toThrow(/bytes; at most/);
+    expect(p.held().states).toBe(1);
+    const fits = { pad: wide(679) };
+    expect(utf8Bytes(JSON.stringify(fits))).toBeLessThanOrEqual(MAX_PRESENCE_STATE_BYTES);
+    p.applyRemote(update([{ client: 10, clock: 1, state: fits }]), 'peer');
+    expect(p.held().states).toBe(2);
+    expect(utf8Bytes('a\u00e9\u4e00\ud83d\ude00\ud800')).toBe(1 + 2 + 3 + 4 + 3);
+  });
+
+  it('splits what it sends by encoded size: parts of the largest states allowed, mesh and sparse, each within MAX_UPDATE_BYTES', () => {
+    for (const sparse of [false, true]) {
+      const { p, sent, advance } = withPeers(sparse);
+      const state = (i: number) => ({ name: `n${i}`, pad: wide(670) });
+      for (let f = 0; f < 3; f++) p.applyRemote(update(Array.from({ length: 150 }, (_, i) => ({ client: 100 + f * 150 + i, clock: 1, state: state(f * 150 + i) }))), 'peer', 'hostile');
+      // The honest peer holds fewer members (mesh: it sends its state saying so), so it is sent everything.
+      p.applyRemote(update([{ client: 5, clock: 1, state: { ...run('honest', 1), replicaId: 'honest', members: 2 } }]), 'peer', 'honest');
+      advance(PRESENCE_CHECK_MS);
+      const parts = sent.honest!;
+      expect(parts.length).toBeGreaterThan(1);
+      for (const part of parts) expect(part.byteLength).toBeLessThanOrEqual(MAX_UPDATE_BYTES);
+      const clients = new Set(parts.flatMap((part) => entries(part).map((entry) => entry.client)));
+      for (let i = 0; i < 450; i++) expect(clients.has(100 + i)).toBe(true);
+    }
+  });
+
+  it('encodeParts keeps every part within the entry and byte bounds whatever the entries', () => {
+    const many = Array.from({ length: 1_000 }, (_, i) => ({ client: i, clock: 1, state: JSON.stringify({ pad: wide(i % 3 === 0 ? 2_030 : 10) }) }));
+    const parts = encodeParts(many);
+    for (const part of parts) {
+      expect(part.byteLength).toBeLessThanOrEqual(MAX_UPDATE_BYTES);
+      expect(entries(part).length).toBeLessThanOrEqual(MAX_UPDATE_STATES);
+    }
+    expect(parts.flatMap(entries).map((entry) => entry.client)).toEqual(many.map((entry) => entry.client));
+    expect(encodeParts([])).toEqual([]);
+  });
+
+  it('removals of unknown clients count against MAX_PRESENCE_STATES: past it they are ignored, not kept, not passed on', () => {
+    const { p, sent, advance } = withPeers(true);
+    for (let f = 0; f < 20; f++) p.applyRemote(update(Array.from({ length: 400 }, (_, i) => ({ client: 10_000 + f * 400 + i, clock: 1, state: null }))), 'peer', 'hostile');
+    const held = p.held();
+    expect(held.states).toBe(1);
+    expect(held.states + held.removals).toBe(MAX_PRESENCE_STATES);
+    advance(PRESENCE_CHECK_MS);
+    const relayed = sent.honest!.flatMap(entries).filter((entry) => entry.state === 'null');
+    expect(relayed.length).toBe(MAX_PRESENCE_STATES - 1);
+    // Removals make room for states: the oldest are forgotten first.
+    p.applyRemote(update(Array.from({ length: 10 }, (_, i) => ({ client: 500 + i, clock: 1, state: run(`m${i}`, 1) }))), 'peer', 'hostile');
+    expect(p.held()).toEqual({ states: 11, removals: MAX_PRESENCE_STATES - 11 });
+    // Forgotten after REMOVAL_TIMEOUT_MS (the ten states, never renewed, time out meanwhile and
+    // are removals of their own): no check sends anything of them again.
+    sent.honest!.length = 0;
+    advance(REMOVAL_TIMEOUT_MS);
+    expect(p.held().removals).toBeLessThanOrEqual(10);
+    expect(sent.honest!.flatMap(entries).filter((entry) => entry.client >= 10_000)).toEqual([]);
+  });
+
+  it('a removal held stops an older copy of the state from coming back until it is forgotten', () => {
+    const { p, advance } = withPeers(false);
+    p.applyRemote(update([{ client: 40, clock: 3, state: run('gone', 1) }]), 'peer');
+    p.applyRemote(update([{ client: 40, clock: 4, state: null }]), 'peer');
+    p.applyRemote(update([{ client: 40, clock: 3, state: run('gone', 1) }]), 'peer');
+    expect(p.members().map((m) => m.name)).toEqual(['self']);
+    expect(p.held()).toEqual({ states: 1, removals: 1 });
+    advance(REMOVAL_TIMEOUT_MS + PRESENCE_CHECK_MS);
+    expect(p.held()).toEqual({ states: 1, removals: 0 });
+  });
+
+  it('states of a timed-out member leave a removal that is forgotten in time (the mesh no longer keeps every client it heard of)', () => {
+    const { p, advance } = withPeers(false);
+    p.applyRemote(update(Array.from({ length: 50 }, (_, i) => ({ client: 60 + i, clock: 1, state: run(`t${i}`, 1) }))), 'peer');
+    expect(p.held().states).toBe(51);
+    advance(40_000);
+    expect(p.held()).toEqual({ states: 1, removals: 50 });
+    advance(REMOVAL_TIMEOUT_MS);
+    expect(p.held()).toEqual({ states: 1, removals: 0 });
   });
 });
