@@ -19,6 +19,7 @@ import { MAX_FRAME_ENTRIES, PROTOCOL_VERSION } from '../../src/protocol/messages
 import { MAX_PRESENCE_STATE_BYTES, MAX_PRESENCE_STATES } from '../../src/replication/presence.js';
 import { MESSAGE_TAGS } from '../../src/protocol/codec.js';
 import { replicaIdToBytes } from '../../src/ids.js';
+import { BOUNDED_DEGREE_ABOVE_NODES } from '../../src/replication/active-view.js';
 import { MAX_HANDSHAKES_PER_SOURCE, NEW_REPLICA_BURST } from '../../src/replication/peer-limits.js';
 import { eventually } from '../helpers/eventually.js';
 import { METRIC_PREFIX } from '../../src/metrics.js';
@@ -343,6 +344,91 @@ describe('hostile peers', () => {
     const names = (await clusterStatus(a)).membership.map((m) => m.name);
     expect(names.some((name) => name.startsWith('forged-') || name === 'big')).toBe(false);
     expect(names).toContain('a');
+  });
+
+  it('wide presence states (review h18 #4): states of 3-byte characters are bounded in bytes, and what a node relays never passes the frame limit', async () => {
+    const { a, b, stillLinked } = await healthyPair();
+    const liar = await joined(a);
+    const full = await liar.next('awareness');
+    const template = JSON.parse(awarenessEntries(full.update).find((entry) => JSON.parse(entry.state)?.name === 'a')!.state) as Record<string, unknown>;
+    const member = (prefix: string, i: number) => ({ ...template, name: `${prefix}-${i}`, address: `127.9.${i >> 8}.${i & 255}:1`, replicaId: String(i).padStart(32, 'e') });
+    // 450 states of 2,048 characters, ~6 KB of UTF-8 each, in frames of 150 (under the frame
+    // limit). Counted in characters they passed, and the first 400-state part of the full update
+    // a sends b (which holds fewer members) took 2.4 MB: past the frame limit, so every check cut
+    // b's session.
+    const wide = (i: number) => {
+      const base = JSON.stringify({ ...member('wide', i), pad: '' });
+      return JSON.stringify({ ...member('wide', i), pad: '\u4e00'.repeat(MAX_PRESENCE_STATE_BYTES - base.length) });
+    };
+    expect(wide(0).length).toBe(MAX_PRESENCE_STATE_BYTES);
+    for (let f = 0; f < 3; f++) {
+      liar.sendMessage({ type: 'awareness', update: awarenessUpdate(Array.from({ length: 150 }, (_, i) => ({ client: 2_000_000 + f * 150 + i, clock: 1, state: wide(f * 150 + i) }))) });
+    }
+    // 450 states of the largest size allowed (2,048 bytes) from another peer: a passes them all to
+    // b, in parts within the frame limit, and b's session with a stays open throughout.
+    const legal = (i: number) => {
+      const base = JSON.stringify({ ...member('legal', i), pad: '' });
+      return JSON.stringify({ ...member('legal', i), pad: 'x'.repeat(MAX_PRESENCE_STATE_BYTES - base.length) });
+    };
+    const honestLooking = await joined(a);
+    for (let f = 0; f < 3; f++) {
+      honestLooking.sendMessage({ type: 'awareness', update: awarenessUpdate(Array.from({ length: 150 }, (_, i) => ({ client: 3_000_000 + f * 150 + i, clock: 1, state: legal(f * 150 + i) }))) });
+    }
+    await eventually(async () => {
+      const names = (await clusterStatus(b)).membership.map((m) => m.name);
+      expect(names.filter((name) => name.startsWith('legal-'))).toHaveLength(450);
+    }, { timeoutMs: 20_000 });
+    expect((await liar.closed).reason).toMatch(/could not be applied|bad_frame/);
+    await stillLinked();
+    const names = (await clusterStatus(b)).membership.map((m) => m.name);
+    expect(names.some((name) => name.startsWith('wide-'))).toBe(false);
+    honestLooking.close();
+  });
+
+  it('removal flood (review h18 #5): removals of clients never held are bounded with the states, and a new session is sent no more than the bound', async () => {
+    const cluster = newCluster();
+    // a lists b and 17 addresses where nothing listens: 18 nodes as far as it knows, so it runs
+    // in bounded-degree mode (sparse presence), where every entry held goes to each new session.
+    const [a, b] = await cluster.startNodes(2, {
+      env: { ...FAST_LIVENESS, CLUSTER_NAME },
+      names: ['a', 'b'],
+      perNode: (i, addresses): Record<string, string> => {
+        if (i === 1) return { PEERS: addresses[0] as string };
+        const port = (addresses[1] as string).split(':')[1];
+        const dead = Array.from({ length: BOUNDED_DEGREE_ABOVE_NODES + 1 }, () => `${cluster.allocateHost()}:${port}`);
+        return { PEERS: [addresses[1] as string, ...dead].join(',') };
+      },
+    });
+    await eventually(async () => expect(peerAt(await clusterStatus(b), a.address)?.state).toBe('connected'), { timeoutMs: 20_000 });
+    const since = peerAt(await clusterStatus(b), a.address)?.since;
+    const flooder = await joined(a);
+    // 20 frames of 400 removals of clients a never held: 8,000 entries the library would keep for ever.
+    for (let f = 0; f < 20; f++) {
+      flooder.sendMessage({ type: 'awareness', update: awarenessUpdate(Array.from({ length: 400 }, (_, i) => ({ client: 4_000_000 + f * 400 + i, clock: 1, state: 'null' }))) });
+    }
+    flooder.sendMessage({ type: 'ping', id: 9 });
+    await eventually(() => expect(flooder.received.some((m) => m?.type === 'pong' && m.id === 9)).toBe(true));
+    flooder.close();
+    // A new session: a sends it every entry it holds at its next check, in one pass (b's state
+    // among the first); a ping after that flushes the rest of the pass.
+    const observer = await joined(a);
+    const entriesSeen = () => observer.received.flatMap((m) => (m?.type === 'awareness' ? awarenessEntries(m.update) : []));
+    await eventually(() => expect(entriesSeen().some((entry) => entry.state !== 'null' && JSON.parse(entry.state)?.name === 'b')).toBe(true), { timeoutMs: 15_000 });
+    observer.sendMessage({ type: 'ping', id: 10 });
+    await eventually(() => expect(observer.received.some((m) => m?.type === 'pong' && m.id === 10)).toBe(true));
+    const seen = entriesSeen();
+    // Bounded mode indeed: a's own state carries no mesh relay lists.
+    const own = seen.filter((entry) => entry.state !== 'null' && JSON.parse(entry.state)?.name === 'a').at(-1);
+    expect(JSON.parse(own!.state)).not.toHaveProperty('members');
+    const removals = seen.filter((entry) => entry.state === 'null').length;
+    expect(removals).toBeGreaterThan(0);
+    expect(removals).toBeLessThanOrEqual(MAX_PRESENCE_STATES);
+    observer.close();
+    // b's session never broke and both still count and converge.
+    expect(peerAt(await clusterStatus(b), a.address)).toMatchObject({ state: 'connected', since });
+    await Promise.all([increment(a, 'steady'), increment(b, 'steady')]);
+    expect((await waitForConvergence([a, b])).totals.steady).toBe(2);
+    expect((await clusterStatus(a)).membership.map((m) => m.name).sort()).toEqual(['a', 'b']);
   });
 
   it('huge frames: a frame over the entry bound closes the session; frames at it are merged in bounded transactions, every slot counted', async () => {
