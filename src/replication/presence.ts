@@ -212,6 +212,7 @@ export class Presence {
   private checkTimer: TimerHandle | undefined;
   private destroyed = false;
   private readonly sparse: () => boolean;
+  private wasSparse = false;
   /** Sparse mode: per direct peer (replica id), the clock of each client it is known to hold. */
   private readonly peerClocks = new Map<string, Map<number, number>>();
   /**
@@ -273,11 +274,18 @@ export class Presence {
   check(): void {
     if (this.destroyed) return;
     if (this.sparse()) {
+      this.wasSparse = true;
       this.checkSparse();
       return;
     }
     this.peerClocks.clear();
     const now = this.timers.now();
+    if (this.wasSparse) {
+      // Back to the mesh: states renewed at the sparse pace get the mesh's timeout from now, so
+      // the switch does not drop every member heard of more than 30 s ago at once.
+      this.wasSparse = false;
+      for (const client of this.renewedAt.keys()) this.renewedAt.set(client, now);
+    }
     const own = this.awareness.clientID;
     const direct = new Map<string, PresencePeer>();
     for (const peer of this.peers()) direct.set(peer.replica, peer);
@@ -541,8 +549,13 @@ export class Presence {
     if (runs?.size === 0) this.runsByKey.delete(key);
   }
 
-  /** Our own state, for a session that just opened (it is sent the rest if it holds fewer members: see `relay`). */
-  ownUpdate(): Uint8Array {
+  /**
+   * Our own state, for a session that just opened (it is sent the rest if it holds fewer members:
+   * see `relay`). What the peer `replica` was known to hold is forgotten: a session that opens
+   * again (the peer restarted) starts from nothing.
+   */
+  ownUpdate(replica?: string): Uint8Array {
+    if (replica !== undefined) this.peerClocks.delete(replica);
     return this.encode([this.awareness.clientID])[0]!;
   }
 

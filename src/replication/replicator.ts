@@ -205,7 +205,7 @@ export class Replicator {
       metrics,
       directory: this.directory,
       onOpen: (session) => {
-        session.send({ type: 'awareness', update: this.presence.ownUpdate() });
+        session.send({ type: 'awareness', update: this.presence.ownUpdate(session.peer?.replica) });
         this.tree?.opened(session);
         this.source.opened(session);
       },

@@ -180,3 +180,46 @@ describe('presence bounds (review h18 #4, #5)', () => {
     expect(p.held()).toEqual({ states: 1, removals: 0 });
   });
 });
+
+describe('presence across mode switches and reconnects (review h18 #8)', () => {
+  it('a switch from sparse to the mesh keeps the members renewed at the sparse pace', () => {
+    const timers = new VirtualTimers();
+    let sparse = true;
+    const p = new Presence(run('self', 1), () => [], { timers, clientId: 1, sparse: () => sparse });
+    p.applyRemote(update([{ client: 70, clock: 1, state: run('far', 1) }]), 'peer');
+    let now = 0;
+    const advance = (ms: number) => {
+      now += ms;
+      while (timers.runDue(now));
+    };
+    advance(60_000);
+    expect(p.members().map((m) => m.name)).toEqual(['far', 'self']);
+    sparse = false;
+    advance(PRESENCE_CHECK_MS);
+    expect(p.members().map((m) => m.name)).toEqual(['far', 'self']);
+    // From then on, the mesh's timeout.
+    advance(30_000);
+    expect(p.members().map((m) => m.name)).toEqual(['self']);
+  });
+
+  it('a sparse peer whose session opens again is sent everything again', () => {
+    const timers = new VirtualTimers();
+    const sent: Uint8Array[] = [];
+    const p = new Presence(run('self', 1), () => [{ replica: 'peer', send: (u: Uint8Array) => void sent.push(u) }], { timers, clientId: 1, sparse: () => true });
+    p.applyRemote(update([{ client: 80, clock: 1, state: run('other', 1) }]), 'x', 'elsewhere');
+    let now = 0;
+    const advance = (ms: number) => {
+      now += ms;
+      while (timers.runDue(now));
+    };
+    advance(PRESENCE_CHECK_MS);
+    const clientsSent = () => sent.flatMap(entries).map((entry) => entry.client);
+    expect(clientsSent()).toContain(80);
+    sent.length = 0;
+    advance(PRESENCE_CHECK_MS);
+    expect(clientsSent()).not.toContain(80);
+    p.ownUpdate('peer');
+    advance(PRESENCE_CHECK_MS);
+    expect(clientsSent()).toContain(80);
+  });
+});
