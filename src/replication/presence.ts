@@ -205,7 +205,7 @@ export class Presence {
   private readonly doc: Y.Doc;
   private readonly awareness: awarenessProtocol.Awareness;
   private readonly timers: Timers;
-  /** timers.now() of each state's last renewal (ours included). */
+  /** timers.now() of each state's last renewal (ours included), oldest first (`renew`). */
   private readonly renewedAt = new Map<number, number>();
   /** timers.now() at which each removal held (an entry without a state) was made, oldest first. */
   private readonly removedAt = new Map<number, number>();
@@ -216,6 +216,16 @@ export class Presence {
   /** Sparse mode: per direct peer (replica id), the clock of each client it is known to hold. */
   private readonly peerClocks = new Map<string, Map<number, number>>();
   /**
+   * Sparse mode: the direct peers that were offered every entry held once (at their first check),
+   * and the clients whose entries changed since the last check. A peer offered everything once
+   * only lacks what changed since, so a check costs the changes, not every entry per peer.
+   */
+  private readonly walked = new Set<string>();
+  private readonly dirty = new Set<number>();
+  /** The clients whose states claim each replica id (for the renewal of direct peers). */
+  private readonly clientsOfReplica = new Map<string, Set<number>>();
+  private readonly replicaOf = new Map<number, string>();
+  /**
    * For dropSuperseded: the held states with an address, by `name\naddress` (client → startedAt),
    * each client's key, and the keys whose states changed since it last ran. Kept from the
    * awareness 'update' event, so an update costs its own entries, not a scan of every state.
@@ -223,6 +233,10 @@ export class Presence {
   private readonly runsByKey = new Map<string, Map<number, number>>();
   private readonly keyOf = new Map<number, string>();
   private readonly changedKeys = new Set<string>();
+  /** The state object each client was filed under (index), so that a renewal is not filed again. */
+  private readonly indexed = new Map<number, unknown>();
+  /** The JSON of each remote state held, as it came: sent on as it is instead of made again. */
+  private readonly json = new Map<number, string>();
 
   /** `peers()` lists the open sessions: changes of our own go to each of them. */
   constructor(
@@ -240,16 +254,24 @@ export class Presence {
     this.awareness.on('update', (change: AwarenessChange) => {
       const now = this.timers.now();
       for (const client of [...change.added, ...change.updated]) {
-        this.renewedAt.set(client, now);
+        this.renew(client, now);
         this.removedAt.delete(client);
+        this.dirty.add(client);
       }
       for (const client of change.removed) {
+        this.dirty.add(client);
         this.renewedAt.delete(client);
         this.removedAt.delete(client);
         this.removedAt.set(client, now);
       }
-      for (const client of change.removed) this.unindex(client);
-      for (const client of [...change.added, ...change.updated]) this.index(client);
+      for (const client of change.removed) {
+        this.unindex(client);
+        this.json.delete(client);
+      }
+      // Our own state changes through the library: its JSON is made again when next sent.
+      this.json.delete(this.awareness.clientID);
+      // A renewal keeps the state object (see `apply`): filed already.
+      for (const client of [...change.added, ...change.updated]) if (this.indexed.get(client) !== this.awareness.states.get(client)) this.index(client);
     });
     // Only our own changes are sent (renewals and remote updates are not: see above).
     this.awareness.on('change', (_change: AwarenessChange, origin: unknown) => {
@@ -279,12 +301,14 @@ export class Presence {
       return;
     }
     this.peerClocks.clear();
+    this.walked.clear();
+    this.dirty.clear();
     const now = this.timers.now();
     if (this.wasSparse) {
       // Back to the mesh: states renewed at the sparse pace get the mesh's timeout from now, so
       // the switch does not drop every member heard of more than 30 s ago at once.
       this.wasSparse = false;
-      for (const client of this.renewedAt.keys()) this.renewedAt.set(client, now);
+      for (const client of [...this.renewedAt.keys()]) this.renew(client, now);
     }
     const own = this.awareness.clientID;
     const direct = new Map<string, PresencePeer>();
@@ -300,7 +324,7 @@ export class Presence {
         // just by holding its session open.
         if (!clientOf.has(replica)) {
           clientOf.set(replica, client);
-          this.renewedAt.set(client, now);
+          this.renew(client, now);
         }
       } else {
         indirect.push(client);
@@ -326,12 +350,21 @@ export class Presence {
     this.relay(direct, clientOf);
   }
 
+  /** Files a renewal at the end of `renewedAt`, which so stays in the order of renewal. */
+  private renew(client: number, now: number): void {
+    this.renewedAt.delete(client);
+    this.renewedAt.set(client, now);
+  }
+
   /** Removes the states (not ours) not renewed for `timeoutMs`, and forgets the removals older than REMOVAL_TIMEOUT_MS. */
   private dropUnrenewed(now: number, timeoutMs: number): void {
     const own = this.awareness.clientID;
     const outdated: number[] = [];
+    // Oldest renewal first: the first one within the timeout ends the walk.
     for (const [client, at] of this.renewedAt) {
-      if (client !== own && now - at >= timeoutMs && this.awareness.states.has(client)) outdated.push(client);
+      if (client === own) continue;
+      if (now - at < timeoutMs) break;
+      if (this.awareness.states.has(client)) outdated.push(client);
     }
     if (outdated.length > 0) awarenessProtocol.removeAwarenessStates(this.awareness, outdated, 'timeout');
     // Oldest first (each removal is filed again at its end when it is made).
@@ -346,6 +379,7 @@ export class Presence {
     this.removedAt.delete(client);
     if (this.awareness.states.has(client) || client === this.awareness.clientID) return;
     this.awareness.meta.delete(client);
+    this.dirty.delete(client);
     for (const known of this.peerClocks.values()) known.delete(client);
   }
 
@@ -354,7 +388,13 @@ export class Presence {
     const entries: Entry[] = [];
     for (const client of clients) {
       const meta = this.awareness.meta.get(client);
-      if (meta !== undefined) entries.push({ client, clock: meta.clock, state: JSON.stringify(this.awareness.states.get(client) ?? null) });
+      if (meta === undefined) continue;
+      let state = this.json.get(client);
+      if (state === undefined) {
+        state = JSON.stringify(this.awareness.states.get(client) ?? null);
+        if (this.awareness.states.has(client)) this.json.set(client, state);
+      }
+      entries.push({ client, clock: meta.clock, state });
     }
     return encodeParts(entries);
   }
@@ -383,13 +423,12 @@ export class Presence {
     const own = this.awareness.clientID;
     const direct = new Map<string, PresencePeer>();
     for (const peer of this.peers()) direct.set(peer.replica, peer);
-    const renewed = new Set<string>();
-    for (const [client, state] of this.awareness.getStates()) {
-      const replica = (state as { replicaId?: unknown }).replicaId;
+    for (const replica of direct.keys()) {
       // One state per direct peer is renewed by its session (as in the mesh).
-      if (client !== own && typeof replica === 'string' && direct.has(replica) && !renewed.has(replica)) {
-        renewed.add(replica);
-        this.renewedAt.set(client, now);
+      for (const client of this.clientsOfReplica.get(replica) ?? []) {
+        if (client === own) continue;
+        this.renew(client, now);
+        break;
       }
     }
     this.dropUnrenewed(now, SPARSE_TIMEOUT_MS);
@@ -405,17 +444,22 @@ export class Presence {
       }
     }
     for (const replica of [...this.peerClocks.keys()]) if (!direct.has(replica)) this.peerClocks.delete(replica);
+    for (const replica of [...this.walked]) if (!direct.has(replica)) this.walked.delete(replica);
+    const { meta } = this.awareness;
     for (const [replica, peer] of direct) {
       const known = this.peerClocks.get(replica) ?? new Map<number, number>();
       this.peerClocks.set(replica, known);
       const lacking: number[] = [];
-      for (const [client, meta] of this.awareness.meta) {
-        if ((known.get(client) ?? -1) < meta.clock) lacking.push(client);
+      for (const client of this.walked.has(replica) ? this.dirty : meta.keys()) {
+        const clock = meta.get(client)?.clock;
+        if (clock !== undefined && (known.get(client) ?? -1) < clock) lacking.push(client);
       }
+      this.walked.add(replica);
       if (lacking.length === 0) continue;
       for (const part of this.encode(lacking)) peer.send(part);
-      for (const client of lacking) known.set(client, this.awareness.meta.get(client)!.clock);
+      for (const client of lacking) known.set(client, meta.get(client)!.clock);
     }
+    this.dirty.clear();
   }
 
   private scheduleCheck(): void {
@@ -479,12 +523,15 @@ export class Presence {
     // An entry at the clock we hold is a renewal relayed by a peer that hears that node.
     const now = this.timers.now();
     for (const entry of kept) {
-      if (!isRemoval(entry.state) && states.has(entry.client) && meta.get(entry.client)?.clock === entry.clock) this.renewedAt.set(entry.client, now);
+      if (!isRemoval(entry.state) && states.has(entry.client) && meta.get(entry.client)?.clock === entry.clock) this.renew(entry.client, now);
     }
-    awarenessProtocol.applyAwarenessUpdate(this.awareness, kept.length === all.length ? update : encodeUpdate(kept), origin);
+    this.apply(kept, origin);
     // A removal of a client never held emits nothing: filed here.
     for (const entry of kept) {
-      if (!states.has(entry.client) && meta.has(entry.client) && !this.removedAt.has(entry.client)) this.removedAt.set(entry.client, now);
+      if (!states.has(entry.client) && meta.has(entry.client) && !this.removedAt.has(entry.client)) {
+        this.removedAt.set(entry.client, now);
+        this.dirty.add(entry.client);
+      }
     }
     if (from !== undefined && this.sparse()) {
       // What the peer sent, it holds: never sent back to it.
@@ -493,6 +540,40 @@ export class Presence {
       for (const entry of kept) if (meta.has(entry.client) && (known.get(entry.client) ?? -1) < entry.clock) known.set(entry.client, entry.clock);
     }
     this.dropSuperseded();
+  }
+
+  /**
+   * The library's `applyAwarenessUpdate` on entries decoded already (it would decode and parse
+   * the update again): a state whose JSON is the one held (a renewal: a clock step) keeps its
+   * object and is not parsed again. Own entries are gone by now (`applyRemote`).
+   */
+  private apply(entries: readonly Entry[], origin: unknown): void {
+    const { states, meta } = this.awareness;
+    const now = this.timers.now();
+    const added: number[] = [];
+    const updated: number[] = [];
+    const changed: number[] = [];
+    const removed: number[] = [];
+    for (const { client, clock, state } of entries) {
+      const current = meta.get(client);
+      const held = current?.clock ?? 0;
+      const removal = isRemoval(state);
+      if (!(held < clock || (held === clock && removal && states.has(client)))) continue;
+      if (removal) {
+        states.delete(client);
+        this.json.delete(client);
+      } else if (this.json.get(client) !== state || !states.has(client)) {
+        states.set(client, JSON.parse(state) as unknown as Record<string, unknown>);
+        this.json.set(client, state);
+        if (current !== undefined) changed.push(client);
+      }
+      meta.set(client, { clock, lastUpdated: now });
+      if (current === undefined && !removal) added.push(client);
+      else if (current !== undefined && removal) removed.push(client);
+      else if (!removal) updated.push(client);
+    }
+    if (added.length > 0 || changed.length > 0 || removed.length > 0) this.awareness.emit('change', [{ added, updated: changed, removed }, origin]);
+    if (added.length > 0 || updated.length > 0 || removed.length > 0) this.awareness.emit('update', [{ added, updated, removed }, origin]);
   }
 
   /** Entries held: states, and removals not yet forgotten (at most MAX_PRESENCE_STATES together). */
@@ -530,7 +611,16 @@ export class Presence {
   /** Files a held state under its name and address for dropSuperseded (a state without an address is not filed). */
   private index(clientId: number): void {
     this.unindex(clientId);
-    const member = parseMember(this.awareness.states.get(clientId));
+    const state = this.awareness.states.get(clientId);
+    this.indexed.set(clientId, state);
+    const replica = (state as { replicaId?: unknown } | undefined)?.replicaId;
+    if (typeof replica === 'string') {
+      const clients = this.clientsOfReplica.get(replica) ?? new Set<number>();
+      this.clientsOfReplica.set(replica, clients);
+      clients.add(clientId);
+      this.replicaOf.set(clientId, replica);
+    }
+    const member = parseMember(state);
     if (member?.address === undefined) return;
     const key = `${member.name}\n${member.address}`;
     const runs = this.runsByKey.get(key) ?? new Map<number, number>();
@@ -541,6 +631,14 @@ export class Presence {
   }
 
   private unindex(clientId: number): void {
+    this.indexed.delete(clientId);
+    const replica = this.replicaOf.get(clientId);
+    if (replica !== undefined) {
+      this.replicaOf.delete(clientId);
+      const clients = this.clientsOfReplica.get(replica);
+      clients?.delete(clientId);
+      if (clients?.size === 0) this.clientsOfReplica.delete(replica);
+    }
     const key = this.keyOf.get(clientId);
     if (key === undefined) return;
     this.keyOf.delete(clientId);
@@ -555,7 +653,10 @@ export class Presence {
    * again (the peer restarted) starts from nothing.
    */
   ownUpdate(replica?: string): Uint8Array {
-    if (replica !== undefined) this.peerClocks.delete(replica);
+    if (replica !== undefined) {
+      this.peerClocks.delete(replica);
+      this.walked.delete(replica);
+    }
     return this.encode([this.awareness.clientID])[0]!;
   }
 
