@@ -11,6 +11,7 @@ import {
   Presence,
   PRESENCE_CHECK_MS,
   REMOVAL_TIMEOUT_MS,
+  SPARSE_TIMEOUT_MS,
   utf8Bytes,
 } from '../../src/replication/presence.js';
 import { VirtualTimers } from '../../src/virtual-timers.js';
@@ -221,5 +222,49 @@ describe('presence across mode switches and reconnects (review h18 #8)', () => {
     p.ownUpdate('peer');
     advance(PRESENCE_CHECK_MS);
     expect(clientsSent()).toContain(80);
+  });
+});
+
+describe('sparse presence offers a peer only what changed since its first pass', () => {
+  it('a line a–b–c carries changes, renewals and removals end to end; a peer that connects late gets everything', () => {
+    const timers = new VirtualTimers();
+    const links = new Map<string, string[]>([['a', ['b']], ['b', ['a', 'c']], ['c', ['b']]]);
+    const nodes = new Map<string, Presence>();
+    const make = (name: string, clientId: number) => {
+      const peers = () => (links.get(name) ?? []).map((other) => ({ replica: `r-${other}`, send: (u: Uint8Array) => nodes.get(other)?.applyRemote(u, 'peer', `r-${name}`) }));
+      nodes.set(name, new Presence({ name, replicaId: `r-${name}`, version: '1', startedAt: 1, address: `${name}:1` }, peers, { timers, clientId, sparse: () => true }));
+    };
+    make('a', 1);
+    make('b', 2);
+    make('c', 3);
+    let now = 0;
+    const advance = (ms: number) => {
+      now += ms;
+      while (timers.runDue(now));
+    };
+    const names = (node: string) => nodes.get(node)!.members().map((m) => m.name);
+    advance(2 * PRESENCE_CHECK_MS);
+    expect(names('c')).toEqual(['a', 'b', 'c']);
+    expect(names('a')).toEqual(['a', 'b', 'c']);
+    nodes.get('a')!.updateLocal({ region: 'eu' });
+    advance(2 * PRESENCE_CHECK_MS);
+    expect(nodes.get('c')!.members().find((m) => m.name === 'a')?.region).toBe('eu');
+    // A far state (d's, known to a only) reaches c, is renewed there by a's relays and removed by its removal.
+    nodes.get('a')!.applyRemote(update([{ client: 4, clock: 1, state: { name: 'd', replicaId: 'r-d', version: '1', startedAt: 1 } }]), 'peer', 'r-x');
+    advance(2 * PRESENCE_CHECK_MS);
+    expect(names('c')).toEqual(['a', 'b', 'c', 'd']);
+    nodes.get('a')!.applyRemote(update([{ client: 4, clock: 2, state: null }]), 'peer', 'r-x');
+    advance(2 * PRESENCE_CHECK_MS);
+    expect(names('c')).toEqual(['a', 'b', 'c']);
+    // A late peer of b (e) gets every member held at b's next check, then b's changes.
+    links.set('b', ['a', 'c', 'e']);
+    links.set('e', ['b']);
+    make('e', 5);
+    advance(PRESENCE_CHECK_MS);
+    expect(names('e')).toEqual(['a', 'b', 'c', 'e']);
+    // Renewals (clock steps) keep everyone's states alive far past the timeout.
+    advance(3 * SPARSE_TIMEOUT_MS);
+    expect(names('c')).toEqual(['a', 'b', 'c', 'e']);
+    expect(names('a')).toEqual(['a', 'b', 'c', 'e']);
   });
 });
