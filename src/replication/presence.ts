@@ -23,7 +23,6 @@
  * state was last renewed read from that clock too.
  */
 import * as decoding from 'lib0/decoding';
-import * as encoding from 'lib0/encoding';
 import * as awarenessProtocol from 'y-protocols/awareness';
 import * as Y from 'yjs';
 import type { TimerHandle, Timers } from '../timers.js';
@@ -70,15 +69,41 @@ function entriesOf(update: Uint8Array): Entry[] {
   return entries;
 }
 
+const textEncoder = new TextEncoder();
+
+function varUintSize(n: number): number {
+  let size = 1;
+  for (; n > 0x7f; size++) n = Math.floor(n / 128);
+  return size;
+}
+
+function putVarUint(out: Uint8Array, at: number, n: number): number {
+  for (; n > 0x7f; n = Math.floor(n / 128)) out[at++] = 0x80 | (n % 128);
+  out[at++] = n;
+  return at;
+}
+
+/**
+ * An update of `entries`, as lib0's encoder writes it (varUint count, then per entry varUint
+ * client, varUint clock, varString state), into one buffer sized for the worst case: the
+ * encoder's growing buffers and per-string copies cost more than the entries themselves.
+ */
 function encodeUpdate(entries: readonly Entry[]): Uint8Array {
-  const encoder = encoding.createEncoder();
-  encoding.writeVarUint(encoder, entries.length);
-  for (const entry of entries) {
-    encoding.writeVarUint(encoder, entry.client);
-    encoding.writeVarUint(encoder, entry.clock);
-    encoding.writeVarString(encoder, entry.state);
+  let bound = 5;
+  for (const entry of entries) bound += ENTRY_OVERHEAD_BYTES + entry.state.length * 3;
+  const out = new Uint8Array(bound);
+  let at = putVarUint(out, 0, entries.length);
+  for (const { client, clock, state } of entries) {
+    at = putVarUint(out, at, client);
+    at = putVarUint(out, at, clock);
+    // The string goes after room for its length's worst case, and moves back if it took less.
+    const reserved = varUintSize(state.length * 3);
+    const { written } = textEncoder.encodeInto(state, out.subarray(at + reserved));
+    const size = varUintSize(written);
+    if (size < reserved) out.copyWithin(at + size, at + reserved, at + reserved + written);
+    at = putVarUint(out, at, written) + written;
   }
-  return encoding.toUint8Array(encoder);
+  return out.subarray(0, at);
 }
 
 /**
@@ -108,19 +133,20 @@ export function utf8Bytes(text: string): number {
   return bytes;
 }
 
-/** At most what an entry's client, clock and state length take besides the state (three varUints). */
-const ENTRY_OVERHEAD_BYTES = 5 + 8 + 3;
+/** At most what an entry's client (uint32), clock (below 2^56) and state length take (three varUints). */
+const ENTRY_OVERHEAD_BYTES = 5 + 8 + 4;
 
 /**
  * Entries as updates of at most MAX_UPDATE_STATES entries and MAX_UPDATE_BYTES bytes each (an
- * entry larger than that alone goes alone), in order.
+ * entry larger than that alone goes alone), in order. Sizes are counted at their worst (3 bytes a
+ * UTF-16 unit), so a part may be cut early but never passes the bound.
  */
 export function encodeParts(entries: readonly Entry[]): Uint8Array[] {
   const parts: Uint8Array[] = [];
   let start = 0;
   let bytes = 0;
   for (let i = 0; i < entries.length; i++) {
-    const size = ENTRY_OVERHEAD_BYTES + utf8Bytes(entries[i]!.state);
+    const size = ENTRY_OVERHEAD_BYTES + entries[i]!.state.length * 3;
     if (i > start && (i - start >= MAX_UPDATE_STATES || bytes + size > MAX_UPDATE_BYTES)) {
       parts.push(encodeUpdate(entries.slice(start, i)));
       start = i;

@@ -140,6 +140,19 @@ describe('presence bounds (review h18 #4, #5)', () => {
     expect(encodeParts([])).toEqual([]);
   });
 
+  it('encodeParts writes what lib0 writes: any characters, lengths across the varUint steps, clocks up to 2^48', () => {
+    const strings = ['null', '{}', JSON.stringify({ a: 'x'.repeat(126) }), JSON.stringify({ a: 'x'.repeat(200) }), JSON.stringify({ w: wide(5_000) }), JSON.stringify({ w: wide(42) }), '{"e":"\ud83d\ude00\ud800x"}', '{"l":"' + '\u00e9'.repeat(8_200) + '"}'];
+    const list = strings.map((state, i) => ({ client: [0, 127, 128, 2 ** 32 - 1][i % 4]!, clock: [1, 2 ** 48, 16_383, 16_384][i % 4]!, state }));
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, list.length);
+    for (const entry of list) {
+      encoding.writeVarUint(encoder, entry.client);
+      encoding.writeVarUint(encoder, entry.clock);
+      encoding.writeVarString(encoder, entry.state);
+    }
+    expect(encodeParts(list)).toEqual([encoding.toUint8Array(encoder)]);
+  });
+
   it('removals of unknown clients count against MAX_PRESENCE_STATES: past it they are ignored, not kept, not passed on', () => {
     const { p, sent, advance } = withPeers(true);
     for (let f = 0; f < 20; f++) p.applyRemote(update(Array.from({ length: 400 }, (_, i) => ({ client: 10_000 + f * 400 + i, clock: 1, state: null }))), 'peer', 'hostile');
