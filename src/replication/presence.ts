@@ -143,14 +143,15 @@ const ENTRY_OVERHEAD_BYTES = 5 + 8 + 4;
  */
 export function encodeParts(entries: readonly Entry[]): Uint8Array[] {
   const parts: Uint8Array[] = [];
+  const countBytes = 5;
   let start = 0;
-  let bytes = 0;
+  let bytes = countBytes;
   for (let i = 0; i < entries.length; i++) {
     const size = ENTRY_OVERHEAD_BYTES + entries[i]!.state.length * 3;
     if (i > start && (i - start >= MAX_UPDATE_STATES || bytes + size > MAX_UPDATE_BYTES)) {
       parts.push(encodeUpdate(entries.slice(start, i)));
       start = i;
-      bytes = 0;
+      bytes = countBytes;
     }
     bytes += size;
   }
