@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import { runSteps, StepRunner, type Steps } from '../src/steps.js';
+
+/** A job of `count` steps, each advancing the fake clock by 1 ms and logging `name`. */
+function* job(name: string, count: number, clock: { t: number }, log: string[]): Steps<string> {
+  for (let i = 0; i < count; i++) {
+    clock.t += 1;
+    log.push(name);
+    yield;
+  }
+  return `${name} done`;
+}
+
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('steps', () => {
+  it('runSteps drains a generator in one piece and returns its result', () => {
+    const clock = { t: 0 };
+    const log: string[] = [];
+    expect(runSteps(job('a', 5, clock, log))).toBe('a done');
+    expect(log).toHaveLength(5);
+  });
+
+  it('a StepRunner runs jobs first come first served, at most its share of each loop turn, and other work runs between its slices', async () => {
+    const clock = { t: 0 };
+    const runner = new StepRunner(4, () => clock.t);
+    const log: string[] = [];
+    const a = runner.run(job('a', 10, clock, log));
+    const b = runner.run(job('b', 3, clock, log));
+    expect(runner.pending).toBe(2);
+    // Nothing runs before the next turn.
+    expect(log).toEqual([]);
+    let otherTurns = 0;
+    let running = true;
+    const other = (async () => {
+      while (running) {
+        log.push('|');
+        otherTurns++;
+        await turn();
+      }
+    })();
+    expect(await a).toBe('a done');
+    expect(await b).toBe('b done');
+    running = false;
+    await other;
+    expect(runner.pending).toBe(0);
+    const steps = log.filter((entry) => entry !== '|');
+    expect(steps.join('')).toBe('aaaaaaaaaabbb');
+    // Between two other turns at most 4 steps of 1 ms (the share): 13 steps need 4 slices or more.
+    const slices = log
+      .join('')
+      .split('|')
+      .filter((slice) => slice !== '');
+    expect(slices.length).toBeGreaterThanOrEqual(4);
+    for (const slice of slices) expect(slice.length).toBeLessThanOrEqual(4);
+    expect(otherTurns).toBeGreaterThanOrEqual(4);
+  });
+
+  it('a step that throws rejects its job with that error, and the jobs behind it still run', async () => {
+    const runner = new StepRunner();
+    function* failing(): Steps<number> {
+      yield;
+      throw new Error('bad entry');
+    }
+    const clock = { t: 0 };
+    const failed = runner.run(failing());
+    const after = runner.run(job('c', 2, clock, []));
+    await expect(failed).rejects.toThrow('bad entry');
+    expect(await after).toBe('c done');
+  });
+});
