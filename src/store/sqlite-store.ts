@@ -19,7 +19,7 @@ import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '.
 import type { LatencyProbe } from '../latency-probe.js';
 import { runSteps, type Steps } from '../steps.js';
 import { noLog, type Log } from '../log.js';
-import { GroupCommit, planFlush, unitCounts, type FlushMode, type FlushPlan, type PendingUnit } from './group-commit.js';
+import { GroupCommit, planFlushSteps, unitCounts, type FlushMode, type FlushPlan, type PendingUnit } from './group-commit.js';
 import { DigestRecount, RECOUNT_SLICE_ROWS } from './digest-recount.js';
 import { decideIdentity, diskIdentityFile, identityFilePath, type DatabaseIdentity, type IdentityFile } from './identity.js';
 import { checkResetPages, mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
@@ -912,7 +912,7 @@ export class SqliteStore implements Store {
         yield;
       }
     }
-    const plan = planFlush(units, (page) => heads.get(page)?.total ?? 0);
+    const plan = yield* planFlushSteps(units, (page) => heads.get(page)?.total ?? 0);
     const raised: Slot[] = [];
     let digestChange = 0n;
     if (plan.pages.size === 0) return { plan, raised, digestChange };
