@@ -11,7 +11,7 @@ import { AppError } from '../errors.js';
 import type { PageName, ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
 import type { Metrics } from '../metrics.js';
-import type { Steps, StepRunner } from '../steps.js';
+import { runSteps, type Steps, type StepRunner } from '../steps.js';
 import type { Increment, PageCount, Store } from '../store/store.js';
 import { batchIncrementSteps, checkPageName, hasNoBody, incrementBy, parseJson, readAnonymousBody, readJsonBody, readJsonBytes } from './body.js';
 import { fingerprintSteps, idempotencyKey, type IdempotencyKeys } from './idempotency.js';
@@ -55,6 +55,9 @@ export interface RouteDeps {
   /** Runs the work of large bodies in slices of loop turns (steps.ts); one per process. */
   readonly steps: StepRunner;
 }
+
+/** Pages of a batch's answer per step (some 10–50 µs). */
+const ANSWER_PAGES_PER_STEP = 256;
 
 /**
  * A batch's body in steps: parsed (one step: JSON.parse of a maximal batch is 3–6 ms here),
@@ -115,11 +118,17 @@ export function createRouter(deps: RouteDeps): Router {
    * Answers for `pages` as this node has them, max-merged with what the session saw (so never
    * below it), and the session token that remembers them (set as the response header).
    */
-  const answer = (ctx: Context, session: Session, pages: readonly PageName[], committed?: ReadonlyMap<PageName, number>): Map<PageName, number> => {
+  const answer = (ctx: Context, session: Session, pages: readonly PageName[], committed?: ReadonlyMap<PageName, number>): Map<PageName, number> =>
+    runSteps(answerSteps(ctx, session, pages, committed));
+
+  /** `answer` in steps (steps.ts) of ANSWER_PAGES_PER_STEP pages, for a batch's answer. */
+  function* answerSteps(ctx: Context, session: Session, pages: readonly PageName[], committed?: ReadonlyMap<PageName, number>): Steps<Map<PageName, number>> {
     const shown = new Map<PageName, number>();
     const seen: Array<{ page: string; count: number; epoch: number; replicas: ReadonlyMap<ReplicaId, number> }> = [];
     const held = session.pages.length === 0 ? undefined : sessionPageHashes(session);
-    for (const page of pages) {
+    for (let i = 0; i < pages.length; i++) {
+      if ((i + 1) % ANSWER_PAGES_PER_STEP === 0) yield;
+      const page = pages[i] as PageName;
       if (shown.has(page)) continue;
       // Past what a token can carry, a page the session does not hold is answered with its count
       // as just committed (the sum of its slots: no merge ran since), without reading its slots:
@@ -135,7 +144,27 @@ export function createRouter(deps: RouteDeps): Router {
     }
     ctx.set(SESSION_HEADER, sessions.sign(remember(session, seen)));
     return shown;
-  };
+  }
+
+  /**
+   * A batch's answer in steps: the pages' counts (answerSteps), then the JSON body written in
+   * pieces of ANSWER_PAGES_PER_STEP entries, the bytes JSON.stringify of the whole would give.
+   */
+  function* batchAnswerSteps(ctx: Context, session: Session, counts: readonly PageCount[]): Steps<string> {
+    const shown = yield* answerSteps(
+      ctx,
+      session,
+      counts.map((c) => c.page),
+      new Map(counts.map((c) => [c.page, c.count])),
+    );
+    const pieces: string[] = [];
+    for (let i = 0; i < counts.length; i += ANSWER_PAGES_PER_STEP) {
+      yield;
+      const entries = counts.slice(i, i + ANSWER_PAGES_PER_STEP).map((c) => ({ page: c.page, count: shown.get(c.page) }));
+      pieces.push(JSON.stringify(entries).slice(1, -1));
+    }
+    return `{"pages":[${pieces.join(',')}]}`;
+  }
 
   /**
    * One anonymous view of `page`, after the policy's checks: the page's total after it, or the
@@ -215,13 +244,11 @@ export function createRouter(deps: RouteDeps): Router {
     let total = 0;
     for (const increment of increments) total += increment.by;
     if (!replayed) metrics.observeIncrement(1, total);
-    const shown = answer(
-      ctx,
-      session,
-      counts.map((c) => c.page),
-      new Map(counts.map((c) => [c.page, c.count])),
-    );
-    ctx.body = { pages: counts.map((c) => ({ page: c.page, count: shown.get(c.page) })) };
+    // On a later turn than the commit (its answers, events and caches were one piece already),
+    // in slices shared with the other bodies.
+    const body = await deps.steps.run(batchAnswerSteps(ctx, session, counts));
+    ctx.type = 'json';
+    ctx.body = body;
   });
 
   router.get('/api/pages/:page', (ctx: Context) => {
