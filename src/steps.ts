@@ -65,19 +65,20 @@ export class StepRunner {
     const started = this.clock();
     while (this.jobs.length > 0) {
       const job = this.jobs[0] as Job;
-      let next: IteratorResult<void, unknown>;
+      let next: IteratorResult<void, unknown> | undefined;
       try {
         next = job.steps.next();
       } catch (error) {
         this.jobs.shift();
         job.reject(error);
-        continue;
       }
-      if (next.done === true) {
+      if (next?.done === true) {
         this.jobs.shift();
         job.resolve(next.value);
       }
-      // The clock after every step: a step of a job for this runner is some 10–100 µs of work (or one JSON.parse).
+      // The clock after every step, one that threw too (a bad body's JSON.parse fails after
+      // reading it all, so eight of them back to back held the loop for 8 parses): a step of a
+      // job for this runner is some 10–100 µs of work (or one JSON.parse).
       if (this.clock() - started >= this.turnShareMs) break;
     }
     if (this.jobs.length > 0) this.schedule();

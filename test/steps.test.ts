@@ -68,4 +68,37 @@ describe('steps', () => {
     await expect(failed).rejects.toThrow('bad entry');
     expect(await after).toBe('c done');
   });
+
+  it('jobs whose step throws still stop at the share of each turn (eight failing bodies were one slice)', async () => {
+    const clock = { t: 0 };
+    const runner = new StepRunner(4, () => clock.t);
+    const log: string[] = [];
+    function* failing(name: string): Steps<number> {
+      // One JSON.parse of a bad body: 5 ms, then the error.
+      clock.t += 5;
+      log.push(name);
+      if (clock.t > 0) throw new Error(`bad body ${name}`);
+      yield;
+      return 0;
+    }
+    const jobs = [...'abcdefgh'].map((name) => runner.run(failing(name)));
+    let running = true;
+    const other = (async () => {
+      while (running) {
+        log.push('|');
+        await turn();
+      }
+    })();
+    const outcomes = await Promise.allSettled(jobs);
+    running = false;
+    await other;
+    expect(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).message : 'fulfilled'))).toEqual([...'abcdefgh'].map((name) => `bad body ${name}`));
+    expect(runner.pending).toBe(0);
+    // Each 5 ms step is past the 4 ms share: one failing job per slice, other turns between them.
+    const slices = log
+      .join('')
+      .split('|')
+      .filter((slice) => slice !== '');
+    expect(slices).toEqual([...'abcdefgh']);
+  });
 });
