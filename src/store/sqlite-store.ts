@@ -907,7 +907,10 @@ export class SqliteStore implements Store {
     const heads = new Map<PageName, { total: number; epoch: number }>();
     for (const unit of units) {
       for (const { page } of unit.increments) {
-        if (heads.has(page)) continue;
+        // Not even a string (a Store API caller's `true` or `{}`): not read, since it would not
+        // bind and the throw would roll back every unit; the plan refuses its unit alone
+        // (bad_page_name). Any string binds, so the full name check stays the plan's alone.
+        if (heads.has(page) || typeof page !== 'string') continue;
         this.pageHeadOf(s, heads, page);
         yield;
       }
