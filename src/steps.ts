@@ -23,36 +23,80 @@ interface Job {
   readonly reject: (error: unknown) => void;
 }
 
+/** How a job is run (StepRunner.run). */
+export interface RunOptions {
+  /**
+   * Some 100 µs of work at most (a small body, a short answer): run at once, in the caller's
+   * turn, when nothing is queued and this turn's share is not used up yet. A batch of 2 views
+   * took 3 loop turns from its body's end to its answer (a turn to its parse, one to its answer);
+   * as one piece it takes 1 again, like on main.
+   */
+  readonly small?: boolean;
+  /**
+   * Work that finishes what is done already (the answer of committed views, whose body budget
+   * is still charged): runs ahead of the queued jobs that start new work (the parses).
+   */
+  readonly finishing?: boolean;
+}
+
 /**
  * Runs step generators of many callers (the bodies of concurrent large requests) on later loop
  * turns, first come first served, at most `turnShareMs` of them per turn all together: 64 maximal
  * batches whose bodies end in one I/O phase were 64 parses and validations back to back (a
  * second without a turn of the loop); now each turn does a few ms of them, then requests,
- * frames and timers run. One runner per process (node.ts shares one between its apps): two would
- * each take their share of the same turn. Its queue holds one job per request being parsed, so
- * it is bounded by what bounds those (the body budget, body-budget.ts, and the connection caps).
+ * frames and timers run. Finishing jobs (answers) go before the others; a small job on an idle
+ * runner runs at once, within the same share. One runner per process (node.ts shares one between
+ * its apps): two would each take their share of the same turn. Its queues hold one job per
+ * request being parsed or answered, so they are bounded by what bounds those (the body budget,
+ * body-budget.ts, and the connection caps).
  */
 export class StepRunner {
+  /** Jobs that finish done work (answers), run first. */
+  private readonly finishing: Job[] = [];
   private readonly jobs: Job[] = [];
   private scheduled = false;
+  /** Of this loop turn's share, what the small jobs run at once used (reset on the next turn). */
+  private usedAtOnceMs = 0;
+  private resetScheduled = false;
 
   constructor(
     private readonly turnShareMs = STEP_TURN_SHARE_MS,
     private readonly clock: () => number = () => performance.now(),
   ) {}
 
-  /** The result of `steps`, run in slices on later turns; a step that throws rejects with that error. */
-  run<T>(steps: Steps<T>): Promise<T> {
+  /** The result of `steps`, run in slices on later turns (or at once: RunOptions.small); a step that throws rejects with that error. */
+  run<T>(steps: Steps<T>, options: RunOptions = {}): Promise<T> {
+    if (options.small === true && this.pending === 0 && this.usedAtOnceMs < this.turnShareMs) return this.runAtOnce(steps);
     return new Promise<T>((resolve, reject) => {
-      this.jobs.push({ steps, resolve: resolve as (value: unknown) => void, reject });
+      (options.finishing === true ? this.finishing : this.jobs).push({ steps, resolve: resolve as (value: unknown) => void, reject });
       this.schedule();
     });
   }
 
   /** Jobs queued or running. */
   get pending(): number {
-    return this.jobs.length;
+    return this.finishing.length + this.jobs.length;
   }
+
+  private runAtOnce<T>(steps: Steps<T>): Promise<T> {
+    const started = this.clock();
+    try {
+      return Promise.resolve(runSteps(steps));
+    } catch (error) {
+      return Promise.reject(error as Error);
+    } finally {
+      this.usedAtOnceMs += this.clock() - started;
+      if (!this.resetScheduled) {
+        this.resetScheduled = true;
+        setImmediate(this.resetAtOnce);
+      }
+    }
+  }
+
+  private readonly resetAtOnce = (): void => {
+    this.resetScheduled = false;
+    this.usedAtOnceMs = 0;
+  };
 
   private schedule(): void {
     if (this.scheduled) return;
@@ -63,17 +107,19 @@ export class StepRunner {
   private readonly slice = (): void => {
     this.scheduled = false;
     const started = this.clock();
-    while (this.jobs.length > 0) {
-      const job = this.jobs[0] as Job;
+    for (;;) {
+      const queue = this.finishing.length > 0 ? this.finishing : this.jobs;
+      const job = queue[0];
+      if (job === undefined) break;
       let next: IteratorResult<void, unknown> | undefined;
       try {
         next = job.steps.next();
       } catch (error) {
-        this.jobs.shift();
+        queue.shift();
         job.reject(error);
       }
       if (next?.done === true) {
-        this.jobs.shift();
+        queue.shift();
         job.resolve(next.value);
       }
       // The clock after every step, one that threw too (a bad body's JSON.parse fails after
@@ -81,6 +127,6 @@ export class StepRunner {
       // job for this runner is some 10–100 µs of work (or one JSON.parse).
       if (this.clock() - started >= this.turnShareMs) break;
     }
-    if (this.jobs.length > 0) this.schedule();
+    if (this.pending > 0) this.schedule();
   };
 }

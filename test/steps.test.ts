@@ -101,4 +101,56 @@ describe('steps', () => {
       .filter((slice) => slice !== '');
     expect(slices).toEqual([...'abcdefgh']);
   });
+
+  it('a small job on an idle runner runs at once, in the caller\'s turn, within the share of that turn; otherwise it waits its turn', async () => {
+    const clock = { t: 0 };
+    const runner = new StepRunner(4, () => clock.t);
+    const log: string[] = [];
+    // 2 ms each: two fit the 4 ms share of this turn, the third waits for a later turn.
+    const first = runner.run(job('a', 2, clock, log), { small: true });
+    const second = runner.run(job('b', 2, clock, log), { small: true });
+    expect(log.join('')).toBe('aabb');
+    expect(runner.pending).toBe(0);
+    const third = runner.run(job('c', 2, clock, log), { small: true });
+    expect(runner.pending).toBe(1);
+    expect(await Promise.all([first, second])).toEqual(['a done', 'b done']);
+    expect(log.join('')).toBe('aabb');
+    expect(await third).toBe('c done');
+    await turn();
+    // A new turn, an idle runner: at once again. Behind a queued job: in its turn, after it.
+    const fourth = runner.run(job('d', 1, clock, log), { small: true });
+    expect(log.join('')).toBe('aabbccd');
+    const big = runner.run(job('e', 3, clock, log));
+    const small = runner.run(job('f', 1, clock, log), { small: true });
+    expect(log.join('')).toBe('aabbccd');
+    expect(await Promise.all([fourth, big, small])).toEqual(['d done', 'e done', 'f done']);
+    expect(log.join('')).toBe('aabbccdeeef');
+  });
+
+  it('a small job that throws at once rejects its promise', async () => {
+    const runner = new StepRunner();
+    function* failing(): Steps<number> {
+      if (runner.pending === 0) throw new Error('bad entry');
+      yield;
+      return 0;
+    }
+    await expect(runner.run(failing(), { small: true })).rejects.toThrow('bad entry');
+  });
+
+  it('finishing jobs (answers of committed work) run ahead of the queued jobs that start new work', async () => {
+    const clock = { t: 0 };
+    const runner = new StepRunner(4, () => clock.t);
+    const log: string[] = [];
+    const parses = [runner.run(job('a', 6, clock, log)), runner.run(job('b', 2, clock, log))];
+    const answer = runner.run(job('x', 2, clock, log), { finishing: true });
+    await Promise.all([...parses, answer]);
+    expect(log.join('')).toBe('xxaaaaaabb');
+    // Arriving while a parse is half done, it goes next.
+    log.length = 0;
+    const parse = runner.run(job('c', 8, clock, log));
+    while (log.length < 4) await turn();
+    const late = runner.run(job('y', 1, clock, log), { finishing: true });
+    await Promise.all([parse, late]);
+    expect(log.join('')).toBe('ccccycccc');
+  });
 });

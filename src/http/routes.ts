@@ -58,6 +58,12 @@ export interface RouteDeps {
 
 /** Pages of a batch's answer per step (some 10–50 µs). */
 const ANSWER_PAGES_PER_STEP = 256;
+/**
+ * A body this small is parsed and checked in one piece, at once when the StepRunner is idle
+ * (some 100 µs: at most some 800 views): a batch of a few views took 3 loop turns from its body's
+ * end to its answer through the runner, 1 on main. Larger bodies go in slices.
+ */
+const SMALL_BODY_BYTES = 16 * 1024;
 
 /**
  * A batch's body in steps: parsed (one step: JSON.parse of a maximal batch is 3–6 ms here),
@@ -68,6 +74,25 @@ function* batchSteps(bytes: Buffer, keyed: boolean): Steps<{ increments: Increme
   yield;
   const increments = yield* batchIncrementSteps(body);
   return { increments, print: keyed ? yield* fingerprintSteps(increments) : undefined };
+}
+
+/** `steps`, stopped (undefined) at the first step after the request's client went away. */
+function* unlessGone<T>(ctx: Context, steps: Steps<T>): Steps<T | undefined> {
+  for (;;) {
+    if (!ctx.writable) {
+      steps.return(undefined as T);
+      return undefined;
+    }
+    const next = steps.next();
+    if (next.done === true) return next.value;
+    yield;
+  }
+}
+
+/** The end of a counted batch whose client went away: nothing is written (koa skips a socket that is gone). */
+function gone(ctx: Context): void {
+  ctx.status = 200;
+  ctx.body = '';
 }
 
 // The raw (still percent-encoded) page segment: the router's own decoding hides malformed
@@ -131,7 +156,8 @@ export function createRouter(deps: RouteDeps): Router {
       const page = pages[i] as PageName;
       if (shown.has(page)) continue;
       // Past what a token can carry, a page the session does not hold is answered with its count
-      // as just committed (the sum of its slots: no merge ran since), without reading its slots:
+      // as this batch's commit left it (a merge or reset may have landed since: the answer of a
+      // large batch runs turns after its commit, and that count is still one the page had), without reading its slots:
       // a batch of 10,000 new pages read 10,000 pages' slots, holding the loop for seconds.
       const count = seen.length >= MAX_TOKEN_PAGES ? committed?.get(page) : undefined;
       if (count !== undefined && (held === undefined || !held.has(pageHash(page)))) {
@@ -231,7 +257,7 @@ export function createRouter(deps: RouteDeps): Router {
     const bytes = await readJsonBytes(ctx.req, maxBodyBytes);
     if (bytes === undefined) throw new AppError('bad_request', 'the body must be a JSON object like {"views": [{"page": "home", "by": 1}]}');
     // Parsed, checked and fingerprinted in slices shared with the other bodies (steps.ts).
-    const { increments, print } = await deps.steps.run(batchSteps(bytes, key !== undefined));
+    const { increments, print } = await deps.steps.run(batchSteps(bytes, key !== undefined), { small: bytes.length <= SMALL_BODY_BYTES });
     refuseIfResetAhead(ctx, session, new Set(increments.map((increment) => increment.page)));
     let counts: PageCount[];
     let replayed = false;
@@ -244,9 +270,12 @@ export function createRouter(deps: RouteDeps): Router {
     let total = 0;
     for (const increment of increments) total += increment.by;
     if (!replayed) metrics.observeIncrement(1, total);
-    // On a later turn than the commit (its answers, events and caches were one piece already),
-    // in slices shared with the other bodies.
-    const body = await deps.steps.run(batchAnswerSteps(ctx, session, counts));
+    // A client gone meanwhile gets no answer built (its views are counted: the body arrived).
+    if (!ctx.writable) return gone(ctx);
+    // A short answer at once; a long one on later turns than the commit (its answers, events and
+    // caches were one piece already), in slices shared with the other bodies, ahead of new parses.
+    const body = await deps.steps.run(unlessGone(ctx, batchAnswerSteps(ctx, session, counts)), { small: counts.length <= ANSWER_PAGES_PER_STEP, finishing: true });
+    if (body === undefined) return gone(ctx);
     ctx.type = 'json';
     ctx.body = body;
   });
