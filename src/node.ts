@@ -26,6 +26,7 @@ import type { ClusterStatusSource, DiscoveryInfo } from './cluster-status.js';
 import type { Readiness } from './http/routes.js';
 import { UpgradeDispatcher } from './http/upgrade-dispatcher.js';
 import { IdempotencyKeys } from './http/idempotency.js';
+import { StepRunner } from './steps.js';
 import { ViewPolicy } from './http/view-policy.js';
 import { createDiscovery } from './discovery/create-discovery.js';
 import { DiscoveryLoop } from './discovery/discovery.js';
@@ -369,6 +370,8 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     gate: catchUp,
     // One for both ports: a batch retried on the other port is still the same batch.
     idempotency: new IdempotencyKeys(),
+    // One for both ports: they share the loop turns whose share it bounds.
+    steps: new StepRunner(),
     ...(probe !== undefined ? { probe } : {}),
   };
   // The same routes on both ports; the private ones (`/metrics`, the full `/api/cluster`, admin)

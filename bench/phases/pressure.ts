@@ -43,11 +43,13 @@ function floodPage(client: number, round: number, i: number): string {
   return `/flood/client-${String(client).padStart(2, '0')}/round-${round}/a-rather-long-article-slug-of-a-blog-post-${String(i).padStart(5, '0')}`;
 }
 
-async function startNode(processes: ProcessSet, dir: string, label: string, env: Record<string, string> = {}): Promise<Child> {
+/** Starts a flood's node; `cpuProf` (`--cpu-prof`): a directory for its profile, or '' (off). */
+async function startNode(processes: ProcessSet, dir: string, label: string, env: Record<string, string> = {}, cpuProf = ''): Promise<Child> {
   const port = await freePortOn([HOST]);
   return processes.spawn({
     name: label,
     script: NODE_MAIN,
+    nodeArgs: cpuProf === '' ? [] : ['--cpu-prof', '--cpu-prof-dir', cpuProf, '--cpu-prof-name', `${label}-${Date.now()}.cpuprofile`],
     env: {
       PORT: String(port),
       HOST,
@@ -123,8 +125,8 @@ async function metricValue(http: HttpTarget, name: string): Promise<number> {
  * its own loop (2.6 s at the start of the flood), not the node's. The node's own event-loop delay
  * metric (reset by the scrape before the flood) gives the longest stall during it.
  */
-export async function floodBatches(processes: ProcessSet, dir: string): Promise<FloodResult> {
-  const node = await startNode(processes, dir, 'flood-batches');
+export async function floodBatches(processes: ProcessSet, dir: string, cpuProf = ''): Promise<FloodResult> {
+  const node = await startNode(processes, dir, 'flood-batches', {}, cpuProf);
   const http = new HttpTarget(node.url, { maxSockets: FLOOD_BATCH_CLIENTS + 1, writeToken: BENCH_WRITE_TOKEN, adminToken: BENCH_ADMIN_TOKEN });
   await metricValue(http, 'dsqlite_nodejs_eventloop_lag_max_seconds');
   const prober = probeApart(node.url);
@@ -264,8 +266,8 @@ const LOOP_RESOLUTION_MS = 10;
 const FANOUT_ARRIVAL_TIMEOUT_MS = 60_000;
 
 /** 1,000 sockets following the same 100 pages, interval=0; 100-page batches: CPU each costs the node. */
-export async function floodLiveFanout(processes: ProcessSet, dir: string): Promise<FloodResult> {
-  const node = await startNode(processes, dir, 'flood-fanout', { MEMORY_BUDGET_MB: String(FANOUT_MEMORY_BUDGET_MB) });
+export async function floodLiveFanout(processes: ProcessSet, dir: string, cpuProf = ''): Promise<FloodResult> {
+  const node = await startNode(processes, dir, 'flood-fanout', { MEMORY_BUDGET_MB: String(FANOUT_MEMORY_BUDGET_MB) }, cpuProf);
   const http = new HttpTarget(node.url, { maxSockets: 4, writeToken: BENCH_WRITE_TOKEN, adminToken: BENCH_ADMIN_TOKEN });
   const pages = Array.from({ length: FANOUT_PAGES }, (_, i) => `/fanout/${'a-long-page-name-'.repeat(3)}${i}`);
   let frames = 0;
@@ -330,8 +332,8 @@ export async function floodLiveFanout(processes: ProcessSet, dir: string): Promi
 }
 
 /** 2,000 sockets, each following 100 long page names of its own: RSS per socket. */
-export async function floodLiveMemory(processes: ProcessSet, dir: string): Promise<FloodResult> {
-  const node = await startNode(processes, dir, 'flood-live-memory');
+export async function floodLiveMemory(processes: ProcessSet, dir: string, cpuProf = ''): Promise<FloodResult> {
+  const node = await startNode(processes, dir, 'flood-live-memory', {}, cpuProf);
   const http = new HttpTarget(node.url, { maxSockets: 2, adminToken: BENCH_ADMIN_TOKEN });
   const rssBefore = node.memory()?.rss ?? Number.NaN;
   const started = performance.now();
@@ -367,10 +369,10 @@ export const PEER_FLOOD_FRAMES = 100;
  * socket takes them while /healthz is probed: the slowest answer is the longest the node's loop
  * was held by one peer's frames (decode per frame, merges in bounded transactions).
  */
-export async function floodPeerFrames(processes: ProcessSet, dir: string): Promise<FloodResult> {
+export async function floodPeerFrames(processes: ProcessSet, dir: string, cpuProf = ''): Promise<FloodResult> {
   const secret = randomBytes(24).toString('base64');
   const clusterPort = await freePortOn([HOST]);
-  const node = await startNode(processes, dir, 'flood-peer-frames', { CLUSTER_SECRET: secret, CLUSTER_PORT: String(clusterPort), CLUSTER_NAME: 'bench-flood' });
+  const node = await startNode(processes, dir, 'flood-peer-frames', { CLUSTER_SECRET: secret, CLUSTER_PORT: String(clusterPort), CLUSTER_NAME: 'bench-flood' }, cpuProf);
   const http = new HttpTarget(`http://${HOST}:${clusterPort}`, { maxSockets: 2 });
   const ws = new WebSocket(`ws://${HOST}:${clusterPort}${CLUSTER_PATH}`, { perMessageDeflate: false });
   const replica = newReplicaId();
@@ -431,20 +433,20 @@ export async function runPressure(knobs: Knobs, processes: ProcessSet, dir: stri
   const only = new Set(knobs.floods);
   if (only.has('batches')) {
     log(`pressure: ${FLOOD_BATCH_CLIENTS} concurrent maximal batches`);
-    results.push(await floodBatches(processes, dir));
+    results.push(await floodBatches(processes, dir, knobs.cpuProf));
   }
   if (only.has('peer-frames')) {
     log(`pressure: an authenticated peer sending ${PEER_FLOOD_FRAMES} frames of ${MAX_FRAME_ENTRIES} slots back to back`);
-    results.push(await floodPeerFrames(processes, dir));
+    results.push(await floodPeerFrames(processes, dir, knobs.cpuProf));
   }
   if (!only.has('fanout') && !only.has('live-memory')) return results;
   if (only.has('fanout')) {
     log(`pressure: ${FANOUT_SOCKETS} live sockets on the same ${FANOUT_PAGES} pages, one POST`);
-    results.push(await floodLiveFanout(processes, dir));
+    results.push(await floodLiveFanout(processes, dir, knobs.cpuProf));
   }
   if (only.has('live-memory')) {
     log(`pressure: ${MEMORY_SOCKETS} live sockets × ${MEMORY_SOCKET_PAGES} long page names`);
-    results.push(await floodLiveMemory(processes, dir));
+    results.push(await floodLiveMemory(processes, dir, knobs.cpuProf));
   }
   return results;
 }

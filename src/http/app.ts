@@ -16,6 +16,7 @@ import { errorMiddleware } from './error-middleware.js';
 import { privilegeMiddleware } from './privileged.js';
 import { createRouter, type Readiness } from './routes.js';
 import { IdempotencyKeys } from './idempotency.js';
+import { StepRunner } from '../steps.js';
 import { ViewPolicy } from './view-policy.js';
 import { sessionKey, SessionTokens } from './session-token.js';
 
@@ -44,6 +45,8 @@ export interface AppDeps {
   readonly probe?: LatencyProbe;
   /** Batch answers by `Idempotency-Key` (idempotency.ts); share one between a node's apps. Default: one of its own. */
   readonly idempotency?: IdempotencyKeys;
+  /** Runs large bodies' parse and checks in slices of loop turns (steps.ts); share one between a node's apps. Default: one of its own. */
+  readonly steps?: StepRunner;
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -61,6 +64,7 @@ export function createApp(deps: AppDeps): Koa {
     sessions: deps.sessions ?? new SessionTokens(sessionKey('', '')),
     readiness: deps.readiness ?? (() => 'ready'),
     idempotency: deps.idempotency ?? new IdempotencyKeys(),
+    steps: deps.steps ?? new StepRunner(),
     ...(deps.probe !== undefined ? { probe: deps.probe } : {}),
   });
 

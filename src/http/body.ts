@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import { AppError } from '../errors.js';
 import { pageNameProblem, type PageName } from '../ids.js';
+import type { Steps } from '../steps.js';
 import type { Increment } from '../store/store.js';
 
 /** Most views accepted in one `POST /api/views`: keeps one commit and one response bounded. */
@@ -123,12 +124,23 @@ function tooLarge(maxBytes: number): AppError {
 
 /** Reads a JSON body; `undefined` when the body is empty (with any content type, for sendBeacon). */
 export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const bytes = await readJsonBytes(req, maxBytes);
+  return bytes === undefined ? undefined : parseJson(bytes);
+}
+
+/** `readJsonBody` without the parse: the body's bytes, `undefined` when it is empty. */
+export async function readJsonBytes(req: IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
   if (hasNoBody(req)) return undefined;
   const declared = req.headers['content-length'];
   if (declared !== undefined && declared !== '0') requireJson(req);
   const bytes = await readBody(req, maxBytes);
   if (bytes.length === 0) return undefined;
   requireJson(req);
+  return bytes;
+}
+
+/** The body's JSON value, or AppError `bad_json` with the parser's reason. */
+export function parseJson(bytes: Buffer): unknown {
   try {
     return JSON.parse(bytes.toString('utf8')) as unknown;
   } catch (error) {
@@ -198,8 +210,14 @@ export function incrementBy(body: unknown): number {
   return checkBy(body.by);
 }
 
-/** The increments of `POST /api/views`: all valid, or an error naming the first bad entry. */
-export function batchIncrements(body: unknown): Increment[] {
+/** Entries of a batch checked in one step (some 10–50 µs). */
+const BATCH_ENTRIES_PER_STEP = 64;
+
+/**
+ * The increments of `POST /api/views`: all valid, or an error naming the first bad entry. In
+ * steps (src/steps.ts) of BATCH_ENTRIES_PER_STEP entries, so a maximal batch is checked in slices.
+ */
+export function* batchIncrementSteps(body: unknown): Steps<Increment[]> {
   if (!isPlainObject(body) || !Array.isArray(body.views)) {
     throw new AppError('bad_request', 'the body must be a JSON object like {"views": [{"page": "home", "by": 1}]}');
   }
@@ -214,6 +232,7 @@ export function batchIncrements(body: unknown): Increment[] {
     if (!isPlainObject(entry)) throw new AppError('bad_request', `views[${i}] must be an object like {"page": "home", "by": 1}`);
     rejectUnknownFields(entry, ['page', 'by'], `views[${i}]`);
     increments[i] = { page: checkPageName(entry.page, `views[${i}].page`), by: checkBy(entry.by, `views[${i}].by`) };
+    if ((i + 1) % BATCH_ENTRIES_PER_STEP === 0) yield;
   }
   return increments;
 }

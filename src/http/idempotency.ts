@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { AppError } from '../errors.js';
+import { runSteps, type Steps } from '../steps.js';
 import type { Increment, PageCount } from '../store/store.js';
 
 export const IDEMPOTENCY_KEY_HEADER = 'idempotency-key';
@@ -45,9 +46,21 @@ export function idempotencyKey(req: IncomingMessage): string | undefined {
 }
 
 /** What identifies a batch's views (pages and amounts, in order). */
-function fingerprint(increments: readonly Increment[]): string {
+export function fingerprint(increments: readonly Increment[]): string {
+  return runSteps(fingerprintSteps(increments));
+}
+
+/** Views hashed in one step of `fingerprintSteps`. */
+const FINGERPRINT_VIEWS_PER_STEP = 256;
+
+/** `fingerprint` in steps (src/steps.ts) of FINGERPRINT_VIEWS_PER_STEP views. */
+export function* fingerprintSteps(increments: readonly Increment[]): Steps<string> {
   const hash = createHash('sha256');
-  for (const { page, by } of increments) hash.update(`${by}\u0000${page}\u0000`);
+  for (let i = 0; i < increments.length; i++) {
+    const { page, by } = increments[i] as Increment;
+    hash.update(`${by}\u0000${page}\u0000`);
+    if ((i + 1) % FINGERPRINT_VIEWS_PER_STEP === 0) yield;
+  }
   return hash.digest('base64url');
 }
 
@@ -70,8 +83,13 @@ export class IdempotencyKeys {
    * gets the first call's page totals (`replayed`) without counting; with other views it throws
    * `idempotency_key_reused`. A failed count forgets the key.
    */
-  async run(key: string, increments: readonly Increment[], count: () => Promise<PageCount[]>): Promise<{ counts: PageCount[]; replayed: boolean }> {
-    const print = fingerprint(increments);
+  async run(
+    key: string,
+    increments: readonly Increment[],
+    count: () => Promise<PageCount[]>,
+    /** `fingerprint(increments)` when the caller computed it already (in steps). */
+    print = fingerprint(increments),
+  ): Promise<{ counts: PageCount[]; replayed: boolean }> {
     const held = this.entries.get(key);
     if (held !== undefined) {
       if (held.fingerprint !== print) throw new AppError('idempotency_key_reused', 'this Idempotency-Key was used for other views: use a new key for a new batch');

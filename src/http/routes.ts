@@ -11,9 +11,10 @@ import { AppError } from '../errors.js';
 import type { PageName, ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
 import type { Metrics } from '../metrics.js';
-import type { PageCount, Store } from '../store/store.js';
-import { batchIncrements, checkPageName, hasNoBody, incrementBy, readAnonymousBody, readJsonBody } from './body.js';
-import { idempotencyKey, type IdempotencyKeys } from './idempotency.js';
+import { runSteps, type Steps, type StepRunner } from '../steps.js';
+import type { Increment, PageCount, Store } from '../store/store.js';
+import { batchIncrementSteps, checkPageName, hasNoBody, incrementBy, parseJson, readAnonymousBody, readJsonBody, readJsonBytes } from './body.js';
+import { fingerprintSteps, idempotencyKey, type IdempotencyKeys } from './idempotency.js';
 import type { ClusterStatusSource } from '../cluster-status.js';
 import { isPrivileged, privateRoute } from './privileged.js';
 import { pageStatus, publicClusterStatus } from './public-status.js';
@@ -51,6 +52,47 @@ export interface RouteDeps {
   readonly probe?: LatencyProbe;
   /** `POST /api/views` answers by `Idempotency-Key` (idempotency.ts). */
   readonly idempotency: IdempotencyKeys;
+  /** Runs the work of large bodies in slices of loop turns (steps.ts); one per process. */
+  readonly steps: StepRunner;
+}
+
+/** Pages of a batch's answer per step (some 10–50 µs). */
+const ANSWER_PAGES_PER_STEP = 256;
+/**
+ * A body this small is parsed and checked in one piece, at once when the StepRunner is idle
+ * (some 100 µs: at most some 800 views): a batch of a few views took 3 loop turns from its body's
+ * end to its answer through the runner, 1 on main. Larger bodies go in slices.
+ */
+const SMALL_BODY_BYTES = 16 * 1024;
+
+/**
+ * A batch's body in steps: parsed (one step: JSON.parse of a maximal batch is 3–6 ms here),
+ * checked (batchIncrementSteps), and fingerprinted when it carries an Idempotency-Key.
+ */
+function* batchSteps(bytes: Buffer, keyed: boolean): Steps<{ increments: Increment[]; print: string | undefined }> {
+  const body = parseJson(bytes);
+  yield;
+  const increments = yield* batchIncrementSteps(body);
+  return { increments, print: keyed ? yield* fingerprintSteps(increments) : undefined };
+}
+
+/** `steps`, stopped (undefined) at the first step after the request's client went away. */
+function* unlessGone<T>(ctx: Context, steps: Steps<T>): Steps<T | undefined> {
+  for (;;) {
+    if (!ctx.writable) {
+      steps.return(undefined as T);
+      return undefined;
+    }
+    const next = steps.next();
+    if (next.done === true) return next.value;
+    yield;
+  }
+}
+
+/** The end of a counted batch whose client went away: nothing is written (koa skips a socket that is gone). */
+function gone(ctx: Context): void {
+  ctx.status = 200;
+  ctx.body = '';
 }
 
 // The raw (still percent-encoded) page segment: the router's own decoding hides malformed
@@ -101,14 +143,21 @@ export function createRouter(deps: RouteDeps): Router {
    * Answers for `pages` as this node has them, max-merged with what the session saw (so never
    * below it), and the session token that remembers them (set as the response header).
    */
-  const answer = (ctx: Context, session: Session, pages: readonly PageName[], committed?: ReadonlyMap<PageName, number>): Map<PageName, number> => {
+  const answer = (ctx: Context, session: Session, pages: readonly PageName[], committed?: ReadonlyMap<PageName, number>): Map<PageName, number> =>
+    runSteps(answerSteps(ctx, session, pages, committed));
+
+  /** `answer` in steps (steps.ts) of ANSWER_PAGES_PER_STEP pages, for a batch's answer. */
+  function* answerSteps(ctx: Context, session: Session, pages: readonly PageName[], committed?: ReadonlyMap<PageName, number>): Steps<Map<PageName, number>> {
     const shown = new Map<PageName, number>();
     const seen: Array<{ page: string; count: number; epoch: number; replicas: ReadonlyMap<ReplicaId, number> }> = [];
     const held = session.pages.length === 0 ? undefined : sessionPageHashes(session);
-    for (const page of pages) {
+    for (let i = 0; i < pages.length; i++) {
+      if ((i + 1) % ANSWER_PAGES_PER_STEP === 0) yield;
+      const page = pages[i] as PageName;
       if (shown.has(page)) continue;
       // Past what a token can carry, a page the session does not hold is answered with its count
-      // as just committed (the sum of its slots: no merge ran since), without reading its slots:
+      // as this batch's commit left it (a merge or reset may have landed since: the answer of a
+      // large batch runs turns after its commit, and that count is still one the page had), without reading its slots:
       // a batch of 10,000 new pages read 10,000 pages' slots, holding the loop for seconds.
       const count = seen.length >= MAX_TOKEN_PAGES ? committed?.get(page) : undefined;
       if (count !== undefined && (held === undefined || !held.has(pageHash(page)))) {
@@ -121,7 +170,27 @@ export function createRouter(deps: RouteDeps): Router {
     }
     ctx.set(SESSION_HEADER, sessions.sign(remember(session, seen)));
     return shown;
-  };
+  }
+
+  /**
+   * A batch's answer in steps: the pages' counts (answerSteps), then the JSON body written in
+   * pieces of ANSWER_PAGES_PER_STEP entries, the bytes JSON.stringify of the whole would give.
+   */
+  function* batchAnswerSteps(ctx: Context, session: Session, counts: readonly PageCount[]): Steps<string> {
+    const shown = yield* answerSteps(
+      ctx,
+      session,
+      counts.map((c) => c.page),
+      new Map(counts.map((c) => [c.page, c.count])),
+    );
+    const pieces: string[] = [];
+    for (let i = 0; i < counts.length; i += ANSWER_PAGES_PER_STEP) {
+      yield;
+      const entries = counts.slice(i, i + ANSWER_PAGES_PER_STEP).map((c) => ({ page: c.page, count: shown.get(c.page) }));
+      pieces.push(JSON.stringify(entries).slice(1, -1));
+    }
+    return `{"pages":[${pieces.join(',')}]}`;
+  }
 
   /**
    * One anonymous view of `page`, after the policy's checks: the page's total after it, or the
@@ -185,28 +254,30 @@ export function createRouter(deps: RouteDeps): Router {
     views.requireWriter(ctx.req, 'POST /api/views (a batch)');
     const session = requestSession(ctx, sessions);
     const key = idempotencyKey(ctx.req);
-    const body = await readJsonBody(ctx.req, maxBodyBytes);
-    if (body === undefined) throw new AppError('bad_request', 'the body must be a JSON object like {"views": [{"page": "home", "by": 1}]}');
-    const increments = batchIncrements(body);
+    const bytes = await readJsonBytes(ctx.req, maxBodyBytes);
+    if (bytes === undefined) throw new AppError('bad_request', 'the body must be a JSON object like {"views": [{"page": "home", "by": 1}]}');
+    // Parsed, checked and fingerprinted in slices shared with the other bodies (steps.ts).
+    const { increments, print } = await deps.steps.run(batchSteps(bytes, key !== undefined), { small: bytes.length <= SMALL_BODY_BYTES });
     refuseIfResetAhead(ctx, session, new Set(increments.map((increment) => increment.page)));
     let counts: PageCount[];
     let replayed = false;
     if (key === undefined) counts = await store.increment(increments);
     else {
       // A retry of a batch this node counted gets the first answer, and counts nothing more.
-      ({ counts, replayed } = await deps.idempotency.run(key, increments, () => store.increment(increments)));
+      ({ counts, replayed } = await deps.idempotency.run(key, increments, () => store.increment(increments), print));
       if (replayed) ctx.set('Idempotency-Replayed', 'true');
     }
     let total = 0;
     for (const increment of increments) total += increment.by;
     if (!replayed) metrics.observeIncrement(1, total);
-    const shown = answer(
-      ctx,
-      session,
-      counts.map((c) => c.page),
-      new Map(counts.map((c) => [c.page, c.count])),
-    );
-    ctx.body = { pages: counts.map((c) => ({ page: c.page, count: shown.get(c.page) })) };
+    // A client gone meanwhile gets no answer built (its views are counted: the body arrived).
+    if (!ctx.writable) return gone(ctx);
+    // A short answer at once; a long one on later turns than the commit (its answers, events and
+    // caches were one piece already), in slices shared with the other bodies, ahead of new parses.
+    const body = await deps.steps.run(unlessGone(ctx, batchAnswerSteps(ctx, session, counts)), { small: counts.length <= ANSWER_PAGES_PER_STEP, finishing: true });
+    if (body === undefined) return gone(ctx);
+    ctx.type = 'json';
+    ctx.body = body;
   });
 
   router.get('/api/pages/:page', (ctx: Context) => {

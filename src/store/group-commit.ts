@@ -9,6 +9,7 @@
  */
 import { AppError } from '../errors.js';
 import { pageNameProblem, type PageName } from '../ids.js';
+import { runSteps, type Steps } from '../steps.js';
 import type { Increment, PageCount } from './store.js';
 
 export interface PendingUnit {
@@ -46,6 +47,15 @@ function incrementProblem(increment: Increment): AppError | undefined {
  * flush added. A slot never exceeds its page's total, so checking totals covers the slots too.
  */
 export function planFlush(units: readonly PendingUnit[], currentTotal: (page: PageName) => number): FlushPlan {
+  return runSteps(planFlushSteps(units, currentTotal));
+}
+
+/** Increments checked in one step of `planFlushSteps` (a page name check is 1–3 µs). */
+const PLAN_INCREMENTS_PER_STEP = 64;
+
+/** `planFlush` in steps (src/steps.ts): a spread commit lets the loop turn within a maximal batch's checks too. */
+export function* planFlushSteps(units: readonly PendingUnit[], currentTotal: (page: PageName) => number): Steps<FlushPlan> {
+  let checked = 0;
   const pages = new Map<PageName, PageAddition>();
   const accepted: PendingUnit[] = [];
   const rejected: { unit: PendingUnit; error: AppError }[] = [];
@@ -65,6 +75,7 @@ export function planFlush(units: readonly PendingUnit[], currentTotal: (page: Pa
         break;
       }
       trial.set(page, (trial.get(page) ?? 0) + by);
+      if (++checked % PLAN_INCREMENTS_PER_STEP === 0) yield;
     }
     if (error !== undefined) {
       rejected.push({ unit, error });

@@ -4,6 +4,7 @@
  */
 import type { PageName } from '../ids.js';
 import type { PendingUnit } from './group-commit.js';
+import { runSteps, type Steps } from '../steps.js';
 
 /** Days hour buckets are kept by default (HOURLY_RETENTION_DAYS); day buckets are kept for ever. */
 export { DEFAULT_HOURLY_RETENTION_DAYS } from '../settings.js';
@@ -11,8 +12,16 @@ export { DEFAULT_HOURLY_RETENTION_DAYS } from '../settings.js';
 export const SERIES_PRUNE_INTERVAL_MS = 10 * 60 * 1000;
 
 /** Per page, the highest rank per register the commit's views bring (index → rank). */
-export function visitorsByPage(units: readonly PendingUnit[]): Map<PageName, Map<number, number>> {
-  const out = new Map<PageName, Map<number, number>>();
+export type CommitVisitors = Map<PageName, Map<number, number>>;
+
+/** The visitors of one group commit's units (CommitVisitors). */
+export function visitorsByPage(units: readonly PendingUnit[]): CommitVisitors {
+  return runSteps(visitorSteps(units));
+}
+
+/** `visitorsByPage` in steps (src/steps.ts), one per increment with a visitor (a spread commit turns the loop between them). */
+export function* visitorSteps(units: readonly PendingUnit[]): Steps<CommitVisitors> {
+  const out: CommitVisitors = new Map();
   for (const unit of units) {
     for (const increment of unit.increments) {
       const visitor = increment.visitor;
@@ -23,6 +32,7 @@ export function visitorsByPage(units: readonly PendingUnit[]): Map<PageName, Map
         out.set(increment.page, registers);
       }
       if (visitor.rank > (registers.get(visitor.index) ?? 0)) registers.set(visitor.index, visitor.rank);
+      yield;
     }
   }
   return out;

@@ -13,6 +13,7 @@ import { epochOf, MAX_TOTAL, SlotKeyCache, supersedes, type Slot } from '../crdt
 import { decodeHistogram, emptyHistogram, encodeHistogram, estimateFromHistogram, HLL_REGISTERS, histogramOf, raiseInHistogram, type Histogram } from '../crdt/hyperloglog.js';
 import { registerDay, registerIndex, registerT, SERIES_DAY, SERIES_HOUR, SERIES_REGISTER } from '../crdt/series.js';
 import type { PageName, ReplicaId } from '../ids.js';
+import { runSteps, type Steps } from '../steps.js';
 import { compareUtf8 } from '../utf8.js';
 import type { PageCount, SeriesPoint, SeriesRange, SlotCursor, TopRange } from './store.js';
 
@@ -276,6 +277,15 @@ export class SeriesTables {
 
   /** End of a transaction's series work: histograms written, site sketches and saturated buckets rebuilt. */
   finish(): void {
+    runSteps(this.finishSteps());
+  }
+
+  /**
+   * `finish()` in steps (src/steps.ts), one write each: a spread commit (sqlite-store.ts) lets the
+   * loop turn between them (a maximal batch of new pages writes ~10,000 histograms here). Nothing
+   * else uses these tables until the transaction ends (the store holds other writes meanwhile).
+   */
+  *finishSteps(): Steps<void> {
     const s = this.s;
     const max = BigInt(MAX_TOTAL);
     // Saturated site buckets a reset dropped slots of, `${kind}:${t}`: summed again below.
@@ -286,28 +296,31 @@ export class SeriesTables {
         // Exact below the cap only: a saturated bucket (or none), or a fall past the cap, is summed again from its slots.
         if (-views > max || s.subtractSiteBucket.run(Number(-views), kind, t).changes === 0) resumBuckets.set(`${kind}:${t}`, { kind: kind as 1 | 2, t });
       }
+      yield;
     }
     for (const { kind, t } of resumBuckets.values()) {
       const views = (kind === SERIES_HOUR ? s.hourBucketSum.get(t) : s.dayBucketSum.get(t)) ?? 0;
       s.setSiteBucket.run(kind, t, views);
+      yield;
     }
     // The pages' histograms first: a site day is rebuilt from the pages whose sketch row exists.
     for (const day of this.rebuildDays) this.histograms.delete(`${day}:${SITE}`);
-    this.writeHistograms();
+    yield* this.writeHistograms();
     for (const day of this.rebuildDays) {
       s.deleteSiteDay.run(day);
       s.rebuildSiteDay.run({ day, from: registerT(day, 0), to: registerT(day + 1, 0) });
       this.siteDays.delete(day);
       const histogram = histogramOf(this.siteDay(day));
       this.histograms.set(`${day}:${SITE}`, { page: SITE as PageName, day, histogram, dirty: true });
+      yield;
     }
-    this.writeHistograms();
+    yield* this.writeHistograms();
     this.rebuildDays = new Set();
     this.siteBuckets = new Map();
   }
 
-  /** Writes the transaction's changed histograms, and holds them as committed (see committedHistograms). */
-  private writeHistograms(): void {
+  /** Writes the transaction's changed histograms, one step each, and holds them as committed (see committedHistograms). */
+  private *writeHistograms(): Steps<void> {
     const s = this.s;
     for (const [key, entry] of this.histograms) {
       if (!entry.dirty) continue;
@@ -316,6 +329,7 @@ export class SeriesTables {
       // Held as written; should COMMIT still fail, transaction() calls abandon(), which empties it.
       this.committedHistograms.delete(key);
       this.committedHistograms.set(key, { page: entry.page, histogram: entry.histogram });
+      yield;
     }
     while (this.committedHistograms.size > HISTOGRAM_CACHE_ENTRIES) this.committedHistograms.delete(this.committedHistograms.keys().next().value as string);
     this.histograms = new Map();

@@ -17,8 +17,9 @@ import { dayOf, expired, hourlyCutoff, hourOf } from '../crdt/series.js';
 import { AppError, isAppError } from '../errors.js';
 import { cryptoRandom, type PageName, type RandomBytes, type ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
+import { runSteps, type Steps } from '../steps.js';
 import { noLog, type Log } from '../log.js';
-import { GroupCommit, planFlush, unitCounts, type FlushMode, type FlushPlan, type PendingUnit } from './group-commit.js';
+import { GroupCommit, planFlushSteps, unitCounts, type FlushMode, type FlushPlan, type PendingUnit } from './group-commit.js';
 import { DigestRecount, RECOUNT_SLICE_ROWS } from './digest-recount.js';
 import { decideIdentity, diskIdentityFile, identityFilePath, type DatabaseIdentity, type IdentityFile } from './identity.js';
 import { checkResetPages, mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
@@ -28,7 +29,7 @@ import { PageSlotCache } from './page-slot-cache.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SeriesPoint, SeriesRange, SlotCursor, Store, StoreStats, TopRange } from './store.js';
 import { mergeByCursorOrder, SeriesTables } from './sqlite-series.js';
-import { DEFAULT_HOURLY_RETENTION_DAYS, SERIES_PRUNE_INTERVAL_MS, visitorsByPage } from './series-rules.js';
+import { DEFAULT_HOURLY_RETENTION_DAYS, SERIES_PRUNE_INTERVAL_MS, visitorSteps, type CommitVisitors } from './series-rules.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 import {
   blockError,
@@ -97,7 +98,7 @@ interface LocalContext {
   readonly self: number;
   readonly replica: ReplicaId;
   readonly now: { readonly hour: number; readonly day: number };
-  readonly visitors: ReturnType<typeof visitorsByPage> | undefined;
+  readonly visitors: CommitVisitors | undefined;
 }
 
 /** A digest recount running in the background (SqliteStore.recount). */
@@ -829,24 +830,10 @@ export class SqliteStore implements Store {
       for (const unit of units) increments += unit.increments.length;
       if (increments > SPREAD_ABOVE_INCREMENTS && this.reader !== undefined) return this.spreadFlush(units);
     }
-    const s = this.statements;
-    const self = this.self;
     const seq = this.seq + 1;
     let outcome: LocalCommit;
     try {
-      outcome = this.transaction(() => {
-        // planFlush asks for a page's total up to twice: one SELECT each is enough.
-        const heads = new Map<PageName, { total: number; epoch: number }>();
-        const plan = planFlush(units, (page) => this.pageHeadOf(s, heads, page).total);
-        const raised: Slot[] = [];
-        let digestChange = 0n;
-        if (plan.pages.size === 0) return { plan, raised, digestChange };
-        const local = this.localContext(plan);
-        for (const [page, { by, total }] of plan.pages) digestChange += this.writeLocal(local, page, by, total, heads.get(page)?.epoch ?? 0, seq, raised);
-        this.tables.finish();
-        this.setVv(self, seq);
-        return { plan, raised, digestChange };
-      });
+      outcome = this.transaction(() => runSteps(this.commitSteps(units, seq)));
     } catch (error) {
       this.flushFailed(units, error);
       return;
@@ -856,18 +843,16 @@ export class SqliteStore implements Store {
 
   /**
    * A large group commit as one transaction spread over loop turns: `BEGIN IMMEDIATE` by hand,
-   * then slices of SPREAD_SLICE_MS (read the pages' heads, then write them), each followed by a
-   * turn of the event loop, then `COMMIT`, and only then the answers, the digest, the caches and
-   * the delta and change events, as for any commit. One maximal batch of new pages (~1 s of CPU
-   * with analytics on) held the loop in one piece; now requests, peers' frames and timers run
-   * every few ms. While it is open (`spread`): reads go to the read-only connection (the last
-   * commit: nothing of this one is visible before COMMIT, and nothing at all after a rollback),
-   * other writes wait for `writesHeld()` (group commit does not start another flush; a write that
-   * did not wait throws `store_busy`), and no delta or change leaves before COMMIT.
+   * then the commit's steps (commitSteps) in slices of SPREAD_SLICE_MS, each followed by a turn
+   * of the event loop, then `COMMIT`, and only then the answers, the digest, the caches and the
+   * delta and change events, as for any commit. One maximal batch of new pages (~1 s of CPU with
+   * analytics on) held the loop in one piece; now requests, peers' frames and timers run every
+   * few ms. While it is open (`spread`): reads go to the read-only connection (the last commit:
+   * nothing of this one is visible before COMMIT, and nothing at all after a rollback), other
+   * writes wait for `writesHeld()` (group commit does not start another flush; a write that did
+   * not wait throws `store_busy`), and no delta or change leaves before COMMIT.
    */
   private async spreadFlush(units: PendingUnit[]): Promise<void> {
-    const s = this.statements;
-    const self = this.self;
     const seq = this.seq + 1;
     let resolve = (): void => undefined;
     const done = new Promise<void>((r) => (resolve = r));
@@ -880,37 +865,20 @@ export class SqliteStore implements Store {
     }
     this.spread = { done, resolve };
     try {
+      const steps = this.commitSteps(units, seq);
       let sliceStarted = performance.now();
-      let steps = 0;
-      const turn = async (): Promise<void> => {
-        if (++steps % SPREAD_CLOCK_EVERY !== 0 || performance.now() - sliceStarted < SPREAD_SLICE_MS) return;
+      for (let step = 1; ; step++) {
+        const next = steps.next();
+        if (next.done === true) {
+          outcome = next.value;
+          break;
+        }
+        if (step % SPREAD_CLOCK_EVERY !== 0 || performance.now() - sliceStarted < SPREAD_SLICE_MS) continue;
         await new Promise<void>((r) => setImmediate(r));
         // Killed (or closed by force) meanwhile: the connection is gone and so is the transaction.
         if (!this.open) throw new AppError('shutting_down', 'the store was closed during a commit');
         sliceStarted = performance.now();
-      };
-      const heads = new Map<PageName, { total: number; epoch: number }>();
-      for (const unit of units) {
-        for (const { page } of unit.increments) {
-          if (heads.has(page)) continue;
-          this.pageHeadOf(s, heads, page);
-          await turn();
-        }
       }
-      // Every page's head is read: the plan is pure work on them (no other writer meanwhile).
-      const plan = planFlush(units, (page) => heads.get(page)?.total ?? 0);
-      const raised: Slot[] = [];
-      let digestChange = 0n;
-      if (plan.pages.size > 0) {
-        const local = this.localContext(plan);
-        for (const [page, { by, total }] of plan.pages) {
-          digestChange += this.writeLocal(local, page, by, total, heads.get(page)?.epoch ?? 0, seq, raised);
-          await turn();
-        }
-        this.tables.finish();
-        this.setVv(self, seq);
-      }
-      outcome = { plan, raised, digestChange };
       this.db.exec('COMMIT');
     } catch (error) {
       this.spread = undefined;
@@ -928,6 +896,39 @@ export class SqliteStore implements Store {
     this.localCommitted(outcome, seq);
   }
 
+  /**
+   * One local commit inside its transaction, in steps (src/steps.ts) of one page or one write
+   * each: every page's head read once, the plan (pure work on the heads: no other writer
+   * meanwhile), every page written with its series, the series tables finished, then the vector
+   * entry. `flush` drains them in one piece; `spreadFlush` lets the loop turn between slices.
+   */
+  private *commitSteps(units: readonly PendingUnit[], seq: number): Steps<LocalCommit> {
+    const s = this.statements;
+    const heads = new Map<PageName, { total: number; epoch: number }>();
+    for (const unit of units) {
+      for (const { page } of unit.increments) {
+        // Not even a string (a Store API caller's `true` or `{}`): not read, since it would not
+        // bind and the throw would roll back every unit; the plan refuses its unit alone
+        // (bad_page_name). Any string binds, so the full name check stays the plan's alone.
+        if (heads.has(page) || typeof page !== 'string') continue;
+        this.pageHeadOf(s, heads, page);
+        yield;
+      }
+    }
+    const plan = yield* planFlushSteps(units, (page) => heads.get(page)?.total ?? 0);
+    const raised: Slot[] = [];
+    let digestChange = 0n;
+    if (plan.pages.size === 0) return { plan, raised, digestChange };
+    const local = yield* this.localContext(plan);
+    for (const [page, { by, total }] of plan.pages) {
+      digestChange += this.writeLocal(local, page, by, total, heads.get(page)?.epoch ?? 0, seq, raised);
+      yield;
+    }
+    yield* this.tables.finishSteps();
+    this.setVv(this.self, seq);
+    return { plan, raised, digestChange };
+  }
+
   /** A page's total and epoch as the transaction sees them, read once into `heads`. */
   private pageHeadOf(s: Statements, heads: Map<PageName, { total: number; epoch: number }>, page: PageName): { total: number; epoch: number } {
     let head = heads.get(page);
@@ -939,14 +940,14 @@ export class SqliteStore implements Store {
     return head;
   }
 
-  /** What every page of one local commit shares. */
-  private localContext(plan: FlushPlan): LocalContext {
+  /** What every page of one local commit shares (the visitors gathered in steps: one per increment). */
+  private *localContext(plan: FlushPlan): Steps<LocalContext> {
     const time = this.now();
     return {
       self: this.self,
       replica: this.replicaId,
       now: { hour: hourOf(time), day: dayOf(time) },
-      visitors: this.analytics ? visitorsByPage(plan.accepted) : undefined,
+      visitors: this.analytics ? yield* visitorSteps(plan.accepted) : undefined,
     };
   }
 

@@ -11,8 +11,11 @@
  *   await node.signal('SIGTERM'); expect((await node.exited).code).toBe(0);
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach, beforeAll } from 'vitest';
 import { SETTINGS } from '../../src/config.js';
 import { MAIN_JS, ROOT, ensureBuilt } from './build.js';
+import { TempDirs } from './temp-dir.js';
 
 /** The write token every test node accepts (WRITE_TOKENS), for `by`, batches and unlimited counting. */
 export const TEST_WRITE_TOKEN = 'test-write-token-0123456789';
@@ -188,4 +191,39 @@ export class NodeProcesses {
     for (const node of nodes) node.signal('SIGKILL');
     await Promise.all(nodes.map((n) => n.exited));
   }
+}
+
+/**
+ * The setup a file of real-node tests shares: the build checked once before its tests, and after
+ * each test every node it started killed and every temporary folder removed. Call it once, at the
+ * file's top level; `startNode` starts a node on a database of its own in a fresh folder.
+ *
+ *   const { nodes, dirs, startNode } = realNodes();
+ *   const node = await startNode({ env: { MAX_PAGES: '10' } });
+ */
+export function realNodes(): {
+  readonly nodes: NodeProcesses;
+  readonly dirs: TempDirs;
+  startNode(options?: SpawnOptions, prefix?: string): Promise<SpawnedNode>;
+} {
+  const nodes = new NodeProcesses();
+  const dirs = new TempDirs();
+  beforeAll(() => ensureBuilt());
+  afterEach(async () => {
+    await nodes.killAll();
+    await dirs.removeAll();
+  });
+  return {
+    nodes,
+    dirs,
+    startNode: async (options = {}, prefix = 'node-') => nodes.start({ ...options, env: { DATABASE_PATH: join(await dirs.create(prefix), 'c.db'), ...options.env } }),
+  };
+}
+
+/** The value of one line of a node's `/metrics` (read with the test admin token): `name` or `name{labels}`; undefined when absent. */
+export async function nodeMetric(url: string, line: string): Promise<number | undefined> {
+  const response = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });
+  if (response.status !== 200) throw new Error(`/metrics answered ${response.status}`);
+  const found = (await response.text()).split('\n').find((l) => l.startsWith(`${line} `));
+  return found === undefined ? undefined : Number(found.slice(line.length + 1));
 }

@@ -5,26 +5,16 @@
  */
 import { execFile } from 'node:child_process';
 import { Agent, request } from 'node:http';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { WRITER_HEADERS } from '../helpers/http-client.js';
-import { BROWSER_USER_AGENT, NodeProcesses, TEST_ADMIN_TOKEN, type SpawnedNode } from '../helpers/spawn-node.js';
-import { TempDirs } from '../helpers/temp-dir.js';
+import { BROWSER_USER_AGENT, nodeMetric, realNodes, TEST_ADMIN_TOKEN, type SpawnedNode } from '../helpers/spawn-node.js';
 
 const run = promisify(execFile);
-const dirs = new TempDirs();
-const nodes = new NodeProcesses();
+const real = realNodes();
 
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await nodes.killAll();
-  await dirs.removeAll();
-});
-
-async function startNode(env: Record<string, string> = {}): Promise<SpawnedNode> {
-  return nodes.start({ env: { DATABASE_PATH: join(await dirs.create('surface-'), 'c.db'), ...env } });
+function startNode(env: Record<string, string> = {}): Promise<SpawnedNode> {
+  return real.startNode({ env }, 'surface-');
 }
 
 interface Reply {
@@ -62,11 +52,7 @@ async function json<T>(node: SpawnedNode, path: string, headers: Record<string, 
 }
 
 async function metric(node: SpawnedNode, line: string): Promise<number> {
-  const response = await fetch(`${node.url}/metrics`, { headers: ADMIN });
-  expect(response.status, '/metrics').toBe(200);
-  const text = await response.text();
-  const found = text.split('\n').find((l) => l.startsWith(`${line} `));
-  return found === undefined ? 0 : Number(found.slice(line.length + 1));
+  return (await nodeMetric(node.url, line)) ?? 0;
 }
 
 const pages = (node: SpawnedNode) => metric(node, 'dsqlite_store_pages');

@@ -7,12 +7,9 @@
  * Before: one I/O phase completed many bodies and committed them back to back (25 s without a
  * turn of the loop), and /healthz timed out.
  */
-import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { WRITER_HEADERS } from '../helpers/http-client.js';
-import { NodeProcesses, TEST_ADMIN_TOKEN } from '../helpers/spawn-node.js';
-import { TempDirs } from '../helpers/temp-dir.js';
+import { nodeMetric, realNodes } from '../helpers/spawn-node.js';
 
 const CLIENTS = 12;
 const VIEWS = 10_000;
@@ -24,27 +21,14 @@ const VIEWS = 10_000;
  */
 const MAX_LOOP_DELAY_S = 5;
 
-const dirs = new TempDirs();
-const nodes = new NodeProcesses();
-
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await nodes.killAll();
-  await dirs.removeAll();
-});
-
-async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } })).text();
-  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
-}
+const { startNode } = realNodes();
 
 describe('a node flooded with maximal batches of new pages', () => {
   it(`keeps answering /healthz and reads while ${CLIENTS} concurrent batches of ${VIEWS} new pages commit, and counts exactly what it acknowledged`, async () => {
-    const dir = await dirs.create('batch-flood-');
-    const node = await nodes.start({ env: { DATABASE_PATH: join(dir, 'c.db') } });
+    const node = await startNode({}, 'batch-flood-');
     await fetch(`${node.url}/api/pages/warm`);
     // The delay metric is reset by each scrape: this one starts the flood's window.
-    await metric(node.url, 'dsqlite_nodejs_eventloop_lag_max_seconds');
+    await nodeMetric(node.url, 'dsqlite_nodejs_eventloop_lag_max_seconds');
 
     let inFlight = 0;
     let acked = 0;
@@ -85,9 +69,9 @@ describe('a node flooded with maximal batches of new pages', () => {
     );
     flooding = false;
     await prober;
-    const loopDelay = await metric(node.url, 'dsqlite_nodejs_eventloop_lag_max_seconds');
-    const counted = await metric(node.url, 'dsqlite_views_counted_total');
-    process.stderr.write(`batch-flood: answers ${JSON.stringify(Object.fromEntries(statuses))}, /healthz and a read answered ${answeredDuringFlood} times during the flood, longest loop delay ${loopDelay.toFixed(3)} s\n`);
+    const loopDelay = await nodeMetric(node.url, 'dsqlite_nodejs_eventloop_lag_max_seconds');
+    const counted = await nodeMetric(node.url, 'dsqlite_views_counted_total');
+    process.stderr.write(`batch-flood: answers ${JSON.stringify(Object.fromEntries(statuses))}, /healthz and a read answered ${answeredDuringFlood} times during the flood, longest loop delay ${loopDelay?.toFixed(3)} s\n`);
 
     expect([...statuses.keys()].filter((key) => key !== '200' && key !== '503 overloaded')).toEqual([]);
     expect(acked).toBeGreaterThan(0);

@@ -8,26 +8,17 @@
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { PageName } from '../../src/ids.js';
 import { openSqliteStore } from '../../src/store/sqlite-store.js';
-import { ensureBuilt } from '../helpers/build.js';
 import { eventually } from '../helpers/eventually.js';
 import { incrementBatch } from '../helpers/http-client.js';
-import { NodeProcesses, TEST_ADMIN_TOKEN } from '../helpers/spawn-node.js';
-import { TempDirs } from '../helpers/temp-dir.js';
+import { realNodes, TEST_ADMIN_TOKEN } from '../helpers/spawn-node.js';
 
 /** Pages of the database: some 50 recount slices, so the recount spans many loop turns. */
 const PAGES = 50_000;
 
-const dirs = new TempDirs();
-const nodes = new NodeProcesses();
-
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await nodes.killAll();
-  await dirs.removeAll();
-});
+const { nodes, dirs } = realNodes();
 
 async function digestOf(url: string): Promise<string> {
   const response = await fetch(`${url}/api/cluster`, { headers: { authorization: `Bearer ${TEST_ADMIN_TOKEN}` } });

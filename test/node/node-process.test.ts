@@ -5,22 +5,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt } from '../helpers/build.js';
+import { describe, expect, it } from 'vitest';
 import { eventually } from '../helpers/eventually.js';
 import { WRITER_HEADERS } from '../helpers/http-client.js';
 import { CLUSTER_SECRET } from '../helpers/cluster-node.js';
-import { NodeProcesses, runCommand } from '../helpers/spawn-node.js';
-import { TempDirs } from '../helpers/temp-dir.js';
+import { realNodes, runCommand } from '../helpers/spawn-node.js';
 
-const dirs = new TempDirs();
-const nodes = new NodeProcesses();
-
-beforeAll(() => ensureBuilt());
-afterEach(async () => {
-  await nodes.killAll();
-  await dirs.removeAll();
-});
+const { nodes, dirs } = realNodes();
 
 /** Starts signalled mid-start before one lands ahead of `listening` (each lands there almost always). */
 const STOP_DURING_START_ATTEMPTS = 5;

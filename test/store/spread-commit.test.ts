@@ -8,7 +8,8 @@ import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { dayOf } from '../../src/crdt/series.js';
 import { isAppError } from '../../src/errors.js';
 import type { PageName } from '../../src/ids.js';
 import { openSqliteStore, SPREAD_ABOVE_INCREMENTS, type SqliteStore } from '../../src/store/sqlite-store.js';
@@ -245,5 +246,36 @@ describe('SqliteStore spread commits', () => {
     const truth = await open();
     expect(shown).toBe(truth.digest());
     expect(stored).toBe(truth.digest());
+  });
+
+  it('turns the loop during the tail too: the visitors and the series tables (a histogram per page) are steps like the pages', async () => {
+    // A clock that advances 1 ms a reading: the store turns the loop after a fixed number of steps,
+    // so the turns count the steps whatever this machine's speed.
+    let fake = 0;
+    const clock = vi.spyOn(performance, 'now').mockImplementation(() => (fake += 1));
+    try {
+      const turnsOf = async (store: SqliteStore, increments: Increment[]): Promise<number> => {
+        const counted = store.increment(increments);
+        await untilHeld(store);
+        let turns = 0;
+        while (store.writesHeld() !== undefined) {
+          turns++;
+          await new Promise<void>((resolve) => setImmediate(resolve));
+        }
+        await counted;
+        return turns;
+      };
+      const store = await open();
+      const plain = await turnsOf(store, newPages(PAGES, 'plain'));
+      // The same number of new pages, each viewed by a visitor: one more step per increment
+      // (its register) and one per page-day histogram written at the end, PAGES each.
+      const viewed = newPages(PAGES, 'viewed').map((increment, i) => ({ ...increment, visitor: { index: i % 16_384, rank: 1 + (i % 20) } }));
+      const withVisitors = await turnsOf(store, viewed);
+      expect(withVisitors - plain).toBeGreaterThan(PAGES / 100);
+      const today = dayOf(Date.now());
+      expect(store.series({ page: viewed[0]!.page, step: 'day', from: today, to: today + 1 })[0]?.visitors).toBe(1);
+    } finally {
+      clock.mockRestore();
+    }
   });
 });

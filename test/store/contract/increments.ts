@@ -102,6 +102,28 @@ export function incrementContract(ctx: ContractContext): void {
       expect(store.localSeq()).toBe(0);
     });
 
+    it('refuses a unit whose page is not a name at all (no string to bind) alone, and commits the other units of its flush', async () => {
+      const store = await open();
+      // What a caller of the Store API may pass despite the types: none of them binds in SQLite but 5.
+      for (const bad of [true, {}, undefined, 5, [page('a')]]) {
+        const seq = store.localSeq();
+        const before = store.count(page('ok'));
+        const good = store.increment([{ page: page('ok'), by: 1 }]);
+        const refused = store.increment([
+          { page: page('also'), by: 1 },
+          { page: bad as unknown as ReturnType<typeof page>, by: 1 },
+        ]);
+        const later = store.increment([{ page: page('later'), by: 2 }]);
+        expect(await good).toEqual([{ page: 'ok', count: before + 1 }]);
+        expect((await rejection(refused)).code).toBe('bad_page_name');
+        expect((await later)[0]?.page).toBe('later');
+        expect(store.count(page('also'))).toBe(0);
+        expect(store.localSeq()).toBe(seq + 1);
+      }
+      expect(store.count(page('ok'))).toBe(5);
+      expect(store.count(page('later'))).toBe(10);
+    });
+
     it('reports each local commit as a delta and a change', async () => {
       const store = await open();
       const deltas: Delta[] = [];
