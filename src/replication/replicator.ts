@@ -253,10 +253,12 @@ export class Replicator {
     readonly eager?: number;
     readonly lazy?: number;
     readonly tree?: { readonly received: number; readonly duplicates: number; readonly grafts: number };
+    /** Live deltas merged into another in a session's outbox since start (sync-sender.ts). */
+    readonly coalesced: number;
   } {
     const links = this.tree?.links();
     const tree = this.tree === undefined ? {} : { tree: { ...this.tree.counts } };
-    return { bounded: this.view.bounded, dial: this.view.bounded ? this.view.dialCount : this.directory.size, max: this.view.maxDegree, ...links, ...tree };
+    return { bounded: this.view.bounded, dial: this.view.bounded ? this.view.dialCount : this.directory.size, max: this.view.maxDegree, ...links, ...tree, coalesced: this.sender.counts.coalesced };
   }
 
   /** Starts or ends the broadcast tree when the mode changed; a new tree takes every open session as eager. */
@@ -421,6 +423,7 @@ export class Replicator {
     if (this.heartbeatTimer !== undefined) this.timers.clearTimeout(this.heartbeatTimer);
     if (this.antiEntropyTimer !== undefined) this.timers.clearTimeout(this.antiEntropyTimer);
     this.directory.stop();
+    this.sender.stop();
     this.tree?.stop();
     this.source.stop();
     this.presence.destroy();

@@ -12,7 +12,9 @@ import { noLog } from '../../src/log.js';
 import type { Message } from '../../src/protocol/messages.js';
 import type { PeerSession } from '../../src/replication/peer-session.js';
 import { noMetrics } from '../../src/replication/replication-metrics.js';
-import { MAX_SEND_BUFFER_BYTES, SyncSender } from '../../src/replication/sync-sender.js';
+import { decodeFrame } from '../../src/protocol/codec.js';
+import { MAX_OUTBOX_BYTES, MAX_SEND_BUFFER_BYTES, OUTBOX_POLL_MS, SyncSender } from '../../src/replication/sync-sender.js';
+import type { Delta } from '../../src/store/store.js';
 import { MemoryStore, MemoryDisk } from '../../src/store/memory-store.js';
 import { ManualTimers } from '../helpers/manual-timers.js';
 
@@ -33,7 +35,13 @@ class RecordingSession {
     this.sent.push(message);
     return 0;
   }
-  peerHolds(_range: SeqRange): void {}
+  readonly held: SeqRange[] = [];
+  peerHolds(range: SeqRange): void {
+    this.held.push(range);
+  }
+  sendFrame(frame: Uint8Array): void {
+    this.sent.push(decodeFrame(frame));
+  }
   /** The slots sent so far, and the ranges claimed by `covered`, since the last call. */
   take(): { slots: Slot[]; covered: SeqRange[] } {
     const taken = this.sent.splice(0);
@@ -110,5 +118,70 @@ describe('SyncSender.answer', () => {
     expect(slots.filter((s) => s.page !== 'late')).toHaveLength(PAGES);
     const replica: ReplicaId = store.replicaId;
     expect(store.versionVector().get(replica)).toBe(PAGES + 1);
+  });
+});
+
+describe('SyncSender.push: coalesced deltas', () => {
+  async function setUp() {
+    const store = MemoryStore.open(new MemoryDisk(), { random: (n) => new Uint8Array(n).fill(7), analytics: false });
+    const deltas: Delta[] = [];
+    store.onCommit((delta) => deltas.push(delta));
+    const timers = new ManualTimers();
+    let skipped = 0;
+    const metrics = { ...noMetrics, deltaSkipped: () => void skipped++ };
+    const sender = new SyncSender({ store, timers, log: noLog, metrics, maxSendBufferBytes: MAX_SEND_BUFFER_BYTES, syncChunkSlots: CHUNK_SLOTS });
+    const session = new RecordingSession();
+    const commit = async (page: string, by = 1): Promise<Delta> => {
+      await store.increment([{ page: page as PageName, by }]);
+      const delta = deltas.at(-1)!;
+      sender.push(delta, [session as unknown as PeerSession]);
+      return delta;
+    };
+    return { store, timers, sender, session, commit, skipped: () => skipped };
+  }
+
+  it('sends at once on an empty send buffer; merges contiguous deltas while it is not, and sends them when it drained', async () => {
+    const { store, timers, sender, session, commit } = await setUp();
+    await commit('a');
+    expect(session.sent).toHaveLength(1);
+    session.buffered = 100;
+    await commit('a', 2);
+    await commit('b');
+    await commit('a', 4);
+    timers.advance(OUTBOX_POLL_MS);
+    // Still buffered: nothing more went.
+    expect(session.sent).toHaveLength(1);
+    session.buffered = 0;
+    timers.advance(OUTBOX_POLL_MS);
+    expect(session.sent).toHaveLength(2);
+    const merged = session.sent[1]!;
+    expect(merged).toMatchObject({ type: 'delta', range: { replica: store.replicaId, after: 1, upTo: 4 } });
+    const slots = merged.type === 'delta' ? merged.slots.map((s) => [s.page, s.count, s.seq]).sort() : [];
+    // One slot per page, each at its value as of seq 4.
+    expect(slots).toEqual([
+      ['a', 7, 4],
+      ['b', 1, 3],
+    ]);
+    expect(session.held.at(-1)).toEqual({ replica: store.replicaId, after: 1, upTo: 4 });
+    expect(sender.counts.coalesced).toBe(2);
+    // Drained and empty: the next delta goes at once again.
+    await commit('c');
+    expect(session.sent).toHaveLength(3);
+  });
+
+  it('holds at most MAX_OUTBOX_BYTES per session: a delta past it is skipped (counted), as over the send-buffer bound', async () => {
+    const { timers, session, commit, skipped } = await setUp();
+    session.buffered = 100;
+    // Distinct long pages: every delta grows the outbox.
+    const page = (i: number) => `${'x'.repeat(200)}-${i}`;
+    let i = 0;
+    while (skipped() === 0 && i < 10_000) await commit(page(i++));
+    expect(skipped()).toBe(1);
+    expect(i).toBeLessThan(10_000);
+    expect(i * 200).toBeGreaterThan(MAX_OUTBOX_BYTES * 0.8);
+    session.buffered = 0;
+    timers.advance(OUTBOX_POLL_MS);
+    const sent = session.sent.flatMap((m) => (m.type === 'delta' ? m.slots : []));
+    expect(sent).toHaveLength(i - 1);
   });
 });
