@@ -268,6 +268,7 @@ export class Replicator {
         timers: this.timers,
         send: (session, message) => this.sessions.guard(session, () => session.send(message)),
         sendDelta: (session, frame, range) => this.sessions.guard(session, () => this.sendDelta(session, frame, range)),
+        heldUpTo: (replica) => seqOf(this.store.versionVector(), replica),
         dropFirstDelivery: this.dropFirstDelivery,
       });
       for (const session of this.sessions.open()) this.tree.opened(session);

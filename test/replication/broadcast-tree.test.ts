@@ -4,6 +4,7 @@ import { VirtualTimers } from '../../src/virtual-timers.js';
 import type { PeerSession } from '../../src/replication/peer-session.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 import type { Message } from '../../src/protocol/messages.js';
+import { decodeFrame } from '../../src/protocol/codec.js';
 
 type Delta = Extract<Message, { type: 'delta' }>;
 const delta = (replica: string, after: number, count: number): Delta => ({
@@ -48,6 +49,52 @@ describe('the broadcast tree', () => {
     expect(relayed).toBe(1);
     expect(tree.received(peer, own)).toBe(false);
     expect(relayed).toBe(1);
+  });
+});
+
+describe('the broadcast tree passes on only news (review h18 #7)', () => {
+  const replica = 'b'.repeat(32);
+  function tree(heldUpTo: number) {
+    const relayed: Delta[] = [];
+    const decode = (frame: Uint8Array) => decodeFrame(frame) as Delta;
+    const built = new BroadcastTree({
+      timers: new VirtualTimers(),
+      send: () => {},
+      sendDelta: (_to, frame) => relayed.push(decode(frame)),
+      heldUpTo: (r) => (r === replica ? heldUpTo : 0),
+    });
+    const [hostile, next] = [session('hostile'), session('next')];
+    built.opened(hostile);
+    built.opened(next);
+    return { tree: built, relayed, hostile };
+  }
+
+  it('a justified delta under an unseen id whose range the vector covers is merged but not relayed', () => {
+    const { tree: t, relayed, hostile } = tree(10);
+    // Ids nobody saw, each justified by its slot, all inside what this node holds of the replica.
+    for (let after = 0; after < 9; after++) expect(t.received(hostile, { ...delta(replica, after, 1), range: { replica: replica as ReplicaId, after, upTo: 10 }, slots: [{ page: 'home' as PageName, count: 1, seq: 10 }] })).toBe(true);
+    expect(relayed).toHaveLength(0);
+    expect(t.counts.notRelayed).toBe(9);
+    // A delta reaching past the vector is news: passed on.
+    expect(t.received(hostile, delta(replica, 10, 5))).toBe(true);
+    expect(relayed).toHaveLength(1);
+  });
+
+  it('other copies of a held id are relayed only when they raise a counter over the copies taken', () => {
+    const { tree: t, relayed, hostile } = tree(0);
+    expect(t.received(hostile, delta(replica, 4, 1_000))).toBe(true);
+    expect(relayed).toHaveLength(1);
+    // 999 copies differing in their bytes, none above the first: each merged, none relayed.
+    for (let count = 1; count < 1_000; count++) expect(t.received(hostile, delta(replica, 4, count))).toBe(true);
+    expect(relayed).toHaveLength(1);
+    expect(t.counts.notRelayed).toBe(999);
+    // A copy raising the counter (the genuine one after a forged lower one) goes on, once…
+    expect(t.received(hostile, delta(replica, 4, 1_009))).toBe(true);
+    expect(relayed.map((d) => d.slots[0]!.count)).toEqual([1_000, 1_009]);
+    // …and one raising another counter too; one at the max so far does not.
+    t.received(hostile, { ...delta(replica, 4, 1), slots: [{ page: 'home' as PageName, count: 1_009, seq: 5 }, { page: 'other' as PageName, count: 1, seq: 5 }] });
+    t.received(hostile, { ...delta(replica, 4, 1), slots: [{ page: 'other' as PageName, count: 1, seq: 5 }, { page: 'home' as PageName, count: 1_008, seq: 5 }] });
+    expect(relayed).toHaveLength(3);
   });
 });
 
