@@ -10,6 +10,8 @@
  *   copy is a duplicate).
  * - Eclipse (#3): one host opening many sessions under fresh replica ids gets 2 of the inbound
  *   slots; an honest dialler from another host still gets in and its increments count.
+ * - Relay flood (#7): justified deltas under ids nobody saw but inside what the node holds, and
+ *   copies of a held id that raise nothing, are merged and not relayed; news still is.
  */
 import { describe, expect, it } from 'vitest';
 import type { PageName, ReplicaId } from '../../src/ids.js';
@@ -29,8 +31,8 @@ const newCluster = useClusters();
 
 type Delta = Extract<Message, { type: 'delta' }>;
 
-function delta(replica: ReplicaId, page: string, count: number): Delta {
-  return { type: 'delta', range: { replica, after: 0, upTo: 1 }, slots: [{ page: page as PageName, count, seq: 1 }] };
+function delta(replica: ReplicaId, page: string, count: number, after = 0, upTo = 1): Delta {
+  return { type: 'delta', range: { replica, after, upTo }, slots: [{ page: page as PageName, count, seq: upTo }] };
 }
 
 /** One node, bounded: its PEERS list itself and DEAD_PEERS loopback addresses of its subnet where nothing listens. */
@@ -113,5 +115,31 @@ describe('bounded degree against hostile peers (a real node)', () => {
       if (count !== 3) throw new Error(`honest is ${count}`);
     }, { timeoutMs: 15_000 });
     for (const peer of [...hostile, honest]) peer.close();
+  }, 90_000);
+
+  it('relay flood: deltas under fresh ids inside what the node holds, and copies raising nothing, are merged but not passed on', async () => {
+    const { cluster, node } = await boundedNode();
+    const hostile = await joined(node, cluster.allocateHost());
+    const listener = await joined(node, cluster.allocateHost());
+    const replica = hostile.replica;
+    const relayedTo = () => listener.received.filter((m) => m?.type === 'delta' && m.range.replica === replica).length;
+    // News: R's (0, 100] raising `flood` to 100 — relayed, and the node's vector holds R up to 100.
+    hostile.sendMessage(delta(replica, 'flood', 100, 0, 100));
+    await eventually(async () => {
+      if (relayedTo() !== 1 || (await pageCount(node, 'flood')) !== 100) throw new Error(`relayed ${relayedTo()}`);
+    }, { timeoutMs: 15_000 });
+    // 99 ids nobody saw, (k, 100] each justified by its slot at seq 100 but inside what the node
+    // holds, and 99 copies of (0, 100] with lower counts: without the rule, 198 frames to each peer.
+    for (let k = 1; k < 100; k++) hostile.sendMessage(delta(replica, 'flood', 100, k, 100));
+    for (let count = 1; count < 100; count++) hostile.sendMessage(delta(replica, 'flood', count, 0, 100));
+    // Then news again; frames arrive in order, so once it is relayed the flood was handled.
+    hostile.sendMessage(delta(replica, 'flood', 101, 100, 101));
+    await eventually(async () => {
+      if ((await pageCount(node, 'flood')) !== 101) throw new Error('not merged yet');
+      if (!listener.received.some((m) => m?.type === 'delta' && m.range.upTo === 101)) throw new Error('news not relayed');
+    }, { timeoutMs: 15_000 });
+    expect(relayedTo()).toBe(2);
+    hostile.close();
+    listener.close();
   }, 90_000);
 });
