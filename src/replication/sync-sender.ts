@@ -7,9 +7,11 @@
  * Coalescing (full mesh): a delta goes to a session at once when the session's send buffer is
  * empty (at most `coalesceAboveBytes`) and nothing waits for it, so an idle link adds no latency.
  * Otherwise it waits in the session's outbox, where contiguous deltas merge into one
- * (coalesced-delta.ts), and goes when the buffer drained (looked at every OUTBOX_POLL_MS): on a
- * busy link the frames per second stop growing with the commit rate. The outbox holds at most
- * MAX_OUTBOX_BYTES; a delta past it is skipped like one over the send-buffer bound.
+ * (coalesced-delta.ts), and goes when the buffer drained (looked at on the next loop turn, then
+ * every OUTBOX_POLL_MS): on a busy link the frames per second stop growing with the commit rate.
+ * The outbox holds at most MAX_OUTBOX_BYTES; a delta past it is skipped like one over the
+ * send-buffer bound. Full mesh only: the broadcast tree identifies deltas by their range, and a
+ * range merged differently on each link would defeat its duplicate suppression.
  */
 import { keyOf } from '../crdt/series.js';
 import { valueOf } from '../crdt/g-counter.js';
@@ -226,17 +228,23 @@ export class SyncSender {
     }
   }
 
-  private scheduleFlush(session: PeerSession, outbox: Outbox): void {
-    outbox.timer = this.options.timers.setTimeout(() => {
+  /**
+   * Looks at the session's send buffer on the next loop turn (a socket write finishing in this
+   * one leaves it empty there: the outbox goes at once), then every OUTBOX_POLL_MS until it drained.
+   */
+  private scheduleFlush(session: PeerSession, outbox: Outbox, nextTurn = true): void {
+    const check = (): void => {
       outbox.timer = undefined;
       if (this.outboxes.get(session) !== outbox) return;
       if (session.phase !== 'open') {
         this.dropOutbox(session);
         return;
       }
-      if (session.connection.bufferedBytes() > (this.options.coalesceAboveBytes ?? COALESCE_ABOVE_BYTES)) this.scheduleFlush(session, outbox);
+      if (session.connection.bufferedBytes() > (this.options.coalesceAboveBytes ?? COALESCE_ABOVE_BYTES)) this.scheduleFlush(session, outbox, false);
       else this.flush(session);
-    }, OUTBOX_POLL_MS);
+    };
+    if (nextTurn) void this.options.timers.yield().then(check);
+    else outbox.timer = this.options.timers.setTimeout(check, OUTBOX_POLL_MS);
   }
 
   /** Sends what waits in the session's outbox, in order, and empties it. */
