@@ -13,16 +13,23 @@
  * only who gets a frame; what a frame may advance is the merge's business. Anti-entropy stays the
  * safety net: a delta no announcement or graft brings is filled by the next vector exchange.
  *
- * Only news is passed on: a first copy whose range this node's vector already covers (it holds
- * every change of the replica up to `upTo`, so the delta raises nothing here), or another copy of
- * a held id that raises no counter over the copies taken, is merged (harmless) but not relayed.
- * Otherwise a peer with the secret could make every node send N × degree frames for each frame it
- * sends (justified deltas under ids nobody saw, or copies differing in a byte), and flush the seen
- * ids and the cache with them.
+ * What is passed on: news. A first copy is news when it reaches past this node's vector entry of
+ * its replica, or when its slots raise a page total this node holds (news by content, not by
+ * range: a hostile relayer's forged `(R, a', b]` with `a' < a` and a lowered count moves the vector
+ * to b first, and the genuine `(R, a, b]` must still go on, r18c #1). A first copy that is neither
+ * (it raises nothing here) is passed on too while its sender's MAX_IDLE_RELAYS_PER_SECOND budget
+ * lasts (an honest node that got the range by anti-entropy first still feeds its subtree), and
+ * past it only merged (harmless). Another copy of a held id is passed on only when it raises a
+ * counter over the copies taken. Otherwise a peer with the secret could make every node send
+ * N × degree frames for each frame it sends (justified deltas under ids nobody saw, or copies
+ * differing in a byte), and flush the seen ids and the cache with them. Series slots (hours, days,
+ * unique-visitor registers) are not compared with the store: an honest commit raising one raises
+ * its page's total too; a copy raising only series slots counts as raising nothing.
  *
  * Bounds: MAX_SEEN_DELTAS ids remembered, MAX_CACHED_DELTA_BYTES of encoded deltas kept for
  * grafts, MAX_MISSING_PER_PEER announced ids waited for per announcer, MAX_GRAFTED_PER_SECOND deltas sent per peer on
- * its grafts (a peer cannot make this node resend its whole cache in a loop).
+ * its grafts (a peer cannot make this node resend its whole cache in a loop),
+ * MAX_IDLE_RELAYS_PER_SECOND first copies raising nothing passed on per sender.
  */
 import { createHash } from 'node:crypto';
 import type { SeqRange } from '../crdt/version-vector.js';
@@ -53,6 +60,12 @@ export const MAX_CACHED_DELTA_BYTES = 4 * 1024 * 1024;
  */
 export const MAX_MISSING_PER_PEER = 1_024;
 export const MAX_GRAFTED_PER_SECOND = 512;
+/**
+ * First copies raising nothing here (inside the vector, no page total raised) passed on per
+ * sender and second: enough for the copies an honest tree brings after anti-entropy was faster,
+ * while a flood of them costs at most this many relays per second per session.
+ */
+export const MAX_IDLE_RELAYS_PER_SECOND = 32;
 /** Held ids whose copies' maxima are kept at most (only ids another copy of which came: rare unless a peer forges). */
 export const MAX_COPY_MAXIMA = 1_024;
 
@@ -64,8 +77,10 @@ export interface BroadcastTreeOptions {
   readonly send: (session: PeerSession, message: Message) => void;
   /** Sends an encoded delta to a session (skipped when its send buffer is over the bound), guarded. */
   readonly sendDelta: (session: PeerSession, frame: Uint8Array, range: SeqRange) => void;
-  /** This node's version vector entry for `replica` (a delta up to it is no news here); default 0. */
+  /** This node's version vector entry for `replica` (a delta up to it is no news by range); default 0. */
   readonly heldUpTo?: (replica: SeqRange['replica']) => number;
+  /** Whether merging the delta's slots would raise a page total this node holds (news by content); default: no. */
+  readonly raisesHeld?: (message: DeltaMessage) => boolean;
   /**
    * Test only, a deliberately broken suppression: the id is recorded before it is checked, so the
    * first copy of every delta is taken for a duplicate (dropped, its link pruned), and so is
@@ -107,6 +122,9 @@ export class BroadcastTree {
   private readonly missingBy = new Map<PeerSession, number>();
   /** Per session, deltas sent on its grafts in the current second. */
   private readonly graftBudget = new WeakMap<PeerSession, { second: number; count: number }>();
+
+  /** Per sender, first copies raising nothing passed on in the current second. */
+  private readonly idleBudget = new WeakMap<PeerSession, { second: number; count: number }>();
 
   /** Per held id another copy of which came: the max per counter of the copies taken (see `raises`), oldest first. */
   private readonly copyMax = new Map<string, Map<string, { readonly epoch: number; readonly count: number }>>();
@@ -157,8 +175,9 @@ export class BroadcastTree {
    * lose its increments for good (the vector says the range is held, so nothing resends it). It
    * is merged (merge is a max: a second copy is harmless) and passed on once when it raises a
    * counter over the copies taken (the cache keeps their max), so it reaches the nodes the bogus
-   * one reached; it does not prune. A first copy is passed on unless this node's vector already
-   * covers its range. Bound: MAX_SEEN_DELTAS copies remembered, as ids are.
+   * one reached; it does not prune. A first copy is passed on when it is news (past the vector,
+   * or raising a held page total), else within the sender's MAX_IDLE_RELAYS_PER_SECOND (see the
+   * file comment). Bound: MAX_SEEN_DELTAS copies remembered, as ids are.
    */
   received(from: PeerSession, message: DeltaMessage): boolean {
     const id = deltaId(message.range);
@@ -181,7 +200,7 @@ export class BroadcastTree {
       return true;
     }
     this.counts.received += 1;
-    const news = message.range.upTo > (this.options.heldUpTo?.(message.range.replica) ?? 0);
+    const news = message.range.upTo > (this.options.heldUpTo?.(message.range.replica) ?? 0) || this.options.raisesHeld?.(message) === true || this.idleRelay(from);
     this.remember(message.range, frame);
     const waiting = this.missing.get(id);
     if (waiting !== undefined) {
@@ -223,6 +242,19 @@ export class BroadcastTree {
       }
     }
     return raised;
+  }
+
+  /** Takes one of `from`'s MAX_IDLE_RELAYS_PER_SECOND for this second; false when none is left. */
+  private idleRelay(from: PeerSession): boolean {
+    const second = Math.floor(this.options.timers.now() / 1000);
+    let budget = this.idleBudget.get(from);
+    if (budget === undefined || budget.second !== second) {
+      budget = { second, count: 0 };
+      this.idleBudget.set(from, budget);
+    }
+    if (budget.count >= MAX_IDLE_RELAYS_PER_SECOND) return false;
+    budget.count += 1;
+    return true;
   }
 
   /** A delta that arrived outside the tree (too big for one frame, sent as a round): nothing to wait for any more. */

@@ -11,12 +11,16 @@
  * - Eclipse (#3): one host opening many sessions under fresh replica ids gets 2 of the inbound
  *   slots; an honest dialler from another host still gets in and its increments count.
  * - Relay flood (#7): justified deltas under ids nobody saw but inside what the node holds, and
- *   copies of a held id that raise nothing, are merged and not relayed; news still is.
+ *   copies of a held id that raise nothing, are merged; the first are relayed only within the
+ *   sender's budget per second, the copies not at all; news still is.
+ * - Forged covering range (r18c #1): a lowered copy under a wider id moves the vector first; the
+ *   genuine delta, inside the vector then but raising a total, still goes on.
  */
 import { describe, expect, it } from 'vitest';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 import type { Message } from '../../src/protocol/messages.js';
 import { MAX_INBOUND_PER_HOST } from '../../src/replication/active-view.js';
+import { MAX_IDLE_RELAYS_PER_SECOND } from '../../src/replication/broadcast-tree.js';
 import { eventually } from '../helpers/eventually.js';
 import { FAST_LIVENESS, type TestCluster, useClusters } from '../helpers/cluster.js';
 import { type ClusterNode, CLUSTER_SECRET } from '../helpers/cluster-node.js';
@@ -88,6 +92,39 @@ describe('bounded degree against hostile peers (a real node)', () => {
     honest.close();
   }, 90_000);
 
+  it('forged covering range (r18c #1): a lowered copy under a wider id sent first does not stop the genuine delta going on', async () => {
+    const { cluster, node } = await boundedNode();
+    const hostile = await joined(node, cluster.allocateHost());
+    const honest = await joined(node, cluster.allocateHost());
+    const id = honest.replica;
+    const countsTo = (peer: RawPeer) => peer.received.flatMap((m) => (m?.type === 'delta' && m.range.replica === id ? m.slots.map((s) => s.count) : []));
+    // R's (0, 40] raising `home` to 1: news, relayed to the hostile peer.
+    honest.sendMessage(delta(id, 'home', 1, 0, 40));
+    await eventually(() => {
+      if (!countsTo(hostile).includes(1)) throw new Error('not relayed');
+    }, { timeoutMs: 15_000 });
+    // The hostile relayer saw the genuine (R, 40, 41] coming and sends (R, 0, 41] first, with
+    // `home` at 1, justified by its slot at seq 41: news by range, so the node's vector reaches 41.
+    hostile.sendMessage(delta(id, 'home', 1, 0, 41));
+    await eventually(() => {
+      if (!honest.received.some((m) => m?.type === 'delta' && m.range.replica === id && m.range.upTo === 41)) throw new Error('forged copy not relayed');
+    }, { timeoutMs: 15_000 });
+    // The honest peer's copies raising nothing (ids inside the vector) spend its per-second budget
+    // of such relays, then the genuine (R, 40, 41] with `home` at 5: inside the vector, but it raises.
+    for (let k = 1; k <= MAX_IDLE_RELAYS_PER_SECOND; k++) honest.sendMessage(delta(id, 'home', 1, k, 41));
+    honest.sendMessage(delta(id, 'home', 5, 40, 41));
+    await eventually(async () => {
+      const count = await pageCount(node, 'home');
+      if (count !== 5) throw new Error(`home is ${count}, want 5`);
+    }, { timeoutMs: 10_000 });
+    // Without the fix it was merged here only: the hostile session (the rest of the tree) got [1, 1, …].
+    await eventually(() => {
+      if (!countsTo(hostile).includes(5)) throw new Error(`hostile peer (the rest of the tree) got ${JSON.stringify(countsTo(hostile))}`);
+    }, { timeoutMs: 10_000 });
+    hostile.close();
+    honest.close();
+  }, 90_000);
+
   it('eclipse: one host opening sessions under fresh replica ids gets 2 inbound slots; an honest dialler from another host gets in', async () => {
     const { cluster, node } = await boundedNode();
     const attackerHost = cluster.allocateHost();
@@ -117,28 +154,31 @@ describe('bounded degree against hostile peers (a real node)', () => {
     for (const peer of [...hostile, honest]) peer.close();
   }, 90_000);
 
-  it('relay flood: deltas under fresh ids inside what the node holds, and copies raising nothing, are merged but not passed on', async () => {
+  it('relay flood: deltas under fresh ids inside what the node holds, and copies raising nothing, are merged and relayed only within a budget', async () => {
     const { cluster, node } = await boundedNode();
     const hostile = await joined(node, cluster.allocateHost());
     const listener = await joined(node, cluster.allocateHost());
     const replica = hostile.replica;
     const relayedTo = () => listener.received.filter((m) => m?.type === 'delta' && m.range.replica === replica).length;
-    // News: R's (0, 100] raising `flood` to 100 — relayed, and the node's vector holds R up to 100.
-    hostile.sendMessage(delta(replica, 'flood', 100, 0, 100));
+    // News: R's (0, 200] raising `flood` to 200 — relayed, and the node's vector holds R up to 200.
+    hostile.sendMessage(delta(replica, 'flood', 200, 0, 200));
     await eventually(async () => {
-      if (relayedTo() !== 1 || (await pageCount(node, 'flood')) !== 100) throw new Error(`relayed ${relayedTo()}`);
+      if (relayedTo() !== 1 || (await pageCount(node, 'flood')) !== 200) throw new Error(`relayed ${relayedTo()}`);
     }, { timeoutMs: 15_000 });
-    // 99 ids nobody saw, (k, 100] each justified by its slot at seq 100 but inside what the node
-    // holds, and 99 copies of (0, 100] with lower counts: without the rule, 198 frames to each peer.
-    for (let k = 1; k < 100; k++) hostile.sendMessage(delta(replica, 'flood', 100, k, 100));
-    for (let count = 1; count < 100; count++) hostile.sendMessage(delta(replica, 'flood', count, 0, 100));
+    // 199 ids nobody saw, (k, 200] each justified by its slot at seq 200 but inside what the node
+    // holds and raising nothing, and 199 copies of (0, 200] with lower counts: without the rule,
+    // 398 frames to each peer. With it the first go on only within the sender's budget per second
+    // (the burst is read in well under 3 s), the copies not at all.
+    for (let k = 1; k < 200; k++) hostile.sendMessage(delta(replica, 'flood', 200, k, 200));
+    for (let count = 1; count < 200; count++) hostile.sendMessage(delta(replica, 'flood', count, 0, 200));
     // Then news again; frames arrive in order, so once it is relayed the flood was handled.
-    hostile.sendMessage(delta(replica, 'flood', 101, 100, 101));
+    hostile.sendMessage(delta(replica, 'flood', 201, 200, 201));
     await eventually(async () => {
-      if ((await pageCount(node, 'flood')) !== 101) throw new Error('not merged yet');
-      if (!listener.received.some((m) => m?.type === 'delta' && m.range.upTo === 101)) throw new Error('news not relayed');
+      if ((await pageCount(node, 'flood')) !== 201) throw new Error('not merged yet');
+      if (!listener.received.some((m) => m?.type === 'delta' && m.range.upTo === 201)) throw new Error('news not relayed');
     }, { timeoutMs: 15_000 });
-    expect(relayedTo()).toBe(2);
+    expect(relayedTo()).toBeGreaterThanOrEqual(2);
+    expect(relayedTo()).toBeLessThanOrEqual(2 + 3 * MAX_IDLE_RELAYS_PER_SECOND);
     hostile.close();
     listener.close();
   }, 90_000);
