@@ -9,7 +9,7 @@ import { keyOf } from '../crdt/series.js';
 import type { Slot } from '../crdt/g-counter.js';
 import type { Delta } from '../store/store.js';
 
-/** Bytes a delta takes on the wire at most, about: the outbox bound counts these. */
+/** Bytes a delta takes on the wire, about (an estimate of its encoding, not of its heap): the outbox bound counts these. */
 export function deltaBytes(delta: Delta): number {
   let bytes = 48;
   for (const slot of delta.slots) bytes += Buffer.byteLength(slot.page) + 32;
@@ -27,16 +27,14 @@ export class CoalescedDelta {
   private upTo: number;
   private readonly slots = new Map<string, Slot>();
   private estimated: number;
+  readonly replica: Delta['range']['replica'];
 
-  constructor(private readonly first: Delta) {
+  constructor(first: Delta) {
+    this.replica = first.range.replica;
     this.after = first.range.after;
     this.upTo = first.range.upTo;
     for (const slot of first.slots) this.slots.set(counterKey(slot), slot);
     this.estimated = deltaBytes(first);
-  }
-
-  get replica(): Delta['range']['replica'] {
-    return this.first.range.replica;
   }
 
   /** Estimated wire bytes (deltaBytes of the merged delta, about). */

@@ -47,15 +47,28 @@ export const SPREAD_INTERVAL_MS = 30_000;
 
 /** A delta waits in its session's outbox while the session's send buffer holds more than this. */
 export const COALESCE_ABOVE_BYTES = 0;
-/** Bytes (as deltaBytes estimates them) of deltas one session's outbox holds at most. */
+/**
+ * Encoded bytes of deltas one session's outbox holds at most, as deltaBytes estimates them (the
+ * wire size, about: 48 bytes a delta plus the page name and 32 a slot), not the heap they take.
+ */
 export const MAX_OUTBOX_BYTES = 1024 * 1024;
-/** How often a session's non-empty outbox looks at its send buffer again. */
+/** How soon a session's non-empty outbox looks at its send buffer again, first. */
 export const OUTBOX_POLL_MS = 1;
+/**
+ * The longest wait between two looks: each look finding the send buffer no smaller than the last
+ * doubles the wait up to this, so a peer that stops reading costs a few wakeups a second, not a
+ * thousand (and one past the send-buffer bound drops the outbox: no timer at all).
+ */
+export const OUTBOX_POLL_MAX_MS = 250;
 
 interface Outbox {
   readonly deltas: CoalescedDelta[];
   bytes: number;
   timer: TimerHandle | undefined;
+  /** The wait before the next look (OUTBOX_POLL_MS, doubled while the buffer does not shrink). */
+  pollMs: number;
+  /** The send buffer at the last look. */
+  lastBuffered: number;
 }
 
 export interface SyncSenderOptions {
@@ -204,7 +217,7 @@ export class SyncSender {
   private queue(session: PeerSession, delta: Delta): void {
     let outbox = this.outboxes.get(session);
     if (outbox === undefined) {
-      outbox = { deltas: [], bytes: 0, timer: undefined };
+      outbox = { deltas: [], bytes: 0, timer: undefined, pollMs: OUTBOX_POLL_MS, lastBuffered: Number.POSITIVE_INFINITY };
       this.outboxes.set(session, outbox);
       this.scheduleFlush(session, outbox);
     }
@@ -230,7 +243,10 @@ export class SyncSender {
 
   /**
    * Looks at the session's send buffer on the next loop turn (a socket write finishing in this
-   * one leaves it empty there: the outbox goes at once), then every OUTBOX_POLL_MS until it drained.
+   * one leaves it empty there: the outbox goes at once), then after OUTBOX_POLL_MS, a wait doubled
+   * up to OUTBOX_POLL_MAX_MS while the buffer does not shrink, until it drained. A buffer past the
+   * send-buffer bound (a peer that stopped reading) drops the outbox, counted as skipped deltas
+   * like those pushed meanwhile: anti-entropy fills them, and no timer lives on for the session.
    */
   private scheduleFlush(session: PeerSession, outbox: Outbox, nextTurn = true): void {
     const check = (): void => {
@@ -240,11 +256,22 @@ export class SyncSender {
         this.dropOutbox(session);
         return;
       }
-      if (session.connection.bufferedBytes() > (this.options.coalesceAboveBytes ?? COALESCE_ABOVE_BYTES)) this.scheduleFlush(session, outbox, false);
-      else this.flush(session);
+      const buffered = session.connection.bufferedBytes();
+      if (buffered > this.options.maxSendBufferBytes) {
+        for (let i = 0; i < outbox.deltas.length; i++) this.options.metrics.deltaSkipped();
+        this.dropOutbox(session);
+        return;
+      }
+      if (buffered <= (this.options.coalesceAboveBytes ?? COALESCE_ABOVE_BYTES)) {
+        this.flush(session);
+        return;
+      }
+      outbox.pollMs = buffered < outbox.lastBuffered ? OUTBOX_POLL_MS : Math.min(outbox.pollMs * 2, OUTBOX_POLL_MAX_MS);
+      outbox.lastBuffered = buffered;
+      this.scheduleFlush(session, outbox, false);
     };
     if (nextTurn) void this.options.timers.yield().then(check);
-    else outbox.timer = this.options.timers.setTimeout(check, OUTBOX_POLL_MS);
+    else outbox.timer = this.options.timers.setTimeout(check, outbox.pollMs);
   }
 
   /** Sends what waits in the session's outbox, in order, and empties it. */

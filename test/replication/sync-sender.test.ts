@@ -13,7 +13,7 @@ import type { Message } from '../../src/protocol/messages.js';
 import type { PeerSession } from '../../src/replication/peer-session.js';
 import { noMetrics } from '../../src/replication/replication-metrics.js';
 import { decodeFrame } from '../../src/protocol/codec.js';
-import { MAX_OUTBOX_BYTES, MAX_SEND_BUFFER_BYTES, OUTBOX_POLL_MS, SyncSender } from '../../src/replication/sync-sender.js';
+import { MAX_OUTBOX_BYTES, MAX_SEND_BUFFER_BYTES, OUTBOX_POLL_MAX_MS, OUTBOX_POLL_MS, SyncSender } from '../../src/replication/sync-sender.js';
 import type { Delta } from '../../src/store/store.js';
 import { MemoryStore, MemoryDisk } from '../../src/store/memory-store.js';
 import { ManualTimers } from '../helpers/manual-timers.js';
@@ -152,7 +152,7 @@ describe('SyncSender.push: coalesced deltas', () => {
     // Still buffered: nothing more went.
     expect(session.sent).toHaveLength(1);
     session.buffered = 0;
-    timers.advance(OUTBOX_POLL_MS);
+    timers.advance(OUTBOX_POLL_MAX_MS);
     expect(session.sent).toHaveLength(2);
     const merged = session.sent[1]!;
     expect(merged).toMatchObject({ type: 'delta', range: { replica: store.replicaId, after: 1, upTo: 4 } });
@@ -180,8 +180,35 @@ describe('SyncSender.push: coalesced deltas', () => {
     expect(i).toBeLessThan(10_000);
     expect(i * 200).toBeGreaterThan(MAX_OUTBOX_BYTES * 0.8);
     session.buffered = 0;
-    timers.advance(OUTBOX_POLL_MS);
+    timers.advance(OUTBOX_POLL_MAX_MS);
     const sent = session.sent.flatMap((m) => (m.type === 'delta' ? m.slots : []));
     expect(sent).toHaveLength(i - 1);
+  });
+  it('r18c #5: a peer that stops reading is looked at a few times a second, not every ms; past the send-buffer bound its outbox is dropped and no timer lives on', async () => {
+    const { timers, session, commit, skipped } = await setUp();
+    let looks = 0;
+    (session as unknown as { connection: { bufferedBytes(): number } }).connection = { bufferedBytes: () => (looks++, session.buffered) };
+    session.buffered = 100;
+    await commit('a');
+    await commit('b');
+    await Promise.resolve();
+    looks = 0;
+    // Ten seconds of a buffer that never shrinks: at most one look per OUTBOX_POLL_MAX_MS once backed off.
+    for (let t = 0; t < 10_000; t += 10) timers.advance(10);
+    expect(looks).toBeGreaterThan(0);
+    expect(looks).toBeLessThanOrEqual(10_000 / OUTBOX_POLL_MAX_MS + 10);
+    expect(session.sent).toHaveLength(0);
+    // The buffer passes the bound: the outbox's deltas are dropped (counted as skipped), and nothing looks any more.
+    session.buffered = MAX_SEND_BUFFER_BYTES + 1;
+    const before = skipped();
+    timers.advance(OUTBOX_POLL_MAX_MS);
+    expect(skipped()).toBe(before + 1);
+    looks = 0;
+    timers.advance(60_000);
+    expect(looks).toBe(0);
+    // Drained: the next delta goes at once, and anti-entropy owes the peer the dropped one.
+    session.buffered = 0;
+    await commit('c');
+    expect(session.sent).toHaveLength(1);
   });
 });
