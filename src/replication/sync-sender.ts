@@ -8,10 +8,12 @@
  * empty (at most `coalesceAboveBytes`) and nothing waits for it, so an idle link adds no latency.
  * Otherwise it waits in the session's outbox, where contiguous deltas merge into one
  * (coalesced-delta.ts), and goes when the buffer drained (looked at on the next loop turn, then
- * every OUTBOX_POLL_MS): on a busy link the frames per second stop growing with the commit rate.
- * The outbox holds at most MAX_OUTBOX_BYTES; a delta past it is skipped like one over the
- * send-buffer bound. Full mesh only: the broadcast tree identifies deltas by their range, and a
- * range merged differently on each link would defeat its duplicate suppression.
+ * after OUTBOX_POLL_MS, backing off to OUTBOX_POLL_MAX_MS: see scheduleFlush): on a busy link the
+ * frames per second stop growing with the commit rate. The outbox holds at most MAX_OUTBOX_BYTES
+ * (estimated wire bytes); a delta past it is skipped like one over the send-buffer bound. Full
+ * mesh only: the broadcast tree identifies deltas by their range, and a range merged differently
+ * on each link would defeat its duplicate suppression (PROTOCOL.md §5 names the two cases where a
+ * merged delta still reaches a tree: harmless). `coalesceAboveBytes: Infinity` turns it off.
  */
 import { keyOf } from '../crdt/series.js';
 import { valueOf } from '../crdt/g-counter.js';
