@@ -67,6 +67,7 @@ export interface Knobs {
   readonly scaleNodes: readonly number[];
   readonly scaleLatencyMs: number;
   readonly scaleLossPercent: number;
+  readonly scaleCoalesce: number;
 }
 
 interface KnobSpec {
@@ -111,6 +112,7 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'scaleNodes', flag: '--scale-nodes', env: 'BENCH_SCALE_NODES', full: '10,100', quick: '10,100', help: 'Scale phase: simulated cluster sizes (the real replication code on virtual time; up to 1,000).' },
   { name: 'scaleLatencyMs', flag: '--scale-latency-ms', env: 'BENCH_SCALE_LATENCY_MS', full: '50', quick: '50', help: 'Scale phase: one-way latency of every simulated link, ms.' },
   { name: 'scaleLossPercent', flag: '--scale-loss-percent', env: 'BENCH_SCALE_LOSS_PERCENT', full: '1', quick: '1', help: 'Scale phase: frames lost once and retransmitted 200 ms later, percent (0–50).' },
+  { name: 'scaleCoalesce', flag: '--scale-coalesce', env: 'BENCH_SCALE_COALESCE', full: '1', quick: '1', help: 'Scale phase: live deltas coalesced in busy sessions\' outboxes (1, the default; full mesh only) or each sent at once (0: ReplicatorOptions.coalesceAboveBytes Infinity), to compare.' },
   { name: 'clusterAnalytics', flag: '--cluster-analytics', env: 'BENCH_CLUSTER_ANALYTICS', full: '1', quick: '1', help: 'Analytics (hour/day buckets, visitor sketches) on the nodes of the latency, throughput and partition phases: 1 (the default of a node) or 0 (ANALYTICS=false), to compare in the same conditions.' },
   { name: 'breakdown', flag: '--breakdown', env: 'BENCH_BREAKDOWN', full: '1', quick: '1', help: 'Latency breakdown per stage, event-loop delay and GC per node (1), or the nodes without the latency probe (0).' },
 ];
@@ -145,6 +147,7 @@ const INTEGER_LIMITS: Partial<Record<keyof Knobs, readonly [number, number]>> = 
   clusterAnalytics: [0, 1],
   scaleLatencyMs: [0, 10_000],
   scaleLossPercent: [0, 50],
+  scaleCoalesce: [0, 1],
 };
 
 function integer(name: string, text: string, [min, max]: readonly [number, number]): number {

@@ -16,6 +16,8 @@ import type { AnalyticsResult } from './phases/analytics.js';
 
 export interface RateResult extends OpenLoopResult {
   readonly bytesPerIncrement: number;
+  /** Live delta frames per second per link, mean over the nodes (our nodes only). */
+  readonly deltaFramesPerLinkPerS?: number;
   /**
    * CPU seconds (user + system, /proc/<pid>/stat) each node used over the rate, per 1,000
    * increments acknowledged cluster-wide: robust to a loaded host, unlike the latencies (every node

@@ -46,6 +46,8 @@ export interface ScaleOptions {
   readonly timeoutMs: number;
   /** Each node's send-buffer bound (ReplicatorOptions.maxSendBufferBytes); undefined: the default 8 MiB. */
   readonly maxSendBufferBytes?: number;
+  /** ReplicatorOptions.coalesceAboveBytes (Infinity: no coalescing); undefined: the default. */
+  readonly coalesceAboveBytes?: number;
   /** ReplicatorOptions.boundedDegree (e.g. `{ aboveNodes: Infinity }`: the full mesh at any size); undefined: the default, bounded past 16 nodes. */
   readonly boundedDegree?: ReplicatorOptions['boundedDegree'];
 }
@@ -217,6 +219,7 @@ export class ScaleCluster {
       random: this.random,
       randomBytes: (n) => this.bytes(n),
       ...(this.options.maxSendBufferBytes !== undefined ? { maxSendBufferBytes: this.options.maxSendBufferBytes } : {}),
+      ...(this.options.coalesceAboveBytes !== undefined ? { coalesceAboveBytes: this.options.coalesceAboveBytes } : {}),
       ...(this.options.boundedDegree !== undefined ? { boundedDegree: this.options.boundedDegree } : {}),
     });
     (node as { replicator: Replicator }).replicator = replicator;

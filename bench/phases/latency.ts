@@ -13,6 +13,13 @@ import type { RateResult } from '../result.js';
 import { round, seededRandom } from '../stats.js';
 import { addAll, type Tally } from '../tally.js';
 
+/** The live delta frames a node sent (its metric line; the naive node has none). */
+const DELTA_FRAMES_SENT = 'dsqlite_replication_frames_total{direction="sent",type="delta"} ';
+
+function mean(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+}
+
 /** Sample pages of `label` start with this (the latency probe stamps only them). */
 export function samplePrefix(label: string): string {
   return `${label}-sample-`;
@@ -30,6 +37,7 @@ export async function runRates(cluster: Cluster, knobs: Knobs, label: string, ac
       // Scraped before the CPU readings: a scrape's own CPU stays out of the figures.
       const transactionsBefore = await transactions(cluster);
       const bytesBefore = await cluster.bytesSent();
+      const deltasBefore = await cluster.metricPerNode(DELTA_FRAMES_SENT);
       const loadAtStart = round(loadavg()[0] ?? Number.NaN, 2);
       const cpuBefore = cluster.nodes.map((n) => n.child.cpuSeconds() ?? Number.NaN);
       const clientBefore = process.cpuUsage();
@@ -62,6 +70,12 @@ export async function runRates(cluster: Cluster, knobs: Knobs, label: string, ac
       const cpuPer1000 = round(cpuPer1000PerNode.reduce((a, b) => a + b, 0) / cpuPer1000PerNode.length, 4);
       const clientCpuPer1000 = round((clientCpu.user + clientCpu.system) / 1e6 / thousands, 4);
       const bytesAfter = await cluster.bytesSent();
+      const deltasAfter = await cluster.metricPerNode(DELTA_FRAMES_SENT);
+      // Live delta frames per second per link (each node's to its n − 1 peers; NaN on the naive node).
+      const links = Math.max(1, cluster.nodes.length - 1);
+      // A node that had sent no delta yet has no metric line: 0 before.
+      const sentBefore = (i: number): number => (Number.isFinite(deltasBefore[i]) ? deltasBefore[i]! : 0);
+      const deltaFramesPerLinkPerS = round(mean(deltasAfter.map((a, i) => (a - sentBefore(i)) / links)) / (knobs.rateDurationMs / 1000), 1);
       const transactionsAfter = await transactions(cluster);
       const per1000 = (after: readonly number[], before: readonly number[]): number[] => after.map((a, i) => round((a - (before[i] ?? Number.NaN)) / thousands, 1));
       const transactionsPer1000PerNode = { commits: per1000(transactionsAfter.commits, transactionsBefore.commits), merges: per1000(transactionsAfter.merges, transactionsBefore.merges) };
@@ -69,13 +83,14 @@ export async function runRates(cluster: Cluster, knobs: Knobs, label: string, ac
       results.push({
         ...result,
         bytesPerIncrement: round((bytesAfter - bytesBefore) / Math.max(1, result.acked), 1),
+        ...(Number.isFinite(deltaFramesPerLinkPerS) ? { deltaFramesPerLinkPerS } : {}),
         cpuPer1000PerNode,
         cpuPer1000,
         clientCpuPer1000,
         loadAtStart,
         ...(transactionsAfter.commits.every(Number.isFinite) ? { transactionsPer1000PerNode } : {}),
       });
-      log(`  replication p50 ${result.replication.p50} p99 ${result.replication.p99} max ${result.replication.max} ms; missing ${result.samplesMissing}; CPU s per 1,000 increments per node ${cpuPer1000PerNode.join(' / ')} (load ${loadAtStart})`);
+      log(`  replication p50 ${result.replication.p50} p99 ${result.replication.p99} max ${result.replication.max} ms; delta frames/s per link ${deltaFramesPerLinkPerS}; missing ${result.samplesMissing}; CPU s per 1,000 increments per node ${cpuPer1000PerNode.join(' / ')} (load ${loadAtStart})`);
     } finally {
       for (const feed of feeds) feed.close();
     }

@@ -28,6 +28,7 @@ export async function runScale(knobs: Knobs): Promise<ScaleResult> {
           seed: knobs.seed,
           latencyMs: knobs.scaleLatencyMs,
           lossRate: knobs.scaleLossPercent / 100,
+          ...(knobs.scaleCoalesce === 0 ? { coalesceAboveBytes: Number.POSITIVE_INFINITY } : {}),
           restMs: knobs.quick ? 16_000 : DEFAULT_SCALE_OPTIONS.restMs,
           increments: knobs.quick ? 20 : DEFAULT_SCALE_OPTIONS.increments,
           // The join's state is pages × nodes, merged by every node: at 1,000 nodes 20 pages each

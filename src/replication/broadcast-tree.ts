@@ -13,13 +13,28 @@
  * only who gets a frame; what a frame may advance is the merge's business. Anti-entropy stays the
  * safety net: a delta no announcement or graft brings is filled by the next vector exchange.
  *
+ * What is passed on: news. A first copy is news when it reaches past this node's vector entry of
+ * its replica, or when its slots raise a page total this node holds (news by content, not by
+ * range: a hostile relayer's forged `(R, a', b]` with `a' < a` and a lowered count moves the vector
+ * to b first, and the genuine `(R, a, b]` must still go on, r18c #1). A first copy that is neither
+ * (it raises nothing here) is passed on too while its sender's MAX_IDLE_RELAYS_PER_SECOND budget
+ * lasts (an honest node that got the range by anti-entropy first still feeds its subtree), and
+ * past it only merged (harmless). Another copy of a held id is passed on only when it raises a
+ * counter over the copies taken. Otherwise a peer with the secret could make every node send
+ * N × degree frames for each frame it sends (justified deltas under ids nobody saw, or copies
+ * differing in a byte), and flush the seen ids and the cache with them. Series slots (hours, days,
+ * unique-visitor registers) are not compared with the store: an honest commit raising one raises
+ * its page's total too; a copy raising only series slots counts as raising nothing.
+ *
  * Bounds: MAX_SEEN_DELTAS ids remembered, MAX_CACHED_DELTA_BYTES of encoded deltas kept for
  * grafts, MAX_MISSING_PER_PEER announced ids waited for per announcer, MAX_GRAFTED_PER_SECOND deltas sent per peer on
- * its grafts (a peer cannot make this node resend its whole cache in a loop).
+ * its grafts (a peer cannot make this node resend its whole cache in a loop),
+ * MAX_IDLE_RELAYS_PER_SECOND first copies raising nothing passed on per sender.
  */
 import { createHash } from 'node:crypto';
 import type { SeqRange } from '../crdt/version-vector.js';
-import { encodeMessage } from '../protocol/codec.js';
+import { epochOf } from '../crdt/g-counter.js';
+import { decodeFrame, encodeMessage } from '../protocol/codec.js';
 import type { Message } from '../protocol/messages.js';
 import type { TimerHandle, Timers } from '../timers.js';
 import type { PeerSession } from './peer-session.js';
@@ -45,6 +60,14 @@ export const MAX_CACHED_DELTA_BYTES = 4 * 1024 * 1024;
  */
 export const MAX_MISSING_PER_PEER = 1_024;
 export const MAX_GRAFTED_PER_SECOND = 512;
+/**
+ * First copies raising nothing here (inside the vector, no page total raised) passed on per
+ * sender and second: enough for the copies an honest tree brings after anti-entropy was faster,
+ * while a flood of them costs at most this many relays per second per session.
+ */
+export const MAX_IDLE_RELAYS_PER_SECOND = 32;
+/** Held ids whose copies' maxima are kept at most (only ids another copy of which came: rare unless a peer forges). */
+export const MAX_COPY_MAXIMA = 1_024;
 
 type DeltaMessage = Extract<Message, { type: 'delta' }>;
 
@@ -54,6 +77,10 @@ export interface BroadcastTreeOptions {
   readonly send: (session: PeerSession, message: Message) => void;
   /** Sends an encoded delta to a session (skipped when its send buffer is over the bound), guarded. */
   readonly sendDelta: (session: PeerSession, frame: Uint8Array, range: SeqRange) => void;
+  /** This node's version vector entry for `replica` (a delta up to it is no news by range); default 0. */
+  readonly heldUpTo?: (replica: SeqRange['replica']) => number;
+  /** Whether merging the delta's slots would raise a page total this node holds (news by content); default: no. */
+  readonly raisesHeld?: (message: DeltaMessage) => boolean;
   /**
    * Test only, a deliberately broken suppression: the id is recorded before it is checked, so the
    * first copy of every delta is taken for a duplicate (dropped, its link pruned), and so is
@@ -74,6 +101,10 @@ export function deltaId(range: SeqRange): string {
   return `${range.replica}/${range.after}/${range.upTo}`;
 }
 
+function counterOf(slot: DeltaMessage['slots'][number]): string {
+  return `${slot.page}\u0000${slot.kind ?? 0}\u0000${slot.t ?? 0}`;
+}
+
 function copyKey(id: string, frame: Uint8Array): string {
   return `${id}/${createHash('sha256').update(frame).digest('base64')}`;
 }
@@ -92,11 +123,20 @@ export class BroadcastTree {
   /** Per session, deltas sent on its grafts in the current second. */
   private readonly graftBudget = new WeakMap<PeerSession, { second: number; count: number }>();
 
+  /** Per sender, first copies raising nothing passed on in the current second. */
+  private readonly idleBudget = new WeakMap<PeerSession, { second: number; count: number }>();
+
+  /** Per held id another copy of which came: the max per counter of the copies taken (see `raises`), oldest first. */
+  private readonly copyMax = new Map<string, Map<string, { readonly epoch: number; readonly count: number }>>();
+
   /** Copies taken (`id/sha-256 of the frame`), oldest first: a copy seen before is a duplicate. */
   private readonly copies = new Set<string>();
 
-  /** Counters for the bench: deltas taken, duplicates dropped, grafts sent, other copies of a held id taken. */
-  readonly counts = { received: 0, duplicates: 0, grafts: 0, otherCopies: 0 };
+  /**
+   * Counters for the bench: deltas taken, duplicates dropped, grafts sent, other copies of a held
+   * id taken, and deltas taken but not passed on (no news: see the file comment).
+   */
+  readonly counts = { received: 0, duplicates: 0, grafts: 0, otherCopies: 0, notRelayed: 0 };
 
   constructor(private readonly options: BroadcastTreeOptions) {}
 
@@ -133,9 +173,11 @@ export class BroadcastTree {
    * is pruned here). A copy of a held id whose bytes differ is not a duplicate: any relayer can
    * send a bogus copy under a genuine delta's id first, and dropping the genuine one then would
    * lose its increments for good (the vector says the range is held, so nothing resends it). It
-   * is merged (merge is a max: a second copy is harmless) and passed on once, like a first copy,
-   * so it reaches the nodes the bogus one reached; it does not prune. Bound: MAX_SEEN_DELTAS
-   * copies remembered, as ids are.
+   * is merged (merge is a max: a second copy is harmless) and passed on once when it raises a
+   * counter over the copies taken (the cache keeps their max), so it reaches the nodes the bogus
+   * one reached; it does not prune. A first copy is passed on when it is news (past the vector,
+   * or raising a held page total), else within the sender's MAX_IDLE_RELAYS_PER_SECOND (see the
+   * file comment). Bound: MAX_SEEN_DELTAS copies remembered, as ids are.
    */
   received(from: PeerSession, message: DeltaMessage): boolean {
     const id = deltaId(message.range);
@@ -153,10 +195,12 @@ export class BroadcastTree {
     this.took(copy);
     if (this.seen.has(id)) {
       this.counts.otherCopies += 1;
-      this.passOn(message.range, frame, from);
+      if (this.raises(id, message)) this.passOn(message.range, frame, from);
+      else this.counts.notRelayed += 1;
       return true;
     }
     this.counts.received += 1;
+    const news = message.range.upTo > (this.options.heldUpTo?.(message.range.replica) ?? 0) || this.options.raisesHeld?.(message) === true || this.idleRelay(from);
     this.remember(message.range, frame);
     const waiting = this.missing.get(id);
     if (waiting !== undefined) {
@@ -167,7 +211,49 @@ export class BroadcastTree {
       this.lazy.delete(from);
       this.eager.add(from);
     }
-    this.passOn(message.range, frame, from);
+    if (news) this.passOn(message.range, frame, from);
+    else this.counts.notRelayed += 1;
+    return true;
+  }
+
+  /**
+   * Whether another copy of held id `id` raises a counter over the copies of it taken: their
+   * max per counter is kept (in `copyMax`, begun from the cached first copy) and raised by this
+   * one. An id no longer cached: no (its copies are old news; anti-entropy is the net).
+   */
+  private raises(id: string, message: DeltaMessage): boolean {
+    let max = this.copyMax.get(id);
+    if (max === undefined) {
+      const cached = this.cache.get(id);
+      const first = cached === undefined ? undefined : decodeFrame(cached);
+      if (first?.type !== 'delta') return false;
+      max = new Map(first.slots.map((slot) => [counterOf(slot), { epoch: epochOf(slot), count: slot.count }]));
+      this.copyMax.set(id, max);
+      if (this.copyMax.size > MAX_COPY_MAXIMA) this.copyMax.delete(this.copyMax.keys().next().value!);
+    }
+    let raised = false;
+    for (const slot of message.slots) {
+      const key = counterOf(slot);
+      const before = max.get(key);
+      const epoch = epochOf(slot);
+      if (before === undefined || epoch > before.epoch || (epoch === before.epoch && slot.count > before.count)) {
+        max.set(key, { epoch, count: slot.count });
+        raised = true;
+      }
+    }
+    return raised;
+  }
+
+  /** Takes one of `from`'s MAX_IDLE_RELAYS_PER_SECOND for this second; false when none is left. */
+  private idleRelay(from: PeerSession): boolean {
+    const second = Math.floor(this.options.timers.now() / 1000);
+    let budget = this.idleBudget.get(from);
+    if (budget === undefined || budget.second !== second) {
+      budget = { second, count: 0 };
+      this.idleBudget.set(from, budget);
+    }
+    if (budget.count >= MAX_IDLE_RELAYS_PER_SECOND) return false;
+    budget.count += 1;
     return true;
   }
 

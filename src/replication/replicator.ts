@@ -27,7 +27,7 @@
  *   no traffic for `heartbeatTimeoutMs` is closed and its peer redialled.
  */
 import type { ClusterStatus, NodeInfo } from '../cluster-status.js';
-import type { Slot } from '../crdt/g-counter.js';
+import { epochOf, type Slot } from '../crdt/g-counter.js';
 import { seqOf, syncDigest, type SeqRange } from '../crdt/version-vector.js';
 import { cryptoRandom, type RandomBytes, type ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
@@ -82,6 +82,8 @@ export interface ReplicatorOptions {
   readonly antiEntropyIntervalMs?: number;
   readonly reconnect?: BackoffOptions;
   readonly maxSendBufferBytes?: number;
+  /** See SyncSenderOptions.coalesceAboveBytes (full mesh): Infinity turns coalescing off. */
+  readonly coalesceAboveBytes?: number;
   readonly syncChunkSlots?: number;
   /** Bench only: sessions skip the per-frame MAC (see NodeOptions.unsealedFrames). */
   readonly unsealedFrames?: boolean;
@@ -176,6 +178,7 @@ export class Replicator {
       maxSendBufferBytes: this.maxSendBufferBytes,
       syncChunkSlots: options.syncChunkSlots ?? SYNC_CHUNK_SLOTS,
       ...(options.probe !== undefined ? { probe: options.probe } : {}),
+      ...(options.coalesceAboveBytes !== undefined ? { coalesceAboveBytes: options.coalesceAboveBytes } : {}),
     });
     this.source = new SyncSource({
       timers,
@@ -253,10 +256,12 @@ export class Replicator {
     readonly eager?: number;
     readonly lazy?: number;
     readonly tree?: { readonly received: number; readonly duplicates: number; readonly grafts: number };
+    /** Live deltas merged into another in a session's outbox since start (sync-sender.ts). */
+    readonly coalesced: number;
   } {
     const links = this.tree?.links();
     const tree = this.tree === undefined ? {} : { tree: { ...this.tree.counts } };
-    return { bounded: this.view.bounded, dial: this.view.bounded ? this.view.dialCount : this.directory.size, max: this.view.maxDegree, ...links, ...tree };
+    return { bounded: this.view.bounded, dial: this.view.bounded ? this.view.dialCount : this.directory.size, max: this.view.maxDegree, ...links, ...tree, coalesced: this.sender.counts.coalesced };
   }
 
   /** Starts or ends the broadcast tree when the mode changed; a new tree takes every open session as eager. */
@@ -266,6 +271,8 @@ export class Replicator {
         timers: this.timers,
         send: (session, message) => this.sessions.guard(session, () => session.send(message)),
         sendDelta: (session, frame, range) => this.sessions.guard(session, () => this.sendDelta(session, frame, range)),
+        heldUpTo: (replica) => this.store.vectorEntry(replica),
+        raisesHeld: (message) => raisesHeld(this.store, message.range.replica, message.slots),
         dropFirstDelivery: this.dropFirstDelivery,
       });
       for (const session of this.sessions.open()) this.tree.opened(session);
@@ -421,6 +428,7 @@ export class Replicator {
     if (this.heartbeatTimer !== undefined) this.timers.clearTimeout(this.heartbeatTimer);
     if (this.antiEntropyTimer !== undefined) this.timers.clearTimeout(this.antiEntropyTimer);
     this.directory.stop();
+    this.sender.stop();
     this.tree?.stop();
     this.source.stop();
     this.presence.destroy();
@@ -575,4 +583,22 @@ function highestOwn(slots: readonly Slot[], own: ReplicaId): number {
   let highest = 0;
   for (const slot of slots) if (slot.replica === own && slot.seq > highest) highest = slot.seq;
   return highest;
+}
+
+/**
+ * Whether merging `slots` would raise a page total `store` holds: a slot of a page's total
+ * (series slots are not looked at, see broadcast-tree.ts) of the page's epoch counting more than
+ * the held slot of its replica (or none held), or of a newer epoch. One page's slots read per slot (SqliteStore caches them).
+ */
+function raisesHeld(store: Pick<Store, 'pageSlots'>, replica: ReplicaId, slots: readonly Omit<Slot, 'replica'>[]): boolean {
+  for (const slot of slots) {
+    if (slot.kind !== undefined) continue;
+    const held = store.pageSlots(slot.page);
+    const pageEpoch = held.length === 0 ? 0 : epochOf(held[0]!);
+    const epoch = epochOf(slot);
+    if (epoch > pageEpoch) return true;
+    if (epoch < pageEpoch) continue;
+    if (slot.count > (held.find((value) => value.replica === replica)?.count ?? -1)) return true;
+  }
+  return false;
 }

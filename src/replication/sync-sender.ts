@@ -1,8 +1,19 @@
 /**
  * What this node sends its peers' way: sync answers to their version vectors (`slots` chunks,
  * then `covered`; see sync-answer.ts for why a range is claimed only at the end) and, after each
- * local commit, the commit's delta to every open session at once. A session whose send buffer is
- * over its bound is skipped: it falls behind with a gap, and the next anti-entropy round fills it.
+ * local commit, the commit's delta to every open session. A session whose send buffer is over its
+ * bound is skipped: it falls behind with a gap, and the next anti-entropy round fills it.
+ *
+ * Coalescing (full mesh): a delta goes to a session at once when the session's send buffer is
+ * empty (at most `coalesceAboveBytes`) and nothing waits for it, so an idle link adds no latency.
+ * Otherwise it waits in the session's outbox, where contiguous deltas merge into one
+ * (coalesced-delta.ts), and goes when the buffer drained (looked at on the next loop turn, then
+ * after OUTBOX_POLL_MS, backing off to OUTBOX_POLL_MAX_MS: see scheduleFlush): on a busy link the
+ * frames per second stop growing with the commit rate. The outbox holds at most MAX_OUTBOX_BYTES
+ * (estimated wire bytes); a delta past it is skipped like one over the send-buffer bound. Full
+ * mesh only: the broadcast tree identifies deltas by their range, and a range merged differently
+ * on each link would defeat its duplicate suppression (PROTOCOL.md §5 names the two cases where a
+ * merged delta still reaches a tree: harmless). `coalesceAboveBytes: Infinity` turns it off.
  */
 import { keyOf } from '../crdt/series.js';
 import { valueOf } from '../crdt/g-counter.js';
@@ -13,9 +24,10 @@ import type { Log } from '../log.js';
 import { encodeMessage } from '../protocol/codec.js';
 import type { Message } from '../protocol/messages.js';
 import type { Delta, Store } from '../store/store.js';
-import type { Timers } from '../timers.js';
+import type { TimerHandle, Timers } from '../timers.js';
 import type { PeerSession } from './peer-session.js';
 import type { ReplicationMetrics } from './replication-metrics.js';
+import { CoalescedDelta, deltaBytes } from './coalesced-delta.js';
 import { planSyncAnswer } from './sync-answer.js';
 
 /** Past this many bytes queued to a peer, live deltas to it are skipped (anti-entropy catches up). */
@@ -35,6 +47,32 @@ export const DRAIN_POLL_MS = 20;
  */
 export const SPREAD_INTERVAL_MS = 30_000;
 
+/** A delta waits in its session's outbox while the session's send buffer holds more than this. */
+export const COALESCE_ABOVE_BYTES = 0;
+/**
+ * Encoded bytes of deltas one session's outbox holds at most, as deltaBytes estimates them (the
+ * wire size, about: 48 bytes a delta plus the page name and 32 a slot), not the heap they take.
+ */
+export const MAX_OUTBOX_BYTES = 1024 * 1024;
+/** How soon a session's non-empty outbox looks at its send buffer again, first. */
+export const OUTBOX_POLL_MS = 1;
+/**
+ * The longest wait between two looks: each look finding the send buffer no smaller than the last
+ * doubles the wait up to this, so a peer that stops reading costs a few wakeups a second, not a
+ * thousand (and one past the send-buffer bound drops the outbox: no timer at all).
+ */
+export const OUTBOX_POLL_MAX_MS = 250;
+
+interface Outbox {
+  readonly deltas: CoalescedDelta[];
+  bytes: number;
+  timer: TimerHandle | undefined;
+  /** The wait before the next look (OUTBOX_POLL_MS, doubled while the buffer does not shrink). */
+  pollMs: number;
+  /** The send buffer at the last look. */
+  lastBuffered: number;
+}
+
 export interface SyncSenderOptions {
   readonly store: Store;
   readonly timers: Timers;
@@ -44,6 +82,8 @@ export interface SyncSenderOptions {
   readonly syncChunkSlots: number;
   /** Stamps `encoded` and `written` for the sampled pages of a delta (bench diagnostics); undefined: off. */
   readonly probe?: LatencyProbe;
+  /** Default COALESCE_ABOVE_BYTES; Infinity: never coalesce (every delta at once, as before). */
+  readonly coalesceAboveBytes?: number;
 }
 
 export class SyncSender {
@@ -51,6 +91,10 @@ export class SyncSender {
   private readonly answering = new Map<PeerSession, VersionVector | undefined>();
   /** Per session, per replica: when its uncovered slots were last sent, and our digest then. */
   private readonly spreadTo = new Map<PeerSession, Map<ReplicaId, { readonly at: number; readonly digest: string }>>();
+  /** Per session, the deltas waiting for its send buffer to drain, oldest first. */
+  private readonly outboxes = new Map<PeerSession, Outbox>();
+  /** Deltas merged into one waiting in an outbox (bench, tests). */
+  readonly counts = { coalesced: 0 };
 
   constructor(private readonly options: SyncSenderOptions) {}
 
@@ -59,10 +103,16 @@ export class SyncSender {
     return this.answering.size > 0;
   }
 
-  /** The session closed: a pending answer stops at its next chunk. */
+  /** The session closed: a pending answer stops at its next chunk, its outbox is dropped. */
   forget(session: PeerSession): void {
     this.answering.delete(session);
     this.spreadTo.delete(session);
+    this.dropOutbox(session);
+  }
+
+  /** Drops every outbox and its timer (the replicator's stop). */
+  stop(): void {
+    for (const session of [...this.outboxes.keys()]) this.dropOutbox(session);
   }
 
   /**
@@ -137,7 +187,10 @@ export class SyncSender {
     return this.options.syncChunkSlots;
   }
 
-  /** Pushes a local commit to every open session, encoded once. */
+  /**
+   * Pushes a local commit to every open session: at once (encoded once for all) where the send
+   * buffer is empty and no delta waits, else into the session's outbox.
+   */
   push(delta: Delta, sessions: readonly PeerSession[]): void {
     if (sessions.length === 0) return;
     if (delta.slots.length > this.options.syncChunkSlots) {
@@ -145,19 +198,109 @@ export class SyncSender {
       for (const session of sessions) this.pushAsRound(session, delta);
       return;
     }
-    const frame = encodeMessage(deltaMessage(delta));
+    let frame: Uint8Array | undefined;
     const probe = this.options.probe;
     probe?.markAll('encoded', delta.slots);
+    const above = this.options.coalesceAboveBytes ?? COALESCE_ABOVE_BYTES;
     for (const session of sessions) {
       if (this.overBound(session)) continue;
+      if (this.outboxes.has(session) || session.connection.bufferedBytes() > above) {
+        this.queue(session, delta);
+        continue;
+      }
+      frame ??= encodeMessage(deltaMessage(delta));
       session.sendFrame(frame, 'delta');
       probe?.markAll('written', delta.slots, session.peer?.name);
       session.peerHolds(delta.range);
     }
   }
 
+  /** Puts `delta` in the session's outbox, merged into the last one when it continues it. */
+  private queue(session: PeerSession, delta: Delta): void {
+    let outbox = this.outboxes.get(session);
+    if (outbox === undefined) {
+      outbox = { deltas: [], bytes: 0, timer: undefined, pollMs: OUTBOX_POLL_MS, lastBuffered: Number.POSITIVE_INFINITY };
+      this.outboxes.set(session, outbox);
+      this.scheduleFlush(session, outbox);
+    }
+    const last = outbox.deltas.at(-1);
+    const before = last?.bytes ?? 0;
+    const merges = last !== undefined && last.continuedBy(delta) && last.slotsWith(delta) <= this.options.syncChunkSlots;
+    // deltaBytes(delta) bounds what a merge adds too (a counter already held adds nothing).
+    if (outbox.bytes + deltaBytes(delta) > MAX_OUTBOX_BYTES) {
+      // As a full send buffer: skipped, the next anti-entropy round fills the gap.
+      this.options.metrics.deltaSkipped();
+      return;
+    }
+    if (merges) {
+      last.add(delta);
+      outbox.bytes += last.bytes - before;
+      this.counts.coalesced += 1;
+    } else {
+      const entry = new CoalescedDelta(delta);
+      outbox.deltas.push(entry);
+      outbox.bytes += entry.bytes;
+    }
+  }
+
+  /**
+   * Looks at the session's send buffer on the next loop turn (a socket write finishing in this
+   * one leaves it empty there: the outbox goes at once), then after OUTBOX_POLL_MS, a wait doubled
+   * up to OUTBOX_POLL_MAX_MS while the buffer does not shrink, until it drained. A buffer past the
+   * send-buffer bound (a peer that stopped reading) drops the outbox, counted as skipped deltas
+   * like those pushed meanwhile: anti-entropy fills them, and no timer lives on for the session.
+   */
+  private scheduleFlush(session: PeerSession, outbox: Outbox, nextTurn = true): void {
+    const check = (): void => {
+      outbox.timer = undefined;
+      if (this.outboxes.get(session) !== outbox) return;
+      if (session.phase !== 'open') {
+        this.dropOutbox(session);
+        return;
+      }
+      const buffered = session.connection.bufferedBytes();
+      if (buffered > this.options.maxSendBufferBytes) {
+        for (let i = 0; i < outbox.deltas.length; i++) this.options.metrics.deltaSkipped();
+        this.dropOutbox(session);
+        return;
+      }
+      if (buffered <= (this.options.coalesceAboveBytes ?? COALESCE_ABOVE_BYTES)) {
+        this.flush(session);
+        return;
+      }
+      outbox.pollMs = buffered < outbox.lastBuffered ? OUTBOX_POLL_MS : Math.min(outbox.pollMs * 2, OUTBOX_POLL_MAX_MS);
+      outbox.lastBuffered = buffered;
+      this.scheduleFlush(session, outbox, false);
+    };
+    if (nextTurn) void this.options.timers.yield().then(check);
+    else outbox.timer = this.options.timers.setTimeout(check, outbox.pollMs);
+  }
+
+  /** Sends what waits in the session's outbox, in order, and empties it. */
+  private flush(session: PeerSession): void {
+    const outbox = this.outboxes.get(session);
+    if (outbox === undefined) return;
+    this.dropOutbox(session);
+    const probe = this.options.probe;
+    for (const entry of outbox.deltas) {
+      const delta = entry.delta();
+      session.sendFrame(encodeMessage(deltaMessage(delta)), 'delta');
+      probe?.markAll('written', delta.slots, session.peer?.name);
+      session.peerHolds(delta.range);
+    }
+  }
+
+  private dropOutbox(session: PeerSession): void {
+    const outbox = this.outboxes.get(session);
+    if (outbox === undefined) return;
+    if (outbox.timer !== undefined) this.options.timers.clearTimeout(outbox.timer);
+    this.outboxes.delete(session);
+  }
+
   private pushAsRound(session: PeerSession, delta: Delta): void {
     if (this.overBound(session)) return;
+    // What waits goes first: the round's range continues it.
+    this.flush(session);
     const chunkSlots = this.options.syncChunkSlots;
     const round = session.newRound();
     let index = 0;

@@ -171,6 +171,11 @@ export class MemoryStore implements Store {
     return new Map(this.db.vv);
   }
 
+  vectorEntry(replica: ReplicaId): number {
+    this.assertOpen();
+    return this.db.vv.get(replica) ?? 0;
+  }
+
   highestSlotSeqs(): VersionVector {
     this.assertOpen();
     const out = new Map<ReplicaId, number>();

@@ -524,6 +524,12 @@ export class SqliteStore implements Store {
     return vv;
   }
 
+  vectorEntry(replica: ReplicaId): number {
+    this.assertOpen();
+    const id = this.interned.get(replica);
+    return id === undefined ? 0 : (this.reads().s.vvEntry.get(id) ?? 0);
+  }
+
   highestSlotSeqs(): VersionVector {
     this.assertOpen();
     const out = new Map<ReplicaId, number>();

@@ -151,6 +151,8 @@ export interface Store {
   /** The highest seq this replica has committed. Equals `versionVector().get(replicaId) ?? 0`. */
   localSeq(): number;
   versionVector(): VersionVector;
+  /** One entry of `versionVector()`: the seq up to which this node holds every change of `replica` (0 when none). */
+  vectorEntry(replica: ReplicaId): number;
   /**
    * Per replica, the highest seq among the slots of every kind held (replicas without a slot left out). Above
    * `versionVector()` for a replica whose slots arrived past a gap nobody covered (sync-answer.ts).

@@ -47,9 +47,9 @@ export class RawPeer {
     this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString('utf8') })));
   }
 
-  /** Opens `/cluster` at `url`: a node's cluster port (its `privateUrl`). */
-  static async connect(url: string): Promise<RawPeer> {
-    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}${CLUSTER_PATH}`, { perMessageDeflate: false });
+  /** Opens `/cluster` at `url`: a node's cluster port (its `privateUrl`); from `localAddress` when given (another loopback host). */
+  static async connect(url: string, options: { readonly localAddress?: string } = {}): Promise<RawPeer> {
+    const ws = new WebSocket(`${url.replace(/^http/, 'ws')}${CLUSTER_PATH}`, { perMessageDeflate: false, ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {}) });
     const peer = new RawPeer(ws);
     await new Promise<void>((resolve, reject) => {
       ws.once('open', () => resolve());
@@ -96,6 +96,20 @@ export class RawPeer {
    * once the node sent its version vector.
    */
   async join(cluster: string, secret: string): Promise<void> {
+    await this.handshake(cluster, secret);
+    await this.next('vv');
+  }
+
+  /**
+   * The handshake of `join`, then whichever comes first: the node's version vector (`open`: the
+   * session was taken) or the socket's close (a refusal after the handshake, e.g. `full`).
+   */
+  async tryJoin(cluster: string, secret: string): Promise<'open' | Closed> {
+    await this.handshake(cluster, secret);
+    return Promise.race([this.next('vv', 15_000).then(() => 'open' as const), this.closed]);
+  }
+
+  private async handshake(cluster: string, secret: string): Promise<void> {
     this.send(encodeMessage({ type: 'hello', cluster, replica: this.replica, node: 'raw-peer', nonce: this.nonce }));
     const hello = await this.next('hello');
     const proof = authProof(secret, { cluster, challenge: hello.nonce, responderNonce: this.nonce, prover: this.replica, verifier: hello.replica });
@@ -104,7 +118,6 @@ export class RawPeer {
     );
     this.send(encodeMessage({ type: 'auth', proof }));
     this.sealer = new FrameSealer(sessionKey(secret, { cluster, sender: this.replica, senderNonce: this.nonce, receiver: hello.replica, receiverNonce: hello.nonce }));
-    await this.next('vv');
   }
 
   close(): void {

@@ -76,6 +76,7 @@ export class ReplicatedCluster implements ClusterUnderTest {
   private readonly timers = new ManualTimers();
   private readonly random: SeededRandom;
   private readonly nodes: SimNode[];
+  private coalescedByStopped = 0;
   /** Ground truth for the vv invariant: per replica, per seq, the slots that commit wrote (epoch, count). */
   /** replica → commit seq → slot key (kind:t:page, kind 0 the total) → what the commit wrote. */
   private readonly history = new Map<ReplicaId, Map<number, Map<string, { page: PageName; epoch: number; count: number }>>>();
@@ -94,6 +95,11 @@ export class ReplicatedCluster implements ClusterUnderTest {
   ) {
     this.random = seededRandom(seed);
     this.nodes = Array.from({ length: count }, (_, i) => ({ address: `node${i}:1`, disk: new MemoryDisk(), snapshots: [], store: undefined, replicator: undefined }));
+  }
+
+  /** Live deltas merged in outboxes (sync-sender.ts) by replicators since start, stopped ones included. */
+  coalesced(): number {
+    return this.nodes.reduce((sum, node) => sum + (node.replicator?.degree().coalesced ?? 0), this.coalescedByStopped);
   }
 
   async start(): Promise<this> {
@@ -246,6 +252,7 @@ export class ReplicatedCluster implements ClusterUnderTest {
     const node = this.nodes[index]!;
     if (node.store === undefined) return;
     this.network.crash(node.address);
+    this.coalescedByStopped += node.replicator?.degree().coalesced ?? 0;
     await node.replicator!.stop();
     node.store.kill();
     node.store = undefined;
@@ -256,6 +263,7 @@ export class ReplicatedCluster implements ClusterUnderTest {
   async stop(index: number): Promise<void> {
     const node = this.nodes[index]!;
     if (node.store === undefined) return;
+    this.coalescedByStopped += node.replicator?.degree().coalesced ?? 0;
     await node.replicator!.stop();
     await node.store.close();
     node.store = undefined;
@@ -410,6 +418,7 @@ export class ReplicatedCluster implements ClusterUnderTest {
 
   async dispose(): Promise<void> {
     for (const node of this.nodes) {
+      this.coalescedByStopped += node.replicator?.degree().coalesced ?? 0;
       await node.replicator?.stop();
       node.store?.kill();
       node.store = undefined;

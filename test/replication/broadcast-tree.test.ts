@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { BroadcastTree, MAX_MISSING_PER_PEER } from '../../src/replication/broadcast-tree.js';
+import { BroadcastTree, MAX_IDLE_RELAYS_PER_SECOND, MAX_MISSING_PER_PEER } from '../../src/replication/broadcast-tree.js';
 import { VirtualTimers } from '../../src/virtual-timers.js';
 import type { PeerSession } from '../../src/replication/peer-session.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 import type { Message } from '../../src/protocol/messages.js';
+import { decodeFrame } from '../../src/protocol/codec.js';
 
 type Delta = Extract<Message, { type: 'delta' }>;
 const delta = (replica: string, after: number, count: number): Delta => ({
@@ -48,6 +49,61 @@ describe('the broadcast tree', () => {
     expect(relayed).toBe(1);
     expect(tree.received(peer, own)).toBe(false);
     expect(relayed).toBe(1);
+  });
+});
+
+describe('the broadcast tree passes on only news (review h18 #7, r18c #1)', () => {
+  const replica = 'b'.repeat(32);
+  /** A tree over a one-replica model of the store: its vector entry and held `home` count, merged as Replicator.apply does. */
+  function tree(heldUpTo: number, heldCount = 0) {
+    const relayed: Array<{ to: string; delta: Delta }> = [];
+    const held = { upTo: heldUpTo, count: heldCount };
+    const timers = new VirtualTimers();
+    const built = new BroadcastTree({
+      timers,
+      send: () => {},
+      sendDelta: (to, frame) => relayed.push({ to: (to as unknown as { name: string }).name, delta: decodeFrame(frame) as Delta }),
+      heldUpTo: (r) => (r === replica ? held.upTo : 0),
+      raisesHeld: (m) => m.slots.some((slot) => slot.count > held.count),
+    });
+    const [hostile, honest, next] = [session('hostile'), session('honest'), session('next')];
+    for (const s of [hostile, honest, next]) built.opened(s);
+    const take = (from: PeerSession, m: Delta): boolean => {
+      if (!built.received(from, m)) return false;
+      if (m.range.after <= held.upTo) held.upTo = Math.max(held.upTo, m.range.upTo);
+      held.count = Math.max(held.count, ...m.slots.map((slot) => slot.count));
+      return true;
+    };
+    const to = (name: string) => relayed.filter((r) => r.to === name).map((r) => r.delta);
+    return { tree: built, timers, take, to, hostile, honest };
+  }
+  const ranged = (after: number, upTo: number, count: number): Delta => ({ type: 'delta', range: { replica: replica as ReplicaId, after, upTo }, slots: [{ page: 'home' as PageName, count, seq: upTo }] });
+
+  it('justified deltas under unseen ids inside the vector, raising nothing, are relayed only within the sender budget per second', () => {
+    const { tree: t, timers, take, to, hostile } = tree(10_000, 1);
+    // Ids nobody saw, each justified by its slot, all inside what this node holds, none raising `home`.
+    const flood = (from: number) => { for (let k = from; k < from + MAX_IDLE_RELAYS_PER_SECOND + 50; k++) expect(take(hostile, ranged(k, 10_000, 1))).toBe(true); };
+    flood(0);
+    expect(to('next')).toHaveLength(MAX_IDLE_RELAYS_PER_SECOND);
+    expect(t.counts.notRelayed).toBe(50);
+    // The next second brings a new budget, no more.
+    timers.runDue(1_000);
+    flood(1_000);
+    expect(to('next')).toHaveLength(2 * MAX_IDLE_RELAYS_PER_SECOND);
+    // A delta reaching past the vector is news: passed on, budget or not.
+    expect(take(hostile, ranged(10_000, 10_001, 5))).toBe(true);
+    expect(to('next')).toHaveLength(2 * MAX_IDLE_RELAYS_PER_SECOND + 1);
+  });
+
+  it('r18c #1: the genuine delta after a forged copy under a covering id (lower after, lowered count) still goes on, with no budget left', () => {
+    const { take, to, hostile, honest } = tree(100, 1);
+    // The honest sender's budget for copies raising nothing is spent (copies the tree brings after anti-entropy).
+    for (let k = 0; k < MAX_IDLE_RELAYS_PER_SECOND; k++) expect(take(honest, ranged(k, 100, 1))).toBe(true);
+    const before = to('next').length;
+    expect(before).toBe(MAX_IDLE_RELAYS_PER_SECOND);
+    take(hostile, ranged(0, 101, 1)); // forged R/0/101: lowered count, justified by its slot at seq 101, news by range
+    take(honest, ranged(100, 101, 9)); // genuine R/100/101: inside the vector now, but it raises `home`
+    expect(to('next').slice(before).map((d) => d.slots[0]!.count)).toEqual([1, 9]);
   });
 });
 

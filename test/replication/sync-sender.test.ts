@@ -12,7 +12,9 @@ import { noLog } from '../../src/log.js';
 import type { Message } from '../../src/protocol/messages.js';
 import type { PeerSession } from '../../src/replication/peer-session.js';
 import { noMetrics } from '../../src/replication/replication-metrics.js';
-import { MAX_SEND_BUFFER_BYTES, SyncSender } from '../../src/replication/sync-sender.js';
+import { decodeFrame } from '../../src/protocol/codec.js';
+import { MAX_OUTBOX_BYTES, MAX_SEND_BUFFER_BYTES, OUTBOX_POLL_MAX_MS, OUTBOX_POLL_MS, SyncSender } from '../../src/replication/sync-sender.js';
+import type { Delta } from '../../src/store/store.js';
 import { MemoryStore, MemoryDisk } from '../../src/store/memory-store.js';
 import { ManualTimers } from '../helpers/manual-timers.js';
 
@@ -33,7 +35,13 @@ class RecordingSession {
     this.sent.push(message);
     return 0;
   }
-  peerHolds(_range: SeqRange): void {}
+  readonly held: SeqRange[] = [];
+  peerHolds(range: SeqRange): void {
+    this.held.push(range);
+  }
+  sendFrame(frame: Uint8Array): void {
+    this.sent.push(decodeFrame(frame));
+  }
   /** The slots sent so far, and the ranges claimed by `covered`, since the last call. */
   take(): { slots: Slot[]; covered: SeqRange[] } {
     const taken = this.sent.splice(0);
@@ -110,5 +118,97 @@ describe('SyncSender.answer', () => {
     expect(slots.filter((s) => s.page !== 'late')).toHaveLength(PAGES);
     const replica: ReplicaId = store.replicaId;
     expect(store.versionVector().get(replica)).toBe(PAGES + 1);
+  });
+});
+
+describe('SyncSender.push: coalesced deltas', () => {
+  async function setUp() {
+    const store = MemoryStore.open(new MemoryDisk(), { random: (n) => new Uint8Array(n).fill(7), analytics: false });
+    const deltas: Delta[] = [];
+    store.onCommit((delta) => deltas.push(delta));
+    const timers = new ManualTimers();
+    let skipped = 0;
+    const metrics = { ...noMetrics, deltaSkipped: () => void skipped++ };
+    const sender = new SyncSender({ store, timers, log: noLog, metrics, maxSendBufferBytes: MAX_SEND_BUFFER_BYTES, syncChunkSlots: CHUNK_SLOTS });
+    const session = new RecordingSession();
+    const commit = async (page: string, by = 1): Promise<Delta> => {
+      await store.increment([{ page: page as PageName, by }]);
+      const delta = deltas.at(-1)!;
+      sender.push(delta, [session as unknown as PeerSession]);
+      return delta;
+    };
+    return { store, timers, sender, session, commit, skipped: () => skipped };
+  }
+
+  it('sends at once on an empty send buffer; merges contiguous deltas while it is not, and sends them when it drained', async () => {
+    const { store, timers, sender, session, commit } = await setUp();
+    await commit('a');
+    expect(session.sent).toHaveLength(1);
+    session.buffered = 100;
+    await commit('a', 2);
+    await commit('b');
+    await commit('a', 4);
+    timers.advance(OUTBOX_POLL_MS);
+    // Still buffered: nothing more went.
+    expect(session.sent).toHaveLength(1);
+    session.buffered = 0;
+    timers.advance(OUTBOX_POLL_MAX_MS);
+    expect(session.sent).toHaveLength(2);
+    const merged = session.sent[1]!;
+    expect(merged).toMatchObject({ type: 'delta', range: { replica: store.replicaId, after: 1, upTo: 4 } });
+    const slots = merged.type === 'delta' ? merged.slots.map((s) => [s.page, s.count, s.seq]).sort() : [];
+    // One slot per page, each at its value as of seq 4.
+    expect(slots).toEqual([
+      ['a', 7, 4],
+      ['b', 1, 3],
+    ]);
+    expect(session.held.at(-1)).toEqual({ replica: store.replicaId, after: 1, upTo: 4 });
+    expect(sender.counts.coalesced).toBe(2);
+    // Drained and empty: the next delta goes at once again.
+    await commit('c');
+    expect(session.sent).toHaveLength(3);
+  });
+
+  it('holds at most MAX_OUTBOX_BYTES per session: a delta past it is skipped (counted), as over the send-buffer bound', async () => {
+    const { timers, session, commit, skipped } = await setUp();
+    session.buffered = 100;
+    // Distinct long pages: every delta grows the outbox.
+    const page = (i: number) => `${'x'.repeat(200)}-${i}`;
+    let i = 0;
+    while (skipped() === 0 && i < 10_000) await commit(page(i++));
+    expect(skipped()).toBe(1);
+    expect(i).toBeLessThan(10_000);
+    expect(i * 200).toBeGreaterThan(MAX_OUTBOX_BYTES * 0.8);
+    session.buffered = 0;
+    timers.advance(OUTBOX_POLL_MAX_MS);
+    const sent = session.sent.flatMap((m) => (m.type === 'delta' ? m.slots : []));
+    expect(sent).toHaveLength(i - 1);
+  });
+  it('r18c #5: a peer that stops reading is looked at a few times a second, not every ms; past the send-buffer bound its outbox is dropped and no timer lives on', async () => {
+    const { timers, session, commit, skipped } = await setUp();
+    let looks = 0;
+    (session as unknown as { connection: { bufferedBytes(): number } }).connection = { bufferedBytes: () => (looks++, session.buffered) };
+    session.buffered = 100;
+    await commit('a');
+    await commit('b');
+    await Promise.resolve();
+    looks = 0;
+    // Ten seconds of a buffer that never shrinks: at most one look per OUTBOX_POLL_MAX_MS once backed off.
+    for (let t = 0; t < 10_000; t += 10) timers.advance(10);
+    expect(looks).toBeGreaterThan(0);
+    expect(looks).toBeLessThanOrEqual(10_000 / OUTBOX_POLL_MAX_MS + 10);
+    expect(session.sent).toHaveLength(0);
+    // The buffer passes the bound: the outbox's deltas are dropped (counted as skipped), and nothing looks any more.
+    session.buffered = MAX_SEND_BUFFER_BYTES + 1;
+    const before = skipped();
+    timers.advance(OUTBOX_POLL_MAX_MS);
+    expect(skipped()).toBe(before + 1);
+    looks = 0;
+    timers.advance(60_000);
+    expect(looks).toBe(0);
+    // Drained: the next delta goes at once, and anti-entropy owes the peer the dropped one.
+    session.buffered = 0;
+    await commit('c');
+    expect(session.sent).toHaveLength(1);
   });
 });

@@ -26,5 +26,19 @@ export function versionVectorContract(ctx: ContractContext): void {
       expect(store.versionVector().get(r)).toBe(9);
       expect(store.versionVector().get(store.replicaId) ?? 0).toBe(0);
     });
+
+    it('vectorEntry reads one entry, as versionVector() has it (0 for a replica never seen)', async () => {
+      const store = await open();
+      const r = replica('e6');
+      expect(store.vectorEntry(r)).toBe(0);
+      store.merge([], [{ replica: r, after: 0, upTo: 4 }]);
+      expect(store.vectorEntry(r)).toBe(4);
+      store.merge([{ page: page('p'), replica: r, count: 1, seq: 9 }], [{ replica: r, after: 6, upTo: 9 }]);
+      expect(store.vectorEntry(r)).toBe(4);
+      expect(store.vectorEntry(replica('e7'))).toBe(0);
+      await store.increment([{ page: page('q'), by: 1 }]);
+      expect(store.vectorEntry(store.replicaId)).toBe(store.localSeq());
+      for (const [id, seq] of store.versionVector()) expect(store.vectorEntry(id)).toBe(seq);
+    });
   });
 }
