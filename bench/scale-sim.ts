@@ -145,6 +145,7 @@ class CountingMetrics implements ReplicationMetrics {
   replicaRefused = noMetrics.replicaRefused;
   pageSaturated = noMetrics.pageSaturated;
   mergeDropped = noMetrics.mergeDropped;
+  presenceIgnored = noMetrics.presenceIgnored;
 }
 
 export interface SimNode {

@@ -164,6 +164,12 @@ function isRemoval(state: string): boolean {
   return state.trim() === 'null';
 }
 
+/** The replica id a state's JSON claims, if any (the codec has checked it is JSON). */
+function replicaOfState(state: string): string | undefined {
+  const replica = (JSON.parse(state) as { replicaId?: unknown } | null)?.replicaId;
+  return typeof replica === 'string' ? replica : undefined;
+}
+
 /** The awareness library's timeout: a state not renewed for this long is dropped. */
 export const PRESENCE_TIMEOUT_MS = awarenessProtocol.outdatedTimeout;
 /** How often the timeout check runs (the library's own period: a tenth of the timeout). */
@@ -175,22 +181,29 @@ export interface PresenceOptions {
   readonly clientId: number;
   /** True while the node is in bounded-degree mode (see SPARSE_RENEW_MS); default never. */
   readonly sparse?: () => boolean;
+  /**
+   * Called with the entries of a remote update ignored for a bound (`size`: a state over
+   * MAX_PRESENCE_STATE_BYTES; `cap`: no room under MAX_PRESENCE_STATES); default nothing.
+   */
+  readonly onIgnored?: (reason: 'size' | 'cap', entries: number) => void;
 }
 
 /**
- * Bounds on what a peer can make this node hold and send. An update past one closes the session
- * it came on (the caller drops that peer):
+ * Bounds on what a peer can make this node hold and send. Past one, what does not fit is ignored
+ * (`onIgnored`): a relayed update past a bound usually comes from an honest node relaying
+ * another's states, and closing its session would cut that node off. Only a malformed update
+ * (or one of more than MAX_UPDATE_STATES entries) closes the session it came on.
  * - MAX_PRESENCE_STATES: awareness entries held at most, states and removals together (members
- *   of the cluster, this node included, plus the removals of REMOVAL_TIMEOUT_MS). The library
- *   keeps an entry (`meta`) for every client it ever heard of, a removal of a client it never
- *   held included; without the count a peer could grow it without end with removals. A state
- *   past the bound closes the session; removals make room for states (the oldest is forgotten
- *   first), and a removal of an unknown client that finds no room is ignored (it removes
- *   nothing here and is not passed on).
+ *   of the cluster, this node included, plus the removals of REMOVAL_TIMEOUT_MS), after every
+ *   update. The library keeps an entry (`meta`) for every client it ever heard of, a removal of a
+ *   client it never held included; without the count a peer could grow it without end with
+ *   removals. Removals make room for new states (the oldest is forgotten first); a new state or a
+ *   removal of an unknown client that finds no room is ignored (not held, not passed on). A
+ *   direct peer's own state is always taken: a state from elsewhere is dropped for it.
  * - MAX_PRESENCE_STATE_BYTES: the most one state's JSON may take, in UTF-8 bytes (a character of
- *   a name can take 3). An honest state is ~1.1 KB at most (a 128-character name,
- *   MAX_INDIRECT_LISTED ids).
- * - MAX_UPDATE_STATES: the most entries one update (one frame) may carry.
+ *   a name can take 3); a larger one is ignored. An honest state is ~1.1 KB at most (a
+ *   128-character name, MAX_INDIRECT_LISTED ids).
+ * - MAX_UPDATE_STATES: the most entries one update (one frame) may carry; more close the session.
  * Whatever is held, this node sends it in parts of at most MAX_UPDATE_STATES entries and
  * MAX_UPDATE_BYTES encoded bytes (an entry takes at most MAX_PRESENCE_STATE_BYTES + 15), so no
  * part comes near the frame limit (1 MiB): a part that passed it would fail on every honest
@@ -239,6 +252,7 @@ export class Presence {
   private checkTimer: TimerHandle | undefined;
   private destroyed = false;
   private readonly sparse: () => boolean;
+  private readonly onIgnored: (reason: 'size' | 'cap', entries: number) => void;
   private wasSparse = false;
   /** Sparse mode: per direct peer (replica id), the clock of each client it is known to hold. */
   private readonly peerClocks = new Map<string, Map<number, number>>();
@@ -273,6 +287,7 @@ export class Presence {
   ) {
     this.timers = options.timers;
     this.sparse = options.sparse ?? (() => false);
+    this.onIgnored = options.onIgnored ?? (() => {});
     this.doc = new Y.Doc();
     // Before the awareness is made: it takes its client id from the document.
     this.doc.clientID = options.clientId >>> 0;
@@ -498,52 +513,68 @@ export class Presence {
   }
 
   /**
-   * Applies an update from a peer; throws on a malformed one, or one past the bounds above
-   * (MAX_UPDATE_STATES, MAX_PRESENCE_STATE_BYTES, states held past MAX_PRESENCE_STATES): the
-   * caller drops that peer. Removals of clients never held are kept only while the entries held
-   * stay within MAX_PRESENCE_STATES, and ignored past it.
+   * Applies an update from a peer; throws on a malformed one (a clock above MAX_AWARENESS_CLOCK,
+   * more than MAX_UPDATE_STATES entries): the caller drops that peer. What only goes past a bound
+   * held here is ignored instead (counted through `onIgnored`), never thrown on: such an update
+   * is usually relayed by an honest node, which a throw would cut off. A state over
+   * MAX_PRESENCE_STATE_BYTES is ignored; so are new states past MAX_PRESENCE_STATES, except the
+   * sending peer's own (see `admitted`), and removals of clients never held past the room left.
+   * So states and removals held together never pass MAX_PRESENCE_STATES.
    */
   applyRemote(update: Uint8Array, origin: unknown, from?: string): void {
     const own = this.awareness.clientID;
-    const all = entriesOf(update);
-    const theirs = all.filter((entry) => entry.client !== own);
-    if (theirs.length === 0) return;
-    if (theirs.length > MAX_UPDATE_STATES) throw new RangeError(`presence update of ${theirs.length} states; at most ${MAX_UPDATE_STATES} a frame`);
-    for (const entry of theirs) {
+    const all = entriesOf(update).filter((entry) => entry.client !== own);
+    if (all.length > MAX_UPDATE_STATES) throw new RangeError(`presence update of ${all.length} states; at most ${MAX_UPDATE_STATES} a frame`);
+    let oversize = 0;
+    const theirs = all.filter((entry) => {
       // A character takes at most 3 bytes (a surrogate pair 4 for two): short states need no count.
-      if (entry.state.length * 3 <= MAX_PRESENCE_STATE_BYTES) continue;
-      const bytes = utf8Bytes(entry.state);
-      if (bytes > MAX_PRESENCE_STATE_BYTES) throw new RangeError(`presence state of client ${entry.client} is ${bytes} bytes; at most ${MAX_PRESENCE_STATE_BYTES}`);
-    }
+      if (entry.state.length * 3 <= MAX_PRESENCE_STATE_BYTES || utf8Bytes(entry.state) <= MAX_PRESENCE_STATE_BYTES) return true;
+      oversize++;
+      return false;
+    });
+    if (oversize > 0) this.onIgnored('size', oversize);
+    if (theirs.length === 0) return;
     const { states, meta } = this.awareness;
-    const added = new Set<number>(); // states of clients without one held
-    const fresh = new Set<number>(); // states of clients without an entry held
-    const unknownRemovals = new Set<number>();
+    const inUpdate = new Set<number>();
+    const added: number[] = []; // states of clients without one held, in order
+    const addedSet = new Set<number>();
+    const removals = new Set<number>(); // removals of clients without an entry held
     for (const entry of theirs) {
+      inUpdate.add(entry.client);
       if (!isRemoval(entry.state)) {
-        if (!states.has(entry.client)) added.add(entry.client);
-        if (!meta.has(entry.client)) fresh.add(entry.client);
+        if (!states.has(entry.client) && !addedSet.has(entry.client)) {
+          addedSet.add(entry.client);
+          added.push(entry.client);
+        }
       } else if (!meta.has(entry.client)) {
-        unknownRemovals.add(entry.client);
+        removals.add(entry.client);
       }
     }
-    for (const client of fresh) unknownRemovals.delete(client);
-    if (states.size + added.size > MAX_PRESENCE_STATES) {
-      throw new RangeError(`presence would hold ${states.size + added.size} members; at most ${MAX_PRESENCE_STATES} are kept`);
-    }
-    // Room for new states: the oldest removals are forgotten first (the check above leaves enough of them).
-    let over = meta.size + fresh.size - MAX_PRESENCE_STATES;
+    // A client with a state in the update is a state, whatever else the update says of it.
+    for (const client of added) removals.delete(client);
+    const admitted = this.admitted(added, theirs, inUpdate, from);
+    // Room in the entries for new ones: the oldest removals are forgotten first (never one this
+    // update names: it would come back in uncounted).
+    let fresh = admitted.filter((client) => !meta.has(client));
+    let over = meta.size + fresh.length - MAX_PRESENCE_STATES;
     for (const client of this.removedAt.keys()) {
       if (over <= 0) break;
-      if (added.has(client)) continue;
+      if (inUpdate.has(client) || states.has(client) || !meta.has(client)) continue;
       this.forget(client);
       over--;
     }
-    // Removals of clients never held while there is room; past it they are ignored (not kept, not passed on).
-    const room = Math.max(0, MAX_PRESENCE_STATES - meta.size - fresh.size);
+    // Removals this update re-sends stay: what they leave no room for is not taken.
+    if (over > 0) {
+      const refused = new Set(fresh.slice(fresh.length - over));
+      fresh = fresh.filter((client) => !refused.has(client));
+      for (let i = admitted.length - 1; i >= 0; i--) if (refused.has(admitted[i]!)) admitted.splice(i, 1);
+    }
+    const room = Math.max(0, MAX_PRESENCE_STATES - meta.size - fresh.length);
+    const taken = new Set(admitted);
+    const ignored = new Set<number>([...added.filter((client) => !taken.has(client)), ...[...removals].slice(room)]);
     let kept = theirs;
-    if (unknownRemovals.size > room) {
-      const ignored = new Set([...unknownRemovals].slice(room));
+    if (ignored.size > 0) {
+      this.onIgnored('cap', ignored.size);
       kept = theirs.filter((entry) => !ignored.has(entry.client));
       if (kept.length === 0) return;
     }
@@ -567,6 +598,50 @@ export class Presence {
       for (const entry of kept) if (meta.has(entry.client) && (known.get(entry.client) ?? -1) < entry.clock) known.set(entry.client, entry.clock);
     }
     this.dropSuperseded();
+  }
+
+  /**
+   * Of the new states `added` (clients without a state held), those there is room for under
+   * MAX_PRESENCE_STATES, in order. Past the bound, the state of the sending peer itself (one that
+   * claims the replica id of `from`, the session's peer) is still taken, at most one an update
+   * and while at most one other state claims that replica: a state not of this node nor of a
+   * direct peer, the least recently renewed, is dropped here to make room (not removed
+   * elsewhere). So a node filled with states from elsewhere still holds each of its direct
+   * peers, and a newcomer is never refused.
+   */
+  private admitted(added: readonly number[], entries: readonly Entry[], inUpdate: ReadonlySet<number>, from: string | undefined): number[] {
+    const room = Math.max(0, MAX_PRESENCE_STATES - this.awareness.states.size);
+    if (added.length <= room) return [...added];
+    const admitted = added.slice(0, room);
+    if (from === undefined || (this.clientsOfReplica.get(from)?.size ?? 0) >= 2) return admitted;
+    const candidates = new Set(added);
+    const peer = entries.find((entry) => candidates.has(entry.client) && !isRemoval(entry.state) && replicaOfState(entry.state) === from);
+    if (peer === undefined || admitted.includes(peer.client)) return admitted;
+    const protectedClients = new Set<number>([this.awareness.clientID]);
+    for (const direct of this.peers()) for (const client of this.clientsOfReplica.get(direct.replica) ?? []) protectedClients.add(client);
+    let victim: number | undefined;
+    for (const client of this.renewedAt.keys()) {
+      if (this.awareness.states.has(client) && !protectedClients.has(client) && !inUpdate.has(client)) {
+        victim = client;
+        break;
+      }
+    }
+    if (victim === undefined) return admitted;
+    this.evict(victim);
+    admitted.push(peer.client);
+    return admitted;
+  }
+
+  /** Drops a state here only, without a trace (no removal is kept or sent): a relay may bring it back when there is room. */
+  private evict(client: number): void {
+    this.awareness.states.delete(client);
+    this.awareness.meta.delete(client);
+    this.renewedAt.delete(client);
+    this.removedAt.delete(client);
+    this.json.delete(client);
+    this.unindex(client);
+    this.dirty.delete(client);
+    for (const known of this.peerClocks.values()) known.delete(client);
   }
 
   /**

@@ -23,6 +23,8 @@ export interface ReplicationMetrics {
   pageSaturated(): void;
   /** Received slots (or an empty frame: 0) dropped unmerged because the store refuses writes. */
   mergeDropped(slots: number): void;
+  /** Entries of a peer's presence update ignored for a bound (`size`: state too large; `cap`: no room). */
+  presenceIgnored(reason: 'size' | 'cap', entries: number): void;
 }
 
 export const noMetrics: ReplicationMetrics = {
@@ -40,6 +42,7 @@ export const noMetrics: ReplicationMetrics = {
   replicaRefused: () => {},
   pageSaturated: () => {},
   mergeDropped: () => {},
+  presenceIgnored: () => {},
 };
 
 /**
@@ -64,6 +67,12 @@ export function createReplicationMetrics(registry: Registry, prefix = ''): Repli
   const saturated = new Counter({ name: `${prefix}replication_pages_saturated_total`, help: 'Pages whose total merged slots took to 2^53-1 (capped there; increments refused)', registers });
   const dropped = new Counter({ name: `${prefix}replication_merges_dropped_total`, help: 'Received merges (frames) dropped unmerged because the store refuses writes (file gone, disk full)', registers });
   const droppedSlots = new Counter({ name: `${prefix}replication_merge_dropped_slots_total`, help: 'Received slots dropped unmerged because the store refuses writes', registers });
+  const presenceIgnored = new Counter({
+    name: `${prefix}replication_presence_ignored_total`,
+    help: 'Entries of peers\' presence updates ignored for a bound, by reason (size: a state over 2,048 bytes; cap: no room under 2,048 entries)',
+    labelNames: ['reason'],
+    registers,
+  });
   return {
     frameSent: (type, n) => {
       frames.inc({ direction: 'sent', type });
@@ -91,5 +100,6 @@ export function createReplicationMetrics(registry: Registry, prefix = ''): Repli
       dropped.inc();
       droppedSlots.inc(slots);
     },
+    presenceIgnored: (reason, entries) => presenceIgnored.inc({ reason }, entries),
   };
 }

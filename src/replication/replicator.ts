@@ -110,6 +110,7 @@ export class Replicator {
   private readonly heartbeatTimeoutMs: number;
   private readonly antiEntropyIntervalMs: number;
   private readonly presence: Presence;
+  private readonly presenceIgnoredLogged = new Set<string>();
   private readonly directory: PeerDirectory;
   private readonly merges: MergeQueue;
   private readonly sender: SyncSender;
@@ -227,7 +228,18 @@ export class Replicator {
     this.presence = new Presence(
       { ...options.node, replicaId: store.replicaId },
       () => this.presencePeers(),
-      { timers, clientId, sparse: () => this.view.bounded },
+      {
+        timers,
+        clientId,
+        sparse: () => this.view.bounded,
+        onIgnored: (reason, entries) => {
+          this.metrics.presenceIgnored(reason, entries);
+          // Once a run per reason: a peer past a bound would repeat it at every check.
+          if (this.presenceIgnoredLogged.has(reason)) return;
+          this.presenceIgnoredLogged.add(reason);
+          this.log.warn({ reason, entries }, 'presence entries ignored past a bound (replication_presence_ignored_total counts them)');
+        },
+      },
     );
   }
 

@@ -100,16 +100,19 @@ function withPeers(sparse: boolean) {
 const wide = (chars: number) => '\u4e00'.repeat(chars);
 
 describe('presence bounds (review h18 #4, #5)', () => {
-  it('counts a state in UTF-8 bytes: 2,038 characters of 3 bytes are refused, 679 are taken', () => {
-    const { p } = withPeers(false);
+  it('counts a state in UTF-8 bytes: 2,038 characters of 3 bytes are ignored (not thrown on: review r18p #3), 679 are taken', () => {
+    const ignored: Array<[string, number]> = [];
+    const p = new Presence(run('self', 1), () => [], { timers: new VirtualTimers(), clientId: 1, onIgnored: (reason, n) => void ignored.push([reason, n]) });
     const big = { pad: wide(2_030) };
     expect(JSON.stringify(big).length).toBeLessThanOrEqual(MAX_PRESENCE_STATE_BYTES);
-    expect(() => p.applyRemote(update([{ client: 10, clock: 1, state: big }]), 'peer')).toThrow(/bytes; at most/);
-    expect(p.held().states).toBe(1);
+    // An old node (bounded in characters) relays it with a legal state: the legal one is taken.
+    p.applyRemote(update([{ client: 10, clock: 1, state: big }, { client: 11, clock: 1, state: run('ok', 1) }]), 'peer');
+    expect(p.members().map((m) => m.clientId)).toEqual([11, 1]);
+    expect(ignored).toEqual([['size', 1]]);
     const fits = { pad: wide(679) };
     expect(utf8Bytes(JSON.stringify(fits))).toBeLessThanOrEqual(MAX_PRESENCE_STATE_BYTES);
     p.applyRemote(update([{ client: 10, clock: 1, state: fits }]), 'peer');
-    expect(p.held().states).toBe(2);
+    expect(p.held().states).toBe(3);
     expect(utf8Bytes('a\u00e9\u4e00\ud83d\ude00\ud800')).toBe(1 + 2 + 3 + 4 + 3);
   });
 
@@ -192,6 +195,114 @@ describe('presence bounds (review h18 #4, #5)', () => {
     expect(p.held()).toEqual({ states: 1, removals: 50 });
     advance(REMOVAL_TIMEOUT_MS);
     expect(p.held()).toEqual({ states: 1, removals: 0 });
+  });
+});
+
+describe('presence past the state cap (review r18p #1, #2)', () => {
+  const fake = (i: number) => ({ client: 1_000 + i, clock: 1, state: { name: `f${i}`, replicaId: `x${i}`, version: '1', startedAt: 1 } });
+  const inParts = (list: Entry[]) => Array.from({ length: Math.ceil(list.length / MAX_UPDATE_STATES) }, (_, i) => update(list.slice(i * MAX_UPDATE_STATES, (i + 1) * MAX_UPDATE_STATES)));
+
+  it('new states past the cap are ignored, never thrown on; a direct peer\'s own state is still taken (a state from elsewhere makes room), mesh and sparse', () => {
+    for (const sparse of [false, true]) {
+      const timers = new VirtualTimers();
+      const ignored: number[] = [];
+      const p = new Presence(run('self', 1), () => ['hostile', 'newcomer'].map((replica) => ({ replica, send: () => {} })), {
+        timers,
+        clientId: 1,
+        sparse: () => sparse,
+        onIgnored: (reason, n) => void (reason === 'cap' && ignored.push(n)),
+      });
+      let now = 0;
+      const advance = (ms: number) => {
+        now += ms;
+        while (timers.runDue(now));
+      };
+      // The hostile peer sends more than the cap and keeps them alive by re-sending them.
+      const fakes = Array.from({ length: MAX_PRESENCE_STATES + 100 }, (_, i) => fake(i));
+      for (let t = 0; t < 5; t++) {
+        for (const part of inParts(fakes)) expect(() => p.applyRemote(part, 'h', 'hostile')).not.toThrow();
+        advance(PRESENCE_CHECK_MS);
+      }
+      expect(p.held().states).toBe(MAX_PRESENCE_STATES);
+      expect(ignored.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(101);
+      // The newcomer's own state (its replica id is its session's) is taken; a fake goes.
+      p.applyRemote(update([{ client: 7, clock: 1, state: { ...run('newcomer', 5), replicaId: 'newcomer' } }]), 'n', 'newcomer');
+      expect(p.members().some((m) => m.clientId === 7)).toBe(true);
+      expect(p.held().states).toBe(MAX_PRESENCE_STATES);
+      // It stays: its session renews it, and the fakes re-sent find no room.
+      for (let t = 0; t < 3; t++) {
+        for (const part of inParts(fakes)) p.applyRemote(part, 'h', 'hostile');
+        advance(PRESENCE_CHECK_MS);
+      }
+      expect(p.members().some((m) => m.clientId === 7)).toBe(true);
+      // A second state claiming the newcomer's replica is taken too (a restart), a third is not.
+      p.applyRemote(update([{ client: 8, clock: 1, state: { ...run('newcomer-b', 6), replicaId: 'newcomer' } }]), 'n', 'newcomer');
+      p.applyRemote(update([{ client: 9, clock: 1, state: { ...run('newcomer-c', 7), replicaId: 'newcomer' } }]), 'n', 'newcomer');
+      expect(p.members().filter((m) => m.replicaId === 'newcomer').map((m) => m.clientId)).toEqual([7, 8]);
+      const held = p.held();
+      expect(held.states + held.removals).toBeLessThanOrEqual(MAX_PRESENCE_STATES);
+    }
+  });
+
+  it('a hostile peer filling one node does not get its honest peers to refuse that node\'s relays', () => {
+    const timers = new VirtualTimers();
+    const failures: string[] = [];
+    const nodes = new Map<string, Presence>();
+    const links = new Map([['a', ['b']], ['b', ['a', 'd']], ['d', ['b']]]);
+    const link = (from: string, to: string) => ({
+      replica: `r-${to}`,
+      send: (u: Uint8Array) => {
+        try {
+          nodes.get(to)?.applyRemote(u, 'peer', `r-${from}`);
+        } catch (error) {
+          failures.push(`${to} refused ${from}: ${String(error)}`);
+        }
+      },
+    });
+    for (const [name, clientId] of [['a', 1], ['b', 2], ['d', 4]] as const) {
+      nodes.set(name, new Presence({ name, replicaId: `r-${name}`, version: '1', startedAt: 1, address: `${name}:1` }, () => links.get(name)!.map((to) => link(name, to)), { timers, clientId }));
+    }
+    const a = nodes.get('a')!;
+    const b = nodes.get('b')!;
+    const d = nodes.get('d')!;
+    b.applyRemote(a.ownUpdate('r-b'), 'peer', 'r-a');
+    a.applyRemote(b.ownUpdate('r-a'), 'peer', 'r-b');
+    b.applyRemote(d.ownUpdate('r-b'), 'peer', 'r-d');
+    d.applyRemote(b.ownUpdate('r-d'), 'peer', 'r-b');
+    let now = 0;
+    const fakes = Array.from({ length: MAX_PRESENCE_STATES - 2 }, (_, i) => fake(i));
+    for (let t = 0; t < 5; t++) {
+      for (const part of inParts(fakes)) a.applyRemote(part, 'h', 'r-hostile');
+      now += PRESENCE_CHECK_MS;
+      while (timers.runDue(now));
+    }
+    // Before: "presence would hold 2049 members" at b, at 4 checks of 5.
+    expect(failures).toEqual([]);
+    for (const node of [a, b, d]) {
+      const held = node.held();
+      expect(held.states + held.removals).toBeLessThanOrEqual(MAX_PRESENCE_STATES);
+    }
+    expect(b.members().map((m) => m.name).filter((name) => !name.startsWith('f'))).toEqual(['a', 'b', 'd']);
+  });
+
+  it('states and removals held stay within MAX_PRESENCE_STATES after every update, tombstones re-sent among new states included', () => {
+    const p = new Presence(run('self', 1), () => [], { timers: new VirtualTimers(), clientId: 1, sparse: () => true });
+    const tombstones = Array.from({ length: MAX_PRESENCE_STATES - 1 }, (_, i) => ({ client: 10_000 + i, clock: 1, state: null }));
+    for (const part of inParts(tombstones)) p.applyRemote(part, 'h', 'x');
+    expect(p.held()).toEqual({ states: 1, removals: MAX_PRESENCE_STATES - 1 });
+    let clock = 2;
+    for (let r = 0; r < 12; r++) {
+      const list: Entry[] = [];
+      for (let k = 0; k < 200; k++) list.push({ client: 50_000 + r * 200 + k, clock: 1, state: run(`f${r}-${k}`, 1) });
+      // The oldest removals held (the first a forget pass takes), re-sent at a higher clock.
+      for (let k = 0; k < 200; k++) list.push({ client: 10_000 + ((r * 200 + k) % (MAX_PRESENCE_STATES - 1)), clock: clock, state: null });
+      clock++;
+      p.applyRemote(update(list), 'h', 'x');
+      const held = p.held();
+      // Before: 2,248 after the first such update.
+      expect(held.states + held.removals).toBeLessThanOrEqual(MAX_PRESENCE_STATES);
+    }
+    expect(p.held().states).toBeGreaterThan(1);
   });
 });
 
