@@ -16,7 +16,7 @@ import type { ReplicaId } from '../../src/ids.js';
 import { newReplicaId } from '../../src/ids.js';
 import { MAX_MERGE_BATCH_SLOTS } from '../../src/replication/merge-queue.js';
 import { MAX_FRAME_ENTRIES, PROTOCOL_VERSION } from '../../src/protocol/messages.js';
-import { MAX_PRESENCE_STATE_BYTES, MAX_PRESENCE_STATES } from '../../src/replication/presence.js';
+import { MAX_PRESENCE_STATE_BYTES, MAX_PRESENCE_STATES, MAX_UPDATE_STATES } from '../../src/replication/presence.js';
 import { MESSAGE_TAGS } from '../../src/protocol/codec.js';
 import { replicaIdToBytes } from '../../src/ids.js';
 import { BOUNDED_DEGREE_ABOVE_NODES } from '../../src/replication/active-view.js';
@@ -322,7 +322,7 @@ describe('hostile peers', () => {
     expect((await clusterStatus(a)).membership.find((m) => m.name === 'a')).toBeDefined();
   });
 
-  it('presence flood: a peer adding states under client ids of its own making is closed at the cap, the members stay the honest ones', async () => {
+  it('presence flood: a peer adding states under client ids of its own making is closed past the update bound, the members stay the honest ones', async () => {
     const { a, stillLinked } = await healthyPair();
     const liar = await joined(a);
     const full = await liar.next('awareness');
@@ -333,13 +333,18 @@ describe('hostile peers', () => {
       clock: 1,
       state: JSON.stringify({ ...template, name: `forged-${i}`, address: `127.9.${i >> 8}.${i & 255}:1`, replicaId: String(i).padStart(32, 'f') }),
     }));
+    // More entries than one update may carry (MAX_UPDATE_STATES) close the session.
     liar.sendMessage({ type: 'awareness', update: awarenessUpdate(forged) });
     expect((await liar.closed).reason).toMatch(/could not be applied|bad_frame/);
-    // One state over the size bound is refused the same way.
+    // One state over the size bound is ignored (counted), the session kept: an old node relays
+    // states bounded in characters only (review r18p #3).
     const big = await joined(a);
     await big.next('awareness');
     big.sendMessage({ type: 'awareness', update: awarenessUpdate([{ client: 7, clock: 1, state: JSON.stringify({ ...template, name: 'big', pad: 'x'.repeat(MAX_PRESENCE_STATE_BYTES) }) }]) });
-    expect((await big.closed).reason).toMatch(/could not be applied|bad_frame/);
+    big.sendMessage({ type: 'ping', id: 6 });
+    await eventually(() => expect(big.received.some((m) => m?.type === 'pong' && m.id === 6)).toBe(true));
+    expect(await metric(a, 'replication_presence_ignored_total', { reason: 'size' })).toBe(1);
+    big.close();
     await stillLinked();
     const names = (await clusterStatus(a)).membership.map((m) => m.name);
     expect(names.some((name) => name.startsWith('forged-') || name === 'big')).toBe(false);
@@ -378,12 +383,67 @@ describe('hostile peers', () => {
       const names = (await clusterStatus(b)).membership.map((m) => m.name);
       expect(names.filter((name) => name.startsWith('legal-'))).toHaveLength(450);
     }, { timeoutMs: 20_000 });
-    expect((await liar.closed).reason).toMatch(/could not be applied|bad_frame/);
+    // The wide states were ignored (counted), not held, not relayed; the liar's session stays.
+    expect(await metric(a, 'replication_presence_ignored_total', { reason: 'size' })).toBe(450);
+    expect(liar.ws.readyState).toBe(WebSocket.OPEN);
     await stillLinked();
     const names = (await clusterStatus(b)).membership.map((m) => m.name);
     expect(names.some((name) => name.startsWith('wide-'))).toBe(false);
+    liar.close();
     honestLooking.close();
   });
+
+  it('presence cap (review r18p #1): a peer that fills a node with states gets no honest session closed; a newcomer is held everywhere and all converge', async () => {
+    const { cluster, a, b } = await healthyPair();
+    const bSince = peerAt(await clusterStatus(b), a.address)?.since;
+    const hostile = await joined(a);
+    const full = await hostile.next('awareness');
+    const template = JSON.parse(awarenessEntries(full.update).find((entry) => JSON.parse(entry.state)?.name === 'a')!.state) as Record<string, unknown>;
+    // Live-looking members that fill a to the cap exactly (with a and b), re-sent at the same
+    // clock (a renewal) so they never time out.
+    const fakes = Array.from({ length: MAX_PRESENCE_STATES - 2 }, (_, i) => ({
+      client: 5_000_000 + i,
+      clock: 1,
+      state: JSON.stringify({ ...template, name: `fake-${i}`, address: `127.8.${i >> 8}.${i & 255}:1`, replicaId: String(i).padStart(32, 'd') }),
+    }));
+    const flood = () => {
+      for (let i = 0; i < fakes.length; i += MAX_UPDATE_STATES) hostile.sendMessage({ type: 'awareness', update: awarenessUpdate(fakes.slice(i, i + MAX_UPDATE_STATES)) });
+    };
+    flood();
+    const renewing = setInterval(flood, 2_000);
+    try {
+      const fakesAt = async (node: ClusterNode) => (await clusterStatus(node)).membership.filter((m) => m.name.startsWith('fake-')).length;
+      // a is full; it sends b (which holds fewer members) its full update, and b fills up too.
+      await eventually(async () => expect((await clusterStatus(a)).membership).toHaveLength(MAX_PRESENCE_STATES), { timeoutMs: 20_000 });
+      await eventually(async () => expect(await fakesAt(b)).toBe(MAX_PRESENCE_STATES - 2), { timeoutMs: 20_000 });
+      // A newcomer c dials both; its own state takes a fake's place at each.
+      const c = await cluster.add({ name: 'c', host: cluster.allocateHost(), port: a.port, clusterPort: a.clusterPort, env: { ...FAST_LIVENESS, CLUSTER_NAME, PEERS: `${a.address},${b.address}` } });
+      await c.start();
+      await eventually(async () => {
+        const status = await clusterStatus(c);
+        for (const node of [a, b]) expect(peerAt(status, node.address)?.state).toBe('connected');
+      }, { timeoutMs: 20_000 });
+      const cSince = Object.fromEntries(await Promise.all([a, b].map(async (node) => [node.name, peerAt(await clusterStatus(c), node.address)?.since] as const)));
+      for (const node of [a, b]) await eventually(async () => expect((await clusterStatus(node)).membership.map((m) => m.name)).toContain('c'), { timeoutMs: 20_000 });
+      // The fake that made room for c, re-sent, finds none: ignored (counted).
+      await eventually(async () => expect(await metric(a, 'replication_presence_ignored_total', { reason: 'cap' })).toBeGreaterThan(0), { timeoutMs: 20_000 });
+      // c takes what a and b relay (their full updates: it holds fewer) up to the cap.
+      await eventually(async () => expect((await clusterStatus(c)).membership).toHaveLength(MAX_PRESENCE_STATES), { timeoutMs: 20_000 });
+      // Before: "presence would hold 2049 members" closed c's sessions with a at once, and b's
+      // with a at a's next full update.
+      expect(peerAt(await clusterStatus(b), a.address)).toMatchObject({ state: 'connected', since: bSince });
+      const cStatus = await clusterStatus(c);
+      for (const node of [a, b]) expect(peerAt(cStatus, node.address)).toMatchObject({ state: 'connected', since: cSince[node.name] });
+      for (const node of [a, b, c]) expect(await metric(node, 'replication_peer_failures_total')).toBe(0);
+      await Promise.all([increment(a, 'capped'), increment(b, 'capped'), increment(c, 'capped')]);
+      expect((await waitForConvergence([a, b, c])).totals.capped).toBe(3);
+      for (const node of [a, b, c]) expect((await clusterStatus(node)).membership.map((m) => m.name)).toEqual(expect.arrayContaining(['a', 'b', 'c']));
+      expect(hostile.ws.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      clearInterval(renewing);
+      hostile.close();
+    }
+  }, 120_000);
 
   it('removal flood (review h18 #5): removals of clients never held are bounded with the states, and a new session is sent no more than the bound', async () => {
     const cluster = newCluster();
