@@ -98,11 +98,15 @@ function encodeUpdate(entries: readonly Entry[]): Uint8Array {
     at = putVarUint(out, at, clock);
     // The string goes after room for its length's worst case, and moves back if it took less.
     const reserved = varUintSize(state.length * 3);
-    const { written } = textEncoder.encodeInto(state, out.subarray(at + reserved));
+    const { read, written } = textEncoder.encodeInto(state, out.subarray(at + reserved));
+    // encodeInto stops silently where the buffer ends (and a typed array ignores writes past
+    // it): a bound that no longer holds (ENTRY_OVERHEAD_BYTES, MAX_AWARENESS_CLOCK) fails here.
+    if (read !== state.length) throw new RangeError(`presence update buffer of ${bound} bytes is too short for the state of client ${client}`);
     const size = varUintSize(written);
     if (size < reserved) out.copyWithin(at + size, at + reserved, at + reserved + written);
     at = putVarUint(out, at, written) + written;
   }
+  if (at > bound) throw new RangeError(`presence update of ${at} bytes written into a buffer of ${bound}`);
   return out.subarray(0, at);
 }
 

@@ -156,6 +156,13 @@ describe('presence bounds (review h18 #4, #5)', () => {
     expect(encodeParts(list)).toEqual([encoding.toUint8Array(encoder)]);
   });
 
+  it('encodeParts throws instead of writing a cut update when entries pass the bounds its buffer is sized for (review r18p #7)', () => {
+    // Clients and clocks near 2^53 (8 bytes each, past the uint32 and 2^48 the buffer counts on)
+    // with states all of 3-byte characters (encodeParts takes any string): the worst-case buffer is too short.
+    const list = Array.from({ length: 20 }, (_, i) => ({ client: 2 ** 53 - 1 - i, clock: 2 ** 53 - 1, state: wide(60) }));
+    expect(() => encodeParts(list)).toThrow(/too short|buffer of/);
+  });
+
   it('removals of unknown clients count against MAX_PRESENCE_STATES: past it they are ignored, not kept, not passed on', () => {
     const { p, sent, advance } = withPeers(true);
     for (let f = 0; f < 20; f++) p.applyRemote(update(Array.from({ length: 400 }, (_, i) => ({ client: 10_000 + f * 400 + i, clock: 1, state: null }))), 'peer', 'hostile');
