@@ -323,6 +323,9 @@ export class Presence {
     this.awareness.on('change', (_change: AwarenessChange, origin: unknown) => {
       if (origin !== 'local' || this.destroyed) return;
       const own = this.awareness.clientID;
+      // The library emits 'change' before 'update': the JSON held for our state is the one before
+      // this change (a departure sent with it would read as a renewal and keep us listed).
+      this.json.delete(own);
       const parts = this.encode([own]);
       const clock = this.awareness.meta.get(own)?.clock ?? 0;
       for (const peer of this.peers()) {

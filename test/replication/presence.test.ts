@@ -356,6 +356,22 @@ describe('presence across mode switches and reconnects (review h18 #8)', () => {
   });
 });
 
+describe('presence sends its own changes as they are', () => {
+  it('a change of its own fields and its departure reach a peer at once, not the JSON held from before (graceful stop)', () => {
+    const timers = new VirtualTimers();
+    const peer = new Presence(run('peer', 1), () => [], { timers, clientId: 2 });
+    const self = new Presence(run('self', 1), () => [{ replica: 'peer', send: (u: Uint8Array) => peer.applyRemote(u, 'peer', 'r-self-1') }], { timers, clientId: 1 });
+    // Encoded once (fullUpdate), so the JSON of its state is held.
+    peer.applyRemote(self.fullUpdate()[0]!, 'peer', 'r-self-1');
+    self.updateLocal({ region: 'eu' });
+    expect(peer.members().find((m) => m.name === 'self')?.region).toBe('eu');
+    self.updateLocal({ region: 'us' });
+    expect(peer.members().find((m) => m.name === 'self')?.region).toBe('us');
+    self.destroy();
+    expect(peer.members().map((m) => m.name)).toEqual(['peer']);
+  });
+});
+
 describe('sparse presence offers a peer only what changed since its first pass', () => {
   it('a line a–b–c carries changes, renewals and removals end to end; a peer that connects late gets everything', () => {
     const timers = new VirtualTimers();
