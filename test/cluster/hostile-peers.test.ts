@@ -460,7 +460,6 @@ describe('hostile peers', () => {
       },
     });
     await eventually(async () => expect(peerAt(await clusterStatus(b), a.address)?.state).toBe('connected'), { timeoutMs: 20_000 });
-    const since = peerAt(await clusterStatus(b), a.address)?.since;
     const flooder = await joined(a);
     // 20 frames of 400 removals of clients a never held: 8,000 entries the library would keep for ever.
     for (let f = 0; f < 20; f++) {
@@ -484,8 +483,10 @@ describe('hostile peers', () => {
     expect(removals).toBeGreaterThan(0);
     expect(removals).toBeLessThanOrEqual(MAX_PRESENCE_STATES);
     observer.close();
-    // b's session never broke and both still count and converge.
-    expect(peerAt(await clusterStatus(b), a.address)).toMatchObject({ state: 'connected', since });
+    // No session was closed for the flood (both may dial at first, and the duplicate's close
+    // changes the session's \`since\`: that is not a failure), and both still count and converge.
+    for (const node of [a, b]) expect(await metric(node, 'replication_peer_failures_total')).toBe(0);
+    expect(peerAt(await clusterStatus(b), a.address)?.state).toBe('connected');
     await Promise.all([increment(a, 'steady'), increment(b, 'steady')]);
     expect((await waitForConvergence([a, b])).totals.steady).toBe(2);
     expect((await clusterStatus(a)).membership.map((m) => m.name).sort()).toEqual(['a', 'b']);
