@@ -150,10 +150,31 @@ describe('the cluster port', () => {
     expect(full).toHaveProperty('versionVector');
   });
 
+  it('serves the admin routes on the cluster port without a token, and on the public port only with one', async () => {
+    const node = await nodes.start({ env: { CLUSTER_SECRET, DATABASE_PATH: await db() } });
+    await increment(node, 'home', 5);
+    const reset = (url: string, headers: Record<string, string> = {}) => fetch(`${url}/api/admin/pages/home/reset`, { method: 'POST', headers });
+    // Public, no token or a wrong one: refused, and the count stays.
+    const anonymous = await reset(node.url);
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as { error: { code: string } }).error.code).toBe('admin_token_required');
+    expect((await reset(node.url, { authorization: 'Bearer wrong-token-0123456789' })).status).toBe(403);
+    expect(await pageCount(node, 'home')).toBe(5);
+    // The cluster port: no token needed.
+    const privately = await reset(node.privateUrl as string);
+    expect(privately.status).toBe(200);
+    expect(await privately.json()).toMatchObject({ page: 'home', count: 0 });
+    expect(await pageCount(node, 'home')).toBe(0);
+    // Public with the admin token.
+    await increment(node, 'home', 2);
+    expect((await reset(node.url, { authorization: `Bearer ${TEST_ADMIN_TOKEN}` })).status).toBe(200);
+    expect(await pageCount(node, 'home')).toBe(0);
+  });
+
   it('shows the public no address or error text (nor replica ids in /api/cluster), and /api/cluster not across origins', async () => {
     // A peer that is down: its dial error names its address.
     const down = `127.0.0.1:${await deadPort()}`;
-    const node = await nodes.start({ env: { ...FAST, CLUSTER_SECRET, NODE_NAME: 'public-view', DATABASE_PATH: await db(), PEERS: down } });
+    const node = await nodes.start({ env: { ...FAST, CLUSTER_SECRET, NODE_NAME: 'public-view', FLY_REGION: 'ams', DATABASE_PATH: await db(), PEERS: down } });
     await eventually(async () => expect((await clusterStatus(node)).peers.find((p) => p.address === down)?.lastError).toMatch(/ECONNREFUSED/));
     const full = await clusterStatus(node);
     const secrets = [down, full.node.address, `127.0.0.1:${node.clusterPort}`, 'ECONNREFUSED', 'cannot dial'];
@@ -164,7 +185,7 @@ describe('the cluster port', () => {
     const text = await response.text();
     expect(JSON.parse(text)).toEqual({
       nodes: [
-        { name: 'public-view', state: 'self' },
+        { name: 'public-view', region: 'ams', state: 'self' },
         { name: 'unnamed peer', state: 'unreachable' },
       ],
     });
@@ -249,6 +270,18 @@ describe('start failures are one line', () => {
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  });
+
+  // The DNS server is the one setting discovery would resolve before it could resolve anything:
+  // configuration takes an IP address only, so a name never fails later, after the node listens.
+  it('a DISCOVERY_DNS_SERVER that is a name, not an address: exit 2 naming it, nothing created', async () => {
+    const databasePath = await db();
+    const result = await runCommand([], { DISCOVERY_DNS: 'peers.test', DISCOVERY_DNS_SERVER: 'dns.example', CLUSTER_SECRET, DATABASE_PATH: databasePath });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^distributed-sqlite: bad configuration:\n  - DISCOVERY_DNS_SERVER \(--discovery-dns-server\): "dns\.example" must be an IP address/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(2); // the heading and its one problem
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    expect(existsSync(join(databasePath, '..'))).toBe(false);
   });
 
   it('a CLUSTER_HOST name that does not resolve: exit 1, one line', async () => {
