@@ -184,4 +184,33 @@ describe('run.sh', () => {
     await eventually(() => expect(listFiles(join(replicaRoot, 'new')).length).toBeGreaterThan(0));
     await stopGracefully(fresh);
   });
+
+  it('RESTORE_FROM=all seeds a node with no database and no backup of its own from the union of every backup', async () => {
+    const dir = await dirs.create('run-sh-restore-all-');
+    const replicaRoot = join(dir, 'replica');
+    const common = { REPLICA_URL: `file://${replicaRoot}` };
+    // Two nodes count apart (no peers): each backup holds only its own views of "home".
+    const counted = { x: { home: 3, about: 2 }, y: { home: 4 } };
+    const oldIds: string[] = [];
+    for (const [name, views] of Object.entries(counted)) {
+      const node = await runs.start({ ...common, DATABASE_PATH: join(dir, name, 'counters.db'), NODE_NAME: name });
+      await countViews(node.url, views);
+      oldIds.push((await clusterStatus(node.url)).node.replicaId);
+      await stopGracefully(node); // Litestream ships the WAL as it stops
+    }
+
+    // A node of a name no backup has: the union of x's and y's, not one of them.
+    const newPath = join(dir, 'z', 'counters.db');
+    const fresh = await runs.start({ ...common, DATABASE_PATH: newPath, NODE_NAME: 'z', RESTORE_FROM: 'all' });
+    expect(fresh.output()).toContain(`run.sh: ${newPath} is missing; RESTORE_FROM=all: seeding it from the union of the backups under file://${replicaRoot}`);
+    expect(fresh.output()).toContain(`run.sh: seeded ${newPath} from the union`);
+    expect(await pageCount(fresh.url, 'home')).toBe(7);
+    expect(await pageCount(fresh.url, 'about')).toBe(2);
+    expect(oldIds).not.toContain((await clusterStatus(fresh.url)).node.replicaId);
+    // It counts on, and backs up under its own name.
+    await countViews(fresh.url, { home: 1 });
+    expect(await pageCount(fresh.url, 'home')).toBe(8);
+    await eventually(() => expect(listFiles(join(replicaRoot, 'z')).length).toBeGreaterThan(0));
+    await stopGracefully(fresh);
+  });
 });
