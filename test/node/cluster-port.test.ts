@@ -278,7 +278,7 @@ describe('start failures are one line', () => {
     const databasePath = await db();
     const result = await runCommand([], { DISCOVERY_DNS: 'peers.test', DISCOVERY_DNS_SERVER: 'dns.example', CLUSTER_SECRET, DATABASE_PATH: databasePath });
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/^distributed-sqlite: bad configuration:\n  - DISCOVERY_DNS_SERVER \(--discovery-dns-server\): "dns\.example" must be an IP address/);
+    expect(result.stderr).toMatch(/^distributed-sqlite: bad configuration:\n {2}- DISCOVERY_DNS_SERVER \(--discovery-dns-server\): "dns\.example" must be an IP address/);
     expect(result.stderr.trim().split('\n')).toHaveLength(2); // the heading and its one problem
     expect(result.stderr).not.toMatch(/\n\s+at /);
     expect(existsSync(join(databasePath, '..'))).toBe(false);
