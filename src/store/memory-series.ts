@@ -9,7 +9,7 @@ import { expired, registerDay, registerIndex, registerT, SERIES_DAY, SERIES_HOUR
 import type { PageName, ReplicaId } from '../ids.js';
 import { compareUtf8 } from '../utf8.js';
 import type { SeriesState } from './memory-disk.js';
-import { compareCursorOrder, splitHours, topViews } from './sqlite-series.js';
+import { compareCursorOrder, splitHours, topViews } from './series-rules.js';
 import type { PageCount, SeriesPoint, SeriesRange, SlotCursor, TopRange } from './store.js';
 
 export class MemorySeries {

@@ -22,8 +22,7 @@ import { MEMORY_SCHEMA_VERSION, MemoryDisk, type MemoryDatabase } from './memory
 import { checkResetPages, mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
 import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SeriesPoint, SeriesRange, SlotCursor, Store, StoreStats, TopRange } from './store.js';
 import { MemorySeries } from './memory-series.js';
-import { mergeByCursorOrder } from './sqlite-series.js';
-import { DEFAULT_HOURLY_RETENTION_DAYS, visitorsByPage } from './series-rules.js';
+import { DEFAULT_HOURLY_RETENTION_DAYS, mergeByCursorOrder, visitorsByPage } from './series-rules.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 
 // The disk is part of the twin's interface: tests build one, crash stores on it and reopen.

@@ -28,8 +28,8 @@ import { databaseBytes, openConnection, readPragmas, type ConnectionOptions, typ
 import { PageSlotCache } from './page-slot-cache.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SeriesPoint, SeriesRange, SlotCursor, Store, StoreStats, TopRange } from './store.js';
-import { mergeByCursorOrder, SeriesTables } from './sqlite-series.js';
-import { DEFAULT_HOURLY_RETENTION_DAYS, SERIES_PRUNE_INTERVAL_MS, visitorSteps, type CommitVisitors } from './series-rules.js';
+import { SeriesTables } from './sqlite-series.js';
+import { DEFAULT_HOURLY_RETENTION_DAYS, mergeByCursorOrder, SERIES_PRUNE_INTERVAL_MS, visitorSteps, type CommitVisitors } from './series-rules.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 import {
   blockError,
