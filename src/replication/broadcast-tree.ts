@@ -9,7 +9,7 @@
  *
  * A delta is identified by its `(replica, after, upTo)` and passed on as it came: the originating
  * replica's slots and range, so a receiver checks a relayed delta exactly as one from its origin
- * (justified by its slots; advanced only over a contiguous range, DESIGN.md §1). The tree decides
+ * (justified by its slots; advanced only over a contiguous range, docs/design.md invariant 1). The tree decides
  * only who gets a frame; what a frame may advance is the merge's business. Anti-entropy stays the
  * safety net: a delta no announcement or graft brings is filled by the next vector exchange.
  *
