@@ -311,11 +311,6 @@ export function seriesDigestKey(page: string, replica: string, epoch: number, ki
   return BigInt(`0x${hash('sha256', `${kind}/${t}/${epoch}#${replica.length}:${replica}${page}`, 'hex').slice(0, 32)}`);
 }
 
-/** Whether a slot adds a term to the digest: totals, day buckets and registers do, hour buckets not. */
-export function inDigest(slot: Pick<Slot, 'kind'>): boolean {
-  return slot.kind !== 1;
-}
-
 /** One slot's digest key, whatever its kind (0n for an hour bucket: it adds nothing). */
 export function anyDigestKey(slot: Pick<Slot, 'page' | 'replica' | 'kind' | 't' | 'epoch'>): bigint {
   if (slot.kind === undefined) return slotDigestKey(slot.page, slot.replica, epochOf(slot));

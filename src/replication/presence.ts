@@ -110,18 +110,6 @@ function encodeUpdate(entries: readonly Entry[]): Uint8Array {
   return out.subarray(0, at);
 }
 
-/**
- * An update without the entries of `own` (a remote never changes this node's own presence),
- * re-encoded; undefined when nothing is left. The codec has checked the structure already.
- * Throws on a clock above MAX_AWARENESS_CLOCK.
- */
-export function withoutClient(update: Uint8Array, own: number): Uint8Array | undefined {
-  const entries = entriesOf(update);
-  const kept = entries.filter((entry) => entry.client !== own);
-  if (kept.length === entries.length) return update;
-  return kept.length === 0 ? undefined : encodeUpdate(kept);
-}
-
 /** The bytes `text` takes in UTF-8 as lib0 writes it (a lone surrogate becomes U+FFFD, 3 bytes). */
 export function utf8Bytes(text: string): number {
   let bytes = 0;
