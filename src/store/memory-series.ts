@@ -3,7 +3,8 @@
  * same rules as SqliteStore's SeriesTables; the site-wide figures are computed by scanning (the
  * twin serves tests, not dashboards).
  */
-import { epochOf, saturatingTotal, SlotKeyCache, supersedes, type Slot } from '../crdt/g-counter.js';
+import { epochOf, saturatingTotal, supersedes, type Slot } from '../crdt/g-counter.js';
+import { SlotKeyCache } from '../crdt/digest.js';
 import { estimate } from '../crdt/hyperloglog.js';
 import { expired, registerDay, registerIndex, registerT, SERIES_DAY, SERIES_HOUR, SERIES_REGISTER, seriesKey } from '../crdt/series.js';
 import type { PageName, ReplicaId } from '../ids.js';
