@@ -80,6 +80,7 @@ export default tseslint.config(
   {
     files: [
       'src/store/memory-store.ts',
+      'src/store/memory-series.ts',
       'src/store/memory-disk.ts',
       'src/transport/simulated-network.ts',
       'src/transport/simulated-transport.ts',
@@ -90,7 +91,7 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            local(['sqlite-store', 'sqlite-connection', 'sqlite-statements', 'websocket-transport', 'websocket-connection', 'dns-discovery'], TWIN),
+            local(['sqlite-store', 'sqlite-connection', 'sqlite-statements', 'sqlite-series', 'websocket-transport', 'websocket-connection', 'dns-discovery'], TWIN),
             packages(['better-sqlite3', 'ws', 'dns'], TWIN),
           ],
         },

@@ -5,6 +5,9 @@
  * settings and the reading of them: `settings.ts`). Every problem is collected and reported
  * together in one `ConfigError` (errors.ts), so a bad start is fixed in one go. Addresses follow
  * the rules of `host-port.ts`, the ones discovery and the transport apply.
+ *
+ * Over 300 lines: `loadConfig` validates every setting in one pass so that every problem is
+ * reported together; the table of settings is already apart (settings.ts).
  */
 import { hostname as osHostname } from 'node:os';
 import { isIP } from 'node:net';

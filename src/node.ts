@@ -5,6 +5,9 @@
  * (opened and migrated); metrics; replication; the apps on both servers; discovery. `stop()`
  * undoes it in reverse: stop accepting, drain in-flight requests, stop discovery, the live feed
  * and replication, commit what is queued and close the database, release the lock.
+ *
+ * Over 300 lines: `startNode` builds the parts in order and `stop()` undoes them in reverse in the
+ * same function, so that the two orders can be checked side by side.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

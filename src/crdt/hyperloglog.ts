@@ -40,10 +40,6 @@ export function registerOf(hash: Uint8Array): VisitorRegister {
   return { index, rank: zeros + 1 };
 }
 
-export function isVisitorRegister(value: VisitorRegister): boolean {
-  return Number.isInteger(value.index) && value.index >= 0 && value.index < HLL_REGISTERS && Number.isInteger(value.rank) && value.rank >= 1 && value.rank <= HLL_MAX_RANK;
-}
-
 /** Counts of registers per rank, index 0 to HLL_MAX_RANK; index 0 holds the registers still at 0. */
 export type Histogram = number[];
 

@@ -66,15 +66,6 @@ export function hourlyCutoff(nowMs: number, retentionDays: number): number {
   return hourOf(nowMs) - retentionDays * 24;
 }
 
-/** 0 for a page's total slot, else the series kind. */
-export function kindOf(slot: Pick<Slot, 'kind'>): number {
-  return slot.kind ?? 0;
-}
-
-export function isSeries(slot: Pick<Slot, 'kind'>): boolean {
-  return slot.kind !== undefined;
-}
-
 /** The key fields of a slot, to spread into a copy (`{}` for a total). */
 export function keyOf(slot: Pick<Slot, 'kind' | 't'>): { kind?: SeriesKind; t?: number } {
   return slot.kind === undefined ? {} : { kind: slot.kind, t: slot.t ?? 0 };

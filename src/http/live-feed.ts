@@ -18,6 +18,9 @@
  * MAX_CLIENT_FRAME_BYTES are cut off by ws (1009), any input closes the client (1003); fan-out work
  * of at most one change in progress plus each subscribed page pending once, run in slices of
  * bounded size per loop turn (page-subscriptions.ts).
+ *
+ * Over 300 lines: about 100 are this header and the tunables with their reasons; the rest is one
+ * class, the connections' lifecycle.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';

@@ -27,6 +27,9 @@
  * Bounded memory: a page's message is cached only while two or more clients follow it (a page
  * only one client follows gains nothing from a cache, and 2,000 clients × 100 pages of their own
  * held 200,000 cached messages), and a page name is held once however many clients follow it.
+ *
+ * A little over 300 lines as one class: the page → clients index and the sliced fan-out work on the
+ * same per-client held frames, which a split would have to expose.
  */
 import { foldPageReplicas } from './replica-fold.js';
 import type { PageName } from '../ids.js';

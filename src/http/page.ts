@@ -7,13 +7,12 @@
  */
 import type { ClusterStatus, PeerStatus } from '../cluster-status.js';
 import { PAGE_SCRIPT_PATH, PAGE_STYLE_PATH } from './page-assets/assets.js';
+import { listedNodes } from './public-status.js';
 
 /** The page `GET /` counts its own views under. */
 export const HOME_PAGE = 'home';
 /** Past this many replicas nobody knows any more, they are shown as one folded row. */
 export const MAX_EARLIER_REPLICA_ROWS = 3;
-/** How a peer that never told its name is shown (its address is private). */
-export const UNNAMED_PEER = 'unnamed peer';
 /** Characters of a replica id shown for an unknown (earlier) replica. */
 const SHORT_ID_CHARS = 8;
 
@@ -125,15 +124,6 @@ function downText(): string {
  * peer this node keeps dialling). A peer never reached and with no error yet is `connecting`.
  */
 export function clusterRows(status: ClusterStatus): NodeRow[] {
-  const peerByReplica = new Map<string, PeerStatus>();
-  for (const peer of status.peers) {
-    if (peer.replicaId === undefined) continue;
-    const seen = peerByReplica.get(peer.replicaId);
-    // One replica can be a peer twice (dialled and dialling): the connected link tells most.
-    if (seen === undefined || (seen.state !== 'connected' && peer.state === 'connected')) peerByReplica.set(peer.replicaId, peer);
-  }
-  const rows: NodeRow[] = [];
-  const shown = new Set<string>([status.node.replicaId]);
   const row = (name: string, replicaId: string | undefined, state: NodeState, detail: string): NodeRow => ({
     name,
     ...(replicaId !== undefined ? { replicaId } : {}),
@@ -141,27 +131,10 @@ export function clusterRows(status: ClusterStatus): NodeRow[] {
     stateText: STATE_TEXT[state],
     detail,
   });
-  rows.push(row(status.node.name, status.node.replicaId, 'self', status.node.region ?? ''));
-  const others: NodeRow[] = [];
-  for (const member of status.membership) {
-    if (shown.has(member.replicaId)) continue;
-    shown.add(member.replicaId);
-    const peer = peerByReplica.get(member.replicaId);
-    others.push(member.live ? row(member.name, member.replicaId, 'live', lagText(peer)) : row(member.name, member.replicaId, 'unreachable', downText()));
-  }
-  const shownAddresses = new Set<string>();
-  for (const peer of status.peers) {
-    if (peer.state === 'self') continue;
-    if (peer.replicaId !== undefined ? shown.has(peer.replicaId) : shownAddresses.has(peer.address)) continue;
-    if (peer.replicaId !== undefined) shown.add(peer.replicaId);
-    shownAddresses.add(peer.address);
-    const name = peer.name ?? UNNAMED_PEER;
-    if (peer.state === 'connected') others.push(row(name, peer.replicaId, 'live', lagText(peer)));
-    else if (peer.replicaId === undefined && peer.lastError === undefined) others.push(row(name, undefined, 'connecting', ''));
-    else others.push(row(name, peer.replicaId, 'unreachable', downText()));
-  }
-  others.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return [...rows, ...others];
+  const others = listedNodes(status).map((node) =>
+    row(node.name, node.replicaId, node.state, node.state === 'live' ? lagText(node.peer) : node.state === 'connecting' ? '' : downText()),
+  );
+  return [row(status.node.name, status.node.replicaId, 'self', status.node.region ?? ''), ...others];
 }
 
 function renderReplicaRows(rows: readonly ReplicaRow[]): string {

@@ -5,6 +5,9 @@
  */
 import type { ClusterStatus, PeerStatus } from '../cluster-status.js';
 
+/** How a peer that never told its name is shown (its address is private). */
+export const UNNAMED_PEER = 'unnamed peer';
+
 /** How a node shows to the public: `self`, `live` (in session or heard of lately), `connecting`, `unreachable`. */
 export type PublicNodeState = 'self' | 'live' | 'connecting' | 'unreachable';
 
@@ -24,12 +27,24 @@ export interface PublicClusterStatus {
   readonly nodes: readonly PublicNodeStatus[];
 }
 
+/** Another node as both public lists show it (this status and the page's node list, page.ts). */
+export interface ListedNode {
+  readonly name: string;
+  /** A member's region (peers that are not members have none shown). */
+  readonly region?: string;
+  readonly replicaId?: string;
+  readonly state: Exclude<PublicNodeState, 'self'>;
+  /** The link to it, when there is one: a member's best link, or the peer itself. */
+  readonly peer?: PeerStatus;
+}
+
 /**
- * The public view of `status`: this node, every member (live, or unreachable when its direct link
- * is down), and peers that are not members (yet, or any more). A peer that never answered and has
- * no name shows as "unnamed peer".
+ * The other nodes of `status`, each once, by name: every member (live, or unreachable when its
+ * direct link is down), and peers that are not members (yet, or any more: a stopped node leaves
+ * the membership but stays a peer this node keeps dialling). A peer that never answered and has
+ * no error yet is `connecting`; one with no name shows as UNNAMED_PEER.
  */
-export function publicClusterStatus(status: ClusterStatus): PublicClusterStatus {
+export function listedNodes(status: ClusterStatus): ListedNode[] {
   const peerByReplica = new Map<string, PeerStatus>();
   for (const peer of status.peers) {
     if (peer.replicaId === undefined) continue;
@@ -37,13 +52,19 @@ export function publicClusterStatus(status: ClusterStatus): PublicClusterStatus 
     // One replica can be a peer twice (dialled and dialling): the connected link tells most.
     if (seen === undefined || (seen.state !== 'connected' && peer.state === 'connected')) peerByReplica.set(peer.replicaId, peer);
   }
-  const self: PublicNodeStatus = { name: status.node.name, ...(status.node.region !== undefined ? { region: status.node.region } : {}), state: 'self' };
   const shown = new Set<string>([status.node.replicaId]);
-  const others: PublicNodeStatus[] = [];
+  const others: ListedNode[] = [];
   for (const member of status.membership) {
     if (shown.has(member.replicaId)) continue;
     shown.add(member.replicaId);
-    others.push({ name: member.name, ...(member.region !== undefined ? { region: member.region } : {}), state: member.live ? 'live' : 'unreachable' });
+    const peer = peerByReplica.get(member.replicaId);
+    others.push({
+      name: member.name,
+      ...(member.region !== undefined ? { region: member.region } : {}),
+      replicaId: member.replicaId,
+      state: member.live ? 'live' : 'unreachable',
+      ...(peer !== undefined ? { peer } : {}),
+    });
   }
   const shownAddresses = new Set<string>();
   for (const peer of status.peers) {
@@ -51,12 +72,17 @@ export function publicClusterStatus(status: ClusterStatus): PublicClusterStatus 
     if (peer.replicaId !== undefined ? shown.has(peer.replicaId) : shownAddresses.has(peer.address)) continue;
     if (peer.replicaId !== undefined) shown.add(peer.replicaId);
     shownAddresses.add(peer.address);
-    const name = peer.name ?? 'unnamed peer';
-    const state: PublicNodeState =
-      peer.state === 'connected' ? 'live' : peer.replicaId === undefined && peer.lastError === undefined ? 'connecting' : 'unreachable';
-    others.push({ name, state });
+    const state = peer.state === 'connected' ? 'live' : peer.replicaId === undefined && peer.lastError === undefined ? 'connecting' : 'unreachable';
+    others.push({ name: peer.name ?? UNNAMED_PEER, ...(peer.replicaId !== undefined ? { replicaId: peer.replicaId } : {}), state, peer });
   }
   others.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return others;
+}
+
+/** The public view of `status`: this node, then the others (listedNodes). */
+export function publicClusterStatus(status: ClusterStatus): PublicClusterStatus {
+  const self: PublicNodeStatus = { name: status.node.name, ...(status.node.region !== undefined ? { region: status.node.region } : {}), state: 'self' };
+  const others = listedNodes(status).map((node): PublicNodeStatus => ({ name: node.name, ...(node.region !== undefined ? { region: node.region } : {}), state: node.state }));
   return { nodes: [self, ...others] };
 }
 

@@ -26,6 +26,10 @@
  * earlier ones, most recent first; pages that no longer fit are dropped (their guarantee with
  * them). Within a page that alone does not fit, the smallest slots are dropped and the floor
  * keeps the total from going down.
+ *
+ * Over 300 lines: the token's format, its merge rules and its encoder and decoder stay together so
+ * that the layout above is read and written in one file (as the codec pairs each message's write
+ * and read).
  */
 import { hash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import * as decoding from 'lib0/decoding';

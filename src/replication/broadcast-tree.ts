@@ -9,7 +9,7 @@
  *
  * A delta is identified by its `(replica, after, upTo)` and passed on as it came: the originating
  * replica's slots and range, so a receiver checks a relayed delta exactly as one from its origin
- * (justified by its slots; advanced only over a contiguous range, DESIGN.md §1). The tree decides
+ * (justified by its slots; advanced only over a contiguous range, docs/design.md invariant 1). The tree decides
  * only who gets a frame; what a frame may advance is the merge's business. Anti-entropy stays the
  * safety net: a delta no announcement or graft brings is filled by the next vector exchange.
  *
@@ -30,6 +30,10 @@
  * grafts, MAX_MISSING_PER_PEER announced ids waited for per announcer, MAX_GRAFTED_PER_SECOND deltas sent per peer on
  * its grafts (a peer cannot make this node resend its whole cache in a loop),
  * MAX_IDLE_RELAYS_PER_SECOND first copies raising nothing passed on per sender.
+ *
+ * Over 300 lines: about 70 are this header and the tunables with their reasons; the rest is one
+ * class, whose eager and lazy sets, missing deltas and graft budget are changed together by every
+ * message.
  */
 import { createHash } from 'node:crypto';
 import type { SeqRange } from '../crdt/version-vector.js';

@@ -2,7 +2,7 @@
  * Contiguous live deltas of one replica merged into one: `(a, b]` then `(b, c]` is `(a, c]`, with
  * each counter's slot the later one (a replica's slot for a counter only grows, with its seq),
  * so the merged delta carries every slot the replica raised in `(a, c]` at its value as of `c`:
- * what a delta of `(a, c]` must carry for a receiver to advance its vector over it (DESIGN.md §1).
+ * what a delta of `(a, c]` must carry for a receiver to advance its vector over it (docs/design.md, invariant 1).
  * Pure: no socket, timer or store.
  */
 import { keyOf } from '../crdt/series.js';

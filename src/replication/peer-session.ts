@@ -9,6 +9,9 @@
  *
  * The session owns the per-connection state — the peer's identity, our challenge, which chunks of
  * each sync round arrived, what the peer holds, traffic counters — and nothing else.
+ *
+ * Over 300 lines: `receive` and its check of every message type are the one door for a peer's
+ * frames (docs/design.md, invariant 4), which is what keeps them together.
  */
 import { keyOf } from '../crdt/series.js';
 import { valueOf, type Slot } from '../crdt/g-counter.js';

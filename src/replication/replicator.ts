@@ -25,6 +25,9 @@
  * - Heartbeats on idle links only: the dialler pings a session it heard nothing from for
  *   `heartbeatIntervalMs`, the listener one silent for longer (session-table.ts); a session with
  *   no traffic for `heartbeatTimeoutMs` is closed and its peer redialled.
+ *
+ * Over 300 lines: the parts are apart (above); what stays is the wiring and the one `apply` that
+ * routes a session's events, and the loops (anti-entropy, heartbeats) that need the whole.
  */
 import type { ClusterStatus, NodeInfo } from '../cluster-status.js';
 import { epochOf, type Slot } from '../crdt/g-counter.js';

@@ -14,6 +14,9 @@
  * mesh only: the broadcast tree identifies deltas by their range, and a range merged differently
  * on each link would defeat its duplicate suppression (PROTOCOL.md §5 names the two cases where a
  * merged delta still reaches a tree: harmless). `coalesceAboveBytes: Infinity` turns it off.
+ *
+ * Over 300 lines as one class: sync answers and live deltas share each session's outbox and
+ * send-buffer bound, and which of them goes first is decided in one place.
  */
 import { keyOf } from '../crdt/series.js';
 import { valueOf } from '../crdt/g-counter.js';

@@ -14,7 +14,7 @@
  * those seconds) and the store's digest is not known (see SqliteStore.digest()).
  */
 import Database from 'better-sqlite3';
-import { addToDigest, anyDigestKey, pageEpochDigestTerm, slotDigestTerm } from '../crdt/g-counter.js';
+import { addToDigest, anyDigestKey, pageEpochDigestTerm, slotDigestTerm } from '../crdt/digest.js';
 import type { PageName, ReplicaId } from '../ids.js';
 import { BUSY_TIMEOUT_MS } from './migrate.js';
 

@@ -3,13 +3,14 @@
  * same rules as SqliteStore's SeriesTables; the site-wide figures are computed by scanning (the
  * twin serves tests, not dashboards).
  */
-import { epochOf, saturatingTotal, SlotKeyCache, supersedes, type Slot } from '../crdt/g-counter.js';
+import { epochOf, saturatingTotal, supersedes, type Slot } from '../crdt/g-counter.js';
+import { SlotKeyCache } from '../crdt/digest.js';
 import { estimate } from '../crdt/hyperloglog.js';
 import { expired, registerDay, registerIndex, registerT, SERIES_DAY, SERIES_HOUR, SERIES_REGISTER, seriesKey } from '../crdt/series.js';
 import type { PageName, ReplicaId } from '../ids.js';
 import { compareUtf8 } from '../utf8.js';
 import type { SeriesState } from './memory-disk.js';
-import { compareCursorOrder, splitHours, topViews } from './sqlite-series.js';
+import { compareCursorOrder, splitHours, topViews } from './series-rules.js';
 import type { PageCount, SeriesPoint, SeriesRange, SlotCursor, TopRange } from './store.js';
 
 export class MemorySeries {

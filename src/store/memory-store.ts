@@ -8,7 +8,8 @@
  * over 300 lines as one class: it mirrors SqliteStore method for method, which is what makes the
  * two easy to hold side by side.
  */
-import { addToDigest, allSlots, applySlots, epochOf, formatDigest, pageEpoch, pageTotal, pageEpochDigestTerm, SlotKeyCache, stateDigestSum, valueOf, type Slot, type SlotValue } from '../crdt/g-counter.js';
+import { allSlots, applySlots, epochOf, pageEpoch, pageTotal, valueOf, type Slot, type SlotValue } from '../crdt/g-counter.js';
+import { addToDigest, formatDigest, pageEpochDigestTerm, SlotKeyCache, stateDigestSum } from '../crdt/digest.js';
 import { incrementedSlot, resetSlot } from '../crdt/reset.js';
 import { dayOf, expired, hourlyCutoff, hourOf } from '../crdt/series.js';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
@@ -22,8 +23,7 @@ import { MEMORY_SCHEMA_VERSION, MemoryDisk, type MemoryDatabase } from './memory
 import { checkResetPages, mintedIdentity, mintReplicaId, openedIdentity, ownSeqProblem, SLOT_KEY_CACHE_ENTRIES } from './replica-rules.js';
 import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SeriesPoint, SeriesRange, SlotCursor, Store, StoreStats, TopRange } from './store.js';
 import { MemorySeries } from './memory-series.js';
-import { mergeByCursorOrder } from './sqlite-series.js';
-import { DEFAULT_HOURLY_RETENTION_DAYS, visitorsByPage } from './series-rules.js';
+import { DEFAULT_HOURLY_RETENTION_DAYS, mergeByCursorOrder, visitorsByPage } from './series-rules.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 
 // The disk is part of the twin's interface: tests build one, crash stores on it and reopen.
@@ -55,7 +55,7 @@ export class MemoryStore implements Store {
   /** Page names in UTF-8 order; undefined when a new page invalidated it. */
   private sortedPages: PageName[] | undefined;
   /**
-   * The digest sum of `db.state` (see g-counter.ts), kept up to date so digest() reads no slot.
+   * The digest sum of `db.state` (see crdt/digest.ts), kept up to date so digest() reads no slot.
    * Changed together with the state: the twin has no transaction to roll back.
    */
   private digestSum: bigint;

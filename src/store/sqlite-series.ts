@@ -7,14 +7,19 @@
  * page-day (not per register). The site's registers of recent days and recently written
  * histograms stay in memory between transactions (bounded, below), so a commit by new visitors
  * writes what it must and reads little; `abandon()` after a failed transaction forgets them.
+ *
+ * Over 300 lines: about 90 are the prepared statements, which the one class uses under the store's
+ * transaction.
  */
 import type Database from 'better-sqlite3';
-import { epochOf, MAX_TOTAL, SlotKeyCache, supersedes, type Slot } from '../crdt/g-counter.js';
+import { epochOf, MAX_TOTAL, supersedes, type Slot } from '../crdt/g-counter.js';
+import { SlotKeyCache } from '../crdt/digest.js';
 import { decodeHistogram, emptyHistogram, encodeHistogram, estimateFromHistogram, HLL_REGISTERS, histogramOf, raiseInHistogram, type Histogram } from '../crdt/hyperloglog.js';
 import { registerDay, registerIndex, registerT, SERIES_DAY, SERIES_HOUR, SERIES_REGISTER } from '../crdt/series.js';
 import type { PageName, ReplicaId } from '../ids.js';
 import { runSteps, type Steps } from '../steps.js';
 import { compareUtf8 } from '../utf8.js';
+import { splitHours, topViews } from './series-rules.js';
 import type { PageCount, SeriesPoint, SeriesRange, SlotCursor, TopRange } from './store.js';
 
 /** The site's sketch histograms are stored under this page name, which no page can have. */
@@ -129,29 +134,9 @@ function prepare(db: Database.Database) {
   };
 }
 
-/**
- * A page's views in a top list: its buckets' views in the range, at most its total. Honest
- * buckets never sum to more (each view raises the total and one bucket of each kind, series.ts),
- * but a peer can send buckets above its total slot, and the top list's early stop (`top`) holds
- * only while no page counts more than its total. The same function of the merged slots on every
- * node, so nodes with the same slots show the same list; refusing such buckets instead would
- * depend on arrival order (a bucket may come before its total slot, series.ts lower bounds).
- */
-export function topViews(rangeViews: number, total: number): number {
-  return Math.min(rangeViews, total);
-}
-
 /** Most views first, then name order (UTF-8 bytes, as SQLite compares them). */
 function byViews(a: PageCount, b: PageCount): number {
   return b.count - a.count || compareUtf8(a.page, b.page);
-}
-
-/** A day range and the hour ranges at its ends that together make `[fromHour, toHour)`. */
-export function splitHours(fromHour: number, toHour: number): { days: [number, number]; hours: [[number, number], [number, number]] } {
-  const firstDay = Math.ceil(fromHour / 24);
-  const endDay = Math.floor(toHour / 24);
-  if (endDay <= firstDay) return { days: [0, 0], hours: [[fromHour, toHour], [0, 0]] };
-  return { days: [firstDay, endDay], hours: [[fromHour, firstDay * 24], [endDay * 24, toHour]] };
 }
 
 /** Sketch histograms (page-days) held between transactions, at most: ~0.5 KB each, so ~2 MB. */
@@ -473,28 +458,4 @@ export class SeriesTables {
     entry.dirty = true;
     return entry.histogram;
   }
-}
-
-/** Merges total slots and series rows (each list in (seq, page, kind, t) order) into one list of at most `limit`. */
-export function mergeByCursorOrder(totals: readonly Slot[], series: readonly Slot[], limit: number): Slot[] {
-  const out: Slot[] = [];
-  let i = 0;
-  let j = 0;
-  while (out.length < limit && (i < totals.length || j < series.length)) {
-    const a = totals[i];
-    const b = series[j];
-    if (b === undefined || (a !== undefined && compareCursorOrder(a, b) <= 0)) {
-      out.push(a as Slot);
-      i++;
-    } else {
-      out.push(b);
-      j++;
-    }
-  }
-  return out;
-}
-
-/** The (seq, page, kind, t) order of sync answers (kind 0 and t 0 for a total). */
-export function compareCursorOrder(a: Slot, b: Slot): number {
-  return a.seq - b.seq || compareUtf8(a.page, b.page) || (a.kind ?? 0) - (b.kind ?? 0) || (a.t ?? 0) - (b.t ?? 0);
 }

@@ -4,14 +4,19 @@
  * run in one transaction per call (the caller bounds their size); reads are synchronous lookups.
  *
  * Around it: the file and its pragmas in sqlite-connection.ts, the SQL in sqlite-statements.ts,
- * the rules it shares with its twin in src/crdt and replica-rules.ts. What stays here (about 370
- * lines) is one class on purpose: its methods share the interning cache, the digest sum and the
+ * the rules it shares with its twin in src/crdt, replica-rules.ts and series-rules.ts. What stays
+ * here is one class on purpose: its methods share the interning cache, the digest sum and the
  * identity, and the orders that keep them true (the digest moves only after a commit, the cache
  * is rebuilt after a rollback, the database before the identity file) are checked in one place.
+ * It is about 1,100 lines (it was ~370 when this reason was first written): spread commits over
+ * loop turns, the background digest recount, write health (blocked writes) and the series calls
+ * came since, and each adds to the same shared state; the spread commit and the recount's driving
+ * are the parts that could still move out behind a narrow view of that state.
  */
 import Database from 'better-sqlite3';
 import { advance, type SeqRange, type VersionVector } from '../crdt/version-vector.js';
-import { addToDigest, epochOf, formatDigest, MAX_TOTAL, saturatingTotal, pageEpochDigestTerm, parseDigest, SlotKeyCache, slotDigestTerm, slotEffect, supersedes, valueOf, type Slot } from '../crdt/g-counter.js';
+import { epochOf, MAX_TOTAL, saturatingTotal, slotEffect, supersedes, valueOf, type Slot } from '../crdt/g-counter.js';
+import { addToDigest, formatDigest, pageEpochDigestTerm, parseDigest, SlotKeyCache, slotDigestTerm } from '../crdt/digest.js';
 import { resetSlot } from '../crdt/reset.js';
 import { dayOf, expired, hourlyCutoff, hourOf } from '../crdt/series.js';
 import { AppError, isAppError } from '../errors.js';
@@ -28,8 +33,8 @@ import { databaseBytes, openConnection, readPragmas, type ConnectionOptions, typ
 import { PageSlotCache } from './page-slot-cache.js';
 import { prepareStatements, type Statements } from './sqlite-statements.js';
 import type { IdentityInfo, Increment, MergeResult, PageCount, PageReset, SeriesPoint, SeriesRange, SlotCursor, Store, StoreStats, TopRange } from './store.js';
-import { mergeByCursorOrder, SeriesTables } from './sqlite-series.js';
-import { DEFAULT_HOURLY_RETENTION_DAYS, SERIES_PRUNE_INTERVAL_MS, visitorSteps, type CommitVisitors } from './series-rules.js';
+import { SeriesTables } from './sqlite-series.js';
+import { DEFAULT_HOURLY_RETENTION_DAYS, mergeByCursorOrder, SERIES_PRUNE_INTERVAL_MS, visitorSteps, type CommitVisitors } from './series-rules.js';
 import { StoreEvents, type ChangeListener, type CommitListener } from './store-events.js';
 import {
   blockError,
@@ -142,7 +147,7 @@ export class SqliteStore implements Store {
   private seq: number;
   private currentIdentity: IdentityInfo;
   /**
-   * The digest sum of every slot (see g-counter.ts), kept up to date so digest() reads no slot.
+   * The digest sum of every slot (see crdt/digest.ts), kept up to date so digest() reads no slot.
    * Invariant: equals `digestSum` over the slots committed in the database. Each transaction
    * collects its change and adds it only after the commit (a rollback leaves it untouched). The
    * database's copy (store_stats.digest) is NULL or equal to it: a commit's slot triggers clear

@@ -5,7 +5,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applySlots, cloneState, emptyState, mergeStates, pageValue, stateDigest, allSlots, type GCounterState, type Slot } from '../../src/crdt/g-counter.js';
+import { applySlots, cloneState, emptyState, mergeStates, pageValue, allSlots, type GCounterState, type Slot } from '../../src/crdt/g-counter.js';
+import { stateDigest } from '../../src/crdt/digest.js';
 import { advance, canAdvance, dominates, lagBehind, mergeVectors, rangesBeyond } from '../../src/crdt/version-vector.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 

@@ -6,7 +6,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applySlots, emptyState, formatDigest, mergeStates, pageEpoch, pageValue, stateDigestSum, type GCounterState, type Slot } from '../../src/crdt/g-counter.js';
+import { applySlots, emptyState, mergeStates, pageEpoch, pageValue, type GCounterState, type Slot } from '../../src/crdt/g-counter.js';
+import { formatDigest, stateDigestSum } from '../../src/crdt/digest.js';
 import { incrementedSlot, nextResetEpoch, resetSlot } from '../../src/crdt/reset.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
 

@@ -40,6 +40,13 @@ describe('the layering lint rules', () => {
     expect(await ruleIds('src/store/memory-store.ts', "import { SqliteStore } from './sqlite-store.js';\nexport const x = SqliteStore;\n")).toContain(
       'no-restricted-imports',
     );
+    // The twin's series part, and the SQLite store's series file (once imported by both twin files).
+    expect(await ruleIds('src/store/memory-series.ts', "import { SeriesTables } from './sqlite-series.js';\nexport const x = SeriesTables;\n")).toContain(
+      'no-restricted-imports',
+    );
+    expect(await ruleIds('src/store/memory-store.ts', "import { SeriesTables } from './sqlite-series.js';\nexport const x = SeriesTables;\n")).toContain(
+      'no-restricted-imports',
+    );
   });
 
   it('lets the pure core import what it may (node:crypto, lib0, its own modules)', async () => {

@@ -4,7 +4,7 @@
  * - Any split of a replica's commits into contiguous groups, each group merged into one delta,
  *   gives a receiver the same state as the commits one by one: after each merged delta `(a, c]`
  *   it holds exactly what a receiver of every delta up to `c` holds (so advancing its vector to
- *   `c` keeps the invariant of DESIGN.md §1), and in any order of arrival the values end equal.
+ *   `c` keeps invariant 1 of docs/design.md), and in any order of arrival the values end equal.
  *   A real MemoryStore on both sides, resets and series slots included.
  * - The mesh's delivery property (broadcast.test.ts) with outboxes merging deltas on links whose
  *   send buffer is not empty: every increment still reaches every node through live deltas alone.

@@ -1,7 +1,8 @@
 /** The digest: equal exactly when the counts are, always equal to the from-scratch digest. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { stateDigest, type Slot } from '../../../src/crdt/g-counter.js';
+import { type Slot } from '../../../src/crdt/g-counter.js';
+import { stateDigest } from '../../../src/crdt/digest.js';
 import type { PageName } from '../../../src/ids.js';
 import type { Delta, Store } from '../../../src/store/store.js';
 import { type ContractContext, MAX, page, rejection, replica } from './harness.js';

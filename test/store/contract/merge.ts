@@ -1,7 +1,8 @@
 /** Merge: the pure applySlots oracle on the real path, interning of new replicas. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { allSlots, applySlots, emptyState, MAX_TOTAL, pageValue, stateDigest, type Slot } from '../../../src/crdt/g-counter.js';
+import { allSlots, applySlots, emptyState, MAX_TOTAL, pageValue, type Slot } from '../../../src/crdt/g-counter.js';
+import { stateDigest } from '../../../src/crdt/digest.js';
 import type { PageName } from '../../../src/ids.js';
 import { type ContractContext, page, replica, utf8Order } from './harness.js';
 

@@ -1,7 +1,8 @@
 /** Resets: the epoch rule of src/crdt/reset.ts on the real path (oracle: applySlots), tombstones, reopen. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { allSlots, applySlots, emptyState, pageValue, stateDigestSum, formatDigest, type Slot } from '../../../src/crdt/g-counter.js';
+import { allSlots, applySlots, emptyState, pageValue, type Slot } from '../../../src/crdt/g-counter.js';
+import { stateDigestSum, formatDigest } from '../../../src/crdt/digest.js';
 import type { PageName } from '../../../src/ids.js';
 import type { Delta } from '../../../src/store/store.js';
 import { type ContractContext, MAX, page, replica, thrown, utf8Order } from './harness.js';

@@ -6,7 +6,8 @@
  * the same slots again changes nothing.
  */
 import { describe, expect, it } from 'vitest';
-import { stateDigest, type Slot } from '../../../src/crdt/g-counter.js';
+import { type Slot } from '../../../src/crdt/g-counter.js';
+import { stateDigest } from '../../../src/crdt/digest.js';
 import { dayOf, hourOf, SERIES_DAY, SERIES_HOUR } from '../../../src/crdt/series.js';
 import type { ReplicaId } from '../../../src/ids.js';
 import type { SlotCursor, Store } from '../../../src/store/store.js';
