@@ -124,6 +124,14 @@ export class Cluster {
         });
       });
       await cluster.waitConnected(startTimeout(CONNECT_TIMEOUT_MS, options.nodes));
+      // Connected is not ready: our node refuses counts and live feeds (503 catching_up) until
+      // its first sync rounds are merged, and the latency phase opening its feeds right after the
+      // connect lost that race (3 of 9 runs on 2026-12-02, "live feed refused: HTTP 503").
+      if (options.kind === 'ours') {
+        for (const node of cluster.nodes) {
+          await waitFor(`${node.name} to be ready`, startTimeout(CONNECT_TIMEOUT_MS, options.nodes), async () => (await fetch(`${node.child.url}/readyz`)).status === 200 || undefined);
+        }
+      }
       return cluster;
     } catch (error) {
       await cluster.stop();

@@ -33,6 +33,12 @@ export interface MeteredStore {
   onChange(listener: (changed: readonly unknown[], origin: 'local' | 'merge') => void): () => void;
 }
 
+/** One route and method's children of the request metrics. */
+interface RouteChildren {
+  readonly duration: Histogram.Internal<'route' | 'method'>;
+  readonly byStatus: Map<number, Counter.Internal>;
+}
+
 export interface Metrics {
   readonly registry: Registry;
   /** Records one finished request. `route` is the route pattern, never the raw path. */
@@ -137,8 +143,22 @@ export function createMetrics(options: { defaultMetrics?: boolean; prefix?: stri
   });
 
   // Children are looked up once per label set: the labels() hash is not free on the hot path.
-  const requestChildren = new Map<string, Counter.Internal>();
-  const durationChildren = new Map<string, Histogram.Internal<'route' | 'method'>>();
+  // By route, then method (no key string built per request: issue 19); both are bounded label
+  // sets (route patterns and KNOWN_METHODS, error-middleware.ts), statuses those koa can set.
+  const routeChildren = new Map<string, Map<string, RouteChildren>>();
+  const childrenOf = (route: string, method: string): RouteChildren => {
+    let byMethod = routeChildren.get(route);
+    if (byMethod === undefined) {
+      byMethod = new Map();
+      routeChildren.set(route, byMethod);
+    }
+    let children = byMethod.get(method);
+    if (children === undefined) {
+      children = { duration: durations.labels(route, method), byStatus: new Map() };
+      byMethod.set(method, children);
+    }
+    return children;
+  };
 
   let watched: MeteredStore | undefined;
   const gauge = (name: string, help: string, read: (s: ReturnType<MeteredStore['stats']>) => number): void => {
@@ -178,20 +198,14 @@ export function createMetrics(options: { defaultMetrics?: boolean; prefix?: stri
     registry,
     contentType: registry.contentType,
     observeRequest(route, method, status, seconds) {
-      const key = `${route}\u0000${method}\u0000${status}`;
-      let counter = requestChildren.get(key);
+      const children = childrenOf(route, method);
+      let counter = children.byStatus.get(status);
       if (counter === undefined) {
         counter = requests.labels(route, method, String(status));
-        requestChildren.set(key, counter);
+        children.byStatus.set(status, counter);
       }
       counter.inc();
-      const durationKey = `${route}\u0000${method}`;
-      let histogram = durationChildren.get(durationKey);
-      if (histogram === undefined) {
-        histogram = durations.labels(route, method);
-        durationChildren.set(durationKey, histogram);
-      }
-      histogram.observe(seconds);
+      children.duration.observe(seconds);
     },
     observeIncrement(count, total) {
       units.inc(count);

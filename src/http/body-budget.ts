@@ -32,21 +32,24 @@ export class BodyBudget {
 
 /** The koa middleware: charges requests that carry a body, released once the answer is done. */
 export function bodyBudgetMiddleware(budget: BodyBudget, maxBodyBytes: number) {
-  return async (ctx: Context, next: Next): Promise<void> => {
-    if (hasNoBody(ctx.req)) return next();
-    const declared = Number(ctx.req.headers['content-length']);
-    // A declared length over maxBodyBytes is refused by the body reader (413) and charged as the max.
-    const charge = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, maxBodyBytes) : maxBodyBytes;
-    if (!budget.tryCharge(charge)) {
-      // Read to the end and discard (no memory held, at most MAX_DRAIN_BYTES), then answer: a 503
-      // sent while the client is still sending would have the connection closed under it.
-      await drainRequest(ctx.req);
-      throw new AppError('overloaded', 'too many request bodies are being processed on this node right now: retry shortly');
-    }
-    try {
-      await next();
-    } finally {
-      budget.release(charge);
-    }
-  };
+  // Not async for a request without a body: a pass-through layer adds no promise of its own (see privileged.ts).
+  return (ctx: Context, next: Next): Promise<void> => (hasNoBody(ctx.req) ? next() : charged(budget, maxBodyBytes, ctx, next));
+}
+
+/** A request with a body: charged, or refused when the budget is spent. */
+async function charged(budget: BodyBudget, maxBodyBytes: number, ctx: Context, next: Next): Promise<void> {
+  const declared = Number(ctx.req.headers['content-length']);
+  // A declared length over maxBodyBytes is refused by the body reader (413) and charged as the max.
+  const charge = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, maxBodyBytes) : maxBodyBytes;
+  if (!budget.tryCharge(charge)) {
+    // Read to the end and discard (no memory held, at most MAX_DRAIN_BYTES), then answer: a 503
+    // sent while the client is still sending would have the connection closed under it.
+    await drainRequest(ctx.req);
+    throw new AppError('overloaded', 'too many request bodies are being processed on this node right now: retry shortly');
+  }
+  try {
+    await next();
+  } finally {
+    budget.release(charge);
+  }
 }

@@ -5,7 +5,7 @@
  * ends by `STARTUP_SYNC_TIMEOUT_MS`. Other routes (health, readiness, status, metrics, assets)
  * answer at once.
  */
-import type { Middleware } from 'koa';
+import type { Middleware, Next } from 'koa';
 import { AppError } from '../errors.js';
 
 export const MAX_CATCH_UP_WAITERS = 1_000;
@@ -37,9 +37,7 @@ export function isCountPath(path: string): boolean {
 
 export function catchUpGate(gate: ServingGate, maxWaiters = MAX_CATCH_UP_WAITERS): Middleware {
   let waiting = 0;
-  return async function catchUp(ctx, next) {
-    if (gate.ready || ctx.method === 'OPTIONS' || !isCountPath(ctx.path)) return next();
-    if (waiting >= maxWaiters) throw new AppError('catching_up', 'the node is catching up with its peers; try again in a moment or another node');
+  const held = async (next: Next): Promise<void> => {
     waiting++;
     try {
       await gate.wait();
@@ -47,5 +45,12 @@ export function catchUpGate(gate: ServingGate, maxWaiters = MAX_CATCH_UP_WAITERS
       waiting--;
     }
     return next();
+  };
+  // Not async once the node is ready: a pass-through layer adds no promise of its own (see privileged.ts).
+  return function catchUp(ctx, next) {
+    if (gate.ready || ctx.method === 'OPTIONS' || !isCountPath(ctx.path)) return next();
+    // A rejection, not a throw: a caller of the layer gets a promise either way.
+    if (waiting >= maxWaiters) return Promise.reject(new AppError('catching_up', 'the node is catching up with its peers; try again in a moment or another node'));
+    return held(next);
   };
 }

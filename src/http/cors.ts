@@ -20,7 +20,8 @@ const NOT_CROSS_ORIGIN: ReadonlySet<string> = new Set(['/api/cluster']);
 
 export function corsMiddleware(origins: '*' | readonly string[], pathPrefix = '/api/'): Middleware {
   const listed = origins === '*' ? undefined : new Set(origins);
-  return async function cors(ctx, next) {
+  // Not async: a pass-through layer adds no promise of its own (see privileged.ts).
+  return function cors(ctx, next) {
     const origin = ctx.get('Origin');
     if (origin === '' || !ctx.path.startsWith(pathPrefix) || NOT_CROSS_ORIGIN.has(ctx.path)) return next();
 
@@ -28,7 +29,8 @@ export function corsMiddleware(origins: '*' | readonly string[], pathPrefix = '/
     const preflight = ctx.method === 'OPTIONS' && ctx.get('Access-Control-Request-Method') !== '';
     if (listed !== undefined) ctx.vary('Origin');
     if (!allowed) {
-      if (preflight || ctx.method === 'POST') throw new AppError('forbidden_origin', `origin ${origin} is not allowed by CORS_ORIGINS`);
+      // A rejection, not a throw: a caller of the layer gets a promise either way.
+      if (preflight || ctx.method === 'POST') return Promise.reject(new AppError('forbidden_origin', `origin ${origin} is not allowed by CORS_ORIGINS`));
       return next();
     }
     ctx.set('Access-Control-Allow-Origin', listed === undefined ? '*' : origin);
@@ -38,7 +40,7 @@ export function corsMiddleware(origins: '*' | readonly string[], pathPrefix = '/
       ctx.set('Access-Control-Allow-Headers', ALLOWED_HEADERS);
       ctx.set('Access-Control-Max-Age', String(CORS_MAX_AGE_S));
       ctx.status = 204;
-      return;
+      return undefined;
     }
     return next();
   };

@@ -7,13 +7,15 @@
  * cannot overshoot; pages arriving from peers in that second can (at most one second of theirs).
  */
 import type { PageName } from '../ids.js';
+import type { Slot } from '../crdt/g-counter.js';
 
 /** How old the store's page count may be when a new page asks to be created. */
 export const PAGE_COUNT_REFRESH_MS = 1_000;
 
 /** What admission reads from the store. */
 export interface AdmissionStore {
-  count(page: PageName): number;
+  /** The page's slots, all of its current reset epoch (a reset drops the older ones). */
+  pageSlots(page: PageName): readonly Pick<Slot, 'count'>[];
   stats(): { readonly pages: number };
 }
 
@@ -42,9 +44,16 @@ export class PageAdmission {
     this.now = options.now ?? Date.now;
   }
 
-  /** True when the page has a count here. */
+  /**
+   * True when the page has a count here: one of its slots is above zero (its slots are of its
+   * current epoch, so that is its total above zero). Read from the slots, not the total: the
+   * store keeps recently read pages' slots in memory (page-slot-cache.ts) and the view's answer
+   * reads the same slots right after, where `count` was a SQLite read per anonymous view
+   * (issue 19: ~5 % of a lone node's CPU per request).
+   */
   exists(page: PageName): boolean {
-    return this.store.count(page) > 0;
+    for (const slot of this.store.pageSlots(page)) if (slot.count > 0) return true;
+    return false;
   }
 
   /** True when the page exists, or a view could create it by name (no PAGE_PATTERN, or it matches). */

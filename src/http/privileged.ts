@@ -27,7 +27,9 @@ interface PrivilegeState {
 
 /** Sets `ctx.state.privileged` for the rest of the chain. */
 export function privilegeMiddleware(options: PrivilegeOptions): Middleware {
-  return async function privilege(ctx, next) {
+  // Not async (here and in the other pass-through middleware): an async layer that returns
+  // next() wraps its promise in one more, two extra microtask turns a request (issue 19).
+  return function privilege(ctx, next) {
     (ctx.state as PrivilegeState).privileged =
       options.privileged || (options.adminTokens.length > 0 && tokenMatches(bearerToken(ctx.get('Authorization') || undefined), options.adminTokens));
     return next();

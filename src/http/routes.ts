@@ -14,7 +14,7 @@ import { AppError } from '../errors.js';
 import type { PageName, ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
 import type { Metrics } from '../metrics.js';
-import { runSteps, type Steps, type StepRunner } from '../steps.js';
+import type { Steps, StepRunner } from '../steps.js';
 import type { Increment, PageCount, Store } from '../store/store.js';
 import { batchIncrementSteps, checkPageName, hasNoBody, incrementBy, parseJson, readAnonymousBody, readJsonBody, readJsonBytes } from './body.js';
 import { fingerprintSteps, idempotencyKey, type IdempotencyKeys } from './idempotency.js';
@@ -143,13 +143,21 @@ export function createRouter(deps: RouteDeps): Router {
   const router = new Router();
 
   /**
-   * Answers for `pages` as this node has them, max-merged with what the session saw (so never
-   * below it), and the session token that remembers them (set as the response header).
+   * The answer for one page (a view, a read) as this node has it, max-merged with what the
+   * session saw (so never below it), and the session token that remembers it (set as the
+   * response header); returns the count. What answerSteps does for a one-page list, without its
+   * generator, Map and list (one page is never past MAX_TOKEN_PAGES).
    */
-  const answer = (ctx: Context, session: Session, pages: readonly PageName[], committed?: ReadonlyMap<PageName, number>): Map<PageName, number> =>
-    runSteps(answerSteps(ctx, session, pages, committed));
+  const answerOne = (ctx: Context, session: Session, page: PageName): number => {
+    const merged = mergeSeen(page, store.pageSlots(page), session);
+    ctx.set(SESSION_HEADER, sessions.sign(remember(session, [{ page, count: merged.count, epoch: merged.epoch, replicas: merged.replicas }])));
+    return merged.count;
+  };
 
-  /** `answer` in steps (steps.ts) of ANSWER_PAGES_PER_STEP pages, for a batch's answer. */
+  /**
+   * Answers for `pages` as this node has them, max-merged with what the session saw, and their
+   * token, in steps (steps.ts) of ANSWER_PAGES_PER_STEP pages, for a batch's answer.
+   */
   function* answerSteps(ctx: Context, session: Session, pages: readonly PageName[], committed?: ReadonlyMap<PageName, number>): Steps<Map<PageName, number>> {
     const shown = new Map<PageName, number>();
     const seen: Array<{ page: string; count: number; epoch: number; replicas: ReadonlyMap<ReplicaId, number> }> = [];
@@ -243,14 +251,14 @@ export function createRouter(deps: RouteDeps): Router {
       }
       probe?.mark('parsed', page);
       await countAnonymous(ctx, page);
-      ctx.body = { page, count: answer(ctx, session, [page]).get(page) };
+      ctx.body = { page, count: answerOne(ctx, session, page) };
       return;
     }
     const by = hasNoBody(ctx.req) ? 1 : incrementBy(await readJsonBody(ctx.req, maxBodyBytes));
     probe?.mark('parsed', page);
     await store.increment([{ page, by }]);
     metrics.observeIncrement(1, by);
-    ctx.body = { page, count: answer(ctx, session, [page]).get(page) };
+    ctx.body = { page, count: answerOne(ctx, session, page) };
   });
 
   router.post('/api/views', async (ctx: Context) => {
@@ -287,7 +295,7 @@ export function createRouter(deps: RouteDeps): Router {
     const page = pageFromPath(ctx.path);
     const session = requestSession(ctx, sessions);
     ctx.set('Cache-Control', NO_STORE);
-    ctx.body = { page, count: answer(ctx, session, [page]).get(page) };
+    ctx.body = { page, count: answerOne(ctx, session, page) };
   });
 
   router.get('/api/pages', (ctx: Context) => {

@@ -81,9 +81,23 @@ export function sessionKey(secret: string, cluster: string): Buffer {
   return Buffer.from(hkdfSync('sha256', secret, HKDF_SALT, cluster, KEY_BYTES));
 }
 
+/**
+ * Page hashes remembered (every answer hashes its page into the token: a SHA-256 of ~2 µs).
+ * Names are client-chosen, up to 256 bytes: at most ~1.5 MB held; past the bound the whole
+ * cache is dropped, so a flood of new names costs a hash each, as before, and no more memory.
+ */
+export const PAGE_HASH_CACHE_ENTRIES = 4_096;
+const pageHashes = new Map<string, string>();
+
 export function pageHash(page: string): string {
-  // One-shot hash (no Hash object per answer); the first PAGE_HASH_BYTES bytes are the first hex digits.
-  return hash('sha256', page, 'hex').slice(0, PAGE_HASH_BYTES * 2);
+  let held = pageHashes.get(page);
+  if (held === undefined) {
+    // One-shot hash (no Hash object per answer); the first PAGE_HASH_BYTES bytes are the first hex digits.
+    held = hash('sha256', page, 'hex').slice(0, PAGE_HASH_BYTES * 2);
+    if (pageHashes.size >= PAGE_HASH_CACHE_ENTRIES) pageHashes.clear();
+    pageHashes.set(page, held);
+  }
+  return held;
 }
 
 /**
