@@ -83,7 +83,8 @@ export function sessionKey(secret: string, cluster: string): Buffer {
 
 /**
  * Page hashes remembered (every answer hashes its page into the token: a SHA-256 of ~2 µs).
- * Names are client-chosen, up to 256 bytes: at most ~1.5 MB held; past the bound the whole
+ * Names are client-chosen, up to 256 bytes, and copied out of the request line (routes.ts
+ * decodePageName): at most ~1.5 MB held; past the bound the whole
  * cache is dropped, so a flood of new names costs a hash each, as before, and no more memory.
  */
 export const PAGE_HASH_CACHE_ENTRIES = 4_096;
