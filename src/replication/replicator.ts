@@ -30,7 +30,7 @@
  * routes a session's events, and the loops (anti-entropy, heartbeats) that need the whole.
  */
 import type { ClusterStatus, NodeInfo } from '../cluster-status.js';
-import { epochOf, type Slot } from '../crdt/g-counter.js';
+import { epochOf, slotEffect, type Slot } from '../crdt/g-counter.js';
 import { seqOf, syncDigest, type SeqRange } from '../crdt/version-vector.js';
 import { cryptoRandom, type RandomBytes, type ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
@@ -609,10 +609,11 @@ function raisesHeld(store: Pick<Store, 'pageSlots'>, replica: ReplicaId, slots: 
   for (const slot of slots) {
     if (slot.kind !== undefined) continue;
     const held = store.pageSlots(slot.page);
-    const pageEpoch = held.length === 0 ? 0 : epochOf(held[0]!);
-    const epoch = epochOf(slot);
-    if (epoch > pageEpoch) return true;
-    if (epoch < pageEpoch) continue;
+    // The reset rule of crdt/ (slotEffect): an older epoch raises nothing, a newer one resets.
+    const effect = slotEffect(epochOf(slot), held.length === 0 ? 0 : epochOf(held[0]!), held.length > 0);
+    if (effect === 'drop') continue;
+    if (effect === 'reset') return true;
+    // Within the epoch a raise is a higher count (not supersedes' equal count at a later seq: that raises no total).
     if (slot.count > (held.find((value) => value.replica === replica)?.count ?? -1)) return true;
   }
   return false;
