@@ -127,11 +127,7 @@ export class Cluster {
       // Connected is not ready: our node refuses counts and live feeds (503 catching_up) until
       // its first sync rounds are merged, and the latency phase opening its feeds right after the
       // connect lost that race (3 of 9 runs on 2026-12-02, "live feed refused: HTTP 503").
-      if (options.kind === 'ours') {
-        for (const node of cluster.nodes) {
-          await waitFor(`${node.name} to be ready`, startTimeout(CONNECT_TIMEOUT_MS, options.nodes), async () => (await fetch(`${node.child.url}/readyz`)).status === 200 || undefined);
-        }
-      }
+      if (options.kind === 'ours') await cluster.waitReady(startTimeout(CONNECT_TIMEOUT_MS, options.nodes));
       return cluster;
     } catch (error) {
       await cluster.stop();
@@ -172,6 +168,13 @@ export class Cluster {
           return connected.size >= this.nodes.length - 1 ? true : undefined;
         }, 50),
       ),
+    );
+  }
+
+  /** Waits until every node answers GET /readyz with 200 (it has merged its first sync rounds). */
+  async waitReady(timeoutMs = CONNECT_TIMEOUT_MS): Promise<void> {
+    await Promise.all(
+      this.nodes.map((node) => waitFor(`${node.name} to be ready`, timeoutMs, async () => ((await node.http.send('GET', '/readyz')).status === 200 ? true : undefined), 50)),
     );
   }
 
