@@ -40,8 +40,17 @@ export interface ScaleOptions {
   /** Increments timed, one every `incrementGapMs` at a random node. */
   readonly increments: number;
   readonly incrementGapMs: number;
-  /** Pages each node writes before a new node joins (the state it then receives). */
+  /** Pages each writing node writes before a new node joins (the state it then receives). */
   readonly joinPagesPerNode: number;
+  /**
+   * Nodes that write those pages (spread evenly over the cluster; undefined: every node), one
+   * every `joinWriteGapMs` of virtual time (0: all at one instant). Every node holds the whole
+   * state, so the simulation holds it N times (~750 B of heap per slot held): at 1,000 nodes the
+   * state must be a few hundred pages, and deltas written at one instant are each flooded over
+   * every eager link at once (at 300 nodes, 300 at one instant were 340,000 frames in flight).
+   */
+  readonly joinWriters?: number;
+  readonly joinWriteGapMs?: number;
   /** Gives up waiting for a condition after this much virtual time. */
   readonly timeoutMs: number;
   /** Each node's send-buffer bound (ReplicatorOptions.maxSendBufferBytes); undefined: the default 8 MiB. */
@@ -434,9 +443,12 @@ export async function runScaleSimulation(options: ScaleOptions, progress: (messa
     progress(`scale ${n}: increment reached every node in p50 ${round(increment.everyNodeMs.p50, 0)} ms, p99 ${round(increment.everyNodeMs.p99, 0)} ms (virtual)`);
 
     // State, then a node joins and is caught up.
-    for (const node of cluster.nodes) {
+    const writers = Math.min(n, options.joinWriters ?? n);
+    for (let w = 0; w < writers; w++) {
+      const node = cluster.nodes[Math.floor((w * n) / writers)]!;
       const pages = Array.from({ length: options.joinPagesPerNode }, (_, p) => ({ page: `state-${node.index}-${p}` as PageName, by: 1 + p }));
       if (pages.length > 0) void node.store.increment(pages);
+      if ((options.joinWriteGapMs ?? 0) > 0) await cluster.run(options.joinWriteGapMs!);
     }
     const reference = cluster.nodes[0]!;
     await cluster.runUntil(cluster.timers.now() + options.timeoutMs, () => cluster.nodes.every((node) => node.store.digest() === reference.store.digest()), POLL_MS);

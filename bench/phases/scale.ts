@@ -8,9 +8,15 @@ import type { Knobs } from '../knobs.js';
 import { log } from '../progress.js';
 import { DEFAULT_SCALE_OPTIONS, runScaleSimulation, type ScalePoint } from '../scale-sim.js';
 
-/** From this many nodes each writes LARGE_JOIN_PAGES pages before the join, not the default 20. */
+/**
+ * From this many nodes, LARGE_JOIN_WRITERS nodes write LARGE_JOIN_PAGES pages each before the
+ * join, one every LARGE_JOIN_GAP_MS, not every node 20 pages at once: the simulation holds the
+ * state once per node (at 1,000 nodes, 2 pages on every node at once ran out of a 14 GB heap).
+ */
 const LARGE_CLUSTER = 500;
+const LARGE_JOIN_WRITERS = 100;
 const LARGE_JOIN_PAGES = 2;
+const LARGE_JOIN_GAP_MS = 10;
 
 export interface ScaleResult {
   readonly simulated: readonly ScalePoint[];
@@ -31,9 +37,10 @@ export async function runScale(knobs: Knobs): Promise<ScaleResult> {
           ...(knobs.scaleCoalesce === 0 ? { coalesceAboveBytes: Number.POSITIVE_INFINITY } : {}),
           restMs: knobs.quick ? 16_000 : DEFAULT_SCALE_OPTIONS.restMs,
           increments: knobs.quick ? 20 : DEFAULT_SCALE_OPTIONS.increments,
-          // The join's state is pages × nodes, merged by every node: at 1,000 nodes 20 pages each
-          // would be 60 million slot merges before the joiner even starts.
-          joinPagesPerNode: nodes >= LARGE_CLUSTER ? LARGE_JOIN_PAGES : DEFAULT_SCALE_OPTIONS.joinPagesPerNode,
+          // The join's state is pages × writers, held by every node.
+          ...(nodes >= LARGE_CLUSTER
+            ? { joinPagesPerNode: LARGE_JOIN_PAGES, joinWriters: LARGE_JOIN_WRITERS, joinWriteGapMs: LARGE_JOIN_GAP_MS }
+            : { joinPagesPerNode: DEFAULT_SCALE_OPTIONS.joinPagesPerNode }),
         },
         log,
       ),

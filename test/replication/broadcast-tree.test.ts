@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { BroadcastTree, MAX_IDLE_RELAYS_PER_SECOND, MAX_MISSING_PER_PEER } from '../../src/replication/broadcast-tree.js';
+import { ANNOUNCE_WINDOW_MS, BroadcastTree, MAX_IDLE_RELAYS_PER_SECOND, MAX_MISSING_PER_PEER } from '../../src/replication/broadcast-tree.js';
 import { VirtualTimers } from '../../src/virtual-timers.js';
 import type { PeerSession } from '../../src/replication/peer-session.js';
 import type { PageName, ReplicaId } from '../../src/ids.js';
-import type { Message } from '../../src/protocol/messages.js';
+import { MAX_ANNOUNCED_RANGES, type Message } from '../../src/protocol/messages.js';
 import { decodeFrame } from '../../src/protocol/codec.js';
 
 type Delta = Extract<Message, { type: 'delta' }>;
@@ -125,5 +125,65 @@ describe('the broadcast tree: announcements waited for', () => {
     for (let t = 1; t <= 10; t++) timers.runDue(t * 100);
     expect(grafts.filter((to) => to === 'honest')).toHaveLength(1);
     expect(grafts.filter((to) => to === 'hostile')).toHaveLength(MAX_MISSING_PER_PEER);
+  });
+});
+
+describe('announcements to lazy sessions are batched (issue 18: a burst costs a lazy link one frame per window)', () => {
+  function lazyTree() {
+    const timers = new VirtualTimers();
+    const sent: Array<{ to: string; message: Message }> = [];
+    const tree = new BroadcastTree({
+      timers,
+      send: (to, message) => sent.push({ to: (to as unknown as { name: string }).name, message }),
+      sendDelta: () => {},
+    });
+    // Past MIN_EAGER eager links a duplicate prunes its sender: `lazy` becomes a lazy link.
+    const eager = ['e1', 'e2', 'e3', 'e4'].map(session);
+    const lazy = session('lazy');
+    for (const s of [...eager, lazy]) tree.opened(s);
+    const first = delta('c'.repeat(32), 0, 1);
+    tree.received(eager[0]!, first);
+    expect(tree.received(lazy, first)).toBe(false);
+    expect(sent.map((s) => s.message.type)).toEqual(['prune']);
+    sent.length = 0;
+    return { timers, sent, tree, lazy };
+  }
+  const advance = (timers: VirtualTimers, ms: number) => {
+    const until = timers.now() + ms;
+    while (timers.runDue(until));
+  };
+  const ihaves = (sent: Array<{ to: string; message: Message }>) =>
+    sent.filter((s) => s.message.type === 'ihave').map((s) => (s.message as Extract<Message, { type: 'ihave' }>).ranges.length);
+
+  it('a burst of deltas goes to a lazy session as one ihave after ANNOUNCE_WINDOW_MS, each range once', () => {
+    const { timers, sent, tree } = lazyTree();
+    for (let i = 0; i < 10; i++) tree.broadcast(delta('a'.repeat(32), i, 1));
+    tree.broadcast(delta('a'.repeat(32), 9, 1)); // the same range again (another copy): announced once
+    expect(ihaves(sent)).toEqual([]);
+    advance(timers, ANNOUNCE_WINDOW_MS);
+    expect(ihaves(sent)).toEqual([10]);
+    advance(timers, 10 * ANNOUNCE_WINDOW_MS);
+    expect(ihaves(sent)).toEqual([10]);
+  });
+
+  it('a full batch (MAX_ANNOUNCED_RANGES) goes at once, the rest with the window', () => {
+    const { timers, sent, tree } = lazyTree();
+    for (let i = 0; i < MAX_ANNOUNCED_RANGES + 3; i++) tree.broadcast(delta('a'.repeat(32), i, 1));
+    expect(ihaves(sent)).toEqual([MAX_ANNOUNCED_RANGES]);
+    advance(timers, ANNOUNCE_WINDOW_MS);
+    expect(ihaves(sent)).toEqual([MAX_ANNOUNCED_RANGES, 3]);
+  });
+
+  it('a session closed within the window is sent nothing, and stop() clears the window', () => {
+    const { timers, sent, tree, lazy } = lazyTree();
+    tree.broadcast(delta('a'.repeat(32), 0, 1));
+    tree.closed(lazy);
+    advance(timers, ANNOUNCE_WINDOW_MS);
+    expect(ihaves(sent)).toEqual([]);
+    tree.opened(lazy);
+    tree.pruned(lazy);
+    tree.broadcast(delta('a'.repeat(32), 1, 1));
+    tree.stop();
+    expect(timers.pending()).toBe(0);
   });
 });
