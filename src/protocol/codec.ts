@@ -13,7 +13,7 @@
  */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
-import { readUint, remaining, type MessageLayout } from './fields.js';
+import { readUint, remaining, type FrameContext, type MessageLayout } from './fields.js';
 import { auth, hello, reject } from './handshake.js';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION, type Message, type MessageType } from './messages.js';
 import { MAC_BYTES } from './session-mac.js';
@@ -23,6 +23,7 @@ import { covered, delta, digest, slots, vv, vvPart } from './sync.js';
 import { graft, ihave, prune } from './broadcast.js';
 
 export { ProtocolError, type ProtocolErrorCode } from './protocol-error.js';
+export type { FrameContext } from './fields.js';
 export { REJECT_CODES } from './handshake.js';
 
 /** Wire tags. Append only: a tag never changes meaning within a protocol version. */
@@ -57,14 +58,18 @@ function layoutOf(type: unknown): AnyLayout | undefined {
 
 const LAYOUTS_BY_TAG = new Map<number, AnyLayout>((Object.keys(MESSAGE_TAGS) as MessageType[]).map((type) => [MESSAGE_TAGS[type], LAYOUTS[type] as AnyLayout]));
 
-/** Encodes one message as a frame. Throws `ProtocolError('bad_frame')` for a message its peer would refuse. */
-export function encodeMessage(message: Message): Uint8Array {
+/**
+ * Encodes one message as a frame. Throws `ProtocolError('bad_frame')` for a message its peer would
+ * refuse. With `context.sender` (the replica this side's hello named, for a frame of that
+ * session) a delta of that replica leaves it out; without, every delta names its replica.
+ */
+export function encodeMessage(message: Message, context: FrameContext = {}): Uint8Array {
   const encoder = encoding.createEncoder();
   encoding.writeVarUint(encoder, PROTOCOL_VERSION);
   const layout = layoutOf(message.type);
   if (layout === undefined) bad(`unknown message type "${String(message.type)}"`);
   encoding.writeVarUint(encoder, MESSAGE_TAGS[message.type]);
-  layout.write(encoder, message);
+  layout.write(encoder, message, context);
   const frame = encoding.toUint8Array(encoder);
   // Room for the MAC a session appends: a sealed frame stays within MAX_FRAME_BYTES.
   if (frame.byteLength > MAX_FRAME_BYTES - MAC_BYTES) bad(`${message.type} encodes to ${frame.byteLength} bytes; frames are at most ${MAX_FRAME_BYTES - MAC_BYTES} before their MAC`);
@@ -74,8 +79,9 @@ export function encodeMessage(message: Message): Uint8Array {
 /**
  * Decodes and validates one frame. Throws `ProtocolError`: `protocol_version` (with the peer's
  * `version`) for a frame of another version, `bad_frame` for anything else that is wrong.
+ * `context.sender`: the replica the peer's hello named, which a delta of its own leaves out.
  */
-export function decodeFrame(frame: Uint8Array): Message {
+export function decodeFrame(frame: Uint8Array, context: FrameContext = {}): Message {
   try {
     if (!(frame instanceof Uint8Array)) bad('a frame must be bytes');
     if (frame.byteLength > MAX_FRAME_BYTES) bad(`frame is ${frame.byteLength} bytes; at most ${MAX_FRAME_BYTES} are allowed`);
@@ -88,7 +94,7 @@ export function decodeFrame(frame: Uint8Array): Message {
     const tag = readUint(decoder, 'message type');
     const layout = LAYOUTS_BY_TAG.get(tag);
     if (layout === undefined) bad(`unknown message type ${tag}`);
-    const message = layout.read(decoder);
+    const message = layout.read(decoder, context);
     if (decoding.hasContent(decoder)) bad(`${message.type} frame has ${remaining(decoder)} trailing bytes`);
     return message;
   } catch (error) {

@@ -22,8 +22,17 @@ import { bad } from './protocol-error.js';
  * every field it reads. Both throw `ProtocolError('bad_frame')` and nothing else of their own.
  */
 export interface MessageLayout<T extends MessageType> {
-  write(encoder: encoding.Encoder, message: Extract<Message, { type: T }>): void;
-  read(decoder: decoding.Decoder): Extract<Message, { type: T }>;
+  write(encoder: encoding.Encoder, message: Extract<Message, { type: T }>, context: FrameContext): void;
+  read(decoder: decoding.Decoder, context: FrameContext): Extract<Message, { type: T }>;
+}
+
+/**
+ * What a frame may leave unsaid because its session knows it: `sender`, the replica the sending
+ * side named in its hello on this connection (PROTOCOL.md §4, `delta`'s origin 0). A frame read
+ * or written outside a session has no sender, and a delta then names its replica.
+ */
+export interface FrameContext {
+  readonly sender?: ReplicaId | undefined;
 }
 
 const MAX_U32 = 0xffff_ffff;

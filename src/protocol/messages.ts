@@ -13,8 +13,11 @@ import type { PageName, ReplicaId } from '../ids.js';
  * 4: quiet at rest — anti-entropy sends a `digest` first (the vector only on a mismatch) and
  * presence renewals ride on the session instead of frames (PROTOCOL.md §4, §5). Version 3 nodes
  * refuse its frames.
+ * 5: a `delta` leaves out its replica when it is the sender's own and carries its seqs as
+ * distances from upTo: 20 bytes fewer per live delta, a third of the frame (issue 18's wire
+ * bytes). Version 4 nodes refuse its frames.
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 /** Bytes of an anti-entropy digest (`digest`, SyncDigest in src/crdt/version-vector.ts). */
 export const DIGEST_BYTES = 16;
 /** Largest frame accepted or sent, in bytes. Sync answers are chunked below it. */

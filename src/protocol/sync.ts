@@ -205,32 +205,63 @@ function checkDeltaSlotSeq(seq: number, range: SeqRange): void {
   if (seq <= range.after || seq > range.upTo) bad(`delta slot seq ${seq} lies outside its range (${range.after}, ${range.upTo}]`);
 }
 
-/** (replica, after, upTo), list<(page, count, seq, epoch, kind[, t])> with every seq inside (after, upTo]. */
+/** A delta's origin: the session's sender (its replica left out) or a replica named. */
+const ORIGIN_SENDER = 0;
+const ORIGIN_NAMED = 1;
+
+/**
+ * origin (0: the sender's replica, left out; 1: replica follows), varUint upTo, varUint span
+ * (upTo − after, ≥ 1), list<(page, count, back, epoch, kind[, t])> with back = upTo − seq < span:
+ * every seq inside (after, upTo]. Seqs as distances from upTo: a commit's slots all carry upTo
+ * (1 byte each, not 3 at a seq in the hundred thousands). Version 5 (PROTOCOL.md §4).
+ */
 export const delta: MessageLayout<'delta'> = {
-  write(encoder, message) {
-    checkRange(message.range, 'delta range');
-    writeSeqRange(encoder, message.range, 'delta');
+  write(encoder, message, context) {
+    const range = message.range;
+    checkRange(range, 'delta range');
     checkCount(message.slots.length, 'delta slot', MAX_FRAME_ENTRIES);
-    encoding.writeVarUint(encoder, message.slots.length);
     for (const slot of message.slots) {
       checkPage(slot.page);
       checkSlotValue(slot.count, slot.seq, epochOf(slot));
-      checkDeltaSlotSeq(slot.seq, message.range);
+      checkDeltaSlotSeq(slot.seq, range);
+    }
+    if (context.sender !== undefined && context.sender === range.replica) encoding.writeVarUint(encoder, ORIGIN_SENDER);
+    else {
+      encoding.writeVarUint(encoder, ORIGIN_NAMED);
+      writeReplica(encoder, range.replica, 'delta replica');
+    }
+    encoding.writeVarUint(encoder, range.upTo);
+    encoding.writeVarUint(encoder, range.upTo - range.after);
+    encoding.writeVarUint(encoder, message.slots.length);
+    for (const slot of message.slots) {
       writeText(encoder, slot.page);
       encoding.writeVarUint(encoder, slot.count);
-      encoding.writeVarUint(encoder, slot.seq);
+      encoding.writeVarUint(encoder, range.upTo - slot.seq);
       encoding.writeVarUint(encoder, epochOf(slot));
       writeKey(encoder, slot);
     }
   },
-  read(decoder) {
-    const range = readSeqRange(decoder, 'delta range');
+  read(decoder, context) {
+    const origin = readUint(decoder, 'delta origin');
+    let replica: ReplicaId;
+    if (origin === ORIGIN_SENDER) {
+      if (context.sender === undefined) bad("a delta of the sender's own replica outside a session (no hello names the sender)");
+      replica = context.sender;
+    } else if (origin === ORIGIN_NAMED) replica = readReplica(decoder, 'delta replica');
+    else bad(`delta origin ${origin} is neither 0 (the sender) nor 1 (a replica named)`);
+    const upTo = readUint(decoder, 'delta upTo');
+    const span = readUint(decoder, 'delta span');
+    if (span < 1 || span > upTo) bad(`delta span ${span} must be 1 to upTo (${upTo})`);
+    const range: SeqRange = { replica, after: upTo - span, upTo };
+    checkRange(range, 'delta range');
     const count = readCount(decoder, 'delta slot', MIN_DELTA_SLOT_BYTES, MAX_FRAME_ENTRIES);
     const slots: ReplicaSlot[] = [];
     for (let i = 0; i < count; i++) {
       const page = readPage(decoder);
       const slotCount = readUint(decoder, 'slot count');
-      const seq = readUint(decoder, 'slot seq');
+      const back = readUint(decoder, 'slot seq distance');
+      if (back >= span) bad(`delta slot seq distance ${back} puts it outside its range (${range.after}, ${upTo}]`);
+      const seq = upTo - back;
       const epoch = readUint(decoder, 'slot epoch');
       checkSlotValue(slotCount, seq, epoch);
       checkDeltaSlotSeq(seq, range);

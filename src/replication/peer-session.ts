@@ -200,7 +200,8 @@ export class PeerSession {
     let message: Message;
     try {
       // After the peer's auth, nothing is read of a frame whose MAC does not verify.
-      message = decodeFrame(this.opener === undefined ? frame : this.opener.open(frame));
+      // A delta of the peer's own replica leaves it out: the one its hello named.
+      message = decodeFrame(this.opener === undefined ? frame : this.opener.open(frame), { sender: this.identity?.replica });
     } catch (error) {
       this.context.metrics.badFrame();
       if (error instanceof ProtocolError && error.code === 'protocol_version') {

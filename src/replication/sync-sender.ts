@@ -202,6 +202,7 @@ export class SyncSender {
       return;
     }
     let frame: Uint8Array | undefined;
+    let frameSender: ReplicaId | undefined;
     const probe = this.options.probe;
     probe?.markAll('encoded', delta.slots);
     const above = this.options.coalesceAboveBytes ?? COALESCE_ABOVE_BYTES;
@@ -211,7 +212,12 @@ export class SyncSender {
         this.queue(session, delta);
         continue;
       }
-      frame ??= encodeMessage(deltaMessage(delta));
+      // Our replica is left out of a delta to a session whose hello named it (all, unless the
+      // replica rotated since a session opened: that session's deltas name it).
+      if (frame === undefined || frameSender !== session.localReplica) {
+        frameSender = session.localReplica;
+        frame = encodeMessage(deltaMessage(delta), { sender: frameSender });
+      }
       session.sendFrame(frame, 'delta');
       probe?.markAll('written', delta.slots, session.peer?.name);
       session.peerHolds(delta.range);
@@ -287,7 +293,7 @@ export class SyncSender {
     const probe = this.options.probe;
     for (const entry of outbox.deltas) {
       const delta = entry.delta();
-      session.sendFrame(encodeMessage(deltaMessage(delta)), 'delta');
+      session.sendFrame(encodeMessage(deltaMessage(delta), { sender: session.localReplica }), 'delta');
       probe?.markAll('written', delta.slots, session.peer?.name);
       session.peerHolds(delta.range);
     }

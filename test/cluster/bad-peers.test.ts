@@ -57,18 +57,19 @@ function garbage(length: number, seed: number): Uint8Array {
   return out;
 }
 
-/** A delta frame built by hand, so its values can be what the encoder refuses to write. */
-function handBuiltDelta(replica: Uint8Array, range: { after: number; upTo: number }, slot: { page: string; count: number; seq: number }): Uint8Array {
+/** A delta as on the wire (version 5, PROTOCOL.md §4): upTo, span = upTo − after, back = upTo − seq, unchecked. */
+function handBuiltDelta(replica: Uint8Array, range: { upTo: number; span: number }, slot: { page: string; count: number; back: number }): Uint8Array {
   const encoder = encoding.createEncoder();
   encoding.writeVarUint(encoder, PROTOCOL_VERSION_BYTE);
   encoding.writeVarUint(encoder, DELTA_TAG);
+  encoding.writeVarUint(encoder, 1); // origin: the replica named
   encoding.writeVarUint8Array(encoder, replica);
-  encoding.writeVarUint(encoder, range.after);
   encoding.writeVarUint(encoder, range.upTo);
+  encoding.writeVarUint(encoder, range.span);
   encoding.writeVarUint(encoder, 1);
   encoding.writeVarString(encoder, slot.page);
   encoding.writeVarUint(encoder, slot.count);
-  encoding.writeVarUint(encoder, slot.seq);
+  encoding.writeVarUint(encoder, slot.back);
   encoding.writeVarUint(encoder, 0); // epoch
   encoding.writeVarUint(encoder, 0); // kind: the page's total (protocol 3, PROTOCOL.md §4a)
   return encoding.toUint8Array(encoder);
@@ -137,11 +138,12 @@ describe('bad peers', () => {
     expect((await closedWith(peer)).code).toBe(CLOSE_MESSAGE_TOO_BIG);
     await stillLinked();
 
-    // Out-of-range values from an authenticated peer: a count past 2^53-1, a slot outside its range.
+    // Out-of-range values from an authenticated peer: a count past 2^53-1, a slot outside its
+    // range (seq 0 = after), a range reaching below seq 0 (span past upTo).
     for (const [frame, problem] of [
-      [handBuiltDelta(replicaIdToBytes(peer.replica), { after: 0, upTo: 1 }, { page: 'p', count: 2 ** 53, seq: 1 }), /exceeds 2\^53-1/],
-      [handBuiltDelta(replicaIdToBytes(peer.replica), { after: 0, upTo: 1 }, { page: 'p', count: 5, seq: 9 }), /outside its range/],
-      [handBuiltDelta(replicaIdToBytes(peer.replica), { after: 3, upTo: 2 }, { page: 'p', count: 5, seq: 3 }), /after < upTo/],
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 2 ** 53, back: 0 }), /exceeds 2\^53-1/],
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 1 }), /outside its range/],
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 2, span: 3 }, { page: 'p', count: 5, back: 0 }), /span 3/],
     ] as const) {
       peer = await RawPeer.connect(a.privateUrl);
       await peer.join(CLUSTER_NAME, CLUSTER_SECRET);

@@ -620,13 +620,14 @@ type Top = { pages: Array<{ page: string; views: number }> };
  */
 function encodeDeltaUnchecked(range: { replica: ReplicaId; after: number; upTo: number }, slots: ReadonlyArray<{ page: string; count: number; seq: number; kind?: number; t?: number }>): Uint8Array {
   const encoder = encoding.createEncoder();
-  for (const n of [PROTOCOL_VERSION, MESSAGE_TAGS.delta]) encoding.writeVarUint(encoder, n);
+  // origin 1 (the replica named), replica, upTo, span (PROTOCOL.md §4)
+  for (const n of [PROTOCOL_VERSION, MESSAGE_TAGS.delta, 1]) encoding.writeVarUint(encoder, n);
   encoding.writeVarUint8Array(encoder, replicaIdToBytes(range.replica));
-  for (const n of [range.after, range.upTo, slots.length]) encoding.writeVarUint(encoder, n);
+  for (const n of [range.upTo, range.upTo - range.after, slots.length]) encoding.writeVarUint(encoder, n);
   for (const slot of slots) {
     encoding.writeVarString(encoder, slot.page);
-    // count, seq, epoch, kind[, t] (PROTOCOL.md §4a)
-    for (const n of [slot.count, slot.seq, 0, slot.kind ?? 0]) encoding.writeVarUint(encoder, n);
+    // count, back = upTo − seq, epoch, kind[, t] (PROTOCOL.md §4, §4a)
+    for (const n of [slot.count, range.upTo - slot.seq, 0, slot.kind ?? 0]) encoding.writeVarUint(encoder, n);
     if (slot.kind !== undefined) encoding.writeVarUint(encoder, slot.t ?? 0);
   }
   return encoding.toUint8Array(encoder);

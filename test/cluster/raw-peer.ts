@@ -29,13 +29,16 @@ export class RawPeer {
   /** Set once the node's auth arrived: what the node sends from then on is opened. */
   private opener: FrameOpener | undefined;
   private pendingOpener: FrameOpener | undefined;
+  /** The replica the node's hello named: its own deltas leave it out (PROTOCOL.md §4, delta). */
+  private helloReplica: ReplicaId | undefined;
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer) => {
       try {
         const frame = new Uint8Array(data);
-        const message = decodeFrame(this.opener === undefined ? frame : this.opener.open(frame));
+        const message = decodeFrame(this.opener === undefined ? frame : this.opener.open(frame), { sender: this.helloReplica });
         this.received.push(message);
+        if (message.type === 'hello') this.helloReplica ??= message.replica;
         // The node's frames after its own auth are sealed.
         if (message.type === 'auth') this.opener = this.pendingOpener;
       } catch {

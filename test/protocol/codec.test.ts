@@ -19,6 +19,8 @@ const b = (bytes: Uint8Array | number[]): Part => ({ bytes: Uint8Array.from(byte
 const t = (text: string): Part => ({ text });
 const raw = (...bytes: number[]): Part => ({ raw: bytes });
 const rid = (hex: string = R1): Part => b(Buffer.from(hex, 'hex'));
+/** A delta's head naming its replica: origin 1, replica, upTo, span (upTo − after). */
+const named = (replica: string, after: number, upTo: number): Part[] => [u(1), rid(replica), u(upTo), u(upTo - after)];
 
 function frame(...parts: Part[]): Uint8Array {
   const encoder = encoding.createEncoder();
@@ -73,6 +75,18 @@ describe('round trip', () => {
       );
     });
   }
+
+  it('decode(encode(m)) equals m in a session too, whoever the sender (a delta of its own replica leaves it out)', () => {
+    fc.assert(
+      fc.property(messageArb, fc.boolean(), fc.constantFrom(R1, R2), (message, own, other) => {
+        const sender = own && message.type === 'delta' ? message.range.replica : other;
+        const bytes = encodeMessage(message, { sender });
+        expect(decodeFrame(bytes, { sender })).toEqual(message);
+        expect(encodeMessage(decodeFrame(bytes, { sender }), { sender })).toEqual(bytes);
+      }),
+      { numRuns: 500 },
+    );
+  });
 
   it('starts every frame with the protocol version and the type tag', () => {
     fc.assert(
@@ -145,8 +159,8 @@ describe('framing', () => {
   });
 
   it('reads the version of a frame of another version and throws protocol_version', () => {
-    // Version 1 (before authenticated sessions) is refused like any other.
-    for (const version of [0, 1, 2, 3, 5, 300, 2 ** 40]) {
+    // Version 1 (before authenticated sessions) is refused like any other, and so is 4 (deltas naming their replica).
+    for (const version of [0, 1, 2, 3, 4, 6, 300, 2 ** 40]) {
       const error = decodeError(frame(u(version), u(MESSAGE_TAGS.ping), u(1)));
       expect(error.code).toBe('protocol_version');
       expect(error.version).toBe(version);
@@ -292,12 +306,12 @@ describe('field validation', () => {
     expectBadFrame(register(10 ** 9), /rank/);
     const rankDelta: Message = { type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: page('p'), count: 10 ** 9, seq: 1, kind: 3, t: 20_000 * 16384 }] };
     expect(() => encodeMessage(rankDelta)).toThrow(/rank/);
-    expectBadFrame(v1('delta', rid(R1), u(0), u(1), u(1), t('p'), u(52), u(1), u(0), u(3), u(20_000 * 16384)), /rank/);
+    expectBadFrame(v1('delta', ...named(R1, 0, 1), u(1), t('p'), u(52), u(0), u(0), u(3), u(20_000 * 16384)), /rank/);
     // The count of a bucket is not bounded by the rank.
-    expect(decodeFrame(v1('delta', rid(R1), u(0), u(1), u(1), t('p'), u(52), u(1), u(0), u(2), u(20_000)))).toMatchObject({ slots: [{ kind: 2, count: 52 }] });
+    expect(decodeFrame(v1('delta', ...named(R1, 0, 1), u(1), t('p'), u(52), u(0), u(0), u(2), u(20_000)))).toMatchObject({ slots: [{ kind: 2, count: 52 }] });
     // A series slot counts at least 1, even at a reset epoch.
     expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(0), u(9), u(1), u(2), u(5)), /at least 1/);
-    const delta = v1('delta', rid(R1), u(0), u(1), u(1), t('p'), u(3), u(1), u(0), u(2), u(20_000));
+    const delta = v1('delta', ...named(R1, 0, 1), u(1), t('p'), u(3), u(0), u(0), u(2), u(20_000));
     expect(decodeFrame(delta)).toEqual({ type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: 'p', count: 3, seq: 1, kind: 2, t: 20_000 }] });
     const message: Message = { type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: page('p'), count: 3, seq: 1, kind: 2, t: 20_000 }] };
     expect(decodeFrame(encodeMessage(message))).toEqual(message);
@@ -309,7 +323,7 @@ describe('field validation', () => {
     expect(decodeFrame(slot(5, 2))).toEqual({ type: 'slots', round: 1, index: 0, slots: [{ page: 'p', replica: R1, count: 5, seq: 9, epoch: 2 }] });
     expectBadFrame(slot(0, 0), /slot count/);
     expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(9)), /epoch|does not fit/);
-    const delta = (count: number, epoch: number) => v1('delta', rid(R1), u(0), u(1), u(1), t('p'), u(count), u(1), u(epoch), u(0));
+    const delta = (count: number, epoch: number) => v1('delta', ...named(R1, 0, 1), u(1), t('p'), u(count), u(0), u(epoch), u(0));
     expect(decodeFrame(delta(0, 1))).toEqual({ type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: 'p', count: 0, seq: 1, epoch: 1 }] });
     expectBadFrame(delta(0, 0), /slot count/);
     expectBadFrame(delta(1, 2 ** 53), /epoch|safe|does not fit|too/);
@@ -344,13 +358,34 @@ describe('field validation', () => {
   });
 
   it('delta: every slot seq lies in (after, upTo]', () => {
-    const delta = (after: number, upTo: number, seq: number) => v1('delta', rid(), u(after), u(upTo), u(1), t('p'), u(1), u(seq), u(0), u(0));
-    expect(decodeFrame(delta(2, 5, 3))).toMatchObject({ type: 'delta' });
-    expect(decodeFrame(delta(2, 5, 5))).toMatchObject({ type: 'delta' });
-    expectBadFrame(delta(2, 5, 2), /outside its range/);
-    expectBadFrame(delta(2, 5, 6), /outside its range/);
-    expectBadFrame(delta(5, 5, 5), /after < upTo/);
-    expectBadFrame(v1('delta', rid(), u(0), u(1), u(1), t('p'), u(0), u(1), u(0), u(0)), /count/);
+    // On the wire: upTo, span = upTo − after, and each seq as back = upTo − seq (< span).
+    const delta = (upTo: number, span: number, back: number) => v1('delta', u(1), rid(), u(upTo), u(span), u(1), t('p'), u(1), u(back), u(0), u(0));
+    expect(decodeFrame(delta(5, 3, 2))).toMatchObject({ type: 'delta', range: { after: 2, upTo: 5 }, slots: [{ seq: 3 }] });
+    expect(decodeFrame(delta(5, 3, 0))).toMatchObject({ type: 'delta', slots: [{ seq: 5 }] });
+    expectBadFrame(delta(5, 3, 3), /outside its range/); // seq 2 = after
+    expectBadFrame(delta(5, 0, 0), /span 0/);
+    expectBadFrame(delta(5, 6, 0), /span 6/); // after would be −1
+    expectBadFrame(v1('delta', ...named(R1, 0, 1), u(1), t('p'), u(0), u(0), u(0), u(0)), /count/);
+    // The writer checks the same: a seq outside the range is never sent.
+    expect(() => encodeMessage({ type: 'delta', range: { replica: R1, after: 2, upTo: 5 }, slots: [{ page: page('p'), count: 1, seq: 2 }] })).toThrow(/outside its range/);
+  });
+
+  it("delta: the sender's own replica is left out (origin 0) inside a session, named (origin 1) otherwise", () => {
+    const own: Message = { type: 'delta', range: { replica: R1, after: 99_999, upTo: 100_000 }, slots: [{ page: page('ours-load-1'), count: 70_000, seq: 100_000 }] };
+    const short = encodeMessage(own, { sender: R1 });
+    const named = encodeMessage(own);
+    expect(named.byteLength - short.byteLength).toBe(17); // the replica and its length
+    expect(encodeMessage(own, { sender: R2 })).toEqual(named); // another sender names it
+    expect(decodeFrame(short, { sender: R1 })).toEqual(own);
+    expect(decodeFrame(named, { sender: R1 })).toEqual(own); // naming one's own replica is allowed (relays, older encoders)
+    expect(decodeFrame(named, { sender: R2 })).toEqual(own);
+    // Outside a session (no hello named the sender) origin 0 means nothing: refused.
+    expectBadFrame(short, /outside a session/);
+    // The same frame from another sender is that sender's delta: the session decides whose.
+    expect(decodeFrame(short, { sender: R2 })).toEqual({ ...own, range: { ...own.range, replica: R2 } });
+    expectBadFrame(v1('delta', u(2), rid(R1), u(1), u(1), u(1), t('p'), u(1), u(0), u(0), u(0)), /origin 2/);
+    // Version 4 laid this out in 46 bytes (replica always; after, upTo and the seq in full).
+    expect(short.byteLength).toBe(26);
   });
 
   it('ihave and graft: 1 to MAX_ANNOUNCED_RANGES ranges with after < upTo; prune: no body', () => {

@@ -26,6 +26,10 @@ class RecordingSession {
   readonly peer = { name: 'peer' };
   buffered = 0;
   readonly sent: Message[] = [];
+  /** The raw frames sendFrame was given. */
+  readonly frames: Uint8Array[] = [];
+  /** The replica this side's hello named (undefined: none, every delta names its replica). */
+  localReplica: ReplicaId | undefined;
   readonly connection = { bufferedBytes: () => this.buffered };
   private round = 0;
   newRound(): number {
@@ -40,7 +44,8 @@ class RecordingSession {
     this.held.push(range);
   }
   sendFrame(frame: Uint8Array): void {
-    this.sent.push(decodeFrame(frame));
+    this.frames.push(frame);
+    this.sent.push(decodeFrame(frame, { sender: this.localReplica }));
   }
   /** The slots sent so far, and the ranges claimed by `covered`, since the last call. */
   take(): { slots: Slot[]; covered: SeqRange[] } {
@@ -122,6 +127,22 @@ describe('SyncSender.answer', () => {
 });
 
 describe('SyncSender.push: coalesced deltas', () => {
+  it("leaves our replica out of the delta to a session whose hello named it, at once and from the outbox; names it to a session opened under another (rotated) replica", async () => {
+    const { store, timers, session, commit } = await setUp();
+    session.localReplica = store.replicaId;
+    await commit('a');
+    session.buffered = 100;
+    await commit('b');
+    session.buffered = 0;
+    timers.advance(OUTBOX_POLL_MAX_MS);
+    expect(session.sent.map((m) => (m.type === 'delta' ? m.range.replica : undefined))).toEqual([store.replicaId, store.replicaId]);
+    // Without the session's sender, the frames say nothing about whose they are: refused.
+    for (const frame of session.frames) expect(() => decodeFrame(frame)).toThrow(/outside a session/);
+    session.localReplica = 'f'.repeat(32) as ReplicaId;
+    await commit('c');
+    expect(decodeFrame(session.frames.at(-1)!)).toMatchObject({ type: 'delta', range: { replica: store.replicaId } });
+  });
+
   async function setUp() {
     const store = MemoryStore.open(new MemoryDisk(), { random: (n) => new Uint8Array(n).fill(7), analytics: false });
     const deltas: Delta[] = [];
