@@ -8,7 +8,9 @@
  * fills an entry from a read, updates it only after the transaction that wrote a slot commits
  * (`written`), drops it when the page's slots were replaced wholesale (a reset: `dropPage`), and
  * empties the cache after a failed transaction. Bounded by PAGE_SLOT_CACHE_SLOTS, each page
- * costing one more than its slots (a page without slots is held too); the oldest filled go first.
+ * costing one more than its slots; the least recently used go first. A page without slots (a
+ * name nobody counted: a scanner's guess, a name the admission refuses) is not held, so a flood
+ * of such reads costs an indexed lookup each and never evicts the pages being counted.
  */
 import type { Slot } from '../crdt/g-counter.js';
 import type { PageName } from '../ids.js';
@@ -24,14 +26,19 @@ export class PageSlotCache {
 
   /** A copy of the page's slots, or undefined when the page is not held. */
   get(page: PageName): Slot[] | undefined {
-    return this.pages.get(page)?.slice();
+    const held = this.pages.get(page);
+    if (held === undefined) return undefined;
+    // Most recently used last (a Map iterates in insertion order): eviction takes the first.
+    this.pages.delete(page);
+    this.pages.set(page, held);
+    return held.slice();
   }
 
   /** Holds what a read of the page returned (sorted by replica id). */
   fill(page: PageName, slots: readonly Slot[]): void {
     const cost = slots.length + 1;
-    if (cost > this.capacitySlots) return;
     this.dropPage(page);
+    if (slots.length === 0 || cost > this.capacitySlots) return;
     while (this.slots + cost > this.capacitySlots) {
       const oldest = this.pages.keys().next();
       if (oldest.done === true) break;
