@@ -19,7 +19,8 @@ export const NODE_MAIN = join(ROOT, 'dist', 'src', 'main.js');
 export const NAIVE_MAIN = join(ROOT, 'dist', 'bench', 'naive', 'naive-node.js');
 export const KOA_MAIN = join(ROOT, 'dist', 'bench', 'koa-ceiling.js');
 /** Our node with per-frame authentication off (bench only: the `mac` phase's end-to-end comparison). */
-export const UNSEALED_MAIN = join(ROOT, 'dist', 'bench', 'unsealed-node.js');
+/** bench/bench-node.ts: a node with bench-only options from BENCH_NODE_* variables. */
+export const BENCH_NODE_MAIN = join(ROOT, 'dist', 'bench', 'bench-node.js');
 
 /**
  * The write token of this run: the benchmark sends `by`, batches and far more views per second
@@ -78,7 +79,7 @@ export class Cluster {
   private readonly dir: string;
   private readonly cpuProf: string;
   private readonly size: number;
-  /** The node's script: NODE_MAIN or NAIVE_MAIN by kind, unless the caller named another (UNSEALED_MAIN). */
+  /** The node's script: NODE_MAIN or NAIVE_MAIN by kind, unless the caller named another (BENCH_NODE_MAIN). */
   private script = '';
   private readonly extraEnv: Readonly<Record<string, string>>;
 

@@ -57,11 +57,17 @@ export interface NodeOptions {
   readonly random?: RandomBytes;
   readonly now?: () => Date;
   /**
-   * Bench only (bench/unsealed-node.ts): peer sessions skip the per-frame MAC, so `npm run bench`
+   * Bench only (bench/bench-node.ts, BENCH_NODE_UNSEALED=1): peer sessions skip the per-frame MAC, so `npm run bench`
    * can show what it costs end to end. Never read from configuration; a node with it talks only
    * to nodes with it (each side refuses the other's first frame after auth).
    */
   readonly unsealedFrames?: boolean;
+  /**
+   * Bench only (bench/bench-node.ts, BENCH_NODE_COALESCE_WINDOW_MS): at most one delta frame per
+   * peer per this many ms (SyncSenderOptions.coalesceWindowMs), so `npm run bench` can show what
+   * bytes a window saves for what latency. Never read from configuration.
+   */
+  readonly coalesceWindowMs?: number;
   /** The latency probe (LATENCY_TRACE_DIR, bench diagnostics); undefined: off, and free. */
   readonly probe?: LatencyProbe;
   /**
@@ -277,6 +283,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     antiEntropyIntervalMs: config.antiEntropyIntervalMs,
     maxSendBufferBytes: bounds.peerSendBufferBytes,
     ...(options.unsealedFrames === true ? { unsealedFrames: true } : {}),
+    ...(options.coalesceWindowMs !== undefined ? { coalesceWindowMs: options.coalesceWindowMs } : {}),
     mergeAtOnceAfterIdleMs: AT_ONCE_AFTER_IDLE_MS,
     ...(probe !== undefined ? { probe } : {}),
   });

@@ -8,7 +8,7 @@
  * measured with authentication on; its MAC-free equivalent is that minus the difference here.
  *
  * End to end (`runMacEndToEnd`): two real 2-node clusters in the same run, one of `npm start`'s
- * nodes and one of bench/unsealed-node.ts (the same node with the MAC off, a bench-only knob),
+ * nodes and one of bench/bench-node.ts with BENCH_NODE_UNSEALED=1 (the same node with the MAC off, a bench-only knob),
  * alternated sealed/unsealed/sealed/unsealed at 1,000 increments/s: replication p50/p99 and the
  * peer bytes per increment of each, side by side.
  */
@@ -17,7 +17,7 @@ import { newReplicaId, type PageName } from '../../src/ids.js';
 import { decodeFrame, encodeMessage } from '../../src/protocol/codec.js';
 import type { Message } from '../../src/protocol/messages.js';
 import { FrameOpener, FrameSealer, sessionKey } from '../../src/protocol/session-mac.js';
-import { Cluster, UNSEALED_MAIN } from '../cluster.js';
+import { BENCH_NODE_MAIN, Cluster } from '../cluster.js';
 import type { Knobs } from '../knobs.js';
 import type { ProcessSet } from '../processes.js';
 import { log } from '../progress.js';
@@ -89,7 +89,7 @@ export async function runMacEndToEnd(knobs: Knobs, processes: ProcessSet, dir: s
     const mac = i % 2 === 0;
     const label = `mac-${mac ? 'on' : 'off'}-${i}`;
     log(`mac: 2 nodes, per-frame MAC ${mac ? 'on' : 'off'}, ${MAC_E2E_RATE}/s`);
-    const cluster = await Cluster.start({ kind: 'ours', nodes: 2, processes, dir, label, ...(mac ? {} : { script: UNSEALED_MAIN }) });
+    const cluster = await Cluster.start({ kind: 'ours', nodes: 2, processes, dir, label, ...(mac ? {} : { script: BENCH_NODE_MAIN, env: { BENCH_NODE_UNSEALED: '1' } }) });
     try {
       const [result] = await runRates(cluster, { ...knobs, rates: [MAC_E2E_RATE] }, label, new Map(), new Map());
       if (result !== undefined) runs.push({ mac, p50Ms: result.replication.p50, p99Ms: result.replication.p99, bytesPerIncrement: result.bytesPerIncrement, acked: result.acked });

@@ -87,6 +87,8 @@ export interface ReplicatorOptions {
   readonly maxSendBufferBytes?: number;
   /** See SyncSenderOptions.coalesceAboveBytes (full mesh): Infinity turns coalescing off. */
   readonly coalesceAboveBytes?: number;
+  /** Bench only: see SyncSenderOptions.coalesceWindowMs (NodeOptions.coalesceWindowMs). */
+  readonly coalesceWindowMs?: number;
   readonly syncChunkSlots?: number;
   /** Bench only: sessions skip the per-frame MAC (see NodeOptions.unsealedFrames). */
   readonly unsealedFrames?: boolean;
@@ -183,6 +185,7 @@ export class Replicator {
       syncChunkSlots: options.syncChunkSlots ?? SYNC_CHUNK_SLOTS,
       ...(options.probe !== undefined ? { probe: options.probe } : {}),
       ...(options.coalesceAboveBytes !== undefined ? { coalesceAboveBytes: options.coalesceAboveBytes } : {}),
+      ...(options.coalesceWindowMs !== undefined ? { coalesceWindowMs: options.coalesceWindowMs } : {}),
     });
     this.source = new SyncSource({
       timers,

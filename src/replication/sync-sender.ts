@@ -87,6 +87,13 @@ export interface SyncSenderOptions {
   readonly probe?: LatencyProbe;
   /** Default COALESCE_ABOVE_BYTES; Infinity: never coalesce (every delta at once, as before). */
   readonly coalesceAboveBytes?: number;
+  /**
+   * Bench only (NodeOptions.coalesceWindowMs): a delta to a session that was sent one less than
+   * this many ms ago waits in its outbox until that much time has passed since, so a link carries
+   * at most one delta frame per window — fewer frames and bytes per increment for up to this much
+   * more latency. 0 (the default): no window, a delta goes as soon as the link is idle.
+   */
+  readonly coalesceWindowMs?: number;
 }
 
 export class SyncSender {
@@ -96,6 +103,8 @@ export class SyncSender {
   private readonly spreadTo = new Map<PeerSession, Map<ReplicaId, { readonly at: number; readonly digest: string }>>();
   /** Per session, the deltas waiting for its send buffer to drain, oldest first. */
   private readonly outboxes = new Map<PeerSession, Outbox>();
+  /** Per session, when a delta frame last went to it (only with a coalesceWindowMs). */
+  private readonly lastDeltaAt = new WeakMap<PeerSession, number>();
   /** Deltas merged into one waiting in an outbox (bench, tests). */
   readonly counts = { coalesced: 0 };
 
@@ -206,11 +215,21 @@ export class SyncSender {
     const probe = this.options.probe;
     probe?.markAll('encoded', delta.slots);
     const above = this.options.coalesceAboveBytes ?? COALESCE_ABOVE_BYTES;
+    const window = this.options.coalesceWindowMs ?? 0;
+    const now = window > 0 ? this.options.timers.now() : 0;
     for (const session of sessions) {
       if (this.overBound(session)) continue;
       if (this.outboxes.has(session) || session.connection.bufferedBytes() > above) {
         this.queue(session, delta);
         continue;
+      }
+      if (window > 0) {
+        const wait = (this.lastDeltaAt.get(session) ?? Number.NEGATIVE_INFINITY) + window - now;
+        if (wait > 0) {
+          this.queue(session, delta, wait);
+          continue;
+        }
+        this.lastDeltaAt.set(session, now);
       }
       // Our replica is left out of a delta to a session whose hello named it (all, unless the
       // replica rotated since a session opened: that session's deltas name it).
@@ -224,13 +243,13 @@ export class SyncSender {
     }
   }
 
-  /** Puts `delta` in the session's outbox, merged into the last one when it continues it. */
-  private queue(session: PeerSession, delta: Delta): void {
+  /** Puts `delta` in the session's outbox, merged into the last one when it continues it; a new outbox is first looked at after `waitMs` (a coalescing window), else on the next loop turn. */
+  private queue(session: PeerSession, delta: Delta, waitMs = 0): void {
     let outbox = this.outboxes.get(session);
     if (outbox === undefined) {
-      outbox = { deltas: [], bytes: 0, timer: undefined, pollMs: OUTBOX_POLL_MS, lastBuffered: Number.POSITIVE_INFINITY };
+      outbox = { deltas: [], bytes: 0, timer: undefined, pollMs: waitMs > 0 ? waitMs : OUTBOX_POLL_MS, lastBuffered: Number.POSITIVE_INFINITY };
       this.outboxes.set(session, outbox);
-      this.scheduleFlush(session, outbox);
+      this.scheduleFlush(session, outbox, waitMs <= 0);
     }
     const last = outbox.deltas.at(-1);
     const before = last?.bytes ?? 0;
@@ -290,6 +309,7 @@ export class SyncSender {
     const outbox = this.outboxes.get(session);
     if (outbox === undefined) return;
     this.dropOutbox(session);
+    if ((this.options.coalesceWindowMs ?? 0) > 0) this.lastDeltaAt.set(session, this.options.timers.now());
     const probe = this.options.probe;
     for (const entry of outbox.deltas) {
       const delta = entry.delta();

@@ -127,6 +127,31 @@ describe('SyncSender.answer', () => {
 });
 
 describe('SyncSender.push: coalesced deltas', () => {
+  it('with a coalescing window (bench only), a link carries at most one delta frame per window: deltas within it wait and merge', async () => {
+    const { store, timers, session, commit } = await setUp(10);
+    await commit('a');
+    expect(session.sent).toHaveLength(1); // the first goes at once
+    timers.advance(1);
+    await commit('a');
+    timers.advance(1);
+    await commit('b');
+    expect(session.sent).toHaveLength(1); // within 10 ms of the last frame: waiting
+    timers.advance(7);
+    expect(session.sent).toHaveLength(1);
+    timers.advance(1); // 10 ms after the first frame
+    expect(session.sent).toHaveLength(2);
+    expect(session.sent[1]).toMatchObject({ type: 'delta', range: { replica: store.replicaId, after: 1, upTo: 3 } });
+    // The window runs from that frame: a commit 5 ms later waits 5 ms, one 10 ms after goes at once.
+    timers.advance(5);
+    await commit('c');
+    expect(session.sent).toHaveLength(2);
+    timers.advance(5);
+    expect(session.sent).toHaveLength(3);
+    timers.advance(10);
+    await commit('d');
+    expect(session.sent).toHaveLength(4);
+  });
+
   it("leaves our replica out of the delta to a session whose hello named it, at once and from the outbox; names it to a session opened under another (rotated) replica", async () => {
     const { store, timers, session, commit } = await setUp();
     session.localReplica = store.replicaId;
@@ -143,14 +168,14 @@ describe('SyncSender.push: coalesced deltas', () => {
     expect(decodeFrame(session.frames.at(-1)!)).toMatchObject({ type: 'delta', range: { replica: store.replicaId } });
   });
 
-  async function setUp() {
+  async function setUp(coalesceWindowMs?: number) {
     const store = MemoryStore.open(new MemoryDisk(), { random: (n) => new Uint8Array(n).fill(7), analytics: false });
     const deltas: Delta[] = [];
     store.onCommit((delta) => deltas.push(delta));
     const timers = new ManualTimers();
     let skipped = 0;
     const metrics = { ...noMetrics, deltaSkipped: () => void skipped++ };
-    const sender = new SyncSender({ store, timers, log: noLog, metrics, maxSendBufferBytes: MAX_SEND_BUFFER_BYTES, syncChunkSlots: CHUNK_SLOTS });
+    const sender = new SyncSender({ store, timers, log: noLog, metrics, maxSendBufferBytes: MAX_SEND_BUFFER_BYTES, syncChunkSlots: CHUNK_SLOTS, ...(coalesceWindowMs !== undefined ? { coalesceWindowMs } : {}) });
     const session = new RecordingSession();
     const commit = async (page: string, by = 1): Promise<Delta> => {
       await store.increment([{ page: page as PageName, by }]);
