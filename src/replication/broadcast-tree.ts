@@ -76,8 +76,9 @@ export const MAX_COPY_MAXIMA = 1_024;
  * Announcements to a lazy session wait this long and go as one `ihave` (Plumtree's lazy queue):
  * a burst of deltas costs each lazy link one frame per window, not one per delta (at 300
  * simulated nodes each writing at once, 200,000 of the 540,000 frames in flight were
- * single-range `ihave`s; the rest, the eager pushes, stay). Only repairs wait for them (a graft starts GRAFT_TIMEOUT_MS after the first
- * announcement), so the window costs a healthy tree nothing.
+ * single-range `ihave`s; the rest, the eager pushes, stay). Only repairs wait for them (a graft
+ * starts GRAFT_TIMEOUT_MS after the first announcement), so the window costs a healthy tree
+ * nothing.
  */
 export const ANNOUNCE_WINDOW_MS = 50;
 

@@ -88,10 +88,11 @@ export interface SyncSenderOptions {
   /** Default COALESCE_ABOVE_BYTES; Infinity: never coalesce (every delta at once, as before). */
   readonly coalesceAboveBytes?: number;
   /**
-   * Bench only (NodeOptions.coalesceWindowMs): a delta to a session that was sent one less than
-   * this many ms ago waits in its outbox until that much time has passed since, so a link carries
-   * at most one delta frame per window — fewer frames and bytes per increment for up to this much
-   * more latency. 0 (the default): no window, a delta goes as soon as the link is idle.
+   * Bench only (NodeOptions.coalesceWindowMs): a delta for a session that was sent a delta frame
+   * less than this many ms ago waits in its outbox until this many ms have passed since that
+   * frame, so a link carries at most one delta frame per window — fewer frames and bytes per
+   * increment for up to this much more latency. 0 (the default): no window, a delta goes as soon
+   * as the link is idle.
    */
   readonly coalesceWindowMs?: number;
 }
