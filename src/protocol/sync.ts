@@ -260,11 +260,11 @@ export const delta: MessageLayout<'delta'> = {
       const page = readPage(decoder);
       const slotCount = readUint(decoder, 'slot count');
       const back = readUint(decoder, 'slot seq distance');
+      // back < span is the reader's checkDeltaSlotSeq: seq = upTo − back lies in (after, upTo].
       if (back >= span) bad(`delta slot seq distance ${back} puts it outside its range (${range.after}, ${upTo}]`);
       const seq = upTo - back;
       const epoch = readUint(decoder, 'slot epoch');
       checkSlotValue(slotCount, seq, epoch);
-      checkDeltaSlotSeq(seq, range);
       const key = readKey(decoder, slotCount);
       slots.push(epoch === 0 ? { page, count: slotCount, seq, ...key } : { page, count: slotCount, seq, epoch, ...key });
     }

@@ -58,11 +58,11 @@ function garbage(length: number, seed: number): Uint8Array {
 }
 
 /** A delta as on the wire (version 5, PROTOCOL.md §4): upTo, span = upTo − after, back = upTo − seq, unchecked. */
-function handBuiltDelta(replica: Uint8Array, range: { upTo: number; span: number }, slot: { page: string; count: number; back: number }): Uint8Array {
+function handBuiltDelta(replica: Uint8Array, range: { upTo: number; span: number }, slot: { page: string; count: number; back: number }, origin = 1): Uint8Array {
   const encoder = encoding.createEncoder();
   encoding.writeVarUint(encoder, PROTOCOL_VERSION_BYTE);
   encoding.writeVarUint(encoder, DELTA_TAG);
-  encoding.writeVarUint(encoder, 1); // origin: the replica named
+  encoding.writeVarUint(encoder, origin); // 1: the replica named
   encoding.writeVarUint8Array(encoder, replica);
   encoding.writeVarUint(encoder, range.upTo);
   encoding.writeVarUint(encoder, range.span);
@@ -139,11 +139,12 @@ describe('bad peers', () => {
     await stillLinked();
 
     // Out-of-range values from an authenticated peer: a count past 2^53-1, a slot outside its
-    // range (seq 0 = after), a range reaching below seq 0 (span past upTo).
+    // range (seq 0 = after), a range reaching below seq 0 (span past upTo), an origin neither 0 nor 1.
     for (const [frame, problem] of [
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 2 ** 53, back: 0 }), /exceeds 2\^53-1/],
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 1 }), /outside its range/],
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 2, span: 3 }, { page: 'p', count: 5, back: 0 }), /span 3/],
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0 }, 2), /origin 2/],
     ] as const) {
       peer = await RawPeer.connect(a.privateUrl);
       await peer.join(CLUSTER_NAME, CLUSTER_SECRET);
