@@ -15,6 +15,7 @@
 import { randomBytes } from 'node:crypto';
 import { newReplicaId, type PageName } from '../../src/ids.js';
 import { decodeFrame, encodeMessage } from '../../src/protocol/codec.js';
+import { PageTableIn, PageTableOut } from '../../src/protocol/page-table.js';
 import type { Message } from '../../src/protocol/messages.js';
 import { FrameOpener, FrameSealer, sessionKey } from '../../src/protocol/session-mac.js';
 import { BENCH_NODE_MAIN, Cluster } from '../cluster.js';
@@ -46,16 +47,19 @@ export function runMacBench(frames: number): MacResult {
   const withMac: number[] = [];
   let bytesWithout = 0;
   let bytesWith = 0;
+  // Each side's page tables, as a session holds them (PROTOCOL.md §4b): the page is named once.
+  const plainTables = { out: new PageTableOut(), in: new PageTableIn() };
+  const sealedTables = { out: new PageTableOut(), in: new PageTableIn() };
   for (let i = 1; i <= frames; i++) {
     const message: Message = { type: 'delta', range: { replica: a, after: i - 1, upTo: i }, slots: [{ page: '/blog/post-42' as PageName, count: i, seq: i }] };
     let started = performance.now();
-    // As a session sends a live delta: its own replica left out.
-    const plain = encodeMessage(message, { sender: a });
-    decodeFrame(plain, { sender: a });
+    // As a session sends a live delta: its own replica left out, its page by the table.
+    const plain = encodeMessage(message, { sender: a, pagesOut: plainTables.out });
+    decodeFrame(plain, { sender: a, pagesIn: plainTables.in });
     without.push((performance.now() - started) * 1000);
     started = performance.now();
-    const sealed = sealer.seal(encodeMessage(message, { sender: a }));
-    decodeFrame(opener.open(sealed), { sender: a });
+    const sealed = sealer.seal(encodeMessage(message, { sender: a, pagesOut: sealedTables.out }));
+    decodeFrame(opener.open(sealed), { sender: a, pagesIn: sealedTables.in });
     withMac.push((performance.now() - started) * 1000);
     bytesWithout = plain.byteLength;
     bytesWith = sealed.byteLength;

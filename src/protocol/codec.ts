@@ -61,7 +61,9 @@ const LAYOUTS_BY_TAG = new Map<number, AnyLayout>((Object.keys(MESSAGE_TAGS) as 
 /**
  * Encodes one message as a frame. Throws `ProtocolError('bad_frame')` for a message its peer would
  * refuse. With `context.sender` (the replica this side's hello named, for a frame of that
- * session) a delta of that replica leaves it out; without, every delta names its replica.
+ * session) a delta of that replica leaves it out; without, every delta names its replica. With
+ * `context.pagesOut` (the session's page table of this direction, §4b) a delta refers to the pages
+ * the table holds; the frame must then be sent on that session, in the order encoded.
  */
 export function encodeMessage(message: Message, context: FrameContext = {}): Uint8Array {
   const encoder = encoding.createEncoder();
@@ -69,17 +71,27 @@ export function encodeMessage(message: Message, context: FrameContext = {}): Uin
   const layout = layoutOf(message.type);
   if (layout === undefined) bad(`unknown message type "${String(message.type)}"`);
   encoding.writeVarUint(encoder, MESSAGE_TAGS[message.type]);
-  layout.write(encoder, message, context);
-  const frame = encoding.toUint8Array(encoder);
-  // Room for the MAC a session appends: a sealed frame stays within MAX_FRAME_BYTES.
-  if (frame.byteLength > MAX_FRAME_BYTES - MAC_BYTES) bad(`${message.type} encodes to ${frame.byteLength} bytes; frames are at most ${MAX_FRAME_BYTES - MAC_BYTES} before their MAC`);
-  return frame;
+  // A frame that fails to encode is never sent: the page table must not keep what it defined.
+  const pages = context.pagesOut;
+  pages?.begin();
+  try {
+    layout.write(encoder, message, context);
+    const frame = encoding.toUint8Array(encoder);
+    // Room for the MAC a session appends: a sealed frame stays within MAX_FRAME_BYTES.
+    if (frame.byteLength > MAX_FRAME_BYTES - MAC_BYTES) bad(`${message.type} encodes to ${frame.byteLength} bytes; frames are at most ${MAX_FRAME_BYTES - MAC_BYTES} before their MAC`);
+    pages?.commit();
+    return frame;
+  } catch (error) {
+    pages?.rollback();
+    throw error;
+  }
 }
 
 /**
  * Decodes and validates one frame. Throws `ProtocolError`: `protocol_version` (with the peer's
  * `version`) for a frame of another version, `bad_frame` for anything else that is wrong.
- * `context.sender`: the replica the peer's hello named, which a delta of its own leaves out.
+ * `context.sender`: the replica the peer's hello named, which a delta of its own leaves out;
+ * `context.pagesIn`: the session's page table of this direction (§4b), which deltas refer to.
  */
 export function decodeFrame(frame: Uint8Array, context: FrameContext = {}): Message {
   try {

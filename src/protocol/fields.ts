@@ -14,6 +14,7 @@ import { isReplicaId, MAX_PAGE_NAME_BYTES, pageNameProblem, REPLICA_ID_BYTES, re
 import type { PageName, ReplicaId } from '../ids.js';
 import { hasLoneSurrogate } from '../utf8.js';
 import type { Message, MessageType } from './messages.js';
+import type { PageTableIn, PageTableOut } from './page-table.js';
 import { bad } from './protocol-error.js';
 
 /**
@@ -28,11 +29,14 @@ export interface MessageLayout<T extends MessageType> {
 
 /**
  * What a frame may leave unsaid because its session knows it: `sender`, the replica the sending
- * side named in its hello on this connection (PROTOCOL.md §4, `delta`'s origin 0). A frame read
- * or written outside a session has no sender, and a delta then names its replica.
+ * side named in its hello on this connection (PROTOCOL.md §4, `delta`'s origin 0), and the
+ * direction's page table (§4b): `pagesOut` when writing, `pagesIn` when reading. A frame read or
+ * written outside a session has neither: a delta then names its replica and its pages.
  */
 export interface FrameContext {
   readonly sender?: ReplicaId | undefined;
+  readonly pagesOut?: PageTableOut | undefined;
+  readonly pagesIn?: PageTableIn | undefined;
 }
 
 const MAX_U32 = 0xffff_ffff;

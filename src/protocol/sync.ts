@@ -6,7 +6,7 @@ import type * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { epochOf, type Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
-import { replicaIdToBytes, type ReplicaId } from '../ids.js';
+import { replicaIdToBytes, type PageName, type ReplicaId } from '../ids.js';
 import {
   checkBytes,
   checkPage,
@@ -30,13 +30,16 @@ import {
   type MessageLayout,
 } from './fields.js';
 import { DIGEST_BYTES, MAX_FRAME_ENTRIES, type ReplicaSlot } from './messages.js';
+import { PAGE_REF_LITERAL, PageTableIn } from './page-table.js';
 import { bad } from './protocol-error.js';
 
 // The fewest bytes one list element can take (every field takes at least one byte).
 const MIN_REPLICA_BYTES = 1;
 const MIN_VV_ENTRY_BYTES = 2; // replica, seq
 const MIN_SLOT_BYTES = 6; // page, replica index, count, seq, epoch, kind
-const MIN_DELTA_SLOT_BYTES = 5; // page, count, seq, epoch, kind
+const MIN_DELTA_SLOT_BYTES = 4; // page reference, count, seq distance, kind and epoch
+/** A delta slot's head: kind (0–3) for epoch 0, EPOCH_FOLLOWS + kind when the epoch follows. */
+const EPOCH_FOLLOWS = 4;
 
 /** The kind (0: the page's total) and, for a series slot, its t (series.ts). */
 function writeKey(encoder: encoding.Encoder, slot: { readonly kind?: number; readonly t?: number; readonly count: number }): void {
@@ -211,9 +214,11 @@ const ORIGIN_NAMED = 1;
 
 /**
  * origin (0: the sender's replica, left out; 1: replica follows), varUint upTo, varUint span
- * (upTo − after, ≥ 1), list<(page, count, back, epoch, kind[, t])> with back = upTo − seq < span:
- * every seq inside (after, upTo]. Seqs as distances from upTo: a commit's slots all carry upTo
- * (1 byte each, not 3 at a seq in the hundred thousands). Version 5 (PROTOCOL.md §4).
+ * (upTo − after, ≥ 1), list<(pageRef[, page], count, back, head[, epoch][, t])> with back =
+ * upTo − seq < span: every seq inside (after, upTo]. Seqs as distances from upTo: a commit's slots
+ * all carry upTo (1 byte each, not 3 at a seq in the hundred thousands). pageRef: the session's
+ * page table (page-table.ts); head: kind (0–3) at epoch 0, 4 + kind with the epoch following.
+ * Version 6 (PROTOCOL.md §4, §4b).
  */
 export const delta: MessageLayout<'delta'> = {
   write(encoder, message, context) {
@@ -224,6 +229,7 @@ export const delta: MessageLayout<'delta'> = {
       checkPage(slot.page);
       checkSlotValue(slot.count, slot.seq, epochOf(slot));
       checkDeltaSlotSeq(slot.seq, range);
+      if (slot.kind !== undefined) checkSeriesKey(slot.kind, slot.t ?? 0, slot.count);
     }
     if (context.sender !== undefined && context.sender === range.replica) encoding.writeVarUint(encoder, ORIGIN_SENDER);
     else {
@@ -233,12 +239,23 @@ export const delta: MessageLayout<'delta'> = {
     encoding.writeVarUint(encoder, range.upTo);
     encoding.writeVarUint(encoder, range.upTo - range.after);
     encoding.writeVarUint(encoder, message.slots.length);
+    const pages = context.pagesOut;
     for (const slot of message.slots) {
-      writeText(encoder, slot.page);
+      if (pages === undefined) {
+        encoding.writeVarUint(encoder, PAGE_REF_LITERAL);
+        writeText(encoder, slot.page);
+      } else {
+        const page = pages.ref(slot.page);
+        encoding.writeVarUint(encoder, page.ref);
+        if (page.named) writeText(encoder, slot.page);
+      }
       encoding.writeVarUint(encoder, slot.count);
       encoding.writeVarUint(encoder, range.upTo - slot.seq);
-      encoding.writeVarUint(encoder, epochOf(slot));
-      writeKey(encoder, slot);
+      const epoch = epochOf(slot);
+      const kind = slot.kind ?? 0;
+      encoding.writeVarUint(encoder, epoch === 0 ? kind : EPOCH_FOLLOWS + kind);
+      if (epoch !== 0) encoding.writeVarUint(encoder, epoch);
+      if (slot.kind !== undefined) encoding.writeVarUint(encoder, slot.t ?? 0);
     }
   },
   read(decoder, context) {
@@ -256,16 +273,37 @@ export const delta: MessageLayout<'delta'> = {
     checkRange(range, 'delta range');
     const count = readCount(decoder, 'delta slot', MIN_DELTA_SLOT_BYTES, MAX_FRAME_ENTRIES);
     const slots: ReplicaSlot[] = [];
+    const pages = context.pagesIn;
     for (let i = 0; i < count; i++) {
-      const page = readPage(decoder);
+      const ref = readUint(decoder, 'page reference');
+      let page: PageName;
+      if (ref === PAGE_REF_LITERAL) page = readPage(decoder);
+      else if (pages === undefined) bad(`page reference ${ref} outside a session (no page table)`);
+      else if (PageTableIn.named(ref)) {
+        page = readPage(decoder);
+        pages.define(ref, page);
+      } else page = pages.use(ref);
       const slotCount = readUint(decoder, 'slot count');
       const back = readUint(decoder, 'slot seq distance');
       // back < span is the reader's checkDeltaSlotSeq: seq = upTo − back lies in (after, upTo].
       if (back >= span) bad(`delta slot seq distance ${back} puts it outside its range (${range.after}, ${upTo}]`);
       const seq = upTo - back;
-      const epoch = readUint(decoder, 'slot epoch');
+      const head = readUint(decoder, 'slot kind and epoch');
+      if (head >= 2 * EPOCH_FOLLOWS) bad(`slot kind and epoch ${head} must be 0–${2 * EPOCH_FOLLOWS - 1}`);
+      let epoch = 0;
+      if (head >= EPOCH_FOLLOWS) {
+        epoch = readUint(decoder, 'slot epoch');
+        // One encoding per slot: epoch 0 is said by the head alone.
+        if (epoch === 0) bad('slot epoch 0 written out (a head below 4 says it)');
+      }
       checkSlotValue(slotCount, seq, epoch);
-      const key = readKey(decoder, slotCount);
+      const kind = head % EPOCH_FOLLOWS;
+      let key: { kind?: 1 | 2 | 3; t?: number } = {};
+      if (kind !== 0) {
+        const t = readUint(decoder, 'slot t');
+        checkSeriesKey(kind, t, slotCount);
+        key = { kind: kind as 1 | 2 | 3, t };
+      }
       slots.push(epoch === 0 ? { page, count: slotCount, seq, ...key } : { page, count: slotCount, seq, epoch, ...key });
     }
     return { type: 'delta', range, slots };

@@ -20,6 +20,7 @@ import type { RandomBytes, ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
 import { authProof, verifyProof } from '../protocol/auth.js';
 import { decodeFrame, encodeMessage, ProtocolError } from '../protocol/codec.js';
+import { PageTableIn, PageTableOut } from '../protocol/page-table.js';
 import { FrameOpener, FrameSealer, sessionKey } from '../protocol/session-mac.js';
 import { type Message, NONCE_BYTES, PROTOCOL_VERSION, type RejectCode } from '../protocol/messages.js';
 import type { Connection } from '../transport/transport.js';
@@ -145,6 +146,9 @@ export class PeerSession {
   /** Seals what we send once our `auth` is out; opens what the peer sends once its `auth` verified. */
   private sealer: FrameSealer | undefined;
   private opener: FrameOpener | undefined;
+  /** The page tables of the two directions (PROTOCOL.md §4b): live deltas only, bounded there. */
+  private readonly pagesOut = new PageTableOut();
+  private readonly pagesIn = new PageTableIn();
   /** Entries of a vector the peer is sending in parts. */
   private vvParts: Map<ReplicaId, number> | undefined;
   private paused = false;
@@ -201,7 +205,7 @@ export class PeerSession {
     try {
       // After the peer's auth, nothing is read of a frame whose MAC does not verify.
       // A delta of the peer's own replica leaves it out: the one its hello named.
-      message = decodeFrame(this.opener === undefined ? frame : this.opener.open(frame), { sender: this.identity?.replica });
+      message = decodeFrame(this.opener === undefined ? frame : this.opener.open(frame), { sender: this.identity?.replica, pagesIn: this.pagesIn });
     } catch (error) {
       this.context.metrics.badFrame();
       if (error instanceof ProtocolError && error.code === 'protocol_version') {
@@ -406,7 +410,17 @@ export class PeerSession {
     }
   }
 
-  /** Sends a frame encoded once for many sessions (a live delta). */
+  /**
+   * Sends a live delta, encoded for this session: our replica left out when the hello named it,
+   * its pages by this direction's page table. Nothing is encoded for a closed session, so the
+   * table only ever holds what the peer was sent.
+   */
+  sendDelta(message: Extract<Message, { type: 'delta' }>): number {
+    if (this.currentPhase === 'closed') return 0;
+    return this.sendFrame(encodeMessage(message, { sender: this.localReplica, pagesOut: this.pagesOut }), 'delta');
+  }
+
+  /** Sends a frame encoded once for many sessions (a tree's relayed delta, a ping). */
   sendFrame(body: Uint8Array, type: Message['type']): number {
     if (this.currentPhase === 'closed') return 0;
     const frame = this.sealer === undefined ? body : this.sealer.seal(body);

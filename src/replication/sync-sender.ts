@@ -24,7 +24,6 @@ import { advance, type SeqRange, type VersionVector } from '../crdt/version-vect
 import type { ReplicaId } from '../ids.js';
 import type { LatencyProbe } from '../latency-probe.js';
 import type { Log } from '../log.js';
-import { encodeMessage } from '../protocol/codec.js';
 import type { Message } from '../protocol/messages.js';
 import type { Delta, Store } from '../store/store.js';
 import type { TimerHandle, Timers } from '../timers.js';
@@ -201,7 +200,7 @@ export class SyncSender {
   }
 
   /**
-   * Pushes a local commit to every open session: at once (encoded once for all) where the send
+   * Pushes a local commit to every open session: at once (encoded per session) where the send
    * buffer is empty and no delta waits, else into the session's outbox.
    */
   push(delta: Delta, sessions: readonly PeerSession[]): void {
@@ -211,8 +210,7 @@ export class SyncSender {
       for (const session of sessions) this.pushAsRound(session, delta);
       return;
     }
-    let frame: Uint8Array | undefined;
-    let frameSender: ReplicaId | undefined;
+    let message: ReturnType<typeof deltaMessage> | undefined;
     const probe = this.options.probe;
     probe?.markAll('encoded', delta.slots);
     const above = this.options.coalesceAboveBytes ?? COALESCE_ABOVE_BYTES;
@@ -232,13 +230,10 @@ export class SyncSender {
         }
         this.lastDeltaAt.set(session, now);
       }
-      // Our replica is left out of a delta to a session whose hello named it (all, unless the
-      // replica rotated since a session opened: that session's deltas name it).
-      if (frame === undefined || frameSender !== session.localReplica) {
-        frameSender = session.localReplica;
-        frame = encodeMessage(deltaMessage(delta), { sender: frameSender });
-      }
-      session.sendFrame(frame, 'delta');
+      // Encoded per session: each has its own page table, and our replica is left out where the
+      // session's hello named it (all, unless the replica rotated since a session opened).
+      message ??= deltaMessage(delta);
+      session.sendDelta(message);
       probe?.markAll('written', delta.slots, session.peer?.name);
       session.peerHolds(delta.range);
     }
@@ -314,7 +309,7 @@ export class SyncSender {
     const probe = this.options.probe;
     for (const entry of outbox.deltas) {
       const delta = entry.delta();
-      session.sendFrame(encodeMessage(deltaMessage(delta), { sender: session.localReplica }), 'delta');
+      session.sendDelta(deltaMessage(delta));
       probe?.markAll('written', delta.slots, session.peer?.name);
       session.peerHolds(delta.range);
     }

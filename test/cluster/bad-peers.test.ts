@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { replicaIdToBytes } from '../../src/ids.js';
 import { encodeMessage } from '../../src/protocol/codec.js';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../../src/protocol/messages.js';
+import { PAGE_TABLE_ENTRIES } from '../../src/protocol/page-table.js';
 import { eventually } from '../helpers/eventually.js';
 import { FAST_LIVENESS, type TestCluster, useClusters } from '../helpers/cluster.js';
 import { type ClusterNode, CLUSTER_SECRET, logLines } from '../helpers/cluster-node.js';
@@ -57,8 +58,12 @@ function garbage(length: number, seed: number): Uint8Array {
   return out;
 }
 
-/** A delta as on the wire (version 5, PROTOCOL.md §4): upTo, span = upTo − after, back = upTo − seq, unchecked. */
-function handBuiltDelta(replica: Uint8Array, range: { upTo: number; span: number }, slot: { page: string; count: number; back: number }, origin = 1): Uint8Array {
+/**
+ * A delta as on the wire (version 6, PROTOCOL.md §4, §4b): upTo, span = upTo − after, then one
+ * slot: its page reference (0: the name follows; 1 … E: a table entry; E + 1 … 2E: a definition,
+ * the name follows), count, back = upTo − seq and head 0 (the total at epoch 0), unchecked.
+ */
+function handBuiltDelta(replica: Uint8Array, range: { upTo: number; span: number }, slot: { page: string; count: number; back: number; ref?: number }, origin = 1): Uint8Array {
   const encoder = encoding.createEncoder();
   encoding.writeVarUint(encoder, PROTOCOL_VERSION_BYTE);
   encoding.writeVarUint(encoder, DELTA_TAG);
@@ -67,11 +72,12 @@ function handBuiltDelta(replica: Uint8Array, range: { upTo: number; span: number
   encoding.writeVarUint(encoder, range.upTo);
   encoding.writeVarUint(encoder, range.span);
   encoding.writeVarUint(encoder, 1);
-  encoding.writeVarString(encoder, slot.page);
+  const ref = slot.ref ?? 0;
+  encoding.writeVarUint(encoder, ref);
+  if (ref === 0 || ref > PAGE_TABLE_ENTRIES) encoding.writeVarString(encoder, slot.page);
   encoding.writeVarUint(encoder, slot.count);
   encoding.writeVarUint(encoder, slot.back);
-  encoding.writeVarUint(encoder, 0); // epoch
-  encoding.writeVarUint(encoder, 0); // kind: the page's total (protocol 3, PROTOCOL.md §4a)
+  encoding.writeVarUint(encoder, 0); // head: kind 0 (the page's total), epoch 0
   return encoding.toUint8Array(encoder);
 }
 
@@ -145,6 +151,9 @@ describe('bad peers', () => {
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 1 }), /outside its range/],
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 2, span: 3 }, { page: 'p', count: 5, back: 0 }), /span 3/],
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0 }, 2), /origin 2/],
+      // Page references (version 6): an entry the peer never defined, and one past the table.
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0, ref: 5 }), /entry 4, which this session never defined/],
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0, ref: 2 * PAGE_TABLE_ENTRIES + 1 }), /past the page table/],
     ] as const) {
       peer = await RawPeer.connect(a.privateUrl);
       await peer.join(CLUSTER_NAME, CLUSTER_SECRET);
@@ -154,6 +163,17 @@ describe('bad peers', () => {
       expect(await pageCount(a, 'p')).toBe(0);
     }
     await stillLinked();
+
+    // The same references used as meant: entry 7 defined in one frame, referred to in the next
+    // (the name that follows a reference is read only for a literal or a definition).
+    peer = await RawPeer.connect(a.privateUrl);
+    await peer.join(CLUSTER_NAME, CLUSTER_SECRET);
+    const own = replicaIdToBytes(peer.replica);
+    peer.send(peer.sealer!.seal(handBuiltDelta(own, { upTo: 1, span: 1 }, { page: 'tabled', count: 3, back: 0, ref: PAGE_TABLE_ENTRIES + 1 + 7 })));
+    peer.send(peer.sealer!.seal(handBuiltDelta(own, { upTo: 2, span: 1 }, { page: 'unread', count: 4, back: 0, ref: 1 + 7 })));
+    await eventually(async () => expect(await pageCount(a, 'tabled')).toBe(4));
+    expect(await pageCount(a, 'unread')).toBe(0);
+    peer.close();
 
     // A frame of protocol version 1 (a node from before resets and authenticated sessions): answered
     // with a reject naming the version problem, before anything in it is read.

@@ -625,9 +625,11 @@ function encodeDeltaUnchecked(range: { replica: ReplicaId; after: number; upTo: 
   encoding.writeVarUint8Array(encoder, replicaIdToBytes(range.replica));
   for (const n of [range.upTo, range.upTo - range.after, slots.length]) encoding.writeVarUint(encoder, n);
   for (const slot of slots) {
+    // page reference 0: the name follows, not kept in the session's page table (§4b)
+    encoding.writeVarUint(encoder, 0);
     encoding.writeVarString(encoder, slot.page);
-    // count, back = upTo − seq, epoch, kind[, t] (PROTOCOL.md §4, §4a)
-    for (const n of [slot.count, range.upTo - slot.seq, 0, slot.kind ?? 0]) encoding.writeVarUint(encoder, n);
+    // count, back = upTo − seq, head = kind at epoch 0[, t] (PROTOCOL.md §4, §4a)
+    for (const n of [slot.count, range.upTo - slot.seq, slot.kind ?? 0]) encoding.writeVarUint(encoder, n);
     if (slot.kind !== undefined) encoding.writeVarUint(encoder, slot.t ?? 0);
   }
   return encoding.toUint8Array(encoder);

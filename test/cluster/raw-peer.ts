@@ -8,6 +8,7 @@ import { newReplicaId, type ReplicaId } from '../../src/ids.js';
 import { authProof } from '../../src/protocol/auth.js';
 import { decodeFrame, encodeMessage } from '../../src/protocol/codec.js';
 import { type Message, NONCE_BYTES } from '../../src/protocol/messages.js';
+import { PageTableIn } from '../../src/protocol/page-table.js';
 import { FrameOpener, FrameSealer, sessionKey } from '../../src/protocol/session-mac.js';
 import { CLUSTER_PATH } from '../../src/transport/websocket-transport.js';
 import { eventually } from '../helpers/eventually.js';
@@ -31,12 +32,14 @@ export class RawPeer {
   private pendingOpener: FrameOpener | undefined;
   /** The replica the node's hello named: its own deltas leave it out (PROTOCOL.md §4, delta). */
   private helloReplica: ReplicaId | undefined;
+  /** The node's page table towards this peer (PROTOCOL.md §4b): its deltas name pages by it. */
+  private readonly pagesIn = new PageTableIn();
 
   private constructor(readonly ws: WebSocket) {
     ws.on('message', (data: Buffer) => {
       try {
         const frame = new Uint8Array(data);
-        const message = decodeFrame(this.opener === undefined ? frame : this.opener.open(frame), { sender: this.helloReplica });
+        const message = decodeFrame(this.opener === undefined ? frame : this.opener.open(frame), { sender: this.helloReplica, pagesIn: this.pagesIn });
         this.received.push(message);
         if (message.type === 'hello') this.helloReplica ??= message.replica;
         // The node's frames after its own auth are sealed.

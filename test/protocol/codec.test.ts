@@ -159,8 +159,8 @@ describe('framing', () => {
   });
 
   it('reads the version of a frame of another version and throws protocol_version', () => {
-    // Version 1 (before authenticated sessions) is refused like any other, and so is 4 (deltas naming their replica).
-    for (const version of [0, 1, 2, 3, 4, 6, 300, 2 ** 40]) {
+    // Version 1 (before authenticated sessions) is refused like any other, and so are 4 (deltas naming their replica) and 5 (deltas naming their pages).
+    for (const version of [0, 1, 2, 3, 4, 5, 7, 300, 2 ** 40]) {
       const error = decodeError(frame(u(version), u(MESSAGE_TAGS.ping), u(1)));
       expect(error.code).toBe('protocol_version');
       expect(error.version).toBe(version);
@@ -306,12 +306,12 @@ describe('field validation', () => {
     expectBadFrame(register(10 ** 9), /rank/);
     const rankDelta: Message = { type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: page('p'), count: 10 ** 9, seq: 1, kind: 3, t: 20_000 * 16384 }] };
     expect(() => encodeMessage(rankDelta)).toThrow(/rank/);
-    expectBadFrame(v1('delta', ...named(R1, 0, 1), u(1), t('p'), u(52), u(0), u(0), u(3), u(20_000 * 16384)), /rank/);
+    expectBadFrame(v1('delta', ...named(R1, 0, 1), u(1), u(0), t('p'), u(52), u(0), u(3), u(20_000 * 16384)), /rank/);
     // The count of a bucket is not bounded by the rank.
-    expect(decodeFrame(v1('delta', ...named(R1, 0, 1), u(1), t('p'), u(52), u(0), u(0), u(2), u(20_000)))).toMatchObject({ slots: [{ kind: 2, count: 52 }] });
+    expect(decodeFrame(v1('delta', ...named(R1, 0, 1), u(1), u(0), t('p'), u(52), u(0), u(2), u(20_000)))).toMatchObject({ slots: [{ kind: 2, count: 52 }] });
     // A series slot counts at least 1, even at a reset epoch.
     expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(0), u(9), u(1), u(2), u(5)), /at least 1/);
-    const delta = v1('delta', ...named(R1, 0, 1), u(1), t('p'), u(3), u(0), u(0), u(2), u(20_000));
+    const delta = v1('delta', ...named(R1, 0, 1), u(1), u(0), t('p'), u(3), u(0), u(2), u(20_000));
     expect(decodeFrame(delta)).toEqual({ type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: 'p', count: 3, seq: 1, kind: 2, t: 20_000 }] });
     const message: Message = { type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: page('p'), count: 3, seq: 1, kind: 2, t: 20_000 }] };
     expect(decodeFrame(encodeMessage(message))).toEqual(message);
@@ -323,7 +323,7 @@ describe('field validation', () => {
     expect(decodeFrame(slot(5, 2))).toEqual({ type: 'slots', round: 1, index: 0, slots: [{ page: 'p', replica: R1, count: 5, seq: 9, epoch: 2 }] });
     expectBadFrame(slot(0, 0), /slot count/);
     expectBadFrame(v1('slots', u(1), u(0), u(1), rid(R1), u(1), t('p'), u(0), u(5), u(9)), /epoch|does not fit/);
-    const delta = (count: number, epoch: number) => v1('delta', ...named(R1, 0, 1), u(1), t('p'), u(count), u(0), u(epoch), u(0));
+    const delta = (count: number, epoch: number) => v1('delta', ...named(R1, 0, 1), u(1), u(0), t('p'), u(count), u(0), ...(epoch === 0 ? [u(0)] : [u(4), u(epoch)]));
     expect(decodeFrame(delta(0, 1))).toEqual({ type: 'delta', range: { replica: R1, after: 0, upTo: 1 }, slots: [{ page: 'p', count: 0, seq: 1, epoch: 1 }] });
     expectBadFrame(delta(0, 0), /slot count/);
     expectBadFrame(delta(1, 2 ** 53), /epoch|safe|does not fit|too/);
@@ -359,13 +359,13 @@ describe('field validation', () => {
 
   it('delta: every slot seq lies in (after, upTo]', () => {
     // On the wire: upTo, span = upTo − after, and each seq as back = upTo − seq (< span).
-    const delta = (upTo: number, span: number, back: number) => v1('delta', u(1), rid(), u(upTo), u(span), u(1), t('p'), u(1), u(back), u(0), u(0));
+    const delta = (upTo: number, span: number, back: number) => v1('delta', u(1), rid(), u(upTo), u(span), u(1), u(0), t('p'), u(1), u(back), u(0));
     expect(decodeFrame(delta(5, 3, 2))).toMatchObject({ type: 'delta', range: { after: 2, upTo: 5 }, slots: [{ seq: 3 }] });
     expect(decodeFrame(delta(5, 3, 0))).toMatchObject({ type: 'delta', slots: [{ seq: 5 }] });
     expectBadFrame(delta(5, 3, 3), /outside its range/); // seq 2 = after
     expectBadFrame(delta(5, 0, 0), /span 0/);
     expectBadFrame(delta(5, 6, 0), /span 6/); // after would be −1
-    expectBadFrame(v1('delta', ...named(R1, 0, 1), u(1), t('p'), u(0), u(0), u(0), u(0)), /count/);
+    expectBadFrame(v1('delta', ...named(R1, 0, 1), u(1), u(0), t('p'), u(0), u(0), u(0)), /count/);
     // The writer checks the same: a seq outside the range is never sent.
     expect(() => encodeMessage({ type: 'delta', range: { replica: R1, after: 2, upTo: 5 }, slots: [{ page: page('p'), count: 1, seq: 2 }] })).toThrow(/outside its range/);
   });
@@ -383,7 +383,7 @@ describe('field validation', () => {
     expectBadFrame(short, /outside a session/);
     // The same frame from another sender is that sender's delta: the session decides whose.
     expect(decodeFrame(short, { sender: R2 })).toEqual({ ...own, range: { ...own.range, replica: R2 } });
-    expectBadFrame(v1('delta', u(2), rid(R1), u(1), u(1), u(1), t('p'), u(1), u(0), u(0), u(0)), /origin 2/);
+    expectBadFrame(v1('delta', u(2), rid(R1), u(1), u(1), u(1), u(0), t('p'), u(1), u(0), u(0)), /origin 2/);
     // Version 4 laid this out in 46 bytes (replica always; after, upTo and the seq in full).
     expect(short.byteLength).toBe(26);
   });

@@ -12,7 +12,8 @@ import { noLog } from '../../src/log.js';
 import type { Message } from '../../src/protocol/messages.js';
 import type { PeerSession } from '../../src/replication/peer-session.js';
 import { noMetrics } from '../../src/replication/replication-metrics.js';
-import { decodeFrame } from '../../src/protocol/codec.js';
+import { decodeFrame, encodeMessage } from '../../src/protocol/codec.js';
+import { PageTableIn, PageTableOut } from '../../src/protocol/page-table.js';
 import { MAX_OUTBOX_BYTES, MAX_SEND_BUFFER_BYTES, OUTBOX_POLL_MAX_MS, OUTBOX_POLL_MS, SyncSender } from '../../src/replication/sync-sender.js';
 import type { Delta } from '../../src/store/store.js';
 import { MemoryStore, MemoryDisk } from '../../src/store/memory-store.js';
@@ -46,6 +47,14 @@ class RecordingSession {
   sendFrame(frame: Uint8Array): void {
     this.frames.push(frame);
     this.sent.push(decodeFrame(frame, { sender: this.localReplica }));
+  }
+  /** Both ends of the link's page tables, as a PeerSession and its peer hold them. */
+  private readonly pagesOut = new PageTableOut();
+  private readonly pagesIn = new PageTableIn();
+  sendDelta(message: Extract<Message, { type: 'delta' }>): void {
+    const frame = encodeMessage(message, { sender: this.localReplica, pagesOut: this.pagesOut });
+    this.frames.push(frame);
+    this.sent.push(decodeFrame(frame, { sender: this.localReplica, pagesIn: this.pagesIn }));
   }
   /** The slots sent so far, and the ranges claimed by `covered`, since the last call. */
   take(): { slots: Slot[]; covered: SeqRange[] } {
@@ -165,7 +174,8 @@ describe('SyncSender.push: coalesced deltas', () => {
     for (const frame of session.frames) expect(() => decodeFrame(frame)).toThrow(/outside a session/);
     session.localReplica = 'f'.repeat(32) as ReplicaId;
     await commit('c');
-    expect(decodeFrame(session.frames.at(-1)!)).toMatchObject({ type: 'delta', range: { replica: store.replicaId } });
+    // Page 'c' is new to the session: defined in this frame, readable by a table of its own.
+    expect(decodeFrame(session.frames.at(-1)!, { pagesIn: new PageTableIn() })).toMatchObject({ type: 'delta', range: { replica: store.replicaId }, slots: [{ page: 'c' }] });
   });
 
   async function setUp(coalesceWindowMs?: number) {

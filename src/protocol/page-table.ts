@@ -1,0 +1,123 @@
+/**
+ * A session's page tables (protocol version 6, PROTOCOL.md §4b): a live `delta` names a page the
+ * session has carried before by a small number instead of its name. Each direction of a session
+ * has one table of PAGE_TABLE_ENTRIES entries; the sender chooses which entry a page goes in and
+ * says so in the frame (a definition: the entry's number and the name), the receiver stores what
+ * it is told and looks up what it is referred to. Both sides see the frames of a direction
+ * exactly once and in order (the MAC chain of §3a ends the session otherwise), so the two tables
+ * stay equal without any acknowledgement; a session's tables die with it.
+ *
+ * A page reference is one varUint:
+ *   0                      the name follows and is not stored (frames encoded outside a session)
+ *   1 … E                  entry ref − 1, defined earlier in this direction
+ *   E + 1 … 2E             entry ref − E − 1 is (re)defined: the name follows
+ * with E = PAGE_TABLE_ENTRIES. Pure: no I/O, no clock.
+ */
+import type { PageName } from '../ids.js';
+import { bad } from './protocol-error.js';
+
+/**
+ * Entries of one direction's table. Bound: a receiver holds at most this many names of at most
+ * 256 bytes each per session (≤ 256 KiB, ~40 KiB for names of 40 bytes); a sender the same plus
+ * a Map entry each. 1,024 covers the pages a busy link carries at once (the benchmark's 1,000
+ * load pages; a site's hot pages), and a page past it costs its name, as before version 6.
+ */
+export const PAGE_TABLE_ENTRIES = 1_024;
+export const PAGE_REF_LITERAL = 0;
+
+/** What the writer puts on the wire for one page. */
+export interface PageRef {
+  readonly ref: number;
+  /** Whether the name follows the reference. */
+  readonly named: boolean;
+}
+
+interface Change {
+  readonly index: number;
+  readonly page: string;
+  /** The page the entry held before, when one was evicted. */
+  readonly evicted: string | undefined;
+}
+
+/**
+ * The sending side: which entry holds which page, least recently used first (Map order), the
+ * least recently used entry redefined when the table is full. A frame's changes are held in a
+ * journal between `begin` and `commit`, so a frame that fails to encode (and is never sent) is
+ * undone: the receiver never saw it.
+ */
+export class PageTableOut {
+  private readonly entries = new Map<string, number>();
+  private journal: Change[] | undefined;
+
+  constructor(private readonly capacity = PAGE_TABLE_ENTRIES) {
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > PAGE_TABLE_ENTRIES) throw new RangeError(`page table capacity must be 1–${PAGE_TABLE_ENTRIES}`);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  begin(): void {
+    this.journal = [];
+  }
+
+  commit(): void {
+    this.journal = undefined;
+  }
+
+  /** Undoes the definitions since `begin` (the order of use is only a preference: not restored). */
+  rollback(): void {
+    const journal = this.journal;
+    this.journal = undefined;
+    if (journal === undefined) return;
+    for (let i = journal.length - 1; i >= 0; i--) {
+      const change = journal[i]!;
+      this.entries.delete(change.page);
+      if (change.evicted !== undefined) this.entries.set(change.evicted, change.index);
+    }
+  }
+
+  /** The reference for `page` (already checked as a page name), the table updated to match. */
+  ref(page: string): PageRef {
+    const held = this.entries.get(page);
+    if (held !== undefined) {
+      this.entries.delete(page);
+      this.entries.set(page, held);
+      return { ref: 1 + held, named: false };
+    }
+    let index = this.entries.size;
+    let evicted: string | undefined;
+    if (index >= this.capacity) {
+      const oldest = this.entries.entries().next().value!;
+      evicted = oldest[0];
+      index = oldest[1];
+      this.entries.delete(evicted);
+    }
+    this.entries.set(page, index);
+    this.journal?.push({ index, page, evicted });
+    return { ref: PAGE_TABLE_ENTRIES + 1 + index, named: true };
+  }
+}
+
+/** The receiving side: the names it was told, by entry. */
+export class PageTableIn {
+  private readonly names: (PageName | undefined)[] = [];
+
+  /** Whether `ref` is followed by a name on the wire (a literal or a definition). Throws on a reference past the table. */
+  static named(ref: number): boolean {
+    if (ref > 2 * PAGE_TABLE_ENTRIES) bad(`page reference ${ref} is past the page table (at most ${2 * PAGE_TABLE_ENTRIES})`);
+    return ref === PAGE_REF_LITERAL || ref > PAGE_TABLE_ENTRIES;
+  }
+
+  /** The page of a reference without a name: its entry must have been defined. */
+  use(ref: number): PageName {
+    const page = this.names[ref - 1];
+    if (page === undefined) bad(`page reference ${ref} names entry ${ref - 1}, which this session never defined`);
+    return page;
+  }
+
+  /** A reference followed by `page`: stores it when it is a definition. */
+  define(ref: number, page: PageName): void {
+    if (ref > PAGE_TABLE_ENTRIES) this.names[ref - PAGE_TABLE_ENTRIES - 1] = page;
+  }
+}
