@@ -181,6 +181,23 @@ export function readText(decoder: decoding.Decoder, what: string, maxBytes: numb
   }
 }
 
+/** A page name's UTF-8 bytes, as `writeText` sends them. */
+export function utf8Bytes(text: string): Uint8Array {
+  return UTF8.encode(text);
+}
+
+/** A page name put together from bytes (a definition of the page table, page-table.ts), checked as `readPage` checks one. */
+export function pageFromBytes(bytes: Uint8Array): PageName {
+  let page: string;
+  try {
+    page = STRICT_UTF8.decode(bytes);
+  } catch {
+    return bad('page name is not valid UTF-8');
+  }
+  checkPage(page);
+  return page as PageName;
+}
+
 export function readPage(decoder: decoding.Decoder): PageName {
   const page = readText(decoder, 'page name', MAX_PAGE_NAME_BYTES);
   checkPage(page);

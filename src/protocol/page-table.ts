@@ -10,8 +10,11 @@
  * A page reference is one varUint:
  *   0                      the name follows and is not stored (frames encoded outside a session)
  *   1 … E                  entry ref − 1, defined earlier in this direction
- *   E + 1 … 2E             entry ref − E − 1 is (re)defined: the name follows
- * with E = PAGE_TABLE_ENTRIES. Pure: no I/O, no clock.
+ *   E + 1 … 2E             entry ref − E − 1 is (re)defined: the name follows, as varUint shared
+ *                          (the bytes it shares with the previous definition's name in this
+ *                          direction, all of them) · bytes (the rest)
+ * with E = PAGE_TABLE_ENTRIES. The same state keeps the upTo of the direction's last origin-2
+ * delta (sync.ts), whose successor says only how far past it its range starts. Pure: no I/O, no clock.
  */
 import type { PageName } from '../ids.js';
 import { bad } from './protocol-error.js';
@@ -39,15 +42,29 @@ interface Change {
   readonly evicted: string | undefined;
 }
 
+/** Bytes two names share at their start (UTF-8; may end inside a character: the reader joins bytes). */
+function sharedPrefix(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.byteLength, b.byteLength);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
 /**
  * The sending side: which entry holds which page, least recently used first (Map order), the
- * least recently used entry redefined when the table is full. A frame's changes are held in a
- * journal between `begin` and `commit`, so a frame that fails to encode (and is never sent) is
- * undone: the receiver never saw it.
+ * least recently used entry redefined when the table is full; the name of the last definition
+ * (the next one is written as the bytes it shares with it and the rest) and the upTo of the last
+ * origin-2 delta (the next one's `after` is written as the distance from it). A frame's changes
+ * are held in a journal between `begin` and `commit`, so a frame that fails to encode (and is
+ * never sent) is undone: the receiver never saw it.
  */
 export class PageTableOut {
   private readonly entries = new Map<string, number>();
   private journal: Change[] | undefined;
+  private lastName: Uint8Array = new Uint8Array(0);
+  private saved: { readonly lastName: Uint8Array; readonly lastUpTo: number } | undefined;
+  /** The upTo of the last origin-2 delta sent in this direction (0: none yet). */
+  lastUpTo = 0;
 
   constructor(private readonly capacity = PAGE_TABLE_ENTRIES) {
     if (!Number.isInteger(capacity) || capacity < 1 || capacity > PAGE_TABLE_ENTRIES) throw new RangeError(`page table capacity must be 1–${PAGE_TABLE_ENTRIES}`);
@@ -59,17 +76,23 @@ export class PageTableOut {
 
   begin(): void {
     this.journal = [];
+    this.saved = { lastName: this.lastName, lastUpTo: this.lastUpTo };
   }
 
   commit(): void {
     this.journal = undefined;
+    this.saved = undefined;
   }
 
   /** Undoes the definitions since `begin` (the order of use is only a preference: not restored). */
   rollback(): void {
     const journal = this.journal;
+    const saved = this.saved;
     this.journal = undefined;
-    if (journal === undefined) return;
+    this.saved = undefined;
+    if (journal === undefined || saved === undefined) return;
+    this.lastName = saved.lastName;
+    this.lastUpTo = saved.lastUpTo;
     for (let i = journal.length - 1; i >= 0; i--) {
       const change = journal[i]!;
       this.entries.delete(change.page);
@@ -97,16 +120,26 @@ export class PageTableOut {
     this.journal?.push({ index, page, evicted });
     return { ref: PAGE_TABLE_ENTRIES + 1 + index, named: true };
   }
+
+  /** A definition's name (UTF-8 `bytes`) as the bytes it shares with the previous one and the rest. */
+  prefixed(bytes: Uint8Array): { readonly shared: number; readonly suffix: Uint8Array } {
+    const shared = sharedPrefix(this.lastName, bytes);
+    this.lastName = bytes;
+    return { shared, suffix: bytes.subarray(shared) };
+  }
 }
 
-/** The receiving side: the names it was told, by entry. */
+/** The receiving side: the names it was told, by entry; the last definition's name; the last origin-2 upTo. */
 export class PageTableIn {
   private readonly names: (PageName | undefined)[] = [];
+  private lastName: Uint8Array = new Uint8Array(0);
+  /** The upTo of the last origin-2 delta received in this direction (0: none yet). */
+  lastUpTo = 0;
 
-  /** Whether `ref` is followed by a name on the wire (a literal or a definition). Throws on a reference past the table. */
-  static named(ref: number): boolean {
+  /** Whether `ref` (not 0) defines an entry, a name following; throws on a reference past the table. */
+  static defines(ref: number): boolean {
     if (ref > 2 * PAGE_TABLE_ENTRIES) bad(`page reference ${ref} is past the page table (at most ${2 * PAGE_TABLE_ENTRIES})`);
-    return ref === PAGE_REF_LITERAL || ref > PAGE_TABLE_ENTRIES;
+    return ref > PAGE_TABLE_ENTRIES;
   }
 
   /** The page of a reference without a name: its entry must have been defined. */
@@ -116,8 +149,25 @@ export class PageTableIn {
     return page;
   }
 
-  /** A reference followed by `page`: stores it when it is a definition. */
+  /** Entry ref − E − 1 is `page`. */
   define(ref: number, page: PageName): void {
-    if (ref > PAGE_TABLE_ENTRIES) this.names[ref - PAGE_TABLE_ENTRIES - 1] = page;
+    this.names[ref - PAGE_TABLE_ENTRIES - 1] = page;
+  }
+
+  /**
+   * A definition's name from the bytes it shares with the previous definition's and the rest, as
+   * UTF-8 bytes (the caller decodes and checks them). One encoding only: `shared` must be all the
+   * two names share (the rest may not begin with the previous name's next byte).
+   */
+  joined(shared: number, suffix: Uint8Array, maxBytes: number): Uint8Array {
+    const last = this.lastName;
+    if (shared > last.byteLength) bad(`page name shares ${shared} bytes with the previous definition of ${last.byteLength}`);
+    if (shared + suffix.byteLength > maxBytes) bad(`page name is ${shared + suffix.byteLength} bytes; at most ${maxBytes} are allowed`);
+    if (shared < last.byteLength && suffix.byteLength > 0 && suffix[0] === last[shared]) bad(`page name shares more than the ${shared} bytes it says with the previous definition`);
+    const bytes = new Uint8Array(shared + suffix.byteLength);
+    bytes.set(last.subarray(0, shared), 0);
+    bytes.set(suffix, shared);
+    this.lastName = bytes;
+    return bytes;
   }
 }

@@ -6,7 +6,7 @@ import type * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { epochOf, type Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
-import { replicaIdToBytes, type PageName, type ReplicaId } from '../ids.js';
+import { MAX_PAGE_NAME_BYTES, replicaIdToBytes, type PageName, type ReplicaId } from '../ids.js';
 import {
   checkBytes,
   checkPage,
@@ -17,6 +17,8 @@ import {
   checkSlotValue,
   checkU32,
   checkCount,
+  pageFromBytes,
+  readBytes,
   readCount,
   readExactBytes,
   readPage,
@@ -26,6 +28,7 @@ import {
   readUint,
   writeReplica,
   writeSeqRange,
+  utf8Bytes,
   writeText,
   type MessageLayout,
 } from './fields.js';
@@ -208,17 +211,23 @@ function checkDeltaSlotSeq(seq: number, range: SeqRange): void {
   if (seq <= range.after || seq > range.upTo) bad(`delta slot seq ${seq} lies outside its range (${range.after}, ${range.upTo}]`);
 }
 
-/** A delta's origin: the session's sender (its replica left out) or a replica named. */
+/**
+ * A delta's origin: the session's sender (its replica left out), a replica named, or the
+ * session's sender with its range relative to the direction's previous origin-2 delta.
+ */
 const ORIGIN_SENDER = 0;
 const ORIGIN_NAMED = 1;
+const ORIGIN_SENDER_NEXT = 2;
 
 /**
- * origin (0: the sender's replica, left out; 1: replica follows), varUint upTo, varUint span
- * (upTo − after, ≥ 1), list<(pageRef[, page], count, back, head[, epoch][, t])> with back =
- * upTo − seq < span: every seq inside (after, upTo]. Seqs as distances from upTo: a commit's slots
- * all carry upTo (1 byte each, not 3 at a seq in the hundred thousands). pageRef: the session's
- * page table (page-table.ts); head: kind (0–3) at epoch 0, 4 + kind with the epoch following.
- * Version 6 (PROTOCOL.md §4, §4b).
+ * origin · range · list<dslot>. origin 0: the sender's replica (left out), varUint upTo, varUint
+ * span (upTo − after, ≥ 1); origin 1: replica, upTo, span; origin 2 (inside a session only): the
+ * sender's replica, varUint gap (after − the upTo of the direction's previous origin-2 delta),
+ * span. dslot = pageRef[, name] · count · back (upTo − seq < span: every seq inside (after,
+ * upTo]) · head[, epoch][, t]. Seqs as distances from upTo: a commit's slots all carry upTo (1
+ * byte each). pageRef: the session's page table (page-table.ts), a definition's name as the bytes
+ * it shares with the previous definition and the rest; head: kind (0–3) at epoch 0, 4 + kind with
+ * the epoch following. Version 6 (PROTOCOL.md §4, §4b).
  */
 export const delta: MessageLayout<'delta'> = {
   write(encoder, message, context) {
@@ -231,23 +240,34 @@ export const delta: MessageLayout<'delta'> = {
       checkDeltaSlotSeq(slot.seq, range);
       if (slot.kind !== undefined) checkSeriesKey(slot.kind, slot.t ?? 0, slot.count);
     }
-    if (context.sender !== undefined && context.sender === range.replica) encoding.writeVarUint(encoder, ORIGIN_SENDER);
-    else {
-      encoding.writeVarUint(encoder, ORIGIN_NAMED);
-      writeReplica(encoder, range.replica, 'delta replica');
+    const state = context.pagesOut;
+    const own = context.sender !== undefined && context.sender === range.replica;
+    if (own && state !== undefined && range.after >= state.lastUpTo) {
+      encoding.writeVarUint(encoder, ORIGIN_SENDER_NEXT);
+      encoding.writeVarUint(encoder, range.after - state.lastUpTo);
+      state.lastUpTo = range.upTo;
+    } else {
+      if (own) encoding.writeVarUint(encoder, ORIGIN_SENDER);
+      else {
+        encoding.writeVarUint(encoder, ORIGIN_NAMED);
+        writeReplica(encoder, range.replica, 'delta replica');
+      }
+      encoding.writeVarUint(encoder, range.upTo);
     }
-    encoding.writeVarUint(encoder, range.upTo);
     encoding.writeVarUint(encoder, range.upTo - range.after);
     encoding.writeVarUint(encoder, message.slots.length);
-    const pages = context.pagesOut;
     for (const slot of message.slots) {
-      if (pages === undefined) {
+      if (state === undefined) {
         encoding.writeVarUint(encoder, PAGE_REF_LITERAL);
         writeText(encoder, slot.page);
       } else {
-        const page = pages.ref(slot.page);
+        const page = state.ref(slot.page);
         encoding.writeVarUint(encoder, page.ref);
-        if (page.named) writeText(encoder, slot.page);
+        if (page.named) {
+          const name = state.prefixed(utf8Bytes(slot.page));
+          encoding.writeVarUint(encoder, name.shared);
+          encoding.writeVarUint8Array(encoder, name.suffix);
+        }
       }
       encoding.writeVarUint(encoder, slot.count);
       encoding.writeVarUint(encoder, range.upTo - slot.seq);
@@ -260,33 +280,50 @@ export const delta: MessageLayout<'delta'> = {
   },
   read(decoder, context) {
     const origin = readUint(decoder, 'delta origin');
-    let replica: ReplicaId;
-    if (origin === ORIGIN_SENDER) {
-      if (context.sender === undefined) bad("a delta of the sender's own replica outside a session (no hello names the sender)");
-      replica = context.sender;
-    } else if (origin === ORIGIN_NAMED) replica = readReplica(decoder, 'delta replica');
-    else bad(`delta origin ${origin} is neither 0 (the sender) nor 1 (a replica named)`);
-    const upTo = readUint(decoder, 'delta upTo');
-    const span = readUint(decoder, 'delta span');
-    if (span < 1 || span > upTo) bad(`delta span ${span} must be 1 to upTo (${upTo})`);
-    const range: SeqRange = { replica, after: upTo - span, upTo };
+    const state = context.pagesIn;
+    let range: SeqRange;
+    if (origin === ORIGIN_SENDER_NEXT) {
+      if (context.sender === undefined || state === undefined) bad('a delta relative to the previous one (origin 2) outside a session');
+      const gap = readUint(decoder, 'delta gap');
+      const span = readUint(decoder, 'delta span');
+      if (span < 1) bad(`delta span ${span} must be at least 1`);
+      const after = state.lastUpTo + gap;
+      const upTo = after + span;
+      if (!Number.isSafeInteger(upTo)) bad(`delta range (${after}, ${upTo}] passes 2^53-1`);
+      range = { replica: context.sender, after, upTo };
+      state.lastUpTo = upTo;
+    } else {
+      let replica: ReplicaId;
+      if (origin === ORIGIN_SENDER) {
+        if (context.sender === undefined) bad("a delta of the sender's own replica outside a session (no hello names the sender)");
+        replica = context.sender;
+      } else if (origin === ORIGIN_NAMED) replica = readReplica(decoder, 'delta replica');
+      else bad(`delta origin ${origin} is neither 0 (the sender), 1 (a replica named) nor 2 (the sender, after its previous delta)`);
+      const upTo = readUint(decoder, 'delta upTo');
+      const span = readUint(decoder, 'delta span');
+      if (span < 1 || span > upTo) bad(`delta span ${span} must be 1 to upTo (${upTo})`);
+      range = { replica, after: upTo - span, upTo };
+    }
     checkRange(range, 'delta range');
+    const { after, upTo } = range;
+    const span = upTo - after;
     const count = readCount(decoder, 'delta slot', MIN_DELTA_SLOT_BYTES, MAX_FRAME_ENTRIES);
     const slots: ReplicaSlot[] = [];
-    const pages = context.pagesIn;
     for (let i = 0; i < count; i++) {
       const ref = readUint(decoder, 'page reference');
       let page: PageName;
       if (ref === PAGE_REF_LITERAL) page = readPage(decoder);
-      else if (pages === undefined) bad(`page reference ${ref} outside a session (no page table)`);
-      else if (PageTableIn.named(ref)) {
-        page = readPage(decoder);
-        pages.define(ref, page);
-      } else page = pages.use(ref);
+      else if (state === undefined) bad(`page reference ${ref} outside a session (no page table)`);
+      else if (PageTableIn.defines(ref)) {
+        const shared = readUint(decoder, 'page name shared bytes');
+        const suffix = readBytes(decoder, 'page name', MAX_PAGE_NAME_BYTES);
+        page = pageFromBytes(state.joined(shared, suffix, MAX_PAGE_NAME_BYTES));
+        state.define(ref, page);
+      } else page = state.use(ref);
       const slotCount = readUint(decoder, 'slot count');
       const back = readUint(decoder, 'slot seq distance');
       // back < span is the reader's checkDeltaSlotSeq: seq = upTo − back lies in (after, upTo].
-      if (back >= span) bad(`delta slot seq distance ${back} puts it outside its range (${range.after}, ${upTo}]`);
+      if (back >= span) bad(`delta slot seq distance ${back} puts it outside its range (${after}, ${upTo}]`);
       const seq = upTo - back;
       const head = readUint(decoder, 'slot kind and epoch');
       if (head >= 2 * EPOCH_FOLLOWS) bad(`slot kind and epoch ${head} must be 0–${2 * EPOCH_FOLLOWS - 1}`);

@@ -74,6 +74,7 @@ function handBuiltDelta(replica: Uint8Array, range: { upTo: number; span: number
   encoding.writeVarUint(encoder, 1);
   const ref = slot.ref ?? 0;
   encoding.writeVarUint(encoder, ref);
+  if (ref > PAGE_TABLE_ENTRIES) encoding.writeVarUint(encoder, 0); // a definition: no bytes shared with the previous one
   if (ref === 0 || ref > PAGE_TABLE_ENTRIES) encoding.writeVarString(encoder, slot.page);
   encoding.writeVarUint(encoder, slot.count);
   encoding.writeVarUint(encoder, slot.back);
@@ -145,12 +146,12 @@ describe('bad peers', () => {
     await stillLinked();
 
     // Out-of-range values from an authenticated peer: a count past 2^53-1, a slot outside its
-    // range (seq 0 = after), a range reaching below seq 0 (span past upTo), an origin neither 0 nor 1.
+    // range (seq 0 = after), a range reaching below seq 0 (span past upTo), an origin neither 0, 1 nor 2.
     for (const [frame, problem] of [
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 2 ** 53, back: 0 }), /exceeds 2\^53-1/],
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 1 }), /outside its range/],
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 2, span: 3 }, { page: 'p', count: 5, back: 0 }), /span 3/],
-      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0 }, 2), /origin 2/],
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0 }, 3), /origin 3/],
       // Page references (version 6): an entry the peer never defined, and one past the table.
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0, ref: 5 }), /entry 4, which this session never defined/],
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0, ref: 2 * PAGE_TABLE_ENTRIES + 1 }), /past the page table/],

@@ -30,22 +30,27 @@ function badFrame(run: () => unknown, pattern: RegExp): void {
 }
 
 describe('session page tables', () => {
-  it('a stream of deltas reads back as sent through any table size, each frame never longer than its literal form', () => {
+  it('a stream of deltas reads back as sent through any table size, each frame at most 2 bytes a slot longer than its literal form', () => {
     const pool = ['/', '/a', '/blog/post-1', 'é/ü', 'x'.repeat(256), '/b', '/c', '/d'];
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 5 }),
-        fc.array(fc.array(fc.constantFrom(...pool), { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 40 }),
+        fc.array(fc.record({ pages: fc.array(fc.constantFrom(...pool), { minLength: 1, maxLength: 6 }), gap: fc.integer({ min: -3, max: 3 }), span: fc.integer({ min: 1, max: 3 }) }), { minLength: 1, maxLength: 40 }),
         fc.boolean(),
         (capacity, frames, own) => {
           const out = new PageTableOut(capacity);
           const into = new PageTableIn();
           const sender = own ? R1 : undefined;
-          frames.forEach((pages, i) => {
-            const message = delta(i + 1, pages);
+          let upTo = 10;
+          frames.forEach(({ pages, gap, span }) => {
+            // Contiguous, past a gap, or (never from a node, but representable) behind the last.
+            const after = upTo + gap;
+            upTo = after + span;
+            const message: Delta = { type: 'delta', range: { replica: R1, after, upTo }, slots: pages.map((page, i) => ({ page: page as PageName, count: i + 1, seq: upTo })) };
             const bytes = encodeMessage(message, { sender, pagesOut: out });
             expect(decodeFrame(bytes, { sender, pagesIn: into })).toEqual(message);
-            expect(bytes.byteLength).toBeLessThanOrEqual(encodeMessage(message, { sender }).byteLength + pages.length);
+            // A definition costs at most 2 bytes more than a literal name (a 2-byte reference, the shared count).
+            expect(bytes.byteLength).toBeLessThanOrEqual(encodeMessage(message, { sender }).byteLength + 2 * pages.length);
             expect(out.size).toBeLessThanOrEqual(capacity);
           });
         },
@@ -63,13 +68,63 @@ describe('session page tables', () => {
     const again = encodeMessage(delta(11, [name]), { sender: R1, pagesOut: out });
     decodeFrame(first, { sender: R1, pagesIn: into });
     expect(decodeFrame(again, { sender: R1, pagesIn: into })).toEqual(delta(11, [name]));
-    // Literal: reference 0, length, name. Defined: a 2-byte reference, length, name. Used: 1 byte.
-    expect(first.byteLength).toBe(literal.byteLength + 1);
+    // Literal: reference 0, length, name. Defined: a 2-byte reference, the bytes shared with the
+    // previous definition (none yet), length, name. Used: 1 byte.
+    expect(first.byteLength).toBe(literal.byteLength + 2);
     expect(literal.byteLength - again.byteLength).toBe(1 + name.length);
     // The total, hour and day of one page in one frame: the name once.
     const three = encodeMessage({ type: 'delta', range: { replica: R1, after: 11, upTo: 12 }, slots: [{ page: 'fresh' as PageName, count: 1, seq: 12 }, { page: 'fresh' as PageName, count: 1, seq: 12, kind: 1, t: 490_000 }, { page: 'fresh' as PageName, count: 1, seq: 12, kind: 2, t: 20_000 }] }, { sender: R1, pagesOut: out });
     expect(Buffer.from(three).toString('latin1').split('fresh')).toHaveLength(2);
     expect(decodeFrame(three, { sender: R1, pagesIn: into })).toMatchObject({ slots: [{ page: 'fresh' }, { page: 'fresh', kind: 1 }, { page: 'fresh', kind: 2 }] });
+  });
+
+  it('a definition names only what its name does not share with the previous one, and the reader insists on all it shares', () => {
+    const out = new PageTableOut();
+    const into = new PageTableIn();
+    const one = encodeMessage(delta(1, ['/blog/2026/12/first']), { sender: R1, pagesOut: out });
+    const two = encodeMessage(delta(2, ['/blog/2026/12/second', '/blog/2026/11/é', '/blog', '/blog/2026/11/éa']), { sender: R1, pagesOut: out });
+    expect(decodeFrame(one, { sender: R1, pagesIn: into })).toEqual(delta(1, ['/blog/2026/12/first']));
+    expect(decodeFrame(two, { sender: R1, pagesIn: into })).toEqual(delta(2, ['/blog/2026/12/second', '/blog/2026/11/é', '/blog', '/blog/2026/11/éa']));
+    expect(Buffer.from(two).toString('latin1')).not.toContain('/blog/2026');
+    // Hand-built definitions after '/ab' (origin 0, upTo 1, span 1, one slot, ref 1,026: entry 1).
+    const define = (shared: number, suffix: number[]) => Uint8Array.from([6, 6, 0, 1, 1, 1, 0x82, 0x08, shared, suffix.length, ...suffix, 1, 0, 0]);
+    const fresh = () => {
+      const table = new PageTableIn();
+      decodeFrame(Uint8Array.from([6, 6, 0, 1, 1, 1, 0x81, 0x08, 0, 3, 0x2f, 0x61, 0x62, 1, 0, 0]), { sender: R1, pagesIn: table });
+      return table;
+    };
+    expect(decodeFrame(define(2, [0x63]), { sender: R1, pagesIn: fresh() })).toMatchObject({ slots: [{ page: '/ac' }] });
+    expect(decodeFrame(define(1, []), { sender: R1, pagesIn: fresh() })).toMatchObject({ slots: [{ page: '/' }] });
+    badFrame(() => decodeFrame(define(1, [0x61, 0x63]), { sender: R1, pagesIn: fresh() }), /shares more than the 1 bytes/);
+    badFrame(() => decodeFrame(define(4, []), { sender: R1, pagesIn: fresh() }), /shares 4 bytes with the previous definition of 3/);
+    badFrame(() => decodeFrame(define(0, []), { sender: R1, pagesIn: fresh() }), /empty/);
+    // Bytes joined across a character are decoded strictly as a whole.
+    badFrame(() => decodeFrame(define(3, [0xc3]), { sender: R1, pagesIn: fresh() }), /UTF-8/);
+  });
+
+  it('origin 2: a delta of the sender says only how far past its previous one it starts', () => {
+    const out = new PageTableOut();
+    const into = new PageTableIn();
+    const at = (after: number, upTo: number): Delta => ({ type: 'delta', range: { replica: R1, after, upTo }, slots: [{ page: 'p' as PageName, count: upTo, seq: upTo }] });
+    for (const [after, upTo] of [[1_234_566, 1_234_567], [1_234_567, 1_234_568], [1_234_570, 1_234_575]] as const) {
+      const bytes = encodeMessage(at(after, upTo), { sender: R1, pagesOut: out });
+      expect(bytes[2]).toBe(2);
+      expect(decodeFrame(bytes, { sender: R1, pagesIn: into })).toEqual(at(after, upTo));
+    }
+    // Contiguous: gap 0, one byte where upTo took three (and page 'p' by its entry: 1 byte, not 3).
+    const next = encodeMessage(at(1_234_575, 1_234_576), { sender: R1, pagesOut: out });
+    expect(encodeMessage(at(1_234_575, 1_234_576), { sender: R1 }).byteLength - next.byteLength).toBe(2 + 2);
+    expect(decodeFrame(next, { sender: R1, pagesIn: into })).toEqual(at(1_234_575, 1_234_576));
+    // Behind the previous one (never sent by a node): origin 0, upTo in full.
+    const behind = encodeMessage(at(5, 6), { sender: R1, pagesOut: out });
+    expect(behind[2]).toBe(0);
+    expect(decodeFrame(behind, { sender: R1, pagesIn: into })).toEqual(at(5, 6));
+    // Outside a session, or past 2^53-1, refused.
+    badFrame(() => decodeFrame(Uint8Array.from([6, 6, 2, 0, 1, 0]), { sender: R1 }), /outside a session/);
+    const far = new PageTableIn();
+    far.lastUpTo = Number.MAX_SAFE_INTEGER;
+    badFrame(() => decodeFrame(Uint8Array.from([6, 6, 2, 0, 1, 0]), { sender: R1, pagesIn: far }), /2\^53-1/);
+    badFrame(() => decodeFrame(Uint8Array.from([6, 6, 2, 0, 0, 0]), { sender: R1, pagesIn: new PageTableIn() }), /span 0/);
   });
 
   it('a full table redefines its least recently used entry, and the receiver follows', () => {
@@ -110,7 +165,7 @@ describe('session page tables', () => {
     expect(decodeFrame(used, { pagesIn: into })).toEqual(delta(2, ['p']));
     // The last entry can be defined and used; one past the definitions is refused.
     const at = (ref: number, name?: string) => {
-      const head = [6, 6, 0, 1, 1, 1];
+      const head = [6, 6, 0, 1, 1, 1]; // version, delta, origin 0, upTo 1, span 1, one slot
       const refBytes: number[] = [];
       for (let v = ref; ; v = Math.floor(v / 128)) {
         if (v < 128) {
@@ -119,7 +174,7 @@ describe('session page tables', () => {
         }
         refBytes.push((v % 128) | 128);
       }
-      const nameBytes = name === undefined ? [] : [name.length, ...Buffer.from(name)];
+      const nameBytes = name === undefined ? [] : [0, name.length, ...Buffer.from(name)];
       return Uint8Array.from([...head, ...refBytes, ...nameBytes, 1, 0, 0]);
     };
     expect(decodeFrame(at(2 * PAGE_TABLE_ENTRIES, 'last'), { sender: R1, pagesIn: into })).toMatchObject({ slots: [{ page: 'last' }] });
