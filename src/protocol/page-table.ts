@@ -132,6 +132,8 @@ export class PageTableOut {
 /** The receiving side: the names it was told, by entry; the last definition's name; the last origin-2 upTo. */
 export class PageTableIn {
   private readonly names: (PageName | undefined)[] = [];
+  /** Each entry's name in UTF-8 bytes (what writing it out would cost). */
+  private readonly lengths: number[] = [];
   private lastName: Uint8Array = new Uint8Array(0);
   /** The upTo of the last origin-2 delta received in this direction (0: none yet). */
   lastUpTo = 0;
@@ -149,9 +151,15 @@ export class PageTableIn {
     return page;
   }
 
-  /** Entry ref − E − 1 is `page`. */
-  define(ref: number, page: PageName): void {
+  /** Entry ref − E − 1 is `page`, of `bytes` bytes. */
+  define(ref: number, page: PageName, bytes: number): void {
     this.names[ref - PAGE_TABLE_ENTRIES - 1] = page;
+    this.lengths[ref - PAGE_TABLE_ENTRIES - 1] = bytes;
+  }
+
+  /** The UTF-8 bytes of a defined entry's name (a reference `use` accepted). */
+  bytesOf(ref: number): number {
+    return this.lengths[ref - 1] ?? 0;
   }
 
   /**

@@ -32,7 +32,8 @@ import {
   writeText,
   type MessageLayout,
 } from './fields.js';
-import { DIGEST_BYTES, MAX_FRAME_ENTRIES, type ReplicaSlot } from './messages.js';
+import { DIGEST_BYTES, MAX_FRAME_BYTES, MAX_FRAME_ENTRIES, type ReplicaSlot } from './messages.js';
+import { MAC_BYTES } from './session-mac.js';
 import { PAGE_REF_LITERAL, PageTableIn } from './page-table.js';
 import { bad } from './protocol-error.js';
 
@@ -41,6 +42,10 @@ const MIN_REPLICA_BYTES = 1;
 const MIN_VV_ENTRY_BYTES = 2; // replica, seq
 const MIN_SLOT_BYTES = 6; // page, replica index, count, seq, epoch, kind
 const MIN_DELTA_SLOT_BYTES = 4; // page reference, count, seq distance, kind and epoch
+/** A name's length prefix, at most (a name is ≤ 256 bytes). */
+const NAME_LENGTH_BYTES = 2;
+/** Origin 1, the replica and upTo in full, at most (what a range relative to the session costs less). */
+const NAMED_RANGE_BYTES = 1 + 1 + 16 + 8;
 /** A delta slot's head: kind (0–3) for epoch 0, EPOCH_FOLLOWS + kind when the epoch follows. */
 const EPOCH_FOLLOWS = 4;
 
@@ -309,6 +314,8 @@ export const delta: MessageLayout<'delta'> = {
     const span = upTo - after;
     const count = readCount(decoder, 'delta slot', MIN_DELTA_SLOT_BYTES, MAX_FRAME_ENTRIES);
     const slots: ReplicaSlot[] = [];
+    // What the names referred to would add written out: a relay re-encodes the delta so.
+    let namesOut = 0;
     for (let i = 0; i < count; i++) {
       const ref = readUint(decoder, 'page reference');
       let page: PageName;
@@ -317,9 +324,14 @@ export const delta: MessageLayout<'delta'> = {
       else if (PageTableIn.defines(ref)) {
         const shared = readUint(decoder, 'page name shared bytes');
         const suffix = readBytes(decoder, 'page name', MAX_PAGE_NAME_BYTES);
-        page = pageFromBytes(state.joined(shared, suffix, MAX_PAGE_NAME_BYTES));
-        state.define(ref, page);
-      } else page = state.use(ref);
+        const bytes = state.joined(shared, suffix, MAX_PAGE_NAME_BYTES);
+        page = pageFromBytes(bytes);
+        state.define(ref, page, bytes.byteLength);
+        namesOut += bytes.byteLength + NAME_LENGTH_BYTES;
+      } else {
+        page = state.use(ref);
+        namesOut += state.bytesOf(ref) + NAME_LENGTH_BYTES;
+      }
       const slotCount = readUint(decoder, 'slot count');
       const back = readUint(decoder, 'slot seq distance');
       // back < span is the reader's checkDeltaSlotSeq: seq = upTo − back lies in (after, upTo].
@@ -343,6 +355,10 @@ export const delta: MessageLayout<'delta'> = {
       }
       slots.push(epoch === 0 ? { page, count: slotCount, seq, ...key } : { page, count: slotCount, seq, epoch, ...key });
     }
+    // A delta is passed on by the broadcast tree with its replica and names written out (§5a):
+    // one that would not fit a frame so is refused here, not found out when relaying it.
+    const written = decoder.pos + namesOut + NAMED_RANGE_BYTES;
+    if (written > MAX_FRAME_BYTES - MAC_BYTES) bad(`delta would take ${written} bytes with its names written out; frames are at most ${MAX_FRAME_BYTES - MAC_BYTES} before their MAC`);
     return { type: 'delta', range, slots };
   },
 };

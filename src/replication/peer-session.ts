@@ -420,7 +420,7 @@ export class PeerSession {
     return this.sendFrame(encodeMessage(message, { sender: this.localReplica, pagesOut: this.pagesOut }), 'delta');
   }
 
-  /** Sends a frame encoded once for many sessions (a tree's relayed delta, a ping). */
+  /** Sends a frame encoded once for many sessions (the broadcast tree's deltas, without any session's state). */
   sendFrame(body: Uint8Array, type: Message['type']): number {
     if (this.currentPhase === 'closed') return 0;
     const frame = this.sealer === undefined ? body : this.sealer.seal(body);

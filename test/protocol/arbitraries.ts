@@ -118,14 +118,26 @@ export const coveredArb = fc.record({
   ranges: fc.array(seqRangeArb(), { maxLength: 6 }),
 });
 
+/** A slot's key: a total (none), an hour or day bucket, or a register (its count a rank, 1–51). */
+const seriesKeyArb: fc.Arbitrary<{ kind?: 1 | 2 | 3; t?: number }> = fc.oneof(
+  fc.constant({}),
+  fc.record({ kind: fc.constantFrom(1 as const, 2 as const), t: fc.integer({ min: 0, max: 2 ** 40 }) }),
+  fc.record({ kind: fc.constant(3 as const), t: fc.integer({ min: 0, max: 2 ** 40 }) }),
+);
+
 export const deltaArb = seqRangeArb().chain((range) =>
   fc.record({
     type: fc.constant('delta' as const),
     range: fc.constant(range),
     slots: fc.array(
       fc
-        .tuple(fc.record({ page: pageNameArb, seq: fc.integer({ min: range.after + 1, max: range.upTo }) }), countEpochArb)
-        .map(([slot, value]): ReplicaSlot => ({ ...slot, ...value })),
+        .tuple(fc.record({ page: pageNameArb, seq: fc.integer({ min: range.after + 1, max: range.upTo }) }), countEpochArb, seriesKeyArb)
+        .map(([slot, value, key]): ReplicaSlot => {
+          if (key.kind === undefined) return { ...slot, ...value };
+          // A series slot counts at least 1; a register's count is a rank of at most 51.
+          const count = key.kind === 3 ? 1 + (value.count % 51) : Math.max(1, value.count);
+          return { ...slot, ...value, count, ...key };
+        }),
       { maxLength: 20 },
     ),
   }),

@@ -34,7 +34,7 @@ describe('session page tables', () => {
     const pool = ['/', '/a', '/blog/post-1', 'é/ü', 'x'.repeat(256), '/b', '/c', '/d'];
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 10 }),
         fc.array(fc.record({ pages: fc.array(fc.constantFrom(...pool), { minLength: 1, maxLength: 6 }), gap: fc.integer({ min: -3, max: 3 }), span: fc.integer({ min: 1, max: 3 }) }), { minLength: 1, maxLength: 40 }),
         fc.boolean(),
         (capacity, frames, own) => {
@@ -42,6 +42,7 @@ describe('session page tables', () => {
           const into = new PageTableIn();
           const sender = own ? R1 : undefined;
           let upTo = 10;
+          const seen = new Set<string>();
           frames.forEach(({ pages, gap, span }) => {
             // Contiguous, past a gap, or (never from a node, but representable) behind the last.
             const after = upTo + gap;
@@ -50,7 +51,13 @@ describe('session page tables', () => {
             const bytes = encodeMessage(message, { sender, pagesOut: out });
             expect(decodeFrame(bytes, { sender, pagesIn: into })).toEqual(message);
             // A definition costs at most 2 bytes more than a literal name (a 2-byte reference, the shared count).
-            expect(bytes.byteLength).toBeLessThanOrEqual(encodeMessage(message, { sender }).byteLength + 2 * pages.length);
+            const literal = encodeMessage(message, { sender }).byteLength;
+            expect(bytes.byteLength).toBeLessThanOrEqual(literal + 2 * pages.length);
+            // A table that holds the whole pool, every page of the frame sent before: no name at all.
+            if (capacity >= pool.length && pages.every((page) => seen.has(page))) {
+              expect(bytes.byteLength).toBeLessThanOrEqual(literal - pages.reduce((sum, page) => sum + Buffer.byteLength(page) + 1, 0));
+            }
+            for (const page of pages) seen.add(page);
             expect(out.size).toBeLessThanOrEqual(capacity);
           });
         },
@@ -182,6 +189,20 @@ describe('session page tables', () => {
     badFrame(() => decodeFrame(at(2 * PAGE_TABLE_ENTRIES + 1, 'over'), { sender: R1, pagesIn: into }), /past the page table/);
     // A definition's name is checked like any page name.
     badFrame(() => decodeFrame(at(PAGE_TABLE_ENTRIES + 1, 'a\nb'), { sender: R1, pagesIn: into }), /control/);
+  });
+
+  it('refuses a delta that would not fit a frame with its names written out (as the broadcast tree relays it)', () => {
+    // One 256-byte name defined, then referred to by 4,095 more slots: 16 KB on the wire, 1.06 MB written out.
+    const name = Array.from({ length: 256 }, () => 0x61);
+    const parts = [6, 6, 0, 1, 1, 0x80, 0x20, 0x81, 0x08, 0, 0x80, 0x02, ...name, 1, 0, 0];
+    for (let i = 1; i < 4_096; i++) parts.push(1, 1, 0, 0);
+    badFrame(() => decodeFrame(Uint8Array.from(parts), { sender: R1, pagesIn: new PageTableIn() }), /with its names written out/);
+    // The same with 1,000 slots (more than a node puts in one delta) fits, and reads back.
+    const fits = [6, 6, 0, 1, 1, 0xe8, 0x07, 0x81, 0x08, 0, 0x80, 0x02, ...name, 1, 0, 0];
+    for (let i = 1; i < 1_000; i++) fits.push(1, 1, 0, 0);
+    const message = decodeFrame(Uint8Array.from(fits), { sender: R1, pagesIn: new PageTableIn() }) as Delta;
+    expect(message.slots).toHaveLength(1_000);
+    expect(decodeFrame(encodeMessage(message))).toEqual(message);
   });
 
   it('refuses a slot head of 8 or more and an epoch 0 written out', () => {

@@ -257,3 +257,28 @@ describe('PeerSession.receive', () => {
     });
   });
 });
+
+describe('PeerSession.sendDelta', () => {
+  it('each session keeps its own page tables: two links carrying 3,000 deltas over 2,000 pages each read every page right', () => {
+    const links = [openPair(), openPair()];
+    let seed = 7;
+    const next = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed % n;
+    };
+    let upTo = 0;
+    for (let i = 0; i < 3_000; i++) {
+      upTo += 1;
+      // Each link its own pages in its own order, past the 1,024 entries of a table.
+      for (const [l, link] of links.entries()) {
+        const names = [`/l${l}/${next(2_000)}`, `/l${l}/${next(2_000)}`];
+        const message: Extract<Message, { type: 'delta' }> = { type: 'delta', range: { replica: A, after: upTo - 1, upTo }, slots: names.map((name) => ({ page: page(name), count: upTo, seq: upTo })) };
+        link.a.session.sendDelta(message);
+        const [event] = deliver(link.a.connection, link.b.session);
+        expect(event).toMatchObject({ kind: 'delta', ranges: [{ replica: A, after: upTo - 1, upTo }] });
+        expect((event as Extract<SessionEvent, { kind: 'delta' }>).slots.map((slot) => slot.page)).toEqual(names);
+      }
+    }
+    for (const link of links) expect([link.a.session.phase, link.b.session.phase]).toEqual(['open', 'open']);
+  });
+});
