@@ -6,7 +6,7 @@ import type * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { epochOf, type Slot } from '../crdt/g-counter.js';
 import type { SeqRange } from '../crdt/version-vector.js';
-import { MAX_PAGE_NAME_BYTES, replicaIdToBytes, type PageName, type ReplicaId } from '../ids.js';
+import { MAX_PAGE_NAME_BYTES, REPLICA_ID_BYTES, replicaIdToBytes, type PageName, type ReplicaId } from '../ids.js';
 import {
   checkBytes,
   checkPage,
@@ -42,10 +42,17 @@ const MIN_REPLICA_BYTES = 1;
 const MIN_VV_ENTRY_BYTES = 2; // replica, seq
 const MIN_SLOT_BYTES = 6; // page, replica index, count, seq, epoch, kind
 const MIN_DELTA_SLOT_BYTES = 4; // page reference, count, seq distance, kind and epoch
-/** A name's length prefix, at most (a name is ≤ 256 bytes). */
-const NAME_LENGTH_BYTES = 2;
-/** Origin 1, the replica and upTo in full, at most (what a range relative to the session costs less). */
-const NAMED_RANGE_BYTES = 1 + 1 + 16 + 8;
+/** Bytes of `value` as a varUint. */
+function varUintBytes(value: number): number {
+  let bytes = 1;
+  for (let rest = Math.floor(value / 128); rest > 0; rest = Math.floor(rest / 128)) bytes++;
+  return bytes;
+}
+
+/** A page of `nameBytes` written out: reference 0, the name's length, the name. */
+function literalPageBytes(nameBytes: number): number {
+  return 1 + varUintBytes(nameBytes) + nameBytes;
+}
 /** A delta slot's head: kind (0–3) for epoch 0, EPOCH_FOLLOWS + kind when the epoch follows. */
 const EPOCH_FOLLOWS = 4;
 
@@ -284,6 +291,7 @@ export const delta: MessageLayout<'delta'> = {
     }
   },
   read(decoder, context) {
+    const start = decoder.pos;
     const origin = readUint(decoder, 'delta origin');
     const state = context.pagesIn;
     let range: SeqRange;
@@ -312,11 +320,13 @@ export const delta: MessageLayout<'delta'> = {
     checkRange(range, 'delta range');
     const { after, upTo } = range;
     const span = upTo - after;
+    // What the frame would grow by written out without the session's state, as the broadcast
+    // tree passes a delta on (§5a): the range with its replica, each name in full.
+    let grows = 1 + 1 + REPLICA_ID_BYTES + varUintBytes(upTo) + varUintBytes(span) - (decoder.pos - start);
     const count = readCount(decoder, 'delta slot', MIN_DELTA_SLOT_BYTES, MAX_FRAME_ENTRIES);
     const slots: ReplicaSlot[] = [];
-    // What the names referred to would add written out: a relay re-encodes the delta so.
-    let namesOut = 0;
     for (let i = 0; i < count; i++) {
+      const pageAt = decoder.pos;
       const ref = readUint(decoder, 'page reference');
       let page: PageName;
       if (ref === PAGE_REF_LITERAL) page = readPage(decoder);
@@ -327,10 +337,10 @@ export const delta: MessageLayout<'delta'> = {
         const bytes = state.joined(shared, suffix, MAX_PAGE_NAME_BYTES);
         page = pageFromBytes(bytes);
         state.define(ref, page, bytes.byteLength);
-        namesOut += bytes.byteLength + NAME_LENGTH_BYTES;
+        grows += literalPageBytes(bytes.byteLength) - (decoder.pos - pageAt);
       } else {
         page = state.use(ref);
-        namesOut += state.bytesOf(ref) + NAME_LENGTH_BYTES;
+        grows += literalPageBytes(state.bytesOf(ref)) - (decoder.pos - pageAt);
       }
       const slotCount = readUint(decoder, 'slot count');
       const back = readUint(decoder, 'slot seq distance');
@@ -357,7 +367,7 @@ export const delta: MessageLayout<'delta'> = {
     }
     // A delta is passed on by the broadcast tree with its replica and names written out (§5a):
     // one that would not fit a frame so is refused here, not found out when relaying it.
-    const written = decoder.pos + namesOut + NAMED_RANGE_BYTES;
+    const written = decoder.pos + grows;
     if (written > MAX_FRAME_BYTES - MAC_BYTES) bad(`delta would take ${written} bytes with its names written out; frames are at most ${MAX_FRAME_BYTES - MAC_BYTES} before their MAC`);
     return { type: 'delta', range, slots };
   },

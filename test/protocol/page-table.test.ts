@@ -149,15 +149,20 @@ describe('session page tables', () => {
     const out = new PageTableOut();
     const into = new PageTableIn();
     const early = ['keep-1', 'keep-2'];
-    decodeFrame(encodeMessage(delta(1, early), { pagesOut: out }), { pagesIn: into });
+    const send = (message: Delta) => decodeFrame(encodeMessage(message, { sender: R1, pagesOut: out }), { sender: R1, pagesIn: into });
+    send(delta(1, early));
     // 4,096 distinct 255-byte names: over 1 MiB, refused after every one was put in the table
-    // (each evicting another, the early pages among them).
+    // (each evicting another, the early pages among them), its range taken as the last origin-2
+    // upTo and its last name as the last definition.
     const huge = Array.from({ length: MAX_FRAME_ENTRIES }, (_, i) => `${i}`.padEnd(255, '.'));
-    expect(() => encodeMessage(delta(2, huge), { pagesOut: out })).toThrow(/at most/);
-    const after = encodeMessage(delta(3, early), { pagesOut: out });
-    expect(decodeFrame(after, { pagesIn: into })).toEqual(delta(3, early));
-    // Still held: referred to, not named.
+    expect(() => encodeMessage(delta(2, huge), { sender: R1, pagesOut: out })).toThrow(/at most/);
+    const after = encodeMessage(delta(2, early), { sender: R1, pagesOut: out });
+    expect(decodeFrame(after, { sender: R1, pagesIn: into })).toEqual(delta(2, early));
+    // Still held: referred to, not named; the range follows the last one sent (gap 0).
     expect(Buffer.from(after).toString('latin1')).not.toContain('keep');
+    expect([...after.subarray(2, 5)]).toEqual([2, 0, 1]);
+    // A new page is defined against the last name sent ('keep-2'), not the failed frame's.
+    expect(send(delta(3, ['keep-3']))).toEqual(delta(3, ['keep-3']));
   });
 
   it('refuses a reference to an entry never defined, past the table, or outside a session', () => {
@@ -197,12 +202,33 @@ describe('session page tables', () => {
     const parts = [6, 6, 0, 1, 1, 0x80, 0x20, 0x81, 0x08, 0, 0x80, 0x02, ...name, 1, 0, 0];
     for (let i = 1; i < 4_096; i++) parts.push(1, 1, 0, 0);
     badFrame(() => decodeFrame(Uint8Array.from(parts), { sender: R1, pagesIn: new PageTableIn() }), /with its names written out/);
-    // The same with 1,000 slots (more than a node puts in one delta) fits, and reads back.
+    // The same with 1,000 slots (as many as a node puts in one delta) fits, and reads back.
     const fits = [6, 6, 0, 1, 1, 0xe8, 0x07, 0x81, 0x08, 0, 0x80, 0x02, ...name, 1, 0, 0];
     for (let i = 1; i < 1_000; i++) fits.push(1, 1, 0, 0);
     const message = decodeFrame(Uint8Array.from(fits), { sender: R1, pagesIn: new PageTableIn() }) as Delta;
     expect(message.slots).toHaveLength(1_000);
     expect(decodeFrame(encodeMessage(message))).toEqual(message);
+  });
+
+  it('the bound is exact: a delta is refused exactly when its names written out pass the frame limit', () => {
+    // Distinct 255-byte names sharing 250 bytes: ~10 B a slot in a session, 261 written out.
+    const names = (n: number) => Array.from({ length: n }, (_, i) => 'x'.repeat(250) + String(i).padStart(5, '0'));
+    let most = 3_900;
+    while (true) {
+      try {
+        encodeMessage(delta(5, names(most + 1)));
+        most += 1;
+      } catch {
+        break;
+      }
+    }
+    for (const [n, fits] of [[most, true], [most + 1, false]] as const) {
+      const bytes = encodeMessage(delta(5, names(n)), { sender: R1, pagesOut: new PageTableOut() });
+      expect(bytes.byteLength).toBeLessThan(60_000);
+      const read = () => decodeFrame(bytes, { sender: R1, pagesIn: new PageTableIn() });
+      if (fits) expect(decodeFrame(encodeMessage(read()))).toEqual(delta(5, names(n)));
+      else badFrame(read, /with its names written out/);
+    }
   });
 
   it('refuses a slot head of 8 or more and an epoch 0 written out', () => {
