@@ -4,7 +4,9 @@
  * - `BENCH_NODE_UNSEALED=1`: peer sessions skip the per-frame MAC (NodeOptions.unsealedFrames;
  *   the `mac` phase's end-to-end comparison);
  * - `BENCH_NODE_COALESCE_WINDOW_MS=<ms>`: at most one delta frame per peer per window
- *   (NodeOptions.coalesceWindowMs; `--coalesce-window-ms` of the latency phase).
+ *   (NodeOptions.coalesceWindowMs; `--coalesce-window-ms` of the latency phase);
+ * - `BENCH_NODE_COALESCE_OFF=1`: every live delta sent at once, never merged in an outbox behind a
+ *   busy socket (NodeOptions.coalesceAboveBytes Infinity; `--cluster-coalesce 0`).
  * Never deployed; the options exist nowhere else.
  */
 import { loadConfig } from '../src/config.js';
@@ -19,6 +21,7 @@ const node = await startNode(config, {
   log,
   ...(process.env.BENCH_NODE_UNSEALED === '1' ? { unsealedFrames: true } : {}),
   ...(window > 0 ? { coalesceWindowMs: window } : {}),
+  ...(process.env.BENCH_NODE_COALESCE_OFF === '1' ? { coalesceAboveBytes: Number.POSITIVE_INFINITY } : {}),
 });
 const onSignal = (): void => {
   process.off('SIGTERM', onSignal);

@@ -64,6 +64,7 @@ export interface Knobs {
   /** 1: the cluster phases' nodes count views over time and visitors (the node's default); 0: ANALYTICS=false. */
   readonly clusterAnalytics: number;
   readonly coalesceWindowMs: number;
+  readonly clusterCoalesce: number;
   /** Scale phase: simulated cluster sizes, one-way link latency and loss in percent. */
   readonly scaleNodes: readonly number[];
   readonly scaleLatencyMs: number;
@@ -116,6 +117,7 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'scaleCoalesce', flag: '--scale-coalesce', env: 'BENCH_SCALE_COALESCE', full: '1', quick: '1', help: 'Scale phase: live deltas coalesced in busy sessions\' outboxes (1, the default; full mesh only) or each sent at once (0: ReplicatorOptions.coalesceAboveBytes Infinity), to compare.' },
   { name: 'clusterAnalytics', flag: '--cluster-analytics', env: 'BENCH_CLUSTER_ANALYTICS', full: '1', quick: '1', help: 'Analytics (hour/day buckets, visitor sketches) on the nodes of the latency, throughput and partition phases: 1 (the default of a node) or 0 (ANALYTICS=false), to compare in the same conditions.' },
   { name: 'coalesceWindowMs', flag: '--coalesce-window-ms', env: 'BENCH_COALESCE_WINDOW_MS', full: '0', quick: '0', help: 'Latency, throughput and partition phases: at most one delta frame per peer per this many ms (bench/bench-node.ts, a bench-only option: fewer bytes per increment for up to this much more latency); 0, the default: the ordinary node.' },
+  { name: 'clusterCoalesce', flag: '--cluster-coalesce', env: 'BENCH_CLUSTER_COALESCE', full: '1', quick: '1', help: 'Latency, throughput and partition phases: live deltas coalesced in busy sessions\' outboxes (1, the ordinary node) or each sent at once (0: bench/bench-node.ts with BENCH_NODE_COALESCE_OFF=1), so the bytes per increment of a quiet host (where every delta goes alone) can be measured on a busy one.' },
   { name: 'breakdown', flag: '--breakdown', env: 'BENCH_BREAKDOWN', full: '1', quick: '1', help: 'Latency breakdown per stage, event-loop delay and GC per node (1), or the nodes without the latency probe (0).' },
 ];
 
@@ -148,6 +150,7 @@ const INTEGER_LIMITS: Partial<Record<keyof Knobs, readonly [number, number]>> = 
   breakdown: [0, 1],
   clusterAnalytics: [0, 1],
   coalesceWindowMs: [0, 1000],
+  clusterCoalesce: [0, 1],
   scaleLatencyMs: [0, 10_000],
   scaleLossPercent: [0, 50],
   scaleCoalesce: [0, 1],

@@ -68,6 +68,12 @@ export interface NodeOptions {
    * bytes a window saves for what latency. Never read from configuration.
    */
   readonly coalesceWindowMs?: number;
+  /**
+   * Bench only (bench/bench-node.ts, BENCH_NODE_COALESCE_OFF=1): Infinity sends every live delta
+   * at once, never merged behind a busy socket (ReplicatorOptions.coalesceAboveBytes), so the
+   * bench can measure what a quiet host sends on a busy one. Never read from configuration.
+   */
+  readonly coalesceAboveBytes?: number;
   /** The latency probe (LATENCY_TRACE_DIR, bench diagnostics); undefined: off, and free. */
   readonly probe?: LatencyProbe;
   /**
@@ -284,6 +290,7 @@ export async function startNode(config: Config, options: NodeOptions): Promise<R
     maxSendBufferBytes: bounds.peerSendBufferBytes,
     ...(options.unsealedFrames === true ? { unsealedFrames: true } : {}),
     ...(options.coalesceWindowMs !== undefined ? { coalesceWindowMs: options.coalesceWindowMs } : {}),
+    ...(options.coalesceAboveBytes !== undefined ? { coalesceAboveBytes: options.coalesceAboveBytes } : {}),
     mergeAtOnceAfterIdleMs: AT_ONCE_AFTER_IDLE_MS,
     ...(probe !== undefined ? { probe } : {}),
   });

@@ -19,14 +19,15 @@ import { runThroughput } from './throughput.js';
 
 export async function runClusterPhases(knobs: Knobs, phases: ReadonlySet<Phase>, processes: ProcessSet, dir: string, cpuProf: string): Promise<BenchResult['ours']> {
   const ours: BenchResult['ours'] = { latency: [], throughput: [] };
-  log(`starting ${knobs.nodes} nodes${knobs.clusterAnalytics === 0 ? ' (ANALYTICS=false)' : ''}${knobs.coalesceWindowMs > 0 ? ` (a ${knobs.coalesceWindowMs} ms coalescing window)` : ''}`);
+  log(`starting ${knobs.nodes} nodes${knobs.clusterAnalytics === 0 ? ' (ANALYTICS=false)' : ''}${knobs.coalesceWindowMs > 0 ? ` (a ${knobs.coalesceWindowMs} ms coalescing window)` : ''}${knobs.clusterCoalesce === 0 ? ' (every delta sent alone)' : ''}`);
   const traceDir = join(dir, 'trace-ours');
   const tracing = knobs.breakdown === 1 && phases.has('latency');
   if (tracing) mkdirSync(traceDir, { recursive: true });
   const env: Record<string, string> = tracing ? { LATENCY_TRACE_DIR: traceDir, LATENCY_TRACE_PAGES: samplePrefix('ours') } : {};
   if (knobs.clusterAnalytics === 0) env.ANALYTICS = 'false';
   if (knobs.coalesceWindowMs > 0) env.BENCH_NODE_COALESCE_WINDOW_MS = String(knobs.coalesceWindowMs);
-  const script = knobs.coalesceWindowMs > 0 ? { script: BENCH_NODE_MAIN } : {};
+  if (knobs.clusterCoalesce === 0) env.BENCH_NODE_COALESCE_OFF = '1';
+  const script = knobs.coalesceWindowMs > 0 || knobs.clusterCoalesce === 0 ? { script: BENCH_NODE_MAIN } : {};
   const cluster = await Cluster.start({ kind: 'ours', nodes: knobs.nodes, processes, dir, label: 'node', cpuProf, env, ...script });
   const acked: Tally = new Map();
   const unknown: Tally = new Map();

@@ -54,7 +54,7 @@ function sharedPrefix(a: Uint8Array, b: Uint8Array): number {
  * The sending side: which entry holds which page, least recently used first (Map order), the
  * least recently used entry redefined when the table is full; the name of the last definition
  * (the next one is written as the bytes it shares with it and the rest) and the upTo of the last
- * origin-2 delta (the next one's `after` is written as the distance from it). A frame's changes
+ * origin-2 or -3 delta (the next one's `after` is written as the distance from it). A frame's changes
  * are held in a journal between `begin` and `commit`, so a frame that fails to encode (and is
  * never sent) is undone: the receiver never saw it.
  */
@@ -63,7 +63,7 @@ export class PageTableOut {
   private journal: Change[] | undefined;
   private lastName: Uint8Array = new Uint8Array(0);
   private saved: { readonly lastName: Uint8Array; readonly lastUpTo: number } | undefined;
-  /** The upTo of the last origin-2 delta sent in this direction (0: none yet). */
+  /** The upTo of the last origin-2 or -3 delta sent in this direction (0: none yet). */
   lastUpTo = 0;
 
   constructor(private readonly capacity = PAGE_TABLE_ENTRIES) {
@@ -129,13 +129,13 @@ export class PageTableOut {
   }
 }
 
-/** The receiving side: the names it was told, by entry; the last definition's name; the last origin-2 upTo. */
+/** The receiving side: the names it was told, by entry; the last definition's name; the last origin-2 or -3 upTo. */
 export class PageTableIn {
   private readonly names: (PageName | undefined)[] = [];
   /** Each entry's name in UTF-8 bytes (what writing it out would cost). */
   private readonly lengths: number[] = [];
   private lastName: Uint8Array = new Uint8Array(0);
-  /** The upTo of the last origin-2 delta received in this direction (0: none yet). */
+  /** The upTo of the last origin-2 or -3 delta received in this direction (0: none yet). */
   lastUpTo = 0;
 
   /** Whether `ref` (not 0) defines an entry, a name following; throws on a reference past the table. */

@@ -230,12 +230,15 @@ function checkDeltaSlotSeq(seq: number, range: SeqRange): void {
 const ORIGIN_SENDER = 0;
 const ORIGIN_NAMED = 1;
 const ORIGIN_SENDER_NEXT = 2;
+/** Origin 2 with span 1 and one slot (a lone increment's delta): span, count and back left out. */
+const ORIGIN_SENDER_NEXT_ONE = 3;
 
 /**
  * origin · range · list<dslot>. origin 0: the sender's replica (left out), varUint upTo, varUint
  * span (upTo − after, ≥ 1); origin 1: replica, upTo, span; origin 2 (inside a session only): the
- * sender's replica, varUint gap (after − the upTo of the direction's previous origin-2 delta),
- * span. dslot = pageRef[, name] · count · back (upTo − seq < span: every seq inside (after,
+ * sender's replica, varUint gap (after − the upTo of the direction's previous origin-2 or -3
+ * delta), span; origin 3: as 2 with span 1 and exactly one dslot, at upTo: span, the list's count
+ * and the slot's back left out (a lone increment's delta, the commonest frame). dslot = pageRef[, name] · count · back (upTo − seq < span: every seq inside (after,
  * upTo]) · head[, epoch][, t]. Seqs as distances from upTo: a commit's slots all carry upTo (1
  * byte each). pageRef: the session's page table (page-table.ts), a definition's name as the bytes
  * it shares with the previous definition and the rest; head: kind (0–3) at epoch 0, 4 + kind with
@@ -254,8 +257,10 @@ export const delta: MessageLayout<'delta'> = {
     }
     const state = context.pagesOut;
     const own = context.sender !== undefined && context.sender === range.replica;
-    if (own && state !== undefined && range.after >= state.lastUpTo) {
-      encoding.writeVarUint(encoder, ORIGIN_SENDER_NEXT);
+    const next = own && state !== undefined && range.after >= state.lastUpTo;
+    const single = next && range.upTo - range.after === 1 && message.slots.length === 1;
+    if (next) {
+      encoding.writeVarUint(encoder, single ? ORIGIN_SENDER_NEXT_ONE : ORIGIN_SENDER_NEXT);
       encoding.writeVarUint(encoder, range.after - state.lastUpTo);
       state.lastUpTo = range.upTo;
     } else {
@@ -266,8 +271,10 @@ export const delta: MessageLayout<'delta'> = {
       }
       encoding.writeVarUint(encoder, range.upTo);
     }
-    encoding.writeVarUint(encoder, range.upTo - range.after);
-    encoding.writeVarUint(encoder, message.slots.length);
+    if (!single) {
+      encoding.writeVarUint(encoder, range.upTo - range.after);
+      encoding.writeVarUint(encoder, message.slots.length);
+    }
     for (const slot of message.slots) {
       if (state === undefined) {
         encoding.writeVarUint(encoder, PAGE_REF_LITERAL);
@@ -282,7 +289,7 @@ export const delta: MessageLayout<'delta'> = {
         }
       }
       encoding.writeVarUint(encoder, slot.count);
-      encoding.writeVarUint(encoder, range.upTo - slot.seq);
+      if (!single) encoding.writeVarUint(encoder, range.upTo - slot.seq);
       const epoch = epochOf(slot);
       const kind = slot.kind ?? 0;
       encoding.writeVarUint(encoder, epoch === 0 ? kind : EPOCH_FOLLOWS + kind);
@@ -295,10 +302,11 @@ export const delta: MessageLayout<'delta'> = {
     const origin = readUint(decoder, 'delta origin');
     const state = context.pagesIn;
     let range: SeqRange;
-    if (origin === ORIGIN_SENDER_NEXT) {
-      if (context.sender === undefined || state === undefined) bad('a delta relative to the previous one (origin 2) outside a session');
+    const single = origin === ORIGIN_SENDER_NEXT_ONE;
+    if (origin === ORIGIN_SENDER_NEXT || single) {
+      if (context.sender === undefined || state === undefined) bad(`a delta relative to the previous one (origin ${origin}) outside a session`);
       const gap = readUint(decoder, 'delta gap');
-      const span = readUint(decoder, 'delta span');
+      const span = single ? 1 : readUint(decoder, 'delta span');
       if (span < 1) bad(`delta span ${span} must be at least 1`);
       const after = state.lastUpTo + gap;
       const upTo = after + span;
@@ -311,7 +319,7 @@ export const delta: MessageLayout<'delta'> = {
         if (context.sender === undefined) bad("a delta of the sender's own replica outside a session (no hello names the sender)");
         replica = context.sender;
       } else if (origin === ORIGIN_NAMED) replica = readReplica(decoder, 'delta replica');
-      else bad(`delta origin ${origin} is neither 0 (the sender), 1 (a replica named) nor 2 (the sender, after its previous delta)`);
+      else bad(`delta origin ${origin} is none of 0 (the sender), 1 (a replica named), 2 and 3 (the sender, after its previous delta)`);
       const upTo = readUint(decoder, 'delta upTo');
       const span = readUint(decoder, 'delta span');
       if (span < 1 || span > upTo) bad(`delta span ${span} must be 1 to upTo (${upTo})`);
@@ -323,7 +331,9 @@ export const delta: MessageLayout<'delta'> = {
     // What the frame would grow by written out without the session's state, as the broadcast
     // tree passes a delta on (§5a): the range with its replica, each name in full.
     let grows = 1 + 1 + REPLICA_ID_BYTES + varUintBytes(upTo) + varUintBytes(span) - (decoder.pos - start);
-    const count = readCount(decoder, 'delta slot', MIN_DELTA_SLOT_BYTES, MAX_FRAME_ENTRIES);
+    // Origin 3 says one slot at upTo: written out, its count and the slot's back (1 byte each) too.
+    if (single) grows += 2;
+    const count = single ? 1 : readCount(decoder, 'delta slot', MIN_DELTA_SLOT_BYTES, MAX_FRAME_ENTRIES);
     const slots: ReplicaSlot[] = [];
     for (let i = 0; i < count; i++) {
       const pageAt = decoder.pos;
@@ -343,7 +353,7 @@ export const delta: MessageLayout<'delta'> = {
         grows += literalPageBytes(state.bytesOf(ref)) - (decoder.pos - pageAt);
       }
       const slotCount = readUint(decoder, 'slot count');
-      const back = readUint(decoder, 'slot seq distance');
+      const back = single ? 0 : readUint(decoder, 'slot seq distance');
       // back < span is the reader's checkDeltaSlotSeq: seq = upTo − back lies in (after, upTo].
       if (back >= span) bad(`delta slot seq distance ${back} puts it outside its range (${after}, ${upTo}]`);
       const seq = upTo - back;

@@ -146,12 +146,12 @@ describe('bad peers', () => {
     await stillLinked();
 
     // Out-of-range values from an authenticated peer: a count past 2^53-1, a slot outside its
-    // range (seq 0 = after), a range reaching below seq 0 (span past upTo), an origin neither 0, 1 nor 2.
+    // range (seq 0 = after), a range reaching below seq 0 (span past upTo), an origin none of 0–3.
     for (const [frame, problem] of [
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 2 ** 53, back: 0 }), /exceeds 2\^53-1/],
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 1 }), /outside its range/],
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 2, span: 3 }, { page: 'p', count: 5, back: 0 }), /span 3/],
-      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0 }, 3), /origin 3/],
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0 }, 4), /origin 4/],
       // Page references (version 6): an entry the peer never defined, and one past the table.
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0, ref: 5 }), /entry 4, which this session never defined/],
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0, ref: 2 * PAGE_TABLE_ENTRIES + 1 }), /past the page table/],

@@ -383,7 +383,7 @@ describe('field validation', () => {
     expectBadFrame(short, /outside a session/);
     // The same frame from another sender is that sender's delta: the session decides whose.
     expect(decodeFrame(short, { sender: R2 })).toEqual({ ...own, range: { ...own.range, replica: R2 } });
-    expectBadFrame(v1('delta', u(3), rid(R1), u(1), u(1), u(1), u(0), t('p'), u(1), u(0), u(0)), /origin 3/);
+    expectBadFrame(v1('delta', u(4), rid(R1), u(1), u(1), u(1), u(0), t('p'), u(1), u(0), u(0)), /origin 4/);
     // Version 4 laid this out in 46 bytes (replica always; after, upTo and the seq in full).
     expect(short.byteLength).toBe(26);
   });

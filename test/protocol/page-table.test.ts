@@ -76,9 +76,10 @@ describe('session page tables', () => {
     decodeFrame(first, { sender: R1, pagesIn: into });
     expect(decodeFrame(again, { sender: R1, pagesIn: into })).toEqual(delta(11, [name]));
     // Literal: reference 0, length, name. Defined: a 2-byte reference, the bytes shared with the
-    // previous definition (none yet), length, name. Used: 1 byte.
-    expect(first.byteLength).toBe(literal.byteLength + 2);
-    expect(literal.byteLength - again.byteLength).toBe(1 + name.length);
+    // previous definition (none yet), length, name. Used: 1 byte. In a session a lone slot at
+    // span 1 also leaves out span, count and back (origin 3): 3 bytes.
+    expect(first.byteLength).toBe(literal.byteLength + 2 - 3);
+    expect(literal.byteLength - again.byteLength).toBe(1 + name.length + 3);
     // The total, hour and day of one page in one frame: the name once.
     const three = encodeMessage({ type: 'delta', range: { replica: R1, after: 11, upTo: 12 }, slots: [{ page: 'fresh' as PageName, count: 1, seq: 12 }, { page: 'fresh' as PageName, count: 1, seq: 12, kind: 1, t: 490_000 }, { page: 'fresh' as PageName, count: 1, seq: 12, kind: 2, t: 20_000 }] }, { sender: R1, pagesOut: out });
     expect(Buffer.from(three).toString('latin1').split('fresh')).toHaveLength(2);
@@ -109,18 +110,20 @@ describe('session page tables', () => {
     badFrame(() => decodeFrame(define(3, [0xc3]), { sender: R1, pagesIn: fresh() }), /UTF-8/);
   });
 
-  it('origin 2: a delta of the sender says only how far past its previous one it starts', () => {
+  it('origins 2 and 3: a delta of the sender says only how far past its previous one it starts (3: a lone slot at span 1, its span, count and back left out)', () => {
     const out = new PageTableOut();
     const into = new PageTableIn();
     const at = (after: number, upTo: number): Delta => ({ type: 'delta', range: { replica: R1, after, upTo }, slots: [{ page: 'p' as PageName, count: upTo, seq: upTo }] });
-    for (const [after, upTo] of [[1_234_566, 1_234_567], [1_234_567, 1_234_568], [1_234_570, 1_234_575]] as const) {
+    for (const [after, upTo, origin] of [[1_234_566, 1_234_567, 3], [1_234_567, 1_234_568, 3], [1_234_570, 1_234_575, 2]] as const) {
       const bytes = encodeMessage(at(after, upTo), { sender: R1, pagesOut: out });
-      expect(bytes[2]).toBe(2);
+      expect(bytes[2]).toBe(origin);
       expect(decodeFrame(bytes, { sender: R1, pagesIn: into })).toEqual(at(after, upTo));
     }
-    // Contiguous: gap 0, one byte where upTo took three (and page 'p' by its entry: 1 byte, not 3).
+    // Contiguous: gap 0, one byte where upTo took three; page 'p' by its entry (1 byte, not 3); no
+    // span, count or back (3 bytes).
     const next = encodeMessage(at(1_234_575, 1_234_576), { sender: R1, pagesOut: out });
-    expect(encodeMessage(at(1_234_575, 1_234_576), { sender: R1 }).byteLength - next.byteLength).toBe(2 + 2);
+    expect([...next]).toEqual([6, 6, 3, 0, 1, 0x90, 0xad, 0x4b, 0]); // version, delta, origin 3, gap 0, entry 0, count 1,234,576, head 0
+    expect(encodeMessage(at(1_234_575, 1_234_576), { sender: R1 }).byteLength - next.byteLength).toBe(2 + 2 + 3);
     expect(decodeFrame(next, { sender: R1, pagesIn: into })).toEqual(at(1_234_575, 1_234_576));
     // Behind the previous one (never sent by a node): origin 0, upTo in full.
     const behind = encodeMessage(at(5, 6), { sender: R1, pagesOut: out });
@@ -132,6 +135,13 @@ describe('session page tables', () => {
     far.lastUpTo = Number.MAX_SAFE_INTEGER;
     badFrame(() => decodeFrame(Uint8Array.from([6, 6, 2, 0, 1, 0]), { sender: R1, pagesIn: far }), /2\^53-1/);
     badFrame(() => decodeFrame(Uint8Array.from([6, 6, 2, 0, 0, 0]), { sender: R1, pagesIn: new PageTableIn() }), /span 0/);
+    // Origin 3 by hand: gap 2 past upTo 10, page 'p' literal, count 5, head 0: (12, 13], seq 13.
+    const ten = new PageTableIn();
+    ten.lastUpTo = 10;
+    expect(decodeFrame(Uint8Array.from([6, 6, 3, 2, 0, 1, 0x70, 5, 0]), { sender: R1, pagesIn: ten })).toEqual({ type: 'delta', range: { replica: R1, after: 12, upTo: 13 }, slots: [{ page: 'p', count: 5, seq: 13 }] });
+    expect(ten.lastUpTo).toBe(13);
+    badFrame(() => decodeFrame(Uint8Array.from([6, 6, 3, 0, 0, 1, 0x70, 5, 0]), { sender: R1 }), /origin 3\) outside a session/);
+    badFrame(() => decodeFrame(Uint8Array.from([6, 6, 4, 0, 1]), { sender: R1, pagesIn: new PageTableIn() }), /origin 4 is none of/);
   });
 
   it('a full table redefines its least recently used entry, and the receiver follows', () => {
@@ -160,7 +170,7 @@ describe('session page tables', () => {
     expect(decodeFrame(after, { sender: R1, pagesIn: into })).toEqual(delta(2, early));
     // Still held: referred to, not named; the range follows the last one sent (gap 0).
     expect(Buffer.from(after).toString('latin1')).not.toContain('keep');
-    expect([...after.subarray(2, 5)]).toEqual([2, 0, 1]);
+    expect([...after.subarray(2, 5)]).toEqual([2, 0, 1]); // origin 2, gap 0, span 1 (two slots: not origin 3)
     // A new page is defined against the last name sent ('keep-2'), not the failed frame's.
     expect(send(delta(3, ['keep-3']))).toEqual(delta(3, ['keep-3']));
   });
