@@ -29,7 +29,7 @@ export function renderReport(result: BenchResult): string {
   const m = result.machine;
   const lines: string[] = [];
   lines.push(
-    `Measured ${result.startedAt.slice(0, 10)} on ${m.cpus} × ${m.cpuModel}, ${(m.memoryBytes / 1024 ** 3).toFixed(0)} GiB, load average ${m.loadAverageAtStart.join(' / ')} at start and ${result.loadAverageAtEnd.join(' / ')} at end; Node ${m.node}; commit ${m.gitCommit.slice(0, 10)}${m.gitDirty ? ' (dirty tree)' : ''}; ${result.knobs.nodes} nodes${result.knobs.clusterAnalytics === 0 ? " (analytics off)" : ""}; ${result.knobs.quick ? '`--quick`' : 'full run'}, ${(result.elapsedMs / 1000).toFixed(0)} s.`,
+    `Measured ${result.startedAt.slice(0, 10)} on ${m.cpus} × ${m.cpuModel}, ${(m.memoryBytes / 1024 ** 3).toFixed(0)} GiB, load average ${m.loadAverageAtStart.join(' / ')} at start and ${result.loadAverageAtEnd.join(' / ')} at end; Node ${m.node}; commit ${m.gitCommit.slice(0, 10)}${m.gitDirty ? ' (dirty tree)' : ''}; ${result.knobs.nodes} nodes${result.knobs.clusterAnalytics === 0 ? " (analytics off)" : ""}${result.knobs.clusterCoalesce === 0 ? ' (every delta sent alone)' : ''}${result.knobs.coalesceWindowMs > 0 ? ` (a ${result.knobs.coalesceWindowMs} ms coalescing window)` : ''}; ${result.knobs.quick ? '`--quick`' : 'full run'}, ${(result.elapsedMs / 1000).toFixed(0)} s.`,
     '',
   );
 

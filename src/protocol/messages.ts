@@ -19,7 +19,7 @@ import type { PageName, ReplicaId } from '../ids.js';
  * 6: a `delta` names a page the session carried before by its entry in the session's page table
  * (page-table.ts), a new one by what it does not share with the previous new one, a node's own
  * delta by how far it starts past the previous (origin 2; 3 for a lone slot, without its span,
- * count and seq), and a slot's kind and epoch share a byte: 19 bytes fewer per one-slot delta on
+ * slot count and back), and a slot's kind and epoch share a byte: 19 bytes fewer per one-slot delta on
  * a page seen before (27 → 8 before the MAC at seq 1,234,567 and a 2-byte count). Version 5 nodes
  * refuse its frames.
  */

@@ -14,7 +14,7 @@
  *                          (the bytes it shares with the previous definition's name in this
  *                          direction, all of them) · bytes (the rest)
  * with E = PAGE_TABLE_ENTRIES. The same state keeps the upTo of the direction's last origin-2
- * delta (sync.ts), whose successor says only how far past it its range starts. Pure: no I/O, no clock.
+ * or -3 delta (sync.ts), whose successor says only how far past it its range starts. Pure: no I/O, no clock.
  */
 import type { PageName } from '../ids.js';
 import { bad } from './protocol-error.js';

@@ -225,7 +225,8 @@ function checkDeltaSlotSeq(seq: number, range: SeqRange): void {
 
 /**
  * A delta's origin: the session's sender (its replica left out), a replica named, or the
- * session's sender with its range relative to the direction's previous origin-2 delta.
+ * session's sender with its range relative to the direction's previous origin-2 or -3 delta (3:
+ * one slot at span 1).
  */
 const ORIGIN_SENDER = 0;
 const ORIGIN_NAMED = 1;
