@@ -61,7 +61,8 @@ function garbage(length: number, seed: number): Uint8Array {
 /**
  * A delta as on the wire (version 6, PROTOCOL.md §4, §4b): upTo, span = upTo − after, then one
  * slot: its page reference (0: the name follows; 1 … E: a table entry; E + 1 … 2E: a definition,
- * the name follows), count, back = upTo − seq and head 0 (the total at epoch 0), unchecked.
+ * then the bytes it shares with the previous definition, 0 here, and the name), count, back =
+ * upTo − seq and head 0 (the total at epoch 0), unchecked.
  */
 function handBuiltDelta(replica: Uint8Array, range: { upTo: number; span: number }, slot: { page: string; count: number; back: number; ref?: number }, origin = 1): Uint8Array {
   const encoder = encoding.createEncoder();
