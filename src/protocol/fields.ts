@@ -173,7 +173,11 @@ export function readExactBytes(decoder: decoding.Decoder, what: string, length: 
 }
 
 export function readText(decoder: decoding.Decoder, what: string, maxBytes: number): string {
-  const bytes = readBytes(decoder, what, maxBytes);
+  return strictText(readBytes(decoder, what, maxBytes), what);
+}
+
+/** `bytes` as strict UTF-8 (see STRICT_UTF8), or a bad frame naming `what`. */
+function strictText(bytes: Uint8Array, what: string): string {
   try {
     return STRICT_UTF8.decode(bytes);
   } catch {
@@ -186,22 +190,15 @@ export function utf8Bytes(text: string): Uint8Array {
   return UTF8.encode(text);
 }
 
-/** A page name put together from bytes (a definition of the page table, page-table.ts), checked as `readPage` checks one. */
+/** A page name from its UTF-8 bytes (as read, or put together by the page table, page-table.ts), checked. */
 export function pageFromBytes(bytes: Uint8Array): PageName {
-  let page: string;
-  try {
-    page = STRICT_UTF8.decode(bytes);
-  } catch {
-    return bad('page name is not valid UTF-8');
-  }
+  const page = strictText(bytes, 'page name');
   checkPage(page);
   return page as PageName;
 }
 
 export function readPage(decoder: decoding.Decoder): PageName {
-  const page = readText(decoder, 'page name', MAX_PAGE_NAME_BYTES);
-  checkPage(page);
-  return page as PageName;
+  return pageFromBytes(readBytes(decoder, 'page name', MAX_PAGE_NAME_BYTES));
 }
 
 export function readReplica(decoder: decoding.Decoder, what: string): ReplicaId {

@@ -69,7 +69,11 @@ function writeKey(encoder: encoding.Encoder, slot: { readonly kind?: number; rea
 
 /** The key read back: `{}` for a total, else the checked kind and t. */
 function readKey(decoder: decoding.Decoder, count: number): { kind?: 1 | 2 | 3; t?: number } {
-  const kind = readUint(decoder, 'slot kind');
+  return readKeyOfKind(decoder, readUint(decoder, 'slot kind'), count);
+}
+
+/** The rest of a key whose kind was read (a `slots` slot's own field, a `delta` slot's head). */
+function readKeyOfKind(decoder: decoding.Decoder, kind: number, count: number): { kind?: 1 | 2 | 3; t?: number } {
   if (kind === 0) return {};
   const t = readUint(decoder, 'slot t');
   checkSeriesKey(kind, t, count);
@@ -367,13 +371,7 @@ export const delta: MessageLayout<'delta'> = {
         if (epoch === 0) bad('slot epoch 0 written out (a head below 4 says it)');
       }
       checkSlotValue(slotCount, seq, epoch);
-      const kind = head % EPOCH_FOLLOWS;
-      let key: { kind?: 1 | 2 | 3; t?: number } = {};
-      if (kind !== 0) {
-        const t = readUint(decoder, 'slot t');
-        checkSeriesKey(kind, t, slotCount);
-        key = { kind: kind as 1 | 2 | 3, t };
-      }
+      const key = readKeyOfKind(decoder, head % EPOCH_FOLLOWS, slotCount);
       slots.push(epoch === 0 ? { page, count: slotCount, seq, ...key } : { page, count: slotCount, seq, epoch, ...key });
     }
     // A delta is passed on by the broadcast tree with its replica and names written out (§5a):
