@@ -61,10 +61,11 @@ function garbage(length: number, seed: number): Uint8Array {
 /**
  * A delta as on the wire (version 6, PROTOCOL.md §4, §4b): upTo, span = upTo − after, then one
  * slot: its page reference (0: the name follows; 1 … E: a table entry; E + 1 … 2E: a definition,
- * then the bytes it shares with the previous definition, 0 here, and the name), count, back =
- * upTo − seq and head 0 (the total at epoch 0), unchecked.
+ * then the bytes it shares with the previous definition, `shared` (0 unless given), and the
+ * name), count, back = upTo − seq and head (0 unless given: the total at epoch 0; 4–7: `epoch`
+ * follows), unchecked.
  */
-function handBuiltDelta(replica: Uint8Array, range: { upTo: number; span: number }, slot: { page: string; count: number; back: number; ref?: number }, origin = 1): Uint8Array {
+function handBuiltDelta(replica: Uint8Array, range: { upTo: number; span: number }, slot: { page: string; count: number; back: number; ref?: number; shared?: number; head?: number; epoch?: number }, origin = 1): Uint8Array {
   const encoder = encoding.createEncoder();
   encoding.writeVarUint(encoder, PROTOCOL_VERSION_BYTE);
   encoding.writeVarUint(encoder, DELTA_TAG);
@@ -75,11 +76,37 @@ function handBuiltDelta(replica: Uint8Array, range: { upTo: number; span: number
   encoding.writeVarUint(encoder, 1);
   const ref = slot.ref ?? 0;
   encoding.writeVarUint(encoder, ref);
-  if (ref > PAGE_TABLE_ENTRIES) encoding.writeVarUint(encoder, 0); // a definition: no bytes shared with the previous one
+  if (ref > PAGE_TABLE_ENTRIES) encoding.writeVarUint(encoder, slot.shared ?? 0); // a definition: bytes shared with the previous one
   if (ref === 0 || ref > PAGE_TABLE_ENTRIES) encoding.writeVarString(encoder, slot.page);
   encoding.writeVarUint(encoder, slot.count);
   encoding.writeVarUint(encoder, slot.back);
-  encoding.writeVarUint(encoder, 0); // head: kind 0 (the page's total), epoch 0
+  const head = slot.head ?? 0; // kind 0 (the page's total), epoch 0
+  encoding.writeVarUint(encoder, head);
+  if (head >= 4) encoding.writeVarUint(encoder, slot.epoch ?? 0);
+  return encoding.toUint8Array(encoder);
+}
+
+/** Origin 2: the sender's replica, after = `gap` past its previous origin-2/3 upTo (0 on a new session), span 1, page 'p' literal, count 5. */
+function ownDeltaAfterGap(gap: number): Uint8Array {
+  const encoder = encoding.createEncoder();
+  for (const n of [PROTOCOL_VERSION_BYTE, DELTA_TAG, 2, gap, 1, 1, 0]) encoding.writeVarUint(encoder, n);
+  encoding.writeVarString(encoder, 'p');
+  for (const n of [5, 0, 0]) encoding.writeVarUint(encoder, n); // count, back, head
+  return encoding.toUint8Array(encoder);
+}
+
+/**
+ * One 256-byte page defined, then referred to by 4,095 more slots: 16 KB on the wire, 1.06 MB
+ * with its names written out (what the broadcast tree would relay).
+ */
+function expandingDelta(replica: Uint8Array): Uint8Array {
+  const encoder = encoding.createEncoder();
+  for (const n of [PROTOCOL_VERSION_BYTE, DELTA_TAG, 1]) encoding.writeVarUint(encoder, n);
+  encoding.writeVarUint8Array(encoder, replica);
+  for (const n of [1, 1, 4_096, PAGE_TABLE_ENTRIES + 1, 0]) encoding.writeVarUint(encoder, n); // upTo, span, slots; entry 0 defined, nothing shared
+  encoding.writeVarString(encoder, 'q'.repeat(256));
+  for (const n of [1, 0, 0]) encoding.writeVarUint(encoder, n); // count, back, head
+  for (let i = 1; i < 4_096; i++) for (const n of [1, 1, 0, 0]) encoding.writeVarUint(encoder, n); // entry 0, count, back, head
   return encoding.toUint8Array(encoder);
 }
 
@@ -156,6 +183,15 @@ describe('bad peers', () => {
       // Page references (version 6): an entry the peer never defined, and one past the table.
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0, ref: 5 }), /entry 4, which this session never defined/],
       [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0, ref: 2 * PAGE_TABLE_ENTRIES + 1 }), /past the page table/],
+      // A definition claiming more shared bytes than the previous name has (none: the first).
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0, ref: PAGE_TABLE_ENTRIES + 1, shared: 3 }), /shares 3 bytes with the previous definition of 0/],
+      // Heads: past 7, and epoch 0 written out.
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0, head: 8 }), /kind and epoch 8/],
+      [handBuiltDelta(replicaIdToBytes(peer.replica), { upTo: 1, span: 1 }, { page: 'p', count: 5, back: 0, head: 4, epoch: 0 }), /epoch 0 written out/],
+      // References that would grow the frame past the limit when relayed.
+      [expandingDelta(replicaIdToBytes(peer.replica)), /with its names written out/],
+      // Origin 2 (the sender's own replica, after its previous delta) with a gap past 2^53-1.
+      [ownDeltaAfterGap(Number.MAX_SAFE_INTEGER), /passes 2\^53-1/],
     ] as const) {
       peer = await RawPeer.connect(a.privateUrl);
       await peer.join(CLUSTER_NAME, CLUSTER_SECRET);
