@@ -15,6 +15,8 @@ export interface Knobs {
   /** Open-loop rates, increments per second. */
   readonly rates: readonly number[];
   readonly rateDurationMs: number;
+  /** Open loop before the measured rates, not measured (latency.ts warmUp); 0: none. */
+  readonly warmupMs: number;
   /** Distinct load pages the open-loop load spreads over. */
   readonly pages: number;
   /** Sampled increments per second, inside the rate (each one a single POST on a sample page). */
@@ -85,6 +87,7 @@ export const KNOBS: readonly KnobSpec[] = [
   { name: 'nodes', flag: '--nodes', env: 'BENCH_NODES', full: '3', quick: '3', help: 'Node processes in the cluster (2–16; each on its own loopback address, 127.0.0.2 …).' },
   { name: 'rates', flag: '--rates', env: 'BENCH_RATES', full: '100,1000,10000', quick: '100,1000,10000', help: 'Open-loop rates, increments/s, comma-separated.' },
   { name: 'rateDurationMs', flag: '--rate-duration-ms', env: 'BENCH_RATE_DURATION_MS', full: '10000', quick: '2000', help: 'How long each rate runs.' },
+  { name: 'warmupMs', flag: '--warmup-ms', env: 'BENCH_WARMUP_MS', full: '5000', quick: '1000', help: 'Latency phases (ours and naive alike): open loop at 1,000/s (at most the highest rate) before the measured rates, not measured, so the nodes run compiled code on warm caches as a serving node does (0: measure from a cold start).' },
   { name: 'pages', flag: '--pages', env: 'BENCH_PAGES', full: '1000', quick: '1000', help: 'Distinct pages the load spreads over.' },
   { name: 'sampleRate', flag: '--sample-rate', env: 'BENCH_SAMPLE_RATE', full: '50', quick: '50', help: 'Sampled increments/s (within the rate) whose replication is timed.' },
   { name: 'samplePages', flag: '--sample-pages', env: 'BENCH_SAMPLE_PAGES', full: '64', quick: '64', help: 'Sample pages per rate (reused round-robin).' },
@@ -126,6 +129,7 @@ export class KnobError extends Error {}
 const INTEGER_LIMITS: Partial<Record<keyof Knobs, readonly [number, number]>> = {
   nodes: [2, 16],
   rateDurationMs: [500, 600_000],
+  warmupMs: [0, 600_000],
   pages: [1, 1_000_000],
   sampleRate: [1, 1000],
   samplePages: [1, 1000],

@@ -39,6 +39,14 @@ describe('bench knobs', () => {
     expect(knobs.rateDurationMs).toBeLessThan(parseKnobs([], {}).rateDurationMs);
   });
 
+  it('warms up by default, shorter with --quick, and can measure from cold', () => {
+    expect(parseKnobs([], {}).warmupMs).toBe(5000);
+    expect(parseKnobs(['--quick'], {}).warmupMs).toBe(1000);
+    expect(parseKnobs(['--warmup-ms', '0'], {}).warmupMs).toBe(0);
+    expect(parseKnobs([], { BENCH_WARMUP_MS: '250' }).warmupMs).toBe(250);
+    expect(() => parseKnobs(['--warmup-ms', '-1'], {})).toThrow(/--warmup-ms/);
+  });
+
   it('refuses unknown flags, bad numbers and unknown phases', () => {
     expect(() => parseKnobs(['--nope'], {})).toThrow(KnobError);
     expect(() => parseKnobs(['--nodes', '1'], {})).toThrow(/--nodes/);
