@@ -7,7 +7,7 @@ import type { RateSamples, SampleRecord } from '../breakdown.js';
 import type { Cluster } from '../cluster.js';
 import type { Knobs } from '../knobs.js';
 import { LiveFeedClient } from '../live-feed-client.js';
-import { runOpenLoop } from '../open-loop.js';
+import { type OpenLoopOptions, runOpenLoop } from '../open-loop.js';
 import { log } from '../progress.js';
 import type { RateResult } from '../result.js';
 import { round, seededRandom } from '../stats.js';
@@ -52,18 +52,8 @@ export async function runRates(cluster: Cluster, knobs: Knobs, label: string, ac
       const record: SampleRecord[] = [];
       const from = performance.now();
       const result = await runOpenLoop({
-        rate,
+        ...openLoopOf(cluster, knobs, rate, feeds, loadPages, samplePages, random),
         durationMs: knobs.rateDurationMs,
-        targets: cluster.nodes.map((n) => n.http),
-        writers: cluster.nodes.map((n) => n.index),
-        feeds,
-        loadPages,
-        samplePages,
-        sampleEvery: Math.max(1, Math.round(rate / knobs.sampleRate)),
-        batch: rate > knobs.batchAbove,
-        batchIntervalMs: knobs.batchIntervalMs,
-        maxInFlight: knobs.maxInFlight,
-        random,
         acked: phaseAcked,
         unknown,
         ...(samples !== undefined ? { record } : {}),
@@ -105,6 +95,35 @@ export async function runRates(cluster: Cluster, knobs: Knobs, label: string, ac
 }
 
 /**
+ * What a measured rate and the warm-up share of their open loop: every node a target and a
+ * writer, samples at --sample-rate, batches above --batch-above (one place, so the warm-up runs
+ * exactly the paths the measured rates do).
+ */
+function openLoopOf(
+  cluster: Cluster,
+  knobs: Knobs,
+  rate: number,
+  feeds: readonly LiveFeedClient[],
+  loadPages: readonly string[],
+  samplePages: readonly string[],
+  random: () => number,
+): Omit<OpenLoopOptions, 'durationMs' | 'acked' | 'unknown'> {
+  return {
+    rate,
+    targets: cluster.nodes.map((n) => n.http),
+    writers: cluster.nodes.map((n) => n.index),
+    feeds,
+    loadPages,
+    samplePages,
+    sampleEvery: Math.max(1, Math.round(rate / knobs.sampleRate)),
+    batch: rate > knobs.batchAbove,
+    batchIntervalMs: knobs.batchIntervalMs,
+    maxInFlight: knobs.maxInFlight,
+    random,
+  };
+}
+
+/**
  * Before the measured rates: `knobs.warmupMs` of open loop at WARM_UP_RATE (capped at the
  * highest measured rate) on the same load pages, with feeds on pages of its own, so every node's
  * code paths are compiled and its caches hold the load pages, as on a node that has been serving
@@ -121,22 +140,7 @@ async function warmUp(cluster: Cluster, knobs: Knobs, label: string, loadPages: 
   try {
     log(`${label}: warm-up, ${rate} increments/s for ${knobs.warmupMs} ms (not measured)`);
     const warmAcked: Tally = new Map();
-    await runOpenLoop({
-      rate,
-      durationMs: knobs.warmupMs,
-      targets: cluster.nodes.map((n) => n.http),
-      writers: cluster.nodes.map((n) => n.index),
-      feeds,
-      loadPages,
-      samplePages,
-      sampleEvery: Math.max(1, Math.round(rate / knobs.sampleRate)),
-      batch: rate > knobs.batchAbove,
-      batchIntervalMs: knobs.batchIntervalMs,
-      maxInFlight: knobs.maxInFlight,
-      random,
-      acked: warmAcked,
-      unknown,
-    });
+    await runOpenLoop({ ...openLoopOf(cluster, knobs, rate, feeds, loadPages, samplePages, random), durationMs: knobs.warmupMs, acked: warmAcked, unknown });
     addAll(acked, warmAcked);
   } finally {
     for (const feed of feeds) feed.close();
